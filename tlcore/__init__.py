@@ -1,0 +1,22 @@
+"""tlcore: the library behind the transfer-learning workbench.
+
+Everything that is not drawing widgets lives here; the Streamlit pages and the
+``python -m tlcore`` CLI are thin layers over it, and it never imports streamlit.
+
+Modules, one idea each:
+
+- ``errors``     the exception family; every message says what, expected, how to fix
+- ``workspace``  where things live on disk, data roots, the dataset registry
+- ``config``     typed specs that round-trip to dict/YAML
+- ``datasets``   scan, problem report, decoding, splits, IDX import, demo data, uploads
+- ``augment``    albumentations pipelines: catalogue, presets, validation, storage
+- ``cli``        ``python -m tlcore ...``
+"""
+
+import os as _os
+
+# albumentations checks PyPI for updates at import time; never do that.
+_os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]

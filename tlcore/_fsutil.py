@@ -1,0 +1,98 @@
+"""Atomic file writes: write to a temporary file beside the target, fsync, rename.
+
+A crash at any point leaves either the old file or the new one, never half of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from tlcore.errors import WorkspaceError
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_yaml", "atomic_open", "read_json"]
+
+
+def _disk_error(path: Path, exc: OSError) -> WorkspaceError:
+    if exc.errno == errno.ENOSPC:
+        return WorkspaceError(
+            f"The disk is full: could not write {path.name}.",
+            received=str(path.parent),
+            fix="Free some space (or move the workspace with TLCORE_HOME) and try again; earlier files are intact.",
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return WorkspaceError(
+            f"Cannot write {path.name}: the folder is not writable.",
+            received=str(path.parent),
+            fix="Make the folder writable or point TLCORE_HOME at a writable workspace.",
+        )
+    return WorkspaceError(f"Could not write {path}: {exc.strerror or exc}.", received=str(path))
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file that replaces ``path`` only when the block succeeds."""
+    path = Path(path)
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_open supports 'w' and 'wb' only. Received: mode={mode!r}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _disk_error(path, exc) from exc
+    try:
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise _disk_error(path, exc) from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def atomic_write_yaml(path: str | os.PathLike[str], obj: Any) -> None:
+    atomic_write_text(path, yaml.safe_dump(obj, sort_keys=False))
+
+
+def read_json(path: str | os.PathLike[str], default: Any = None) -> Any:
+    """Read JSON; a missing file gives ``default``; a corrupt one raises WorkspaceError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return default
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise WorkspaceError(
+            f"{path.name} is not valid JSON ({exc.msg} at line {exc.lineno}).",
+            received=str(path),
+            fix="Restore it from a backup or delete it to start that part of the workspace afresh.",
+        ) from exc

@@ -1,0 +1,62 @@
+"""``python -m tlcore <group> <command> ...``: everything the pages can do, for servers.
+
+Each command group is a module in this package with a ``register(subparsers)``
+function; a command's handler takes the parsed arguments and returns an exit
+status. Any ``TLCoreError`` becomes a one-line ``error: ...`` on stderr and exit
+status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from tlcore import __version__
+from tlcore.errors import TLCoreError
+from tlcore.workspace import Workspace
+
+__all__ = ["main", "build_parser"]
+
+# Command groups, in the order `--help` lists them.
+_GROUPS = ("datasets", "augment")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tlcore",
+        description="Transfer-learning workbench: datasets, augmentations, training and search from the command line.",
+    )
+    parser.add_argument("--version", action="version", version=f"tlcore {__version__}")
+    parser.add_argument(
+        "--workspace",
+        metavar="DIR",
+        default=None,
+        help="workspace folder (default: $TLCORE_HOME or ./workspace)",
+    )
+    sub = parser.add_subparsers(dest="group", metavar="COMMAND")
+    for name in _GROUPS:
+        importlib.import_module(f"tlcore.cli._{name}").register(sub)
+    return parser
+
+
+def workspace_from(args: argparse.Namespace) -> Workspace:
+    return Workspace(args.workspace)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 0 if args.group is None else 2
+    try:
+        return int(handler(args) or 0)
+    except TLCoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,87 @@
+"""One exception family for everything `tlcore` refuses.
+
+Every message says what was received, what was expected and how to fix it, so
+that the CLI can print it as one line and a page can show it in ``st.error``
+without a traceback.
+
+Example:
+
+>>> raise DatasetError(
+...     "The dataset folder has no class sub-folders.",
+...     received="/data/photos",
+...     fix="Put each class's images in a sub-folder named after the class.",
+... )
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TLCoreError",
+    "ConfigError",
+    "DatasetError",
+    "ImageDecodeError",
+    "PathNotAllowedError",
+    "AugmentationError",
+    "WorkspaceError",
+    "NotFoundError",
+    "UnsafeArchiveError",
+]
+
+
+class TLCoreError(Exception):
+    """Base class: a user-facing problem with a clear way out.
+
+    Args:
+        message: what went wrong, one sentence.
+        received: the offending value, shown as ``Received: ...``.
+        fix: what the user should do about it.
+    """
+
+    def __init__(self, message: str, *, received: object = None, fix: str | None = None):
+        self.message = message
+        self.received = received
+        self.fix = fix
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        parts = [self.message.rstrip()]
+        if self.received is not None:
+            parts.append(f"Received: {self.received!s}.")
+        if self.fix:
+            parts.append(self.fix.rstrip())
+        return " ".join(parts)
+
+
+class ConfigError(TLCoreError, ValueError):
+    """A spec or setting has a bad value."""
+
+
+class DatasetError(TLCoreError, ValueError):
+    """A dataset cannot be used as given."""
+
+
+class ImageDecodeError(TLCoreError, ValueError):
+    """An image file cannot be decoded."""
+
+
+class PathNotAllowedError(TLCoreError, PermissionError):
+    """A path lies outside the configured data roots."""
+
+
+class AugmentationError(TLCoreError, ValueError):
+    """An augmentation pipeline spec is invalid."""
+
+
+class WorkspaceError(TLCoreError, OSError):
+    """The workspace cannot be read or written."""
+
+
+class NotFoundError(TLCoreError, KeyError):
+    """A named object (dataset, pipeline, model, study) does not exist."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return self._render()
+
+
+class UnsafeArchiveError(TLCoreError, ValueError):
+    """An uploaded archive is unsafe or too large to extract."""

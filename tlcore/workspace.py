@@ -1,0 +1,302 @@
+"""Where things live on disk: one workspace folder per user or project.
+
+Layout::
+
+    <root>/
+      workspace.yaml            settings a user may edit (extra data roots, limits)
+      datasets/registry.json    the registered datasets
+      datasets/<name>/          each dataset's index, problem report and split
+      augmentations/<name>.yaml saved augmentation pipelines
+      uploads/<name>/           datasets extracted from uploaded archives
+      cache/                    decoded-image and feature caches (safe to delete)
+      studies/ models/          searches and trained models
+
+The root is, in order: the ``root`` argument (the CLI's ``--workspace``), the
+``TLCORE_HOME`` environment variable, ``./workspace``. Every write is atomic and
+registry updates hold a file lock, so concurrent processes and crashes never
+leave a half-written registry.
+
+Dataset paths are confined to the *data roots*: the workspace itself, the
+bundled demo folder, and whatever ``workspace.yaml``'s ``data_roots`` list or
+the ``TLCORE_DATA_ROOTS`` variable (``os.pathsep``-separated) add.
+
+Example:
+
+>>> ws = Workspace("/tmp/ws")
+>>> ws.check_data_path("/tmp/ws/uploads/pets")
+PosixPath('/tmp/ws/uploads/pets')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tlcore._fsutil import atomic_write_json, atomic_write_yaml, read_json
+from tlcore.errors import ConfigError, NotFoundError, PathNotAllowedError, WorkspaceError
+
+__all__ = ["Workspace", "DatasetRecord", "default_root", "validate_name", "DEMO_DATA_DIR", "PACKAGE_ROOT"]
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEMO_DATA_DIR = PACKAGE_ROOT / "demo_data"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def default_root() -> Path:
+    """The workspace root when none is given: ``$TLCORE_HOME`` or ``./workspace``."""
+    env = os.environ.get("TLCORE_HOME")
+    return Path(env).expanduser() if env else Path.cwd() / "workspace"
+
+
+def validate_name(name: str, what: str = "name") -> str:
+    """Check a user-chosen name (dataset, pipeline, study) is a safe file name."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or name in {".", ".."}:
+        raise ConfigError(
+            f"Invalid {what}.",
+            received=repr(name),
+            fix="Use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+        )
+    return name
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class DatasetRecord:
+    """A registered dataset: where it is and what the last scan found."""
+
+    name: str
+    path: str
+    source: str = "folder"  # folder | upload | idx | demo
+    layout: str = "class_folders"  # class_folders | presplit
+    added_at: str = field(default_factory=_now)
+    scanned_at: str | None = None
+    num_images: int = 0
+    num_classes: int = 0
+    num_problems: int = 0
+    usable: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DatasetRecord:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Workspace:
+    """A workspace folder. Cheap to create; folders are made on first use.
+
+    Args:
+        root: the folder. Defaults to ``$TLCORE_HOME`` or ``./workspace``.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None):
+        self.root = (Path(root).expanduser() if root is not None else default_root()).resolve()
+        if self.root.exists() and not self.root.is_dir():
+            raise WorkspaceError(
+                "The workspace path exists and is not a folder.",
+                received=str(self.root),
+                fix="Point TLCORE_HOME or --workspace at a folder.",
+            )
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
+
+    # ----------------------------------------------------------------- folders
+    def _dir(self, *parts: str) -> Path:
+        path = self.root.joinpath(*parts)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WorkspaceError(
+                f"Cannot create the workspace folder {path}: {exc.strerror}.",
+                received=str(path),
+                fix="Make it writable, or set TLCORE_HOME to a writable folder.",
+            ) from exc
+        return path
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self._dir("datasets")
+
+    @property
+    def augmentations_dir(self) -> Path:
+        return self._dir("augmentations")
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self._dir("uploads")
+
+    @property
+    def cache_dir(self) -> Path:
+        return self._dir("cache")
+
+    @property
+    def studies_dir(self) -> Path:
+        return self._dir("studies")
+
+    @property
+    def models_dir(self) -> Path:
+        return self._dir("models")
+
+    def dataset_dir(self, name: str) -> Path:
+        """The folder holding a dataset's index and reports (not its images)."""
+        return self._dir("datasets", validate_name(name, "dataset name"))
+
+    # ---------------------------------------------------------------- settings
+    @property
+    def settings_path(self) -> Path:
+        return self.root / "workspace.yaml"
+
+    def settings(self) -> dict[str, Any]:
+        """User-editable settings from ``workspace.yaml`` (empty if absent)."""
+        try:
+            data = yaml.safe_load(self.settings_path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            return {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(
+                "workspace.yaml is not valid YAML.", received=str(self.settings_path), fix=f"Fix it: {exc}"
+            ) from exc
+        if not isinstance(data, dict):
+            raise ConfigError(
+                "workspace.yaml must be a mapping of settings.",
+                received=type(data).__name__,
+                fix="Write it as 'key: value' lines, e.g. 'data_roots: [/data]'.",
+            )
+        return data
+
+    def save_settings(self, settings: dict[str, Any]) -> None:
+        self._dir()
+        atomic_write_yaml(self.settings_path, settings)
+
+    # -------------------------------------------------------------- data roots
+    @property
+    def data_roots(self) -> list[Path]:
+        """Folders dataset paths must lie in (resolved, symlinks followed)."""
+        roots: list[Path] = [self.root, DEMO_DATA_DIR]
+        extra = self.settings().get("data_roots") or []
+        if isinstance(extra, str):
+            extra = [extra]
+        env = os.environ.get("TLCORE_DATA_ROOTS", "")
+        extra = list(extra) + [p for p in env.split(os.pathsep) if p.strip()]
+        roots += [Path(str(p)).expanduser() for p in extra]
+        seen: list[Path] = []
+        for r in roots:
+            rr = Path(os.path.realpath(r))
+            if rr not in seen:
+                seen.append(rr)
+        return seen
+
+    def add_data_root(self, path: str | os.PathLike[str]) -> Path:
+        """Allow datasets under ``path`` (stored in ``workspace.yaml``)."""
+        p = Path(os.path.realpath(Path(path).expanduser()))
+        if not p.is_dir():
+            raise ConfigError("A data root must be an existing folder.", received=str(path))
+        settings = self.settings()
+        roots = [str(x) for x in (settings.get("data_roots") or [])]
+        if str(p) not in roots:
+            roots.append(str(p))
+        settings["data_roots"] = roots
+        self.save_settings(settings)
+        return p
+
+    def is_within_data_roots(self, path: str | os.PathLike[str]) -> bool:
+        real = Path(os.path.realpath(Path(path).expanduser()))
+        return any(real == r or real.is_relative_to(r) for r in self.data_roots)
+
+    def check_data_path(self, path: str | os.PathLike[str]) -> Path:
+        """Resolve ``path`` (following symlinks) and refuse it outside the data roots."""
+        if path is None or str(path).strip() == "":
+            raise PathNotAllowedError("No dataset path was given.", fix="Give the folder that holds the class folders.")
+        raw = Path(str(path).strip()).expanduser()
+        real = Path(os.path.realpath(raw))
+        if not any(real == r or real.is_relative_to(r) for r in self.data_roots):
+            roots = ", ".join(str(r) for r in self.data_roots)
+            raise PathNotAllowedError(
+                "That path is outside the allowed data roots.",
+                received=f"{path} (resolves to {real})",
+                fix=(
+                    f"Use a folder under one of: {roots}; or allow another root with "
+                    "'python -m tlcore datasets allow-root PATH', the data_roots list in "
+                    "workspace.yaml, or the TLCORE_DATA_ROOTS variable."
+                ),
+            )
+        return real
+
+    # ---------------------------------------------------------------- registry
+    @property
+    def _registry_path(self) -> Path:
+        return self.datasets_dir / "registry.json"
+
+    @contextlib.contextmanager
+    def lock(self, name: str = "registry") -> Iterator[None]:
+        """An exclusive inter-process lock (flock) on ``<root>/.locks/<name>.lock``."""
+        lock_path = self._dir(".locks") / f"{name}.lock"
+        with open(lock_path, "a+") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def _read_registry(self) -> dict[str, dict[str, Any]]:
+        data = read_json(self._registry_path, default={})
+        return data.get("datasets", {}) if isinstance(data, dict) else {}
+
+    def _write_registry(self, datasets: dict[str, dict[str, Any]]) -> None:
+        atomic_write_json(self._registry_path, {"version": 1, "datasets": datasets})
+
+    def list_datasets(self) -> list[DatasetRecord]:
+        return [DatasetRecord.from_dict(d) for _, d in sorted(self._read_registry().items())]
+
+    def has_dataset(self, name: str) -> bool:
+        return name in self._read_registry()
+
+    def get_dataset(self, name: str) -> DatasetRecord:
+        reg = self._read_registry()
+        if name not in reg:
+            known = ", ".join(sorted(reg)) or "none yet"
+            raise NotFoundError(
+                "No dataset is registered under that name.",
+                received=repr(name),
+                fix=f"Registered datasets: {known}. Add one with 'python -m tlcore datasets add NAME PATH'.",
+            )
+        return DatasetRecord.from_dict(reg[name])
+
+    def put_dataset(self, record: DatasetRecord, *, overwrite: bool = True) -> DatasetRecord:
+        """Insert or replace a registry entry atomically, under the registry lock."""
+        validate_name(record.name, "dataset name")
+        with self.lock():
+            reg = self._read_registry()
+            if not overwrite and record.name in reg:
+                raise ConfigError(
+                    "A dataset with that name is already registered.",
+                    received=repr(record.name),
+                    fix="Choose another name, or remove the existing one first.",
+                )
+            reg[record.name] = record.to_dict()
+            self._write_registry(reg)
+        return record
+
+    def remove_dataset(self, name: str) -> None:
+        """Forget a dataset (its image folder is never touched)."""
+        with self.lock():
+            reg = self._read_registry()
+            if name not in reg:
+                raise NotFoundError("No dataset is registered under that name.", received=repr(name))
+            del reg[name]
+            self._write_registry(reg)
