@@ -20,7 +20,7 @@ import yaml
 
 from tlcore.errors import ConfigError
 
-__all__ = ["Spec", "SplitSpec"]
+__all__ = ["Spec", "SplitSpec", "TrainSpec", "METHODS", "RESIZE_MODES"]
 
 S = TypeVar("S", bound="Spec")
 
@@ -98,3 +98,132 @@ class SplitSpec(Spec):
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError("seed must be an integer.", received=f"seed={self.seed!r}")
+
+
+METHODS = ("feature_extraction", "fine_tune", "two_phase")
+RESIZE_MODES = ("pad", "crop", "stretch")
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
+        bound = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise ConfigError(f"{name} must be an integer {bound}.", received=f"{name}={value!r}")
+    return value
+
+
+def _check_float(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> float:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float))
+    if ok:
+        v = float(value)
+        ok = (v > lo if lo_open else v >= lo) and v <= hi
+    if not ok:
+        lb = "(" if lo_open else "["
+        raise ConfigError(f"{name} must be a number in {lb}{lo}, {hi}].", received=f"{name}={value!r}")
+    return float(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSpec(Spec):
+    """One transfer-learning run.
+
+    Args:
+        dataset: a registered dataset name. Required.
+        backbone: a backbone name from ``tlcore.backbones.list_backbones()``.
+            Defaults to "efficientnet_lite0".
+        weights: "imagenet", a path to a weights file, or None for random (tests).
+            Defaults to "imagenet".
+        image_size: side of the square input in pixels. Defaults to 224.
+        resize_mode: how non-square images become square: "pad" (keep aspect,
+            letterbox), "crop" (centre crop) or "stretch". Defaults to "pad".
+        method: "feature_extraction" (whole backbone frozen), "fine_tune"
+            (blocks [0, freeze_depth) frozen) or "two_phase" (head first, then
+            unfreeze down to freeze_depth). Defaults to "feature_extraction".
+        freeze_depth: number of backbone blocks kept frozen (ignored by
+            feature_extraction, which freezes all). Defaults to None = all blocks.
+        learning_rate: Adam learning rate (phase 1 for two_phase). Defaults to 1e-3.
+        fine_tune_factor: two_phase's phase-2 learning rate is
+            ``learning_rate * fine_tune_factor``. Defaults to 0.1.
+        epochs: total epochs (both phases together for two_phase). Defaults to 5.
+        head_epochs: two_phase's phase-1 epochs. Defaults to half of ``epochs``.
+        batch_size: Defaults to 32.
+        dropout: dropout before the dense head. Defaults to 0.2.
+        label_smoothing: Defaults to 0.0.
+        augment: a preset or saved pipeline name, or None. Defaults to None.
+        aug_copies: augmented copies cached per image for the frozen part (K);
+            0 means exact on-the-fly augmentation through the frozen part. Defaults to 4.
+        feature_cache: cache the frozen part's output. Defaults to True.
+        class_weights: weight classes inversely to their frequency. Defaults to False.
+        early_stopping: stop after this many epochs without val improvement; 0 = off. Defaults to 0.
+        seed: Defaults to 0.
+        val_fraction, test_fraction, split_seed: the split (see ``SplitSpec``);
+            None uses the dataset's saved split settings.
+    """
+
+    dataset: str = ""
+    backbone: str = "efficientnet_lite0"
+    weights: str | None = "imagenet"
+    image_size: int = 224
+    resize_mode: str = "pad"
+    method: str = "feature_extraction"
+    freeze_depth: int | None = None
+    learning_rate: float = 1e-3
+    fine_tune_factor: float = 0.1
+    epochs: int = 5
+    head_epochs: int | None = None
+    batch_size: int = 32
+    dropout: float = 0.2
+    label_smoothing: float = 0.0
+    augment: str | None = None
+    aug_copies: int = 4
+    feature_cache: bool = True
+    class_weights: bool = False
+    early_stopping: int = 0
+    seed: int = 0
+    val_fraction: float | None = None
+    test_fraction: float | None = None
+    split_seed: int | None = None
+
+    def validate(self) -> None:
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise ConfigError("A training run needs a dataset.", received=f"dataset={self.dataset!r}",
+                              fix="Give the name of a registered dataset (python -m tlcore datasets list).")
+        if self.method not in METHODS:
+            raise ConfigError("Unknown training method.", received=f"method={self.method!r}",
+                              fix=f"Use one of: {', '.join(METHODS)}.")
+        if self.resize_mode not in RESIZE_MODES:
+            raise ConfigError("Unknown resize mode.", received=f"resize_mode={self.resize_mode!r}",
+                              fix=f"Use one of: {', '.join(RESIZE_MODES)}.")
+        _check_int("image_size", self.image_size, 32, 1024)
+        if self.freeze_depth is not None:
+            _check_int("freeze_depth", self.freeze_depth, 0)
+        _check_float("learning_rate", self.learning_rate, 0.0, 1.0, lo_open=True)
+        _check_float("fine_tune_factor", self.fine_tune_factor, 0.0, 1.0, lo_open=True)
+        _check_int("epochs", self.epochs, 1, 10_000)
+        if self.head_epochs is not None:
+            _check_int("head_epochs", self.head_epochs, 1, self.epochs)
+            if self.method == "two_phase" and self.head_epochs >= self.epochs:
+                raise ConfigError("two_phase needs head_epochs < epochs so that phase 2 has epochs.",
+                                  received=f"head_epochs={self.head_epochs}, epochs={self.epochs}")
+        if self.method == "two_phase" and self.epochs < 2:
+            raise ConfigError("two_phase needs at least 2 epochs (one per phase).", received=f"epochs={self.epochs}")
+        _check_int("batch_size", self.batch_size, 1, 4096)
+        _check_float("dropout", self.dropout, 0.0, 0.95)
+        _check_float("label_smoothing", self.label_smoothing, 0.0, 0.5)
+        _check_int("aug_copies", self.aug_copies, 0, 64)
+        _check_int("early_stopping", self.early_stopping, 0, 1000)
+        _check_int("seed", self.seed, 0)
+        if self.val_fraction is not None or self.test_fraction is not None or self.split_seed is not None:
+            self.split_spec(SplitSpec())  # validates the combination
+
+    def split_spec(self, default: SplitSpec) -> SplitSpec:
+        """The split to use: this spec's fields where given, else ``default``'s."""
+        return SplitSpec(
+            val_fraction=default.val_fraction if self.val_fraction is None else self.val_fraction,
+            test_fraction=default.test_fraction if self.test_fraction is None else self.test_fraction,
+            seed=default.seed if self.split_seed is None else self.split_seed,
+        )
+
+    @property
+    def phase1_epochs(self) -> int:
+        """Epochs of the head-only phase for two_phase."""
+        return self.head_epochs if self.head_epochs is not None else max(1, self.epochs // 2)

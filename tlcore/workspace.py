@@ -7,7 +7,7 @@ Layout::
       datasets/registry.json    the registered datasets
       datasets/<name>/          each dataset's index, problem report and split
       augmentations/<name>.yaml saved augmentation pipelines
-      uploads/<name>/           datasets extracted from uploaded archives
+      data/<name>/              datasets the workbench made: uploaded archives, IDX imports
       cache/                    decoded-image and feature caches (safe to delete)
       studies/ models/          searches and trained models
 
@@ -23,8 +23,8 @@ the ``TLCORE_DATA_ROOTS`` variable (``os.pathsep``-separated) add.
 Example:
 
 >>> ws = Workspace("/tmp/ws")
->>> ws.check_data_path("/tmp/ws/uploads/pets")
-PosixPath('/tmp/ws/uploads/pets')
+>>> ws.check_data_path("/tmp/ws/data/pets")
+PosixPath('/tmp/ws/data/pets')
 """
 
 from __future__ import annotations
@@ -137,8 +137,9 @@ class Workspace:
         return self._dir("augmentations")
 
     @property
-    def uploads_dir(self) -> Path:
-        return self._dir("uploads")
+    def data_dir(self) -> Path:
+        """Where datasets the workbench creates (uploads, IDX imports) are written."""
+        return self._dir("data")
 
     @property
     def cache_dir(self) -> Path:

@@ -1,0 +1,158 @@
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from tlcore._fsutil import atomic_write_json, atomic_write_text, read_json
+from tlcore.config import SplitSpec
+from tlcore.errors import ConfigError, NotFoundError, PathNotAllowedError, WorkspaceError
+from tlcore.workspace import DEMO_DATA_DIR, DatasetRecord, Workspace, default_root, validate_name
+
+
+def test_root_resolution_order(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TLCORE_HOME", raising=False)
+    assert default_root() == tmp_path / "workspace"
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
+    assert Workspace().root == (tmp_path / "home").resolve()
+    assert Workspace(tmp_path / "explicit").root == (tmp_path / "explicit").resolve()
+
+
+def test_workspace_path_that_is_a_file_is_refused(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(WorkspaceError, match="not a folder"):
+        Workspace(f)
+
+
+def test_registry_survives_restart(tmp_path):
+    ws = Workspace(tmp_path)
+    ws.put_dataset(DatasetRecord(name="pets", path=str(tmp_path / "pets"), num_images=3))
+    again = Workspace(tmp_path)
+    assert [r.name for r in again.list_datasets()] == ["pets"]
+    assert again.get_dataset("pets").num_images == 3
+    again.remove_dataset("pets")
+    assert Workspace(tmp_path).list_datasets() == []
+
+
+def test_missing_dataset_names_known_ones(tmp_path):
+    ws = Workspace(tmp_path)
+    ws.put_dataset(DatasetRecord(name="a", path="/x"))
+    with pytest.raises(NotFoundError, match="Registered datasets: a"):
+        ws.get_dataset("zzz")
+
+
+def test_put_without_overwrite_refuses_duplicates(tmp_path):
+    ws = Workspace(tmp_path)
+    ws.put_dataset(DatasetRecord(name="a", path="/x"))
+    with pytest.raises(ConfigError, match="already registered"):
+        ws.put_dataset(DatasetRecord(name="a", path="/y"), overwrite=False)
+
+
+@pytest.mark.parametrize("bad", ["", ".", "..", "../x", "a/b", "-x", "x" * 65, "a b", "ä"])
+def test_invalid_names(bad):
+    with pytest.raises(ConfigError, match="Invalid"):
+        validate_name(bad)
+
+
+def test_concurrent_registry_writers_lose_nothing(tmp_path):
+    ws = Workspace(tmp_path)
+
+    def add(i):
+        Workspace(tmp_path).put_dataset(DatasetRecord(name=f"d{i}", path=f"/p{i}"))
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(ws.list_datasets()) == 16
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "registry.json"
+    atomic_write_json(target, {"v": 1})
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(WorkspaceError, match="disk is full"):
+        atomic_write_json(target, {"v": 2})
+    monkeypatch.undo()
+    assert read_json(target) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["registry.json"]  # no temp files left
+
+
+def test_unwritable_folder_gives_clear_error(tmp_path, monkeypatch):
+    import tempfile
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    with pytest.raises(WorkspaceError, match="not writable"):
+        atomic_write_text(tmp_path / "x.txt", "hello")
+
+
+def test_corrupt_registry_is_reported(tmp_path):
+    ws = Workspace(tmp_path)
+    (ws.datasets_dir / "registry.json").write_text("{not json")
+    with pytest.raises(WorkspaceError, match="not valid JSON"):
+        ws.list_datasets()
+
+
+def test_data_roots_confine_paths(tmp_path, monkeypatch):
+    monkeypatch.delenv("TLCORE_DATA_ROOTS", raising=False)
+    ws = Workspace(tmp_path / "ws")
+    inside = ws.data_dir / "pets"
+    inside.mkdir(parents=True)
+    assert ws.check_data_path(inside) == inside.resolve()
+    assert ws.check_data_path(DEMO_DATA_DIR) == DEMO_DATA_DIR.resolve()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    for bad in [outside, "/etc", str(inside) + "/../../../elsewhere", ""]:
+        with pytest.raises(PathNotAllowedError):
+            ws.check_data_path(bad)
+    # A symlink inside the workspace that points outside is refused too.
+    link = ws.data_dir / "escape"
+    link.symlink_to(outside, target_is_directory=True)
+    with pytest.raises(PathNotAllowedError, match="outside the allowed data roots"):
+        ws.check_data_path(link)
+    # Allowing a root (workspace.yaml) or via the environment.
+    ws.add_data_root(outside)
+    assert ws.check_data_path(link) == outside.resolve()
+    other = tmp_path / "other"
+    other.mkdir()
+    monkeypatch.setenv("TLCORE_DATA_ROOTS", str(other))
+    assert ws.check_data_path(other) == other.resolve()
+
+
+def test_prefix_sibling_is_not_inside_root(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    sibling = tmp_path / "ws-evil"
+    sibling.mkdir()
+    with pytest.raises(PathNotAllowedError):
+        ws.check_data_path(sibling)
+
+
+def test_bad_settings_file(tmp_path):
+    ws = Workspace(tmp_path)
+    ws.settings_path.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        ws.data_roots
+
+
+def test_split_spec_round_trip_and_validation():
+    spec = SplitSpec(val_fraction=0.2, test_fraction=0.1, seed=3)
+    assert SplitSpec.from_yaml(spec.to_yaml()) == spec
+    assert SplitSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(ConfigError, match="val_fraction"):
+        SplitSpec(val_fraction=1.5)
+    with pytest.raises(ConfigError, match="leave something"):
+        SplitSpec(val_fraction=0.5, test_fraction=0.5)
+    with pytest.raises(ConfigError, match="Unknown SplitSpec field"):
+        SplitSpec.from_dict({"val": 0.1})
+    with pytest.raises(ConfigError, match="seed"):
+        SplitSpec(seed="x")

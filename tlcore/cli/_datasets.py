@@ -1,0 +1,230 @@
+"""``python -m tlcore datasets ...``: inspect, add, list, rescan, remove, import datasets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tlcore.cli._progress import ProgressBar
+from tlcore.errors import DatasetError
+
+
+def _ws(args: argparse.Namespace):
+    from tlcore.cli import workspace_from
+
+    return workspace_from(args)
+
+
+def _print_report(result, summary, *, out=sys.stdout) -> None:
+    w = out.write
+    w(f"Dataset: {result.root}  (layout: {result.layout})\n")
+    w(f"Images:  {summary['num_images']} usable of {summary['num_files']} image files, {len(result.classes)} classes\n")
+    counts = summary["class_counts"]
+    if counts:
+        width = max(len(c) for c in counts)
+        top = max(counts.values())
+        w("Classes:\n")
+        for cls, n in counts.items():
+            bar = "#" * max(1, round(30 * n / top)) if n else ""
+            w(f"  {cls:<{width}}  {n:>7}  {bar}\n")
+        if summary.get("imbalance_ratio") and summary["imbalance_ratio"] >= 3:
+            w(f"  warning: the largest class is {summary['imbalance_ratio']:.1f}x the smallest; "
+              "consider class weights or more data for small classes.\n")
+    if summary.get("num_images"):
+        wr, hr = summary["width_range"], summary["height_range"]
+        w(f"Sizes:   width {wr[0]}-{wr[1]} (median {summary['width_median']:.0f}), "
+          f"height {hr[0]}-{hr[1]} (median {summary['height_median']:.0f}), "
+          f"median aspect {summary['aspect_median']:.2f}\n")
+        w("Modes:   " + ", ".join(f"{k} {v}" for k, v in summary["modes"].items()) + "\n")
+        w("Formats: " + ", ".join(f"{k} {v}" for k, v in summary["formats"].items()) + "\n")
+    stats = result.stats
+    w(f"Scan:    {stats.get('files_seen', 0)} files in {stats.get('seconds', 0):.2f}s "
+      f"({stats.get('files_read', 0)} read, {stats.get('files_reused', 0)} reused)\n")
+    probs = result.problems
+    if len(probs):
+        n_err = int((probs["severity"] == "error").sum())
+        w(f"Problems: {len(probs)} ({n_err} errors, {len(probs) - n_err} warnings)\n")
+        for row in probs.itertuples(index=False):
+            where = f"{row.relpath}: " if row.relpath else ""
+            w(f"  {row.severity:<7} {row.kind:<20} {where}{row.message}\n")
+            if row.fix:
+                w(f"  {'':<7} {'':<20} -> {row.fix}\n")
+    else:
+        w("Problems: none\n")
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from tlcore.datasets import ScanOptions, dataset_summary, scan_dataset
+
+    path = Path(args.path).expanduser()
+    if not path.exists():
+        ws = _ws(args)
+        if ws.has_dataset(args.path):
+            path = Path(ws.get_dataset(args.path).path)
+    opts = ScanOptions(min_side=args.min_side, max_aspect=args.max_aspect)
+    bar = ProgressBar("Scanning")
+    result = scan_dataset(path, options=opts, progress=bar)
+    bar.close()
+    summary = dataset_summary(result.index)
+    if args.json:
+        payload = {
+            "root": str(result.root),
+            "layout": result.layout,
+            "usable": result.usable,
+            "reason": result.reason,
+            "classes": list(result.classes),
+            "summary": summary,
+            "stats": result.stats,
+            "problems": result.problems.to_dict(orient="records"),
+        }
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        _print_report(result, summary)
+    if not result.usable:
+        print(f"error: not usable as a dataset: {result.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    from tlcore.datasets import add_dataset, dataset_summary
+
+    ws = _ws(args)
+    if args.allow_root:
+        ws.add_data_root(args.path)
+    bar = ProgressBar("Scanning")
+    result = add_dataset(ws, args.name, args.path, overwrite=args.overwrite, progress=bar)
+    bar.close()
+    s = dataset_summary(result.index)
+    print(f"Registered {args.name!r}: {s['num_images']} images in {len(result.classes)} classes, "
+          f"{len(result.problems)} problems (see 'python -m tlcore datasets inspect {args.name}').")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from tlcore.datasets import ensure_demo
+
+    ws = _ws(args)
+    ensure_demo(ws)
+    recs = ws.list_datasets()
+    if args.json:
+        print(json.dumps([r.to_dict() for r in recs], indent=2))
+        return 0
+    if not recs:
+        print("No datasets registered. Add one with: python -m tlcore datasets add NAME PATH")
+        return 0
+    width = max(len(r.name) for r in recs)
+    for r in recs:
+        print(f"{r.name:<{width}}  {r.num_images:>7} images  {r.num_classes:>4} classes  "
+              f"{r.num_problems:>5} problems  {r.source:<6}  {r.path}")
+    return 0
+
+
+def _cmd_rescan(args: argparse.Namespace) -> int:
+    from tlcore.datasets import rescan_dataset
+
+    bar = ProgressBar("Rescanning")
+    result = rescan_dataset(_ws(args), args.name, progress=bar)
+    bar.close()
+    st = result.stats
+    print(f"Rescanned {args.name!r}: {st.get('files_read', 0)} files read, {st.get('files_reused', 0)} unchanged, "
+          f"{len(result.problems)} problems, {st.get('seconds', 0):.2f}s.")
+    return 0
+
+
+def _cmd_remove(args: argparse.Namespace) -> int:
+    from tlcore.datasets import remove_dataset
+
+    ws = _ws(args)
+    ws.get_dataset(args.name)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise DatasetError("Refusing to remove without confirmation.", received=args.name,
+                               fix="Add --yes to confirm.")
+        answer = input(f"Remove dataset {args.name!r}{' and its files' if args.delete_files else ''}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Cancelled.")
+            return 1
+    remove_dataset(ws, args.name, delete_files=args.delete_files)
+    print(f"Removed {args.name!r}.")
+    return 0
+
+
+def _cmd_import_idx(args: argparse.Namespace) -> int:
+    from tlcore.datasets import add_idx_dataset
+
+    names = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    result = add_idx_dataset(_ws(args), args.name, args.images, args.labels, class_names=names,
+                             per_class=args.per_class)
+    print(f"Imported {len(result.index)} images in {len(result.classes)} classes as {args.name!r} ({result.root}).")
+    return 0
+
+
+def _cmd_import_fmnist(args: argparse.Namespace) -> int:
+    from tlcore.datasets import add_fashion_mnist
+
+    per_class = None
+    if args.train_per_class is not None or args.test_per_class is not None:
+        per_class = {"train": args.train_per_class or 10**9, "test": args.test_per_class or 10**9}
+    result = add_fashion_mnist(_ws(args), args.name, per_class=per_class)
+    print(f"Imported Fashion-MNIST as {args.name!r}: {len(result.index)} images ({result.root}).")
+    return 0
+
+
+def _cmd_allow_root(args: argparse.Namespace) -> int:
+    root = _ws(args).add_data_root(args.path)
+    print(f"Datasets under {root} may now be added.")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("datasets", help="inspect, register and import datasets")
+    g = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    c = g.add_parser("inspect", help="class counts, image statistics and the problem report of a folder")
+    c.add_argument("path", help="a folder with one sub-folder per class (or a registered dataset name)")
+    c.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    c.add_argument("--min-side", type=int, default=16, help="flag images with a smaller side (default 16)")
+    c.add_argument("--max-aspect", type=float, default=5.0, help="flag images more elongated than this (default 5)")
+    c.set_defaults(handler=_cmd_inspect)
+
+    c = g.add_parser("add", help="scan a folder and register it under a name")
+    c.add_argument("name")
+    c.add_argument("path")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing registration")
+    c.add_argument("--allow-root", action="store_true", help="also add PATH to the allowed data roots")
+    c.set_defaults(handler=_cmd_add)
+
+    c = g.add_parser("list", help="the registered datasets")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(handler=_cmd_list)
+
+    c = g.add_parser("rescan", help="scan a registered dataset again (only changed files are read)")
+    c.add_argument("name")
+    c.set_defaults(handler=_cmd_rescan)
+
+    c = g.add_parser("remove", help="unregister a dataset")
+    c.add_argument("name")
+    c.add_argument("--delete-files", action="store_true", help="also delete images the workbench created (uploads, imports)")
+    c.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    c.set_defaults(handler=_cmd_remove)
+
+    c = g.add_parser("import-idx", help="import an IDX (MNIST-format) image/label pair as a dataset")
+    c.add_argument("name")
+    c.add_argument("--images", required=True, help="IDX images file (.gz or not)")
+    c.add_argument("--labels", required=True, help="IDX labels file (.gz or not)")
+    c.add_argument("--classes", help="comma-separated class names in label order (default: the label numbers)")
+    c.add_argument("--per-class", type=int, help="keep at most this many images per class")
+    c.set_defaults(handler=_cmd_import_idx)
+
+    c = g.add_parser("import-fashion-mnist", help="import Fashion-MNIST (apt-get install dataset-fashion-mnist)")
+    c.add_argument("name", nargs="?", default="fashion-mnist")
+    c.add_argument("--train-per-class", type=int, help="keep at most this many training images per class")
+    c.add_argument("--test-per-class", type=int, help="keep at most this many test images per class")
+    c.set_defaults(handler=_cmd_import_fmnist)
+
+    c = g.add_parser("allow-root", help="allow datasets under another folder (stored in workspace.yaml)")
+    c.add_argument("path")
+    c.set_defaults(handler=_cmd_allow_root)

@@ -1,0 +1,74 @@
+"""Datasets: scan a folder-per-class tree, report its problems, decode, split, import.
+
+- ``scan_dataset``   index (path, label, size, mode, format, bytes, hash) and problem report
+- ``load_rgb``       decode any supported image to RGB uint8 correctly
+- ``assign_splits``  deterministic stratified train/val/test split that stays put
+- ``import_idx``     IDX (MNIST-format) files to a folder-per-class tree
+- ``extract_zip``    safe extraction of uploaded archives
+- ``add_dataset`` … the workspace operations (register, rescan, load, remove)
+- ``ensure_demo``    the bundled demo dataset
+"""
+
+from tlcore.datasets._archive import extract_zip
+from tlcore.datasets._demo import DEMO_NAME, DEMO_PATH, ensure_demo
+from tlcore.datasets._idx import (
+    FASHION_MNIST_CLASSES,
+    find_fashion_mnist,
+    import_fashion_mnist,
+    import_idx,
+    read_idx,
+)
+from tlcore.datasets._imageio import IMAGE_EXTENSIONS, load_rgb, read_header, resize_to, thumbnail
+from tlcore.datasets._ops import (
+    add_dataset,
+    add_fashion_mnist,
+    add_idx_dataset,
+    add_zip_dataset,
+    dataset_splits,
+    dataset_summary,
+    load_index,
+    load_problems,
+    load_scan_info,
+    load_split_spec,
+    remove_dataset,
+    rescan_dataset,
+    save_split_spec,
+)
+from tlcore.datasets._scan import ScanOptions, ScanResult, scan_dataset
+from tlcore.datasets._split import SPLITS, assign_splits, split_counts
+
+__all__ = [
+    "DEMO_NAME",
+    "DEMO_PATH",
+    "FASHION_MNIST_CLASSES",
+    "IMAGE_EXTENSIONS",
+    "SPLITS",
+    "ScanOptions",
+    "ScanResult",
+    "add_dataset",
+    "add_fashion_mnist",
+    "add_idx_dataset",
+    "add_zip_dataset",
+    "assign_splits",
+    "dataset_splits",
+    "dataset_summary",
+    "ensure_demo",
+    "extract_zip",
+    "find_fashion_mnist",
+    "import_fashion_mnist",
+    "import_idx",
+    "load_index",
+    "load_problems",
+    "load_rgb",
+    "load_scan_info",
+    "load_split_spec",
+    "read_header",
+    "read_idx",
+    "remove_dataset",
+    "rescan_dataset",
+    "resize_to",
+    "save_split_spec",
+    "scan_dataset",
+    "split_counts",
+    "thumbnail",
+]

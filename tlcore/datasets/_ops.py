@@ -1,0 +1,335 @@
+"""Register, rescan, load and remove datasets in a workspace.
+
+A registered dataset is a folder of images somewhere under the data roots plus,
+in ``<workspace>/datasets/<name>/``, what the last scan found:
+
+- ``index.parquet``     one row per image file (see ``scan_dataset``)
+- ``problems.parquet``  the problem report
+- ``scan.json``         layout, classes, counts and timings of the last scan
+- ``split.yaml``        the dataset's ``SplitSpec`` (fractions and seed)
+
+Each file is written atomically and the registry entry last, so a crash leaves
+the previous registration intact. Images are never modified; removing a dataset
+deletes image files only when the workbench made them (uploads and imports).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+import yaml
+
+from tlcore._fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from tlcore.config import SplitSpec
+from tlcore.datasets._archive import extract_zip
+from tlcore.datasets._idx import import_fashion_mnist, import_idx
+from tlcore.datasets._scan import ScanOptions, ScanResult, scan_dataset
+from tlcore.datasets._split import assign_splits, split_counts
+from tlcore.errors import ConfigError, DatasetError, NotFoundError, TLCoreError, WorkspaceError
+from tlcore.workspace import DatasetRecord, Workspace, validate_name
+
+__all__ = [
+    "add_dataset",
+    "add_zip_dataset",
+    "add_idx_dataset",
+    "add_fashion_mnist",
+    "rescan_dataset",
+    "remove_dataset",
+    "load_index",
+    "load_problems",
+    "load_scan_info",
+    "load_split_spec",
+    "save_split_spec",
+    "dataset_splits",
+    "dataset_summary",
+]
+
+Progress = Callable[[int, int], None]
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_parquet(path: Path, df: pd.DataFrame) -> None:
+    buf = io.BytesIO()
+    df.reset_index(drop=True).to_parquet(buf, index=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _read_parquet(path: Path, what: str, name: str) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError as exc:
+        raise NotFoundError(
+            f"The dataset {name!r} has no {what} yet.",
+            received=str(path),
+            fix=f"Scan it with 'python -m tlcore datasets rescan {name}'.",
+        ) from exc
+    except Exception as exc:  # pyarrow raises its own error types for damaged files
+        raise WorkspaceError(
+            f"The saved {what} of dataset {name!r} is damaged.",
+            received=str(path),
+            fix=f"Rebuild it with 'python -m tlcore datasets rescan {name}'.",
+        ) from exc
+
+
+def _save_scan(ws: Workspace, name: str, result: ScanResult) -> None:
+    d = ws.dataset_dir(name)
+    _write_parquet(d / "index.parquet", result.index)
+    _write_parquet(d / "problems.parquet", result.problems)
+    info = {
+        "root": str(result.root),
+        "layout": result.layout,
+        "classes": list(result.classes),
+        "stats": result.stats,
+        "usable": result.usable,
+        "reason": result.reason,
+        "scanned_at": _now(),
+    }
+    atomic_write_json(d / "scan.json", info)
+
+
+def _record_from(name: str, result: ScanResult, *, source: str, added_at: str | None = None) -> DatasetRecord:
+    idx = result.index
+    usable = int(idx["usable"].sum()) if len(idx) else 0
+    rec = DatasetRecord(
+        name=name,
+        path=str(result.root),
+        source=source,
+        layout=result.layout,
+        scanned_at=_now(),
+        num_images=usable,
+        num_classes=len(result.classes),
+        num_problems=len(result.problems),
+        usable=result.usable,
+    )
+    if added_at:
+        rec.added_at = added_at
+    return rec
+
+
+def add_dataset(
+    ws: Workspace,
+    name: str,
+    path: str | os.PathLike[str],
+    *,
+    source: str = "folder",
+    overwrite: bool = False,
+    options: ScanOptions | None = None,
+    progress: Progress | None = None,
+) -> ScanResult:
+    """Scan the folder ``path`` and register it as ``name``.
+
+    Args:
+        ws: the workspace.
+        name: the dataset's name (letters, digits, '.', '_', '-').
+        path: a folder under the workspace's data roots.
+        source: how the folder came to be: folder, upload, idx or demo. Defaults to "folder".
+        overwrite: replace an existing registration of ``name``. Defaults to False.
+        options: scan thresholds. Defaults to ``ScanOptions()``.
+        progress: called as ``progress(done, total)`` while scanning.
+
+    Returns:
+        The scan result (index and problem report).
+
+    Raises:
+        PathNotAllowedError: ``path`` lies outside the data roots.
+        DatasetError: the folder cannot be used as a dataset at all; nothing is registered.
+    """
+    validate_name(name, "dataset name")
+    if not overwrite and ws.has_dataset(name):
+        raise ConfigError(
+            "A dataset with that name is already registered.",
+            received=repr(name),
+            fix="Choose another name, or rescan the existing one.",
+        )
+    root = ws.check_data_path(path)
+    result = scan_dataset(root, options=options, allowed_roots=ws.data_roots, progress=progress)
+    if not result.usable:
+        raise DatasetError(
+            f"This folder cannot be used as a dataset: {result.reason}",
+            received=str(path),
+            fix="Arrange the images as one sub-folder per class (at least two classes), e.g. photos/cat/*.jpg, photos/dog/*.jpg.",
+        )
+    with ws.lock(f"dataset-{name}"):
+        _save_scan(ws, name, result)
+        ws.put_dataset(_record_from(name, result, source=source))
+    return result
+
+
+def rescan_dataset(
+    ws: Workspace, name: str, *, options: ScanOptions | None = None, progress: Progress | None = None
+) -> ScanResult:
+    """Scan a registered dataset again, re-reading only files that changed."""
+    rec = ws.get_dataset(name)
+    root = ws.check_data_path(rec.path)
+    try:
+        previous = load_index(ws, name)
+    except TLCoreError:
+        previous = None
+    result = scan_dataset(root, previous=previous, options=options, allowed_roots=ws.data_roots, progress=progress)
+    with ws.lock(f"dataset-{name}"):
+        _save_scan(ws, name, result)
+        ws.put_dataset(_record_from(name, result, source=rec.source, added_at=rec.added_at))
+    return result
+
+
+def _owned_folder(ws: Workspace, rec: DatasetRecord) -> bool:
+    return rec.source in ("upload", "idx") and Path(rec.path).resolve().is_relative_to(ws.data_dir.resolve())
+
+
+def _new_data_folder(ws: Workspace, name: str) -> Path:
+    target = ws.data_dir / validate_name(name, "dataset name")
+    if target.exists():
+        raise ConfigError(
+            "The workspace already holds data under that name.",
+            received=str(target),
+            fix="Choose another name, or remove the old dataset with its files first.",
+        )
+    return target
+
+
+def _register_new_folder(ws: Workspace, name: str, folder: Path, source: str, progress: Progress | None) -> ScanResult:
+    try:
+        return add_dataset(ws, name, folder, source=source, progress=progress)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing half-registered
+        raise
+
+
+def add_zip_dataset(
+    ws: Workspace,
+    name: str,
+    archive: str | os.PathLike[str] | IO[bytes],
+    *,
+    progress: Progress | None = None,
+    **limits: Any,
+) -> ScanResult:
+    """Extract an uploaded zip into ``<workspace>/data/<name>`` and register it.
+
+    The archive is extracted safely (see ``extract_zip``); if extraction or the
+    scan fails, the extracted files are removed and nothing is registered.
+    """
+    validate_name(name, "dataset name")
+    if ws.has_dataset(name):
+        raise ConfigError("A dataset with that name is already registered.", received=repr(name),
+                          fix="Choose another name.")
+    folder = extract_zip(archive, _new_data_folder(ws, name), **limits)
+    return _register_new_folder(ws, name, folder, "upload", progress)
+
+
+def add_idx_dataset(
+    ws: Workspace,
+    name: str,
+    images: str | os.PathLike[str],
+    labels: str | os.PathLike[str],
+    *,
+    class_names: list[str] | None = None,
+    per_class: int | None = None,
+    progress: Progress | None = None,
+) -> ScanResult:
+    """Import an IDX image/label pair into ``<workspace>/data/<name>`` and register it."""
+    validate_name(name, "dataset name")
+    if ws.has_dataset(name):
+        raise ConfigError("A dataset with that name is already registered.", received=repr(name))
+    folder = import_idx({"all": (images, labels)}, _new_data_folder(ws, name), class_names=class_names,
+                        per_class=per_class)
+    return _register_new_folder(ws, name, folder, "idx", progress)
+
+
+def add_fashion_mnist(
+    ws: Workspace, name: str = "fashion-mnist", *, per_class: int | dict[str, int] | None = None,
+    progress: Progress | None = None,
+) -> ScanResult:
+    """Import Fashion-MNIST (Debian's dataset-fashion-mnist) as a pre-split dataset and register it."""
+    validate_name(name, "dataset name")
+    if ws.has_dataset(name):
+        raise ConfigError("A dataset with that name is already registered.", received=repr(name))
+    folder = import_fashion_mnist(_new_data_folder(ws, name), per_class=per_class)
+    return _register_new_folder(ws, name, folder, "idx", progress)
+
+
+def remove_dataset(ws: Workspace, name: str, *, delete_files: bool = False) -> None:
+    """Unregister a dataset and delete its index; image files are deleted only when
+    ``delete_files`` is set and the workbench created them (uploads, imports)."""
+    rec = ws.get_dataset(name)
+    with ws.lock(f"dataset-{name}"):
+        ws.remove_dataset(name)
+        shutil.rmtree(ws.root / "datasets" / name, ignore_errors=True)
+        if delete_files and _owned_folder(ws, rec):
+            shutil.rmtree(rec.path, ignore_errors=True)
+
+
+def load_index(ws: Workspace, name: str) -> pd.DataFrame:
+    """The dataset's image index, with an absolute ``path`` column added."""
+    rec = ws.get_dataset(name)
+    df = _read_parquet(ws.dataset_dir(name) / "index.parquet", "index", name)
+    root = Path(rec.path)
+    df["path"] = [str(root / r) for r in df["relpath"]]
+    return df
+
+
+def load_problems(ws: Workspace, name: str) -> pd.DataFrame:
+    ws.get_dataset(name)
+    return _read_parquet(ws.dataset_dir(name) / "problems.parquet", "problem report", name)
+
+
+def load_scan_info(ws: Workspace, name: str) -> dict[str, Any]:
+    ws.get_dataset(name)
+    return read_json(ws.dataset_dir(name) / "scan.json", default={}) or {}
+
+
+def load_split_spec(ws: Workspace, name: str) -> SplitSpec:
+    path = ws.dataset_dir(name) / "split.yaml"
+    try:
+        return SplitSpec.from_yaml(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return SplitSpec()
+
+
+def save_split_spec(ws: Workspace, name: str, spec: SplitSpec) -> None:
+    ws.get_dataset(name)
+    atomic_write_text(ws.dataset_dir(name) / "split.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False))
+
+
+def dataset_splits(ws: Workspace, name: str, spec: SplitSpec | None = None) -> pd.DataFrame:
+    """The index with its ``split`` column filled in ("train"/"val"/"test", "" if unusable)."""
+    index = load_index(ws, name)
+    index["split"] = assign_splits(index, spec or load_split_spec(ws, name))
+    return index
+
+
+def dataset_summary(index: pd.DataFrame) -> dict[str, Any]:
+    """Counts and image statistics for display: per class, per split, sizes, imbalance."""
+    usable = index[index["usable"].astype(bool)] if len(index) else index
+    counts = usable["label"].value_counts().sort_index() if len(usable) else pd.Series(dtype=int)
+    summary: dict[str, Any] = {
+        "num_files": int(len(index)),
+        "num_images": int(len(usable)),
+        "num_unusable": int(len(index) - len(usable)),
+        "class_counts": {str(k): int(v) for k, v in counts.items()},
+        "imbalance_ratio": float(counts.max() / counts.min()) if len(counts) and counts.min() > 0 else None,
+    }
+    if len(usable):
+        w, h = usable["width"].astype(float), usable["height"].astype(float)
+        summary.update(
+            width_median=float(w.median()),
+            height_median=float(h.median()),
+            width_range=(int(w.min()), int(w.max())),
+            height_range=(int(h.min()), int(h.max())),
+            aspect_median=float((w / h.where(h > 0)).median()),
+            modes={str(k): int(v) for k, v in usable["mode"].value_counts().items()},
+            formats={str(k): int(v) for k, v in usable["format"].value_counts().items()},
+            total_bytes=int(usable["bytes"].sum()),
+        )
+        if "split" in usable and usable["split"].astype(str).ne("").any():
+            summary["split_counts"] = split_counts(usable, usable["split"].astype(str)).to_dict()
+    return summary

@@ -1,0 +1,100 @@
+"""Deterministic, stratified train/val/test splits that stay put.
+
+Each image's split is a pure function of (seed, its content hash): a seeded hash
+gives it a number ``u`` in [0, 1), and the fractions cut [0, 1) into test, val
+and train. So
+
+- the same seed always gives the same split;
+- adding or removing other images never moves an image (no ranking involved);
+- exact duplicates always land in the same split (no leakage from train to test);
+- every class is split in the same proportions in expectation (stratified).
+
+One exception keeps small classes usable: when a class with at least three
+usable images would get no validation or no test image, its train image with the
+smallest ``u`` is moved there. Such a forced image may move back to train when
+the class later grows a naturally assigned one; classes of a few dozen images or
+more are practically never affected.
+
+Pre-split datasets (``train/``, ``val/``, ``test/`` folders) keep the split their
+folders give; when they have no ``val/`` folder, validation is carved out of
+``train/`` by the same hash rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+from tlcore.config import SplitSpec
+
+__all__ = ["assign_splits", "split_counts", "SPLITS"]
+
+SPLITS = ("train", "val", "test")
+
+
+def _unit_hash(seed: int, key: str) -> float:
+    digest = hashlib.blake2b(f"{seed}\x00{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
+
+
+def assign_splits(index: pd.DataFrame, spec: SplitSpec | None = None) -> pd.Series:
+    """Give each usable image of ``index`` a split; unusable ones get ``""``.
+
+    Args:
+        index: a dataset index (columns ``relpath``, ``label``, ``sha1``, ``usable``
+            and, for pre-split datasets, ``split``).
+        spec: fractions and seed. Defaults to ``SplitSpec()`` (70/15/15, seed 0).
+
+    Returns:
+        A string Series aligned with ``index``: "train", "val", "test" or "".
+    """
+    spec = spec or SplitSpec()
+    out = pd.Series([""] * len(index), index=index.index, dtype=object)
+    if len(index) == 0:
+        return out
+    usable = index["usable"].astype(bool) if "usable" in index else pd.Series(True, index=index.index)
+    given = index["split"].fillna("").astype(str) if "split" in index else pd.Series("", index=index.index)
+    keys = index["sha1"].fillna("").astype(str) if "sha1" in index else pd.Series("", index=index.index)
+    keys = keys.where(keys != "", index["relpath"].astype(str))
+    u = pd.Series([_unit_hash(spec.seed, k) for k in keys], index=index.index, dtype=float)
+
+    if given[usable].ne("").all() and usable.any():
+        out[usable] = given[usable]
+        if not (out == "val").any() and spec.val_fraction > 0:
+            # Pre-split without a val/ folder: carve validation out of train.
+            share = spec.val_fraction / (1.0 - spec.test_fraction) if (out == "test").any() else spec.val_fraction
+            out[(out == "train") & (u < share)] = "val"
+        return out
+
+    t_cut = spec.test_fraction
+    v_cut = spec.test_fraction + spec.val_fraction
+    labels = np.where(u < t_cut, "test", np.where(u < v_cut, "val", "train"))
+    out[usable] = pd.Series(labels, index=index.index)[usable]
+
+    # Small classes: make sure val and test are not empty when the fraction asks for them.
+    for _, rows in index[usable].groupby("label", sort=False):
+        if len(rows) < 3:
+            continue
+        for split, frac in (("val", spec.val_fraction), ("test", spec.test_fraction)):
+            if frac <= 0 or (out[rows.index] == split).any():
+                continue
+            train_rows = rows.index[out[rows.index] == "train"]
+            if len(train_rows) <= 1:
+                continue
+            # Move the train image with the smallest u (and its exact duplicates) over.
+            chosen = u[train_rows].idxmin()
+            same = train_rows[keys[train_rows] == keys[chosen]]
+            out[same] = split
+    return out
+
+
+def split_counts(index: pd.DataFrame, splits: pd.Series) -> pd.DataFrame:
+    """A class × split table of image counts (rows: classes, columns: train/val/test/total)."""
+    df = pd.DataFrame({"label": index["label"], "split": splits})
+    df = df[df["split"] != ""]
+    table = pd.crosstab(df["label"], df["split"]).reindex(columns=list(SPLITS), fill_value=0)
+    table["total"] = table.sum(axis=1)
+    table.index.name = "class"
+    return table
