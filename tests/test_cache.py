@@ -1,0 +1,95 @@
+import json
+
+import numpy as np
+import pytest
+
+from tlcore.cache import ArrayCache, cache_key
+from tlcore.errors import WorkspaceError
+
+
+def test_hit_miss_and_stats(tmp_path):
+    c = ArrayCache(tmp_path)
+    calls = []
+    make = lambda: calls.append(1) or np.arange(10, dtype=np.float16)  # noqa: E731
+    a = c.get_or_create({"k": 1}, make)
+    b = c.get_or_create({"k": 1}, make)
+    assert len(calls) == 1 and (a == b).all() and b.dtype == np.float16
+    assert c.stats.hits == 1 and c.stats.misses == 1
+    # A new instance (another process) sees the entry.
+    assert ArrayCache(tmp_path).get({"k": 1}) is not None
+    assert cache_key({"a": 1, "b": 2}) == cache_key({"b": 2, "a": 1})
+
+
+@pytest.mark.parametrize("damage", ["flip_byte", "truncate", "bad_meta", "no_data"])
+def test_corrupt_entries_are_rebuilt(tmp_path, damage):
+    c = ArrayCache(tmp_path, mmap=False)
+    c.put({"k": 1}, np.arange(1000, dtype=np.int32))
+    key = cache_key({"k": 1})
+    data, meta = tmp_path / f"{key}.npy", tmp_path / f"{key}.json"
+    raw = bytearray(data.read_bytes())
+    if damage == "flip_byte":
+        raw[-5] ^= 0xFF
+        data.write_bytes(bytes(raw))
+    elif damage == "truncate":
+        data.write_bytes(bytes(raw[: len(raw) // 2]))
+    elif damage == "bad_meta":
+        meta.write_text("{")
+    else:
+        data.unlink()
+    assert c.get({"k": 1}) is None
+    rebuilt = c.get_or_create({"k": 1}, lambda: np.arange(1000, dtype=np.int32))
+    assert (rebuilt == np.arange(1000)).all()
+    assert c.get({"k": 1}) is not None
+
+
+def test_lru_eviction_under_budget(tmp_path):
+    c = ArrayCache(tmp_path, budget_bytes=3500)
+    for i in range(3):
+        c.put({"i": i}, np.zeros(1000, np.uint8))
+    c.get({"i": 0})  # touch 0 -> 1 is now least recently used
+    import os, time
+
+    os.utime(tmp_path / f"{cache_key({'i': 1})}.json", (time.time() - 100, time.time() - 100))
+    c.put({"i": 3}, np.zeros(1000, np.uint8))
+    assert c.get({"i": 1}) is None
+    assert c.get({"i": 0}) is not None and c.get({"i": 3}) is not None
+    assert c.stats.evicted >= 1
+    assert c.size_bytes() <= 3500 + 4 * 128  # npy headers
+
+
+def test_entry_larger_than_budget_is_not_stored(tmp_path):
+    c = ArrayCache(tmp_path, budget_bytes=100)
+    out = c.put({"big": 1}, np.zeros(1000, np.uint8))
+    assert out.shape == (1000,) and c.entries() == []
+
+
+def test_meta_lists_parts(tmp_path):
+    c = ArrayCache(tmp_path)
+    c.put({"what": "x"}, np.ones(3))
+    (entry,) = c.entries()
+    assert entry["parts"] == {"what": "x"} and entry["shape"] == [3]
+    c.clear()
+    assert c.entries() == []
+
+
+def test_unwritable_cache_folder_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    c = ArrayCache(blocker / "cache")
+    with pytest.raises(WorkspaceError):
+        c.put({"k": 1}, np.zeros(3))
+
+
+def test_full_disk_is_a_clear_error_and_leaves_no_partial_entry(tmp_path, monkeypatch):
+    c = ArrayCache(tmp_path)
+    real_save = np.save
+
+    def full(fh, *a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full)
+    with pytest.raises(WorkspaceError, match="disk is full"):
+        c.put({"k": 1}, np.zeros(3))
+    monkeypatch.setattr(np, "save", real_save)
+    assert list(tmp_path.iterdir()) == []
+    assert c.get({"k": 1}) is None
