@@ -273,7 +273,7 @@ def load_index(ws: Workspace, name: str) -> pd.DataFrame:
     rec = ws.get_dataset(name)
     df = _read_parquet(ws.dataset_dir(name) / "index.parquet", "index", name)
     root = Path(rec.path)
-    df["path"] = [str(root / r) for r in df["relpath"]]
+    df["path"] = os.path.join(str(root), "") + df["relpath"].astype(str)  # 10k Path joins took ~0.1 s
     return df
 
 

@@ -1,0 +1,85 @@
+"""Shared fixtures: a throw-away workspace and tiny generated image datasets.
+
+- ``workspace``: a fresh ``Workspace`` in a temporary folder, with ``TLCORE_HOME``
+  pointing at it (so pages and the CLI open the same one) and no extra data roots.
+- ``make_image_tree``: a factory that writes a folder-per-class tree of small
+  images with Pillow, each image different (no accidental duplicates).
+- ``tiny_dataset``: three classes of small PNGs under the workspace (so within
+  its data roots): ``<workspace>/photos/{bird,cat,dog}/*.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# albumentations checks PyPI for updates at import time; never in tests.
+os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # `pytest` (not only `python -m pytest`) finds tlcore and tlui
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tlcore.workspace import Workspace  # noqa: E402
+
+TINY_CLASSES: dict[str, int] = {"bird": 4, "cat": 6, "dog": 5}
+
+
+def write_image_tree(
+    root: str | os.PathLike[str],
+    classes: Mapping[str, int] = TINY_CLASSES,
+    *,
+    size: tuple[int, int] = (32, 24),
+    mode: str = "RGB",
+    fmt: str = "PNG",
+    seed: int = 0,
+) -> Path:
+    """Write ``root/<class>/<class>_<i>.<ext>`` images: ``classes`` maps class → count.
+
+    Each image is seeded noise plus a class tint, so every file is distinct and
+    classes differ. ``size`` is (width, height); ``mode`` a Pillow mode ("RGB", "L",
+    "RGBA"); ``fmt`` a Pillow format ("PNG", "JPEG", ...).
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    ext = {"JPEG": "jpg"}.get(fmt.upper(), fmt.lower())
+    w, h = size
+    for k, (cls, count) in enumerate(sorted(classes.items())):
+        folder = root / cls
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            arr = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+            arr[..., k % 3] = np.clip(arr[..., k % 3].astype(int) + 80, 0, 255).astype(np.uint8)
+            img = Image.fromarray(arr, "RGB")
+            if mode != "RGB":
+                img = img.convert(mode)
+            img.save(folder / f"{cls}_{i:03d}.{ext}", format=fmt)
+    return root
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch) -> Workspace:
+    """A fresh workspace in ``tmp_path/workspace``; ``TLCORE_HOME`` points at it."""
+    root = tmp_path / "workspace"
+    root.mkdir()
+    monkeypatch.setenv("TLCORE_HOME", str(root))
+    monkeypatch.delenv("TLCORE_DATA_ROOTS", raising=False)
+    return Workspace(root)
+
+
+@pytest.fixture
+def make_image_tree() -> Callable[..., Path]:
+    """The ``write_image_tree`` factory: ``make_image_tree(root, {"a": 3, "b": 3}, size=(40, 30))``."""
+    return write_image_tree
+
+
+@pytest.fixture
+def tiny_dataset(workspace) -> Path:
+    """``<workspace>/photos`` with classes bird (4), cat (6), dog (5) of 32×24 RGB PNGs."""
+    return write_image_tree(workspace.root / "photos", TINY_CLASSES)
