@@ -1,0 +1,407 @@
+"""The backbone registry: EfficientNet-Lite0 parity with PyTorch, weights cache,
+keras.applications backbones, blocks for freeze depth, and the offline paths.
+
+Runs without torch: the reference logits come from tests/fixtures/parity
+(made by scripts/make_parity_fixture.py). Backend-neutral (TensorFlow or JAX).
+"""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from tlcore import backbones
+from tlcore.backbones import _applications, _efficientnet_lite
+from tlcore.errors import ConfigError
+
+FIXTURE = Path(__file__).parent / "fixtures" / "parity" / "effnet_lite0_parity.npz"
+# Sizes small enough to keep random-weight builds and forward passes quick.
+SMALL = {"efficientnet_lite0": 64, "mobilenet_v2": 96, "efficientnet_b0": 64, "resnet50": 64, "inception_v3": 75}
+BLOCKS = {"efficientnet_lite0": 18, "mobilenet_v2": 18, "efficientnet_b0": 18, "resnet50": 17, "inception_v3": 12}
+KERAS_APPS = ["mobilenet_v2", "efficientnet_b0", "resnet50", "inception_v3"]
+
+
+@pytest.fixture(scope="module")
+def lite_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace cache holding the converted Lite0 weights (built once for the module)."""
+    cache = tmp_path_factory.mktemp("cache")
+    backbones.build("efficientnet_lite0", input_shape=(32, 32, 3), cache_dir=cache)
+    return cache
+
+
+@pytest.fixture(scope="module")
+def random_models() -> dict[str, keras.Model]:
+    """Every backbone with random weights at a small size, pooled features."""
+    return {n: backbones.build(n, input_shape=(SMALL[n], SMALL[n], 3), weights=None) for n in SMALL}
+
+
+def _images(size: int, n: int = 2, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, 255, size=(n, size, size, 3)).astype("float32")
+
+
+def _run(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
+# ------------------------------------------------------------------ registry
+def test_registry_lists_the_backbones_with_consistent_metadata() -> None:
+    names = backbones.list_backbones()
+    assert names[0] == "efficientnet_lite0"
+    assert set(names) == set(BLOCKS)
+    for name in names:
+        info = backbones.get(name)
+        assert info.name == name and info.num_blocks == BLOCKS[name] == len(info.block_names)
+        assert info.min_size <= info.default_size
+        assert info.preprocessing and info.weights_sources
+    lite = backbones.get("efficientnet_lite0")
+    assert lite.block_names[0] == "stem" and lite.block_names[1] == "block00" and lite.block_names[-1] == "head"
+    assert lite.bundled_weights and lite.family == "efficientnet_lite" and lite.feature_dim == 1280
+    assert backbones.get("resnet50").block_names[1:4] == ("conv2_block1", "conv2_block2", "conv2_block3")
+    assert backbones.get("inception_v3").block_names[-1] == "mixed10"
+
+
+def test_unknown_backbone_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="Unknown backbone.*efficientnet_lite0"):
+        backbones.get("vgg99")
+
+
+# -------------------------------------------------- EfficientNet-Lite0 parity
+@pytest.mark.parametrize("size", [224, 128])
+def test_lite0_logits_match_the_pytorch_reference(lite_cache: Path, size: int) -> None:
+    ref = np.load(FIXTURE)
+    names = list(ref["names"])
+    model = backbones.build("efficientnet_lite0", input_shape=(size, size, 3), include_top=True, cache_dir=lite_cache)
+    logits = _run(model, ref[f"inputs_{size}"].astype("float32"))
+    assert logits.shape == (len(names), 1000)
+    np.testing.assert_allclose(logits, ref[f"logits_{size}"], atol=1e-3, rtol=0)
+    top1 = logits.argmax(axis=1)
+    assert 281 <= top1[names.index("chelsea")] <= 285  # a cat: tabby .. Egyptian cat
+    assert top1[names.index("coffee")] == 967  # espresso
+
+
+def test_lite0_features_pooled_max_and_unpooled_agree(lite_cache: Path) -> None:
+    x = _images(96)
+    fmap = _run(backbones.build("efficientnet_lite0", input_shape=(96, 96, 3), pooling=None, cache_dir=lite_cache), x)
+    avg = _run(backbones.build("efficientnet_lite0", input_shape=(96, 96, 3), cache_dir=lite_cache), x)
+    mx = _run(backbones.build("efficientnet_lite0", input_shape=(96, 96, 3), pooling="max", cache_dir=lite_cache), x)
+    assert fmap.shape == (2, 3, 3, 1280) and avg.shape == mx.shape == (2, 1280)
+    np.testing.assert_allclose(avg, fmap.mean(axis=(1, 2)), atol=1e-5)
+    np.testing.assert_allclose(mx, fmap.max(axis=(1, 2)), atol=1e-6)
+
+
+def test_lite0_accepts_any_size_when_none(lite_cache: Path) -> None:
+    model = backbones.build("efficientnet_lite0", input_shape=(None, None, 3), cache_dir=lite_cache)
+    assert _run(model, _images(40, 1)).shape == (1, 1280)
+    assert _run(model, _images(67, 1)).shape == (1, 1280)
+
+
+# ---------------------------------------------------------- the weights cache
+def test_weights_cache_is_written_once_then_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cached = tmp_path / "weights" / "efficientnet_lite0_imagenet.weights.h5"
+    first = backbones.build("efficientnet_lite0", input_shape=(32, 32, 3), include_top=True, cache_dir=tmp_path)
+    assert cached.is_file()
+    assert sorted(p.name for p in cached.parent.iterdir()) == [cached.name]  # no temporary files left
+    mtime = cached.stat().st_mtime_ns
+
+    def no_pth(path: object) -> None:
+        raise AssertionError("the .pth was read although the cache is valid")
+
+    monkeypatch.setattr(_efficientnet_lite, "read_legacy_torch_file", no_pth)
+    second = backbones.build("efficientnet_lite0", input_shape=(32, 32, 3), include_top=True, cache_dir=tmp_path)
+    assert cached.stat().st_mtime_ns == mtime
+    for a, b in zip(first.get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "untagged"])
+def test_a_damaged_cache_is_rebuilt_from_the_checkpoint(tmp_path: Path, lite_cache: Path, damage: str) -> None:
+    good = lite_cache / "weights" / "efficientnet_lite0_imagenet.weights.h5"
+    cached = tmp_path / "weights" / good.name
+    cached.parent.mkdir()
+    if damage == "truncate":
+        cached.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    elif damage == "garbage":
+        cached.write_bytes(b"not an hdf5 file")
+    else:  # a valid Keras weights file, but of random weights and without our tags
+        backbones.build("efficientnet_lite0", input_shape=(32, 32, 3), include_top=True, weights=None).save_weights(cached)
+    model = backbones.build("efficientnet_lite0", input_shape=(32, 32, 3), include_top=True, cache_dir=tmp_path)
+    reference = backbones.build("efficientnet_lite0", input_shape=(32, 32, 3), include_top=True, cache_dir=lite_cache)
+    for a, b in zip(model.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert cached.stat().st_size == good.stat().st_size
+
+
+def test_lite0_loads_a_user_pth_or_weights_file(tmp_path: Path, lite_cache: Path) -> None:
+    pth = _efficientnet_lite.efficientnet_lite0_checkpoint_path()
+    from_pth = backbones.build("efficientnet_lite0", input_shape=(32, 32, 3), include_top=True, weights=pth)
+    reference = backbones.build("efficientnet_lite0", input_shape=(32, 32, 3), include_top=True, cache_dir=lite_cache)
+    for a, b in zip(from_pth.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # a no-top model's own weights file loads back into a no-top model
+    notop = backbones.build("efficientnet_lite0", input_shape=(32, 32, 3), weights=None)
+    notop.save_weights(tmp_path / "mine.weights.h5")
+    again = backbones.build("efficientnet_lite0", input_shape=(32, 32, 3), weights=tmp_path / "mine.weights.h5")
+    for a, b in zip(notop.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    (tmp_path / "bad.weights.h5").write_bytes(b"nope")
+    with pytest.raises(ConfigError, match="Could not load EfficientNet-Lite0 weights"):
+        backbones.build("efficientnet_lite0", input_shape=(32, 32, 3), weights=tmp_path / "bad.weights.h5")
+
+
+def test_random_lite0_is_reproducible_with_a_seed() -> None:
+    keras.utils.set_random_seed(3)
+    a = backbones.build("efficientnet_lite0", input_shape=(32, 32, 3), weights=None).get_weights()
+    keras.utils.set_random_seed(3)
+    b = backbones.build("efficientnet_lite0", input_shape=(32, 32, 3), weights=None).get_weights()
+    for wa, wb in zip(a, b):
+        np.testing.assert_array_equal(wa, wb)
+    kernel = a[0]  # stem conv, (3, 3, 3, 32): variance ~ 2 / fan_out
+    assert kernel.shape == (3, 3, 3, 32) and 0.5 < kernel.std() / np.sqrt(2 / (9 * 32)) < 1.5
+
+
+# ----------------------------------------------------- keras.applications
+@pytest.mark.parametrize("name", KERAS_APPS)
+def test_keras_application_builds_and_runs_with_random_weights(random_models: dict[str, keras.Model], name: str) -> None:
+    model, info = random_models[name], backbones.get(name)
+    out = _run(model, _images(SMALL[name]))
+    assert out.shape == (2, info.feature_dim) and np.isfinite(out).all()
+    assert model.name == name
+
+
+@pytest.mark.parametrize(
+    "name,reference",
+    [
+        ("mobilenet_v2", keras.applications.mobilenet_v2.preprocess_input),
+        ("inception_v3", keras.applications.inception_v3.preprocess_input),
+        ("resnet50", keras.applications.resnet50.preprocess_input),
+    ],
+)
+def test_preprocessing_inside_the_model_matches_keras(random_models: dict[str, keras.Model], name: str, reference) -> None:
+    x = _images(8)
+    ours = keras.ops.convert_to_numpy(random_models[name].get_layer("preprocess")(x))
+    np.testing.assert_allclose(ours, np.asarray(reference(x.copy())), atol=1e-4)
+
+
+def test_efficientnet_b0_carries_its_own_rescaling(random_models: dict[str, keras.Model]) -> None:
+    names = [layer.name for layer in random_models["efficientnet_b0"].layers[:4]]
+    assert any(isinstance(layer, keras.layers.Rescaling) for layer in random_models["efficientnet_b0"].layers[:3])
+    assert "preprocess" not in names
+
+
+def test_a_saved_model_with_caffe_preprocessing_reloads(tmp_path: Path) -> None:
+    model = backbones.build("resnet50", input_shape=(32, 32, 3), weights=None)
+    model.save(tmp_path / "r.keras")
+    again = keras.models.load_model(tmp_path / "r.keras")
+    x = _images(32)
+    np.testing.assert_allclose(_run(again, x), _run(model, x), atol=1e-5)
+    assert len(backbones.block_layers(again, backbones.get("resnet50"))) == 17
+
+
+def test_include_top_gives_imagenet_logits() -> None:
+    model = backbones.build("mobilenet_v2", input_shape=(96, 96, 3), include_top=True, weights=None)
+    out = _run(model, _images(96))
+    assert out.shape == (2, 1000)
+    assert not np.allclose(out.sum(axis=1), 1.0)  # logits, not softmax
+
+
+# ------------------------------------------------------------ bad arguments
+@pytest.mark.parametrize(
+    "name,shape,match",
+    [
+        ("inception_v3", (74, 74, 3), "at least 75"),
+        ("efficientnet_lite0", (31, 64, 3), "at least 32"),
+        ("resnet50", (16, 16, 3), "at least 32"),
+        ("mobilenet_v2", (96, 96, 1), r"\(height, width, 3\)"),
+        ("efficientnet_lite0", (224, 224), r"\(height, width, 3\)"),
+        ("efficientnet_b0", "224", r"\(height, width, 3\)"),
+    ],
+)
+def test_bad_input_sizes_are_config_errors(name: str, shape: object, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        backbones.build(name, input_shape=shape, weights=None)  # type: ignore[arg-type]
+
+
+def test_other_bad_arguments_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="pooling"):
+        backbones.build("efficientnet_lite0", weights=None, pooling="mean")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="does not exist"):
+        backbones.build("resnet50", weights=tmp_path / "missing.h5")
+    with pytest.raises(ConfigError, match="weights must be"):
+        backbones.build("resnet50", weights=3)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="fixed input size"):
+        backbones.build("resnet50", input_shape=(None, None, 3), include_top=True, weights=None)
+
+
+# ------------------------------------------------------------ offline paths
+@pytest.fixture
+def offline_keras(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty Keras cache and no network: every download raises URLError."""
+    home = tmp_path / "keras_home"
+    home.mkdir()
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    monkeypatch.setattr("keras.src.backend.config._KERAS_DIR", str(home))  # Keras reads KERAS_HOME at import
+
+    def no_network(url: str, *args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", no_network)
+    return home
+
+
+@pytest.mark.parametrize(
+    "name,size,fname",
+    [
+        ("mobilenet_v2", 96, "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5"),
+        ("resnet50", 64, "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        ("inception_v3", 75, "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        ("efficientnet_b0", 64, "efficientnetb0_notop.h5"),
+    ],
+)
+def test_offline_imagenet_for_keras_applications_says_which_file_and_where(
+    offline_keras: Path, name: str, size: int, fname: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        backbones.build(name, input_shape=(size, size, 3))
+    message = str(info.value)
+    assert fname in message and str(offline_keras / "models") in message
+    assert "weights=PATH" in message and "could not be downloaded" in message
+    assert not backbones.imagenet_weights_available(name, size=size)
+    assert list((offline_keras / "models").iterdir()) == []  # no half-downloaded file left
+
+
+def test_imagenet_found_in_the_keras_cache_works_offline(offline_keras: Path, random_models: dict[str, keras.Model]) -> None:
+    from keras.src.legacy.saving import legacy_h5_format  # the format Keras' own downloads use
+
+    import h5py
+
+    source = random_models["mobilenet_v2"]
+    fname = _applications.keras_weights_file("mobilenet_v2", include_top=False, size=96)
+    (offline_keras / "models").mkdir(exist_ok=True)
+    with h5py.File(offline_keras / "models" / fname, "w") as fh:
+        legacy_h5_format.save_weights_to_hdf5_group(fh, source)
+    assert backbones.imagenet_weights_available("mobilenet_v2", size=96)
+    for weights in ("imagenet", offline_keras / "models" / fname):
+        model = backbones.build("mobilenet_v2", input_shape=(96, 96, 3), weights=weights)
+        for a, b in zip(model.get_weights(), source.get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_efficientnet_b0_weights_file_gets_keras_imagenet_normalisation(tmp_path: Path, random_models: dict[str, keras.Model]) -> None:
+    model = random_models["efficientnet_b0"]
+    norm = next(layer for layer in model.layers if isinstance(layer, keras.layers.Normalization))
+    saved = norm.get_weights()
+    try:  # what keras' imagenet file stores: the mean, and the std where the variance belongs
+        norm.set_weights([np.array([0.485, 0.456, 0.406], "float32"), np.array([0.229, 0.224, 0.225], "float32"), saved[2]])
+        model.save_weights(tmp_path / "b0.weights.h5")
+    finally:
+        norm.set_weights(saved)
+    loaded = backbones.build("efficientnet_b0", input_shape=(64, 64, 3), weights=tmp_path / "b0.weights.h5")
+    norm2 = next(layer for layer in loaded.layers if isinstance(layer, keras.layers.Normalization))
+    np.testing.assert_allclose(norm2.get_weights()[1], np.array([0.229, 0.224, 0.225]) ** 2, rtol=1e-5)
+    # the layer computes (x / 255 - mean) / std, as keras' weights="imagenet" model does
+    x = np.full((1, 2, 2, 3), 255.0, "float32")
+    out = keras.ops.convert_to_numpy(norm2(x / 255.0))[0, 0, 0]
+    np.testing.assert_allclose(out, (1 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225]), rtol=1e-4)
+
+
+def test_lite0_imagenet_needs_no_network(offline_keras: Path, lite_cache: Path) -> None:
+    assert backbones.imagenet_weights_available("efficientnet_lite0")
+    model = backbones.build("efficientnet_lite0", input_shape=(32, 32, 3), cache_dir=lite_cache)
+    assert model.output.shape == (None, 1280)
+
+
+# ------------------------------------------------------------------- blocks
+@pytest.mark.parametrize("name", list(SMALL))
+def test_blocks_partition_the_backbone(random_models: dict[str, keras.Model], name: str) -> None:
+    model, info = random_models[name], backbones.get(name)
+    blocks = backbones.block_layers(model, info)
+    assert len(blocks) == info.num_blocks and all(blocks)
+    in_blocks = [layer for block in blocks for layer in block]
+    assert len({id(layer) for layer in in_blocks}) == len(in_blocks)
+    weighted = {id(layer) for layer in model.layers if layer.weights}
+    assert weighted <= {id(layer) for layer in in_blocks}  # pooling is the only thing outside
+    feature_map = backbones.block_output(model, info, info.num_blocks)
+    assert feature_map.shape[-1] == info.feature_dim
+
+
+def test_lite0_blocks_follow_the_layer_names(random_models: dict[str, keras.Model]) -> None:
+    info = backbones.get("efficientnet_lite0")
+    blocks = backbones.block_layers(random_models["efficientnet_lite0"], info)
+    for block_name, block in zip(info.block_names, blocks):
+        assert all(layer.name.startswith(block_name + "_") for layer in block), block_name
+    assert sum(1 for block in blocks[1:17] if any(layer.name.endswith("_add") for layer in block)) == 9
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_split_at_every_depth_reproduces_the_backbone(random_models: dict[str, keras.Model], name: str) -> None:
+    model, info = random_models[name], backbones.get(name)
+    x = _images(SMALL[name])
+    full = _run(model, x)
+    n = info.num_blocks
+    depths = range(n + 1) if name == "efficientnet_lite0" else sorted({0, 1, 2, n // 2, n - 1, n})
+    for k in depths:
+        prefix, suffix = backbones.split_at(model, info, k)
+        mid = _run(prefix, x)
+        np.testing.assert_allclose(_run(suffix, mid), full, atol=1e-5, rtol=1e-5, err_msg=f"{name} k={k}")
+        if k == 0:
+            np.testing.assert_array_equal(mid, x)
+
+
+def test_split_shares_layers_and_the_feature_map_is_unpooled(lite_cache: Path) -> None:
+    info = backbones.get("efficientnet_lite0")
+    model = backbones.build(info.name, input_shape=(64, 64, 3), pooling=None, cache_dir=lite_cache)
+    prefix, suffix = backbones.split_at(model, info, 5)
+    assert prefix.output.shape == (None, 8, 8, 40)  # after block04 (stage 3, stride 8)
+    assert model.get_layer("head_conv") in suffix.layers and model.get_layer("stem_conv") in prefix.layers
+    prefix_n, suffix_n = backbones.split_at(model, info, info.num_blocks)
+    assert suffix_n.output.shape == (None, 2, 2, 1280)
+    with pytest.raises(ConfigError, match="from 0 to 18"):
+        backbones.split_at(model, info, 19)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet50"])
+def test_freeze_blocks_sets_trainable_per_block(random_models: dict[str, keras.Model], name: str) -> None:
+    model, info = random_models[name], backbones.get(name)
+    blocks = backbones.block_layers(model, info)
+    try:
+        backbones.freeze_blocks(model, info, info.num_blocks)
+        assert model.trainable_weights == []  # feature extraction: nothing in the backbone trains
+        backbones.freeze_blocks(model, info, 3)
+        for i, block in enumerate(blocks):
+            assert all(layer.trainable == (i >= 3) for layer in block)
+        frozen = {id(w) for block in blocks[:3] for layer in block for w in layer.weights}
+        assert frozen and not frozen & {id(w) for w in model.trainable_weights}
+        backbones.freeze_blocks(model, info, 0)
+        assert len(model.trainable_weights) == sum(len(layer.trainable_weights) for block in blocks for layer in block)
+        with pytest.raises(ConfigError, match="freeze_depth"):
+            backbones.freeze_blocks(model, info, -1)
+    finally:
+        backbones.freeze_blocks(model, info, 0)
+
+
+def test_freeze_blocks_leaves_the_classifier_alone() -> None:
+    info = backbones.get("efficientnet_lite0")
+    model = backbones.build(info.name, input_shape=(32, 32, 3), include_top=True, weights=None)
+    model.get_layer("predictions").trainable = False
+    model.trainable = False
+    backbones.freeze_blocks(model, info, 17)
+    assert not model.get_layer("predictions").trainable and not model.get_layer("stem_conv").trainable
+    assert model.get_layer("head_conv").trainable and model.trainable
+    assert {id(w) for w in model.trainable_weights} == {id(w) for w in model.get_layer("head_conv").trainable_weights} | {
+        id(w) for w in model.get_layer("head_bn").trainable_weights
+    }
+
+
+def test_block_functions_refuse_a_model_of_another_backbone(random_models: dict[str, keras.Model]) -> None:
+    with pytest.raises(ConfigError, match="block structure of ResNet50"):
+        backbones.block_layers(random_models["mobilenet_v2"], backbones.get("resnet50"))
+
+
+def test_the_library_is_backend_neutral() -> None:
+    for module in ("_registry.py", "_efficientnet_lite.py", "_applications.py", "_torchreader.py"):
+        source = (Path(backbones.__file__).parent / module).read_text()
+        assert "import tensorflow" not in source and "tf." not in source, module

