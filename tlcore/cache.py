@@ -91,7 +91,7 @@ class ArrayCache:
         for p in self._paths(key):
             try:
                 p.unlink()
-            except FileNotFoundError:
+            except OSError:  # already gone, or the folder itself is unusable (reported by put)
                 pass
 
     def get(self, parts: dict[str, Any]) -> np.ndarray | None:

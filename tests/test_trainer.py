@@ -1,0 +1,161 @@
+"""The trainer: methods, freeze depth, feature cache equivalence, artifacts, bad input.
+
+Marked ``backend``: scripts/test.sh runs this file under TensorFlow and again under JAX.
+"""
+
+import errno
+
+import keras
+import numpy as np
+import pytest
+
+from tlcore.config import TrainSpec
+from tlcore.datasets import ensure_demo
+from tlcore.errors import ConfigError, DatasetError, NotFoundError, WorkspaceError
+from tlcore.model import Classifier
+from tlcore.trainer import ProgressHooks, phases_for, train
+
+pytestmark = pytest.mark.backend
+
+
+@pytest.fixture
+def demo_ws(workspace):
+    ensure_demo(workspace)
+    return workspace
+
+
+def small(**kw):
+    base = dict(dataset="demo", image_size=48, epochs=2, weights=None, batch_size=32, seed=1)
+    base.update(kw)
+    return TrainSpec(**base)
+
+
+def test_phases_for_each_method():
+    assert phases_for(small(method="feature_extraction"), 18) == [
+        {"name": "head", "depth": 18, "start": 0, "end": 2, "lr": 1e-3}]
+    assert phases_for(small(method="fine_tune", freeze_depth=5), 18)[0]["depth"] == 5
+    two = phases_for(small(method="two_phase", freeze_depth=9, epochs=5, head_epochs=2, fine_tune_factor=0.1), 18)
+    assert [(p["depth"], p["start"], p["end"]) for p in two] == [(18, 0, 2), (9, 2, 5)]
+    assert two[1]["lr"] == pytest.approx(1e-4)
+    with pytest.raises(ConfigError, match="between 0 and 18"):
+        phases_for(small(method="fine_tune", freeze_depth=19), 18)
+
+
+def test_freeze_depth_semantics():
+    clf = Classifier.build("efficientnet_lite0", num_classes=3, image_size=48, weights=None)
+    n = clf.num_blocks
+    counts = []
+    for k in (0, n // 2, n):
+        clf.set_freeze_depth(k)
+        assert clf.trainable_backbone_blocks() == [i >= k for i in range(n)]
+        counts.append(sum(int(np.prod(w.shape)) for w in clf.model.trainable_weights))
+    assert counts[0] > counts[1] > counts[2] > 0
+    head_params = 1280 * 3 + 3
+    assert counts[2] == head_params
+    # BatchNorm (and stochastic depth) run in inference mode even when training.
+    clf.set_freeze_depth(0)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 3)).astype("float32")
+    no_dropout = keras.Model(clf.model.inputs, clf.model.get_layer("pool").output)
+    a = np.asarray(no_dropout(x, training=True))
+    b = np.asarray(no_dropout(x, training=False))
+    assert np.allclose(a, b, atol=1e-5)
+
+
+def test_split_matches_full_model_at_every_depth():
+    clf = Classifier.build("efficientnet_lite0", num_classes=4, image_size=48, weights=None)
+    x = np.random.default_rng(1).uniform(0, 255, (2, 48, 48, 3)).astype("float32")
+    full = np.asarray(clf.model(x, training=False))
+    for k in (1, 7, clf.num_blocks):
+        prefix, rest = clf.split(k)
+        got = np.asarray(rest(prefix(x, training=False), training=False))
+        assert np.allclose(got, full, atol=1e-5), k
+    assert clf.split(0)[0] is None
+
+
+def test_feature_cache_gives_the_same_first_epoch_loss(demo_ws):
+    with_cache = train(small(feature_cache=True), demo_ws)
+    without = train(small(feature_cache=False), demo_ws)
+    a, b = with_cache.history[0], without.history[0]
+    assert a["train_loss"] == pytest.approx(b["train_loss"], rel=2e-3)
+    assert a["val_loss"] == pytest.approx(b["val_loss"], rel=2e-3)
+    assert with_cache.cache["features"]["misses"] == 2  # train and val, computed once
+    again = train(small(feature_cache=True), demo_ws)
+    assert again.cache["features"]["hits"] == 2 and again.cache["features"]["misses"] == 0
+    assert again.cache["images"]["hits"] == 3
+
+
+def test_same_seed_same_result(demo_ws):
+    a = train(small(method="fine_tune", freeze_depth=14), demo_ws)
+    b = train(small(method="fine_tune", freeze_depth=14), demo_ws)
+    assert [h["train_loss"] for h in a.history] == pytest.approx([h["train_loss"] for h in b.history], rel=1e-5)
+
+
+def test_two_phase_curves_join(demo_ws):
+    events = []
+    r = train(small(method="two_phase", freeze_depth=12, epochs=3, head_epochs=1),
+              demo_ws, hooks=ProgressHooks(on_epoch=events.append))
+    assert [h["epoch"] for h in r.history] == [1, 2, 3]
+    assert [h["phase"] for h in r.history] == ["head", "fine_tune", "fine_tune"]
+    assert [h["freeze_depth"] for h in r.history] == [18, 12, 12]
+    assert r.history[1]["learning_rate"] == pytest.approx(1e-4)
+    assert len(events) == 3 and all(h["epoch_seconds"] > 0 for h in r.history)
+
+
+def test_short_run_on_demo_clearly_beats_chance(demo_ws):
+    r = train(TrainSpec(dataset="demo", image_size=64, epochs=3, learning_rate=3e-3, seed=0), demo_ws)
+    assert r.metrics["best_val_accuracy"] > 0.5  # 10 classes: chance is 0.1
+    assert r.metrics["test_accuracy"] > 0.5
+
+
+def test_run_artifacts_and_reload(demo_ws):
+    r = train(small(epochs=1), demo_ws)
+    for name in ("model.keras", "history.json", "metrics.json", "spec.yaml", "labels.txt", "data.json"):
+        assert (r.run_dir / name).is_file(), name
+    assert not list(r.run_dir.parent.glob(".*.partial"))
+    model = keras.saving.load_model(r.run_dir / "model.keras", safe_mode=True, compile=False)
+    assert TrainSpec.from_yaml((r.run_dir / "spec.yaml").read_text()) == small(epochs=1)
+    labels = (r.run_dir / "labels.txt").read_text().split("\n")[:-1]
+    assert labels == r.class_names and model.output.shape[-1] == len(labels)
+    assert r.metrics["test"]["confusion_matrix"] and len(r.metrics["test"]["per_class"]) == 10
+
+
+def test_class_weights_and_early_stopping(demo_ws):
+    r = train(small(epochs=6, class_weights=True, early_stopping=1, learning_rate=0.5), demo_ws)
+    assert 2 <= len(r.history) <= 6
+    assert r.metrics["epochs_run"] == len(r.history)
+
+
+def test_bad_input(demo_ws, tmp_path):
+    with pytest.raises(NotFoundError, match="No dataset"):
+        train(small(dataset="nope"), demo_ws)
+    with pytest.raises(ConfigError, match="between 0 and 18"):
+        train(small(method="fine_tune", freeze_depth=40), demo_ws)
+    with pytest.raises(ConfigError):
+        train(small(backbone="inception_v3", image_size=48), demo_ws)
+    with pytest.raises(ConfigError, match="method"):
+        TrainSpec(dataset="demo", method="magic")
+    # No validation images.
+    with pytest.raises(DatasetError, match="val split is empty"):
+        train(small(val_fraction=0.0), demo_ws)
+
+
+def test_full_disk_while_saving_keeps_earlier_runs(demo_ws, monkeypatch):
+    first = train(small(epochs=1), demo_ws)
+
+    def full(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", full)
+    with pytest.raises(WorkspaceError, match="disk is full|Could not save"):
+        train(small(epochs=1), demo_ws)
+    monkeypatch.undo()
+    assert (first.run_dir / "model.keras").is_file()
+    assert not list(first.run_dir.parent.glob(".*.partial"))
+
+
+def test_unwritable_cache_is_a_clear_error(demo_ws):
+    cache = demo_ws.root / "cache"
+    cache.mkdir(exist_ok=True)
+    (cache / "images").write_text("a file where the folder should be")
+    with pytest.raises(WorkspaceError):
+        train(small(epochs=1), demo_ws)

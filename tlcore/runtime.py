@@ -1,0 +1,87 @@
+"""Backend set-up for training: threads, GPU memory growth, mixed precision, seeds.
+
+Keras 3 runs on TensorFlow (the default), JAX or PyTorch (``KERAS_BACKEND``).
+Only this module and ``export`` touch backend-specific APIs, and each such call
+is guarded by the backend in use.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import keras
+
+__all__ = ["configure", "has_gpu", "backend_name", "set_seed"]
+
+
+def backend_name() -> str:
+    return keras.backend.backend()
+
+
+@lru_cache(maxsize=1)
+def has_gpu() -> bool:
+    """Whether the active backend sees a GPU."""
+    name = backend_name()
+    try:
+        if name == "tensorflow":
+            import tensorflow as tf
+
+            return bool(tf.config.list_physical_devices("GPU"))
+        if name == "jax":
+            import jax
+
+            return any(d.platform == "gpu" for d in jax.devices())
+        if name == "torch":
+            import torch
+
+            return bool(torch.cuda.is_available())
+    except Exception:  # a broken CUDA install means: no usable GPU
+        return False
+    return False
+
+
+_configured = False
+
+
+def configure(*, mixed_precision: bool | None = None) -> dict[str, object]:
+    """Set the runtime up once per process; returns what was chosen.
+
+    On a GPU: memory grows on demand (so several workers share a card) and mixed
+    precision is on unless ``mixed_precision=False``. On a CPU: float32, and
+    TensorFlow uses every core for each op and two ops at a time.
+    """
+    global _configured
+    gpu = has_gpu()
+    use_mp = gpu if mixed_precision is None else bool(mixed_precision and gpu)
+    if not _configured:
+        name = backend_name()
+        if name == "tensorflow":
+            import tensorflow as tf
+
+            for dev in tf.config.list_physical_devices("GPU"):
+                try:
+                    tf.config.experimental.set_memory_growth(dev, True)
+                except RuntimeError:  # already initialised
+                    pass
+            if not gpu:
+                try:
+                    tf.config.threading.set_intra_op_parallelism_threads(os.cpu_count() or 1)
+                    tf.config.threading.set_inter_op_parallelism_threads(2)
+                except RuntimeError:
+                    pass
+        _configured = True
+    keras.mixed_precision.set_global_policy("mixed_float16" if use_mp else "float32")
+    return {"backend": backend_name(), "gpu": gpu, "mixed_precision": use_mp}
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, numpy and the backend; on TensorFlow also make ops deterministic."""
+    keras.utils.set_random_seed(seed)
+    if backend_name() == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.experimental.enable_op_determinism()
+        except Exception:
+            pass

@@ -1,0 +1,456 @@
+"""One transfer-learning run from a ``TrainSpec``: data, caches, phases, history, artifacts.
+
+The three methods of the classic recipe:
+
+- ``feature_extraction``: the whole backbone frozen; only the head trains.
+- ``fine_tune``: blocks ``[0, freeze_depth)`` frozen; the rest trains with the head.
+- ``two_phase``: the head trains with everything frozen for ``head_epochs``, then
+  blocks down to ``freeze_depth`` are unfrozen and training continues at
+  ``learning_rate * fine_tune_factor``; epochs are numbered continuously, so the
+  two phases make one learning curve.
+
+Adam with (label-smoothed) cross-entropy. With ``feature_cache`` on, each phase
+trains only the part after its freeze boundary, on the frozen prefix's cached
+output (``pipeline``); the numbers are those of the full model, because the two
+share their layers. The best epoch (highest validation accuracy, then lowest
+validation loss) is kept and saved.
+
+A run writes, atomically (a ``.partial`` folder renamed when complete):
+``model.keras``, ``history.json``, ``spec.yaml``, ``metrics.json``, ``labels.txt``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+
+from tlcore._fsutil import atomic_write_json, atomic_write_text
+from tlcore.cache import ArrayCache
+from tlcore.config import TrainSpec
+from tlcore.datasets import dataset_splits, load_split_spec
+from tlcore.errors import ConfigError, DatasetError, WorkspaceError
+from tlcore.evaluate import classification_report
+from tlcore.model import Classifier
+from tlcore.pipeline import dataset_fingerprint, load_image_array
+from tlcore.runtime import configure, set_seed
+from tlcore.workspace import Workspace
+
+__all__ = ["train", "TrainResult", "TrainingData", "prepare_data", "ProgressHooks", "phases_for"]
+
+DEFAULT_CACHE_BUDGET = 20 * 1024**3
+
+
+@dataclass
+class ProgressHooks:
+    """Callbacks for pages, terminals and the search.
+
+    on_batch(epoch, batch, num_batches, logs) after each training batch;
+    on_epoch(record) after each epoch with its history record (raise
+    ``optuna.TrialPruned`` there to stop a trial); on_status(text) for
+    stage messages ("decoding images", "caching features", ...).
+    """
+
+    on_batch: Callable[[int, int, int, dict[str, float]], None] | None = None
+    on_epoch: Callable[[dict[str, Any]], None] | None = None
+    on_status: Callable[[str], None] | None = None
+
+    def status(self, text: str) -> None:
+        if self.on_status is not None:
+            self.on_status(text)
+
+
+@dataclass
+class TrainingData:
+    """Decoded, resized images of each split with their labels."""
+
+    class_names: list[str]
+    x: dict[str, np.ndarray]  # split -> N×S×S×3 uint8
+    y: dict[str, np.ndarray]  # split -> N int labels
+    rows: dict[str, pd.DataFrame]  # split -> index rows (relpath, path, label, ...)
+    fingerprint: dict[str, str]  # split -> content fingerprint
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    class_names: list[str]
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_path(self) -> Path:
+        return self.run_dir / "model.keras"
+
+
+def phases_for(spec: TrainSpec, num_blocks: int) -> list[dict[str, Any]]:
+    """The training phases: freeze depth, epoch range and learning rate of each."""
+    depth = num_blocks if spec.freeze_depth is None else spec.freeze_depth
+    if not 0 <= depth <= num_blocks:
+        raise ConfigError(
+            f"freeze_depth must be between 0 and {num_blocks} for {spec.backbone}.",
+            received=f"freeze_depth={spec.freeze_depth}",
+            fix=f"Use {num_blocks} for feature extraction and 0 to fine-tune every block.",
+        )
+    if spec.method == "feature_extraction":
+        return [{"name": "head", "depth": num_blocks, "start": 0, "end": spec.epochs, "lr": spec.learning_rate}]
+    if spec.method == "fine_tune":
+        return [{"name": "fine_tune", "depth": depth, "start": 0, "end": spec.epochs, "lr": spec.learning_rate}]
+    e1 = spec.phase1_epochs
+    return [
+        {"name": "head", "depth": num_blocks, "start": 0, "end": e1, "lr": spec.learning_rate},
+        {"name": "fine_tune", "depth": depth, "start": e1, "end": spec.epochs,
+         "lr": spec.learning_rate * spec.fine_tune_factor},
+    ]
+
+
+def prepare_data(ws: Workspace, spec: TrainSpec, *, hooks: ProgressHooks | None = None,
+                 cache: ArrayCache | None = None) -> TrainingData:
+    """Split the dataset and decode each split once (cached per image size and resize rule)."""
+    hooks = hooks or ProgressHooks()
+    index = dataset_splits(ws, spec.dataset, spec.split_spec(load_split_spec(ws, spec.dataset)))
+    index = index[index["split"] != ""].sort_values("relpath", kind="stable").reset_index(drop=True)
+    class_names = sorted(index["label"].unique().tolist())
+    if len(class_names) < 2:
+        raise DatasetError("Training needs at least two classes with usable images.",
+                           received=f"dataset {spec.dataset!r} with classes {class_names}",
+                           fix="Add images for more classes, or fix the problems the Datasets page reports.")
+    lookup = {c: i for i, c in enumerate(class_names)}
+    x, y, rows, fp = {}, {}, {}, {}
+    for split in ("train", "val", "test"):
+        part = index[index["split"] == split].reset_index(drop=True)
+        if split in ("train", "val") and len(part) == 0:
+            raise DatasetError(f"The {split} split is empty.", received=f"dataset {spec.dataset!r}",
+                               fix="Add more images or change the split fractions on the Datasets page.")
+        hooks.status(f"Decoding {split} images ({len(part)})")
+        x[split] = load_image_array(part, spec.image_size, spec.resize_mode, cache=cache)
+        y[split] = part["label"].map(lookup).to_numpy(dtype=np.int64)
+        rows[split] = part
+        fp[split] = dataset_fingerprint(part)
+    return TrainingData(class_names=class_names, x=x, y=y, rows=rows, fingerprint=fp)
+
+
+# ------------------------------------------------------------------ data feeds
+class _Batches(keras.utils.PyDataset):
+    """Shuffled batches from cached arrays; epoch e reads copy ``e % K`` of the inputs."""
+
+    def __init__(self, copies: list[np.ndarray], y: np.ndarray, num_classes: int, batch_size: int, seed: int,
+                 sample_weight: np.ndarray | None = None, start_epoch: int = 0, shuffle: bool = True):
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.copies, self.y, self.num_classes = copies, y, num_classes
+        self.batch_size, self.seed, self.sw = batch_size, seed, sample_weight
+        self.shuffle = shuffle
+        self.epoch = start_epoch
+        self._order = self._shuffle()
+
+    def _shuffle(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.y))
+        return np.random.default_rng((self.seed, self.epoch)).permutation(len(self.y))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.y) / self.batch_size)
+
+    def __getitem__(self, i: int):
+        idx = np.sort(self._order[i * self.batch_size : (i + 1) * self.batch_size])
+        src = self.copies[self.epoch % len(self.copies)]
+        xb = np.asarray(src[idx], dtype=np.float32)
+        yb = keras.utils.to_categorical(self.y[idx], self.num_classes)
+        if self.sw is None:
+            return xb, yb
+        return xb, yb, self.sw[self.y[idx]].astype(np.float32)
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self._order = self._shuffle()
+
+
+class _AugmentedBatches(_Batches):
+    """Raw images augmented on the fly (exact augmentation through the frozen part).
+
+    Each batch is cut into one chunk per CPU, augmented in parallel threads
+    (OpenCV releases the GIL), each chunk by a pipeline seeded from
+    (seed, epoch, batch, chunk): reproducible whatever the thread timing.
+    """
+
+    def __init__(self, images: np.ndarray, pipeline_factory: Callable[[int], Any], **kw: Any):
+        super().__init__([images], **kw)
+        self._factory = pipeline_factory
+        self._threads = max(1, min(8, os.cpu_count() or 1))
+        self._pool = ThreadPoolExecutor(max_workers=self._threads)
+
+    def _augment_chunk(self, args: tuple[int, int, np.ndarray]) -> np.ndarray:
+        i, c, idx = args
+        pipe = self._factory(int(np.random.SeedSequence((self.seed, self.epoch, i, c)).generate_state(1)[0] & 0x7FFFFFFF))
+        return np.stack([pipe(image=np.asarray(self.copies[0][j]))["image"] for j in idx])
+
+    def __getitem__(self, i: int):
+        idx = np.sort(self._order[i * self.batch_size : (i + 1) * self.batch_size])
+        chunks = [(i, c, part) for c, part in enumerate(np.array_split(idx, self._threads)) if len(part)]
+        xb = np.concatenate(list(self._pool.map(self._augment_chunk, chunks))).astype(np.float32)
+        yb = keras.utils.to_categorical(self.y[idx], self.num_classes)
+        if self.sw is None:
+            return xb, yb
+        return xb, yb, self.sw[self.y[idx]].astype(np.float32)
+
+
+class _Recorder(keras.callbacks.Callback):
+    """Per-epoch history (with epoch time), best-weights tracking and progress hooks."""
+
+    def __init__(self, clf: Classifier, phase: dict[str, Any], history: list[dict[str, Any]],
+                 best: dict[str, Any], hooks: ProgressHooks, num_batches: int):
+        super().__init__()
+        self.clf, self.phase, self.history, self.best, self.hooks = clf, phase, history, best, hooks
+        self.num_batches = num_batches
+        self._t0 = 0.0
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._t0 = time.perf_counter()
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.hooks.on_batch is not None:
+            self.hooks.on_batch(self._epoch, batch + 1, self.num_batches, {k: float(v) for k, v in (logs or {}).items()})
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        rec = {
+            "epoch": epoch + 1,
+            "phase": self.phase["name"],
+            "freeze_depth": self.phase["depth"],
+            "learning_rate": self.phase["lr"],
+            "train_loss": float(logs.get("loss", float("nan"))),
+            "train_accuracy": float(logs.get("accuracy", float("nan"))),
+            "val_loss": float(logs.get("val_loss", float("nan"))),
+            "val_accuracy": float(logs.get("val_accuracy", float("nan"))),
+            "epoch_seconds": time.perf_counter() - self._t0,
+        }
+        self.history.append(rec)
+        key = (rec["val_accuracy"], -rec["val_loss"])
+        if self.best.get("key") is None or key > self.best["key"]:
+            self.best.update(key=key, epoch=rec["epoch"], weights=self.clf.model.get_weights())
+        if self.hooks.on_epoch is not None:
+            self.hooks.on_epoch(rec)
+
+
+# ------------------------------------------------------------------ training
+def _weights_id(spec: TrainSpec) -> str:
+    if spec.weights is None:
+        return f"random-seed{spec.seed}"
+    if spec.weights == "imagenet":
+        return "imagenet"
+    p = Path(spec.weights)
+    st = p.stat()
+    return f"file:{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _aug_factory(ws: Workspace, spec: TrainSpec) -> tuple[Callable[[int], Any] | None, str | None]:
+    if not spec.augment or spec.augment == "none":
+        return None, None
+    from tlcore import augment
+
+    aug_spec = augment.get_spec(ws, spec.augment)
+    aug_id = json.dumps(augment.spec_to_albu_dict(aug_spec, image_size=(spec.image_size, spec.image_size)),
+                        sort_keys=True, default=str)
+
+    def factory(seed: int):
+        return augment.build_pipeline(aug_spec, image_size=(spec.image_size, spec.image_size), seed=seed)
+
+    return factory, aug_id
+
+
+def _predict(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
+    out = []
+    for i in range(0, len(x), batch_size):
+        out.append(np.asarray(model(np.asarray(x[i : i + batch_size], dtype=np.float32), training=False)))
+    return np.concatenate(out) if out else np.zeros((0,))
+
+
+def _features(prefix: keras.Model, images: np.ndarray, batch_size: int, hooks: ProgressHooks, label: str) -> np.ndarray:
+    """The prefix's output for every image, as float16."""
+    chunks = []
+    for i in range(0, len(images), batch_size):
+        chunks.append(np.asarray(prefix(np.asarray(images[i : i + batch_size], dtype=np.float32), training=False),
+                                 dtype=np.float16))
+        if hooks.on_batch is not None:
+            hooks.status(f"{label}: {min(i + batch_size, len(images))}/{len(images)}")
+    return np.concatenate(chunks)
+
+
+def _augment_all(images: np.ndarray, factory: Callable[[int], Any], seed: int) -> np.ndarray:
+    pipe = factory(seed)
+    return np.stack([pipe(image=np.asarray(img))["image"] for img in images])
+
+
+def train(
+    spec: TrainSpec,
+    ws: Workspace | None = None,
+    *,
+    run_dir: str | os.PathLike[str] | None = None,
+    hooks: ProgressHooks | None = None,
+    data: TrainingData | None = None,
+    cache_budget_bytes: int = DEFAULT_CACHE_BUDGET,
+) -> TrainResult:
+    """Train one model from ``spec`` and save it with its history and metrics.
+
+    Args:
+        spec: what to train.
+        ws: the workspace. Defaults to ``Workspace()``.
+        run_dir: where to save the run. Defaults to ``<workspace>/models/<dataset>-<backbone>-<time>``.
+        hooks: progress callbacks.
+        data: already prepared data (the search passes it to avoid re-splitting).
+        cache_budget_bytes: disk budget of the image and feature caches. Defaults to 20 GiB.
+
+    Returns:
+        A ``TrainResult``: the run folder, the per-epoch history and the metrics.
+    """
+    ws = ws or Workspace()
+    hooks = hooks or ProgressHooks()
+    runtime = configure()
+    set_seed(spec.seed)
+    img_cache = ArrayCache(ws.cache_dir / "images", budget_bytes=cache_budget_bytes)
+    feat_cache = ArrayCache(ws.cache_dir / "features", budget_bytes=cache_budget_bytes)
+    data = data or prepare_data(ws, spec, hooks=hooks, cache=img_cache)
+    n_classes = len(data.class_names)
+
+    hooks.status(f"Building {spec.backbone} at {spec.image_size}px")
+    clf = Classifier.build(spec.backbone, class_names=data.class_names, image_size=spec.image_size,
+                           weights=spec.weights, dropout=spec.dropout, cache_dir=ws.cache_dir)
+    phases = phases_for(spec, clf.num_blocks)
+    factory, aug_id = _aug_factory(ws, spec)
+    sw = None
+    if spec.class_weights:
+        counts = np.bincount(data.y["train"], minlength=n_classes).astype(float)
+        sw = np.where(counts > 0, len(data.y["train"]) / (n_classes * np.maximum(counts, 1)), 0.0)
+
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {}
+    stopped_early = False
+    for phase in phases:
+        depth = phase["depth"]
+        clf.set_freeze_depth(depth)
+        use_cache = spec.feature_cache and depth > 0 and not (factory is not None and spec.aug_copies == 0)
+        prefix, trainable = clf.split(depth) if use_cache else (None, clf.model)
+        feed_kw = dict(y=data.y["train"], num_classes=n_classes, batch_size=spec.batch_size, seed=spec.seed,
+                       sample_weight=sw, start_epoch=phase["start"])
+        if use_cache:
+            base = {"kind": "features", "backbone": spec.backbone, "weights": _weights_id(spec),
+                    "size": spec.image_size, "resize": spec.resize_mode, "depth": depth}
+            copies = []
+            n_copies = spec.aug_copies if factory is not None else 1
+            for c in range(n_copies):
+                parts = {**base, "data": data.fingerprint["train"], "aug": aug_id, "copy": c, "seed": spec.seed}
+                if factory is None:
+                    parts.pop("seed")
+
+                def make(c=c):
+                    imgs = data.x["train"] if factory is None else _augment_all(data.x["train"], factory, spec.seed * 1000 + c)
+                    return _features(prefix, imgs, 64, hooks, f"Caching features (depth {depth}, copy {c + 1}/{n_copies})")
+
+                copies.append(feat_cache.get_or_create(parts, make))
+            val_x = feat_cache.get_or_create({**base, "data": data.fingerprint["val"], "aug": None, "copy": 0},
+                                             lambda: _features(prefix, data.x["val"], 64, hooks, "Caching val features"))
+            feed = _Batches(copies, **feed_kw)
+        else:
+            val_x = data.x["val"]
+            feed = (_AugmentedBatches(data.x["train"], factory, **feed_kw) if factory is not None
+                    else _Batches([data.x["train"]], **feed_kw))
+        trainable.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=phase["lr"]),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=spec.label_smoothing),
+            metrics=["accuracy"],
+        )
+        callbacks: list[keras.callbacks.Callback] = [_Recorder(clf, phase, history, best, hooks, len(feed))]
+        if spec.early_stopping and phase is phases[-1]:
+            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=spec.early_stopping))
+        hooks.status(f"Training {phase['name']} (epochs {phase['start'] + 1}-{phase['end']}, depth {depth})")
+        val_feed = _Batches([val_x], data.y["val"], n_classes, max(spec.batch_size, 64), spec.seed, shuffle=False)
+        trainable.fit(
+            feed,
+            validation_data=val_feed,
+            initial_epoch=phase["start"],
+            epochs=phase["end"],
+            callbacks=callbacks,
+            verbose=0,
+        )
+        if history and history[-1]["epoch"] < phase["end"]:
+            stopped_early = True
+            break
+
+    if best.get("weights") is not None:
+        clf.model.set_weights(best["weights"])
+    clf.set_freeze_depth(clf.num_blocks)  # saved model: inference only, all frozen
+    hooks.status("Evaluating on the test split")
+    metrics: dict[str, Any] = {
+        "best_epoch": best.get("epoch"),
+        "best_val_accuracy": best["key"][0] if best else None,
+        "best_val_loss": -best["key"][1] if best else None,
+        "epochs_run": len(history),
+        "stopped_early": stopped_early,
+        "train_seconds": float(sum(h["epoch_seconds"] for h in history)),
+        "runtime": runtime,
+        "num_train": int(len(data.y["train"])),
+        "num_val": int(len(data.y["val"])),
+        "num_test": int(len(data.y["test"])),
+    }
+    if len(data.y["test"]):
+        probs = _predict(clf.model, data.x["test"], 64)
+        report = classification_report(data.y["test"], probs, data.class_names)
+        metrics["test"] = report
+        metrics["test_accuracy"] = report["accuracy"]
+    cache_info = {"images": img_cache.stats.as_dict(), "features": feat_cache.stats.as_dict()}
+    metrics["cache"] = cache_info
+
+    out = Path(run_dir) if run_dir else ws.models_dir / _run_name(spec)
+    _save_run(out, clf, spec, history, metrics, data)
+    return TrainResult(run_dir=out, history=history, metrics=metrics, class_names=data.class_names, cache=cache_info)
+
+
+def _run_name(spec: TrainSpec) -> str:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{spec.dataset}-{spec.backbone}-{spec.method}-{stamp}"
+
+
+def _save_run(out: Path, clf: Classifier, spec: TrainSpec, history: list[dict[str, Any]],
+              metrics: dict[str, Any], data: TrainingData) -> None:
+    """Write the run into ``<out>.partial`` and rename it into place when complete."""
+    if out.exists():
+        raise WorkspaceError("The run folder already exists.", received=str(out), fix="Choose another run name.")
+    tmp = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        clf.model.save(tmp / "model.keras")
+        atomic_write_json(tmp / "history.json", history)
+        atomic_write_json(tmp / "metrics.json", metrics)
+        atomic_write_text(tmp / "spec.yaml", spec.to_yaml())
+        atomic_write_text(tmp / "labels.txt", "\n".join(data.class_names) + "\n")
+        atomic_write_json(tmp / "data.json", {
+            "dataset": spec.dataset,
+            "fingerprint": data.fingerprint,
+            "image_size": spec.image_size,
+            "resize_mode": spec.resize_mode,
+            "test_files": data.rows["test"]["relpath"].tolist(),
+        })
+        os.replace(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise WorkspaceError(f"Could not save the trained model: {exc.strerror or exc}.", received=str(out),
+                             fix="Free disk space or make the workspace writable; earlier runs are intact.") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
