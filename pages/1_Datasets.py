@@ -296,7 +296,8 @@ def registered_section(ws: Workspace, records: list[DatasetRecord], names: list[
             "Removing forgets the dataset's index, problem report and split settings. "
             + ("The workbench created its files; tick below to delete them too."
                if owned else "Its image folder is not touched.")
-            + (" The demo dataset is registered again the next time the app starts."
+            + (" The demo stays removed from this workspace; bring it back with "
+               "'python -m tlcore datasets restore-demo'."
                if rec.source == "demo" else "")
         )
         confirm = st.checkbox("I understand", key=f"ds_rm_confirm::{name}")

@@ -153,9 +153,15 @@ class Workspace:
     def models_dir(self) -> Path:
         return self._dir("models")
 
-    def dataset_dir(self, name: str) -> Path:
-        """The folder holding a dataset's index and reports (not its images)."""
-        return self._dir("datasets", validate_name(name, "dataset name"))
+    def dataset_dir(self, name: str, *, create: bool = True) -> Path:
+        """The folder holding a dataset's index and reports (not its images).
+
+        Args:
+            name: the dataset's name.
+            create: make the folder if missing. Readers pass False. Defaults to True.
+        """
+        validate_name(name, "dataset name")
+        return self._dir("datasets", name) if create else self.root / "datasets" / name
 
     # ---------------------------------------------------------------- settings
     @property

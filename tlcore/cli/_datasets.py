@@ -17,8 +17,8 @@ def _ws(args: argparse.Namespace):
     return workspace_from(args)
 
 
-def _print_report(result, summary, *, out=sys.stdout) -> None:
-    w = out.write
+def _print_report(result, summary, *, out=None) -> None:
+    w = (out or sys.stdout).write
     w(f"Dataset: {result.root}  (layout: {result.layout})\n")
     w(f"Images:  {summary['num_images']} usable of {summary['num_files']} image files, {len(result.classes)} classes\n")
     counts = summary["class_counts"]
@@ -173,6 +173,17 @@ def _cmd_import_fmnist(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_restore_demo(args: argparse.Namespace) -> int:
+    from tlcore.datasets import ensure_demo
+
+    rec = ensure_demo(_ws(args), force=True)
+    if rec is None:
+        print("error: the demo folder (demo_data/fashion-mnist-demo) is not installed.", file=sys.stderr)
+        return 1
+    print(f"The demo dataset is registered as {rec.name!r} ({rec.num_images} images).")
+    return 0
+
+
 def _cmd_allow_root(args: argparse.Namespace) -> int:
     root = _ws(args).add_data_root(args.path)
     print(f"Datasets under {root} may now be added.")
@@ -224,6 +235,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--train-per-class", type=int, help="keep at most this many training images per class")
     c.add_argument("--test-per-class", type=int, help="keep at most this many test images per class")
     c.set_defaults(handler=_cmd_import_fmnist)
+
+    c = g.add_parser("restore-demo", help="register the built-in demo dataset again after removing it")
+    c.set_defaults(handler=_cmd_restore_demo)
 
     c = g.add_parser("allow-root", help="allow datasets under another folder (stored in workspace.yaml)")
     c.add_argument("path")

@@ -17,14 +17,19 @@ DEMO_NAME = "demo"
 DEMO_PATH = DEMO_DATA_DIR / "fashion-mnist-demo"
 
 
-def ensure_demo(ws: Workspace) -> DatasetRecord | None:
+def ensure_demo(ws: Workspace, *, force: bool = False) -> DatasetRecord | None:
     """Register the demo dataset if it is not registered (or moved); return its record.
 
-    Returns None when the demo folder is missing (a trimmed install); the rest of
-    the workbench works without it.
+    Returns None when the demo folder is missing (a trimmed install), or when the
+    user removed the demo from this workspace (unless ``force``, which brings it
+    back); the rest of the workbench works without it.
     """
     if not DEMO_PATH.is_dir():
         return None
+    if ws.settings().get("demo_removed"):
+        if not force:
+            return None
+        ws.save_settings({k: v for k, v in ws.settings().items() if k != "demo_removed"})
     if ws.has_dataset(DEMO_NAME):
         rec = ws.get_dataset(DEMO_NAME)
         if rec.source != "demo" or rec.path == str(DEMO_PATH):

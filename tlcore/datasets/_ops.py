@@ -155,7 +155,7 @@ def add_dataset(
     result = scan_dataset(root, options=options, allowed_roots=ws.data_roots, progress=progress)
     if not result.usable:
         raise DatasetError(
-            f"This folder cannot be used as a dataset: {result.reason}",
+            f"This folder cannot be used as a dataset: {result.reason.rstrip('.')}.",
             received=str(path),
             fix="Arrange the images as one sub-folder per class (at least two classes), e.g. photos/cat/*.jpg, photos/dog/*.jpg.",
         )
@@ -263,6 +263,8 @@ def remove_dataset(ws: Workspace, name: str, *, delete_files: bool = False) -> N
     rec = ws.get_dataset(name)
     with ws.lock(f"dataset-{name}"):
         ws.remove_dataset(name)
+        if rec.source == "demo":  # the user removed it: do not bring it back on the next start
+            ws.save_settings({**ws.settings(), "demo_removed": True})
         shutil.rmtree(ws.root / "datasets" / name, ignore_errors=True)
         if delete_files and _owned_folder(ws, rec):
             shutil.rmtree(rec.path, ignore_errors=True)
@@ -271,7 +273,7 @@ def remove_dataset(ws: Workspace, name: str, *, delete_files: bool = False) -> N
 def load_index(ws: Workspace, name: str) -> pd.DataFrame:
     """The dataset's image index, with an absolute ``path`` column added."""
     rec = ws.get_dataset(name)
-    df = _read_parquet(ws.dataset_dir(name) / "index.parquet", "index", name)
+    df = _read_parquet(ws.dataset_dir(name, create=False) / "index.parquet", "index", name)
     root = Path(rec.path)
     df["path"] = os.path.join(str(root), "") + df["relpath"].astype(str)  # 10k Path joins took ~0.1 s
     return df
@@ -279,16 +281,16 @@ def load_index(ws: Workspace, name: str) -> pd.DataFrame:
 
 def load_problems(ws: Workspace, name: str) -> pd.DataFrame:
     ws.get_dataset(name)
-    return _read_parquet(ws.dataset_dir(name) / "problems.parquet", "problem report", name)
+    return _read_parquet(ws.dataset_dir(name, create=False) / "problems.parquet", "problem report", name)
 
 
 def load_scan_info(ws: Workspace, name: str) -> dict[str, Any]:
     ws.get_dataset(name)
-    return read_json(ws.dataset_dir(name) / "scan.json", default={}) or {}
+    return read_json(ws.dataset_dir(name, create=False) / "scan.json", default={}) or {}
 
 
 def load_split_spec(ws: Workspace, name: str) -> SplitSpec:
-    path = ws.dataset_dir(name) / "split.yaml"
+    path = ws.dataset_dir(name, create=False) / "split.yaml"
     try:
         return SplitSpec.from_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -1,0 +1,125 @@
+"""The datasets CLI: inspect on a messy folder, add/list/rescan/remove, IDX import, exit codes."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.imagegen import corrupt_file, make_png_bomb, make_tree, truncate_file, write_bytes
+from tests.test_idx import write_idx
+from tlcore.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def messy(workspace):
+    root = make_tree(workspace.root / "messy", {"cat": 6, "dog": 5}, ext=".jpg", size=(40, 30))
+    (root / "empty").mkdir()
+    truncate_file(next((root / "cat").glob("*.jpg")))
+    corrupt_file(sorted((root / "dog").glob("*.jpg"))[0], at=0.4, length=200)
+    write_bytes(root / "dog" / "zero.jpg", b"")
+    write_bytes(root / "dog" / "notes.jpg", b"this is text, not a JPEG")
+    make_png_bomb(root / "cat" / "bomb.png")
+    (root / "cat" / "copy.jpg").write_bytes(sorted((root / "cat").glob("*.jpg"))[-1].read_bytes())
+    (root / "dog" / "clash.jpg").write_bytes(sorted((root / "cat").glob("*.jpg"))[-1].read_bytes())
+    Image.new("RGB", (4, 4)).save(root / "cat" / "tiny.png")
+    Image.new("RGB", (300, 20)).save(root / "dog" / "wide.png")
+    write_bytes(root / "stray.png", (root / "cat" / "tiny.png").read_bytes())
+    write_bytes(root / ".DS_Store", b"junk")
+    (root / "cat" / "folder.jpg").mkdir()
+    return root
+
+
+def test_inspect_reports_every_problem_file(messy, capsys):
+    code, out, err = run(capsys, "datasets", "inspect", str(messy), "--json")
+    assert code == 0, err
+    payload = json.loads(out)
+    kinds = {(p["kind"], p["relpath"].split("/")[-1]) for p in payload["problems"]}
+    for expected in ["empty_file", "not_an_image", "decompression_bomb", "tiny_image", "extreme_aspect",
+                     "duplicate", "conflicting_labels", "root_file"]:
+        assert any(k == expected for k, _ in kinds), (expected, kinds)
+    assert any(k in ("corrupt", "truncated") for k, _ in kinds)
+    assert ("empty_class", "empty") in {(p["kind"], p["relpath"]) for p in payload["problems"]}
+    assert set(payload["classes"]) == {"cat", "dog"}
+    assert payload["usable"] is True
+
+
+def test_inspect_text_output(messy, capsys):
+    code, out, _ = run(capsys, "datasets", "inspect", str(messy))
+    assert code == 0
+    assert "Classes:" in out and "decompression_bomb" in out and "->" in out
+
+
+@pytest.mark.parametrize("case", ["missing", "no_classes", "one_class"])
+def test_inspect_unusable_exits_nonzero_with_one_line_reason(tmp_path, capsys, case):
+    path = tmp_path / "data"
+    if case == "no_classes":
+        path.mkdir()
+        Image.new("RGB", (32, 32)).save(path / "a.png")
+    elif case == "one_class":
+        make_tree(path, {"only": 3})
+    code, _, err = run(capsys, "datasets", "inspect", str(path))
+    assert code != 0
+    lines = [l for l in err.strip().splitlines() if l]
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+
+
+def test_add_list_rescan_remove(workspace, capsys):
+    make_tree(workspace.root / "pets", {"cat": 4, "dog": 4})
+    code, out, err = run(capsys, "--workspace", str(workspace.root), "datasets", "add", "pets", str(workspace.root / "pets"))
+    assert code == 0, err
+    code, out, _ = run(capsys, "--workspace", str(workspace.root), "datasets", "list", "--json")
+    names = {d["name"] for d in json.loads(out)}
+    assert {"pets", "demo"} <= names
+    code, out, _ = run(capsys, "--workspace", str(workspace.root), "datasets", "rescan", "pets")
+    assert code == 0 and "0 files read" in out
+    code, _, err = run(capsys, "--workspace", str(workspace.root), "datasets", "remove", "pets", "--yes")
+    assert code == 0
+    assert not workspace.has_dataset("pets")
+
+
+def test_add_outside_data_roots_is_refused_with_a_way_out(workspace, tmp_path, capsys):
+    outside = make_tree(tmp_path / "outside", {"a": 3, "b": 3})
+    code, _, err = run(capsys, "--workspace", str(workspace.root), "datasets", "add", "x", str(outside))
+    assert code == 2 and "outside the allowed data roots" in err and "allow-root" in err
+    code, _, err = run(capsys, "--workspace", str(workspace.root), "datasets", "add", "x", str(outside), "--allow-root")
+    assert code == 0, err
+
+
+def test_remove_demo_keeps_it_removed_until_restored(workspace, capsys):
+    run(capsys, "--workspace", str(workspace.root), "datasets", "list")
+    assert workspace.has_dataset("demo")
+    assert run(capsys, "--workspace", str(workspace.root), "datasets", "remove", "demo", "--yes")[0] == 0
+    run(capsys, "--workspace", str(workspace.root), "datasets", "list")
+    assert not workspace.has_dataset("demo")
+    assert run(capsys, "--workspace", str(workspace.root), "datasets", "restore-demo")[0] == 0
+    assert workspace.has_dataset("demo")
+
+
+def test_import_idx(workspace, tmp_path, capsys):
+    images = np.random.default_rng(0).integers(0, 255, (9, 8, 8), dtype=np.uint8)
+    labels = np.array([0, 1, 2] * 3, dtype=np.uint8)
+    ip, lp = write_idx(tmp_path / "i.gz", images, gz=True), write_idx(tmp_path / "l", labels)
+    code, out, err = run(capsys, "--workspace", str(workspace.root), "datasets", "import-idx", "digits",
+                         "--images", str(ip), "--labels", str(lp), "--classes", "zero,one,two")
+    assert code == 0, err
+    assert workspace.get_dataset("digits").num_classes == 3
+    code, _, err = run(capsys, "--workspace", str(workspace.root), "datasets", "import-idx", "digits2",
+                       "--images", str(ip), "--labels", str(lp), "--classes", "zero")
+    assert code == 2 and "class names" in err
+    assert not (workspace.data_dir / "digits2").exists()
+
+
+def test_python_dash_m_entry_point(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "tlcore", "--workspace", str(tmp_path), "datasets", "list"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "demo" in proc.stdout
