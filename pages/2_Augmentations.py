@@ -1,0 +1,468 @@
+"""Augmentations: start from a preset or a saved pipeline, edit its steps, preview it, save it.
+
+Thin: the catalogue, validation, previews and storage are ``tlcore.augment``; the
+widgets for catalogue parameters and the cached image loaders are
+``tlui.augment_widgets``. The pipeline being edited lives in
+``st.session_state["aug_steps"]`` (a list of ``{"id", "name", "params"}``); each
+parameter has a keyed widget (``aug_w::<step id>::<param>``) whose value is copied
+into the step at the start of every run, so reordering or removing steps never
+mixes up widget values. The pipeline it started from is in ``st.query_params``.
+User-controlled text (dataset, class and file names, pipeline names) appears only
+in selectboxes, code blocks or Markdown-escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import numpy as np
+import streamlit as st
+
+from tlcore import augment as au
+from tlcore.errors import TLCoreError
+from tlcore.workspace import Workspace
+from tlui import augment_widgets as aw
+from tlui import data
+from tlui.common import md_escape, open_workspace, show_error, sidebar_workspace
+
+N_RANGE = (4, 24)
+PREVIEW_SIZES = (96, 128, 160, 192, 224, 256, 299, 320, 384, 448, 512)
+RESIZE_MODES = ("pad", "crop", "stretch")
+PER_ROW = 5
+MAX_LISTED = 300  # images offered in the picker per class (evenly spread over the sorted list)
+ALL_CLASSES = "(all classes)"
+DEFAULT_SOURCE = "light"
+SOURCE_DATASET, SOURCE_UPLOAD = "A dataset image", "Upload an image"
+
+
+def _wkey(step_id: int, param: str) -> str:
+    return f"aug_w::{step_id}::{param}"
+
+
+# ------------------------------------------------------------------- state
+def _new_step(name: str, params: dict) -> dict:
+    """A step of the editor, its widget values put in session state."""
+    ss = st.session_state
+    step_id = ss["aug_next_id"]
+    ss["aug_next_id"] = step_id + 1
+    info = au.CATALOGUE[name]
+    for ps in info.params:
+        ss[_wkey(step_id, ps.name)] = aw.to_widget(ps, params[ps.name])
+    return {"id": step_id, "name": name, "params": {ps.name: aw.from_widget(ps, aw.to_widget(ps, params[ps.name]))
+                                                     for ps in info.params}}
+
+
+def _drop_widgets(step: dict) -> None:
+    for ps in au.CATALOGUE[step["name"]].params:
+        st.session_state.pop(_wkey(step["id"], ps.name), None)
+
+
+def _set_steps(spec: au.AugmentSpec, loaded: str | None) -> None:
+    ss = st.session_state
+    for step in ss.get("aug_steps", []):
+        _drop_widgets(step)
+    ss["aug_steps"] = [_new_step(s.name, s.params) for s in spec.steps]
+    ss["aug_loaded"] = loaded
+
+
+def _flash(kind: str, text: str) -> None:
+    st.session_state["aug_flash"].append((kind, text))
+
+
+def _load_source(ws_root: str, name: str) -> bool:
+    try:
+        _set_steps(au.get_spec(Workspace(ws_root), name), name)
+    except TLCoreError as exc:
+        _flash("error", str(exc))
+        return False
+    st.query_params["pipeline"] = name
+    return True
+
+
+def init_state(ws: Workspace, options: list[str]) -> None:
+    """Initialise every session-state key of this page (once per session) and sync the steps."""
+    ss = st.session_state
+    defaults = {
+        "aug_flash": [],
+        "aug_next_id": 0,
+        "aug_n": 8,
+        "aug_seed": 0,
+        "aug_size": 224,
+        "aug_mode": "pad",
+        "aug_add_choice": next(iter(au.CATALOGUE)),
+        "aug_save_name": "",
+        "aug_save_overwrite": False,
+        "aug_save_msg": None,
+        "aug_loaded": None,
+    }
+    for key, value in defaults.items():
+        ss.setdefault(key, value)
+    pending = ss.pop("aug_pending_source", None)
+    if pending in options:
+        ss["aug_source"] = pending
+    if ss.get("aug_source") not in options:
+        wanted = st.query_params.get("pipeline")
+        ss["aug_source"] = wanted if wanted in options else DEFAULT_SOURCE
+    if "aug_steps" not in ss:
+        ss["aug_steps"] = []
+        if not _load_source(str(ws.root), ss["aug_source"]):
+            _load_source(str(ws.root), DEFAULT_SOURCE)
+            ss["aug_source"] = DEFAULT_SOURCE
+    sync_steps()
+
+
+def sync_steps() -> None:
+    """Copy each parameter widget's value into its step (or restore a widget Streamlit dropped)."""
+    ss = st.session_state
+    for step in ss["aug_steps"]:
+        for ps in au.CATALOGUE[step["name"]].params:
+            key = _wkey(step["id"], ps.name)
+            if key in ss:
+                step["params"][ps.name] = aw.from_widget(ps, ss[key])
+            else:
+                ss[key] = aw.to_widget(ps, step["params"][ps.name])
+
+
+def current_spec() -> au.AugmentSpec:
+    """The edited pipeline; raises ``AugmentationError`` when a step is invalid."""
+    return au.AugmentSpec(steps=[(s["name"], s["params"]) for s in st.session_state["aug_steps"]])
+
+
+# --------------------------------------------------------------- callbacks
+def _on_source(ws_root: str) -> None:
+    _load_source(ws_root, st.session_state["aug_source"])
+
+
+def _on_reload(ws_root: str) -> None:
+    name = st.session_state.get("aug_loaded") or st.session_state["aug_source"]
+    _load_source(ws_root, name)
+
+
+def _on_add() -> None:
+    name = st.session_state["aug_add_choice"]
+    st.session_state["aug_steps"].append(_new_step(name, au.CATALOGUE[name].defaults))
+
+
+def _on_remove(step_id: int) -> None:
+    steps = st.session_state["aug_steps"]
+    for step in [s for s in steps if s["id"] == step_id]:
+        _drop_widgets(step)
+        steps.remove(step)
+
+
+def _on_move(step_id: int, delta: int) -> None:
+    steps = st.session_state["aug_steps"]
+    i = next(i for i, s in enumerate(steps) if s["id"] == step_id)
+    j = i + delta
+    if 0 <= j < len(steps):
+        steps[i], steps[j] = steps[j], steps[i]
+
+
+def _on_reroll() -> None:
+    ss = st.session_state
+    old = int(ss.get("aug_seed", 0))
+    new = old
+    while new == old:
+        new = random.randrange(0, 1_000_000)
+    ss["aug_seed"] = new
+
+
+def _on_save(ws_root: str) -> None:
+    ss = st.session_state
+    name = str(ss.get("aug_save_name", "")).strip()
+    try:
+        sync_steps()
+        spec = current_spec()
+        path = au.save_pipeline(Workspace(ws_root), name, spec, overwrite=bool(ss.get("aug_save_overwrite")))
+    except TLCoreError as exc:
+        ss["aug_save_msg"] = ("error", str(exc))
+        return
+    ss["aug_save_msg"] = ("success", f"Saved the pipeline {name} ({len(spec.steps)} steps) to {path}.")
+    ss["aug_pending_source"] = name
+    ss["aug_loaded"] = name
+    st.query_params["pipeline"] = name
+
+
+def _on_delete(ws_root: str, name: str) -> None:
+    try:
+        au.delete_pipeline(Workspace(ws_root), name)
+    except TLCoreError as exc:
+        _flash("error", str(exc))
+        return
+    _flash("success", f"Deleted the saved pipeline {name}.")
+    if _load_source(ws_root, DEFAULT_SOURCE):
+        st.session_state["aug_pending_source"] = DEFAULT_SOURCE
+
+
+# ------------------------------------------------------------------- image
+def _spread(items: list[str], k: int) -> list[str]:
+    """At most ``k`` items evenly spread over ``items`` (all of them when fewer)."""
+    if len(items) <= k:
+        return items
+    idx = np.linspace(0, len(items) - 1, k).round().astype(int)
+    return [items[i] for i in sorted(set(idx.tolist()))]
+
+
+def _on_random_image(key: str, choices: list[str]) -> None:
+    st.session_state[key] = random.choice(choices)
+
+
+def dataset_image(ws: Workspace, names: list[str], size: int, mode: str) -> tuple[np.ndarray | None, str]:
+    """Pick a dataset, a class and an image; return it decoded and resized, and its name."""
+    ss = st.session_state
+    if ss.get("aug_ds") not in names:
+        ss["aug_ds"] = names[0]
+    name = st.selectbox("Dataset", names, key="aug_ds")
+    try:
+        rec = ws.get_dataset(name)
+        idx = data.index(str(ws.root), name, data.dataset_version(ws, rec))
+    except TLCoreError as exc:
+        show_error(exc)
+        st.caption("Scan the dataset on the Datasets page, or upload an image instead.")
+        return None, ""
+    usable = idx[idx["usable"].astype(bool)] if len(idx) else idx
+    if not len(usable):
+        st.warning("This dataset has no usable images. Pick another one or upload an image.")
+        return None, ""
+    classes = sorted(usable["label"].astype(str).unique().tolist())
+    cls = st.selectbox("Class", [ALL_CLASSES, *classes], key=f"aug_cls::{name}")
+    rows = usable if cls == ALL_CLASSES else usable[usable["label"].astype(str) == cls]
+    paths = dict(zip(rows["relpath"].astype(str), rows["path"].astype(str)))
+    listed = _spread(sorted(paths), MAX_LISTED)
+    key = f"aug_img::{name}::{cls}"
+    if ss.get(key) not in listed:
+        ss[key] = listed[0]
+    c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+    relpath = c1.selectbox("Image", listed, key=key)
+    c2.button("Random", key=f"aug_rand::{name}::{cls}", on_click=_on_random_image, args=(key, listed),
+              help="Pick a random image of this class.", icon=":material/casino:")
+    if len(paths) > len(listed):
+        st.caption(f"{len(listed)} of {len(paths):,} images are offered, spread evenly over the list.")
+    path = paths[relpath]
+    try:
+        mtime = os.stat(path).st_mtime_ns
+        return aw.source_from_file(path, mtime, size, mode), relpath
+    except OSError as exc:
+        st.error(md_escape(f"Cannot read {relpath}: {exc.strerror or exc}."))
+    except TLCoreError as exc:
+        show_error(exc)
+    return None, ""
+
+
+def uploaded_image(size: int, mode: str) -> tuple[np.ndarray | None, str]:
+    up = st.file_uploader("Upload an image", type=["png", "jpg", "jpeg", "webp", "bmp"], key="aug_upload")
+    if up is None:
+        st.info("Upload a photo (PNG, JPEG, WebP or BMP) to see the pipeline applied to it.")
+        return None, ""
+    try:
+        return aw.source_from_upload(up.getvalue(), size, mode), up.name
+    except TLCoreError as exc:
+        st.error(md_escape(f"{up.name}: {exc}"))
+        return None, ""
+
+
+def image_section(ws: Workspace) -> tuple[np.ndarray | None, str]:
+    st.subheader("Image")
+    try:
+        names = [r.name for r in ws.list_datasets()]
+    except TLCoreError as exc:
+        show_error(exc)
+        names = []
+    c1, c2 = st.columns(2)
+    size = c1.select_slider("Input size (pixels)", options=list(PREVIEW_SIZES), key="aug_size",
+                            help="Images are resized to the model's input size before augmentation, as in training.")
+    mode = c2.selectbox("Resize mode", list(RESIZE_MODES), key="aug_mode",
+                        help="pad: keep the aspect ratio and letterbox; crop: centre square; stretch: ignore the aspect.")
+    if not names:
+        st.info("No datasets are registered yet. Add one on the Datasets page, or upload an image below.")
+        return uploaded_image(size, mode)
+    source = st.radio("Preview on", [SOURCE_DATASET, SOURCE_UPLOAD], key="aug_img_src", horizontal=True)
+    if source == SOURCE_UPLOAD:
+        return uploaded_image(size, mode)
+    return dataset_image(ws, names, size, mode)
+
+
+# ---------------------------------------------------------------- pipeline
+def _is_edited(ws: Workspace, spec: au.AugmentSpec | None) -> bool:
+    loaded = st.session_state.get("aug_loaded")
+    if loaded is None or spec is None:
+        return True
+    try:
+        return au.get_spec(ws, loaded) != spec
+    except TLCoreError:
+        return True
+
+
+def _step_summary(step: dict) -> str:
+    return f"p={step['params'].get('p', 1.0):g}"
+
+
+def step_editor(step: dict, pos: int, total: int) -> None:
+    info = au.CATALOGUE[step["name"]]
+    with st.expander(f"{pos + 1}. {info.name}  ·  {_step_summary(step)}", key=f"aug_exp::{step['id']}"):
+        st.caption(f"{au.GROUPS[info.group]}: {info.description}")
+        for ps in info.params:
+            aw.param_widget(ps, _wkey(step["id"], ps.name))
+        b1, b2, b3 = st.columns(3)
+        b1.button("Up", key=f"aug_up::{step['id']}", icon=":material/arrow_upward:", disabled=pos == 0,
+                  on_click=_on_move, args=(step["id"], -1), width="stretch")
+        b2.button("Down", key=f"aug_down::{step['id']}", icon=":material/arrow_downward:", disabled=pos == total - 1,
+                  on_click=_on_move, args=(step["id"], 1), width="stretch")
+        b3.button("Remove", key=f"aug_rm::{step['id']}", icon=":material/delete:",
+                  on_click=_on_remove, args=(step["id"],), width="stretch")
+
+
+def pipeline_section(ws: Workspace, options: list[str]) -> au.AugmentSpec | None:
+    ss = st.session_state
+    root = str(ws.root)
+    st.subheader("Pipeline")
+    saved = set(au.list_pipelines(ws))
+    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+    source = c1.selectbox(
+        "Start from", options, key="aug_source", on_change=_on_source, args=(root,),
+        format_func=lambda n: f"{n} (saved)" if n in saved else f"{n} (preset)",
+        help="Choosing a pipeline replaces the steps below with its steps.",
+    )
+    if source in au.PRESET_DESCRIPTIONS:
+        st.caption(au.PRESET_DESCRIPTIONS[source])
+    elif source in saved:
+        with c2.popover("Delete", icon=":material/delete:", help="Delete this saved pipeline."):
+            st.write("Delete the saved pipeline below? This cannot be undone.")
+            st.code(source, language=None)
+            st.button("Delete it", key="aug_delete", type="primary", on_click=_on_delete, args=(root, source))
+
+    steps = ss["aug_steps"]
+    spec: au.AugmentSpec | None
+    try:
+        spec = current_spec()
+    except TLCoreError as exc:
+        show_error(exc)
+        spec = None
+    if _is_edited(ws, spec):
+        loaded = ss.get("aug_loaded")
+        note = "Edited" + (" (changes not saved)" if loaded else "")
+        c1, c2 = st.columns([3, 2], vertical_alignment="center")
+        c1.caption(note)
+        if loaded:
+            c2.button("Discard changes", key="aug_reload", on_click=_on_reload, args=(root,),
+                      icon=":material/undo:", width="stretch")
+
+    if not steps:
+        st.caption("No steps: images pass through unchanged. Add a transform below.")
+    for pos, step in enumerate(steps):
+        step_editor(step, pos, len(steps))
+
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    choice = c1.selectbox(
+        "Add a transform", list(au.CATALOGUE), key="aug_add_choice",
+        format_func=lambda n: f"{au.GROUPS[au.CATALOGUE[n].group]} · {n}",
+    )
+    c2.button("Add", key="aug_add", on_click=_on_add, icon=":material/add:", width="stretch")
+    st.caption(au.CATALOGUE[choice].description)
+    return spec
+
+
+# ----------------------------------------------------------------- preview
+def preview_section(image: np.ndarray | None, label: str, spec: au.AugmentSpec | None) -> None:
+    st.subheader("Preview")
+    c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
+    n = c1.slider("Versions", min_value=N_RANGE[0], max_value=N_RANGE[1], key="aug_n")
+    seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="aug_seed",
+                           help="The same seed shows the same versions.")
+    c3.button("Re-roll", key="aug_reroll", on_click=_on_reroll, icon=":material/casino:", width="stretch",
+              help="Draw a new seed.")
+    if image is None:
+        st.info("Pick an image (or upload one) to see the preview.")
+        return
+    if spec is None:
+        st.warning("Fix the pipeline's error to see the preview.")
+        st.image(image, caption=md_escape(f"Original: {label}"))
+        return
+    try:
+        images = aw.augmented(json.dumps(spec.to_dict(), sort_keys=True), image, int(n), int(seed))
+    except TLCoreError as exc:
+        show_error(exc)
+        return
+    cells = [(image, md_escape(f"Original: {label}"))] + [(im, f"#{i}") for i, im in enumerate(images, start=1)]
+    for start in range(0, len(cells), PER_ROW):
+        cols = st.columns(PER_ROW)
+        for col, (im, caption) in zip(cols, cells[start : start + PER_ROW]):
+            col.image(im, caption=caption, width="stretch")
+    st.caption(f"{image.shape[1]}×{image.shape[0]} pixels; {len(spec.steps)} steps; seed {int(seed)}.")
+
+
+# ------------------------------------------------------- serialized, save
+def serialized_section(spec: au.AugmentSpec | None, image: np.ndarray | None) -> None:
+    st.subheader("Serialized pipeline")
+    if spec is None:
+        st.info("The pipeline has an error; fix it to see its serialization.")
+        return
+    size = tuple(image.shape[:2]) if image is not None else au.DEFAULT_IMAGE_SIZE
+    pipeline = au.build_pipeline(spec, image_size=size)
+    as_yaml, as_json = au.pipeline_to_yaml(pipeline), au.pipeline_to_json(pipeline)
+    t1, t2, t3 = st.tabs(["albumentations YAML", "albumentations JSON", "Workbench spec"])
+    with t1:
+        st.code(as_yaml, language="yaml")
+    with t2:
+        st.code(as_json, language="json")
+    with t3:
+        st.code(spec.to_yaml(), language="yaml")
+    st.caption(
+        f"Load it with albumentations: `A.from_dict(yaml.safe_load(text))`. Size-setting transforms use "
+        f"{size[0]}×{size[1]}; training uses the model's input size."
+    )
+    st.download_button("Download albumentations YAML", as_yaml, file_name="pipeline.yaml", mime="application/x-yaml",
+                       key="aug_download", icon=":material/download:", on_click="ignore")
+
+
+def save_section(ws: Workspace) -> None:
+    st.subheader("Save")
+    with st.form("aug_save_form", border=True):
+        st.text_input("Name", key="aug_save_name", placeholder="e.g. my-pipeline",
+                      help="1-64 letters, digits, '.', '_' or '-'; not a preset's name.")
+        st.checkbox("Overwrite a pipeline saved under that name", key="aug_save_overwrite")
+        st.form_submit_button("Save", type="primary", on_click=_on_save, args=(str(ws.root),), icon=":material/save:")
+    msg = st.session_state.get("aug_save_msg")
+    st.session_state["aug_save_msg"] = None
+    if msg:
+        kind, text = msg
+        (st.success if kind == "success" else st.error)(md_escape(text))
+    st.caption("Saved pipelines can be chosen for training and used from the command line: "
+               "`python -m tlcore augment show NAME`.")
+
+
+# -------------------------------------------------------------------- page
+def main() -> None:
+    st.set_page_config(page_title="Augmentations", layout="wide")
+    ws = open_workspace()
+    sidebar_workspace(ws)
+    st.title("Augmentations")
+    st.caption("Start from a preset or a saved pipeline, tune its steps, preview them on your images, save the result.")
+    try:
+        data.ensure_demo_registered(ws)
+    except TLCoreError as exc:
+        show_error(exc)
+
+    options = au.pipeline_names(ws)
+    init_state(ws, options)
+    for kind, text in st.session_state["aug_flash"]:
+        (st.success if kind == "success" else st.error)(md_escape(text))
+    st.session_state["aug_flash"] = []
+
+    left, right = st.columns([2, 3], gap="large")
+    with left:
+        image, label = image_section(ws)
+        spec = pipeline_section(ws, options)
+    with right:
+        preview_section(image, label, spec)
+    st.divider()
+    c1, c2 = st.columns([3, 2], gap="large")
+    with c1:
+        serialized_section(spec, image)
+    with c2:
+        save_section(ws)
+
+
+main()
