@@ -20,7 +20,7 @@ from tlcore.workspace import Workspace
 __all__ = ["main", "build_parser"]
 
 # Command groups, in the order `--help` lists them.
-_GROUPS = ("datasets", "augment")
+_GROUPS = ("datasets", "augment", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:

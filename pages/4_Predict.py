@@ -1,0 +1,309 @@
+"""Predict: try a trained model on new photos, with Grad-CAM to show where it looked.
+
+Thin: ``tlcore.predict`` loads models and prepares images (the same decoding and
+resize rule as training), ``tlcore.gradcam`` explains. The model is loaded once per
+server process with ``st.cache_resource`` keyed by its path and modification time
+(so a retrained or replaced file is picked up) and never mutated; per-image results
+are cached with ``st.cache_data`` by model and image content. The selected model
+lives in ``st.query_params["model"]``. User-controlled text (file, class and model
+names, messages quoting them) is Markdown-escaped or shown as plain text.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+
+from tlcore.datasets import load_rgb
+from tlcore.errors import TLCoreError
+from tlcore.gradcam import GradCam, overlay
+from tlcore.predict import LoadedModel, ModelSummary, list_models, load_model, prepare_image, top_predictions
+from tlcore.workspace import Workspace
+from tlui import data
+from tlui.common import md_escape, open_workspace, show_error, sidebar_workspace
+
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+DISPLAY_PX = 224  # side of the images drawn on the page
+MAX_IMAGES = 24  # uploads analysed per run
+TOP_K_DEFAULT = 3
+TOP_K_MAX = 10
+SOURCES = ("Upload images", "Pick from a dataset")
+TRAIN_HINT = "python -m tlcore train --data demo --epochs 5 --image-size 96"
+
+
+# ------------------------------------------------------------------- state
+def init_state(model_names: list[str]) -> str:
+    """Initialise every session-state key of this page; return the selected model's name."""
+    ss = st.session_state
+    ss.setdefault("pr_top_k", TOP_K_DEFAULT)
+    ss.setdefault("pr_gradcam", True)
+    ss.setdefault("pr_source", SOURCES[0])
+    ss.setdefault("pr_pick_seed", 0)
+    if ss.get("pr_model") not in model_names:
+        wanted = st.query_params.get("model")
+        ss["pr_model"] = wanted if wanted in model_names else model_names[0]
+    return ss["pr_model"]
+
+
+def init_dataset_state(names: list[str], preferred: str | None) -> None:
+    ss = st.session_state
+    if ss.get("pr_ds") not in names:
+        ss["pr_ds"] = preferred if preferred in names else ("demo" if "demo" in names else names[0])
+
+
+# ------------------------------------------------------------------ caches
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def cached_model(path: str, mtime_ns: int) -> tuple[LoadedModel, GradCam]:
+    """The model and its Grad-CAM explainer, shared by all sessions: read-only.
+
+    ``mtime_ns`` (of model.keras) is part of the key so a replaced file is loaded
+    again; failures are not cached.
+    """
+    loaded = load_model(path)
+    return loaded, GradCam(loaded.model)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def analyse(model_path: str, mtime_ns: int, source: str | bytes, version: int = 0) -> dict[str, Any]:
+    """Decode one image (a path or an upload's bytes), classify it and explain the top class.
+
+    ``version`` is the image file's modification time (0 for uploads, keyed by content),
+    so an edited file is analysed again.
+
+    Returns the image for display (longer side ``DISPLAY_PX``), the model's input
+    (S×S×3 uint8, resized by the training rule), the probabilities and the Grad-CAM
+    heatmap of the most probable class. Raises ``TLCoreError`` for an image that
+    cannot be used (not cached).
+    """
+    loaded, cam = cached_model(model_path, mtime_ns)
+    rgb = load_rgb(source)
+    x = prepare_image(loaded, rgb)
+    res = cam.explain(x[None])
+    shown = Image.fromarray(rgb)
+    scale = DISPLAY_PX / max(shown.size)  # small images are enlarged too, so results line up
+    shown = shown.resize((max(1, round(shown.width * scale)), max(1, round(shown.height * scale))),
+                         Image.Resampling.BILINEAR)
+    return {
+        "display": np.asarray(shown),
+        "input": x,
+        "probs": res.probabilities[0],
+        "heatmap": res.heatmaps[0],
+        "explained": int(res.class_indices[0]),
+    }
+
+
+def model_mtime(summary: ModelSummary) -> int:
+    try:
+        return os.stat(summary.path / "model.keras").st_mtime_ns
+    except OSError:
+        return 0
+
+
+# ----------------------------------------------------------------- drawing
+def plot_text(s: object) -> str:
+    """Plotly renders a little HTML in labels; make user text show literally."""
+    return html.escape(str(s), quote=False)
+
+
+def _pct(v: float | None) -> str:
+    return f"{100 * v:.1f} %" if v is not None else "–"
+
+
+def top_k_chart(probs: np.ndarray, class_names: list[str], k: int) -> go.Figure:
+    preds = top_predictions(probs, class_names, k)
+    fig = go.Figure(
+        go.Bar(
+            x=[p.probability for p in preds],
+            y=[plot_text(p.label) for p in preds],
+            orientation="h",
+            text=[f"{100 * p.probability:.1f} %" for p in preds],
+            textposition="auto",
+            hovertemplate="%{y}: %{x:.1%}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=70 + 34 * len(preds),
+        margin={"t": 10, "b": 30, "l": 10, "r": 10},
+        xaxis={"range": [0, 1], "tickformat": ".0%", "title": {"text": "confidence"}},
+        yaxis={"autorange": "reversed"},
+    )
+    return fig
+
+
+def model_section(summary: ModelSummary) -> None:
+    m = st.columns(4)
+    m[0].metric("Validation accuracy", _pct(summary.best_val_accuracy), help="Best epoch's validation accuracy.")
+    m[1].metric("Test accuracy", _pct(summary.test_accuracy), help="On the held-out test split, after training.")
+    m[2].metric("Classes", summary.num_classes)
+    m[3].metric("Input", f"{summary.image_size or '?'} px")
+    st.caption(
+        f"{md_escape(summary.backbone or '?')} · {md_escape(summary.method or '?')} · dataset "
+        f"{md_escape(summary.dataset or '?')} · {summary.epochs_run or '?'} epochs · saved "
+        f"{md_escape(summary.created.replace('T', ' '))}"
+    )
+
+
+def per_class_table(loaded: LoadedModel) -> None:
+    rows = ((loaded.metrics.get("test") or {}).get("per_class") or []) if isinstance(loaded.metrics, dict) else []
+    if rows:
+        with st.expander("Per-class results on the test split"):
+            st.dataframe(rows, hide_index=True, column_order=["class", "precision", "recall", "f1", "support"])
+
+
+def upload_items() -> list[tuple[str, str | bytes, str | None]]:
+    """``(name, content, true label = None)`` for each uploaded file."""
+    uploads = st.file_uploader(
+        "Images to classify", type=UPLOAD_TYPES, accept_multiple_files=True, key="pr_uploads",
+        help="JPEG, PNG, WebP, BMP, GIF or TIFF. They are resized exactly as the training images were.",
+    ) or []
+    if len(uploads) > MAX_IMAGES:
+        st.caption(f"Showing the first {MAX_IMAGES} of {len(uploads)} images.")
+    return [(u.name, u.getvalue(), None) for u in uploads[:MAX_IMAGES]]
+
+
+def _random_pick(files_key: str, options: list[str]) -> None:
+    if options:
+        st.session_state[files_key] = random.choice(options)
+
+
+def dataset_items(ws: Workspace, loaded: LoadedModel) -> list[tuple[str, str | bytes, str | None]]:
+    """``(name, path, true label)`` for the image picked from a registered dataset."""
+    records = ws.list_datasets()
+    if not records:
+        st.info("No datasets are registered: add one on the Datasets page, or upload images instead.")
+        return []
+    names = [r.name for r in records]
+    init_dataset_state(names, loaded.data.get("dataset") or loaded.spec.get("dataset"))
+    c1, c2, c3, c4 = st.columns([2, 2, 3, 1], vertical_alignment="bottom")
+    ds = c1.selectbox("Dataset", names, key="pr_ds")
+    rec = next(r for r in records if r.name == ds)
+    idx = data.index(str(ws.root), ds, data.dataset_version(ws, rec))
+    usable = idx[idx["usable"].astype(bool)] if len(idx) else idx
+    classes = sorted(usable["label"].astype(str).unique()) if len(usable) else []
+    if not classes:
+        st.info("This dataset has no usable images.")
+        return []
+    cls = c2.selectbox("Class", classes, key=f"pr_cls::{ds}")
+    rows = usable[usable["label"] == cls].sort_values("relpath")
+    relpaths = rows["relpath"].astype(str).tolist()
+    files_key = f"pr_file::{ds}::{cls}"
+    rel = c3.selectbox("Image", relpaths, key=files_key, format_func=lambda r: Path(r).name)
+    c4.button("Random", key="pr_random", on_click=_random_pick, args=(files_key, relpaths),
+              help="Pick a random image of this class.")
+    if rel is None:
+        return []
+    path = str(rows.loc[rows["relpath"] == rel, "path"].iloc[0])
+    if loaded.data.get("dataset") == ds:
+        in_test = rel in set(loaded.data.get("test_files") or [])
+        st.caption("A test image: the model never saw it in training." if in_test else
+                   "The model may have seen this image in training or validation; its test images are a fairer check.")
+    return [(Path(rel).name, path, cls)]
+
+
+def image_result(i: int, name: str, res: dict[str, Any], loaded: LoadedModel, true: str | None,
+                 k: int, show_cam: bool) -> None:
+    probs = res["probs"]
+    best = top_predictions(probs, loaded.class_names, 1)[0]
+    with st.container(border=True):
+        head = f"**{md_escape(name)}**: {md_escape(str(best))}"
+        if true is not None:
+            verdict = "correct" if best.label == true else f"wrong, the true class is {md_escape(true)}"
+            head += f" ({verdict})"
+        st.markdown(head)
+        cols = st.columns([1, 2, 1] if show_cam else [1, 3], vertical_alignment="center")
+        cols[0].image(res["display"], caption="the image")
+        cols[1].plotly_chart(top_k_chart(probs, loaded.class_names, k), key=f"pr_chart::{i}",
+                             config={"displayModeBar": False})
+        if show_cam:
+            seen = np.asarray(Image.fromarray(res["input"]).resize((DISPLAY_PX, DISPLAY_PX), Image.Resampling.BILINEAR))
+            label = loaded.class_names[res["explained"]]
+            cols[2].image(overlay(seen, res["heatmap"], alpha=0.45), caption=f"Grad-CAM: {md_escape(label)}")
+
+
+def bad_image(name: str, exc: BaseException) -> None:
+    if isinstance(exc, TLCoreError):
+        text = f"{exc.message} {exc.fix or ''}".strip()
+    else:
+        text = f"It could not be read ({exc}). Try another file, or convert it to JPEG or PNG."
+    st.error(f"{md_escape(name)} was not classified: {md_escape(text)}")
+
+
+# -------------------------------------------------------------------- page
+def main() -> None:
+    st.set_page_config(page_title="Predict · Transfer-learning workbench", layout="wide")
+    ws = open_workspace()
+    sidebar_workspace(ws)
+    st.title("Predict")
+    try:
+        models = list_models(ws)
+    except TLCoreError as exc:
+        show_error(exc)
+        st.stop()
+    if not models:
+        st.info(
+            "No trained models in this workspace yet. Train one from a terminal (the demo dataset works "
+            "offline), and it appears here when it finishes; a Search page to find the best settings is coming."
+        )
+        st.code(TRAIN_HINT, language="bash")
+        return
+    by_name = {m.name: m for m in models}
+    init_state(list(by_name))
+    st.selectbox(
+        "Model", list(by_name), key="pr_model",
+        format_func=lambda n: f"{n}  ·  val {_pct(by_name[n].best_val_accuracy)}",
+        help="Trained runs of this workspace, newest first.",
+    )
+    summary = by_name[st.session_state["pr_model"]]
+    st.query_params["model"] = summary.name
+    model_section(summary)
+    mtime = model_mtime(summary)
+    try:
+        loaded, _ = cached_model(str(summary.path), mtime)
+    except TLCoreError as exc:
+        show_error(exc)
+        st.caption("Pick another model, or train this one again.")
+        return
+    per_class_table(loaded)
+
+    st.subheader("Images")
+    c1, c2, c3 = st.columns([2, 2, 3], vertical_alignment="bottom")
+    c1.radio("Source", SOURCES, key="pr_source", horizontal=True, label_visibility="collapsed")
+    max_k = min(TOP_K_MAX, loaded.num_classes)
+    if st.session_state["pr_top_k"] > max_k:
+        st.session_state["pr_top_k"] = max_k
+    k = c2.slider("Top classes shown", min_value=1, max_value=max(2, max_k), key="pr_top_k")
+    k = min(int(k), loaded.num_classes)
+    show_cam = c3.checkbox("Show Grad-CAM", key="pr_gradcam")
+    if show_cam:
+        st.caption(
+            "Grad-CAM colours the parts of the image that raised the predicted class's score the most "
+            "(red strongest, blue none), on the image as the model saw it."
+        )
+    try:
+        items = upload_items() if st.session_state["pr_source"] == SOURCES[0] else dataset_items(ws, loaded)
+    except TLCoreError as exc:
+        show_error(exc)
+        return
+    if not items:
+        if st.session_state["pr_source"] == SOURCES[0]:
+            st.caption("Upload one or more images to see what the model makes of them.")
+        return
+    for i, (name, source, true) in enumerate(items):
+        try:
+            version = os.stat(source).st_mtime_ns if isinstance(source, str) else 0
+            res = analyse(str(summary.path), mtime, source, version)
+        except (TLCoreError, ValueError, OSError) as exc:
+            bad_image(name, exc)
+            continue
+        image_result(i, name, res, loaded, true, k, show_cam)
+
+
+main()
