@@ -26,6 +26,9 @@ STEPS = [
      "split. The demo dataset is there already."),
     ("pages/2_Augmentations.py", "Augmentations", ":material/auto_fix_high:",
      "Pick or build an augmentation pipeline and preview it on your images."),
+    ("pages/4_Predict.py", "Predict", ":material/image_search:",
+     "Try a trained model on new photos: top-k labels with confidence and a Grad-CAM heat map. "
+     "Train one with `python -m tlcore train --data demo`."),
 ]
 
 

@@ -70,6 +70,7 @@ def test_unknown_backbone_is_a_config_error() -> None:
 
 
 # -------------------------------------------------- EfficientNet-Lite0 parity
+@pytest.mark.backend
 @pytest.mark.parametrize("size", [224, 128])
 def test_lite0_logits_match_the_pytorch_reference(lite_cache: Path, size: int) -> None:
     ref = np.load(FIXTURE)

@@ -10,6 +10,17 @@ Modules, one idea each:
 - ``config``     typed specs that round-trip to dict/YAML
 - ``datasets``   scan, problem report, decoding, splits, IDX import, demo data, uploads
 - ``augment``    albumentations pipelines: catalogue, presets, validation, storage
+- ``backbones``  the backbone registry: EfficientNet-Lite0 (offline ImageNet weights),
+                 keras.applications models; blocks for freeze depth
+- ``model``      backbone + pooling + dropout + dense head; freeze depth; split for the cache
+- ``cache``      the size-bounded, checksummed disk cache of arrays
+- ``pipeline``   decoded-image arrays and the resize rule
+- ``trainer``    one run from a ``TrainSpec``: the three methods, the feature cache, artifacts
+- ``runtime``    backend set-up (threads, GPU memory growth, mixed precision, seeds)
+- ``evaluate``   accuracy, per-class metrics, confusion matrix, top losses
+- ``gradcam``    class activation heat maps, exact and backend-neutral
+- ``predict``    load a trained model safely and predict "label (confidence %)"
+- ``export``     .keras, SavedModel, TFLite (float and dynamic-range) with a model card
 - ``cli``        ``python -m tlcore ...``
 """
 

@@ -37,6 +37,12 @@ def _disk_error(path: Path, exc: OSError) -> WorkspaceError:
     return WorkspaceError(f"Could not write {path}: {exc.strerror or exc}.", received=str(path))
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file that replaces ``path`` only when the block succeeds."""
@@ -53,6 +59,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        # mkstemp makes the file 0600; give it the mode a plain open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
