@@ -159,3 +159,18 @@ def test_unwritable_cache_is_a_clear_error(demo_ws):
     (cache / "images").write_text("a file where the folder should be")
     with pytest.raises(WorkspaceError):
         train(small(epochs=1), demo_ws)
+
+
+def test_augmentation_with_cached_copies_and_on_the_fly(demo_ws):
+    cached = train(small(augment="light", aug_copies=2, epochs=3), demo_ws)
+    # Two augmented train copies plus the val features, computed once each.
+    assert cached.cache["features"]["misses"] == 3
+    assert len(cached.history) == 3
+    again = train(small(augment="light", aug_copies=2, epochs=3), demo_ws)
+    assert again.cache["features"]["hits"] == 3
+    assert [h["train_loss"] for h in again.history] == pytest.approx([h["train_loss"] for h in cached.history],
+                                                                       rel=1e-4)
+    exact = train(small(augment="light", aug_copies=0, epochs=1), demo_ws)
+    assert exact.cache["features"]["misses"] == 0 and exact.cache["features"]["hits"] == 0
+    with pytest.raises(NotFoundError, match="pipeline|augment"):
+        train(small(augment="no-such-pipeline"), demo_ws)
