@@ -1,6 +1,8 @@
 """The trainer: methods, freeze depth, feature cache equivalence, artifacts, bad input.
 
-Marked ``backend``: scripts/test.sh runs this file under TensorFlow and again under JAX.
+Tests marked ``backend`` exercise backend-specific behaviour (freezing, splitting,
+the cache equivalence, the phases, saving and reloading, determinism); scripts/test.sh
+runs them under TensorFlow and again under JAX.
 """
 
 import errno
@@ -14,8 +16,6 @@ from tlcore.datasets import ensure_demo
 from tlcore.errors import ConfigError, DatasetError, NotFoundError, WorkspaceError
 from tlcore.model import Classifier
 from tlcore.trainer import ProgressHooks, phases_for, train
-
-pytestmark = pytest.mark.backend
 
 
 @pytest.fixture
@@ -41,6 +41,7 @@ def test_phases_for_each_method():
         phases_for(small(method="fine_tune", freeze_depth=19), 18)
 
 
+@pytest.mark.backend
 def test_freeze_depth_semantics():
     clf = Classifier.build("efficientnet_lite0", num_classes=3, image_size=48, weights=None)
     n = clf.num_blocks
@@ -61,6 +62,7 @@ def test_freeze_depth_semantics():
     assert np.allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.backend
 def test_split_matches_full_model_at_every_depth():
     clf = Classifier.build("efficientnet_lite0", num_classes=4, image_size=48, weights=None)
     x = np.random.default_rng(1).uniform(0, 255, (2, 48, 48, 3)).astype("float32")
@@ -72,6 +74,7 @@ def test_split_matches_full_model_at_every_depth():
     assert clf.split(0)[0] is None
 
 
+@pytest.mark.backend
 def test_feature_cache_gives_the_same_first_epoch_loss(demo_ws):
     with_cache = train(small(feature_cache=True), demo_ws)
     without = train(small(feature_cache=False), demo_ws)
@@ -84,12 +87,14 @@ def test_feature_cache_gives_the_same_first_epoch_loss(demo_ws):
     assert again.cache["images"]["hits"] == 3
 
 
+@pytest.mark.backend
 def test_same_seed_same_result(demo_ws):
     a = train(small(method="fine_tune", freeze_depth=14), demo_ws)
     b = train(small(method="fine_tune", freeze_depth=14), demo_ws)
     assert [h["train_loss"] for h in a.history] == pytest.approx([h["train_loss"] for h in b.history], rel=1e-5)
 
 
+@pytest.mark.backend
 def test_two_phase_curves_join(demo_ws):
     events = []
     r = train(small(method="two_phase", freeze_depth=12, epochs=3, head_epochs=1),
@@ -107,6 +112,7 @@ def test_short_run_on_demo_clearly_beats_chance(demo_ws):
     assert r.metrics["test_accuracy"] > 0.5
 
 
+@pytest.mark.backend
 def test_run_artifacts_and_reload(demo_ws):
     r = train(small(epochs=1), demo_ws)
     for name in ("model.keras", "history.json", "metrics.json", "spec.yaml", "labels.txt", "data.json"):

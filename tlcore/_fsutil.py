@@ -9,6 +9,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,15 @@ import yaml
 
 from tlcore.errors import WorkspaceError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_yaml", "atomic_open", "read_json"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "atomic_write_yaml",
+    "atomic_open",
+    "atomic_directory",
+    "read_json",
+]
 
 
 def _disk_error(path: Path, exc: OSError) -> WorkspaceError:
@@ -34,7 +43,11 @@ def _disk_error(path: Path, exc: OSError) -> WorkspaceError:
             received=str(path.parent),
             fix="Make the folder writable or point TLCORE_HOME at a writable workspace.",
         )
-    return WorkspaceError(f"Could not write {path}: {exc.strerror or exc}.", received=str(path))
+    return WorkspaceError(
+        f"Could not write {path}: {exc.strerror or exc}.",
+        received=str(path),
+        fix="Check the disk and the folder's permissions; earlier files are intact.",
+    )
 
 
 def _umask() -> int:
@@ -69,6 +82,47 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | os.PathLike[str], *, replace: bool = False) -> Iterator[Path]:
+    """Build a folder under a temporary name beside ``target``; rename it into place at the end.
+
+    The block fills the yielded folder. If it raises, the temporary folder is
+    removed and nothing appears at ``target``; an ``OSError`` (full disk,
+    permissions) becomes a ``WorkspaceError`` saying what to do.
+
+    Args:
+        target: the folder to create.
+        replace: replace an existing ``target`` (swapped out, then deleted).
+            Defaults to False: an existing target is an error.
+    """
+    target = Path(target)
+    if target.exists() and not replace:
+        raise WorkspaceError("The target folder already exists.", received=str(target),
+                             fix="Choose another name, or remove the existing folder first.")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    except OSError as exc:
+        raise _disk_error(target, exc) from exc
+    try:
+        yield tmp
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, WorkspaceError):
+            raise
+        raise _disk_error(target, exc) from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

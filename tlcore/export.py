@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from tlcore import __version__
-from tlcore._fsutil import atomic_write_json, atomic_write_text
+from tlcore._fsutil import atomic_directory, atomic_write_json, atomic_write_text
 from tlcore.errors import ConfigError, TLCoreError, WorkspaceError
 from tlcore.predict import RESIZE_RULES, LoadedModel, load_model
 
@@ -284,50 +284,31 @@ def export_model(
             fix="Export into a new folder outside the run folder.",
         )
 
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    except OSError as exc:
-        raise WorkspaceError(f"Cannot create the export folder: {exc.strerror or exc}.", received=str(out),
-                             fix="Make the parent folder writable or choose another one.") from exc
     scratch: Path | None = None
     try:
-        if "keras" in fmts:
-            status("Copying model.keras")
-            shutil.copyfile(loaded.model_path, tmp / FILE_NAMES["keras"])
-        saved = tmp / FILE_NAMES["savedmodel"]
-        if "savedmodel" in fmts or "tflite" in fmts or "tflite_dynamic" in fmts:
-            if "savedmodel" not in fmts:
-                scratch = Path(tempfile.mkdtemp(prefix=".savedmodel.", dir=out.parent))
-                saved = scratch / "saved_model"
-            status("Writing the SavedModel")
-            _saved_model(loaded, saved)
-        if "tflite" in fmts:
-            status("Converting to TFLite (float32)")
-            _tflite(saved, tmp / FILE_NAMES["tflite"], dynamic_range=False)
-        if "tflite_dynamic" in fmts:
-            status("Converting to TFLite (dynamic-range quantized)")
-            _tflite(saved, tmp / FILE_NAMES["tflite_dynamic"], dynamic_range=True)
-        atomic_write_text(tmp / "labels.txt", "\n".join(loaded.class_names) + "\n")
-        status("Writing the model card")
-        card = _model_card(loaded, Path(source), fmts)
-        card["files"] = _inventory(tmp)
-        atomic_write_json(tmp / "model_card.json", card)
-        _share(tmp)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise WorkspaceError(f"The export failed: {exc.strerror or exc}.", received=str(out),
-                             fix="Free disk space or make the folder writable; nothing was left behind.") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with atomic_directory(out, replace=True) as tmp:
+            if "keras" in fmts:
+                status("Copying model.keras")
+                shutil.copyfile(loaded.model_path, tmp / FILE_NAMES["keras"])
+            saved = tmp / FILE_NAMES["savedmodel"]
+            if "savedmodel" in fmts or "tflite" in fmts or "tflite_dynamic" in fmts:
+                if "savedmodel" not in fmts:
+                    scratch = Path(tempfile.mkdtemp(prefix=".savedmodel.", dir=out.parent))
+                    saved = scratch / "saved_model"
+                status("Writing the SavedModel")
+                _saved_model(loaded, saved)
+            if "tflite" in fmts:
+                status("Converting to TFLite (float32)")
+                _tflite(saved, tmp / FILE_NAMES["tflite"], dynamic_range=False)
+            if "tflite_dynamic" in fmts:
+                status("Converting to TFLite (dynamic-range quantized)")
+                _tflite(saved, tmp / FILE_NAMES["tflite_dynamic"], dynamic_range=True)
+            atomic_write_text(tmp / "labels.txt", "\n".join(loaded.class_names) + "\n")
+            status("Writing the model card")
+            card = _model_card(loaded, Path(source), fmts)
+            card["files"] = _inventory(tmp)
+            atomic_write_json(tmp / "model_card.json", card)
+            _share(tmp)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)

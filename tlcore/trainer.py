@@ -15,7 +15,7 @@ output (``pipeline``); the numbers are those of the full model, because the two
 share their layers. The best epoch (highest validation accuracy, then lowest
 validation loss) is kept and saved.
 
-A run writes, atomically (a ``.partial`` folder renamed when complete):
+A run writes, atomically (a temporary folder renamed when complete):
 ``model.keras``, ``history.json``, ``spec.yaml``, ``metrics.json``, ``labels.txt``.
 """
 
@@ -25,7 +25,6 @@ import datetime as _dt
 import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +36,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from tlcore._fsutil import atomic_write_json, atomic_write_text
+from tlcore._fsutil import atomic_directory, atomic_write_json, atomic_write_text
 from tlcore.cache import ArrayCache
 from tlcore.config import TrainSpec
 from tlcore.datasets import dataset_splits, load_split_spec
@@ -436,13 +435,8 @@ def _run_name(spec: TrainSpec) -> str:
 
 def _save_run(out: Path, clf: Classifier, spec: TrainSpec, history: list[dict[str, Any]],
               metrics: dict[str, Any], data: TrainingData) -> None:
-    """Write the run into ``<out>.partial`` and rename it into place when complete."""
-    if out.exists():
-        raise WorkspaceError("The run folder already exists.", received=str(out), fix="Choose another run name.")
-    tmp = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir(parents=True)
+    """Write the run into a temporary folder and rename it into place when complete."""
+    with atomic_directory(out) as tmp:
         clf.model.save(tmp / "model.keras")
         atomic_write_json(tmp / "history.json", history)
         atomic_write_json(tmp / "metrics.json", metrics)
@@ -455,11 +449,3 @@ def _save_run(out: Path, clf: Classifier, spec: TrainSpec, history: list[dict[st
             "resize_mode": spec.resize_mode,
             "test_files": data.rows["test"]["relpath"].tolist(),
         })
-        os.replace(tmp, out)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise WorkspaceError(f"Could not save the trained model: {exc.strerror or exc}.", received=str(out),
-                             fix="Free disk space or make the workspace writable; earlier runs are intact.") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -14,14 +14,13 @@ so ``pets.zip`` holding ``pets/cat/…`` gives a dataset whose classes are ``cat
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from tlcore.errors import DatasetError, UnsafeArchiveError, WorkspaceError
+from tlcore._fsutil import atomic_directory
+from tlcore.errors import DatasetError, UnsafeArchiveError
 
 __all__ = ["extract_zip", "MAX_ZIP_BYTES", "MAX_ZIP_FILES", "MAX_ZIP_RATIO"]
 
@@ -125,34 +124,25 @@ def extract_zip(
         tops = {rel.parts[0] for _, rel in plan}
         strip = 1 if len(tops) == 1 and all(len(rel.parts) > 1 for _, rel in plan) else 0
 
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
-            written = 0
-            for info, rel in plan:
-                dest = tmp.joinpath(*rel.parts[strip:])
-                if not dest.resolve().is_relative_to(tmp.resolve()):  # belt and braces
-                    raise UnsafeArchiveError("An entry would be written outside the target.", received=info.filename)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(dest, "wb") as out:
-                    while chunk := src.read(_CHUNK):
-                        written += len(chunk)
-                        if written > max_bytes:
-                            raise UnsafeArchiveError(
-                                f"The zip file expands to more than the limit of {max_bytes:,} bytes.",
-                                received=f"more than {written:,} bytes",
-                            )
-                        out.write(chunk)
-            os.replace(tmp, target)
+            with atomic_directory(target) as tmp:
+                written = 0
+                for info, rel in plan:
+                    dest = tmp.joinpath(*rel.parts[strip:])
+                    if not dest.resolve().is_relative_to(tmp.resolve()):  # belt and braces
+                        raise UnsafeArchiveError("An entry would be written outside the target.",
+                                                 received=info.filename)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    with zf.open(info) as src, open(dest, "wb") as out:
+                        while chunk := src.read(_CHUNK):
+                            written += len(chunk)
+                            if written > max_bytes:
+                                raise UnsafeArchiveError(
+                                    f"The zip file expands to more than the limit of {max_bytes:,} bytes.",
+                                    received=f"more than {written:,} bytes",
+                                )
+                            out.write(chunk)
         except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
             raise DatasetError("The zip file is corrupt and could not be extracted.", received=str(exc),
                                fix="Create the archive again and re-upload it.") from exc
-        except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise WorkspaceError(f"Could not extract the zip file: {exc.strerror or exc}.", received=str(target),
-                                 fix="Check there is enough free disk space in the workspace.") from exc
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return target

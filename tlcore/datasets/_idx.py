@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import gzip
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from tlcore.errors import DatasetError, WorkspaceError
+from tlcore._fsutil import atomic_directory
+from tlcore.errors import DatasetError
 
 __all__ = [
     "read_idx",
@@ -179,20 +178,11 @@ def import_idx(
         if images.ndim == 4 and images.shape[-1] == 1:
             images = images[..., 0]
         arrays[split] = (images, labels, names)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out) as tmp:
         for split, (images, labels, names) in arrays.items():
             target = tmp if split == "all" else tmp / split
             limit = per_class.get(split) if isinstance(per_class, dict) else per_class
             _write_images(images, labels, target, names, per_class=limit, prefix="", progress=progress)
-        os.replace(tmp, out)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise WorkspaceError(f"Could not write the imported images: {exc.strerror}.", received=str(out)) from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
