@@ -74,6 +74,27 @@ _KERAS_SOURCES = (
     "or finds it there; weights=PATH loads that file; weights=None starts from random weights."
 )
 
+
+def _keras_app(name: str, display_name: str, *, default_size: int, min_size: int, feature_dim: int,
+               weights_file: str, preprocessing: str) -> BackboneInfo:
+    """A keras.applications entry; its blocks come from ``_applications.KERAS_APPS``."""
+    app = _applications.KERAS_APPS[name]
+    return BackboneInfo(
+        name=name,
+        display_name=display_name,
+        family="keras_applications",
+        default_size=default_size,
+        min_size=min_size,
+        num_blocks=len(app.block_names),
+        block_names=app.block_names,
+        block_ends=app.block_ends,
+        feature_dim=feature_dim,
+        bundled_weights=False,
+        weights_sources=_KERAS_SOURCES.format(file=weights_file),
+        preprocessing=preprocessing,
+    )
+
+
 _REGISTRY: dict[str, BackboneInfo] = {
     info.name: info
     for info in (
@@ -96,62 +117,18 @@ _REGISTRY: dict[str, BackboneInfo] = {
             ),
             preprocessing="RGB 0-255 -> (x - 127) / 128",
         ),
-        BackboneInfo(
-            name="mobilenet_v2",
-            display_name="MobileNetV2",
-            family="keras_applications",
-            default_size=224,
-            min_size=32,
-            num_blocks=len(_applications.KERAS_APPS["mobilenet_v2"].block_names),
-            block_names=_applications.KERAS_APPS["mobilenet_v2"].block_names,
-            block_ends=_applications.KERAS_APPS["mobilenet_v2"].block_ends,
-            feature_dim=1280,
-            bundled_weights=False,
-            weights_sources=_KERAS_SOURCES.format(file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_<size>_no_top.h5"),
-            preprocessing="RGB 0-255 -> x / 127.5 - 1",
-        ),
-        BackboneInfo(
-            name="efficientnet_b0",
-            display_name="EfficientNetB0",
-            family="keras_applications",
-            default_size=224,
-            min_size=32,
-            num_blocks=len(_applications.KERAS_APPS["efficientnet_b0"].block_names),
-            block_names=_applications.KERAS_APPS["efficientnet_b0"].block_names,
-            block_ends=_applications.KERAS_APPS["efficientnet_b0"].block_ends,
-            feature_dim=1280,
-            bundled_weights=False,
-            weights_sources=_KERAS_SOURCES.format(file="efficientnetb0_notop.h5"),
-            preprocessing="RGB 0-255 -> x / 255, then ImageNet mean/std normalisation (Keras' own layers)",
-        ),
-        BackboneInfo(
-            name="resnet50",
-            display_name="ResNet50",
-            family="keras_applications",
-            default_size=224,
-            min_size=32,
-            num_blocks=len(_applications.KERAS_APPS["resnet50"].block_names),
-            block_names=_applications.KERAS_APPS["resnet50"].block_names,
-            block_ends=_applications.KERAS_APPS["resnet50"].block_ends,
-            feature_dim=2048,
-            bundled_weights=False,
-            weights_sources=_KERAS_SOURCES.format(file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-            preprocessing="RGB 0-255 -> BGR, minus the ImageNet mean (103.939, 116.779, 123.68) (Caffe style)",
-        ),
-        BackboneInfo(
-            name="inception_v3",
-            display_name="InceptionV3",
-            family="keras_applications",
-            default_size=299,
-            min_size=75,
-            num_blocks=len(_applications.KERAS_APPS["inception_v3"].block_names),
-            block_names=_applications.KERAS_APPS["inception_v3"].block_names,
-            block_ends=_applications.KERAS_APPS["inception_v3"].block_ends,
-            feature_dim=2048,
-            bundled_weights=False,
-            weights_sources=_KERAS_SOURCES.format(file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-            preprocessing="RGB 0-255 -> x / 127.5 - 1",
-        ),
+        _keras_app("mobilenet_v2", "MobileNetV2", default_size=224, min_size=32, feature_dim=1280,
+                   weights_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_<size>_no_top.h5",
+                   preprocessing="RGB 0-255 -> x / 127.5 - 1"),
+        _keras_app("efficientnet_b0", "EfficientNetB0", default_size=224, min_size=32, feature_dim=1280,
+                   weights_file="efficientnetb0_notop.h5",
+                   preprocessing="RGB 0-255 -> x / 255, then ImageNet mean/std normalisation (Keras' own layers)"),
+        _keras_app("resnet50", "ResNet50", default_size=224, min_size=32, feature_dim=2048,
+                   weights_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                   preprocessing="RGB 0-255 -> BGR, minus the ImageNet mean (103.939, 116.779, 123.68) (Caffe style)"),
+        _keras_app("inception_v3", "InceptionV3", default_size=299, min_size=75, feature_dim=2048,
+                   weights_file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                   preprocessing="RGB 0-255 -> x / 127.5 - 1"),
     )
 }
 
