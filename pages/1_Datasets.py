@@ -168,6 +168,18 @@ def _added(name: str, result, what: str) -> None:
     st.rerun()
 
 
+def _run_add(name: str, label: str, verb: str, add) -> None:
+    """Run one way of adding a dataset with a progress bar; report success or the error."""
+    bar = st.progress(0.0, text=label)
+    try:
+        result = add(progress_callback(bar))
+    except TLCoreError as exc:
+        bar.empty()
+        show_error(exc)
+    else:
+        _added(name, result, verb)
+
+
 def add_from_folder(ws: Workspace) -> None:
     st.caption(
         "A folder with one sub-folder per class (photos/cat/\\*.jpg, photos/dog/\\*.jpg), or with "
@@ -191,14 +203,7 @@ def add_from_folder(ws: Workspace) -> None:
     if st.button("Add and scan", key="ds_add_btn", type="primary"):
         name = st.session_state["ds_add_name"].strip()
         path = st.session_state["ds_add_path"].strip()
-        bar = st.progress(0.0, text="Scanning…")
-        try:
-            result = tds.add_dataset(ws, name, path, progress=progress_callback(bar))
-        except TLCoreError as exc:
-            bar.empty()
-            show_error(exc)
-        else:
-            _added(name, result, "Added")
+        _run_add(name, "Scanning…", "Added", lambda progress: tds.add_dataset(ws, name, path, progress=progress))
 
 
 def add_from_zip(ws: Workspace) -> None:
@@ -210,15 +215,9 @@ def add_from_zip(ws: Workspace) -> None:
     st.text_input("Name", key="ds_zip_name", placeholder="defaults to the archive's name")
     if st.button("Upload and scan", key="ds_zip_btn", type="primary", disabled=upload is None):
         name = st.session_state["ds_zip_name"].strip() or name_from_file(upload.name)
-        bar = st.progress(0.0, text="Extracting…")
-        try:
-            upload.seek(0)
-            result = tds.add_zip_dataset(ws, name, upload, progress=progress_callback(bar))
-        except TLCoreError as exc:
-            bar.empty()
-            show_error(exc)
-        else:
-            _added(name, result, "Added the upload as")
+        upload.seek(0)
+        _run_add(name, "Extracting…", "Added the upload as",
+                 lambda progress: tds.add_zip_dataset(ws, name, upload, progress=progress))
 
 
 def add_fashion_mnist(ws: Workspace, found: dict) -> None:
@@ -239,15 +238,9 @@ def add_fashion_mnist(ws: Workspace, found: dict) -> None:
         name = ss["ds_fm_name"].strip()
         limits = {"train": int(ss["ds_fm_train"]), "test": int(ss["ds_fm_test"])}
         per_class = {k: v for k, v in limits.items() if v > 0} or None
-        bar = st.progress(0.0, text="Importing…")
-        try:
-            with st.spinner("Writing the images…"):
-                result = tds.add_fashion_mnist(ws, name, per_class=per_class, progress=progress_callback(bar))
-        except TLCoreError as exc:
-            bar.empty()
-            show_error(exc)
-        else:
-            _added(name, result, "Imported Fashion-MNIST as")
+        with st.spinner("Writing the images…"):
+            _run_add(name, "Importing…", "Imported Fashion-MNIST as",
+                     lambda progress: tds.add_fashion_mnist(ws, name, per_class=per_class, progress=progress))
 
 
 def add_section(ws: Workspace, expanded: bool) -> None:
