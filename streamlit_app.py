@@ -26,7 +26,12 @@ STEPS = [
      "split. The demo dataset is there already."),
     ("pages/2_Augmentations.py", "Augmentations", ":material/auto_fix_high:",
      "Pick or build an augmentation pipeline and preview it on your images."),
-    ("pages/4_Predict.py", "Predict", ":material/image_search:",
+    ("pages/3_Search.py", "Search", ":material/tune:",
+     "Let Optuna search how many backbone blocks to freeze and which learning rate to use; watch the "
+     "trials come in, stop and resume."),
+    ("pages/4_Results.py", "Results", ":material/query_stats:",
+     "Compare the trials of a search, look at the best model's mistakes and download it."),
+    ("pages/5_Predict.py", "Predict", ":material/image_search:",
      "Try a trained model on new photos: top-k labels with confidence and a Grad-CAM heat map. "
      "Train one with `python -m tlcore train --data demo`."),
 ]

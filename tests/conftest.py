@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +83,46 @@ def make_image_tree() -> Callable[..., Path]:
 def tiny_dataset(workspace) -> Path:
     """``<workspace>/photos`` with classes bird (4), cat (6), dog (5) of 32×24 RGB PNGs."""
     return write_image_tree(workspace.root / "photos", TINY_CLASSES)
+
+
+# --- PostgreSQL (Optuna RDBStorage with a postgresql URL) ---------------------------
+# ``postgres_url``: one server for the session (``TLCORE_TEST_POSTGRES_URL``, else a
+# private throw-away cluster; see tests/pgserver.py). Skips when there is none, fails
+# instead when ``TLCORE_REQUIRE_POSTGRES=1`` (CI). ``fresh_postgres_url``: a new empty
+# database per test, dropped afterwards, so studies never leak between tests.
+
+from tests import pgserver  # noqa: E402
+
+
+def _no_postgres(reason: str) -> None:
+    if pgserver.require_postgres():
+        pytest.fail(f"PostgreSQL required ({pgserver.REQUIRE_ENV}=1) but not available: {reason}", pytrace=False)
+    pytest.skip(f"PostgreSQL not available: {reason}")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """SQLAlchemy URL of the session's PostgreSQL test database (``.../tlcore_test``)."""
+    try:
+        import psycopg  # noqa: F401  (SQLAlchemy's default driver for postgresql:// URLs)
+    except ImportError:
+        _no_postgres("the psycopg driver is not installed (pip install 'psycopg[binary]')")
+    url = pgserver.postgres_url()
+    if url is None:
+        _no_postgres(pgserver.unavailable_reason() or "no server")
+    yield url
+    pgserver.stop_private_cluster()  # no-op for a server from TLCORE_TEST_POSTGRES_URL
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url) -> Iterator[str]:
+    """URL of a new empty database ``tlcore_t_<random>`` on the session's server, dropped after the test."""
+    import uuid
+
+    name = f"tlcore_t_{uuid.uuid4().hex[:12]}"
+    try:
+        url = pgserver.create_database(postgres_url, name)
+    except Exception as exc:  # server down, no CREATEDB right, ...
+        _no_postgres(f"could not create database {name}: {exc}")
+    yield url
+    pgserver.drop_database(postgres_url, name)

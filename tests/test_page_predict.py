@@ -1,4 +1,4 @@
-"""The Predict page (pages/4_Predict.py), run headlessly with AppTest."""
+"""The Predict page (pages/5_Predict.py), run headlessly with AppTest."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tests.imagegen import image_bytes, png_header_bytes
 from tests.test_predict import tiny_run
 from tlcore.datasets import add_dataset
 
-PAGE = "pages/4_Predict.py"
+PAGE = "pages/5_Predict.py"
 
 
 def _page() -> AppTest:

@@ -20,7 +20,7 @@ from tlcore.workspace import Workspace
 __all__ = ["main", "build_parser"]
 
 # Command groups, in the order `--help` lists them.
-_GROUPS = ("datasets", "augment", "train")
+_GROUPS = ("datasets", "augment", "train", "search")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,304 @@
+"""``python -m tlcore search ...`` and ``python -m tlcore worker``: Optuna studies from a terminal.
+
+- ``search create --spec FILE``   store a study spec (YAML) as a new study
+- ``search run --study NAME [--workers N]``   local background workers with a live display;
+  Ctrl-C stops the study (resume with ``search resume`` then ``search run``)
+- ``search list | status | best | export-csv | stop | resume | fail-trial | delete``
+- ``worker --study NAME [--storage URL]``   one worker, for servers and clusters
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tlcore.errors import ConfigError, NotFoundError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _ws(args: argparse.Namespace):
+    from tlcore.cli import workspace_from
+
+    return workspace_from(args)
+
+
+def _storage_args(p: argparse.ArgumentParser, *, artifacts: bool = False) -> None:
+    p.add_argument("--storage", metavar="URL", default=None,
+                   help="postgresql://USER:PASS@HOST/DB, or a journal .log file (default: the workspace's journal)")
+    if artifacts:
+        p.add_argument("--artifacts", metavar="DIR", default=None,
+                       help="artifact folder all workers share (default: <workspace>/studies/artifacts)")
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1e-2 else f"{v:.4f}"
+    return str(v)
+
+
+def _print_table(df, cols: list[str], out=sys.stdout) -> None:
+    cols = [c for c in cols if c in df.columns]
+    rows = [[c.removeprefix("params_") for c in cols]] + [[_fmt(r[c]) for c in cols] for _, r in df.iterrows()]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(cols))]
+    for r in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip(), file=out)
+
+
+# ------------------------------------------------------------------ commands
+def _cmd_create(args: argparse.Namespace) -> int:
+    from tlcore.datasets import ensure_demo
+    from tlcore.search import StudySpec, create_study, describe_storage
+
+    ws = _ws(args)
+    ensure_demo(ws)
+    try:
+        text = Path(args.spec).expanduser().read_text(encoding="utf-8")
+    except OSError as exc:
+        raise NotFoundError("Cannot read the spec file.", received=args.spec,
+                            fix=f"Check the path ({exc.strerror or exc}).") from exc
+    spec = StudySpec.from_yaml(text)
+    if args.name:
+        spec = StudySpec.from_dict({**spec.to_dict(), "name": args.name})
+    create_study(ws, spec, args.storage)
+    print(f"Created study {spec.name!r} in {describe_storage(ws, args.storage)}.")
+    print(f"Run it: python -m tlcore search run --study {spec.name} --workers 1")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from tlcore.search import list_studies
+
+    studies = list_studies(_ws(args), args.storage)
+    if args.json:
+        print(json.dumps([s.to_dict() for s in studies], indent=2, default=str))
+        return 0
+    if not studies:
+        print("No studies yet. Create one with: python -m tlcore search create --spec FILE")
+        return 0
+    for s in studies:
+        print(f"{s.name}: dataset {s.dataset}, {s.finished}/{s.n_trials or '-'} finished, {s.running} running, "
+              f"best {s.objective} {_fmt(s.best_value)}" + ("  [stopped]" if s.stop_requested else ""))
+    return 0
+
+
+def _status_lines(ws, name: str, storage: str | None) -> list[str]:
+    from tlcore.search import list_studies, list_workers
+
+    s = next((x for x in list_studies(ws, storage) if x.name == name), None)
+    if s is None:
+        return [f"study {name!r}: not found"]
+    lines = [f"study {name}: {s.finished}/{s.n_trials or '-'} finished ({s.counts.get('COMPLETE', 0)} complete, "
+             f"{s.counts.get('PRUNED', 0)} pruned), {s.running} running, {s.counts.get('FAIL', 0)} failed; "
+             f"best {s.objective} {_fmt(s.best_value)}" + (f" (trial {s.best_trial})" if s.best_trial is not None else "")]
+    for w in list_workers(ws, name):
+        if not w.alive and w.state == "finished":
+            continue
+        p = w.progress
+        bar = f" {int(100 * p):3d}%" if p is not None else ""
+        lines.append(f"  worker {w.worker_id} [{w.state}] trial {_fmt(w.trial)}"
+                     f" epoch {w.data.get('epoch') or '-'}/{w.data.get('epochs') or '-'}{bar} {w.data.get('status', '')}")
+    return lines
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from tlcore.search import load_study_frame
+
+    ws = _ws(args)
+    df = load_study_frame(ws, args.study, args.storage)
+    if args.json:
+        print(df.to_json(orient="records", date_format="iso", indent=2))
+        return 0
+    for line in _status_lines(ws, args.study, args.storage):
+        print(line)
+    if len(df):
+        print()
+        _print_table(df, ["number", "state", "value"] + [c for c in df.columns if c.startswith("params_")]
+                     + ["epochs", "duration_s", "error"])
+    return 0
+
+
+def _cmd_best(args: argparse.Namespace) -> int:
+    from tlcore.search import best_trial, fetch_trial_run, load_study, trial_summary
+
+    ws = _ws(args)
+    study = load_study(ws, args.study, args.storage)
+    t = best_trial(study)
+    info = trial_summary(t)
+    run = fetch_trial_run(ws, args.study, t.number, args.storage, artifacts=args.artifacts)
+    info["run_dir"] = str(run)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    print(f"Best trial: {t.number} ({study.direction.name.lower()} value {_fmt(t.value)})")
+    for k, v in t.params.items():
+        print(f"  {k} = {_fmt(v)}")
+    print(f"Test accuracy: {_fmt(info['test_accuracy'])}   best epoch: {info['best_epoch']}")
+    print(f"Run folder: {run}")
+    print(f"Use it: python -m tlcore predict {run} IMAGE...   |   python -m tlcore export {run} --format tflite")
+    return 0
+
+
+def _cmd_export_csv(args: argparse.Namespace) -> int:
+    from tlcore._fsutil import atomic_write_text
+    from tlcore.search import load_study_frame
+
+    df = load_study_frame(_ws(args), args.study, args.storage)
+    text = df.to_csv(index=False)
+    if args.out in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(Path(args.out).expanduser(), text)
+        print(f"Wrote {len(df)} trials to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    from tlcore.search import stop_workers
+
+    n = stop_workers(_ws(args), args.study, args.storage, wait=args.wait)
+    print(f"Stop requested for {args.study!r}; {n} local worker(s) signalled. "
+          f"Resume with: python -m tlcore search resume --study {args.study}")
+    return 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from tlcore.search import resume_study
+
+    n = resume_study(_ws(args), args.study, args.storage)
+    print(f"Study {args.study!r} may run again; {n} interrupted trial(s) queued again. "
+          f"Start workers: python -m tlcore search run --study {args.study}")
+    return 0
+
+
+def _cmd_fail_trial(args: argparse.Namespace) -> int:
+    from tlcore.search import fail_trial
+
+    fail_trial(_ws(args), args.study, args.trial, args.storage)
+    print(f"Trial {args.trial} of {args.study!r} marked failed.")
+    return 0
+
+
+def _cmd_delete(args: argparse.Namespace) -> int:
+    from tlcore.search import delete_study
+
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise ConfigError("Deleting a study removes its trials and saved models for good.",
+                              received=args.study, fix="Add --yes to confirm.")
+        answer = input(f"Delete study {args.study!r}, its trials and their saved models? Type its name to confirm: ")
+        if answer.strip() != args.study:
+            print("Not deleted.")
+            return 1
+    n = delete_study(_ws(args), args.study, args.storage, artifacts=args.artifacts)
+    print(f"Deleted study {args.study!r} and {n} artifact file(s).")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from tlcore.search import launch_workers, list_studies, list_workers, stop_workers
+
+    ws = _ws(args)
+    ids = launch_workers(ws, args.study, args.workers, args.storage, artifacts=args.artifacts)
+    print(f"Started {len(ids)} worker(s) for {args.study!r}; logs in "
+          f"{ws.studies_dir / 'local' / args.study / 'workers'}", file=sys.stderr)
+    if args.detach:
+        return 0
+    tty = sys.stdout.isatty()
+    shown = 0
+    try:
+        while True:
+            lines = _status_lines(ws, args.study, args.storage)
+            if tty and shown:
+                sys.stdout.write(f"\x1b[{shown}F\x1b[J")
+            print("\n".join(lines), flush=True)
+            shown = len(lines)
+            mine = [w for w in list_workers(ws, args.study) if w.worker_id in ids]
+            if mine and not any(w.alive for w in mine):
+                break
+            time.sleep(2.0 if tty else 10.0)
+    except KeyboardInterrupt:
+        print("\nStopping the study (the running trials end at their next batch)...", file=sys.stderr)
+        stop_workers(ws, args.study, args.storage, wait=60)
+        return 130
+    s = next((x for x in list_studies(ws, args.storage) if x.name == args.study), None)
+    if s is not None and s.best_trial is not None:
+        print(f"Best trial {s.best_trial}: {s.objective} {_fmt(s.best_value)}. "
+              f"Details: python -m tlcore search best --study {args.study}")
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from tlcore.search import run_worker
+
+    stop = threading.Event()
+
+    def on_signal(signum, frame) -> None:
+        print(f"signal {signum}: finishing (the running trial is interrupted)", flush=True)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    result = run_worker(_ws(args), args.study, args.storage, artifacts=args.artifacts, worker_id=args.worker_id,
+                        worker_index=args.worker_index, heartbeat_interval=args.heartbeat_interval,
+                        grace_period=args.grace_period, max_trials=args.max_trials, stop_event=stop,
+                        log=lambda s: print(f"[{time.strftime('%H:%M:%S')}] {s}", flush=True))
+    return 0 if "error" not in result.reason else 1
+
+
+# ------------------------------------------------------------------ parser
+def register(sub: argparse._SubParsersAction) -> None:
+    from tlcore.search.storage import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL
+
+    p = sub.add_parser("search", help="Optuna studies: create, run, status, best, export")
+    ss = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def cmd(name: str, handler, help: str, *, study: bool = True, artifacts: bool = False) -> argparse.ArgumentParser:
+        q = ss.add_parser(name, help=help, description=help)
+        if study:
+            q.add_argument("--study", required=True, metavar="NAME", help="the study's name")
+        _storage_args(q, artifacts=artifacts)
+        q.set_defaults(handler=handler)
+        return q
+
+    q = cmd("create", _cmd_create, "create a study from a YAML spec file", study=False)
+    q.add_argument("--spec", required=True, metavar="FILE", help="StudySpec YAML (see README)")
+    q.add_argument("--name", default=None, help="override the spec's name")
+    q = cmd("list", _cmd_list, "list the studies", study=False)
+    q.add_argument("--json", action="store_true")
+    q = cmd("run", _cmd_run, "start local workers and show progress until they finish", artifacts=True)
+    q.add_argument("--workers", type=int, default=1, metavar="N", help="local worker processes (default 1)")
+    q.add_argument("--detach", action="store_true", help="start the workers and return at once")
+    q = cmd("status", _cmd_status, "trials, their states and values; local workers")
+    q.add_argument("--json", action="store_true")
+    q = cmd("best", _cmd_best, "the best trial: parameters, metrics, its run folder", artifacts=True)
+    q.add_argument("--json", action="store_true")
+    q = cmd("export-csv", _cmd_export_csv, "the trial table as CSV")
+    q.add_argument("--out", default=None, metavar="FILE", help="file to write (default: standard output)")
+    q = cmd("stop", _cmd_stop, "stop the study's workers (running trials are queued again on resume)")
+    q.add_argument("--wait", type=float, default=0.0, metavar="S", help="seconds to wait for local workers to exit")
+    cmd("resume", _cmd_resume, "allow a stopped study to run again")
+    q = cmd("fail-trial", _cmd_fail_trial, "mark a running trial failed")
+    q.add_argument("--trial", type=int, required=True, metavar="N")
+    q = cmd("delete", _cmd_delete, "delete a study with its trials and saved models", artifacts=True)
+    q.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    w = sub.add_parser("worker", help="run trials of a study until its budget is met (for servers and clusters)")
+    w.add_argument("--study", required=True, metavar="NAME")
+    _storage_args(w, artifacts=True)
+    w.add_argument("--worker-id", default=None, help=argparse.SUPPRESS)
+    w.add_argument("--worker-index", type=int, default=0, metavar="I",
+                   help="give each worker of a study a different index (offsets the sampler seed)")
+    w.add_argument("--heartbeat-interval", type=int, default=DEFAULT_HEARTBEAT_INTERVAL, metavar="S")
+    w.add_argument("--grace-period", type=int, default=DEFAULT_GRACE_PERIOD, metavar="S",
+                   help="a running trial without a heartbeat this long is failed and retried")
+    w.add_argument("--max-trials", type=int, default=None, metavar="N", help="stop after N trials in this worker")
+    w.set_defaults(handler=_cmd_worker)

@@ -1,0 +1,45 @@
+"""Optuna search over transfer-learning runs: specs, storage, workers, results.
+
+- ``spec``     ``StudySpec``: dataset, backbones, methods, ranges, budget, sampler, pruner
+- ``storage``  the workspace journal (safe for concurrent local workers) or a database URL;
+               heartbeats and retries; the atomic artifact store
+- ``study``    create, list, stop, resume, delete; the trial table
+- ``worker``   run trials until the budget is met (``python -m tlcore worker``)
+- ``local``    background workers on this machine: launch, find again, stop, log tails
+- ``results``  learning curves, Optuna's plotly views, a trial's run folder
+"""
+
+from tlcore.search.local import WorkerInfo, launch_workers, list_workers, log_tail, stop_workers
+from tlcore.search.results import (
+    best_trial,
+    fetch_trial_run,
+    get_trial,
+    learning_curves,
+    study_figures,
+    trial_summary,
+)
+from tlcore.search.spec import StudySpec
+from tlcore.search.storage import artifact_store, describe_storage, open_storage, study_local_dir
+from tlcore.search.study import (
+    StudySummary,
+    create_study,
+    dashboard_command,
+    delete_study,
+    fail_trial,
+    list_studies,
+    load_spec,
+    load_study,
+    load_study_frame,
+    request_stop,
+    resume_study,
+    stop_requested,
+)
+from tlcore.search.worker import WorkerResult, run_worker
+
+__all__ = [
+    "StudySpec", "StudySummary", "WorkerInfo", "WorkerResult", "artifact_store", "best_trial", "create_study",
+    "dashboard_command", "delete_study", "describe_storage", "fail_trial", "fetch_trial_run", "get_trial",
+    "launch_workers", "learning_curves", "list_studies", "list_workers", "load_spec", "load_study",
+    "load_study_frame", "log_tail", "open_storage", "request_stop", "resume_study", "run_worker",
+    "stop_requested", "stop_workers", "study_figures", "study_local_dir", "trial_summary",
+]

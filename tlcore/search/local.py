@@ -1,0 +1,182 @@
+"""Local workers: start them in the background, find them again, stop them.
+
+Workers are separate processes (``python -m tlcore worker ...``) in their own
+session, so they outlive the page or terminal that started them and a restarted
+Streamlit server finds them again through their state files and logs in
+``<workspace>/studies/local/<study>/workers/``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tlcore._fsutil import atomic_write_json, read_json
+from tlcore.errors import ConfigError, WorkspaceError
+from tlcore.search.storage import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, study_local_dir
+from tlcore.workspace import PACKAGE_ROOT, Workspace
+
+__all__ = ["launch_workers", "list_workers", "WorkerInfo", "stop_workers", "log_tail"]
+
+_CHILDREN: dict[int, subprocess.Popen] = {}  # reaped here so finished workers do not linger as zombies
+
+
+def _workers_dir(ws: Workspace, name: str) -> Path:
+    return study_local_dir(ws, name) / "workers"
+
+
+def launch_workers(
+    ws: Workspace,
+    name: str,
+    n: int,
+    storage: str | None = None,
+    *,
+    artifacts: str | None = None,
+    heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL,
+    grace_period: int = DEFAULT_GRACE_PERIOD,
+    first_index: int | None = None,
+    env: dict[str, str] | None = None,
+) -> list[str]:
+    """Start ``n`` background workers for study ``name``; returns their ids.
+
+    Each writes its log to ``workers/<id>.log`` and its state to ``workers/<id>.json``.
+    """
+    from tlcore.search.study import load_spec
+    from tlcore.search.worker import new_worker_id
+
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 64:
+        raise ConfigError("The number of workers must be between 1 and 64.", received=n,
+                          fix="Start with one worker per GPU, or 1-2 on a CPU.")
+    load_spec(ws, name, storage)  # the study exists and is ours: fail here, not in n background logs
+    wdir = _workers_dir(ws, name)
+    try:
+        wdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkspaceError(f"Cannot create the workers folder: {exc.strerror or exc}.", received=str(wdir),
+                             fix="Make the workspace writable.") from exc
+    if first_index is None:
+        first_index = len(list(wdir.glob("*.json")))
+    child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+    child_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), child_env.get("PYTHONPATH")) if p)
+    ids = []
+    for i in range(n):
+        wid = new_worker_id()
+        cmd = [sys.executable, "-m", "tlcore", "--workspace", str(ws.root), "worker", "--study", name,
+               "--worker-id", wid, "--worker-index", str(first_index + i),
+               "--heartbeat-interval", str(heartbeat_interval), "--grace-period", str(grace_period)]
+        if storage:
+            cmd += ["--storage", storage]
+        if artifacts:
+            cmd += ["--artifacts", str(artifacts)]
+        log_path = wdir / f"{wid}.log"
+        with open(log_path, "ab") as logf:
+            proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    cwd=str(ws.root), env=child_env, start_new_session=True)
+        _CHILDREN[proc.pid] = proc
+        atomic_write_json(wdir / f"{wid}.json", {
+            "worker_id": wid, "pid": proc.pid, "host": socket.gethostname(), "started": time.time(),
+            "updated": time.time(), "state": "starting", "trials_done": 0,
+        })
+        ids.append(wid)
+    return ids
+
+
+def _pid_alive(pid: int) -> bool:
+    proc = _CHILDREN.get(pid)
+    if proc is not None and proc.poll() is not None:
+        _CHILDREN.pop(pid, None)
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie, or the pid reused by something that is not a worker
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+        return b"tlcore" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc: trust the signal check
+
+
+@dataclass
+class WorkerInfo:
+    worker_id: str
+    pid: int
+    host: str
+    state: str
+    alive: bool
+    trial: int | None
+    data: dict[str, Any]
+    log_path: Path
+
+    @property
+    def progress(self) -> float | None:
+        """Fraction of the current trial done (epochs and batches), or None."""
+        d = self.data
+        epochs, epoch, batches, batch = d.get("epochs"), d.get("epoch"), d.get("batches"), d.get("batch")
+        if not epochs or not epoch:
+            return None
+        within = (batch / batches) if batches else 0.0
+        return max(0.0, min(1.0, ((epoch - 1) + within) / epochs))
+
+
+def list_workers(ws: Workspace, name: str) -> list[WorkerInfo]:
+    """This machine's workers of study ``name`` (running or not), newest first."""
+    wdir = _workers_dir(ws, name)
+    out = []
+    here = socket.gethostname()
+    for path in sorted(wdir.glob("*.json")) if wdir.is_dir() else []:
+        data = read_json(path, default=None)
+        if not isinstance(data, dict) or "pid" not in data:
+            continue
+        same_host = data.get("host") == here
+        alive = same_host and data.get("state") != "finished" and _pid_alive(int(data["pid"]))
+        state = str(data.get("state", "?"))
+        if not alive and state not in ("finished",) and same_host:
+            state = "died"
+        out.append(WorkerInfo(worker_id=str(data.get("worker_id", path.stem)), pid=int(data["pid"]),
+                              host=str(data.get("host", "")), state=state, alive=alive,
+                              trial=data.get("trial"), data=data, log_path=path.with_suffix(".log")))
+    out.sort(key=lambda w: w.data.get("started", 0), reverse=True)
+    return out
+
+
+def log_tail(path: str | os.PathLike[str], lines: int = 20, *, max_bytes: int = 64 * 1024) -> str:
+    """The last ``lines`` lines of a worker log ("" when there is none)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def stop_workers(ws: Workspace, name: str, storage: str | None = None, *, wait: float = 0.0) -> int:
+    """Request a stop in the storage (every worker, any machine) and signal this machine's
+    workers; returns how many local workers were signalled. ``wait`` seconds for them to exit."""
+    from tlcore.search.study import request_stop
+
+    request_stop(ws, name, storage)
+    alive = [w for w in list_workers(ws, name) if w.alive]
+    for w in alive:
+        try:
+            os.kill(w.pid, signal.SIGTERM)
+        except OSError:
+            pass
+    deadline = time.time() + wait
+    while wait and time.time() < deadline and any(_pid_alive(w.pid) for w in alive):
+        time.sleep(0.2)
+    return len(alive)

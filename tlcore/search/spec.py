@@ -1,0 +1,237 @@
+"""The study spec: what a search trains, over which ranges, within which budget.
+
+A ``StudySpec`` is stored inside the Optuna study (a study user attribute), so a
+worker needs only the study's name and storage to run its trials. Ranges are
+two-element lists ``[low, high]`` (inclusive); ``None`` for an optional range
+means "not searched", and the fixed value beside it is used.
+
+Example:
+
+>>> spec = StudySpec(name="pets", dataset="pets", freeze_depth=[9, 18], learning_rate=[1e-4, 1e-2])
+>>> StudySpec.from_yaml(spec.to_yaml()) == spec
+True
+>>> spec.train_spec({"freeze_depth": 12, "learning_rate": 3e-4}).freeze_depth
+12
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from tlcore.config import METHODS, RESIZE_MODES, Spec, TrainSpec, _check_float, _check_int
+from tlcore.errors import ConfigError
+
+__all__ = ["StudySpec", "SAMPLERS", "PRUNERS", "OBJECTIVES"]
+
+SAMPLERS = ("tpe", "random")
+PRUNERS = ("median", "hyperband", "none")
+OBJECTIVES = ("val_accuracy", "val_loss")
+
+
+def _range(name: str, value: Any, *, lo: float, hi: float, integer: bool = False,
+           positive: bool = False) -> list[Any]:
+    """Check a ``[low, high]`` range and return it as a list."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ConfigError(f"{name} must be a range [low, high].", received=f"{name}={value!r}",
+                          fix=f"For example {name}: [{lo}, {hi}].")
+    a, b = value
+    if integer:
+        a, b = _check_int(f"{name}[0]", a, int(lo), int(hi)), _check_int(f"{name}[1]", b, int(lo), int(hi))
+    else:
+        a = _check_float(f"{name}[0]", a, lo, hi, lo_open=positive)
+        b = _check_float(f"{name}[1]", b, lo, hi, lo_open=positive)
+    if a > b:
+        raise ConfigError(f"{name}: the low end is above the high end.", received=f"{name}={value!r}",
+                          fix=f"Write it as [{b}, {a}].")
+    return [a, b]
+
+
+def _names(name: str, value: Any, allowed: tuple[str, ...] | list[str]) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigError(f"{name} must be a non-empty list.", received=f"{name}={value!r}",
+                          fix=f"Choose from: {', '.join(allowed)}.")
+    bad = [v for v in value if v not in allowed]
+    if bad:
+        raise ConfigError(f"Unknown {name}: {', '.join(map(str, bad))}.", received=f"{name}={value!r}",
+                          fix=f"Choose from: {', '.join(allowed)}.")
+    return list(dict.fromkeys(value))
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySpec(Spec):
+    """A hyper-parameter search over transfer-learning runs.
+
+    Args:
+        name: the study's name (letters, digits, '.', '_', '-'). Required.
+        dataset: a registered dataset name. Required.
+        augment: a preset or saved augmentation pipeline, or None.
+        aug_copies: cached augmented copies per image (see ``TrainSpec``). Defaults to 2.
+        backbones: backbones to choose from (a categorical parameter when more than one).
+            Defaults to ["efficientnet_lite0"].
+        weights: "imagenet", a weights file, or None (random; for tests). Defaults to "imagenet".
+        image_size: Defaults to 128.
+        resize_mode: "pad", "crop" or "stretch". Defaults to "pad".
+        methods: training methods to choose from. Defaults to ["fine_tune"].
+        freeze_depth: range of frozen blocks searched, [low, high]; None searches every
+            depth of the backbone (0 to all blocks). Ignored by feature_extraction.
+        learning_rate: range, searched on a log scale. Defaults to [1e-4, 1e-2].
+        fine_tune_factor: range (log scale) for two_phase's phase-2 factor, or None to fix
+            it at ``TrainSpec``'s default.
+        dropout: range, or None to fix it at 0.2.
+        batch_sizes: batch sizes to choose from, or None to fix ``batch_size``.
+        batch_size: Defaults to 32.
+        epochs: epochs per trial (both phases together for two_phase). Defaults to 3.
+        head_epochs: two_phase's head-only epochs; None = half of ``epochs``.
+        label_smoothing, class_weights, early_stopping: as in ``TrainSpec``.
+        n_trials: finished trials (complete or pruned) the study stops at, counted
+            across all workers. Defaults to 20. None = no trial limit (then give a time limit).
+        timeout_minutes: no new trial starts this long after the study's first trial. Optional.
+        objective: "val_accuracy" (maximised) or "val_loss" (minimised). Defaults to "val_accuracy".
+        sampler: "tpe" (default) or "random"; seeded by ``seed``.
+        pruner: "median" (default), "hyperband" or "none". It sees the objective after
+            every epoch, with one epoch count rising across both phases of two_phase.
+        pruner_warmup_epochs: epochs a trial always runs before it can be pruned. Defaults to 1.
+        pruner_startup_trials: trials that finish before the median pruner prunes. Defaults to 3.
+        seed: seeds the sampler and each trial's training. Defaults to 0.
+        val_fraction, test_fraction, split_seed: the split; None uses the dataset's settings.
+    """
+
+    name: str = ""
+    dataset: str = ""
+    augment: str | None = None
+    aug_copies: int = 2
+    backbones: list[str] = dataclasses.field(default_factory=lambda: ["efficientnet_lite0"])
+    weights: str | None = "imagenet"
+    image_size: int = 128
+    resize_mode: str = "pad"
+    methods: list[str] = dataclasses.field(default_factory=lambda: ["fine_tune"])
+    freeze_depth: list[int] | None = None
+    learning_rate: list[float] = dataclasses.field(default_factory=lambda: [1e-4, 1e-2])
+    fine_tune_factor: list[float] | None = None
+    dropout: list[float] | None = None
+    batch_sizes: list[int] | None = None
+    batch_size: int = 32
+    epochs: int = 3
+    head_epochs: int | None = None
+    label_smoothing: float = 0.0
+    class_weights: bool = False
+    early_stopping: int = 0
+    n_trials: int | None = 20
+    timeout_minutes: float | None = None
+    objective: str = "val_accuracy"
+    sampler: str = "tpe"
+    pruner: str = "median"
+    pruner_warmup_epochs: int = 1
+    pruner_startup_trials: int = 3
+    seed: int = 0
+    val_fraction: float | None = None
+    test_fraction: float | None = None
+    split_seed: int | None = None
+
+    def validate(self) -> None:
+        from tlcore import backbones as bb
+        from tlcore.workspace import validate_name
+
+        validate_name(self.name, "study name")
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise ConfigError("A study needs a dataset.", received=f"dataset={self.dataset!r}",
+                              fix="Give the name of a registered dataset (python -m tlcore datasets list).")
+        fix = object.__setattr__  # frozen: normalise ranges and lists once, here
+        fix(self, "backbones", _names("backbones", self.backbones, bb.list_backbones()))
+        fix(self, "methods", _names("methods", self.methods, METHODS))
+        if self.resize_mode not in RESIZE_MODES:
+            raise ConfigError("Unknown resize mode.", received=f"resize_mode={self.resize_mode!r}",
+                              fix=f"Use one of: {', '.join(RESIZE_MODES)}.")
+        blocks = min(bb.get(b).num_blocks for b in self.backbones)
+        if self.freeze_depth is not None:
+            fix(self, "freeze_depth", _range("freeze_depth", self.freeze_depth, lo=0, hi=blocks, integer=True))
+        fix(self, "learning_rate", _range("learning_rate", self.learning_rate, lo=0.0, hi=1.0, positive=True))
+        if self.fine_tune_factor is not None:
+            fix(self, "fine_tune_factor", _range("fine_tune_factor", self.fine_tune_factor, lo=0.0, hi=1.0,
+                                                 positive=True))
+        if self.dropout is not None:
+            fix(self, "dropout", _range("dropout", self.dropout, lo=0.0, hi=0.95))
+        if self.batch_sizes is not None:
+            if not isinstance(self.batch_sizes, (list, tuple)) or not self.batch_sizes:
+                raise ConfigError("batch_sizes must be a non-empty list of integers.",
+                                  received=f"batch_sizes={self.batch_sizes!r}", fix="For example [16, 32, 64].")
+            fix(self, "batch_sizes", sorted({_check_int("batch_sizes[]", b, 1, 4096) for b in self.batch_sizes}))
+        if self.n_trials is None and self.timeout_minutes is None:
+            raise ConfigError("A study needs a budget: a number of trials, a time limit, or both.",
+                              received="n_trials=None, timeout_minutes=None", fix="Set n_trials (e.g. 20).")
+        if self.n_trials is not None:
+            _check_int("n_trials", self.n_trials, 1, 100_000)
+        if self.timeout_minutes is not None:
+            _check_float("timeout_minutes", self.timeout_minutes, 0.0, 1e6, lo_open=True)
+        for name, allowed in (("objective", OBJECTIVES), ("sampler", SAMPLERS), ("pruner", PRUNERS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"Unknown {name}.", received=f"{name}={getattr(self, name)!r}",
+                                  fix=f"Use one of: {', '.join(allowed)}.")
+        _check_int("pruner_warmup_epochs", self.pruner_warmup_epochs, 0, 10_000)
+        _check_int("pruner_startup_trials", self.pruner_startup_trials, 0, 10_000)
+        # Everything else is checked by the TrainSpec of a representative trial.
+        self.train_spec({})
+
+    # ------------------------------------------------------------------ trials
+    @property
+    def direction(self) -> str:
+        return "maximize" if self.objective == "val_accuracy" else "minimize"
+
+    def depth_range(self, backbone: str) -> list[int]:
+        """The searched freeze-depth range for ``backbone`` (its whole range when not given)."""
+        from tlcore import backbones as bb
+
+        return list(self.freeze_depth) if self.freeze_depth is not None else [0, bb.get(backbone).num_blocks]
+
+    def suggest(self, trial: Any) -> dict[str, Any]:
+        """Ask an Optuna trial for this spec's parameters; returns them."""
+        p: dict[str, Any] = {}
+        p["backbone"] = (trial.suggest_categorical("backbone", self.backbones) if len(self.backbones) > 1
+                         else self.backbones[0])
+        p["method"] = (trial.suggest_categorical("method", self.methods) if len(self.methods) > 1
+                       else self.methods[0])
+        if p["method"] != "feature_extraction":
+            lo, hi = self.depth_range(p["backbone"])
+            p["freeze_depth"] = trial.suggest_int("freeze_depth", lo, hi) if lo < hi else lo
+        lo, hi = self.learning_rate
+        p["learning_rate"] = trial.suggest_float("learning_rate", lo, hi, log=True) if lo < hi else lo
+        if self.fine_tune_factor is not None and p["method"] == "two_phase":
+            lo, hi = self.fine_tune_factor
+            p["fine_tune_factor"] = trial.suggest_float("fine_tune_factor", lo, hi, log=True) if lo < hi else lo
+        if self.dropout is not None:
+            lo, hi = self.dropout
+            p["dropout"] = trial.suggest_float("dropout", lo, hi) if lo < hi else lo
+        if self.batch_sizes is not None:
+            p["batch_size"] = (trial.suggest_categorical("batch_size", self.batch_sizes)
+                               if len(self.batch_sizes) > 1 else self.batch_sizes[0])
+        return p
+
+    def train_spec(self, params: dict[str, Any]) -> TrainSpec:
+        """The ``TrainSpec`` of one trial with ``params`` (missing ones take the fixed values)."""
+        method = params.get("method", self.methods[0])
+        backbone = params.get("backbone", self.backbones[0])
+        depth = params.get("freeze_depth")
+        if depth is None and method != "feature_extraction":
+            depth = self.depth_range(backbone)[0]
+        head = self.head_epochs
+        if method == "two_phase" and head is not None and head >= self.epochs:
+            head = None
+        kw: dict[str, Any] = dict(
+            dataset=self.dataset, backbone=backbone, weights=self.weights, image_size=self.image_size,
+            resize_mode=self.resize_mode, method=method,
+            freeze_depth=None if method == "feature_extraction" else depth,
+            learning_rate=params.get("learning_rate", self.learning_rate[0]),
+            epochs=self.epochs if method != "two_phase" else max(2, self.epochs),
+            head_epochs=head if method == "two_phase" else None,
+            batch_size=params.get("batch_size", self.batch_size),
+            dropout=params.get("dropout", 0.2), label_smoothing=self.label_smoothing,
+            augment=self.augment, aug_copies=self.aug_copies, class_weights=self.class_weights,
+            early_stopping=self.early_stopping, seed=self.seed,
+            val_fraction=self.val_fraction, test_fraction=self.test_fraction, split_seed=self.split_seed,
+        )
+        if "fine_tune_factor" in params:
+            kw["fine_tune_factor"] = params["fine_tune_factor"]
+        return TrainSpec(**kw)

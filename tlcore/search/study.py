@@ -1,0 +1,310 @@
+"""Studies: create, list, load, stop, resume, delete; their trials as a table.
+
+A study made here is an ordinary Optuna study whose user attributes hold the
+``StudySpec`` (``tl_spec``), so ``optuna-dashboard`` and any Optuna code can
+read it too. Trial user attributes written by the workers:
+
+- ``tl_history``: the per-epoch records (train/val loss and accuracy, epoch time);
+- ``tl_metrics``: best epoch, test accuracy, per-class report, confusion matrix;
+- ``tl_artifacts``: {file name: artifact id} of the run's files in the artifact store;
+- ``tl_worker``, ``tl_error``, ``tl_interrupted``: who ran it and why it ended.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import shutil
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from tlcore.errors import ConfigError, NotFoundError
+from tlcore.search.spec import StudySpec
+from tlcore.search.storage import artifact_store, describe_storage, open_storage, study_local_dir
+from tlcore.workspace import Workspace, validate_name
+
+__all__ = [
+    "create_study", "load_study", "load_spec", "list_studies", "StudySummary", "delete_study", "request_stop",
+    "resume_study", "stop_requested", "fail_trial", "load_study_frame", "finished_count", "make_sampler",
+    "make_pruner", "dashboard_command", "FINISHED",
+]
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+SPEC_ATTR = "tl_spec"
+STOP_ATTR = "tl_stop"
+STARTED_ATTR = "tl_started"
+REQUEUED_ATTR = "tl_requeued"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def make_sampler(spec: StudySpec, worker_index: int = 0) -> optuna.samplers.BaseSampler:
+    """The spec's sampler; each local worker gets its own seed so their random starts differ."""
+    seed = spec.seed + worker_index
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    # constant_liar: running trials count as bad, so parallel workers spread out.
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=min(10, max(2, (spec.n_trials or 20) // 4)))
+
+
+def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
+    """The spec's pruner. Epochs are reported as steps 1, 2, ...; a trial always runs its warm-up epochs."""
+    if spec.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=spec.pruner_startup_trials,
+                                           n_warmup_steps=spec.pruner_warmup_epochs + 1)
+    if spec.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, spec.pruner_warmup_epochs),
+                                              max_resource=spec.epochs, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def _missing(ws: Workspace, name: str, storage: str | None) -> NotFoundError:
+    known = [s.study_name for s in open_storage(ws, storage).get_all_studies()]
+    return NotFoundError(f"No study named {name!r}.", received=f"storage {describe_storage(ws, storage)}",
+                         fix=f"Studies there: {', '.join(known) or 'none yet'}. Create one with "
+                             "`python -m tlcore search create --spec FILE` or on the Search page.")
+
+
+def create_study(ws: Workspace, spec: StudySpec, storage: str | None = None) -> optuna.Study:
+    """Create the study named ``spec.name`` and store ``spec`` in it.
+
+    Raises:
+        ConfigError: a study of that name exists already, or its dataset is not registered.
+    """
+    if not ws.has_dataset(spec.dataset):
+        known = ", ".join(r.name for r in ws.list_datasets()) or "none yet"
+        raise ConfigError(f"The study's dataset {spec.dataset!r} is not registered in this workspace.",
+                          received=f"dataset={spec.dataset!r}", fix=f"Registered datasets: {known}.")
+    st = open_storage(ws, storage)
+    try:
+        study = optuna.create_study(study_name=spec.name, storage=st, direction=spec.direction,
+                                    sampler=make_sampler(spec), pruner=make_pruner(spec))
+    except optuna.exceptions.DuplicatedStudyError as exc:
+        raise ConfigError(f"A study named {spec.name!r} already exists.", received=spec.name,
+                          fix="Choose another name, or delete the old study first.") from exc
+    study.set_user_attr(SPEC_ATTR, spec.to_dict())
+    study.set_user_attr("tl_created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    return study
+
+
+def _study_id(ws: Workspace, name: str, storage: str | None) -> int:
+    st = open_storage(ws, storage)
+    try:
+        return st.get_study_id_from_name(name)
+    except KeyError:
+        raise _missing(ws, name, storage) from None
+
+
+def load_spec(ws: Workspace, name: str, storage: str | None = None) -> StudySpec:
+    """The spec stored in study ``name``."""
+    validate_name(name, "study name")
+    attrs = open_storage(ws, storage).get_study_user_attrs(_study_id(ws, name, storage))
+    if SPEC_ATTR not in attrs:
+        raise ConfigError(f"Study {name!r} was not made by this workbench (it has no stored spec).",
+                          received=name, fix="Create studies with `python -m tlcore search create` or the Search page.")
+    return StudySpec.from_dict(attrs[SPEC_ATTR])
+
+
+def load_study(ws: Workspace, name: str, storage: str | None = None, *, worker_index: int = 0,
+               **storage_kw: Any) -> optuna.Study:
+    """The Optuna study ``name`` with the sampler and pruner of its spec."""
+    spec = load_spec(ws, name, storage)
+    return optuna.load_study(study_name=name, storage=open_storage(ws, storage, **storage_kw),
+                             sampler=make_sampler(spec, worker_index), pruner=make_pruner(spec))
+
+
+@dataclass
+class StudySummary:
+    name: str
+    dataset: str
+    direction: str
+    objective: str
+    n_trials: int | None
+    counts: dict[str, int]
+    best_value: float | None
+    best_trial: int | None
+    created: str
+    stop_requested: bool
+
+    @property
+    def finished(self) -> int:
+        return self.counts.get("COMPLETE", 0) + self.counts.get("PRUNED", 0)
+
+    @property
+    def running(self) -> int:
+        return self.counts.get("RUNNING", 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "finished": self.finished}
+
+
+def list_studies(ws: Workspace, storage: str | None = None) -> list[StudySummary]:
+    """Every study of this workbench in the storage, newest first."""
+    st = open_storage(ws, storage)
+    out = []
+    for fs in st.get_all_studies():
+        spec = fs.user_attrs.get(SPEC_ATTR)
+        if not isinstance(spec, dict):
+            continue
+        trials = st.get_all_trials(fs._study_id, deepcopy=False)
+        counts: dict[str, int] = {}
+        for t in trials:
+            counts[t.state.name] = counts.get(t.state.name, 0) + 1
+        best = _best(trials, fs.direction.name.lower())
+        out.append(StudySummary(
+            name=fs.study_name, dataset=str(spec.get("dataset", "")), direction=fs.direction.name.lower(),
+            objective=str(spec.get("objective", "val_accuracy")), n_trials=spec.get("n_trials"), counts=counts,
+            best_value=best.value if best else None, best_trial=best.number if best else None,
+            created=str(fs.user_attrs.get("tl_created", "")), stop_requested=bool(fs.user_attrs.get(STOP_ATTR)),
+        ))
+    out.sort(key=lambda s: s.created, reverse=True)
+    return out
+
+
+def _best(trials: list[FrozenTrial], direction: str) -> FrozenTrial | None:
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    if not done:
+        return None
+    return (max if direction == "maximize" else min)(done, key=lambda t: t.value)
+
+
+def finished_count(trials: list[FrozenTrial]) -> int:
+    return sum(t.state in FINISHED for t in trials)
+
+
+def stop_requested(ws: Workspace, name: str, storage: str | None = None) -> bool:
+    st = open_storage(ws, storage)
+    return bool(st.get_study_user_attrs(_study_id(ws, name, storage)).get(STOP_ATTR))
+
+
+def request_stop(ws: Workspace, name: str, storage: str | None = None) -> None:
+    """Ask every worker of the study to stop: a running trial ends (failed, marked
+    interrupted) at its next batch, and no new trial starts."""
+    open_storage(ws, storage).set_study_user_attr(_study_id(ws, name, storage), STOP_ATTR, True)
+
+
+def resume_study(ws: Workspace, name: str, storage: str | None = None) -> int:
+    """Clear the stop request and queue the interrupted trials again (same parameters).
+
+    Returns the number of trials queued again. Start workers to continue.
+    """
+    st = open_storage(ws, storage)
+    sid = _study_id(ws, name, storage)
+    attrs = st.get_study_user_attrs(sid)
+    done = set(attrs.get(REQUEUED_ATTR, []))
+    study = load_study(ws, name, storage)
+    again = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+             if t.user_attrs.get("tl_interrupted") and t.number not in done]
+    for t in again:
+        study.enqueue_trial(t.params, user_attrs={"tl_retry_of": t.number}, skip_if_exists=False)
+    st.set_study_user_attr(sid, REQUEUED_ATTR, sorted(done | {t.number for t in again}))
+    st.set_study_user_attr(sid, STOP_ATTR, False)
+    return len(again)
+
+
+def fail_trial(ws: Workspace, name: str, number: int, storage: str | None = None) -> None:
+    """Mark a running (or waiting) trial failed; its worker notices and moves on.
+
+    Raises:
+        NotFoundError: no such trial. ConfigError: the trial has finished already.
+    """
+    study = load_study(ws, name, storage)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if number not in trials:
+        raise NotFoundError(f"Study {name!r} has no trial {number}.", received=number,
+                            fix=f"Trials: 0 to {max(trials) if trials else -1}.")
+    t = trials[number]
+    if t.state not in (TrialState.RUNNING, TrialState.WAITING):
+        raise ConfigError(f"Trial {number} has already ended ({t.state.name.lower()}).", received=number,
+                          fix="Only running or waiting trials can be marked failed.")
+    st = open_storage(ws, storage)
+    st.set_trial_user_attr(t._trial_id, "tl_error", "marked failed by the user")
+    try:
+        st.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass  # it ended meanwhile
+
+
+def delete_study(ws: Workspace, name: str, storage: str | None = None, *,
+                 artifacts: str | None = None) -> int:
+    """Delete the study, its trials' artifacts and its local folder. Returns artifacts removed.
+
+    Raises:
+        ConfigError: local workers of the study are still running (stop them first).
+    """
+    from tlcore.search.local import list_workers
+
+    alive = [w for w in list_workers(ws, name) if w.alive]
+    if alive:
+        raise ConfigError(f"Study {name!r} still has {len(alive)} running worker(s).",
+                          received=", ".join(w.worker_id for w in alive), fix="Stop the study first, then delete it.")
+    study = load_study(ws, name, storage)
+    store = artifact_store(ws, artifacts)
+    removed = 0
+    for t in study.get_trials(deepcopy=False):
+        for aid in (t.user_attrs.get("tl_artifacts") or {}).values():
+            try:
+                store.remove(str(aid))
+                removed += 1
+            except (optuna.artifacts.exceptions.ArtifactNotFound, ValueError):
+                pass
+    optuna.delete_study(study_name=name, storage=open_storage(ws, storage))
+    shutil.rmtree(study_local_dir(ws, name), ignore_errors=True)
+    return removed
+
+
+def load_study_frame(ws: Workspace, name: str, storage: str | None = None) -> pd.DataFrame:
+    """One row per trial: number, state, value, params_*, epochs, duration_s, test_accuracy, worker, error."""
+    study = load_study(ws, name, storage)
+    rows = []
+    now = _dt.datetime.now()
+    for t in study.get_trials(deepcopy=False):
+        end = t.datetime_complete or (now if t.state == TrialState.RUNNING else None)
+        metrics = t.user_attrs.get("tl_metrics") or {}
+        hist = t.user_attrs.get("tl_history") or []
+        row: dict[str, Any] = {
+            "number": t.number, "state": t.state.name, "value": t.value,
+            **{f"params_{k}": v for k, v in t.params.items()},
+            "epochs": len(hist),
+            "best_val_accuracy": max((h["val_accuracy"] for h in hist), default=None),
+            "test_accuracy": metrics.get("test_accuracy"),
+            "duration_s": (end - t.datetime_start).total_seconds() if (end and t.datetime_start) else None,
+            "started": t.datetime_start, "completed": t.datetime_complete,
+            "worker": t.user_attrs.get("tl_worker"),
+            "retry_of": t.system_attrs.get("failed_trial", t.user_attrs.get("tl_retry_of")),
+            "error": t.user_attrs.get("tl_error") or ("interrupted" if t.user_attrs.get("tl_interrupted") else None),
+        }
+        rows.append(row)
+    cols = ["number", "state", "value", "epochs", "best_val_accuracy", "test_accuracy", "duration_s",
+            "started", "completed", "worker", "retry_of", "error"]
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    params = sorted(c for c in df.columns if c.startswith("params_"))
+    return df[cols[:3] + params + cols[3:]]
+
+
+def dashboard_command(ws: Workspace, storage: str | None = None, *, artifacts: str | None = None) -> str:
+    """The optuna-dashboard command that opens this storage (with the artifact folder)."""
+    import shlex
+
+    store = artifacts or str(ws.studies_dir / "artifacts")
+    return (f"pip install optuna-dashboard && optuna-dashboard {shlex.quote(describe_storage(ws, storage))} "
+            f"--artifact-dir {shlex.quote(store)}")
+
+
+def study_started(ws: Workspace, name: str, storage: str | None = None) -> float:
+    """When the study's first worker started (seconds since the epoch); set on first call."""
+    st = open_storage(ws, storage)
+    sid = _study_id(ws, name, storage)
+    started = st.get_study_user_attrs(sid).get(STARTED_ATTR)
+    if started is None:
+        started = time.time()
+        st.set_study_user_attr(sid, STARTED_ATTR, started)
+    return float(started)

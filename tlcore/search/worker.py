@@ -1,0 +1,316 @@
+"""A search worker: runs trials of one study until its budget is met.
+
+``run_worker`` is what ``python -m tlcore worker --study NAME [--storage URL]``
+runs; any number of them, on one machine or many, share a study. Before each
+trial a worker fails the trials of dead workers (heartbeats; they are queued
+again) and counts the trials finished (complete or pruned) across all workers:
+
+- finished >= n_trials, the time limit passed, or a stop was requested: it exits;
+- finished + running >= n_trials: it waits, because a running trial may yet fail
+  and need a retry;
+- otherwise it asks the sampler for a trial and trains it through the trainer
+  (sharing its image and feature caches), reporting the objective after every
+  epoch to the pruner.
+
+A finished trial's run folder (model, history, metrics, spec, labels) goes to the
+artifact store, and its history and metrics to trial user attributes, before the
+trial is marked complete: a complete trial always has all its files. Between
+trials the Keras session is cleared.
+
+A worker also keeps a small state file (``<workspace>/studies/local/<study>/
+workers/<id>.json``: state, trial, epoch, batch) that the Search page reads for
+its progress bars; the storage is the source of truth for everything else.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from tlcore._fsutil import atomic_write_json
+from tlcore.errors import TLCoreError
+from tlcore.search.spec import StudySpec
+from tlcore.search.storage import (
+    DEFAULT_GRACE_PERIOD,
+    DEFAULT_HEARTBEAT_INTERVAL,
+    HeartbeatThread,
+    artifact_store,
+    open_storage,
+    study_local_dir,
+)
+from tlcore.search.study import (
+    FINISHED,
+    STOP_ATTR,
+    load_spec,
+    load_study,
+    study_started,
+)
+from tlcore.workspace import Workspace
+
+__all__ = ["run_worker", "WorkerResult", "RUN_FILES", "new_worker_id"]
+
+RUN_FILES = ("model.keras", "history.json", "metrics.json", "spec.yaml", "labels.txt", "data.json")
+MAX_CONSECUTIVE_ERRORS = 3
+
+
+class _Interrupted(Exception):
+    """The study was stopped (or the worker signalled) during a trial."""
+
+
+class _Abandoned(Exception):
+    """The trial was ended from outside (marked failed by a user, or judged dead)."""
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()[:24]}-{os.getpid()}-{os.urandom(2).hex()}"
+
+
+@dataclass
+class WorkerResult:
+    worker_id: str
+    trials: list[int] = field(default_factory=list)
+    reason: str = ""
+
+
+class _State:
+    """The worker's state file, written atomically at most once a second (always on change of state)."""
+
+    def __init__(self, path: Path | None, base: dict[str, Any]):
+        self.path, self.data, self._last = path, dict(base), 0.0
+
+    def update(self, force: bool = False, **kw: Any) -> None:
+        self.data.update(kw)
+        now = time.time()
+        if self.path is None or (not force and now - self._last < 1.0):
+            return
+        self.data["updated"] = now
+        self._last = now
+        try:
+            atomic_write_json(self.path, self.data)
+        except OSError:
+            pass  # the state file is a convenience; never stop training for it
+
+
+def _summary_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    keep = ("best_epoch", "best_val_accuracy", "best_val_loss", "epochs_run", "stopped_early", "train_seconds",
+            "num_train", "num_val", "num_test", "test_accuracy", "test", "cache", "runtime")
+    return {k: metrics[k] for k in keep if k in metrics}
+
+
+def _objective_value(spec: StudySpec, history: list[dict[str, Any]]) -> float:
+    if spec.objective == "val_loss":
+        return float(min(h["val_loss"] for h in history))
+    return float(max(h["val_accuracy"] for h in history))
+
+
+def run_worker(
+    ws: Workspace,
+    name: str,
+    storage: str | None = None,
+    *,
+    artifacts: str | None = None,
+    worker_id: str | None = None,
+    worker_index: int = 0,
+    heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL,
+    grace_period: int = DEFAULT_GRACE_PERIOD,
+    poll_seconds: float = 5.0,
+    max_trials: int | None = None,
+    stop_event: threading.Event | None = None,
+    log: Callable[[str], None] = print,
+) -> WorkerResult:
+    """Run trials of study ``name`` until its budget is met, it is stopped, or ``max_trials`` ran here.
+
+    Args:
+        ws: the workspace (datasets, caches; the default storage and artifact folder).
+        name: the study.
+        storage: None for the workspace journal, or a database URL.
+        artifacts: the artifact folder, when not the workspace's (a shared folder for many machines).
+        worker_id: a name for logs and the state file. Defaults to host-pid-random.
+        worker_index: offsets the sampler seed so parallel workers start differently.
+        heartbeat_interval, grace_period: seconds; see ``tlcore.search.storage``.
+        poll_seconds: how often a waiting worker looks again.
+        max_trials: stop after this many trials here (None: no limit).
+        stop_event: set it to stop (the running trial ends interrupted, like a study stop).
+        log: where progress lines go.
+
+    Returns:
+        A ``WorkerResult``: the trial numbers this worker ran and why it stopped.
+    """
+    worker_id = worker_id or new_worker_id()
+    storage_kw = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period}
+    st = open_storage(ws, storage, **storage_kw)
+    study = load_study(ws, name, storage, worker_index=worker_index, **storage_kw)
+    spec = load_spec(ws, name, storage)
+    store = artifact_store(ws, artifacts)
+    state_path = study_local_dir(ws, name) / "workers" / f"{worker_id}.json"
+    state = _State(state_path, {"worker_id": worker_id, "pid": os.getpid(), "host": socket.gethostname(),
+                                "started": time.time(), "state": "starting", "trials_done": 0})
+    state.update(force=True)
+    stop_event = stop_event or threading.Event()
+    result = WorkerResult(worker_id=worker_id)
+    started = study_started(ws, name, storage)
+    errors = 0
+    log(f"worker {worker_id}: study {name!r}, budget {spec.n_trials or '-'} trials"
+        + (f", {spec.timeout_minutes} min" if spec.timeout_minutes else ""))
+
+    def stop_wanted() -> bool:
+        return stop_event.is_set() or bool(st.get_study_user_attrs(study._study_id).get(STOP_ATTR))
+
+    try:
+        while True:
+            optuna.storages.fail_stale_trials(study)
+            trials = study.get_trials(deepcopy=False)
+            finished = sum(t.state in FINISHED for t in trials)
+            running = sum(t.state == TrialState.RUNNING for t in trials)
+            if stop_wanted():
+                result.reason = "stop requested"
+                break
+            if spec.n_trials is not None and finished >= spec.n_trials:
+                result.reason = f"budget met ({finished} trials finished)"
+                break
+            if spec.timeout_minutes is not None and time.time() - started > spec.timeout_minutes * 60:
+                result.reason = f"time limit of {spec.timeout_minutes} min reached"
+                break
+            if max_trials is not None and len(result.trials) >= max_trials:
+                result.reason = f"ran its {max_trials} trial(s)"
+                break
+            if spec.n_trials is not None and finished + running >= spec.n_trials:
+                state.update(force=True, state="waiting", trial=None,
+                             status=f"waiting for {running} running trial(s) of other workers")
+                if stop_event.wait(poll_seconds):
+                    continue
+                continue
+            with warnings.catch_warnings():  # "heartbeat is meant for Study.optimize": this loop beats itself
+                warnings.simplefilter("ignore", UserWarning)
+                trial = study.ask()
+            result.trials.append(trial.number)
+            outcome = _run_trial(ws, study, st, spec, trial, store, worker_id, state, stop_wanted, log)
+            state.update(force=True, trials_done=len(result.trials), state="between trials", trial=None)
+            if outcome == "error":
+                errors += 1
+                if errors >= MAX_CONSECUTIVE_ERRORS:
+                    result.reason = f"{errors} trials in a row failed with an error; see the log"
+                    break
+            else:
+                errors = 0
+            if outcome == "interrupted":
+                result.reason = "stop requested"
+                break
+    finally:
+        state.update(force=True, state="finished", trial=None, reason=result.reason, finished=time.time())
+    log(f"worker {worker_id}: stopped: {result.reason}; ran trials {result.trials}")
+    return result
+
+
+def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, trial: optuna.Trial, store: Any,
+               worker_id: str, state: _State, stop_wanted: Callable[[], bool],
+               log: Callable[[str], None]) -> str:
+    """Train one trial and tell the study how it ended. Returns complete/pruned/interrupted/abandoned/error."""
+    from tlcore.trainer import ProgressHooks, train
+
+    import keras
+
+    tid = trial._trial_id
+    history: list[dict[str, Any]] = []
+    last_check = [time.time()]
+    try:
+        params = spec.suggest(trial)
+        tspec = spec.train_spec(params)
+    except TLCoreError as exc:
+        st.set_trial_user_attr(tid, "tl_error", str(exc))
+        study.tell(trial, state=TrialState.FAIL)
+        log(f"trial {trial.number}: failed: {exc}")
+        return "error"
+    trial.set_user_attr("tl_worker", worker_id)
+    trial.set_user_attr("tl_history", [])
+    shown = {k: (f"{v:.2e}" if isinstance(v, float) else v) for k, v in params.items()}
+    log(f"trial {trial.number}: {shown}")
+    state.update(force=True, state="training", trial=trial.number, epoch=0, epochs=tspec.epochs, batch=0,
+                 batches=0, status="preparing", params=params)
+
+    def still_mine() -> None:
+        if st.get_trial(tid).state != TrialState.RUNNING:
+            raise _Abandoned()
+        if stop_wanted():
+            raise _Interrupted()
+
+    def on_batch(epoch: int, batch: int, num_batches: int, logs: dict[str, float]) -> None:
+        state.update(epoch=epoch + 1, batch=batch, batches=num_batches, status="training",
+                     loss=logs.get("loss"), accuracy=logs.get("accuracy"))
+        if time.time() - last_check[0] > 5.0:
+            last_check[0] = time.time()
+            still_mine()
+
+    def on_epoch(rec: dict[str, Any]) -> None:
+        history.append(rec)
+        still_mine()
+        trial.set_user_attr("tl_history", history)
+        value = rec[spec.objective]
+        trial.report(value, rec["epoch"])
+        log(f"trial {trial.number}: epoch {rec['epoch']}/{tspec.epochs} val_acc {rec['val_accuracy']:.4f} "
+            f"val_loss {rec['val_loss']:.4f} ({rec['epoch_seconds']:.1f}s)")
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {rec['epoch']}")
+
+    def on_status(text: str) -> None:
+        state.update(status=text)
+
+    tmp = Path(tempfile.mkdtemp(prefix=f"trial-{trial.number}-", dir=ws.cache_dir))
+    try:
+        with HeartbeatThread(st, tid):
+            try:
+                res = train(tspec, ws, run_dir=tmp / "run",
+                            hooks=ProgressHooks(on_batch=on_batch, on_epoch=on_epoch, on_status=on_status))
+                still_mine()
+                state.update(force=True, status="saving the trial's files")
+                ids = {}
+                for fname in RUN_FILES:
+                    path = res.run_dir / fname
+                    if path.exists():
+                        ids[fname] = optuna.artifacts.upload_artifact(
+                            artifact_store=store, file_path=str(path), study_or_trial=trial)
+                trial.set_user_attr("tl_artifacts", ids)
+                trial.set_user_attr("tl_metrics", _summary_metrics(res.metrics))
+                value = _objective_value(spec, res.history)
+                study.tell(trial, value)
+                log(f"trial {trial.number}: complete, {spec.objective} {value:.4f}")
+                return "complete"
+            except optuna.TrialPruned as exc:
+                study.tell(trial, state=TrialState.PRUNED)
+                log(f"trial {trial.number}: {exc}")
+                return "pruned"
+            except _Interrupted:
+                trial.set_user_attr("tl_interrupted", True)
+                study.tell(trial, state=TrialState.FAIL)
+                log(f"trial {trial.number}: interrupted (study stopped); it is queued again on resume")
+                return "interrupted"
+            except (_Abandoned, optuna.exceptions.UpdateFinishedTrialError):
+                log(f"trial {trial.number}: ended from outside (marked failed); moving on")
+                return "abandoned"
+            except Exception as exc:  # one bad trial must not end the search
+                msg = str(exc) if isinstance(exc, TLCoreError) else f"{type(exc).__name__}: {exc}"
+                log(f"trial {trial.number}: failed: {msg}\n{traceback.format_exc()}")
+                try:
+                    trial.set_user_attr("tl_error", msg[:2000])
+                    study.tell(trial, state=TrialState.FAIL)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    pass
+                return "error"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        keras.backend.clear_session()
+        gc.collect()
