@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--augment", default=None)
     ap.add_argument("--aug-copies", type=int, default=2)
     ap.add_argument("--label-smoothing", type=float, default=0.1)
+    ap.add_argument("--lr-schedule", default="constant", choices=("constant", "cosine"))
     args = ap.parse_args()
 
     ws = Workspace(args.workspace)
@@ -59,7 +60,7 @@ def main() -> None:
         freeze_depth=None if args.method == "feature_extraction" else args.depth,
         epochs=args.epochs, head_epochs=args.head_epochs if args.method == "two_phase" else None,
         learning_rate=args.lr, fine_tune_factor=args.factor, batch_size=args.batch_size,
-        label_smoothing=args.label_smoothing, augment=args.augment, aug_copies=args.aug_copies, seed=0,
+        label_smoothing=args.label_smoothing, lr_schedule=args.lr_schedule, augment=args.augment, aug_copies=args.aug_copies, seed=0,
     )
     marks: list[tuple[str, float]] = []
     start = time.perf_counter()

@@ -180,3 +180,11 @@ def test_augmentation_with_cached_copies_and_on_the_fly(demo_ws):
     assert exact.cache["features"]["misses"] == 0 and exact.cache["features"]["hits"] == 0
     with pytest.raises(NotFoundError, match="pipeline|augment"):
         train(small(augment="no-such-pipeline"), demo_ws)
+
+
+def test_cosine_schedule_trains_and_bad_schedules_are_refused(demo_ws):
+    with pytest.raises(ConfigError, match="learning-rate schedule"):
+        small(lr_schedule="linear")
+    res = train(small(lr_schedule="cosine", method="two_phase", epochs=2, freeze_depth=16), demo_ws)
+    assert [h["phase"] for h in res.history] == ["head", "fine_tune"]
+    assert TrainSpec.from_yaml((res.run_dir / "spec.yaml").read_text()).lr_schedule == "cosine"

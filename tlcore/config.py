@@ -20,7 +20,7 @@ import yaml
 
 from tlcore.errors import ConfigError
 
-__all__ = ["Spec", "SplitSpec", "TrainSpec", "METHODS", "RESIZE_MODES"]
+__all__ = ["Spec", "SplitSpec", "TrainSpec", "METHODS", "RESIZE_MODES", "LR_SCHEDULES"]
 
 S = TypeVar("S", bound="Spec")
 
@@ -102,6 +102,7 @@ class SplitSpec(Spec):
 
 METHODS = ("feature_extraction", "fine_tune", "two_phase")
 RESIZE_MODES = ("pad", "crop", "stretch")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
@@ -143,6 +144,8 @@ class TrainSpec(Spec):
         learning_rate: Adam learning rate (phase 1 for two_phase). Defaults to 1e-3.
         fine_tune_factor: two_phase's phase-2 learning rate is
             ``learning_rate * fine_tune_factor``. Defaults to 0.1.
+        lr_schedule: "constant", or "cosine" (each phase decays its rate to 0 along a
+            half cosine over its epochs). Defaults to "constant".
         epochs: total epochs (both phases together for two_phase). Defaults to 5.
         head_epochs: two_phase's phase-1 epochs. Defaults to half of ``epochs``.
         batch_size: Defaults to 32.
@@ -168,6 +171,7 @@ class TrainSpec(Spec):
     freeze_depth: int | None = None
     learning_rate: float = 1e-3
     fine_tune_factor: float = 0.1
+    lr_schedule: str = "constant"
     epochs: int = 5
     head_epochs: int | None = None
     batch_size: int = 32
@@ -198,6 +202,9 @@ class TrainSpec(Spec):
             _check_int("freeze_depth", self.freeze_depth, 0)
         _check_float("learning_rate", self.learning_rate, 0.0, 1.0, lo_open=True)
         _check_float("fine_tune_factor", self.fine_tune_factor, 0.0, 1.0, lo_open=True)
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError("Unknown learning-rate schedule.", received=f"lr_schedule={self.lr_schedule!r}",
+                              fix=f"Use one of: {', '.join(LR_SCHEDULES)}.")
         _check_int("epochs", self.epochs, 1, 10_000)
         if self.head_epochs is not None:
             _check_int("head_epochs", self.head_epochs, 1, self.epochs)

@@ -367,8 +367,12 @@ def train(
             val_x = data.x["val"]
             feed = (_AugmentedBatches(data.x["train"], factory, **feed_kw) if factory is not None
                     else _Batches([data.x["train"]], **feed_kw))
+        lr: float | keras.optimizers.schedules.LearningRateSchedule = phase["lr"]
+        if spec.lr_schedule == "cosine":
+            lr = keras.optimizers.schedules.CosineDecay(
+                phase["lr"], decay_steps=max(1, len(feed) * (phase["end"] - phase["start"])))
         trainable.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=phase["lr"]),
+            optimizer=keras.optimizers.Adam(learning_rate=lr),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=spec.label_smoothing),
             metrics=["accuracy"],
             # XLA on GPUs only: on CPUs it runs depthwise convolutions ~10x slower.

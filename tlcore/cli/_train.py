@@ -91,6 +91,7 @@ def _spec_from_args(args: argparse.Namespace, dataset: str | None):
         "batch_size": args.batch_size,
         "dropout": args.dropout,
         "fine_tune_factor": args.fine_tune_factor,
+        "lr_schedule": args.lr_schedule,
         "head_epochs": args.head_epochs,
         "label_smoothing": args.label_smoothing,
         "early_stopping": args.early_stopping,
@@ -359,6 +360,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, metavar="B")
     p.add_argument("--dropout", type=float, metavar="D")
     p.add_argument("--fine-tune-factor", type=float, metavar="F", help="two_phase: phase-2 lr = lr × F")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None,
+                   help="cosine: each phase decays the rate to 0 over its epochs (default constant)")
     p.add_argument("--head-epochs", type=int, metavar="E", help="two_phase: epochs of the head-only phase")
     p.add_argument("--label-smoothing", type=float, metavar="L")
     p.add_argument("--class-weights", action="store_true", help="weight classes inversely to their size")

@@ -85,7 +85,7 @@ class StudySpec(Spec):
         batch_size: Defaults to 32.
         epochs: epochs per trial (both phases together for two_phase). Defaults to 3.
         head_epochs: two_phase's head-only epochs; None = half of ``epochs``.
-        label_smoothing, class_weights, early_stopping: as in ``TrainSpec``.
+        label_smoothing, lr_schedule, class_weights, early_stopping: as in ``TrainSpec``.
         n_trials: finished trials (complete or pruned) the study stops at, counted
             across all workers. Defaults to 20. None = no trial limit (then give a time limit).
         timeout_minutes: no new trial starts this long after the study's first trial. Optional.
@@ -117,6 +117,7 @@ class StudySpec(Spec):
     epochs: int = 3
     head_epochs: int | None = None
     label_smoothing: float = 0.0
+    lr_schedule: str = "constant"
     class_weights: bool = False
     early_stopping: int = 0
     n_trials: int | None = 20
@@ -227,7 +228,7 @@ class StudySpec(Spec):
             epochs=self.epochs if method != "two_phase" else max(2, self.epochs),
             head_epochs=head if method == "two_phase" else None,
             batch_size=params.get("batch_size", self.batch_size),
-            dropout=params.get("dropout", 0.2), label_smoothing=self.label_smoothing,
+            dropout=params.get("dropout", 0.2), label_smoothing=self.label_smoothing, lr_schedule=self.lr_schedule,
             augment=self.augment, aug_copies=self.aug_copies, class_weights=self.class_weights,
             early_stopping=self.early_stopping, seed=self.seed,
             val_fraction=self.val_fraction, test_fraction=self.test_fraction, split_seed=self.split_seed,
