@@ -24,8 +24,8 @@ from PIL import Image
 
 from tlcore.datasets import load_rgb
 from tlcore.errors import TLCoreError
-from tlcore.gradcam import GradCam, overlay
-from tlcore.predict import LoadedModel, ModelSummary, list_models, load_model, prepare_image, top_predictions
+from tlcore.gradcam import overlay
+from tlcore.predict import LoadedModel, ModelSummary, list_models, prepare_image, top_predictions
 from tlcore.workspace import Workspace
 from tlui import data
 from tlui.common import md_escape, open_workspace, show_error, sidebar_workspace
@@ -60,17 +60,6 @@ def init_dataset_state(names: list[str], preferred: str | None) -> None:
 
 
 # ------------------------------------------------------------------ caches
-@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def cached_model(path: str, mtime_ns: int) -> tuple[LoadedModel, GradCam]:
-    """The model and its Grad-CAM explainer, shared by all sessions: read-only.
-
-    ``mtime_ns`` (of model.keras) is part of the key so a replaced file is loaded
-    again; failures are not cached.
-    """
-    loaded = load_model(path)
-    return loaded, GradCam(loaded.model)
-
-
 @st.cache_data(show_spinner=False, max_entries=256)
 def analyse(model_path: str, mtime_ns: int, source: str | bytes, version: int = 0) -> dict[str, Any]:
     """Decode one image (a path or an upload's bytes), classify it and explain the top class.
@@ -83,7 +72,7 @@ def analyse(model_path: str, mtime_ns: int, source: str | bytes, version: int = 
     heatmap of the most probable class. Raises ``TLCoreError`` for an image that
     cannot be used (not cached).
     """
-    loaded, cam = cached_model(model_path, mtime_ns)
+    loaded, cam = data.cached_model(model_path, mtime_ns)
     rgb = load_rgb(source)
     x = prepare_image(loaded, rgb)
     res = cam.explain(x[None])
@@ -266,7 +255,7 @@ def main() -> None:
     model_section(summary)
     mtime = model_mtime(summary)
     try:
-        loaded, _ = cached_model(str(summary.path), mtime)
+        loaded, _ = data.cached_model(str(summary.path), mtime)
     except TLCoreError as exc:
         show_error(exc)
         st.caption("Pick another model, or train this one again.")

@@ -40,7 +40,7 @@ from tlcore._fsutil import atomic_directory, atomic_write_json, atomic_write_tex
 from tlcore.cache import ArrayCache
 from tlcore.config import TrainSpec
 from tlcore.datasets import dataset_splits, load_split_spec
-from tlcore.errors import ConfigError, DatasetError, WorkspaceError
+from tlcore.errors import ConfigError, DatasetError
 from tlcore.evaluate import classification_report
 from tlcore.model import Classifier
 from tlcore.pipeline import dataset_fingerprint, load_image_array

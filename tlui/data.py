@@ -38,6 +38,7 @@ from tlcore.errors import TLCoreError
 from tlcore.workspace import DatasetRecord, Workspace
 
 __all__ = [
+    "cached_model",
     "ensure_demo_registered",
     "dataset_version",
     "index",
@@ -194,3 +195,18 @@ def forget_dataset() -> None:
     """Drop the cached data of every dataset (after a removal, so nothing of it lingers)."""
     for fn in (index, problems, problems_csv, overview, samples, split_table):
         fn.clear()
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def cached_model(path: str, mtime_ns: int):
+    """A trained model and its Grad-CAM explainer, shared by all sessions and pages: read-only.
+
+    ``mtime_ns`` (of model.keras) is part of the key so a replaced file is loaded
+    again; failures are not cached. Returns ``(LoadedModel, GradCam)``.
+    """
+    from tlcore.gradcam import GradCam
+    from tlcore.predict import load_model
+
+    loaded = load_model(path)
+    return loaded, GradCam(loaded.model)
+

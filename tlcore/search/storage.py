@@ -69,12 +69,12 @@ def _is_rdb(url: str) -> bool:
 
 
 def describe_storage(ws: Workspace, storage: str | None) -> str:
-    """The storage as a user would type it (for ``--storage`` and optuna-dashboard)."""
+    """The storage for people to read: the journal's path, or the URL without its password."""
     if storage is None:
         return str(default_journal_path(ws))
     if storage.startswith("journal:"):
         return storage[len("journal:"):]
-    return storage
+    return _redact(storage)
 
 
 class _HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
@@ -155,7 +155,7 @@ def open_storage(
                 raise ConfigError("Unknown storage URL.", received=_redact(storage),
                                   fix="Use postgresql://USER:PASSWORD@HOST/DB, or a path to a journal .log file, "
                                       "or leave it out for the workspace's own storage.")
-            path = default_journal_path(ws) if storage is None else Path(describe_storage(ws, storage)).expanduser()
+            path = default_journal_path(ws) if storage is None else Path(storage.removeprefix("journal:")).expanduser()
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 backend = JournalFileBackend(str(path))

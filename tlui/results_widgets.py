@@ -1,0 +1,260 @@
+"""Pieces of the Results page: trial keys, cached study data, charts, evaluation, exports.
+
+Trials of several studies appear side by side, so a trial is named by a *key*
+``"<study>/<number>"`` (study names never hold a '/'). Cached loaders take plain
+strings and numbers so Streamlit hashes their keys cheaply:
+
+- ``study_figures_cached``: Optuna's views, keyed by the studies' names and a token
+  that changes whenever one of their trials changes (state, value, epochs reported);
+- models load through ``tlui.data.cached_model`` (shared with the Predict page);
+- ``cached_evaluation``: ``tlcore.predict.evaluate_run`` keyed by the run folder, the
+  model file's mtime and the dataset's version (a rescan evaluates again);
+- ``gradcam_overlays``: Grad-CAM of some test images, keyed likewise;
+- ``export_zip``: ``tlcore.export.export_model`` written into a temporary folder and
+  returned as the bytes of a zip archive.
+
+User text in plotly labels goes through ``plot_text`` (plotly renders a little HTML).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import html
+import io
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+
+from tlcore._fsutil import read_json
+from tlcore.errors import TLCoreError
+from tlcore.gradcam import overlay
+from tlcore.predict import evaluate_run, prepare_image
+from tlcore.workspace import Workspace
+from tlui import data
+from tlui.common import md_escape, show_error
+
+__all__ = [
+    "trial_key", "parse_key", "study_token", "study_figures_cached", "plot_text", "fmt", "pct",
+    "curves_figure", "confusion_figure", "per_class_frame", "cached_evaluation",
+    "gradcam_overlays", "export_zip", "model_mtime", "dataset_token", "guard", "DISPLAY_PX",
+]
+
+DISPLAY_PX = 160  # side of the top-loss images and their Grad-CAM overlays
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf"]
+
+
+# ------------------------------------------------------------------- keys
+def trial_key(study: str, number: int) -> str:
+    return f"{study}/{int(number)}"
+
+
+def parse_key(key: str) -> tuple[str, int]:
+    study, number = key.rsplit("/", 1)
+    return study, int(number)
+
+
+def study_token(study) -> str:
+    """Changes whenever a trial of ``study`` is added, ends, reports an epoch or gets a value."""
+    h = hashlib.sha1()
+    for t in study.get_trials(deepcopy=False):
+        h.update(repr((t.number, t.state.name, t.value, len(t.intermediate_values),
+                       t.datetime_complete)).encode())
+    return h.hexdigest()
+
+
+@st.cache_data(show_spinner="Drawing Optuna's views…", max_entries=16)
+def study_figures_cached(ws_root: str, storage: str | None, names: tuple[str, ...],
+                         tokens: tuple[str, ...]) -> dict[str, Any]:
+    """``tlcore.search.study_figures`` of the studies ``names`` (the first is the one the
+    single-study views show); ``tokens`` (``study_token`` of each) is the cache version."""
+    from tlcore.search import load_study, study_figures
+
+    ws = Workspace(ws_root)
+    studies = [load_study(ws, n, storage) for n in names]
+    return study_figures(studies if len(studies) > 1 else studies[0])
+
+
+# -------------------------------------------------------------- formatting
+def plot_text(s: object) -> str:
+    """Plotly renders a little HTML in labels; make user text show literally."""
+    return html.escape(str(s), quote=False)
+
+
+def fmt(v: Any) -> str:
+    """A short display string for a table cell that mixes kinds of values."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.3e}" if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5) else f"{v:.4g}"
+    return str(v)
+
+
+def pct(v: float | None) -> str:
+    return f"{100 * v:.1f} %" if isinstance(v, (int, float)) and not isinstance(v, bool) else "–"
+
+
+@contextlib.contextmanager
+def guard(what: str) -> Iterator[None]:
+    """Show a failure inside the block as an error box (never a traceback) and go on with the page.
+
+    ``TLCoreError`` shows its message and fix; anything else its type and message, since a
+    study written by other Optuna code may hold what this page does not expect.
+    """
+    try:
+        yield
+    except TLCoreError as exc:
+        show_error(exc)
+    except Exception as exc:  # noqa: BLE001 - the page must go on; st.stop/st.rerun are BaseExceptions
+        st.error(md_escape(f"{what} failed ({type(exc).__name__}: {exc})."))
+
+
+# ------------------------------------------------------------------ charts
+def curves_figure(curves: pd.DataFrame, labels: dict[str, str]) -> go.Figure:
+    """Loss (left) and accuracy (right) per epoch, one colour per trial, train solid and val dashed.
+
+    ``curves``: ``tlcore.search.learning_curves`` rows with a ``key`` column (the trial key);
+    ``labels``: key -> legend text.
+    """
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.08)
+    for i, key in enumerate(dict.fromkeys(curves["key"])):
+        colour = PALETTE[i % len(PALETTE)]
+        rows = curves[curves["key"] == key]
+        first = True
+        for split, dash in (("train", "solid"), ("val", "dash")):
+            for col, metric in ((1, "loss"), (2, "accuracy")):
+                part = rows[(rows["split"] == split) & (rows["metric"] == metric)].sort_values("epoch")
+                if part.empty:
+                    continue
+                name = plot_text(labels.get(key, key))
+                fig.add_trace(
+                    go.Scatter(
+                        x=part["epoch"].tolist(), y=part["value"].tolist(), mode="lines+markers",
+                        line={"color": colour, "dash": dash}, marker={"size": 5},
+                        name=name, legendgroup=key, showlegend=first,
+                        hovertemplate=f"{name} · {split} {metric}<br>epoch %{{x}}: %{{y:.4f}}<extra></extra>",
+                    ),
+                    row=1, col=col,
+                )
+                first = False
+    fig.update_xaxes(title_text="epoch", dtick=1)
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy", tickformat=".0%", row=1, col=2)
+    fig.update_layout(height=380, margin={"t": 40, "b": 40, "l": 10, "r": 10}, legend={"title": {"text": "trial"}})
+    return fig
+
+
+def confusion_figure(cm: Sequence[Sequence[int]], class_names: Sequence[str], title: str = "") -> go.Figure:
+    """A confusion-matrix heatmap: rows true class, columns predicted class, counts written in."""
+    z = np.asarray(cm, dtype=int)
+    names = [plot_text(c) for c in class_names] if len(class_names) == len(z) else [str(i) for i in range(len(z))]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z.tolist(), x=names, y=names, colorscale="Blues", showscale=False,
+            texttemplate="%{z}", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>",
+        )
+    )
+    side = 160 + 36 * len(names)
+    fig.update_layout(
+        title={"text": plot_text(title)} if title else None, height=min(700, max(260, side)),
+        margin={"t": 40 if title else 10, "b": 40, "l": 10, "r": 10},
+        xaxis={"title": {"text": "predicted"}, "type": "category"},
+        yaxis={"title": {"text": "true"}, "type": "category", "autorange": "reversed"},
+    )
+    return fig
+
+
+def per_class_frame(report: dict[str, Any]) -> pd.DataFrame:
+    """Per-class precision, recall, F1 and support of a ``classification_report``."""
+    rows = report.get("per_class") or []
+    return pd.DataFrame(rows, columns=["class", "precision", "recall", "f1", "support"])
+
+
+def report_class_names(report: dict[str, Any]) -> list[str]:
+    """The class names of a stored report (its per-class rows); indices when it has none."""
+    rows = report.get("per_class") or []
+    names = [str(r.get("class")) for r in rows if isinstance(r, dict)]
+    n = len(report.get("confusion_matrix") or [])
+    return names if len(names) == n else [str(i) for i in range(n)]
+
+
+# ------------------------------------------------------- model, evaluation
+def model_mtime(run_dir: str | Path) -> int:
+    try:
+        return os.stat(Path(run_dir) / "model.keras").st_mtime_ns
+    except OSError:
+        return 0
+
+
+def dataset_token(ws: Workspace, run_dir: str | Path) -> str:
+    """The version of the dataset a run was trained on (changes when it is rescanned); "" when unknown."""
+    try:
+        name = (read_json(Path(run_dir) / "data.json", default={}) or {}).get("dataset")
+        rec = next((r for r in ws.list_datasets() if r.name == name), None)
+    except (TLCoreError, OSError, AttributeError):
+        return ""
+    return f"{name}|{data.dataset_version(ws, rec)}" if rec is not None else ""
+
+
+@st.cache_data(show_spinner="Evaluating on the test split…", max_entries=8)
+def cached_evaluation(ws_root: str, run_dir: str, mtime_ns: int, dataset_version: str) -> dict[str, Any]:
+    """``evaluate_run`` of the trial's model on its own test images (see ``tlcore.predict``)."""
+    loaded, _ = data.cached_model(run_dir, mtime_ns)
+    return evaluate_run(loaded, Workspace(ws_root))
+
+
+@st.cache_data(show_spinner="Computing Grad-CAM…", max_entries=32)
+def gradcam_overlays(run_dir: str, mtime_ns: int, files: tuple[str, ...],
+                     classes: tuple[int, ...]) -> list[np.ndarray | None]:
+    """Grad-CAM of class ``classes[i]`` on image ``files[i]``, drawn over the image as the model
+    saw it (``DISPLAY_PX`` square); None for an image that can no longer be read."""
+    loaded, cam = data.cached_model(run_dir, mtime_ns)
+    prepared: list[np.ndarray | None] = []
+    for f in files:
+        try:
+            prepared.append(prepare_image(loaded, f))
+        except (TLCoreError, OSError, ValueError):
+            prepared.append(None)
+    ok = [i for i, x in enumerate(prepared) if x is not None]
+    out: list[np.ndarray | None] = [None] * len(files)
+    if not ok:
+        return out
+    res = cam.explain(np.stack([prepared[i] for i in ok]), np.asarray([classes[i] for i in ok]))
+    for j, i in enumerate(ok):
+        seen = np.asarray(Image.fromarray(prepared[i]).resize((DISPLAY_PX, DISPLAY_PX), Image.Resampling.BILINEAR))
+        out[i] = overlay(seen, res.heatmaps[j], alpha=0.45)
+    return out
+
+
+# ----------------------------------------------------------------- exports
+@st.cache_data(show_spinner=False, max_entries=2)
+def export_zip(run_dir: str, mtime_ns: int, formats: tuple[str, ...], name: str) -> dict[str, Any]:
+    """Export the run with ``tlcore.export.export_model`` into a temporary folder; return the zip
+    archive of that folder (``zip``, its files under ``<name>/``), the model card as JSON bytes
+    (``card``) and the files written with their sizes (``files``)."""
+    from tlcore.export import export_model
+
+    with tempfile.TemporaryDirectory(prefix="tlcore-export-") as tmp:
+        result = export_model(run_dir, Path(tmp) / name, formats=formats)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+            for p in sorted(result.out_dir.rglob("*")):
+                if p.is_file():
+                    zf.write(p, f"{name}/{p.relative_to(result.out_dir).as_posix()}")
+        card = json.dumps(result.model_card, indent=2, default=str).encode("utf-8")
+        return {"zip": buf.getvalue(), "card": card, "files": dict(result.files), "formats": result.formats}
