@@ -239,7 +239,7 @@ def main() -> None:
     if not models:
         st.info(
             "No trained models in this workspace yet. Train one from a terminal (the demo dataset works "
-            "offline), and it appears here when it finishes; a Search page to find the best settings is coming."
+            "offline), and it appears here when it finishes; the Search page finds the best settings for you."
         )
         st.code(TRAIN_HINT, language="bash")
         return

@@ -39,9 +39,12 @@ class Spec:
 
     @classmethod
     def from_dict(cls: type[S], data: dict[str, Any] | None) -> S:
-        data = dict(data or {})
+        if data is None:
+            data = {}
         if not isinstance(data, dict):
-            raise ConfigError(f"A {cls.__name__} must be a mapping.", received=type(data).__name__)
+            raise ConfigError(f"A {cls.__name__} must be a mapping of field: value pairs.",
+                              received=type(data).__name__, fix="Write one 'field: value' per line.")
+        data = dict(data)
         known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(data) - known)
         if unknown:

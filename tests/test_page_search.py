@@ -1,0 +1,324 @@
+"""The Search page (pages/3_Search.py), run headlessly with AppTest.
+
+The live section is an ``st.fragment`` on a timer; AppTest cannot drive timers, so
+these tests rerun the whole page, which draws the fragment in full each time.
+One test starts a real background worker (a subprocess that imports TensorFlow)
+and is marked slow; every worker a test starts is stopped and killed at teardown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from streamlit.testing.v1 import AppTest
+
+from tests.searchfix import add_tiny_dataset, tiny_spec
+from tlcore.search import (
+    create_study,
+    list_studies,
+    list_workers,
+    load_study,
+    open_storage,
+    stop_requested,
+    stop_workers,
+)
+from tlcore.search.storage import study_local_dir
+from tlui.search_widgets import poll_study
+
+PAGE = "pages/3_Search.py"
+
+
+def _page(at: AppTest | None = None, timeout: float = 180) -> AppTest:
+    if at is None:  # (an AppTest that has not run yet is falsy)
+        at = AppTest.from_file("../streamlit_app.py", default_timeout=timeout)
+    at.switch_page(PAGE)
+    return at.run()
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _text(elements) -> str:
+    return " ".join(e.value for e in elements).replace("\\", "")
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _trial_table(at: AppTest):
+    return next(df.value for df in at.dataframe if "state" in df.value.columns and "number" in df.value.columns)
+
+
+@contextlib.contextmanager
+def _no_workers_left(ws, name_getter):
+    """Stop and kill every local worker of the studies named by ``name_getter()`` at exit."""
+    try:
+        yield
+    finally:
+        for name in name_getter():
+            with contextlib.suppress(Exception):
+                stop_workers(ws, name, wait=10)
+            for w in list_workers(ws, name):
+                if w.alive:
+                    with contextlib.suppress(OSError):
+                        os.kill(w.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def tiny_ws(workspace):
+    add_tiny_dataset(workspace)
+    return workspace
+
+
+# ------------------------------------------------------------------- tests
+def test_no_studies_explains_how_to_create_one(workspace):
+    at = _page()
+    _ok(at)
+    assert not at.error
+    assert "No studies yet" in _text(at.info)
+    assert any("tlcore search create" in c.value for c in at.code)
+    assert at.text_input(key="se_new_name").value == "search-1"
+    assert at.selectbox(key="se_new_dataset").value == "demo"
+    assert at.multiselect(key="se_new_backbones").value == ["efficientnet_lite0"]
+    assert at.slider(key="se_new_depth").value == (0, 18)
+    assert "study" not in at.query_params
+
+
+def test_invalid_widget_values_are_explained(tiny_ws):
+    at = _page()
+    at.text_input(key="se_new_name").set_value("").run()
+    at.button(key="se_new_create").click().run()
+    _ok(at)
+    assert "Invalid study name" in _text(at.error)
+
+    at.text_input(key="se_new_name").set_value("ok")
+    at.number_input(key="se_new_lr_lo").set_value(0.1)
+    at.number_input(key="se_new_lr_hi").set_value(0.01)
+    at.button(key="se_new_create").click().run()
+    _ok(at)
+    errors = _text(at.error)
+    assert "learning_rate" in errors and "low end is above the high end" in errors
+
+    at.number_input(key="se_new_lr_lo").set_value(1e-4)
+    at.multiselect(key="se_new_backbones").set_value([])
+    at.button(key="se_new_create").click().run()
+    _ok(at)
+    assert "backbones must be a non-empty list" in _text(at.error)
+    assert list_studies(tiny_ws) == []
+
+
+@pytest.mark.parametrize("body, words", [
+    (b"name: x\ndataset: [", "not valid YAML"),
+    (b"- 1\n- 2\n", "must be a mapping"),
+    (b"just some words", "must be a mapping"),
+    (b"name: x\ndataset: tiny\nfreeze_depths: [1, 2]\n", "Unknown StudySpec field(s): freeze_depths"),
+    (b"name: x\ndataset: tiny\nlearning_rate: [0.1, 0.001]\n", "low end is above the high end"),
+    (b"\xff\xfe\x00", "not UTF-8"),
+], ids=["bad-yaml", "a-list", "plain-text", "unknown-field", "lr-low-above-high", "not-utf8"])
+def test_bad_spec_uploads_are_explained(tiny_ws, body, words):
+    at = _page()
+    at.file_uploader(key="se_spec_file").set_value(("study.yaml", body, "application/x-yaml")).run()
+    _ok(at)
+    assert words in _text(at.error)
+    assert list_studies(tiny_ws) == []
+
+
+def test_a_spec_upload_creates_a_study_without_workers(tiny_ws):
+    spec = tiny_spec("from-upload", n_trials=2)
+    at = _page()
+    at.file_uploader(key="se_spec_file").set_value(("s.yaml", spec.to_yaml().encode(), "application/x-yaml")).run()
+    _ok(at)
+    assert not at.error
+    assert any("from-upload" in c.value and "learning_rate" in c.value for c in at.code)
+    at.checkbox(key="se_up_start").uncheck()
+    at.button(key="se_up_create").click().run()
+    _ok(at)
+    assert not at.error
+    assert "Created study from-upload" in _text(at.success)
+    assert at.selectbox(key="se_study").value == "from-upload"
+    assert at.query_params["study"] == "from-upload"
+    assert list_workers(tiny_ws, "from-upload") == []
+    assert "Idle" in _text(at.info)
+    assert _metrics(at)["Finished"] == "0/2"
+
+    at.file_uploader(key="se_spec_file").set_value(("s.yaml", spec.to_yaml().encode(), "application/x-yaml")).run()
+    at.button(key="se_up_create").click().run()  # the same name again
+    _ok(at)
+    assert "already exists" in _text(at.error)
+
+
+@pytest.mark.slow
+def test_create_and_launch_a_two_trial_study_and_see_it_finish(tiny_ws):
+    at = _page()
+    with _no_workers_left(tiny_ws, lambda: [s.name for s in list_studies(tiny_ws)]):
+        at.text_input(key="se_new_name").set_value("page-study")
+        at.selectbox(key="se_new_dataset").set_value("tiny")
+        at.radio(key="se_new_weights").set_value("none")
+        at.number_input(key="se_new_size").set_value(32)
+        at.slider(key="se_new_depth").set_value((12, 18))
+        at.number_input(key="se_new_epochs").set_value(2)
+        at.number_input(key="se_new_trials").set_value(2)
+        at.number_input(key="se_new_workers").set_value(1)
+        at.run()
+        at.button(key="se_new_create").click().run()
+        _ok(at)
+        assert not at.error, _text(at.error)
+        assert "Started 1 worker(s)" in _text(at.success)
+        assert at.selectbox(key="se_study").value == "page-study"
+        assert at.query_params["study"] == "page-study"
+        assert len(list_workers(tiny_ws, "page-study")) == 1
+
+        start, seen_progress, finished = time.time(), False, None
+        while time.time() - start < 300:
+            time.sleep(3)
+            at.run()
+            _ok(at)
+            seen_progress |= any("epoch" in p.proto.text for p in at.get("progress"))
+            finished = _metrics(at).get("Finished")
+            if finished == "2/2" and not list_workers(tiny_ws, "page-study")[0].alive:
+                break
+        took = time.time() - start
+        assert finished == "2/2", f"after {took:.0f}s: {finished}; log: {list_workers(tiny_ws, 'page-study')}"
+        print(f"\ntwo trials finished {took:.0f}s after launch; saw a running trial's progress: {seen_progress}")
+
+        _ok(at)
+        assert not at.error, _text(at.error)
+        table = _trial_table(at)
+        assert list(table["state"]) == ["COMPLETE", "COMPLETE"]
+        assert set(table["params_freeze_depth"]) <= set(range(12, 19))
+        assert "Best trial" in _text(at.markdown)
+        assert _metrics(at)["Best val_accuracy"] != "–"
+        assert "Finished: 2 of 2 trials" in _text(at.success)
+        assert len(at.get("plotly_chart")) == 1
+        fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+        assert len(fig["data"]) == 2 and all(len(tr["x"]) == 2 for tr in fig["data"])
+        logs = [c.value for c in at.code if "worker" in c.value and "budget met" in c.value]
+        assert logs, "the worker's log tail is shown"
+        workers = next(df.value for df in at.dataframe if "worker" in df.value.columns and "pid" in df.value.columns)
+        assert list(workers["state"]) == ["finished"]
+
+
+def test_the_study_in_the_query_params_is_shown_again(tiny_ws):
+    create_study(tiny_ws, tiny_spec("first"))
+    time.sleep(1.1)  # list_studies sorts by creation time, to the second
+    create_study(tiny_ws, tiny_spec("second"))
+
+    at = AppTest.from_file("../streamlit_app.py", default_timeout=180)
+    at.query_params["study"] = "first"
+    _page(at)
+    _ok(at)
+    assert at.selectbox(key="se_study").value == "first"
+    assert _metrics(at)["Finished"] == "0/3"
+    assert any("name: first" in c.value for c in at.code)  # the spec shown is first's
+
+    at = _page()  # no query param: the newest
+    _ok(at)
+    assert at.selectbox(key="se_study").value == "second"
+    assert at.query_params["study"] == "second"
+    at.selectbox(key="se_study").set_value("first").run()
+    assert at.query_params["study"] == "first"
+
+    at = AppTest.from_file("../streamlit_app.py", default_timeout=180)
+    at.query_params["study"] = "gone"
+    _page(at)
+    _ok(at)
+    assert "no study named gone" in _text(at.warning)
+    assert at.selectbox(key="se_study").value == "second"
+
+
+def test_stop_resume_fail_and_delete_buttons(tiny_ws):
+    name = "buttons"
+    create_study(tiny_ws, tiny_spec(name))
+    at = _page()
+    _ok(at)
+    assert at.button(key="se_add").disabled is False
+
+    at.button(key="se_stop").click().run()
+    _ok(at)
+    assert stop_requested(tiny_ws, name)
+    assert "Stop requested; 0 local worker(s) signalled" in _text(at.success)
+    assert "Stopped" in _text(at.warning)
+    assert at.button(key="se_add").disabled  # resume first
+
+    at.number_input(key="se_workers").set_value(0)
+    at.button(key="se_resume").click().run()
+    _ok(at)
+    assert not stop_requested(tiny_ws, name)
+    assert "0 interrupted trial(s) queued again; no worker started" in _text(at.success)
+    assert list_workers(tiny_ws, name) == []
+    assert at.button(key="se_add").disabled  # 0 workers to start
+
+    # A running trial (asked for through the API, as a worker would) can be marked failed.
+    study = load_study(tiny_ws, name)
+    trial = study.ask()
+    at.run()
+    _ok(at)
+    assert _metrics(at)["Running"] == "1"
+    assert at.selectbox(key=f"se_fail_pick::{name}").value == trial.number
+    assert at.button(key="se_fail").disabled
+    at.checkbox(key=f"se_fail_ok::{name}").check().run()
+    at.button(key="se_fail").click().run()
+    _ok(at)
+    assert study.get_trials()[0].state == TrialState.FAIL
+    assert f"Trial {trial.number} marked failed" in _text(at.success)
+    assert _metrics(at)["Failed"] == "1"
+
+    # Deleting is refused while a local worker of the study is alive.
+    wdir = study_local_dir(tiny_ws, name) / "workers"
+    wdir.mkdir(parents=True, exist_ok=True)
+    fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "tlcore-fake-worker"])
+    try:
+        (wdir / "fake.json").write_text(json.dumps({
+            "worker_id": "fake", "pid": fake.pid, "host": socket.gethostname(), "state": "waiting",
+            "started": time.time()}))
+        at.run()
+        assert at.button(key="se_delete").disabled
+        at.text_input(key=f"se_del_name::{name}").set_value(name).run()
+        at.button(key="se_delete").click().run()
+        _ok(at)
+        assert "still has 1 running worker" in _text(at.error)
+        assert [s.name for s in list_studies(tiny_ws)] == [name]
+    finally:
+        fake.kill()
+        fake.wait()
+
+    at.run()
+    at.text_input(key=f"se_del_name::{name}").set_value(name).run()
+    at.button(key="se_delete").click().run()
+    _ok(at)
+    assert list_studies(tiny_ws) == []
+    assert "Deleted study buttons" in _text(at.success)
+    assert "No studies yet" in _text(at.info)
+    assert "study" not in at.query_params
+    assert not at.warning
+
+
+def test_a_poll_is_cheap(tiny_ws):
+    """One refresh of the live section reads the storage a few times; all of it in well under a second."""
+    create_study(tiny_ws, tiny_spec("cheap", n_trials=50))
+    study = optuna.load_study(study_name="cheap", storage=open_storage(tiny_ws))
+    for i in range(30):
+        t = study.ask({"learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)})
+        for epoch in (1, 2):
+            t.report(0.5 + i / 100, epoch)
+        study.tell(t, 0.5 + i / 100)
+    poll_study(tiny_ws, "cheap")  # the first read replays the journal
+    times = []
+    for _ in range(5):
+        snap = poll_study(tiny_ws, "cheap")
+        times.append(snap.seconds)
+    assert snap.summary.finished == 30 and len(snap.frame) == 30 and len(snap.curves) == 30
+    print(f"\npoll of a 30-trial study: median {1000 * sorted(times)[2]:.1f} ms")
+    assert sorted(times)[2] < 0.5
