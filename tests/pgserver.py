@@ -238,8 +238,8 @@ def url_with_database(url: str, name: str) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
-def create_database(url: str, name: str) -> str:
-    """``CREATE DATABASE name`` on the server of ``url``; the new database's URL."""
+def _admin_statement(url: str, name: str, sql: str) -> None:
+    """Run ``sql`` (holding ``{name}``) on the server of ``url``, outside a transaction."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
         raise ValueError(f"unsafe database name {name!r}")
     import sqlalchemy
@@ -247,21 +247,17 @@ def create_database(url: str, name: str) -> str:
     engine = _admin_engine(url)
     try:
         with engine.connect() as conn:
-            conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+            conn.execute(sqlalchemy.text(sql.format(name=name)))
     finally:
         engine.dispose()
+
+
+def create_database(url: str, name: str) -> str:
+    """``CREATE DATABASE name`` on the server of ``url``; the new database's URL."""
+    _admin_statement(url, name, 'CREATE DATABASE "{name}"')
     return url_with_database(url, name)
 
 
 def drop_database(url: str, name: str) -> None:
     """``DROP DATABASE IF EXISTS name WITH (FORCE)`` (PostgreSQL 13+) on the server of ``url``."""
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-        raise ValueError(f"unsafe database name {name!r}")
-    import sqlalchemy
-
-    engine = _admin_engine(url)
-    try:
-        with engine.connect() as conn:
-            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        engine.dispose()
+    _admin_statement(url, name, 'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

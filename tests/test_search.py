@@ -336,3 +336,25 @@ def test_four_workers_forty_trials_on_the_journal(tiny_ws):
         log = log_tail(w.log_path, 10_000)
         for bad in ("Traceback", "database is locked", "Invalid log format", "Error"):
             assert bad not in log, log
+
+
+@pytest.mark.slow
+def test_two_studies_run_at_the_same_time(tiny_ws):
+    """One background worker per study, both on the workspace journal: each meets its own budget."""
+    specs = [tiny_spec(name="first", n_trials=2, epochs=1), tiny_spec(name="second", n_trials=3, epochs=1)]
+    for spec in specs:
+        create_study(tiny_ws, spec)
+    for spec in specs:
+        launch_workers(tiny_ws, spec.name, 1)
+    try:
+        _wait(lambda: all(not w.alive for s in specs for w in list_workers(tiny_ws, s.name)), 600,
+              "both studies' workers to finish", every=2)
+    finally:
+        for spec in specs:
+            _kill_all(tiny_ws, spec.name)
+    for spec in specs:
+        trials = load_study(tiny_ws, spec.name).get_trials()
+        assert [t.state for t in trials] == [TrialState.COMPLETE] * spec.n_trials
+        (w,) = list_workers(tiny_ws, spec.name)
+        assert {t.user_attrs["tl_worker"] for t in trials} == {w.worker_id}
+    assert {s.name: s.finished for s in list_studies(tiny_ws)} == {"first": 2, "second": 3}
