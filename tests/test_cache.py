@@ -1,5 +1,3 @@
-import json
-
 import numpy as np
 import pytest
 
@@ -93,3 +91,34 @@ def test_full_disk_is_a_clear_error_and_leaves_no_partial_entry(tmp_path, monkey
     monkeypatch.setattr(np, "save", real_save)
     assert list(tmp_path.iterdir()) == []
     assert c.get({"k": 1}) is None
+
+
+@pytest.mark.parametrize("failing_write", ["data", "metadata"])
+def test_disk_full_at_the_low_level_keeps_earlier_entries_and_leaves_nothing(tmp_path, monkeypatch, failing_write):
+    """ENOSPC from the OS (here at fsync, where a full disk often shows) on either file of an entry."""
+    import errno
+    import os
+
+    c = ArrayCache(tmp_path, mmap=False)
+    earlier = np.arange(100, dtype=np.float16)
+    c.put({"k": "earlier"}, earlier)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    fail_at = {"data": 1, "metadata": 2}[failing_write]
+    calls = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) == fail_at:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(WorkspaceError, match="disk is full") as info:
+        c.put({"k": "new"}, np.ones(100))
+    monkeypatch.undo()
+    assert "Free some space" in info.value.fix and str(tmp_path) in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no partial entry, no temporary file
+    assert c.get({"k": "new"}) is None
+    np.testing.assert_array_equal(c.get({"k": "earlier"}), earlier)
+    np.testing.assert_array_equal(ArrayCache(tmp_path).get({"k": "earlier"}), earlier)

@@ -15,7 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.searchfix import add_tiny_dataset, tiny_spec
-from tlcore.errors import ConfigError, NotFoundError
+from tlcore.errors import ConfigError, NotFoundError, WorkspaceError
 from tlcore.search import (
     StudySpec,
     artifact_store,
@@ -225,6 +225,25 @@ def test_stop_resume_and_fail_trial(tiny_ws):
     assert not stop_requested(tiny_ws, spec.name)
 
 
+def test_a_worker_that_fails_is_recorded_as_crashed_with_the_reason(tiny_ws, monkeypatch):
+    spec = tiny_spec(n_trials=3)
+    create_study(tiny_ws, spec)
+
+    def storage_gone(study):
+        raise WorkspaceError("The study journal cannot be read.", fix="Check the disk.")
+
+    monkeypatch.setattr(optuna.storages, "fail_stale_trials", storage_gone)
+    with pytest.raises(WorkspaceError):
+        run_worker(tiny_ws, spec.name, worker_id="broken", **QUIET)
+    monkeypatch.undo()
+    request_stop(tiny_ws, spec.name)
+    run_worker(tiny_ws, spec.name, worker_id="fine", **QUIET)
+    workers = {w.worker_id: w for w in list_workers(tiny_ws, spec.name)}
+    assert workers["broken"].state == "crashed"
+    assert workers["broken"].data["reason"].startswith("The study journal cannot be read.")
+    assert workers["fine"].state == "finished" and workers["fine"].data["reason"] == "stop requested"
+
+
 @pytest.mark.slow
 def test_a_stopped_trial_is_queued_again_on_resume(tiny_ws):
     spec = tiny_spec(n_trials=1, epochs=2)
@@ -271,6 +290,21 @@ def _kill_all(ws, name):
             os.kill(w.pid, signal.SIGKILL)
 
 
+def test_a_launched_worker_opens_the_storage_it_was_given(tiny_ws):
+    """The storage reaches a background worker through $TLCORE_STORAGE (not its command line)."""
+    journal = str(tiny_ws.root / "elsewhere.log")
+    spec = tiny_spec("elsewhere")
+    create_study(tiny_ws, spec, journal)
+    request_stop(tiny_ws, spec.name, journal)  # the worker only has to find the study and see the stop
+    launch_workers(tiny_ws, spec.name, 1, journal)
+    try:
+        _wait(lambda: not list_workers(tiny_ws, spec.name)[0].alive, 180, "the worker to exit")
+    finally:
+        _kill_all(tiny_ws, spec.name)
+    (w,) = list_workers(tiny_ws, spec.name)
+    assert (w.state, w.data.get("reason")) == ("finished", "stop requested"), log_tail(w.log_path)
+
+
 @pytest.mark.slow
 def test_chaos_kill_9_a_worker_mid_trial(tiny_ws, storage):
     """Two workers; one is killed with SIGKILL during a trial. The study still meets its
@@ -312,7 +346,7 @@ def test_chaos_kill_9_a_worker_mid_trial(tiny_ws, storage):
     for bad in ("Traceback", "database is locked", "OperationalError", "Invalid log format"):
         assert bad not in log, log
     states = {w.worker_id: w.state for w in list_workers(tiny_ws, spec.name)}
-    assert states[victim.worker_id] == "died" and states[survivor.worker_id] == "finished"
+    assert states[victim.worker_id] == "crashed" and states[survivor.worker_id] == "finished"
 
 
 @pytest.mark.slow

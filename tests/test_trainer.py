@@ -159,6 +159,31 @@ def test_full_disk_while_saving_keeps_earlier_runs(demo_ws, monkeypatch):
     assert not list(first.run_dir.parent.glob(".*.partial"))
 
 
+def test_disk_full_while_writing_a_run_names_it_and_leaves_earlier_runs_loadable(demo_ws, monkeypatch):
+    """ENOSPC from the OS (at fsync, where a full disk often shows) while the run's files are written."""
+    import os
+
+    from tlcore.predict import load_model, predict_arrays
+
+    first = train(small(epochs=1), demo_ws)
+
+    def fsync(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(WorkspaceError) as info:
+        train(small(epochs=1), demo_ws)  # the same spec: both caches hit, so the first write is the run's
+    monkeypatch.undo()
+    assert str(info.value).startswith("The disk is full: could not write demo-")
+    assert f"Received: {demo_ws.models_dir}." in str(info.value)
+    assert "Free some space" in info.value.fix and "earlier files are intact" in info.value.fix
+    assert [p.name for p in demo_ws.models_dir.iterdir()] == [first.run_dir.name]  # no partial folder
+    loaded = load_model(first.run_dir)
+    assert loaded.class_names == first.class_names
+    probs = predict_arrays(loaded, np.zeros((1, 48, 48, 3), np.uint8))
+    assert probs.shape == (1, len(first.class_names))
+
+
 def test_unwritable_cache_is_a_clear_error(demo_ws):
     cache = demo_ws.root / "cache"
     cache.mkdir(exist_ok=True)

@@ -1,6 +1,5 @@
 import os
 import threading
-from pathlib import Path
 
 import pytest
 

@@ -1,27 +1,44 @@
 """tlcore: the library behind the transfer-learning workbench.
 
-Everything that is not drawing widgets lives here; the Streamlit pages and the
-``python -m tlcore`` CLI are thin layers over it, and it never imports streamlit.
+Everything that is not drawing widgets lives here; the Streamlit pages
+(``streamlit_app.py``, ``pages/``, helpers in ``tlui``) and the ``python -m tlcore``
+CLI are thin layers over it, and it never imports streamlit (a test holds that line).
 
-Modules, one idea each:
+Map of the package, one idea per module (each module's docstring says more):
 
-- ``errors``     the exception family; every message says what, expected, how to fix
+- ``errors``     the exception family (``TLCoreError``); every message says what was
+                 received, what was expected and how to fix it
+- ``_fsutil``    atomic writes (file and folder) that every other module uses
+- ``_yaml``      ``safe_load`` for YAML people write or upload (no aliases)
 - ``workspace``  where things live on disk, data roots, the dataset registry
-- ``config``     typed specs that round-trip to dict/YAML
-- ``datasets``   scan, problem report, decoding, splits, IDX import, demo data, uploads
+- ``config``     typed specs that round-trip to dict/YAML: ``SplitSpec``, ``TrainSpec``
+- ``datasets/``  scan a folder-per-class tree, problem report, decoding, splits,
+                 IDX import, zip uploads, the demo dataset, the workspace operations
 - ``augment``    albumentations pipelines: catalogue, presets, validation, storage
-- ``backbones``  the backbone registry: EfficientNet-Lite0 (offline ImageNet weights),
+- ``backbones/`` the backbone registry: EfficientNet-Lite0 (offline ImageNet weights),
                  keras.applications models; blocks for freeze depth
-- ``model``      backbone + pooling + dropout + dense head; freeze depth; split for the cache
-- ``cache``      the size-bounded, checksummed disk cache of arrays
-- ``pipeline``   decoded-image arrays and the resize rule
-- ``trainer``    one run from a ``TrainSpec``: the three methods, the feature cache, artifacts
-- ``runtime``    backend set-up (threads, GPU memory growth, mixed precision, seeds)
+- ``model``      ``Classifier``: backbone + pooling + dropout + dense head; freeze
+                 depth; the split at the freeze boundary for the feature cache
+- ``cache``      ``ArrayCache``: the size-bounded, checksummed disk cache of arrays
+- ``pipeline``   decoded-and-resized image arrays (cached) and dataset fingerprints
+- ``runtime``    backend set-up per process (threads, GPU memory growth, mixed
+                 precision, seeds)
+- ``trainer``    ``train``: one run from a ``TrainSpec`` (the three methods, the
+                 feature cache, the run folder)
 - ``evaluate``   accuracy, per-class metrics, confusion matrix, top losses
 - ``gradcam``    class activation heat maps, exact and backend-neutral
-- ``predict``    load a trained model safely and predict "label (confidence %)"
+- ``predict``    load a trained model safely, predict "label (confidence %)", list
+                 and re-evaluate runs
 - ``export``     .keras, SavedModel, TFLite (float and dynamic-range) with a model card
-- ``cli``        ``python -m tlcore ...``
+- ``search/``    Optuna: ``StudySpec``, storages and heartbeats, studies, workers,
+                 local worker processes, results (see ``tlcore.search``)
+- ``cli/``       ``python -m tlcore ...`` (``__main__`` calls ``tlcore.cli.main``)
+
+How they fit: ``datasets`` registers images in a ``workspace``; ``trainer.train``
+splits them (``datasets``), decodes them once (``pipeline`` + ``cache``), builds a
+``model`` on a ``backbones`` entry, trains it under ``runtime``'s settings, scores it
+with ``evaluate`` and writes a run folder; ``predict``, ``gradcam`` and ``export`` use
+that folder. ``search`` runs many ``train`` calls as Optuna trials in worker processes.
 """
 
 import os as _os

@@ -1,6 +1,17 @@
 """Atomic file writes: write to a temporary file beside the target, fsync, rename.
 
 A crash at any point leaves either the old file or the new one, never half of it.
+
+- ``atomic_open(path)``: a context manager yielding a file to write;
+  ``atomic_write_bytes`` / ``_text`` / ``_json`` / ``_yaml`` build on it;
+- ``atomic_directory(target)``: a folder built under a temporary name and renamed
+  into place when the block ends (run folders, exports, zip extraction, IDX imports,
+  downloaded trial runs);
+- ``read_json(path, default)``: the matching reader.
+
+A full disk or a read-only folder becomes a ``WorkspaceError`` that says what to do.
+Used by nearly every module that writes (workspace registry, caches, trainer,
+export, search); private to ``tlcore``.
 """
 
 from __future__ import annotations
@@ -118,9 +129,12 @@ def atomic_directory(target: str | os.PathLike[str], *, replace: bool = False) -
             os.replace(tmp, target)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, WorkspaceError):
-            raise
-        raise _disk_error(target, exc) from exc
+        # A file written inside the block (atomic_open) already became a WorkspaceError naming that
+        # file in the temporary folder, which is gone now: name the folder being made instead.
+        cause = exc.__cause__ if isinstance(exc, WorkspaceError) else exc
+        if isinstance(cause, OSError) and not isinstance(cause, WorkspaceError):
+            raise _disk_error(target, cause) from cause
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

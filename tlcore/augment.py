@@ -17,6 +17,16 @@ Four presets are always available by name: "none", "light", "medium", "heavy". S
 pipelines live in ``<workspace>/augmentations/<name>.yaml`` and may not take a
 preset's name.
 
+Entry points: ``CATALOGUE`` / ``GROUPS`` (``TransformInfo``, ``ParamSchema``),
+``AugmentSpec`` / ``StepSpec``, ``preset_spec``, ``build_pipeline``, ``preview``,
+``parse_spec_text`` (YAML/JSON in any accepted form), ``save_pipeline`` /
+``load_pipeline`` / ``list_pipelines`` / ``delete_pipeline``, and ``get_spec(ws,
+name)``, which resolves a preset or saved name as ``TrainSpec.augment`` and
+``StudySpec.augment`` give it. Users: ``tlcore.trainer`` (augmented copies for the
+feature cache, or on-the-fly), ``python -m tlcore augment`` (``cli._augment``), the
+Augmentations page (``tlui.augment_widgets``) and the Search page's choice of
+pipeline.
+
 Example:
 
 >>> spec = AugmentSpec(steps=[
@@ -50,6 +60,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
+from tlcore import _yaml  # noqa: E402
 from tlcore._fsutil import atomic_write_yaml  # noqa: E402
 from tlcore.config import Spec  # noqa: E402
 from tlcore.errors import AugmentationError, ConfigError, NotFoundError, WorkspaceError  # noqa: E402
@@ -1024,7 +1035,7 @@ def parse_spec_text(text: str, *, source: str = "the text") -> AugmentSpec:
         source: how to name it in error messages. Defaults to "the text".
     """
     try:
-        data = yaml.safe_load(text)
+        data = _yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise AugmentationError(f"{source} is not valid YAML or JSON.", received=str(exc).splitlines()[0],
                                 fix="Fix the syntax; a spec looks like 'steps: [{name: HorizontalFlip, params: {p: 0.5}}]'.") from exc

@@ -12,6 +12,11 @@ corrupt or partial entry is deleted and reported as a miss, never trusted.
 Reading an entry touches it; when the cache grows past its budget, the least
 recently used entries are evicted.
 
+``tlcore.pipeline.load_image_array`` fills ``<workspace>/cache/images`` and
+``tlcore.trainer.train`` fills ``<workspace>/cache/features``; the trainer gives
+each a 20 GiB budget (``budget_bytes=None`` means no limit). Deleting the cache
+folder only costs recomputation.
+
 Example:
 
 >>> cache = ArrayCache("/tmp/cache", budget_bytes=2**30)
@@ -22,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -142,11 +148,16 @@ class ArrayCache:
             ) from exc
         with atomic_open(data_path, "wb") as fh:
             np.save(fh, arr, allow_pickle=False)
-        atomic_write_json(
-            meta_path,
-            {"shape": list(arr.shape), "dtype": str(arr.dtype), "crc32": _crc(arr), "parts": parts,
-             "bytes": int(arr.nbytes), "created": time.time()},
-        )
+        try:
+            atomic_write_json(
+                meta_path,
+                {"shape": list(arr.shape), "dtype": str(arr.dtype), "crc32": _crc(arr), "parts": parts,
+                 "bytes": int(arr.nbytes), "created": time.time()},
+            )
+        except BaseException:
+            with contextlib.suppress(OSError):  # no metadata, no entry: do not leave the data behind
+                data_path.unlink()
+            raise
         if self.mmap:
             return np.load(data_path, mmap_mode="r", allow_pickle=False)
         return arr

@@ -4,6 +4,16 @@ The same spec drives the CLI, the workers and the pages. Each spec is a frozen
 dataclass; ``from_dict`` validates and refuses unknown keys with a message that
 lists the known ones.
 
+- ``Spec``: the mixin (``to_dict``/``from_dict``, ``to_yaml``/``from_yaml``,
+  ``validate``) that the other specs share: ``tlcore.augment.AugmentSpec`` and
+  ``tlcore.search.spec.StudySpec`` are built on it too;
+- ``SplitSpec``: train/val/test fractions and seed (``tlcore.datasets`` saves one
+  per dataset);
+- ``TrainSpec``: one run, every field documented on the class; what
+  ``tlcore.trainer.train`` takes, what ``python -m tlcore train --spec`` reads and
+  what a run folder's ``spec.yaml`` holds;
+- ``METHODS``, ``RESIZE_MODES``, ``LR_SCHEDULES``: the allowed names.
+
 Example:
 
 >>> spec = SplitSpec(val_fraction=0.2, test_fraction=0.1, seed=7)
@@ -18,6 +28,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from tlcore import _yaml
 from tlcore.errors import ConfigError
 
 __all__ = ["Spec", "SplitSpec", "TrainSpec", "METHODS", "RESIZE_MODES", "LR_SCHEDULES"]
@@ -64,7 +75,7 @@ class Spec:
     @classmethod
     def from_yaml(cls: type[S], text: str) -> S:
         try:
-            data = yaml.safe_load(text)
+            data = _yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"The {cls.__name__} is not valid YAML.", fix=str(exc)) from exc
         return cls.from_dict(data)

@@ -4,6 +4,15 @@ Every message says what was received, what was expected and how to fix it, so
 that the CLI can print it as one line and a page can show it in ``st.error``
 without a traceback.
 
+``TLCoreError(message, received=..., fix=...)`` is the base; its kinds say what
+kind of thing was wrong: ``ConfigError`` (a spec or setting), ``DatasetError``,
+``ImageDecodeError``, ``PathNotAllowedError`` (outside the data roots),
+``AugmentationError``, ``WorkspaceError`` (disk, permissions), ``NotFoundError``,
+``UnsafeArchiveError``. Each also derives from the matching built-in exception
+(``ValueError``, ``OSError``, ``KeyError``, ...). ``tlcore.cli.main`` turns any of
+them into ``error: ...`` and exit status 2; ``tlui.common.show_error`` into an error
+box.
+
 Example:
 
 >>> raise DatasetError(

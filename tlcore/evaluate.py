@@ -1,7 +1,10 @@
 """Evaluation: accuracy, per-class precision/recall/F1, confusion matrix, top losses.
 
 All functions take plain numpy arrays (true label indices and predicted class
-probabilities), so they serve the trainer, the search and the pages alike.
+probabilities), so they serve the trainer, the search and the pages alike:
+``classification_report`` is what ``metrics.json`` holds under ``test`` (written by
+``tlcore.trainer``, recomputed by ``tlcore.predict.evaluate_run``); ``top_losses``
+and ``most_confused`` feed the Results page's mistakes view. No Keras, no I/O.
 
 Example:
 

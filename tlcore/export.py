@@ -18,6 +18,11 @@ weights, the training spec, the dataset and its fingerprint, the metrics and the
 size and SHA-256 of every file. The folder is built beside ``out_dir`` and renamed
 into place when complete, so a failed export never leaves half a folder.
 
+``export_model(source, out_dir, formats)`` takes anything ``tlcore.predict.load_model``
+takes (a run folder, a search trial's run folder, a ``.keras`` file) and returns an
+``ExportResult``. Callers: ``python -m tlcore export`` (``cli._train``) and the
+Results page (``tlui.results_widgets.export_zip``).
+
 Example:
 
 >>> result = export_model("workspace/models/demo-...", "exports/demo", formats=("keras", "tflite"))

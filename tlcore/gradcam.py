@@ -28,6 +28,10 @@ against autodiff Grad-CAM with ``tf.GradientTape``.
 The map has the backbone's output resolution (``S/32`` for EfficientNet-Lite0,
 e.g. 7×7 at 224 px) and is upsampled bilinearly to ``S × S``, the model's input.
 
+It works on any model ``tlcore.model.Classifier`` built (as loaded by
+``tlcore.predict.load_model``); the Predict and Results pages use it through
+``tlui.data`` and ``tlui.results_widgets``.
+
 Example:
 
 >>> cam = GradCam(loaded.model)

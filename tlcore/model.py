@@ -13,6 +13,13 @@ For the feature cache the classifier splits at the freeze boundary into a
 very same layer objects as ``Classifier.model``, so training the trainable part
 trains the full model.
 
+``Classifier.build`` makes the backbone through ``tlcore.backbones`` (which also
+supplies the blocks behind ``set_freeze_depth`` and ``split``) and adds the head
+(``HEAD_LAYER_NAMES``: pool, dropout, dense, softmax in float32 so mixed precision
+keeps the loss stable). ``tlcore.trainer`` is its only caller; a saved
+``model.keras`` is read back by ``tlcore.predict``, and ``tlcore.gradcam`` relies on
+the head's shape.
+
 Example:
 
 >>> clf = Classifier.build("efficientnet_lite0", num_classes=10, image_size=96, weights=None)

@@ -1,18 +1,23 @@
-"""The input pipeline: decoded-image arrays and the frozen-prefix feature cache.
+"""The input pipeline: decoded-image arrays, dataset fingerprints, the resize rule.
 
 Where the speed comes from:
 
 1. Every image is decoded and resized once per (dataset content, image size,
-   resize rule) into a uint8 array cached on disk (``ArrayCache``).
+   resize rule) into a uint8 array cached on disk (``ArrayCache``):
+   ``load_image_array`` here, decoding on a thread pool.
 2. The frozen part of the backbone is a fixed function of its input, so its
    output at the freeze boundary is computed once per (dataset content, backbone,
    weights, image size, resize rule, depth) and cached as float16. Without
    augmentation one copy serves every epoch of every trial at that depth; with
    augmentation, K augmented copies are cached and epochs cycle through them.
+   That cache is filled by ``tlcore.trainer.train`` (it needs the model); this
+   module gives it the key's dataset part, ``dataset_fingerprint``.
 
 Resize rule (``resize_mode``): "pad" keeps the aspect ratio and letterboxes the
 image, centred, on black; "crop" scales the short side to the target and takes
-the centre square; "stretch" ignores the aspect ratio.
+the centre square; "stretch" ignores the aspect ratio. Decoding and resizing are
+``tlcore.datasets.load_rgb`` and ``resize_to``; ``tlcore.predict`` prepares new
+photos with the same two calls, so inference sees the pixels training saw.
 """
 
 from __future__ import annotations

@@ -11,6 +11,14 @@ Images are decoded and resized exactly as in training (``tlcore.datasets.load_rg
 then ``resize_to`` with the run's image size and resize rule), so a photo gets
 the same pixels here as it would have had in the training set.
 
+Entry points: ``resolve_model_path`` (a path or a run name under
+``<workspace>/models``), ``load_model`` (``LoadedModel``), ``prepare_image``,
+``predict_arrays``, ``predict_images``, ``top_predictions`` (``Prediction``),
+``list_models`` (``ModelSummary``; runs under ``<workspace>/models`` only, not
+search trials), ``evaluate_run`` (the run's test split again, via
+``tlcore.evaluate``). Callers: ``python -m tlcore predict`` and ``models``
+(``cli._train``), ``tlcore.export``, the Predict and Results pages (``tlui.data``).
+
 Example:
 
 >>> loaded = load_model("workspace/models/demo-efficientnet_lite0-feature_extraction-20260101-120000")
@@ -31,6 +39,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from tlcore import _yaml
 from tlcore._fsutil import read_json
 from tlcore.config import RESIZE_MODES
 from tlcore.datasets import load_rgb, resize_to
@@ -177,7 +186,7 @@ def _read_optional_json(path: Path) -> dict[str, Any]:
 
 def _read_optional_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -3,6 +3,23 @@
 Keras 3 runs on TensorFlow (the default), JAX or PyTorch (``KERAS_BACKEND``).
 Only this module and ``export`` touch backend-specific APIs, and each such call
 is guarded by the backend in use.
+
+Entry points, all called by ``tlcore.trainer.train`` at the start of every run
+(so a search worker, the CLI and tests get the same set-up):
+
+- ``configure()``: once per process, on TensorFlow, turns GPU memory growth on
+  (several workers can share a card) or, without a GPU, uses every core per op;
+  on every call, sets Keras' global dtype policy: ``mixed_float16`` when the
+  backend sees a GPU, else ``float32``. ``train`` passes no argument, so there is
+  no user switch for mixed precision. Returns ``{"backend", "gpu",
+  "mixed_precision"}``, which the trainer stores in ``metrics.json`` and uses to
+  choose XLA (``jit_compile``).
+- ``has_gpu()``, ``backend_name()``: what the active backend sees.
+- ``set_seed(seed)``: Python, numpy and backend seeds; deterministic ops on TensorFlow.
+
+Not done here: JAX's GPU memory preallocation (75 % per process by default) is
+left as it is; set ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` in the environment
+before starting several JAX workers on one GPU.
 """
 
 from __future__ import annotations

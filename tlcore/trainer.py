@@ -10,13 +10,26 @@ The three methods of the classic recipe:
   two phases make one learning curve.
 
 Adam with (label-smoothed) cross-entropy. With ``feature_cache`` on, each phase
-trains only the part after its freeze boundary, on the frozen prefix's cached
-output (``pipeline``); the numbers are those of the full model, because the two
-share their layers. The best epoch (highest validation accuracy, then lowest
-validation loss) is kept and saved.
+trains only the part after its freeze boundary (``model.Classifier.split``) on the
+frozen prefix's output, computed once and kept in an ``ArrayCache`` under
+``<workspace>/cache/features`` keyed by the dataset fingerprint, backbone, weights,
+size, resize rule, depth and augmentation copy; the numbers are those of the full
+model, because the two share their layers. The best epoch (highest validation
+accuracy, then lowest validation loss) is kept and saved.
+
+Entry points: ``train(spec, ws, run_dir=..., hooks=ProgressHooks(...))`` returns a
+``TrainResult``; ``prepare_data`` (split + decode, via ``datasets`` and ``pipeline``)
+and ``phases_for`` are its parts. Callers: ``python -m tlcore train``
+(``cli._train``) and the search worker (``search.worker``), which passes hooks for
+progress and pruning. The backend is set up by ``runtime.configure`` at the start;
+XLA (``jit_compile``) is used on GPUs and on non-TensorFlow backends, not for
+TensorFlow on a CPU.
 
 A run writes, atomically (a temporary folder renamed when complete):
-``model.keras``, ``history.json``, ``spec.yaml``, ``metrics.json``, ``labels.txt``.
+``model.keras``, ``history.json``, ``spec.yaml``, ``metrics.json`` (``evaluate``'s
+report on the test split, best epoch, runtime, cache hits), ``labels.txt`` and
+``data.json`` (dataset, fingerprints, image size, resize rule, test files), which
+``predict`` and ``export`` read.
 """
 
 from __future__ import annotations
@@ -221,10 +234,6 @@ class _Recorder(keras.callbacks.Callback):
         self._t0 = time.perf_counter()
         self._epoch = epoch
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if self.hooks.on_batch is not None:
-            self.hooks.on_batch(self._epoch, batch + 1, self.num_batches, {k: float(v) for k, v in (logs or {}).items()})
-
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         rec = {
@@ -244,6 +253,14 @@ class _Recorder(keras.callbacks.Callback):
             self.best.update(key=key, epoch=rec["epoch"], weights=self.clf.model.get_weights())
         if self.hooks.on_epoch is not None:
             self.hooks.on_epoch(rec)
+
+
+class _BatchRecorder(_Recorder):
+    """With a per-batch hook. A separate class because any batch-level callback makes Keras wait for
+    every step's result (no asynchronous dispatch), which costs time when nobody listens."""
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.hooks.on_batch(self._epoch, batch + 1, self.num_batches, {k: float(v) for k, v in (logs or {}).items()})
 
 
 # ------------------------------------------------------------------ training
@@ -375,12 +392,14 @@ def train(
             optimizer=keras.optimizers.Adam(learning_rate=lr),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=spec.label_smoothing),
             metrics=["accuracy"],
-            # XLA on GPUs only: on CPUs it runs depthwise convolutions ~10x slower.
-            jit_compile="auto" if runtime["gpu"] else False,
+            # TensorFlow on a CPU runs depthwise convolutions ~10x slower under XLA, so it is off there;
+            # JAX compiles every step with XLA anyway (jit_compile=False would run it op by op).
+            jit_compile="auto" if runtime["gpu"] or runtime["backend"] != "tensorflow" else False,
             # Small cached inputs make Python's per-step overhead dominate: run several steps per call.
             steps_per_execution=_steps_per_execution(len(feed)) if use_cache else 1,
         )
-        callbacks: list[keras.callbacks.Callback] = [_Recorder(clf, phase, history, best, hooks, len(feed))]
+        recorder = _BatchRecorder if hooks.on_batch is not None else _Recorder
+        callbacks: list[keras.callbacks.Callback] = [recorder(clf, phase, history, best, hooks, len(feed))]
         if spec.early_stopping and phase is phases[-1]:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=spec.early_stopping))
         hooks.status(f"Training {phase['name']} (epochs {phase['start'] + 1}-{phase['end']}, depth {depth})")

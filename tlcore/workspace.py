@@ -3,13 +3,19 @@
 Layout::
 
     <root>/
-      workspace.yaml            settings a user may edit (extra data roots, limits)
-      datasets/registry.json    the registered datasets
+      workspace.yaml            settings a user may edit: ``data_roots`` (extra folders
+                                datasets may come from); ``demo_removed`` is set by
+                                removing the demo dataset
+      datasets/registry.json    the registered datasets (``DatasetRecord``)
       datasets/<name>/          each dataset's index, problem report and split
       augmentations/<name>.yaml saved augmentation pipelines
       data/<name>/              datasets the workbench made: uploaded archives, IDX imports
-      cache/                    decoded-image and feature caches (safe to delete)
-      studies/ models/          searches and trained models
+      cache/                    decoded-image and feature caches, converted weights
+                                (safe to delete)
+      models/<run>/             trained runs (``tlcore.trainer``)
+      studies/                  searches: journal, artifacts, local worker files
+                                (``tlcore.search.storage``)
+      .locks/                   inter-process locks (``Workspace.lock``)
 
 The root is, in order: the ``root`` argument (the CLI's ``--workspace``), the
 ``TLCORE_HOME`` environment variable, ``./workspace``. Every write is atomic and
@@ -19,6 +25,11 @@ leave a half-written registry.
 Dataset paths are confined to the *data roots*: the workspace itself, the
 bundled demo folder, and whatever ``workspace.yaml``'s ``data_roots`` list or
 the ``TLCORE_DATA_ROOTS`` variable (``os.pathsep``-separated) add.
+
+This module only knows paths, settings and the registry; what a dataset holds is
+``tlcore.datasets`` (``add_dataset`` and friends write the registry through
+``Workspace.put_dataset``). Every other module takes a ``Workspace`` to find its
+folders; the folders are created on first use.
 
 Example:
 
@@ -41,6 +52,7 @@ from typing import Any
 
 import yaml
 
+from tlcore import _yaml
 from tlcore._fsutil import atomic_write_json, atomic_write_yaml, read_json
 from tlcore.errors import ConfigError, NotFoundError, PathNotAllowedError, WorkspaceError
 
@@ -171,7 +183,7 @@ class Workspace:
     def settings(self) -> dict[str, Any]:
         """User-editable settings from ``workspace.yaml`` (empty if absent)."""
         try:
-            data = yaml.safe_load(self.settings_path.read_text(encoding="utf-8")) or {}
+            data = _yaml.safe_load(self.settings_path.read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
             return {}
         except yaml.YAMLError as exc:

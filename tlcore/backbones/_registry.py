@@ -1,4 +1,19 @@
-"""The backbone registry: name -> metadata, builder, blocks for freeze depth."""
+"""The backbone registry: name -> metadata, builder, blocks for freeze depth.
+
+``BackboneInfo`` describes each backbone (sizes, feature width, its blocks and the
+layer that ends each block, where its weights come from); ``list_backbones`` and
+``get`` read the registry, ``build`` makes the Keras model (raw RGB 0-255 in,
+pooled features out) through ``_efficientnet_lite`` or ``_applications``, and
+``block_layers`` / ``block_output`` / ``split_at`` / ``freeze_blocks`` turn a freeze
+depth ``k`` into layers: ``split_at`` gives the frozen prefix and the trainable rest
+for the feature cache, ``freeze_blocks`` marks the same boundary for ``fit``.
+``imagenet_weights_available`` says whether ImageNet weights work without a
+download (the Search page labels backbones with it).
+
+The package ``tlcore.backbones`` re-exports these names; ``tlcore.model`` builds the
+classifier on top, and ``search.spec`` checks freeze-depth ranges against
+``num_blocks``.
+"""
 
 from __future__ import annotations
 

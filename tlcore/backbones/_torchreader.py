@@ -20,6 +20,9 @@ downloaded checkpoint is unsafe. Here every pickle goes through
 format uses (to harmless stand-ins of our own) and refuses everything else
 before anything runs.
 
+``read_legacy_torch_file(path)`` is the entry point; ``_efficientnet_lite`` is its
+only user (``tests/test_torchreader.py`` covers the format and the refusals).
+
 Example:
 
 >>> tensors = read_legacy_torch_file("efficientnet-lite0-57934424.pth")

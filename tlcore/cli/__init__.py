@@ -1,9 +1,23 @@
 """``python -m tlcore <group> <command> ...``: everything the pages can do, for servers.
 
-Each command group is a module in this package with a ``register(subparsers)``
-function; a command's handler takes the parsed arguments and returns an exit
-status. Any ``TLCoreError`` becomes a one-line ``error: ...`` on stderr and exit
-status 2, never a traceback.
+``main(argv)`` parses and dispatches (``tlcore/__main__.py`` calls it);
+``build_parser()`` builds the whole parser. The global option ``--workspace DIR``
+comes before the command (default ``$TLCORE_HOME`` or ``./workspace``, see
+``tlcore.workspace``). Command groups, one module each, in ``--help`` order:
+
+- ``_datasets``  ``datasets inspect | add | list | rescan | remove | import-idx |
+  import-fashion-mnist | restore-demo | allow-root`` (``tlcore.datasets``)
+- ``_augment``   ``augment list | show | save | delete | preview | catalogue``
+  (``tlcore.augment``)
+- ``_train``     ``train``, ``predict``, ``export``, ``models list | evaluate``
+  (``tlcore.trainer``, ``tlcore.predict``, ``tlcore.export``)
+- ``_search``    ``search ...`` and ``worker`` (``tlcore.search``)
+- ``_progress``  the stderr progress bar they share
+
+Each group module has a ``register(subparsers)`` function and imports most library
+modules inside its handlers (Keras only when a command needs it). A handler takes
+the parsed arguments and returns an exit status. Any ``TLCoreError``
+becomes a one-line ``error: ...`` on stderr and exit status 2, never a traceback.
 """
 
 from __future__ import annotations

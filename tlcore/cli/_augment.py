@@ -1,4 +1,13 @@
-"""``python -m tlcore augment ...``: list, show, save, delete and preview augmentation pipelines."""
+"""``python -m tlcore augment ...``: list, show, save, delete and preview augmentation pipelines.
+
+Thin over ``tlcore.augment`` (the same pipelines as the Augmentations page):
+``catalogue`` lists the transforms a pipeline may use and their parameters;
+``save NAME --from-file F`` stores a spec (``steps: [...]``, or an albumentations
+``A.to_dict`` / ``A.save`` file) as ``<workspace>/augmentations/NAME.yaml``;
+``show`` prints it as albumentations serializes it; ``preview`` writes N augmented
+PNGs of one image. A saved name (or a preset) is what ``train --augment`` and a
+study spec's ``augment`` take.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,14 @@
-"""``python -m tlcore datasets ...``: inspect, add, list, rescan, remove, import datasets."""
+"""``python -m tlcore datasets ...``: inspect, add, list, rescan, remove, import datasets.
+
+Thin over ``tlcore.datasets`` (the same operations as the Datasets page):
+``inspect`` scans a folder or a registered dataset and prints the report without
+registering anything (exit status 1 when unusable); ``add`` / ``rescan`` /
+``remove`` change the workspace registry; ``import-idx`` and
+``import-fashion-mnist`` write a folder-per-class tree under
+``<workspace>/data/``; ``allow-root`` adds a data root to ``workspace.yaml``;
+``restore-demo`` registers the demo dataset again. Zip uploads are the
+Datasets page's alone.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""A minimal terminal progress bar (stderr, only when it is a terminal)."""
+"""A minimal terminal progress bar (stderr, only when it is a terminal).
+
+``ProgressBar(label)`` is called as ``bar(done, total)``, the ``progress`` callback
+signature of ``tlcore.datasets`` scans; ``cli._datasets`` and ``cli._train`` use it
+for scans, decoding and training batches. Nothing is drawn when stderr is a file or
+a pipe, so logs stay clean.
+"""
 
 from __future__ import annotations
 

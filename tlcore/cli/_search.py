@@ -5,6 +5,13 @@
   Ctrl-C stops the study (resume with ``search resume`` then ``search run``)
 - ``search list | status | best | export-csv | stop | resume | fail-trial | delete``
 - ``worker --study NAME [--storage URL]``   one worker, for servers and clusters
+
+Every command takes ``--storage`` (default ``$TLCORE_STORAGE``, else the workspace's
+journal); ``run``, ``best``, ``delete`` and ``worker`` also take ``--artifacts``, the
+artifact folder when it is not ``<workspace>/studies/artifacts``. The work is done
+by ``tlcore.search``: ``study`` (create, list, stop, resume, delete, the trial
+table), ``local`` (``run``'s background workers), ``worker`` (``run_worker``) and
+``results`` (``best``'s run folder).
 """
 
 from __future__ import annotations
@@ -30,8 +37,11 @@ def _ws(args: argparse.Namespace):
 
 
 def _storage_args(p: argparse.ArgumentParser, *, artifacts: bool = False) -> None:
-    p.add_argument("--storage", metavar="URL", default=None,
-                   help="postgresql://USER:PASS@HOST/DB, or a journal .log file (default: the workspace's journal)")
+    # The default comes from $TLCORE_STORAGE, so a database password need not be on the command line
+    # (which every user of the machine can read with ps); background workers get their URL that way.
+    p.add_argument("--storage", metavar="URL", default=os.environ.get("TLCORE_STORAGE") or None,
+                   help="postgresql://USER:PASS@HOST/DB, or a journal .log file (default: $TLCORE_STORAGE, "
+                        "else the workspace's journal)")
     if artifacts:
         p.add_argument("--artifacts", metavar="DIR", default=None,
                        help="artifact folder all workers share (default: <workspace>/studies/artifacts)")
@@ -143,7 +153,8 @@ def _cmd_best(args: argparse.Namespace) -> int:
         print(f"  {k} = {_fmt(v)}")
     print(f"Test accuracy: {_fmt(info['test_accuracy'])}   best epoch: {info['best_epoch']}")
     print(f"Run folder: {run}")
-    print(f"Use it: python -m tlcore predict {run} IMAGE...   |   python -m tlcore export {run} --format tflite")
+    print(f"Use it: python -m tlcore predict {run} IMAGE...")
+    print(f"Export: python -m tlcore export {run} --format keras,tflite --out {args.study}-trial{t.number}-export")
     return 0
 
 

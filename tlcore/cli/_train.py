@@ -4,6 +4,13 @@
 - ``predict``  classify image files (or folders of them) with a trained model.
 - ``export``   write Keras / SavedModel / TFLite files, labels and a model card.
 - ``models``   list the trained runs of the workspace; re-evaluate one on its test split.
+
+``train`` builds a ``TrainSpec`` (``tlcore.config``) from ``--spec`` and the flags,
+registers a ``--data`` folder on first use, and calls ``tlcore.trainer.train`` with
+terminal progress hooks; ``predict`` and ``models`` use ``tlcore.predict``;
+``export`` uses ``tlcore.export``. A model is named by a path (run folder, search
+trial folder, export folder, ``.keras`` file) or by a run name under
+``<workspace>/models``.
 """
 
 from __future__ import annotations

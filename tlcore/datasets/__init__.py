@@ -7,6 +7,15 @@
 - ``extract_zip``    safe extraction of uploaded archives
 - ``add_dataset`` … the workspace operations (register, rescan, load, remove)
 - ``ensure_demo``    the bundled demo dataset
+
+Modules: ``_scan`` (the scanner and its rules), ``_imageio`` (decoding, resizing),
+``_split`` (splits), ``_ops`` (register, rescan, load, remove; zip, IDX and
+Fashion-MNIST datasets; split settings), ``_archive`` (zip extraction), ``_idx``
+(IDX files, Fashion-MNIST lookup), ``_demo``. The registry itself is
+``tlcore.workspace``. Users: the Datasets page (through ``tlui.data``'s cached
+loaders), ``python -m tlcore datasets`` (``cli._datasets``), ``tlcore.trainer``
+(``dataset_splits``), ``tlcore.pipeline`` and ``tlcore.predict`` (``load_rgb``,
+``resize_to``).
 """
 
 from tlcore.datasets._archive import extract_zip

@@ -9,6 +9,11 @@ target and is renamed into place only when it completes.
 
 A zip holding one top-level folder (what zipping a folder produces) is unwrapped,
 so ``pets.zip`` holding ``pets/cat/…`` gives a dataset whose classes are ``cat…``.
+
+Entry point: ``extract_zip(archive, target, max_bytes=..., max_files=...,
+max_ratio=...)`` (defaults ``MAX_ZIP_BYTES`` 4 GiB, ``MAX_ZIP_FILES`` 200,000,
+``MAX_ZIP_RATIO`` 200); ``_ops.add_zip_dataset`` calls it for the Datasets page's
+upload and then scans the folder.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 A class-balanced subset of Fashion-MNIST (50 training images of each of its 10
 classes, 28×28 grayscale PNG) ships in ``demo_data/fashion-mnist-demo/`` with
-its MIT licence notice. It is registered under the name ``demo`` the first time
-a workspace is opened by the dashboard or the CLI.
+its MIT licence notice. ``ensure_demo`` registers it under the name ``demo`` when
+the dashboard, ``datasets list``, ``train`` or ``search create`` opens a workspace
+where it is missing; a user who removed it keeps it removed (``workspace.yaml``'s
+``demo_removed``) until ``datasets restore-demo``.
 """
 
 from __future__ import annotations

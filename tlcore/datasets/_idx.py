@@ -6,6 +6,13 @@ as a big-endian int32, then the data in big-endian order. Files may be gzipped.
 Fashion-MNIST from Debian's ``dataset-fashion-mnist`` package (under
 ``/usr/share/datasets/fashion-mnist/``) is found automatically; ``TLCORE_FASHION_MNIST``
 points at another folder holding the four standard files.
+
+Entry points: ``read_idx`` (one file to a numpy array), ``import_idx`` (an
+images/labels pair to PNG files, one folder per class), ``find_fashion_mnist`` and
+``import_fashion_mnist`` (train/ and test/ folders, a pre-split dataset).
+``_ops.add_idx_dataset`` / ``add_fashion_mnist`` write them under
+``<workspace>/data/<name>/`` and register them; the CLI's ``datasets import-idx`` /
+``import-fashion-mnist`` and the Datasets page call those.
 """
 
 from __future__ import annotations

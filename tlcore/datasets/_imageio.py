@@ -23,6 +23,9 @@ Resizing (``resize_to``, ``thumbnail``) always uses Pillow's bilinear filter,
 which Pillow widens when shrinking (so downscaling is antialiased, an area
 average in effect) and which is the same in training, caching and inference.
 
+Used by the scanner (its header and damage probes), ``tlcore.pipeline``
+(training arrays), ``tlcore.predict`` (new photos) and the pages (``thumbnail``).
+
 Example:
 
 >>> arr = load_rgb("photos/cat/1.jpg")            # HxWx3 uint8

@@ -6,11 +6,20 @@ in ``<workspace>/datasets/<name>/``, what the last scan found:
 - ``index.parquet``     one row per image file (see ``scan_dataset``)
 - ``problems.parquet``  the problem report
 - ``scan.json``         layout, classes, counts and timings of the last scan
-- ``split.yaml``        the dataset's ``SplitSpec`` (fractions and seed)
+- ``split.yaml``        the dataset's ``SplitSpec`` (fractions and seed), once saved
 
 Each file is written atomically and the registry entry last, so a crash leaves
 the previous registration intact. Images are never modified; removing a dataset
 deletes image files only when the workbench made them (uploads and imports).
+
+Entry points: ``add_dataset`` (path checked against the data roots), ``rescan_dataset``
+(only changed files are read again), ``add_zip_dataset``, ``add_idx_dataset``,
+``add_fashion_mnist`` (each writes under ``<workspace>/data/<name>/`` first),
+``remove_dataset``, ``load_index`` / ``load_problems`` / ``load_scan_info``,
+``load_split_spec`` / ``save_split_spec``, ``dataset_splits`` (the index with a
+``split`` column, what the trainer trains on) and ``dataset_summary``. Built on
+``_scan``, ``_split``, ``_archive``, ``_idx`` and the registry of
+``tlcore.workspace``.
 """
 
 from __future__ import annotations

@@ -45,6 +45,12 @@ fraction of a full decode. Files are checked on a thread pool: Pillow, hashlib
 and file reads release the GIL, and threads measured as fast as processes on
 this work without their start-up and pickling costs.
 
+Entry point: ``scan_dataset(root, previous=..., options=ScanOptions(...),
+allowed_roots=..., progress=...)`` returns a ``ScanResult`` (index, problems,
+layout, classes, stats). It writes nothing: ``_ops`` stores the result in the
+workspace, ``_imageio``'s probes do the per-file checks, ``python -m tlcore datasets
+inspect`` prints it.
+
 Example:
 
 >>> result = scan_dataset("photos")

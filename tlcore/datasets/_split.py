@@ -18,6 +18,11 @@ more are practically never affected.
 Pre-split datasets (``train/``, ``val/``, ``test/`` folders) keep the split their
 folders give; when they have no ``val/`` folder, validation is carved out of
 ``train/`` by the same hash rule.
+
+Entry points: ``assign_splits(index, spec)`` (a ``split`` value per row: "train",
+"val", "test", or "" for unusable rows) and ``split_counts``; ``_ops.dataset_splits``
+applies them with the dataset's saved ``SplitSpec`` (``tlcore.config``), and the
+trainer trains on the result.
 """
 
 from __future__ import annotations

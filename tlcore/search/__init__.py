@@ -7,6 +7,16 @@
 - ``worker``   run trials until the budget is met (``python -m tlcore worker``)
 - ``local``    background workers on this machine: launch, find again, stop, log tails
 - ``results``  learning curves, Optuna's plotly views, a trial's run folder
+
+How a search runs: ``create_study`` stores a ``StudySpec`` in an Optuna study;
+workers (``run_worker``, started by ``launch_workers`` on this machine or by hand on
+others) ask the study's sampler for parameters, turn them into a ``TrainSpec``
+(``StudySpec.train_spec``) and call ``tlcore.trainer.train``, report each epoch to
+the pruner, and upload the finished run folder to the artifact store. Readers
+(``list_studies``, ``load_study_frame``, ``results``) only read the storage and the
+artifacts. Users: ``tlcore.cli._search`` (``search ...``, ``worker``), the Search
+page (``tlui.search_widgets``) and the Results page (``tlui.results_widgets``).
+Everything commonly needed is re-exported here.
 """
 
 from tlcore.search.local import WorkerInfo, launch_workers, list_workers, log_tail, stop_workers
@@ -19,7 +29,13 @@ from tlcore.search.results import (
     trial_summary,
 )
 from tlcore.search.spec import StudySpec
-from tlcore.search.storage import artifact_store, describe_storage, open_storage, study_local_dir
+from tlcore.search.storage import (
+    artifact_store,
+    check_storage_location,
+    describe_storage,
+    open_storage,
+    study_local_dir,
+)
 from tlcore.search.study import (
     StudySummary,
     create_study,
@@ -37,8 +53,8 @@ from tlcore.search.study import (
 from tlcore.search.worker import WorkerResult, run_worker
 
 __all__ = [
-    "StudySpec", "StudySummary", "WorkerInfo", "WorkerResult", "artifact_store", "best_trial", "create_study",
-    "dashboard_command", "delete_study", "describe_storage", "fail_trial", "fetch_trial_run", "get_trial",
+    "StudySpec", "StudySummary", "WorkerInfo", "WorkerResult", "artifact_store", "best_trial",
+    "check_storage_location", "create_study", "dashboard_command", "delete_study", "describe_storage", "fail_trial", "fetch_trial_run", "get_trial",
     "launch_workers", "learning_curves", "list_studies", "list_workers", "load_spec", "load_study",
     "load_study_frame", "log_tail", "open_storage", "request_stop", "resume_study", "run_worker",
     "stop_requested", "stop_workers", "study_figures", "study_local_dir", "trial_summary",

@@ -4,6 +4,16 @@ Workers are separate processes (``python -m tlcore worker ...``) in their own
 session, so they outlive the page or terminal that started them and a restarted
 Streamlit server finds them again through their state files and logs in
 ``<workspace>/studies/local/<study>/workers/``.
+
+Entry points: ``launch_workers`` (used by ``search run`` and the Search page),
+``list_workers`` (this machine's workers, alive or not, from their state files),
+``stop_workers`` (a stop request in the storage, which reaches workers on every
+machine, plus SIGTERM to the local ones), ``log_tail``. A launched worker inherits
+this process's environment (so ``KERAS_BACKEND``, ``CUDA_VISIBLE_DEVICES``,
+``XLA_PYTHON_CLIENT_PREALLOCATE`` set before ``search run`` or the dashboard apply
+to it) and gets the storage URL through ``$TLCORE_STORAGE``. Worker indexes (the
+sampler seed offset) count this machine's state files, so they start at 0 on every
+machine; workers on other machines are started by hand with ``--worker-index``.
 """
 
 from __future__ import annotations
@@ -23,7 +33,10 @@ from tlcore.errors import ConfigError, WorkspaceError
 from tlcore.search.storage import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, study_local_dir
 from tlcore.workspace import PACKAGE_ROOT, Workspace
 
-__all__ = ["launch_workers", "list_workers", "WorkerInfo", "stop_workers", "log_tail"]
+__all__ = ["launch_workers", "list_workers", "WorkerInfo", "stop_workers", "log_tail", "CRASHED", "STORAGE_ENV"]
+
+CRASHED = "crashed"  # a worker's state when it exited without finishing
+STORAGE_ENV = "TLCORE_STORAGE"  # how a launched worker gets its storage URL (never on its command line)
 
 _CHILDREN: dict[int, subprocess.Popen] = {}  # reaped here so finished workers do not linger as zombies
 
@@ -47,6 +60,9 @@ def launch_workers(
     """Start ``n`` background workers for study ``name``; returns their ids.
 
     Each writes its log to ``workers/<id>.log`` and its state to ``workers/<id>.json``.
+    The storage URL reaches a worker through its environment (``$TLCORE_STORAGE``), not
+    its command line, which any user of the machine can read (``ps``) and which may hold
+    a database password.
     """
     from tlcore.search.study import load_spec
     from tlcore.search.worker import new_worker_id
@@ -65,14 +81,16 @@ def launch_workers(
         first_index = len(list(wdir.glob("*.json")))
     child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     child_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), child_env.get("PYTHONPATH")) if p)
+    if storage:
+        child_env[STORAGE_ENV] = storage
+    else:  # the workspace journal, whatever this process's environment says
+        child_env.pop(STORAGE_ENV, None)
     ids = []
     for i in range(n):
         wid = new_worker_id()
         cmd = [sys.executable, "-m", "tlcore", "--workspace", str(ws.root), "worker", "--study", name,
                "--worker-id", wid, "--worker-index", str(first_index + i),
                "--heartbeat-interval", str(heartbeat_interval), "--grace-period", str(grace_period)]
-        if storage:
-            cmd += ["--storage", storage]
         if artifacts:
             cmd += ["--artifacts", str(artifacts)]
         log_path = wdir / f"{wid}.log"
@@ -142,8 +160,8 @@ def list_workers(ws: Workspace, name: str) -> list[WorkerInfo]:
         same_host = data.get("host") == here
         alive = same_host and data.get("state") != "finished" and _pid_alive(int(data["pid"]))
         state = str(data.get("state", "?"))
-        if not alive and state not in ("finished",) and same_host:
-            state = "died"
+        if not alive and state != "finished" and same_host:
+            state = CRASHED  # gone without saying it finished: killed, out of memory, or a bug
         out.append(WorkerInfo(worker_id=str(data.get("worker_id", path.stem)), pid=int(data["pid"]),
                               host=str(data.get("host", "")), state=state, alive=alive,
                               trial=data.get("trial"), data=data, log_path=path.with_suffix(".log")))

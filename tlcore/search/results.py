@@ -6,7 +6,11 @@
 - ``fetch_trial_run``: a trial's run folder (model, labels, metrics, ...) from
   the artifact store into ``<workspace>/studies/local/<study>/trials/<n>/``, so
   everything that takes a trained model (predict, evaluate, Grad-CAM, export)
-  takes a trial's model too.
+  takes a trial's model too;
+- ``best_trial``, ``get_trial``, ``trial_summary``: the trial ``search best`` prints.
+
+Read-only over ``study`` and ``storage``; used by ``search best`` (``cli._search``)
+and the Results page (``tlui.results_widgets``, ``pages/4_Results.py``).
 """
 
 from __future__ import annotations
@@ -149,14 +153,17 @@ def fetch_trial_run(ws: Workspace, name: str, number: int, storage: str | None =
     if t.state != TrialState.COMPLETE or "model.keras" not in ids:
         raise NotFoundError(f"Trial {number} has no saved model ({t.state.name.lower()}).", received=number,
                             fix="Only complete trials save their model; choose a complete trial.")
+    for fname in ids:  # names come from the storage, which other machines write: check them all first
+        if not isinstance(fname, str) or not fname or "/" in fname or "\\" in fname or fname.startswith("."):
+            raise ConfigError("A trial artifact has an unsafe file name.", received=repr(fname),
+                              fix="The storage was not written by this workbench's workers (they save "
+                                  "plain file names); run the trial again, or open a storage you trust.")
     target = study_local_dir(ws, name) / "trials" / str(number)
     if (target / "model.keras").exists() and all((target / f).exists() for f in ids):
         return target
     store = artifact_store(ws, artifacts)
     with atomic_directory(target, replace=True) as tmp:
         for fname, aid in ids.items():
-            if "/" in fname or fname.startswith("."):
-                raise ConfigError("A trial artifact has an unsafe file name.", received=fname)
             try:
                 with store.open_reader(str(aid)) as src, open(tmp / fname, "wb") as dst:
                     while chunk := src.read(1 << 20):

@@ -5,6 +5,12 @@ worker needs only the study's name and storage to run its trials. Ranges are
 two-element lists ``[low, high]`` (inclusive); ``None`` for an optional range
 means "not searched", and the fixed value beside it is used.
 
+It is a ``tlcore.config.Spec``: the YAML a user writes for ``search create`` (or
+uploads on the Search page) is its dict form, validated field by field, unknown
+fields refused. ``suggest(trial)`` asks an Optuna trial for the searched
+parameters; ``train_spec(params)`` turns them into the ``TrainSpec`` that
+``tlcore.trainer.train`` runs. Every field is documented on ``StudySpec``.
+
 Example:
 
 >>> spec = StudySpec(name="pets", dataset="pets", freeze_depth=[9, 18], learning_rate=[1e-4, 1e-2])

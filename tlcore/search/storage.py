@@ -7,9 +7,12 @@ Two kinds of storage, named by a string:
   processes writing at once is the journal storage rather than SQLite (SQLite
   serialises writers and raises "database is locked" under contention): each
   write appends one JSON line under a file lock and every reader replays the log.
-  A path to any ``.log`` file (or ``journal:PATH``) names such a journal too.
-- an SQLAlchemy URL (``postgresql://user:pass@host/db``, also ``mysql://`` or
-  ``sqlite:///``) for a database server that workers on many machines share.
+  Any other string without ``://`` is the path of such a journal file
+  (``journal:PATH`` too).
+- an SQLAlchemy URL (``postgresql://user:pass@host:5432/db``; ``mysql://`` and
+  ``sqlite:///`` are accepted too, MySQL with its driver installed) for a database
+  server that workers on many machines share. PostgreSQL goes through psycopg
+  (libpq), so a URL without a password takes it from ``PGPASSWORD`` or ``~/.pgpass``.
 
 Both kinds get the same heartbeat: a worker records one every
 ``heartbeat_interval`` seconds while it runs a trial; a running trial without one
@@ -21,16 +24,27 @@ gets it here, storing the heartbeat as a trial system attribute.
 Trial artifacts (model, history, metrics) go to an Optuna artifact store: a
 folder beside the journal by default (``<workspace>/studies/artifacts``), or any
 folder all workers can reach (``--artifacts``). Files are written atomically.
+
+Entry points: ``open_storage(ws, storage)`` (once per process and storage),
+``artifact_store(ws, artifacts)``, ``describe_storage`` (for people: the journal's
+path or the URL without its password), ``check_storage_location`` (pages check a
+typed journal path against the data roots) and ``scrub_secrets`` (passwords out of
+messages), ``HeartbeatThread``, ``study_local_dir``. The storage string comes from
+the CLI's ``--storage`` or ``$TLCORE_STORAGE`` (``tlcore.cli._search``), or the
+Results page's storage field; ``study``, ``worker``, ``local`` and ``results`` pass
+it here.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, BinaryIO
+from urllib.parse import unquote
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -39,12 +53,13 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from tlcore._fsutil import atomic_open
-from tlcore.errors import ConfigError, WorkspaceError
+from tlcore.errors import ConfigError, PathNotAllowedError, WorkspaceError
 from tlcore.workspace import Workspace
 
 __all__ = [
-    "open_storage", "describe_storage", "default_journal_path", "study_local_dir", "artifact_store", "AtomicArtifactStore",
-    "HeartbeatThread", "DEFAULT_HEARTBEAT_INTERVAL", "DEFAULT_GRACE_PERIOD", "MAX_RETRY",
+    "open_storage", "describe_storage", "check_storage_location", "scrub_secrets", "default_journal_path",
+    "study_local_dir", "artifact_store", "AtomicArtifactStore", "HeartbeatThread",
+    "DEFAULT_HEARTBEAT_INTERVAL", "DEFAULT_GRACE_PERIOD", "MAX_RETRY",
 ]
 
 DEFAULT_HEARTBEAT_INTERVAL = 10
@@ -75,6 +90,44 @@ def describe_storage(ws: Workspace, storage: str | None) -> str:
     if storage.startswith("journal:"):
         return storage[len("journal:"):]
     return _redact(storage)
+
+
+def _storage_file(storage: str) -> str | None:
+    """The local file a storage reads and writes (a journal, an SQLite database), or None."""
+    if "://" not in storage:
+        return storage.removeprefix("journal:")
+    if not _is_rdb(storage) or storage.split(":", 1)[0].split("+", 1)[0].lower() != "sqlite":
+        return None  # a database server, or a URL open_storage refuses
+    try:
+        from sqlalchemy.engine import make_url
+
+        database = make_url(storage).database
+    except Exception:  # unparsable: open_storage says so
+        return None
+    return database if database and database != ":memory:" else None
+
+
+def check_storage_location(ws: Workspace, storage: str | None) -> str | None:
+    """Refuse a storage that would read or write a file outside the data roots; else return it.
+
+    Pages call this before ``open_storage`` with a storage a visitor typed: opening a
+    journal creates the file (and its folders), so an unchecked path would let a page
+    create files anywhere the server may write. Database servers and the workspace's own
+    journal (None) pass. The command line does not need it: its user owns the shell.
+
+    Raises:
+        PathNotAllowedError: the journal or SQLite file lies outside the data roots.
+    """
+    path = None if storage is None else _storage_file(storage)
+    if path is None or ws.is_within_data_roots(path):
+        return storage
+    real = os.path.realpath(Path(path).expanduser())
+    raise PathNotAllowedError(
+        "The study storage file is outside the allowed data roots.",
+        received=f"{path} (resolves to {real})",
+        fix="Put the journal under one of: " + ", ".join(str(r) for r in ws.data_roots)
+            + "; or allow its folder with 'python -m tlcore datasets allow-root PATH'.",
+    )
 
 
 class _HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
@@ -146,7 +199,8 @@ def open_storage(
                                   received=_redact(storage),
                                   fix="For PostgreSQL: pip install 'psycopg[binary]' (in requirements.txt).") from exc
             except Exception as exc:  # sqlalchemy errors: bad URL, server down, auth
-                raise ConfigError(f"Cannot open the study storage: {str(exc).splitlines()[0]}",
+                detail = scrub_secrets((str(exc).splitlines() or [type(exc).__name__])[0], storage)
+                raise ConfigError(f"Cannot open the study storage: {detail}",
                                   received=_redact(storage),
                                   fix="Check the URL (postgresql://USER:PASSWORD@HOST:PORT/DB), that the "
                                       "server runs and that the database exists.") from exc
@@ -168,14 +222,40 @@ def open_storage(
         return opened
 
 
+_PASSWORD_PARAM = re.compile(r"([?&](?:password|passwd|pwd)=)([^&#]*)", re.IGNORECASE)
+
+
 def _redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    if "://" in url and "@" in url:
+    """The URL without its password (``user:***@host``, ``?password=***``), for messages and pages."""
+    out = url
+    if "://" in url:
         scheme, rest = url.split("://", 1)
-        cred, host = rest.rsplit("@", 1)
-        user = cred.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
+        if "@" in rest:
+            cred, host = rest.rsplit("@", 1)
+            user, has_password, _ = cred.partition(":")
+            out = f"{scheme}://{user}{':***' if has_password else ''}@{host}"
+    return _PASSWORD_PARAM.sub(r"\1***", out)
+
+
+def _passwords(url: str) -> list[str]:
+    """The secrets in ``url``, as written and URL-decoded, longest first."""
+    found: list[str] = []
+    if "://" in url:
+        rest = url.split("://", 1)[1]
+        if "@" in rest:
+            _, has_password, password = rest.rsplit("@", 1)[0].partition(":")
+            if has_password and password:
+                found.append(password)
+    found += [m.group(2) for m in _PASSWORD_PARAM.finditer(url) if m.group(2)]
+    found += [unquote(p) for p in found]
+    return sorted({p for p in found if p}, key=len, reverse=True)
+
+
+def scrub_secrets(text: str, url: str | None) -> str:
+    """``text`` (an error message, a log line) with every password of ``url`` replaced by ``***``."""
+    for secret in _passwords(url or ""):
+        text = text.replace(secret, "***")
+    return text
 
 
 class AtomicArtifactStore:

@@ -8,6 +8,17 @@ read it too. Trial user attributes written by the workers:
 - ``tl_metrics``: best epoch, test accuracy, per-class report, confusion matrix;
 - ``tl_artifacts``: {file name: artifact id} of the run's files in the artifact store;
 - ``tl_worker``, ``tl_error``, ``tl_interrupted``: who ran it and why it ended.
+
+Study user attributes besides the spec: ``tl_stop`` (a stop was requested; every
+worker on every machine checks it), ``tl_started`` (the time limit counts from
+it), ``tl_requeued`` (interrupted trials already queued again by a resume).
+
+Entry points: ``create_study``, ``load_study`` / ``load_spec`` (sampler and pruner
+rebuilt from the spec: ``make_sampler``, ``make_pruner``), ``list_studies``
+(``StudySummary``), ``request_stop``, ``resume_study``, ``fail_trial``,
+``delete_study``, ``load_study_frame`` (one row per trial, for ``search status``,
+``export-csv`` and the pages), ``dashboard_command``. Storages come from
+``storage.open_storage``; ``worker`` and ``local`` build on this module.
 """
 
 from __future__ import annotations

@@ -20,6 +20,12 @@ trials the Keras session is cleared.
 A worker also keeps a small state file (``<workspace>/studies/local/<study>/
 workers/<id>.json``: state, trial, epoch, batch) that the Search page reads for
 its progress bars; the storage is the source of truth for everything else.
+
+The trials train in the worker's own workspace ``ws``: the study's dataset must be
+registered there under the spec's name (and a saved augmentation pipeline named by
+the spec saved there), which on another machine means registering it there first.
+Trials are trained in a temporary folder under ``<workspace>/cache`` and only the
+uploaded copy in the artifact store is kept.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from optuna.trial import TrialState
 
 from tlcore._fsutil import atomic_write_json
 from tlcore.errors import TLCoreError
+from tlcore.search.local import CRASHED
 from tlcore.search.spec import StudySpec
 from tlcore.search.storage import (
     DEFAULT_GRACE_PERIOD,
@@ -170,6 +177,7 @@ def run_worker(
     def stop_wanted() -> bool:
         return stop_event.is_set() or bool(st.get_study_user_attrs(study._study_id).get(STOP_ATTR))
 
+    final = CRASHED  # until the loop ends as planned
     try:
         while True:
             optuna.storages.fail_stale_trials(study)
@@ -210,8 +218,12 @@ def run_worker(
             if outcome == "interrupted":
                 result.reason = "stop requested"
                 break
+        final = "finished"
+    except BaseException as exc:  # the storage went away, the disk filled up...: the state file says so
+        result.reason = str(exc) if isinstance(exc, TLCoreError) else f"{type(exc).__name__}: {exc}"
+        raise
     finally:
-        state.update(force=True, state="finished", trial=None, reason=result.reason, finished=time.time())
+        state.update(force=True, state=final, trial=None, reason=result.reason, finished=time.time())
     log(f"worker {worker_id}: stopped: {result.reason}; ran trials {result.trials}")
     return result
 

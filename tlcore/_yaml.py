@@ -1,0 +1,46 @@
+"""YAML that people write or upload: plain types only, and no aliases.
+
+``yaml.safe_load`` builds only plain types, but it follows aliases: a few hundred
+bytes of nested ``&a``/``*a`` references (a "billion laughs" file) describe a
+structure with billions of items, which is cheap to load and then hangs whatever
+walks it (validation, ``repr`` in an error message, JSON). Specs and settings never
+need aliases, so here an alias is a ``yaml.YAMLError`` naming its line.
+
+``safe_load(text)`` is the entry point; ``config`` (every ``Spec.from_yaml``, so
+also study and augmentation specs), ``augment``, ``workspace`` (``workspace.yaml``)
+and ``predict`` (a run's ``spec.yaml``) read YAML through it. Writing stays
+``yaml.safe_dump`` (``Spec.to_yaml``, ``_fsutil.atomic_write_yaml``).
+
+Example:
+
+>>> safe_load("steps: [{name: HorizontalFlip}]")
+{'steps': [{'name': 'HorizontalFlip'}]}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+__all__ = ["safe_load"]
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"YAML aliases (*{event.anchor}) are not allowed here; write the value out",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+
+def safe_load(text: str | bytes) -> Any:
+    """Like ``yaml.safe_load``, but an alias raises ``yaml.YAMLError``."""
+    loader = _NoAliasLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
