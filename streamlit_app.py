@@ -1,7 +1,7 @@
 """Home: what the workbench does, what the workspace holds, where to start.
 
-The entry script only sets up and routes: the other pages come from ``pages/``
-(Streamlit's automatic multipage; ``st.navigation`` is deliberately not used).
+The other pages come from ``pages/`` (Streamlit's multipage directory; ``st.navigation``
+is deliberately not used); the sidebar's links are drawn by ``tlui.common.sidebar_nav``.
 Run it with ``streamlit run streamlit_app.py``.
 """
 
@@ -15,26 +15,22 @@ import streamlit as st
 from tlcore.errors import TLCoreError
 from tlcore.workspace import Workspace
 from tlui import data
-from tlui.common import open_workspace, show_error, sidebar_workspace
+from tlui.common import PAGES, open_workspace, show_error, sidebar_nav, sidebar_workspace
 
 APP_DIR = Path(__file__).resolve().parent
 
-# (page file, link label, icon, what to do there). Pages not present yet are listed without a link.
-STEPS = [
-    ("pages/1_Datasets.py", "Datasets", ":material/folder_open:",
-     "Add your folder of labelled photos (one sub-folder per class), check its problems, classes and "
-     "split. The demo dataset is there already."),
-    ("pages/2_Augmentations.py", "Augmentations", ":material/auto_fix_high:",
-     "Pick or build an augmentation pipeline and preview it on your images."),
-    ("pages/3_Search.py", "Search", ":material/tune:",
-     "Let Optuna search how many backbone blocks to freeze and which learning rate to use; watch the "
-     "trials come in, stop and resume."),
-    ("pages/4_Results.py", "Results", ":material/query_stats:",
-     "Compare the trials of a search, look at the best model's mistakes and download it."),
-    ("pages/5_Predict.py", "Predict", ":material/image_search:",
-     "Try a trained model on new photos: top-k labels with confidence and a Grad-CAM heat map. "
-     "Train one with `python -m tlcore train --data demo`."),
-]
+# What to do on each page (the pages, labels and icons come from tlui.common.PAGES).
+WHAT = {
+    "Datasets": "Add your folder of labelled photos (one sub-folder per class), check its problems, classes "
+                "and split. The demo dataset is there already.",
+    "Augmentations": "Pick or build an augmentation pipeline and preview it on your images.",
+    "Search": "Let Optuna search how many backbone blocks to freeze and which learning rate to use; watch the "
+              "trials come in, stop and resume.",
+    "Results": "Compare the trials of a search, look at the best model's mistakes and download it.",
+    "Predict": "Try a trained model on new photos: top-k labels with confidence and a Grad-CAM heat map. "
+               "Train one with `python -m tlcore train --data demo`.",
+}
+STEPS = [(page, label, icon, WHAT[label]) for page, label, icon in PAGES if label in WHAT]
 
 
 def saved_pipelines(ws: Workspace) -> int:
@@ -52,6 +48,7 @@ def datasets_table(ws: Workspace) -> pd.DataFrame:
 
 def main() -> None:
     st.set_page_config(page_title="Transfer-learning workbench", layout="wide")
+    sidebar_nav()
     ws = open_workspace()
     sidebar_workspace(ws)
 

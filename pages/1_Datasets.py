@@ -25,7 +25,7 @@ from tlcore.config import SplitSpec
 from tlcore.errors import TLCoreError
 from tlcore.workspace import DatasetRecord, Workspace
 from tlui import data
-from tlui.common import md_escape, open_workspace, show_error, sidebar_workspace
+from tlui.common import md_escape, open_workspace, show_error, sidebar_nav, sidebar_workspace
 
 SAMPLE_PX = 128
 IMBALANCE_WARN = 3.0
@@ -161,14 +161,35 @@ def registry_table(records: list[DatasetRecord]) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------ add section
-def _added(name: str, result, what: str) -> None:
+def problems_warning(result, source: str) -> str | None:
+    """What to do about the problems a new dataset's scan found, or None when there were none."""
+    errors = int((result.problems["severity"] == "error").sum()) if len(result.problems) else 0
+    warnings = len(result.problems) - errors
+    if not errors and not warnings:
+        return None
+    if errors:
+        found = (f"{errors:,} file(s) it cannot use (damaged, unreadable or not images), left out; "
+                 "the good images were added")
+        if warnings:
+            found += f", with {warnings:,} warning(s)"
+    else:
+        found = f"{warnings:,} warning(s) (such as skipped non-image files or duplicates)"
+    redo = ("remove this dataset, fix or delete those files in the archive and upload it again"
+            if source == "upload" else "fix or delete those files in the folder, then press Rescan")
+    return f"The scan found {found}. The Problems tab below names each file and what to do: {redo}."
+
+
+def _added(name: str, result, what: str, source: str = "folder") -> None:
     flash("success", f"{what} {md_escape(name)}: " + scan_sentence(result))
+    warning = problems_warning(result, source)
+    if warning:
+        flash("warning", warning)
     st.session_state["ds_pending_select"] = name
     st.session_state["ds_clear_add_form"] = True
     st.rerun()
 
 
-def _run_add(name: str, label: str, verb: str, add) -> None:
+def _run_add(name: str, label: str, verb: str, add, source: str = "folder") -> None:
     """Run one way of adding a dataset with a progress bar; report success or the error."""
     bar = st.progress(0.0, text=label)
     try:
@@ -177,7 +198,7 @@ def _run_add(name: str, label: str, verb: str, add) -> None:
         bar.empty()
         show_error(exc)
     else:
-        _added(name, result, verb)
+        _added(name, result, verb, source)
 
 
 def add_from_folder(ws: Workspace) -> None:
@@ -217,7 +238,7 @@ def add_from_zip(ws: Workspace) -> None:
         name = st.session_state["ds_zip_name"].strip() or name_from_file(upload.name)
         upload.seek(0)
         _run_add(name, "Extracting…", "Added the upload as",
-                 lambda progress: tds.add_zip_dataset(ws, name, upload, progress=progress))
+                 lambda progress: tds.add_zip_dataset(ws, name, upload, progress=progress), source="upload")
 
 
 def add_fashion_mnist(ws: Workspace, found: dict) -> None:
@@ -500,6 +521,7 @@ def dataset_section(ws: Workspace, rec: DatasetRecord) -> None:
 # -------------------------------------------------------------------- page
 def main() -> None:
     st.set_page_config(page_title="Datasets · Transfer-learning workbench", layout="wide")
+    sidebar_nav()
     ws = open_workspace()
     sidebar_workspace(ws)
     st.title("Datasets")

@@ -25,7 +25,7 @@ from tlcore.errors import TLCoreError
 from tlcore.workspace import Workspace
 from tlui import augment_widgets as aw
 from tlui import data
-from tlui.common import md_escape, open_workspace, show_error, sidebar_workspace
+from tlui.common import md_escape, open_workspace, show_error, sidebar_nav, sidebar_workspace
 
 N_RANGE = (4, 24)
 PREVIEW_SIZES = (96, 128, 160, 192, 224, 256, 299, 320, 384, 448, 512)
@@ -234,7 +234,7 @@ def dataset_image(ws: Workspace, names: list[str], size: int, mode: str) -> tupl
     key = f"aug_img::{name}::{cls}"
     if ss.get(key) not in listed:
         ss[key] = listed[0]
-    c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
     relpath = c1.selectbox("Image", listed, key=key)
     c2.button("Random", key=f"aug_rand::{name}::{cls}", on_click=_on_random_image, args=(key, listed),
               help="Pick a random image of this class.", icon=":material/casino:")
@@ -367,7 +367,7 @@ def pipeline_section(ws: Workspace, options: list[str]) -> au.AugmentSpec | None
 # ----------------------------------------------------------------- preview
 def preview_section(image: np.ndarray | None, label: str, spec: au.AugmentSpec | None) -> None:
     st.subheader("Preview")
-    c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
+    c1, c2, c3 = st.columns([3, 2, 2], vertical_alignment="bottom")
     n = c1.slider("Versions", min_value=N_RANGE[0], max_value=N_RANGE[1], key="aug_n")
     seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="aug_seed",
                            help="The same seed shows the same versions.")
@@ -435,7 +435,8 @@ def save_section(ws: Workspace) -> None:
 
 # -------------------------------------------------------------------- page
 def main() -> None:
-    st.set_page_config(page_title="Augmentations", layout="wide")
+    st.set_page_config(page_title="Augmentations · Transfer-learning workbench", layout="wide")
+    sidebar_nav()
     ws = open_workspace()
     sidebar_workspace(ws)
     st.title("Augmentations")

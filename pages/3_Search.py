@@ -42,11 +42,12 @@ from tlcore.search import (
     resume_study,
     stop_workers,
 )
+from tlcore.search.local import CRASHED, WorkerInfo
 from tlcore.search.spec import OBJECTIVES, PRUNERS, SAMPLERS
 from tlcore.workspace import Workspace
 from tlui import data
 from tlui import search_widgets as sw
-from tlui.common import md_escape, open_workspace, show_error, sidebar_workspace
+from tlui.common import md_escape, open_workspace, show_error, sidebar_nav, sidebar_workspace
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 REFRESH_CHOICES = (1, 2, 5, 10, 30)  # seconds between live refreshes
@@ -54,6 +55,8 @@ DEFAULT_REFRESH = 2
 NOTE_SECONDS = 60  # how long a button's message stays
 LOG_LINES = 40
 MAX_LOGS = 6  # worker logs offered (alive workers first, then the newest)
+MAX_CRASHED_SHOWN = 3  # crashed workers given a warning with their log's end (the newest)
+CRASH_LOG_LINES = 10
 MAX_WORKERS = 16
 IMAGE_SIZES = (32, 1024)
 LR_BOUNDS = (1e-6, 1.0)
@@ -499,6 +502,24 @@ def trials_section(s: StudySummary, snap: sw.Snapshot) -> None:
         st.caption("The per-epoch plot appears after the first epoch.")
 
 
+def crashed_workers(workers: list[WorkerInfo]) -> None:
+    """A warning for each worker that exited without finishing, with the end of its log."""
+    crashed = [w for w in workers if w.state == CRASHED]
+    for w in crashed[:MAX_CRASHED_SHOWN]:
+        tail = log_tail(w.log_path, CRASH_LOG_LINES)
+        last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
+        st.warning(
+            f"Worker {md_escape(w.worker_id)} crashed: it stopped without finishing (pid {w.pid}). "
+            + (f"The last line of its log: {md_escape(last)} " if last else "Its log is empty. ")
+            + "A trial it was running is queued again when a worker next starts. Fix what the log "
+            "shows, then start workers again below (Add workers, or Resume after a stop)."
+        )
+        if tail:
+            st.code(tail, language=None)
+    if len(crashed) > MAX_CRASHED_SHOWN:
+        st.caption(f"{len(crashed) - MAX_CRASHED_SHOWN} more crashed worker(s): see the table above.")
+
+
 def workers_section(s: StudySummary, snap: sw.Snapshot) -> None:
     st.markdown("**Workers on this machine**")
     if not snap.workers:
@@ -509,6 +530,7 @@ def workers_section(s: StudySummary, snap: sw.Snapshot) -> None:
              "trials done": w.data.get("trials_done", 0), "why it stopped": w.data.get("reason", "")}
             for w in snap.workers]
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="se_workers_table")
+    crashed_workers(snap.workers)
     shown = sorted(snap.workers, key=lambda w: not w.alive)[:MAX_LOGS]
     for w in shown:
         with st.expander(f"Log of {md_escape(w.worker_id)} ({md_escape(w.state)})"):
@@ -613,6 +635,7 @@ def study_section(ws: Workspace, summaries: list[StudySummary]) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="Search · Transfer-learning workbench", layout="wide")
+    sidebar_nav()
     ws = open_workspace()
     sidebar_workspace(ws)
     st.title("Search")

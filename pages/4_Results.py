@@ -26,6 +26,7 @@ from tlcore.evaluate import most_confused, top_losses
 from tlcore.export import FORMATS
 from tlcore.search import (
     StudySummary,
+    check_storage_location,
     dashboard_command,
     fetch_trial_run,
     learning_curves,
@@ -36,7 +37,7 @@ from tlcore.search import (
 from tlcore.workspace import Workspace
 from tlui import data
 from tlui import results_widgets as rw
-from tlui.common import md_escape, open_workspace, show_error, sidebar_workspace
+from tlui.common import md_escape, open_workspace, show_error, sidebar_nav, sidebar_workspace
 
 APP_DIR = Path(__file__).resolve().parent.parent
 SEARCH_PAGE = "pages/3_Search.py"
@@ -606,12 +607,13 @@ def dashboard_section(ws: Workspace, storage: str | None) -> None:
 # -------------------------------------------------------------------- page
 def main() -> None:
     st.set_page_config(page_title="Results · Transfer-learning workbench", layout="wide")
+    sidebar_nav()
     ws = open_workspace()
     sidebar_workspace(ws)
     storage = sidebar_storage()
     st.title("Results")
     try:
-        summaries = list_studies(ws, storage)
+        summaries = list_studies(ws, check_storage_location(ws, storage))
     except TLCoreError as exc:
         show_error(exc)
         st.stop()

@@ -28,7 +28,7 @@ from tlcore.gradcam import overlay
 from tlcore.predict import LoadedModel, ModelSummary, list_models, prepare_image, top_predictions
 from tlcore.workspace import Workspace
 from tlui import data
-from tlui.common import md_escape, open_workspace, show_error, sidebar_workspace
+from tlui.common import md_escape, open_workspace, show_error, sidebar_nav, sidebar_workspace
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 DISPLAY_PX = 224  # side of the images drawn on the page
@@ -228,6 +228,7 @@ def bad_image(name: str, exc: BaseException) -> None:
 # -------------------------------------------------------------------- page
 def main() -> None:
     st.set_page_config(page_title="Predict · Transfer-learning workbench", layout="wide")
+    sidebar_nav()
     ws = open_workspace()
     sidebar_workspace(ws)
     st.title("Predict")

@@ -15,6 +15,7 @@ import yaml
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from tests.imagegen import png_header_bytes
 from tlcore import augment as au
 from tlcore.datasets import add_dataset
 from tlcore.workspace import DatasetRecord
@@ -84,6 +85,19 @@ def test_upload_an_image_and_preview(no_demo):
     at.slider(key="aug_n").set_value(12).run()
     _ok(at)
     assert len(_image_ids(at)) == 13
+
+
+def test_a_huge_image_is_refused_undecoded_and_the_next_upload_works(no_demo):
+    at = _page()
+    at.file_uploader(key="aug_upload").set_value(("huge.png", png_header_bytes(30_000, 30_000), "image/png")).run()
+    _ok(at)
+    errors = _errors(at)
+    assert errors.startswith("huge.png: The file was not decoded") and "900,000,000 pixels" in errors
+    assert "downscale it" in errors  # what to do
+    assert not at.get("image")
+    at.file_uploader(key="aug_upload").set_value(("photo.png", _png(), "image/png")).run()
+    _ok(at)
+    assert not at.error and len(_image_ids(at)) == 1 + 8
 
 
 def test_an_upload_that_is_not_an_image_shows_an_error(no_demo):

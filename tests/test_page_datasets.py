@@ -203,6 +203,31 @@ def test_add_outside_the_data_roots_is_refused(workspace):
     assert not workspace.has_dataset("etc")
 
 
+@pytest.mark.parametrize("how", ["dots", "symlink"])
+def test_a_path_that_leaves_the_data_roots_by_dots_or_a_symlink_is_refused(workspace, tmp_path, make_image_tree,
+                                                                            how):
+    outside = make_image_tree(tmp_path / "outside", {"cat": 3, "dog": 3})
+    if how == "dots":
+        path = f"{workspace.root}/../outside"
+    else:
+        (workspace.root / "photos").symlink_to(outside)
+        path = str(workspace.root / "photos")
+    at = _page()
+    at.text_input(key="ds_add_name").set_value("sneaky")
+    at.text_input(key="ds_add_path").set_value(path)
+    at.button(key="ds_add_btn").click().run()
+    _ok(at)
+    errors = _error_text(at)
+    assert "outside the allowed data roots" in errors and f"resolves to {outside}" in errors
+    assert "allow-root" in errors  # the way out
+    assert not workspace.has_dataset("sneaky")
+    inside = make_image_tree(workspace.root / "mine", {"cat": 3, "dog": 3})  # the page keeps working
+    at.text_input(key="ds_add_path").set_value(str(inside))
+    at.button(key="ds_add_btn").click().run()
+    _ok(at)
+    assert not at.error and workspace.get_dataset("sneaky").num_images == 6
+
+
 @pytest.mark.parametrize("bad", ["", "../up", "has space", "-dash"])
 def test_add_with_a_bad_name_is_refused(workspace, tiny_dataset, bad):
     at = _page()
@@ -237,16 +262,63 @@ def test_upload_a_zip(workspace, tmp_path, make_image_tree):
     assert at.selectbox(key="ds_selected").value == "pets"
 
 
-def test_upload_something_that_is_not_a_zip(workspace):
-    at = _page()
-    at.file_uploader(key="ds_zip_file").set_value(("bad.zip", b"not a zip at all", "application/zip"))
-    at.text_input(key="ds_zip_name").set_value("bad")
+def _upload_zip(at: AppTest, filename: str, payload: bytes, name: str = "") -> AppTest:
+    at.file_uploader(key="ds_zip_file").set_value((filename, payload, "application/zip"))
+    at.text_input(key="ds_zip_name").set_value(name)
     at.run()
-    at.button(key="ds_zip_btn").click().run()
+    return at.button(key="ds_zip_btn").click().run()
+
+
+def test_upload_something_that_is_not_a_zip(workspace, tmp_path, make_image_tree):
+    at = _upload_zip(_page(), "bad.zip", b"not a zip at all", "bad")
     _ok(at)
-    assert "not a valid zip file" in _error_text(at)
+    assert "not a valid zip file" in _error_text(at) and "Upload a .zip archive of a folder" in _error_text(at)
     assert not workspace.has_dataset("bad")
     assert not (workspace.data_dir / "bad").exists()
+    # The page keeps working: the next upload goes through.
+    _upload_zip(at, "pets.zip", _zip_of(make_image_tree(tmp_path / "pets", {"cat": 3, "dog": 3})))
+    _ok(at)
+    assert not at.error and workspace.get_dataset("pets").num_images == 6
+
+
+def test_upload_a_zip_with_damaged_and_non_image_files(workspace, tmp_path, make_image_tree):
+    folder = make_image_tree(tmp_path / "pets", {"cat": 3, "dog": 3})
+    (folder / "cat" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 then nothing a JPEG needs")
+    (folder / "dog" / "notes.txt").write_text("bought in May")
+    at = _upload_zip(_page(), "pets.zip", _zip_of(folder))
+    _ok(at)
+    assert not at.error
+    rec = workspace.get_dataset("pets")
+    assert (rec.num_images, rec.num_classes) == (6, 2)  # the good images are in
+    assert "6 images in 2 classes, 2 problems" in " ".join(s.value for s in at.success).replace("\\", "")
+    warning = " ".join(w.value for w in at.warning)
+    assert "1 file(s) it cannot use" in warning and "Problems tab" in warning and "upload it again" in warning
+    problems = next(df.value for df in at.dataframe if "message" in df.value.columns)
+    assert {"cat/broken.jpg", "dog"} <= set(problems["relpath"])
+    at.button(key="ds_rescan_btn").click().run()  # the page keeps working
+    _ok(at)
+    assert "Rescanned pets" in " ".join(s.value for s in at.success).replace("\\", "")
+
+
+@pytest.mark.parametrize("evil", ["../evil.jpg", "pets/../../evil.jpg", "ABSOLUTE"])
+def test_upload_a_zip_whose_entries_escape_the_target(workspace, tmp_path, make_image_tree, evil):
+    folder = make_image_tree(tmp_path / "pets", {"cat": 3, "dog": 3})
+    if evil == "ABSOLUTE":
+        evil = str(tmp_path / "abs" / "evil.jpg")
+    buf = io.BytesIO(_zip_of(folder))
+    with zipfile.ZipFile(buf, "a") as zf:
+        zf.writestr(evil, b"\xff\xd8 not really a photo")
+    at = _upload_zip(_page(), "pets.zip", buf.getvalue())
+    _ok(at)
+    errors = _error_text(at)
+    assert "would be written outside the target folder" in errors and evil in errors
+    assert "Re-create the archive" in errors  # what to do
+    assert not workspace.has_dataset("pets")
+    assert list(workspace.data_dir.iterdir()) == []
+    assert not [p for p in tmp_path.rglob("*") if p.name == "evil.jpg"]  # nothing written, inside or out
+    _upload_zip(at, "pets.zip", _zip_of(folder))  # the page keeps working
+    _ok(at)
+    assert not at.error and workspace.get_dataset("pets").num_images == 6
 
 
 @pytest.mark.skipif(find_fashion_mnist() is None, reason="Fashion-MNIST (dataset-fashion-mnist) is not installed")

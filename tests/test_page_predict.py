@@ -127,5 +127,9 @@ def test_a_model_file_that_is_not_a_keras_model(with_model):
     at = _page()
     at.selectbox(key="pr_model").set_value("zz-broken").run()
     _ok(at)
-    assert "not a Keras model file" in _errors(at)
+    assert "not a Keras model file" in _errors(at) and "train again" in _errors(at)
     assert at.query_params["model"] == "zz-broken"
+    at.selectbox(key="pr_model").set_value("tiny-run").run()  # the page keeps working
+    at.file_uploader(key="pr_uploads").set_value(("a.png", image_bytes(seed=4), "image/png")).run()
+    _ok(at)
+    assert not at.error and len(at.get("plotly_chart")) == 1

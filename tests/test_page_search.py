@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 from streamlit.testing.v1 import AppTest
 
 from tests.searchfix import add_tiny_dataset, tiny_spec
+from tests.test_security import alias_bomb
 from tlcore.search import (
     create_study,
     list_studies,
@@ -126,7 +127,8 @@ def test_invalid_widget_values_are_explained(tiny_ws):
     (b"name: x\ndataset: tiny\nfreeze_depths: [1, 2]\n", "Unknown StudySpec field(s): freeze_depths"),
     (b"name: x\ndataset: tiny\nlearning_rate: [0.1, 0.001]\n", "low end is above the high end"),
     (b"\xff\xfe\x00", "not UTF-8"),
-], ids=["bad-yaml", "a-list", "plain-text", "unknown-field", "lr-low-above-high", "not-utf8"])
+    (alias_bomb("backbones").encode(), "aliases (*a0) are not allowed"),
+], ids=["bad-yaml", "a-list", "plain-text", "unknown-field", "lr-low-above-high", "not-utf8", "alias-bomb"])
 def test_bad_spec_uploads_are_explained(tiny_ws, body, words):
     at = _page()
     at.file_uploader(key="se_spec_file").set_value(("study.yaml", body, "application/x-yaml")).run()
@@ -322,3 +324,33 @@ def test_a_poll_is_cheap(tiny_ws):
     assert snap.summary.finished == 30 and len(snap.frame) == 30 and len(snap.curves) == 30
     print(f"\npoll of a 30-trial study: median {1000 * sorted(times)[2]:.1f} ms")
     assert sorted(times)[2] < 0.5
+
+
+def test_a_crashed_worker_is_shown_with_the_end_of_its_log(tiny_ws):
+    name = "crashy"
+    create_study(tiny_ws, tiny_spec(name))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid now belongs to no process
+    wdir = study_local_dir(tiny_ws, name) / "workers"
+    wdir.mkdir(parents=True)
+    (wdir / "w1.json").write_text(json.dumps({
+        "worker_id": "w1", "pid": gone.pid, "host": socket.gethostname(), "state": "training", "trial": 0,
+        "started": time.time()}))
+    (wdir / "w1.log").write_text("trial 0: {'learning_rate': '1.00e-03'}\n"
+                                 + "".join(f"  line {i} of a traceback\n" for i in range(30))
+                                 + "MemoryError: the *last* line <b>\n")
+    at = _page()
+    _ok(at)
+    warning = next(w.value for w in at.warning if "crashed" in w.value)
+    assert "w1" in warning and "MemoryError: the *last* line <b>" in warning.replace("\\", "")
+    assert "\\*last\\*" in warning  # Markdown-escaped: shown as typed
+    assert "Add workers" in warning  # what to do
+    tail = next(c.value for c in at.code if "MemoryError" in c.value)
+    assert tail.splitlines()[-1] == "MemoryError: the *last* line <b>" and "line 29 of" in tail
+    assert "line 0 of" not in tail  # only the end of the log
+    workers = next(df.value for df in at.dataframe if "pid" in df.value.columns)
+    assert list(workers["state"]) == ["crashed"] and list(workers["alive"]) == [False]
+
+    at.button(key="se_stop").click().run()  # the page keeps working
+    _ok(at)
+    assert stop_requested(tiny_ws, name)

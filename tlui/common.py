@@ -1,4 +1,10 @@
-"""Small helpers every page shares: the workspace, safe text, error boxes.
+"""Small helpers every page shares: navigation, the workspace, safe text, error boxes.
+
+``PAGES`` and ``sidebar_nav`` draw the sidebar's links (Streamlit's own page list
+is off in ``.streamlit/config.toml``); ``open_workspace`` opens
+``tlcore.workspace.Workspace`` (``$TLCORE_HOME`` or ``./workspace``) and
+``sidebar_workspace`` shows where it is; ``show_error`` shows a ``TLCoreError`` as
+an error box, never a traceback.
 
 User-controlled strings (class names, file names, paths, error messages that
 quote them) never reach a Markdown-rendering element unescaped: ``md_escape``
@@ -17,7 +23,19 @@ import streamlit as st
 from tlcore.errors import TLCoreError
 from tlcore.workspace import Workspace
 
-__all__ = ["md_escape", "show_error", "open_workspace", "sidebar_workspace"]
+__all__ = ["PAGES", "md_escape", "show_error", "open_workspace", "sidebar_nav", "sidebar_workspace"]
+
+# The app's pages in navigation order: (script, label, icon). Streamlit's automatic sidebar
+# navigation is off (.streamlit/config.toml), because it would label Home by its file name
+# ("streamlit app"); every page draws this list instead with ``sidebar_nav``.
+PAGES = [
+    ("streamlit_app.py", "Home", ":material/home:"),
+    ("pages/1_Datasets.py", "Datasets", ":material/folder_open:"),
+    ("pages/2_Augmentations.py", "Augmentations", ":material/auto_fix_high:"),
+    ("pages/3_Search.py", "Search", ":material/tune:"),
+    ("pages/4_Results.py", "Results", ":material/query_stats:"),
+    ("pages/5_Predict.py", "Predict", ":material/image_search:"),
+]
 
 _MD_SPECIAL = re.compile("([" + re.escape(string.punctuation) + "])")
 
@@ -44,6 +62,13 @@ def open_workspace() -> Workspace:
         show_error(exc)
         st.stop()
         raise  # unreachable: st.stop() raises
+
+
+def sidebar_nav() -> None:
+    """The navigation links at the top of the sidebar (call it right after ``st.set_page_config``)."""
+    for script, label, icon in PAGES:
+        st.sidebar.page_link(script, label=label, icon=icon)
+    st.sidebar.divider()
 
 
 def sidebar_workspace(ws: Workspace) -> None:

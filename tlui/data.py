@@ -12,6 +12,12 @@ pages still treat them as read-only: copy before adding columns or rows.
 
 The registry itself is not cached: ``Workspace.list_datasets`` reads one small
 JSON file (well under a millisecond), so listings are always current.
+
+``cached_model`` (``st.cache_resource``, keyed by path and model-file mtime) loads a
+trained model once per server with ``tlcore.predict.load_model`` and its
+``tlcore.gradcam.GradCam``; the Predict and Results pages share it. The data comes
+from ``tlcore.datasets``; ``ensure_demo_registered`` registers the demo dataset once
+per server and workspace.
 """
 
 from __future__ import annotations
