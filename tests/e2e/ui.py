@@ -1,0 +1,90 @@
+"""Driving Streamlit widgets from Playwright the way a user does (click, type, pick, upload)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from playwright.sync_api import Locator, Page, expect
+
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+ERROR_BOXES = '[data-testid="stAlertContentError"], [data-testid="stException"]'
+
+
+def wait_idle(page: Page, timeout: float = 60.0, settle: float = 0.5) -> None:
+    """Wait until the script run triggered by the last action has finished and nothing is
+    still loading (the app stays idle for ``settle`` seconds)."""
+    deadline = time.monotonic() + timeout
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout * 1000)
+    quiet_since = None
+    while time.monotonic() < deadline:
+        idle = page.locator(IDLE).count() == 1 and page.locator('[data-testid="stSkeleton"]').count() == 0
+        if idle:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= settle:
+                return
+        else:
+            quiet_since = None
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the app was still running after {timeout:.0f} s")
+
+
+def goto(page: Page, base_url: str, path: str = "", timeout: float = 90.0) -> None:
+    page.goto(f"{base_url}/{path.lstrip('/')}")
+    wait_idle(page, timeout)
+
+
+def error_texts(page: Page) -> list[str]:
+    return [t.strip() for t in page.locator(ERROR_BOXES).all_inner_texts()]
+
+
+def assert_no_errors(page: Page) -> None:
+    errors = error_texts(page)
+    assert not errors, f"error boxes on {page.url}: {errors}"
+
+
+def widget(page: Page, label: str) -> Locator:
+    """The input of the widget labelled ``label`` (exactly)."""
+    return page.get_by_label(label, exact=True)
+
+
+def fill(page: Page, label: str, value: object, *, enter: bool = True) -> None:
+    """Type into a text or number input and commit it with Enter, as a user does. Inside a
+    form Enter submits the form, so there pass ``enter=False`` and click the form's button."""
+    box = widget(page, label)
+    box.fill(str(value))
+    if enter:
+        box.press("Enter")
+        wait_idle(page)
+
+
+def choose(page: Page, label: str, option: str | re.Pattern) -> None:
+    """Pick ``option`` in the selectbox labelled ``label``."""
+    widget(page, label).click()
+    page.get_by_role("option", name=option).first.click()
+    wait_idle(page)
+
+
+def click(page: Page, name: str | re.Pattern, *, timeout: float = 60.0) -> None:
+    page.get_by_role("button", name=name).first.click()
+    wait_idle(page, timeout)
+
+
+def open_expander(page: Page, title: str | re.Pattern) -> None:
+    summary = page.locator('[data-testid="stExpander"] summary').filter(has_text=title).first
+    details = summary.locator("xpath=..")
+    if details.get_attribute("open") is None:
+        summary.click()
+        wait_idle(page)
+
+
+def upload(page: Page, label: str, files: list[Path]) -> None:
+    """Set the files of the uploader labelled ``label``."""
+    uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text=label).first
+    uploader.locator('input[type="file"]').set_input_files([str(f) for f in files])
+    wait_idle(page, 120)
+
+
+def wait_for_text(page: Page, text: str | re.Pattern, timeout: float = 120.0) -> None:
+    expect(page.get_by_text(text).first).to_be_visible(timeout=timeout * 1000)
