@@ -9,7 +9,7 @@ features exist before the epoch starts). The figure is the median time of the
 epochs after the first (the first includes graph tracing).
 
 Usage:
-    python bench/bench_train.py [--datasets demo,fmnist5k] [--epochs 3] [--size 96]
+    python bench/bench_train.py [--datasets demo,fmnist5k] [--epochs 3] [--size 96] [--depths 0,middle,all]
 Prints a Markdown table.
 """
 
@@ -45,6 +45,10 @@ def prepare(ws: Workspace, name: str) -> str:
     raise SystemExit(f"unknown dataset {name!r}")
 
 
+DEPTHS = [("0", "0 (all trainable)", "fine_tune", 0), ("middle", "9 (middle)", "fine_tune", 9),
+          ("all", "18 (feature extraction)", "feature_extraction", None)]
+
+
 def epoch_time(history: list[dict]) -> float:
     later = [h["epoch_seconds"] for h in history[1:]] or [history[0]["epoch_seconds"]]
     return statistics.median(later)
@@ -55,8 +59,13 @@ def main() -> None:
     ap.add_argument("--datasets", default="demo,fmnist5k")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--size", type=int, default=96)
+    ap.add_argument("--depths", default="0,middle,all",
+                    help="comma-separated subset of 0, middle, all (default: all three)")
     ap.add_argument("--workspace", default=None, help="reuse a workspace (default: a new temporary one)")
     args = ap.parse_args()
+    wanted = set(args.depths.split(","))
+    if not wanted <= {key for key, *_ in DEPTHS}:
+        ap.error(f"--depths takes a subset of 0,middle,all, not {args.depths!r}")
     ws = Workspace(args.workspace or tempfile.mkdtemp(prefix="tlcore-bench-"))
     import keras
 
@@ -64,8 +73,9 @@ def main() -> None:
     rows = []
     for ds_name in args.datasets.split(","):
         ds = prepare(ws, ds_name)
-        for depth_label, method, depth in [("0 (all trainable)", "fine_tune", 0), ("9 (middle)", "fine_tune", 9),
-                                           ("18 (feature extraction)", "feature_extraction", None)]:
+        for key, depth_label, method, depth in DEPTHS:
+            if key not in wanted:
+                continue
             times = {}
             for cache in (False, True):
                 if depth == 0 and cache:
