@@ -1,7 +1,10 @@
+import os
+import time
+
 import numpy as np
 import pytest
 
-from tlcore.cache import ArrayCache, cache_key
+from tlcore.cache import ORPHAN_GRACE_SECONDS, ArrayCache, cache_key
 from tlcore.errors import WorkspaceError
 
 
@@ -122,3 +125,32 @@ def test_disk_full_at_the_low_level_keeps_earlier_entries_and_leaves_nothing(tmp
     assert c.get({"k": "new"}) is None
     np.testing.assert_array_equal(c.get({"k": "earlier"}), earlier)
     np.testing.assert_array_equal(ArrayCache(tmp_path).get({"k": "earlier"}), earlier)
+
+
+def test_only_old_orphans_are_removed_so_a_concurrent_writer_keeps_its_entry(tmp_path):
+    # Another process has written its data file but not yet its metadata: a fresh orphan.
+    # Making room must leave it alone; an orphan older than the grace period is a crash's leftover.
+    c = ArrayCache(tmp_path, budget_bytes=10_000)
+    c.put({"k": "a"}, np.zeros(100, np.uint8))
+    fresh, old = tmp_path / "fresh.npy", tmp_path / "old.npy"
+    np.save(fresh, np.ones(10))
+    np.save(old, np.ones(10))
+    past = time.time() - ORPHAN_GRACE_SECONDS - 60
+    os.utime(old, (past, past))
+    c.put({"k": "b"}, np.zeros(100, np.uint8))
+    assert fresh.exists() and not old.exists()
+    assert c.get({"k": "a"}) is not None and c.get({"k": "b"}) is not None
+
+
+def test_put_returns_the_array_when_another_process_evicts_it_at_once(tmp_path, monkeypatch):
+    c = ArrayCache(tmp_path)
+    real_load = np.load
+
+    def evicted_load(path, *a, **kw):
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+
+    monkeypatch.setattr(np, "load", evicted_load)
+    arr = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    out = c.put({"k": 1}, arr)
+    monkeypatch.setattr(np, "load", real_load)
+    np.testing.assert_array_equal(out, arr)

@@ -62,6 +62,10 @@ def _crc(arr: np.ndarray) -> int:
     return crc
 
 
+# A data file without metadata younger than this may be a concurrent writer's entry in progress.
+ORPHAN_GRACE_SECONDS = 600.0
+
+
 @dataclasses.dataclass
 class CacheStats:
     hits: int = 0
@@ -159,7 +163,10 @@ class ArrayCache:
                 data_path.unlink()
             raise
         if self.mmap:
-            return np.load(data_path, mmap_mode="r", allow_pickle=False)
+            try:
+                return np.load(data_path, mmap_mode="r", allow_pickle=False)
+            except OSError:  # evicted by another process in the meantime: the array in memory is as good
+                pass
         return arr
 
     def get_or_create(self, parts: dict[str, Any], create: Callable[[], np.ndarray]) -> np.ndarray:
@@ -190,11 +197,15 @@ class ArrayCache:
             return
         entries = self.entries()
         total = sum(int(e.get("bytes", 0)) for e in entries)
-        # Orphaned data files (no metadata) are leftovers of a crash: remove them.
+        # Orphaned data files (no metadata) are leftovers of a crash: remove them. A fresh one may be
+        # another process's entry between its data and its metadata write, so only old ones go.
         known = {e["key"] for e in entries}
+        stale_before = time.time() - ORPHAN_GRACE_SECONDS
         for p in self.root.glob("*.npy"):
             if p.stem not in known:
-                p.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    if p.stat().st_mtime < stale_before:
+                        p.unlink()
         while entries and total + incoming > self.budget_bytes:
             victim = entries.pop()  # least recently used
             self._drop(victim["key"])
