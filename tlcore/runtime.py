@@ -8,7 +8,9 @@ Entry points, all called by ``tlcore.trainer.train`` at the start of every run
 (so a search worker, the CLI and tests get the same set-up):
 
 - ``configure()``: once per process, on TensorFlow, turns GPU memory growth on
-  (several workers can share a card) or, without a GPU, uses every core per op;
+  (several workers can share a card) or, without a GPU, uses every core per op
+  (``cpu_threads()``: ``$TLCORE_CPU_THREADS`` when set, for several processes
+  sharing a machine);
   on every call, sets Keras' global dtype policy: ``mixed_float16`` when the
   backend sees a GPU, else ``float32``. ``train`` passes no argument, so there is
   no user switch for mixed precision. Returns ``{"backend", "gpu",
@@ -29,7 +31,9 @@ from functools import lru_cache
 
 import keras
 
-__all__ = ["configure", "has_gpu", "backend_name", "set_seed"]
+__all__ = ["configure", "cpu_threads", "has_gpu", "backend_name", "set_seed"]
+
+THREADS_ENV = "TLCORE_CPU_THREADS"
 
 
 def backend_name() -> str:
@@ -61,6 +65,27 @@ def has_gpu() -> bool:
 _configured = False
 
 
+def cpu_threads() -> int:
+    """Threads per op on a CPU: ``$TLCORE_CPU_THREADS`` if set, else every core.
+
+    Set it when several training processes share one machine (local search workers,
+    parallel tests), so that together they use each core once instead of fighting over them.
+    """
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return os.cpu_count() or 1
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        from tlcore.errors import ConfigError
+
+        raise ConfigError(f"{THREADS_ENV} must be a whole number of threads, 1 or more.",
+                          received=repr(raw), fix=f"unset it (every core) or set e.g. {THREADS_ENV}=2")
+    return n
+
+
 def configure(*, mixed_precision: bool | None = None) -> dict[str, object]:
     """Set the runtime up once per process; returns what was chosen.
 
@@ -83,8 +108,9 @@ def configure(*, mixed_precision: bool | None = None) -> dict[str, object]:
                     pass
             if not gpu:
                 try:
-                    tf.config.threading.set_intra_op_parallelism_threads(os.cpu_count() or 1)
-                    tf.config.threading.set_inter_op_parallelism_threads(2)
+                    threads = cpu_threads()
+                    tf.config.threading.set_intra_op_parallelism_threads(threads)
+                    tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
                 except RuntimeError:
                     pass
         _configured = True
