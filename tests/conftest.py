@@ -26,7 +26,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `pytest` (not only `python -m pytest`) finds tlcore and tlui
     sys.path.insert(0, str(REPO_ROOT))
 
+from tlcore import runtime  # noqa: E402
 from tlcore.workspace import Workspace  # noqa: E402
+
+# TensorFlow's threads per op ($TLCORE_CPU_THREADS: scripts/test.sh shares the cores between its
+# pytest-xdist processes) can only be set before TensorFlow starts, so before any test runs.
+runtime.configure()
 
 TINY_CLASSES: dict[str, int] = {"bird": 4, "cat": 6, "dog": 5}
 
@@ -126,3 +131,17 @@ def fresh_postgres_url(postgres_url) -> Iterator[str]:
         _no_postgres(f"could not create database {name}: {exc}")
     yield url
     pgserver.drop_database(postgres_url, name)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the longest tests first: the browser tests, then the multi-process ones marked ``slow``.
+
+    With pytest-xdist (scripts/test.sh) they then overlap with the many short tests instead of
+    running last and alone. The sort is stable, so each group keeps its file order.
+    """
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("e2e"):
+            return 0
+        return 1 if item.get_closest_marker("slow") else 2
+
+    items.sort(key=rank)

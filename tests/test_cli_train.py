@@ -18,6 +18,9 @@ from tlcore.cli import build_parser, main
 from tlcore.datasets import DEMO_PATH
 from tlcore.workspace import Workspace
 
+# Shares the session's tiny trained run (tests/test_predict.py): one pytest-xdist worker trains it once.
+pytestmark = pytest.mark.xdist_group("tiny-run")
+
 EPOCH_LINE = re.compile(
     r"epoch (\d+)/(\d+)  loss \d+\.\d{3}  acc \d\.\d{3}  val_loss \d+\.\d{3}  val_acc \d\.\d{3}  \d+\.\d+s"
 )

@@ -16,8 +16,12 @@ from tlcore.errors import ConfigError, WorkspaceError
 from tlcore.export import FILE_NAMES, FORMATS, export_model
 from tlcore.predict import load_model, predict_arrays, prepare_image
 
-pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
-                                reason="SavedModel and TFLite export need the TensorFlow backend")
+pytestmark = [
+    pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                       reason="SavedModel and TFLite export need the TensorFlow backend"),
+    # Shares the session's tiny trained run (tests/test_predict.py) with other modules' tests.
+    pytest.mark.xdist_group("tiny-run"),
+]
 
 
 @pytest.fixture(scope="module")

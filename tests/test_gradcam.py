@@ -11,6 +11,9 @@ from tlcore.errors import ConfigError
 from tlcore.gradcam import GradCam, colormap, gradcam, overlay
 from tlcore.predict import load_model, predict_arrays, prepare_image
 
+# Shares the session's tiny trained run (tests/test_predict.py): one pytest-xdist worker trains it once.
+pytestmark = pytest.mark.xdist_group("tiny-run")
+
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):

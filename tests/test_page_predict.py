@@ -11,6 +11,9 @@ from tests.imagegen import image_bytes, png_header_bytes
 from tests.test_predict import tiny_run
 from tlcore.datasets import add_dataset
 
+# Shares the session's tiny trained run (tests/test_predict.py): one pytest-xdist worker trains it once.
+pytestmark = pytest.mark.xdist_group("tiny-run")
+
 PAGE = "pages/5_Predict.py"
 
 

@@ -18,6 +18,9 @@ from tests.searchfix import STUDY, copy_workspace, tiny_spec, tiny_study
 from tlcore.search import create_study, load_study
 from tlui.common import PAGES
 
+# Shares the session's tiny study (tests/searchfix.py): one pytest-xdist worker runs it once.
+pytestmark = pytest.mark.xdist_group("tiny-study")
+
 PAGE = "pages/4_Results.py"
 SECOND = "second"
 EMPTY = "empty"

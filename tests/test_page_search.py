@@ -195,6 +195,7 @@ def test_create_and_launch_a_two_trial_study_and_see_it_finish(tiny_ws):
         assert finished == "2/2", f"after {took:.0f}s: {finished}; log: {list_workers(tiny_ws, 'page-study')}"
         print(f"\ntwo trials finished {took:.0f}s after launch; saw a running trial's progress: {seen_progress}")
 
+        at.run()  # the last poll may have rendered the worker just before it logged its exit
         _ok(at)
         assert not at.error, _text(at.error)
         table = _trial_table(at)

@@ -33,6 +33,9 @@ from tlcore.predict import (
 )
 from tlcore.workspace import Workspace
 
+# Shares the session's tiny trained run (tests/test_predict.py): one pytest-xdist worker trains it once.
+pytestmark = pytest.mark.xdist_group("tiny-run")
+
 TINY_CLASSES = ("bird", "cat", "dog")
 
 

@@ -43,11 +43,14 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(scope="session")
 def browser():
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import expect, sync_playwright
     except ImportError:
         _unavailable("Playwright is not installed (pip install -r requirements-dev.txt)")
     if not os.access(CHROMIUM, os.X_OK):
         _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set TLCORE_CHROMIUM)")
+    # The app shares two cores with the other tests: give every assertion the patience that
+    # actions already have (Playwright's own default for expect() is 5 s).
+    expect.set_options(timeout=30_000)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield b

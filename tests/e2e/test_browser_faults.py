@@ -15,7 +15,9 @@ from tests.searchfix import add_tiny_dataset, tiny_spec
 from tlcore.search import create_study, launch_workers, list_workers
 from tlcore.workspace import Workspace
 
-pytestmark = pytest.mark.e2e
+# One Streamlit server and browser at a time: with pytest-xdist (scripts/test.sh) every browser
+# test runs on the same worker, in file order.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
 
 def test_search_page_reattaches_after_a_server_restart(page, app):

@@ -19,7 +19,9 @@ from playwright.sync_api import expect
 from tests.e2e import ui
 from tlcore.workspace import Workspace
 
-pytestmark = pytest.mark.e2e
+# One Streamlit server and browser at a time: with pytest-xdist (scripts/test.sh) every browser
+# test runs on the same worker, in file order.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
 STUDY = "e2e-search"
 SHOTS = os.environ.get("TLCORE_SCREENSHOTS")
