@@ -74,6 +74,12 @@ def _keyword(call: ast.Call, name: str) -> ast.keyword | None:
     return next((k for k in call.keywords if k.arg == name), None)
 
 
+def _passed_unless_false(call: ast.Call, name: str) -> bool:
+    """Whether ``call`` passes the keyword ``name`` with anything but a literal False."""
+    kw = _keyword(call, name)
+    return kw is not None and not _is_const(kw.value, False)
+
+
 # ------------------------------------------------------------ HTML rendering
 def html_uses(tree: ast.Module) -> list[str]:
     """Every place ``tree`` could render HTML: unsafe_allow_html not False, st.html, components."""
@@ -88,8 +94,7 @@ def html_uses(tree: ast.Module) -> list[str]:
             name = _dotted(node.func)
             if name.split(".")[-1] in ("html", "iframe") or ".components." in f".{name}.":
                 found.append(f"{name}(...)")
-            unsafe = _keyword(node, "unsafe_allow_html")
-            if unsafe is not None and not _is_const(unsafe.value, False):
+            if _passed_unless_false(node, "unsafe_allow_html"):
                 found.append(f"{name}(unsafe_allow_html=...)")
     return found
 
@@ -221,10 +226,9 @@ def unsafe_deserialisation(tree: ast.Module, *, pickle_allowed: bool = False) ->
         if name in ("eval", "exec", "torch.load", "yaml.load", "yaml.unsafe_load", "yaml.full_load",
                     "marshal.loads"):
             found.append(f"{name}(...)")
-        if name.split(".")[-1] == "load" and name.split(".")[0] in ("np", "numpy"):
-            allow = _keyword(node, "allow_pickle")
-            if allow is not None and not _is_const(allow.value, False):
-                found.append(f"{name}(allow_pickle=...)")
+        if name.split(".")[-1] == "load" and name.split(".")[0] in ("np", "numpy") \
+                and _passed_unless_false(node, "allow_pickle"):
+            found.append(f"{name}(allow_pickle=...)")
     return found
 
 
