@@ -225,27 +225,32 @@ def open_storage(
 _PASSWORD_PARAM = re.compile(r"([?&](?:password|passwd|pwd)=)([^&#]*)", re.IGNORECASE)
 
 
+def _credentials(url: str) -> tuple[str, str, str, str, str] | None:
+    """``scheme://user:password@host…`` as (scheme, user, ":" or "", password, host); None without user info."""
+    if "://" not in url:
+        return None
+    scheme, rest = url.split("://", 1)
+    if "@" not in rest:
+        return None
+    cred, host = rest.rsplit("@", 1)
+    user, sep, password = cred.partition(":")
+    return scheme, user, sep, password, host
+
+
 def _redact(url: str) -> str:
     """The URL without its password (``user:***@host``, ``?password=***``), for messages and pages."""
     out = url
-    if "://" in url:
-        scheme, rest = url.split("://", 1)
-        if "@" in rest:
-            cred, host = rest.rsplit("@", 1)
-            user, has_password, _ = cred.partition(":")
-            out = f"{scheme}://{user}{':***' if has_password else ''}@{host}"
+    parts = _credentials(url)
+    if parts:
+        scheme, user, sep, _, host = parts
+        out = f"{scheme}://{user}{':***' if sep else ''}@{host}"
     return _PASSWORD_PARAM.sub(r"\1***", out)
 
 
 def _passwords(url: str) -> list[str]:
     """The secrets in ``url``, as written and URL-decoded, longest first."""
-    found: list[str] = []
-    if "://" in url:
-        rest = url.split("://", 1)[1]
-        if "@" in rest:
-            _, has_password, password = rest.rsplit("@", 1)[0].partition(":")
-            if has_password and password:
-                found.append(password)
+    parts = _credentials(url)
+    found = [parts[3]] if parts and parts[3] else []
     found += [m.group(2) for m in _PASSWORD_PARAM.finditer(url) if m.group(2)]
     found += [unquote(p) for p in found]
     return sorted({p for p in found if p}, key=len, reverse=True)
