@@ -25,7 +25,10 @@ def demo_ws(workspace):
 
 
 def small(**kw):
-    base = dict(dataset="demo", image_size=48, epochs=2, weights=None, batch_size=32, seed=1)
+    # A random backbone learns little in two epochs: no linear-probe head (tests/test_search_speed.py has
+    # its own tests) and no divergence guard, so these tests see the phases and caches alone.
+    base = dict(dataset="demo", image_size=48, epochs=2, weights=None, batch_size=32, seed=1, head_init="random",
+                divergence_guard=False)
     base.update(kw)
     return TrainSpec(**base)
 
@@ -53,13 +56,15 @@ def test_freeze_depth_semantics():
     assert counts[0] > counts[1] > counts[2] > 0
     head_params = 1280 * 3 + 3
     assert counts[2] == head_params
-    # BatchNorm (and stochastic depth) run in inference mode even when training.
-    clf.set_freeze_depth(0)
+    # With batchnorm="frozen", BatchNorm (and stochastic depth) run in inference mode even when training;
+    # with "train" (the default) the unfrozen blocks' BatchNorm uses batch statistics; frozen blocks never do.
     x = np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 3)).astype("float32")
     no_dropout = keras.Model(clf.model.inputs, clf.model.get_layer("pool").output)
-    a = np.asarray(no_dropout(x, training=True))
-    b = np.asarray(no_dropout(x, training=False))
-    assert np.allclose(a, b, atol=1e-5)
+    for depth, mode, same in ((0, "frozen", True), (0, "train", False), (n, "train", True)):
+        clf.set_freeze_depth(depth, batchnorm=mode)
+        a = np.asarray(no_dropout(x, training=True))
+        b = np.asarray(no_dropout(x, training=False))
+        assert np.allclose(a, b, atol=1e-5) == same, (depth, mode)
 
 
 @pytest.mark.backend

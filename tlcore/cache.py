@@ -169,10 +169,52 @@ class ArrayCache:
                 pass
         return arr
 
-    def get_or_create(self, parts: dict[str, Any], create: Callable[[], np.ndarray]) -> np.ndarray:
-        """The cached array, or ``create()`` stored and returned."""
+    def get_or_create(self, parts: dict[str, Any], create: Callable[[], np.ndarray], *,
+                      exclusive: bool = False) -> np.ndarray:
+        """The cached array, or ``create()`` stored and returned.
+
+        With ``exclusive``, processes that ask for the same missing entry at once create
+        it once: the first holds the entry's lock (``lock``) while it creates, the others
+        wait for it and then read its entry.
+        """
         arr = self.get(parts)
-        return arr if arr is not None else self.put(parts, create())
+        if arr is not None:
+            return arr
+        if not exclusive:
+            return self.put(parts, create())
+        with self.lock(parts):
+            arr = self.get(parts)  # another process may have made it while this one waited
+            if arr is not None:
+                self.stats.misses -= 1  # the first look counted the miss already
+                return arr
+            return self.put(parts, create())
+
+    def contains(self, parts: dict[str, Any]) -> bool:
+        """Whether an entry for ``parts`` exists (not checked, not counted, not touched)."""
+        return self._paths(cache_key(parts))[1].is_file()
+
+    @contextlib.contextmanager
+    def lock(self, parts: dict[str, Any]):
+        """An exclusive lock on the entry ``parts`` across processes (``flock`` on ``<key>.lock``).
+
+        The kernel releases it when its holder dies, even by ``kill -9``; since entries
+        are written atomically, the next holder finds either nothing or a whole entry.
+        """
+        import fcntl
+
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fh = open(self.root / f"{cache_key(parts)}.lock", "a+b")
+        except OSError as exc:
+            raise WorkspaceError(f"Cannot create a lock in the cache folder: {exc.strerror}.",
+                                 received=str(self.root),
+                                 fix="Make it writable, or point TLCORE_HOME at another workspace.") from exc
+        with fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def entries(self) -> list[dict[str, Any]]:
         """Metadata of every entry, most recently used first."""

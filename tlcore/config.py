@@ -31,7 +31,8 @@ import yaml
 from tlcore import _yaml
 from tlcore.errors import ConfigError
 
-__all__ = ["Spec", "SplitSpec", "TrainSpec", "METHODS", "RESIZE_MODES", "LR_SCHEDULES"]
+__all__ = ["Spec", "SplitSpec", "TrainSpec", "METHODS", "RESIZE_MODES", "LR_SCHEDULES", "BATCHNORM_MODES",
+           "HEAD_INITS"]
 
 S = TypeVar("S", bound="Spec")
 
@@ -117,6 +118,18 @@ class SplitSpec(Spec):
 METHODS = ("feature_extraction", "fine_tune", "two_phase")
 RESIZE_MODES = ("pad", "crop", "stretch")
 LR_SCHEDULES = ("constant", "cosine")
+BATCHNORM_MODES = ("train", "frozen")  # tlcore.model.Classifier.set_freeze_depth
+HEAD_INITS = ("linear_probe", "random")
+
+
+def check_fractions(name: str, value: Any) -> list[float]:
+    """A non-empty, strictly increasing list of data fractions, each in (0, 1)."""
+    if (not isinstance(value, (list, tuple)) or not value
+            or any(isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1 for f in value)
+            or any(b <= a for a, b in zip(value, value[1:]))):
+        raise ConfigError(f"{name} must be increasing data fractions, each in (0, 1).",
+                          received=f"{name}={value!r}", fix=f"For example {name}: [0.111, 0.333], or null for none.")
+    return [float(f) for f in value]
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
@@ -171,6 +184,23 @@ class TrainSpec(Spec):
         feature_cache: cache the frozen part's output. Defaults to True.
         class_weights: weight classes inversely to their frequency. Defaults to False.
         early_stopping: stop after this many epochs without val improvement; 0 = off. Defaults to 0.
+        batchnorm: BatchNorm in the unfrozen blocks while training: "train" (batch
+            statistics, moving averages updated, as a plain Keras loop does) or "frozen"
+            (moving statistics kept; collapses at large learning rates). Frozen blocks
+            always keep theirs. Defaults to "train".
+        head_init: "linear_probe" (start the head from a softmax regression fitted to
+            convergence on the cached full-depth features, shared by every run on the
+            same data, backbone, size, resize rule and augmentation; two_phase then
+            skips its own head phase) or "random". Defaults to "linear_probe".
+        warmup_epochs: epochs over which the learning rate rises linearly from ~0 at the
+            start of each phase that unfreezes backbone blocks; 0 = none. Defaults to 0.
+        subset_rungs: data fractions, increasing, each below 1, for one epoch each
+            before the full-data epochs: the successive-halving rungs of a search
+            (nested stratified subsets, ``tlcore.pipeline.nested_subset``); None = none.
+            Defaults to None.
+        divergence_guard: stop the run with ``TrainingDiverged`` when the loss is not
+            finite, or when validation accuracy is still at chance after the first epoch.
+            Defaults to True.
         seed: Defaults to 0.
         val_fraction, test_fraction, split_seed: the split (see ``SplitSpec``);
             None uses the dataset's saved split settings.
@@ -196,6 +226,11 @@ class TrainSpec(Spec):
     feature_cache: bool = True
     class_weights: bool = False
     early_stopping: int = 0
+    batchnorm: str = "train"
+    head_init: str = "linear_probe"
+    warmup_epochs: float = 0.0
+    subset_rungs: list[float] | None = None
+    divergence_guard: bool = True
     seed: int = 0
     val_fraction: float | None = None
     test_fraction: float | None = None
@@ -232,6 +267,20 @@ class TrainSpec(Spec):
         _check_float("label_smoothing", self.label_smoothing, 0.0, 0.5)
         _check_int("aug_copies", self.aug_copies, 0, 64)
         _check_int("early_stopping", self.early_stopping, 0, 1000)
+        for name, allowed in (("batchnorm", BATCHNORM_MODES), ("head_init", HEAD_INITS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"Unknown {name}.", received=f"{name}={getattr(self, name)!r}",
+                                  fix=f"Use one of: {', '.join(allowed)}.")
+        _check_float("warmup_epochs", self.warmup_epochs, 0.0, 1000.0)
+        if self.warmup_epochs >= self.epochs:
+            raise ConfigError("The learning-rate warm-up must be shorter than the run.",
+                              received=f"warmup_epochs={self.warmup_epochs}, epochs={self.epochs}",
+                              fix=f"Use fewer warm-up epochs than epochs (e.g. {min(1.0, self.epochs / 2):g}), or 0.")
+        if self.subset_rungs is not None:
+            object.__setattr__(self, "subset_rungs", check_fractions("subset_rungs", self.subset_rungs))
+        if not isinstance(self.divergence_guard, bool):
+            raise ConfigError("divergence_guard must be true or false.",
+                              received=f"divergence_guard={self.divergence_guard!r}")
         _check_int("seed", self.seed, 0)
         if self.val_fraction is not None or self.test_fraction is not None or self.split_seed is not None:
             self.split_spec(SplitSpec())  # validates the combination

@@ -8,7 +8,8 @@ without a traceback.
 kind of thing was wrong: ``ConfigError`` (a spec or setting), ``DatasetError``,
 ``ImageDecodeError``, ``PathNotAllowedError`` (outside the data roots),
 ``AugmentationError``, ``WorkspaceError`` (disk, permissions), ``NotFoundError``,
-``UnsafeArchiveError``. Each also derives from the matching built-in exception
+``UnsafeArchiveError``, ``TrainingDiverged`` (a run whose loss went non-finite or
+whose accuracy stayed at chance; it carries ``reason`` and ``history``). Each also derives from the matching built-in exception
 (``ValueError``, ``OSError``, ``KeyError``, ...). ``tlcore.cli.main`` turns any of
 them into ``error: ...`` and exit status 2; ``tlui.common.show_error`` into an error
 box.
@@ -34,6 +35,7 @@ __all__ = [
     "WorkspaceError",
     "NotFoundError",
     "UnsafeArchiveError",
+    "TrainingDiverged",
 ]
 
 
@@ -94,3 +96,19 @@ class NotFoundError(TLCoreError, KeyError):
 
 class UnsafeArchiveError(TLCoreError, ValueError):
     """An uploaded archive is unsafe or too large to extract."""
+
+
+class TrainingDiverged(TLCoreError, ArithmeticError):
+    """A run stopped because it diverged: its loss is not finite, or it learned nothing.
+
+    Args:
+        reason: one sentence, e.g. "validation accuracy 0.09 after epoch 1 is at chance (0.10)".
+        history: the per-epoch records up to the stop.
+    """
+
+    def __init__(self, reason: str, *, history: list | None = None):
+        self.reason = reason
+        self.history = list(history or [])
+        super().__init__(f"Training diverged: {reason}.",
+                         fix="Lower the learning rate (or its upper bound in a search), freeze more blocks, "
+                             "or add a learning-rate warm-up.")

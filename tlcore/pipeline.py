@@ -23,6 +23,7 @@ photos with the same two calls, so inference sees the pixels training saw.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,7 @@ __all__ = [
     "load_image_array",
     "default_workers",
     "IMAGE_CACHE_VERSION",
+    "nested_subset",
 ]
 
 IMAGE_CACHE_VERSION = 1
@@ -125,3 +127,27 @@ def load_image_array(
     if cache is not None:
         return cache.put(parts, out)
     return out
+
+
+def nested_subset(rows: pd.DataFrame, y: np.ndarray, fraction: float) -> np.ndarray | None:
+    """The row positions of a stratified ``fraction`` of ``rows``, nested across fractions.
+
+    Each image gets a fixed rank inside its class from the hash of its content
+    (``sha1``, else ``relpath``), and a fraction takes the first ``ceil(fraction * n)``
+    of each class (at least one): the subset for a larger fraction always contains
+    the subset for a smaller one, so a trial promoted to more data only gains images.
+
+    Returns:
+        Sorted positions, or None for ``fraction >= 1`` (all rows).
+    """
+    if fraction >= 1.0:
+        return None
+    keys = rows["sha1"].astype(str) if "sha1" in rows else rows["relpath"].astype(str)
+    rank = np.array([int(hashlib.sha256(f"subset:{k}".encode()).hexdigest()[:12], 16) for k in keys])
+    y = np.asarray(y)
+    out = []
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        take = max(1, math.ceil(fraction * len(members)))
+        out.append(members[np.argsort(rank[members], kind="stable")[:take]])
+    return np.sort(np.concatenate(out)) if out else np.zeros(0, dtype=np.int64)

@@ -53,10 +53,11 @@ from tlcore._fsutil import atomic_directory, atomic_write_json, atomic_write_tex
 from tlcore.cache import ArrayCache
 from tlcore.config import TrainSpec
 from tlcore.datasets import dataset_splits, load_split_spec
-from tlcore.errors import ConfigError, DatasetError
+from tlcore.errors import ConfigError, DatasetError, TrainingDiverged
 from tlcore.evaluate import classification_report
 from tlcore.model import Classifier
-from tlcore.pipeline import dataset_fingerprint, load_image_array
+from tlcore.pipeline import dataset_fingerprint, load_image_array, nested_subset
+from tlcore.probe import PROBE_VERSION, ProbeFit, fit_softmax_regression
 from tlcore.runtime import configure, set_seed
 from tlcore.workspace import Workspace
 
@@ -72,12 +73,15 @@ class ProgressHooks:
     on_batch(epoch, batch, num_batches, logs) after each training batch;
     on_epoch(record) after each epoch with its history record (raise
     ``optuna.TrialPruned`` there to stop a trial); on_status(text) for
-    stage messages ("decoding images", "caching features", ...).
+    stage messages ("decoding images", "caching features", ...);
+    on_stage(stage) before each fit: ``{"rung": r or None, "fraction": f,
+    "start": e0, "end": e1}`` (a successive-halving rung, or the full data).
     """
 
     on_batch: Callable[[int, int, int, dict[str, float]], None] | None = None
     on_epoch: Callable[[dict[str, Any]], None] | None = None
     on_status: Callable[[str], None] | None = None
+    on_stage: Callable[[dict[str, Any]], None] | None = None
 
     def status(self, text: str) -> None:
         if self.on_status is not None:
@@ -160,21 +164,24 @@ class _Batches(keras.utils.PyDataset):
     """Shuffled batches from cached arrays; epoch e reads copy ``e % K`` of the inputs."""
 
     def __init__(self, copies: list[np.ndarray], y: np.ndarray, num_classes: int, batch_size: int, seed: int,
-                 sample_weight: np.ndarray | None = None, start_epoch: int = 0, shuffle: bool = True):
+                 sample_weight: np.ndarray | None = None, start_epoch: int = 0, shuffle: bool = True,
+                 subset: np.ndarray | None = None):
         super().__init__(workers=1, use_multiprocessing=False)
         self.copies, self.y, self.num_classes = copies, y, num_classes
         self.batch_size, self.seed, self.sw = batch_size, seed, sample_weight
         self.shuffle = shuffle
+        # The rows this feed reads (a nested training subset for the early rungs), else all.
+        self.subset = np.arange(len(y)) if subset is None else np.asarray(subset, dtype=np.int64)
         self.epoch = start_epoch
         self._order = self._shuffle()
 
     def _shuffle(self) -> np.ndarray:
         if not self.shuffle:
-            return np.arange(len(self.y))
-        return np.random.default_rng((self.seed, self.epoch)).permutation(len(self.y))
+            return self.subset
+        return self.subset[np.random.default_rng((self.seed, self.epoch)).permutation(len(self.subset))]
 
     def __len__(self) -> int:
-        return math.ceil(len(self.y) / self.batch_size)
+        return math.ceil(len(self.subset) / self.batch_size)
 
     def __getitem__(self, i: int):
         idx = np.sort(self._order[i * self.batch_size : (i + 1) * self.batch_size])
@@ -223,10 +230,13 @@ class _Recorder(keras.callbacks.Callback):
     """Per-epoch history (with epoch time), best-weights tracking and progress hooks."""
 
     def __init__(self, clf: Classifier, phase: dict[str, Any], history: list[dict[str, Any]],
-                 best: dict[str, Any], hooks: ProgressHooks, num_batches: int):
+                 best: dict[str, Any], hooks: ProgressHooks, num_batches: int, *,
+                 stage: dict[str, Any] | None = None, guard: _DivergenceGuard | None = None):
         super().__init__()
         self.clf, self.phase, self.history, self.best, self.hooks = clf, phase, history, best, hooks
         self.num_batches = num_batches
+        self.stage = stage or {"rung": None, "fraction": 1.0}
+        self.guard = guard
         self._t0 = 0.0
         self._epoch = 0
 
@@ -246,11 +256,16 @@ class _Recorder(keras.callbacks.Callback):
             "val_loss": float(logs.get("val_loss", float("nan"))),
             "val_accuracy": float(logs.get("val_accuracy", float("nan"))),
             "epoch_seconds": time.perf_counter() - self._t0,
+            "train_fraction": self.stage["fraction"],
+            "rung": self.stage["rung"],
         }
         self.history.append(rec)
         key = (rec["val_accuracy"], -rec["val_loss"])
-        if self.best.get("key") is None or key > self.best["key"]:
+        finite = math.isfinite(rec["train_loss"]) and math.isfinite(rec["val_loss"])
+        if finite and (self.best.get("key") is None or key > self.best["key"]):
             self.best.update(key=key, epoch=rec["epoch"], weights=self.clf.model.get_weights())
+        if self.guard is not None:  # before the hook: a diverged epoch is named so, not merely pruned
+            self.guard.check(self.history)
         if self.hooks.on_epoch is not None:
             self.hooks.on_epoch(rec)
 
@@ -261,6 +276,66 @@ class _BatchRecorder(_Recorder):
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self.hooks.on_batch(self._epoch, batch + 1, self.num_batches, {k: float(v) for k, v in (logs or {}).items()})
+
+
+class _DivergenceGuard:
+    """Stops a run that diverged: a non-finite loss, or validation accuracy at chance.
+
+    A run whose head starts from the linear probe starts far above chance, so
+    any epoch at chance is a collapse; a run from a random head is judged on its
+    first epoch over the whole training split. "At chance" means not significantly above the majority class's share of the
+    validation split: at most that share plus two binomial standard deviations of
+    an accuracy measured on that many images (with 10 balanced classes and 450
+    validation images: 0.128). Collapsed runs sit at 0.08-0.11 there; a healthy
+    one is far above after one epoch, all the more from a linear-probe head.
+    With fewer than ``MIN_VAL_FOR_CHANCE`` validation images chance cannot be told
+    from learning, and only a non-finite loss stops the run.
+    """
+
+    MIN_VAL_FOR_CHANCE = 30
+
+    def __init__(self, y_val: np.ndarray, num_classes: int, *, from_probe: bool):
+        self.from_probe = from_probe
+        counts = np.bincount(y_val, minlength=num_classes)
+        n = max(1, int(counts.sum()))
+        self.can_judge = n >= self.MIN_VAL_FOR_CHANCE
+        self.chance = float(counts.max() / n) if counts.sum() else 1.0 / num_classes
+        self.threshold = self.chance + 2.0 * math.sqrt(self.chance * (1.0 - self.chance) / n)
+
+    def check(self, history: list[dict[str, Any]]) -> None:
+        rec = history[-1]
+        bad = [k for k in ("train_loss", "val_loss") if not math.isfinite(rec[k])]
+        if bad:
+            raise TrainingDiverged(f"{' and '.join(b.replace('_', ' ') for b in bad)} not finite at epoch "
+                                   f"{rec['epoch']}", history=history)
+        full = [h for h in history if h.get("train_fraction", 1.0) >= 1.0]
+        judged = self.can_judge and (self.from_probe or (rec.get("train_fraction", 1.0) >= 1.0 and len(full) == 1))
+        if judged and rec["val_accuracy"] <= self.threshold:
+            raise TrainingDiverged(
+                f"validation accuracy {rec['val_accuracy']:.3f} after epoch {rec['epoch']} is at chance "
+                f"(majority class {self.chance:.3f}; needs more than {self.threshold:.3f})", history=history)
+
+
+@keras.saving.register_keras_serializable(package="tlcore")
+class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """A learning rate that rises linearly over ``warmup_steps``, then stays or decays along a half cosine."""
+
+    def __init__(self, learning_rate: float, warmup_steps: int = 0, decay_steps: int = 0):
+        self.learning_rate, self.warmup_steps, self.decay_steps = float(learning_rate), int(warmup_steps), int(decay_steps)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        lr = keras.ops.convert_to_tensor(self.learning_rate, "float32")
+        if self.warmup_steps > 0:
+            lr = lr * keras.ops.minimum(1.0, (step + 1.0) / float(self.warmup_steps))
+        if self.decay_steps > 0:
+            t = keras.ops.minimum(step, float(self.decay_steps)) / float(self.decay_steps)
+            lr = lr * 0.5 * (1.0 + keras.ops.cos(math.pi * t))
+        return lr
+
+    def get_config(self) -> dict[str, Any]:
+        return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps,
+                "decay_steps": self.decay_steps}
 
 
 # ------------------------------------------------------------------ training
@@ -351,43 +426,49 @@ def train(
     if spec.class_weights:
         counts = np.bincount(data.y["train"], minlength=n_classes).astype(float)
         sw = np.where(counts > 0, len(data.y["train"]) / (n_classes * np.maximum(counts, 1)), 0.0)
+    features = _FeatureStore(clf, spec, data, feat_cache, hooks)
+
+    probe: dict[str, Any] | None = None
+    if spec.head_init == "linear_probe":
+        probe = _init_head_from_probe(clf, spec, data, features, sw)
+        if spec.method == "two_phase":  # the probe is the head phase: all epochs fine-tune
+            phases = [{**phases[-1], "start": 0}]
 
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {}
     stopped_early = False
+    guard = _DivergenceGuard(data.y["val"], n_classes, from_probe=probe is not None) if spec.divergence_guard else None
     for phase in phases:
         depth = phase["depth"]
-        clf.set_freeze_depth(depth)
+        clf.set_freeze_depth(depth, batchnorm=spec.batchnorm)
         use_cache = spec.feature_cache and depth > 0 and not (factory is not None and spec.aug_copies == 0)
-        prefix, trainable = clf.split(depth) if use_cache else (None, clf.model)
+        trainable = clf.split(depth)[1] if use_cache else clf.model
+        stages = _stages(spec, phase, last=phase is phases[-1])
         feed_kw = dict(y=data.y["train"], num_classes=n_classes, batch_size=spec.batch_size, seed=spec.seed,
                        sample_weight=sw, start_epoch=phase["start"])
         if use_cache:
-            base = {"kind": "features", "backbone": spec.backbone, "weights": _weights_id(spec),
-                    "size": spec.image_size, "resize": spec.resize_mode, "depth": depth}
-            copies = []
-            n_copies = spec.aug_copies if factory is not None else 1
-            for c in range(n_copies):
-                parts = {**base, "data": data.fingerprint["train"], "aug": aug_id, "copy": c, "seed": spec.seed}
-                if factory is None:
-                    parts.pop("seed")
+            copies = features.train_copies(depth, factory, aug_id)
+            val_x = features.get(depth, "val")
 
-                def make(c=c):
-                    imgs = data.x["train"] if factory is None else _augment_all(data.x["train"], factory, spec.seed * 1000 + c)
-                    return _features(prefix, imgs, 64, hooks, f"Caching features (depth {depth}, copy {c + 1}/{n_copies})")
-
-                copies.append(feat_cache.get_or_create(parts, make))
-            val_x = feat_cache.get_or_create({**base, "data": data.fingerprint["val"], "aug": None, "copy": 0},
-                                             lambda: _features(prefix, data.x["val"], 64, hooks, "Caching val features"))
-            feed = _Batches(copies, **feed_kw)
+            def make_feed(subset, start, copies=copies):
+                return _Batches(copies, **{**feed_kw, "start_epoch": start}, subset=subset)
         else:
             val_x = data.x["val"]
-            feed = (_AugmentedBatches(data.x["train"], factory, **feed_kw) if factory is not None
-                    else _Batches([data.x["train"]], **feed_kw))
-        lr: float | keras.optimizers.schedules.LearningRateSchedule = phase["lr"]
-        if spec.lr_schedule == "cosine":
-            lr = keras.optimizers.schedules.CosineDecay(
-                phase["lr"], decay_steps=max(1, len(feed) * (phase["end"] - phase["start"])))
+
+            def make_feed(subset, start):
+                kw = {**feed_kw, "start_epoch": start}
+                return (_AugmentedBatches(data.x["train"], factory, **kw, subset=subset) if factory is not None
+                        else _Batches([data.x["train"]], **kw, subset=subset))
+
+        subsets = [nested_subset(data.rows["train"], data.y["train"], st["fraction"]) for st in stages]
+        sizes = [len(data.y["train"]) if sub is None else len(sub) for sub in subsets]
+        steps = [math.ceil(n / spec.batch_size) * (st["end"] - st["start"]) for n, st in zip(sizes, stages)]
+        per_epoch = math.ceil(len(data.y["train"]) / spec.batch_size)
+        warmup = round(spec.warmup_epochs * per_epoch) if depth < clf.num_blocks else 0
+        lr = phase["lr"]
+        if warmup or spec.lr_schedule == "cosine":
+            lr = WarmupSchedule(phase["lr"], warmup_steps=warmup,
+                                decay_steps=sum(steps) if spec.lr_schedule == "cosine" else 0)
         trainable.compile(
             optimizer=keras.optimizers.Adam(learning_rate=lr),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=spec.label_smoothing),
@@ -396,24 +477,27 @@ def train(
             # JAX compiles every step with XLA anyway (jit_compile=False would run it op by op).
             jit_compile="auto" if runtime["gpu"] or runtime["backend"] != "tensorflow" else False,
             # Small cached inputs make Python's per-step overhead dominate: run several steps per call.
-            steps_per_execution=_steps_per_execution(len(feed)) if use_cache else 1,
+            steps_per_execution=_steps_per_execution(math.ceil(min(sizes) / spec.batch_size)) if use_cache else 1,
         )
-        recorder = _BatchRecorder if hooks.on_batch is not None else _Recorder
-        callbacks: list[keras.callbacks.Callback] = [recorder(clf, phase, history, best, hooks, len(feed))]
-        if spec.early_stopping and phase is phases[-1]:
-            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=spec.early_stopping))
-        hooks.status(f"Training {phase['name']} (epochs {phase['start'] + 1}-{phase['end']}, depth {depth})")
         val_feed = _Batches([val_x], data.y["val"], n_classes, max(spec.batch_size, 64), spec.seed, shuffle=False)
-        trainable.fit(
-            feed,
-            validation_data=val_feed,
-            initial_epoch=phase["start"],
-            epochs=phase["end"],
-            callbacks=callbacks,
-            verbose=0,
-        )
-        if history and history[-1]["epoch"] < phase["end"]:
-            stopped_early = True
+        recorder = _BatchRecorder if hooks.on_batch is not None else _Recorder
+        for stage, subset in zip(stages, subsets):
+            feed = make_feed(subset, stage["start"])
+            callbacks: list[keras.callbacks.Callback] = [
+                recorder(clf, phase, history, best, hooks, len(feed), stage=stage, guard=guard)]
+            final = phase is phases[-1] and stage is stages[-1]
+            if spec.early_stopping and final:
+                callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=spec.early_stopping))
+            what = "full data" if stage["rung"] is None else f"rung {stage['rung']}, {stage['fraction']:.0%} of the data"
+            hooks.status(f"Training {phase['name']} (epochs {stage['start'] + 1}-{stage['end']}, depth {depth}, {what})")
+            if hooks.on_stage is not None:
+                hooks.on_stage(stage)
+            trainable.fit(feed, validation_data=val_feed, initial_epoch=stage["start"], epochs=stage["end"],
+                          callbacks=callbacks, verbose=0)
+            if history and history[-1]["epoch"] < stage["end"]:
+                stopped_early = True
+                break
+        if stopped_early:
             break
 
     if best.get("weights") is not None:
@@ -431,18 +515,100 @@ def train(
         "num_train": int(len(data.y["train"])),
         "num_val": int(len(data.y["val"])),
         "num_test": int(len(data.y["test"])),
+        "head_init": spec.head_init,
     }
+    if probe is not None:
+        metrics["linear_probe"] = probe
     if len(data.y["test"]):
         probs = _predict(clf.model, data.x["test"], 64)
         report = classification_report(data.y["test"], probs, data.class_names)
         metrics["test"] = report
         metrics["test_accuracy"] = report["accuracy"]
-    cache_info = {"images": img_cache.stats.as_dict(), "features": feat_cache.stats.as_dict()}
+    cache_info = {"images": img_cache.stats.as_dict(), "features": feat_cache.stats.as_dict(),
+                  "features_from_shallower": features.incremental}
     metrics["cache"] = cache_info
 
     out = Path(run_dir) if run_dir else ws.models_dir / _run_name(spec)
     _save_run(out, clf, spec, history, metrics, data)
     return TrainResult(run_dir=out, history=history, metrics=metrics, class_names=data.class_names, cache=cache_info)
+
+
+def _stages(spec: TrainSpec, phase: dict[str, Any], *, last: bool) -> list[dict[str, Any]]:
+    """The fits of one phase: in the last phase, one epoch on each nested subset of ``spec.subset_rungs``
+    (the successive-halving rungs), then the phase's epochs on all the data."""
+    rungs = list(spec.subset_rungs or []) if last else []
+    out = [{"rung": i, "fraction": float(f), "start": phase["start"] + i, "end": phase["start"] + i + 1}
+           for i, f in enumerate(rungs)]
+    out.append({"rung": None, "fraction": 1.0, "start": phase["start"] + len(rungs), "end": phase["end"] + len(rungs)})
+    return out
+
+
+class _FeatureStore:
+    """The frozen prefix's output per (depth, split, augmentation copy), through the feature cache.
+
+    A missing depth is computed from the nearest shallower depth already cached
+    (``Classifier.segment``), not from the images again; ``incremental`` counts those.
+    """
+
+    def __init__(self, clf: Classifier, spec: TrainSpec, data: TrainingData, cache: ArrayCache,
+                 hooks: ProgressHooks):
+        self.clf, self.spec, self.data, self.cache, self.hooks = clf, spec, data, cache, hooks
+        self.base = {"kind": "features", "backbone": spec.backbone, "weights": _weights_id(spec),
+                     "size": spec.image_size, "resize": spec.resize_mode}
+        self.incremental = 0
+
+    def get(self, depth: int, split: str, *, images: Callable[[], np.ndarray] | None = None,
+            aug: str | None = None, copy: int = 0, seed: int | None = None, label: str | None = None) -> np.ndarray:
+        parts = {**self.base, "depth": depth, "data": self.data.fingerprint[split], "aug": aug, "copy": copy}
+        if seed is not None:
+            parts["seed"] = seed
+        label = label or f"Caching {split} features (depth {depth})"
+
+        def make() -> np.ndarray:
+            for shallower in range(depth - 1, 0, -1):
+                src_parts = {**parts, "depth": shallower}
+                src = self.cache.get(src_parts) if self.cache.contains(src_parts) else None
+                if src is not None:
+                    self.incremental += 1
+                    return _features(self.clf.segment(shallower, depth), src, 64, self.hooks,
+                                     f"{label} from depth {shallower}")
+            source = images() if images is not None else self.data.x[split]
+            return _features(self.clf.split(depth)[0], source, 64, self.hooks, label)
+
+        return self.cache.get_or_create(parts, make)
+
+    def train_copies(self, depth: int, factory: Callable[[int], Any] | None, aug_id: str | None) -> list[np.ndarray]:
+        if factory is None:
+            return [self.get(depth, "train")]
+        n, seed, x = self.spec.aug_copies, self.spec.seed, self.data.x["train"]
+        return [self.get(depth, "train", aug=aug_id, copy=c, seed=seed,
+                         images=lambda c=c: _augment_all(x, factory, seed * 1000 + c),
+                         label=f"Caching features (depth {depth}, copy {c + 1}/{n})")
+                for c in range(n)]
+
+
+def _init_head_from_probe(clf: Classifier, spec: TrainSpec, data: TrainingData, features: _FeatureStore,
+                          class_weight: np.ndarray | None) -> dict[str, Any]:
+    """Set the dense head to the linear probe of this data and backbone (fitted once, then cached)."""
+    n = clf.num_blocks
+    parts = {**features.base, "kind": "linear_probe", "version": PROBE_VERSION, "train": data.fingerprint["train"],
+             "val": data.fingerprint["val"], "classes": data.class_names, "class_weights": spec.class_weights}
+    t0 = time.perf_counter()
+    fitted = []
+
+    def fit() -> np.ndarray:
+        features.hooks.status("Fitting the linear probe on the cached features")
+        res = fit_softmax_regression(features.get(n, "train"), data.y["train"], features.get(n, "val"),
+                                     data.y["val"], num_classes=len(data.class_names), class_weight=class_weight)
+        fitted.append(res)
+        return res.pack()
+
+    kernel, bias = ProbeFit.unpack(features.cache.get_or_create(parts, fit, exclusive=True))
+    clf._head.dense.set_weights([kernel, bias])
+    logits = np.asarray(features.get(n, "val"), dtype=np.float32) @ kernel + bias
+    return {"val_accuracy": float(np.mean(np.argmax(logits, axis=1) == data.y["val"])),
+            "fitted_here": bool(fitted), "l2": fitted[0].l2 if fitted else None,
+            "seconds": time.perf_counter() - t0}
 
 
 def _steps_per_execution(num_batches: int) -> int:
