@@ -176,7 +176,7 @@ def test_a_deterministic_pruner_prunes_after_the_warmup(tiny_ws, monkeypatch):
 
 
 def test_median_pruner_steps_continue_across_two_phase_epochs():
-    spec = StudySpec(name="s", dataset="demo", methods=["two_phase"], epochs=4, pruner_warmup_epochs=2)
+    spec = StudySpec(name="s", dataset="demo", methods=["two_phase"], epochs=4, pruner="median", pruner_warmup_epochs=2)
     pruner = study_mod.make_pruner(spec)
     assert isinstance(pruner, optuna.pruners.MedianPruner) and pruner._n_warmup_steps == 3
     hb = study_mod.make_pruner(StudySpec(name="s", dataset="demo", epochs=6, pruner="hyperband"))

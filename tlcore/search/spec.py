@@ -25,13 +25,28 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from tlcore.config import METHODS, RESIZE_MODES, Spec, TrainSpec, _check_float, _check_int
+from tlcore.config import (
+    BATCHNORM_MODES,
+    HEAD_INITS,
+    METHODS,
+    RESIZE_MODES,
+    Spec,
+    TrainSpec,
+    _check_float,
+    _check_int,
+    check_fractions,
+)
 from tlcore.errors import ConfigError
 
-__all__ = ["StudySpec", "SAMPLERS", "PRUNERS", "OBJECTIVES"]
+__all__ = ["StudySpec", "SAMPLERS", "PRUNERS", "OBJECTIVES", "SPEC_VERSION", "LEGACY_DEFAULTS"]
 
 SAMPLERS = ("tpe", "random")
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("successive_halving", "median", "hyperband", "none")
+SPEC_VERSION = 2
+# What a stored spec without a version (made before version 2) meant by the fields it lacks:
+# old studies resume with the training they started with.
+LEGACY_DEFAULTS = {"version": 1, "pruner": "median", "head_init": "random", "batchnorm": "frozen",
+                   "subset_rungs": None, "fe_epochs": None, "probe_first": False, "divergence_guard": False}
 OBJECTIVES = ("val_accuracy", "val_loss")
 
 
@@ -80,9 +95,28 @@ class StudySpec(Spec):
         weights: "imagenet", a weights file, or None (random; for tests). Defaults to "imagenet".
         image_size: Defaults to 128.
         resize_mode: "pad", "crop" or "stretch". Defaults to "pad".
-        methods: training methods to choose from. Defaults to ["fine_tune"].
+        methods: training methods to choose from. Defaults to ["fine_tune"]; fine_tune at
+            the backbone's full depth is feature extraction.
         freeze_depth: range of frozen blocks searched, [low, high]; None searches every
             depth of the backbone (0 to all blocks). Ignored by feature_extraction.
+        head_init, batchnorm, warmup_epochs: as in ``TrainSpec``. Default to
+            "linear_probe", "train" and 0: every trial's head starts from the shared
+            linear probe, and unfrozen BatchNorm trains on batch statistics.
+        subset_rungs: successive halving on nested data subsets: a fine-tuning trial first
+            trains one epoch on each of these fractions of the training split, and after
+            each the pruner keeps it only if it ranks in the best ``1 / reduction_factor``
+            of the trials judged at that rung; the survivors go on to ``epochs`` full-data
+            epochs, from where they were. Used with ``pruner: successive_halving``; a small
+            study uses only the first ``floor(log_rf(n_trials))`` rungs. Defaults to
+            [0.111, 0.333]. None = no rungs.
+        reduction_factor: 1 in this many trials is promoted at each rung. Defaults to 3.
+        fe_epochs: epochs at most of a feature-extraction trial (the whole backbone frozen:
+            about a second an epoch on cached features), with early stopping after 3
+            epochs without improvement. Defaults to 20. None = ``epochs``, no early stop.
+        divergence_guard: stop a trial whose loss goes non-finite or whose validation
+            accuracy is at chance, and record it as diverged (see ``TrainSpec``). Defaults to True.
+        probe_first: the study's first trial is feature extraction from the linear probe,
+            a usable model within the first minute. Defaults to True.
         learning_rate: range, searched on a log scale. Defaults to [1e-4, 1e-2].
         fine_tune_factor: range (log scale) for two_phase's phase-2 factor, or None to fix
             it at ``TrainSpec``'s default.
@@ -97,12 +131,15 @@ class StudySpec(Spec):
         timeout_minutes: no new trial starts this long after the study's first trial. Optional.
         objective: "val_accuracy" (maximised) or "val_loss" (minimised). Defaults to "val_accuracy".
         sampler: "tpe" (default) or "random"; seeded by ``seed``.
-        pruner: "median" (default), "hyperband" or "none". It sees the objective after
-            every epoch, with one epoch count rising across both phases of two_phase.
+        pruner: "successive_halving" (default; see ``subset_rungs``), "median",
+            "hyperband" or "none". It sees the objective after every epoch, with one
+            epoch count rising across both phases of two_phase.
         pruner_warmup_epochs: epochs a trial always runs before it can be pruned. Defaults to 1.
         pruner_startup_trials: trials that finish before the median pruner prunes. Defaults to 3.
         seed: seeds the sampler and each trial's training. Defaults to 0.
         val_fraction, test_fraction, split_seed: the split; None uses the dataset's settings.
+        version: the spec's format. Stored specs without one are read with
+            ``LEGACY_DEFAULTS`` (``from_stored``).
     """
 
     name: str = ""
@@ -130,13 +167,29 @@ class StudySpec(Spec):
     timeout_minutes: float | None = None
     objective: str = "val_accuracy"
     sampler: str = "tpe"
-    pruner: str = "median"
+    pruner: str = "successive_halving"
     pruner_warmup_epochs: int = 1
     pruner_startup_trials: int = 3
+    head_init: str = "linear_probe"
+    batchnorm: str = "train"
+    warmup_epochs: float = 0.0
+    subset_rungs: list[float] | None = dataclasses.field(default_factory=lambda: [0.111, 0.333])
+    reduction_factor: int = 3
+    fe_epochs: int | None = 20
+    probe_first: bool = True
+    divergence_guard: bool = True
     seed: int = 0
     val_fraction: float | None = None
     test_fraction: float | None = None
     split_seed: int | None = None
+    version: int = SPEC_VERSION
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> StudySpec:
+        """A spec as stored in a study: one made before ``version`` existed keeps its old meaning."""
+        if isinstance(data, dict) and "version" not in data:
+            data = {**LEGACY_DEFAULTS, **data}
+        return cls.from_dict(data)
 
     def validate(self) -> None:
         from tlcore import backbones as bb
@@ -179,6 +232,15 @@ class StudySpec(Spec):
                                   fix=f"Use one of: {', '.join(allowed)}.")
         _check_int("pruner_warmup_epochs", self.pruner_warmup_epochs, 0, 10_000)
         _check_int("pruner_startup_trials", self.pruner_startup_trials, 0, 10_000)
+        _check_int("reduction_factor", self.reduction_factor, 2, 10)
+        if self.subset_rungs is not None:
+            fix(self, "subset_rungs", check_fractions("subset_rungs", self.subset_rungs))
+        if self.fe_epochs is not None:
+            _check_int("fe_epochs", self.fe_epochs, 1, 1000)
+        if not isinstance(self.probe_first, bool):
+            raise ConfigError("probe_first must be true or false.", received=f"probe_first={self.probe_first!r}")
+        _check_int("version", self.version, 1, SPEC_VERSION)
+
         # Everything else is checked by the TrainSpec of a representative trial.
         self.train_spec({})
 
@@ -186,6 +248,21 @@ class StudySpec(Spec):
     @property
     def direction(self) -> str:
         return "maximize" if self.objective == "val_accuracy" else "minimize"
+
+    def rungs(self) -> list[float]:
+        """The rungs a fine-tuning trial runs: ``subset_rungs`` trimmed to what ``n_trials`` can judge.
+
+        Rung r promotes 1 in ``reduction_factor ** (r + 1)`` trials, so a study of n trials
+        uses ``floor(log_rf(n))`` rungs (a study without a trial limit uses them all).
+        """
+        if not self.subset_rungs or self.pruner != "successive_halving":
+            return []
+        if self.n_trials is None:
+            return list(self.subset_rungs)
+        fit = 0
+        while fit < len(self.subset_rungs) and self.reduction_factor ** (fit + 1) <= self.n_trials:
+            fit += 1
+        return list(self.subset_rungs[:fit])
 
     def depth_range(self, backbone: str) -> list[int]:
         """The searched freeze-depth range for ``backbone`` (its whole range when not given)."""
@@ -226,17 +303,26 @@ class StudySpec(Spec):
         head = self.head_epochs
         if method == "two_phase" and head is not None and head >= self.epochs:
             head = None
+        from tlcore import backbones as bb
+
+        frozen_all = method == "feature_extraction" or depth == bb.get(backbone).num_blocks
+        epochs = self.epochs if method != "two_phase" else max(2, self.epochs)
+        early_stopping = self.early_stopping
+        if frozen_all and self.fe_epochs is not None:  # cheap epochs on cached features: run to convergence
+            epochs, early_stopping = self.fe_epochs, max(self.early_stopping, 3)
         kw: dict[str, Any] = dict(
             dataset=self.dataset, backbone=backbone, weights=self.weights, image_size=self.image_size,
             resize_mode=self.resize_mode, method=method,
             freeze_depth=None if method == "feature_extraction" else depth,
             learning_rate=params.get("learning_rate", self.learning_rate[0]),
-            epochs=self.epochs if method != "two_phase" else max(2, self.epochs),
+            epochs=epochs,
             head_epochs=head if method == "two_phase" else None,
             batch_size=params.get("batch_size", self.batch_size),
             dropout=params.get("dropout", 0.2), label_smoothing=self.label_smoothing, lr_schedule=self.lr_schedule,
             augment=self.augment, aug_copies=self.aug_copies, class_weights=self.class_weights,
-            early_stopping=self.early_stopping, seed=self.seed,
+            early_stopping=early_stopping, seed=self.seed, head_init=self.head_init, batchnorm=self.batchnorm,
+            warmup_epochs=0.0 if frozen_all else self.warmup_epochs,
+            subset_rungs=None if frozen_all else (self.rungs() or None), divergence_guard=self.divergence_guard,
             val_fraction=self.val_fraction, test_fraction=self.test_fraction, split_seed=self.split_seed,
         )
         if "fine_tune_factor" in params:

@@ -7,7 +7,10 @@ read it too. Trial user attributes written by the workers:
 - ``tl_history``: the per-epoch records (train/val loss and accuracy, epoch time);
 - ``tl_metrics``: best epoch, test accuracy, per-class report, confusion matrix;
 - ``tl_artifacts``: {file name: artifact id} of the run's files in the artifact store;
-- ``tl_worker``, ``tl_error``, ``tl_interrupted``: who ran it and why it ended.
+- ``tl_worker``, ``tl_error``, ``tl_interrupted``: who ran it and why it ended;
+- ``tl_diverged`` (``DIVERGED_ATTR``): why a trial that diverged was stopped (it ends PRUNED);
+- ``tl_rungs`` (``RUNGS_ATTR``): the successive-halving rungs it ran, one
+  ``{"rung", "fraction", "epoch", "value", "promoted"}`` each (``pruners.RungPruner``).
 
 Study user attributes besides the spec: ``tl_stop`` (a stop was requested; every
 worker on every machine checks it), ``tl_started`` (the time limit counts from
@@ -52,6 +55,8 @@ SPEC_ATTR = "tl_spec"
 STOP_ATTR = "tl_stop"
 STARTED_ATTR = "tl_started"
 REQUEUED_ATTR = "tl_requeued"
+DIVERGED_ATTR = "tl_diverged"
+RUNGS_ATTR = "tl_rungs"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -66,6 +71,10 @@ def make_sampler(spec: StudySpec, worker_index: int = 0) -> optuna.samplers.Base
 
 def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     """The spec's pruner. Epochs are reported as steps 1, 2, ...; a trial always runs its warm-up epochs."""
+    if spec.pruner == "successive_halving":
+        from tlcore.search.pruners import RungPruner
+
+        return RungPruner(reduction_factor=spec.reduction_factor, direction=spec.direction)
     if spec.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=spec.pruner_startup_trials,
                                            n_warmup_steps=spec.pruner_warmup_epochs + 1)
@@ -100,8 +109,39 @@ def create_study(ws: Workspace, spec: StudySpec, storage: str | None = None) -> 
         raise ConfigError(f"A study named {spec.name!r} already exists.", received=spec.name,
                           fix="Choose another name, or delete the old study first.") from exc
     study.set_user_attr(SPEC_ATTR, spec.to_dict())
+    first = probe_trial_params(spec)
+    if first is not None:
+        study.enqueue_trial(first)
     study.set_user_attr("tl_created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     return study
+
+
+def probe_trial_params(spec: StudySpec) -> dict[str, Any] | None:
+    """The parameters of the study's first trial when ``spec.probe_first``: feature extraction from the
+    linear probe (a usable model in the first minute), or None when the space has no such trial."""
+    from tlcore import backbones as bb
+
+    if not spec.probe_first:
+        return None
+    params: dict[str, Any] = {}
+    if len(spec.backbones) > 1:
+        params["backbone"] = spec.backbones[0]
+    blocks = bb.get(spec.backbones[0]).num_blocks
+    if "feature_extraction" in spec.methods:
+        if len(spec.methods) > 1:
+            params["method"] = "feature_extraction"
+    elif "fine_tune" in spec.methods and spec.depth_range(spec.backbones[0])[1] == blocks:
+        if len(spec.methods) > 1:
+            params["method"] = "fine_tune"
+        lo, _ = spec.depth_range(spec.backbones[0])
+        if lo < blocks:
+            params["freeze_depth"] = blocks
+    else:
+        return None
+    lo, hi = spec.learning_rate
+    if lo < hi:
+        params["learning_rate"] = min(max(1e-3, lo), hi)
+    return params
 
 
 def _study_id(ws: Workspace, name: str, storage: str | None) -> int:
@@ -119,7 +159,7 @@ def load_spec(ws: Workspace, name: str, storage: str | None = None) -> StudySpec
     if SPEC_ATTR not in attrs:
         raise ConfigError(f"Study {name!r} was not made by this workbench (it has no stored spec).",
                           received=name, fix="Create studies with `python -m tlcore search create` or the Search page.")
-    return StudySpec.from_dict(attrs[SPEC_ATTR])
+    return StudySpec.from_stored(attrs[SPEC_ATTR])
 
 
 def load_study(ws: Workspace, name: str, storage: str | None = None, *, worker_index: int = 0,

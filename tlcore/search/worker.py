@@ -31,6 +31,7 @@ uploaded copy in the artifact store is kept.
 from __future__ import annotations
 
 import gc
+import math
 import os
 import shutil
 import socket
@@ -48,7 +49,7 @@ import optuna
 from optuna.trial import TrialState
 
 from tlcore._fsutil import atomic_write_json
-from tlcore.errors import TLCoreError
+from tlcore.errors import TLCoreError, TrainingDiverged
 from tlcore.search.local import CRASHED
 from tlcore.search.spec import StudySpec
 from tlcore.search.storage import (
@@ -60,7 +61,9 @@ from tlcore.search.storage import (
     study_local_dir,
 )
 from tlcore.search.study import (
+    DIVERGED_ATTR,
     FINISHED,
+    RUNGS_ATTR,
     STOP_ATTR,
     load_spec,
     load_study,
@@ -238,6 +241,7 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
 
     tid = trial._trial_id
     history: list[dict[str, Any]] = []
+    rungs: list[dict[str, Any]] = []
     last_check = [time.time()]
     try:
         params = spec.suggest(trial)
@@ -251,7 +255,8 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
     trial.set_user_attr("tl_history", [])
     shown = {k: (f"{v:.2e}" if isinstance(v, float) else v) for k, v in params.items()}
     log(f"trial {trial.number}: {shown}")
-    state.update(force=True, state="training", trial=trial.number, epoch=0, epochs=tspec.epochs, batch=0,
+    state.update(force=True, state="training", trial=trial.number, epoch=0,
+                 epochs=tspec.epochs + len(tspec.subset_rungs or []), batch=0, rung=None, train_fraction=1.0,
                  batches=0, status="preparing", params=params)
 
     def still_mine() -> None:
@@ -272,21 +277,37 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
         still_mine()
         trial.set_user_attr("tl_history", history)
         value = rec[spec.objective]
-        trial.report(value, rec["epoch"])
-        log(f"trial {trial.number}: epoch {rec['epoch']}/{tspec.epochs} val_acc {rec['val_accuracy']:.4f} "
+        if math.isfinite(value):  # a non-finite epoch ends the trial as diverged (the trainer's guard)
+            trial.report(value, rec["epoch"])
+        rung = rec.get("rung")
+        where = "" if rung is None else f" (rung {rung}, {rec['train_fraction']:.0%} of the data)"
+        log(f"trial {trial.number}: epoch {rec['epoch']}{where} val_acc {rec['val_accuracy']:.4f} "
             f"val_loss {rec['val_loss']:.4f} ({rec['epoch_seconds']:.1f}s)")
+        if rung is not None and math.isfinite(value):
+            rungs.append({"rung": rung, "fraction": rec["train_fraction"], "epoch": rec["epoch"], "value": value})
+            trial.set_user_attr(RUNGS_ATTR, rungs)
+            promoted = not trial.should_prune()
+            rungs[-1]["promoted"] = promoted
+            trial.set_user_attr(RUNGS_ATTR, rungs)
+            if not promoted:
+                raise optuna.TrialPruned(f"not promoted at rung {rung} ({rec['train_fraction']:.0%} of the data)")
+            return
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {rec['epoch']}")
 
     def on_status(text: str) -> None:
         state.update(status=text)
 
+    def on_stage(stage: dict[str, Any]) -> None:
+        state.update(force=True, rung=stage["rung"], train_fraction=stage["fraction"])
+
     tmp = Path(tempfile.mkdtemp(prefix=f"trial-{trial.number}-", dir=ws.cache_dir))
     try:
         with HeartbeatThread(st, tid):
             try:
                 res = train(tspec, ws, run_dir=tmp / "run",
-                            hooks=ProgressHooks(on_batch=on_batch, on_epoch=on_epoch, on_status=on_status))
+                            hooks=ProgressHooks(on_batch=on_batch, on_epoch=on_epoch, on_status=on_status,
+                                                    on_stage=on_stage))
                 still_mine()
                 state.update(force=True, status="saving the trial's files")
                 ids = {}
@@ -304,6 +325,22 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
             except optuna.TrialPruned as exc:
                 study.tell(trial, state=TrialState.PRUNED)
                 log(f"trial {trial.number}: {exc}")
+                return "pruned"
+            except TrainingDiverged as exc:  # stopped at once; pruned, so the sampler learns the region is bad
+                last = exc.history[-1] if exc.history else None
+                if last is not None:  # the epoch the guard stopped never reached on_epoch: record it here
+                    history.append(last)
+                    trial.set_user_attr("tl_history", history)
+                    value = last[spec.objective]
+                    if math.isfinite(value):
+                        trial.report(value, last["epoch"])
+                        if last.get("rung") is not None:  # it is judged at its rung like any other
+                            rungs.append({"rung": last["rung"], "fraction": last["train_fraction"],
+                                          "epoch": last["epoch"], "value": value, "promoted": False})
+                            trial.set_user_attr(RUNGS_ATTR, rungs)
+                trial.set_user_attr(DIVERGED_ATTR, exc.reason)
+                study.tell(trial, state=TrialState.PRUNED)
+                log(f"trial {trial.number}: diverged: {exc.reason}")
                 return "pruned"
             except _Interrupted:
                 trial.set_user_attr("tl_interrupted", True)
