@@ -64,7 +64,8 @@ BATCH_SIZES = (8, 16, 32, 64, 128, 256)
 NO_AUGMENT = "none"
 WEIGHTS = {"imagenet": "ImageNet (pretrained)", "none": "random init (tests/offline)"}
 OBJECTIVE_LABELS = {"val_accuracy": "validation accuracy (maximise)", "val_loss": "validation loss (minimise)"}
-PRUNER_LABELS = {"median": "median (stop trials below the median)", "hyperband": "hyperband", "none": "none"}
+PRUNER_LABELS = {"successive_halving": "successive halving (one epoch on small data subsets first)",
+                 "median": "median (stop trials below the median)", "hyperband": "hyperband", "none": "none"}
 CLI_HINT = ("python -m tlcore search create --spec study.yaml\n"
             "python -m tlcore search run --study NAME --workers 1")
 
@@ -87,7 +88,7 @@ def init_state(names: list[str], datasets: list[str]) -> str | None:
         "se_new_ftf_on": False, "se_new_ftf_lo": 0.01, "se_new_ftf_hi": 0.5,
         "se_new_do_on": False, "se_new_do": (0.1, 0.5), "se_new_bss": [], "se_new_bs": 32,
         "se_new_epochs": 3, "se_new_trials": 20, "se_new_to_on": False, "se_new_to": 60.0,
-        "se_new_objective": "val_accuracy", "se_new_sampler": "tpe", "se_new_pruner": "median", "se_new_seed": 0,
+        "se_new_objective": "val_accuracy", "se_new_sampler": "tpe", "se_new_pruner": PRUNERS[0], "se_new_seed": 0,
         "se_new_workers": 1, "se_new_start": True, "se_new_weights": "imagenet", "se_new_resize": "pad",
         "se_new_cw": False, "se_up_workers": 1, "se_up_start": True,
         "se_auto": True, "se_refresh": DEFAULT_REFRESH, "se_workers": 1,
@@ -142,14 +143,6 @@ def show_notes(study: str) -> None:
 
 
 # ----------------------------------------------------------------- helpers
-def _fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.2e}" if v != 0 and abs(v) < 1e-2 else f"{v:.4f}"
-    return str(v)
-
-
 def backbone_label(name: str) -> str:
     info = bb.get(name)
     if info.bundled_weights:
@@ -161,21 +154,6 @@ def backbone_label(name: str) -> str:
 
 def study_label(s: StudySummary) -> str:
     return f"{s.name}  ·  {s.dataset}  ·  created {s.created.replace('T', ' ')[:16] or '?'}"
-
-
-def status_sentence(s: StudySummary, snap: sw.Snapshot) -> tuple[str, str]:
-    """(kind, text) saying what the study is doing."""
-    alive = len(snap.alive_workers)
-    if s.n_trials and s.finished >= s.n_trials and not s.running:
-        return "success", f"Finished: {s.finished} of {s.n_trials} trials are done."
-    if s.stop_requested:
-        extra = f" {alive} worker(s) are still finishing." if alive else ""
-        return "warning", "Stopped. Resume to queue the interrupted trials again and continue." + extra
-    if s.running or alive:
-        return "info", f"Searching: {s.running} trial(s) running, {alive} local worker(s)."
-    # A study name is letters, digits and . _ - only: safe inside a code span (where escapes would show).
-    return "info", ("Idle: no worker is running. Start workers below, or run "
-                    f"`python -m tlcore worker --study {s.name}` where this storage is reachable.")
 
 
 # ------------------------------------------------------------ new study
@@ -238,6 +216,7 @@ def spec_from_widgets(blocks: int, counts: list[int]) -> StudySpec:
         objective=ss["se_new_objective"],
         sampler=ss["se_new_sampler"],
         pruner=ss["se_new_pruner"],
+        **({} if ss["se_new_pruner"] == "successive_halving" else {"subset_rungs": None}),  # rungs are its own
         seed=int(ss["se_new_seed"]),
         class_weights=bool(ss["se_new_cw"]),
     )
@@ -311,7 +290,7 @@ def from_widgets(ws: Workspace, datasets: list[str]) -> None:
     c = st.columns(4)
     c[0].selectbox("Sampler", SAMPLERS, key="se_new_sampler",
                    help="tpe learns from the finished trials; random tries settings at random.")
-    c[1].selectbox("Pruner", PRUNERS, key="se_new_pruner", format_func=PRUNER_LABELS.get,
+    c[1].selectbox("Pruner", PRUNERS, key="se_new_pruner", format_func=lambda p: PRUNER_LABELS.get(p, p),
                    help="Stops unpromising trials early, after their warm-up epoch.")
     c[2].number_input("Seed", min_value=0, max_value=2**31 - 1, key="se_new_seed")
     c[3].number_input("Local workers", min_value=1, max_value=MAX_WORKERS, key="se_new_workers",
@@ -439,41 +418,35 @@ def _on_delete(ws: Workspace, name: str) -> None:
 
 # ------------------------------------------------------------ live section
 def progress_section(s: StudySummary, snap: sw.Snapshot, spec: StudySpec | None) -> None:
-    kind, text = status_sentence(s, snap)
+    kind, text = sw.status_sentence(s, snap)
     getattr(st, kind)(text)
     counts = s.counts
+    diverged = len(snap.diverged)
     m = st.columns(5)
     m[0].metric("Finished", f"{s.finished}/{s.n_trials}" if s.n_trials else f"{s.finished}",
-                help="Complete and pruned trials, of the study's budget.")
+                help="Complete and pruned (or diverged) trials, of the study's budget.")
     m[1].metric("Running", s.running)
-    m[2].metric("Pruned", counts.get("PRUNED", 0))
+    m[2].metric("Pruned · diverged", f"{max(0, counts.get('PRUNED', 0) - diverged)} · {diverged}",
+                help="Stopped early by the pruner · stopped because they diverged (the loss was not finite, "
+                     "or the validation accuracy stayed at chance).")
     m[3].metric("Failed", counts.get("FAIL", 0), help="Errors, interrupted trials and trials marked failed.")
-    m[4].metric(f"Best {s.objective}", _fmt(s.best_value))
+    m[4].metric(f"Best {s.objective}", sw.fmt(s.best_value))
     if s.n_trials:
         st.progress(min(1.0, s.finished / s.n_trials), text=f"{s.finished} of {s.n_trials} trials finished")
     if spec is not None and spec.timeout_minutes:
         st.caption(f"Time limit: no new trial starts {spec.timeout_minutes:g} min after the first one began.")
 
-    frame = snap.frame
-    if s.best_trial is not None and not frame.empty:
-        row = frame.loc[frame["number"] == s.best_trial].iloc[0]
-        params = {c.removeprefix("params_"): row[c] for c in frame.columns
-                  if c.startswith("params_") and pd.notna(row[c])}
-        test = row.get("test_accuracy")
-        st.markdown(f"**Best trial {s.best_trial}**: {md_escape(s.objective)} {_fmt(s.best_value)}"
-                    + (f", test accuracy {_fmt(float(test))}" if pd.notna(test) else "")
-                    + "  \n" + md_escape(" · ".join(f"{k} {_fmt(v)}" for k, v in params.items())))
+    best = sw.best_trial_text(s, snap.frame)
+    if best:
+        st.markdown(best)
     else:
         st.caption("No trial has completed yet.")
+    if len(snap.best):
+        st.plotly_chart(sw.best_figure(snap.best, s.objective), key="se_fig_best")
 
     training = [w for w in snap.alive_workers if w.trial is not None]
     for w in training:
-        d = w.data
-        text = (f"Trial {w.trial} · epoch {d.get('epoch') or 0}/{d.get('epochs') or '?'} · "
-                f"batch {d.get('batch') or 0}/{d.get('batches') or '?'}")
-        if d.get("status") and d.get("status") != "training":
-            text += f" · {d['status']}"
-        st.progress(w.progress or 0.0, text=md_escape(text))
+        st.progress(w.progress or 0.0, text=md_escape(sw.worker_progress_text(w)))
     elsewhere = sorted(set(snap.running_trials) - {w.trial for w in training})
     if elsewhere:
         st.caption(f"Running on workers elsewhere (or starting): trial(s) {', '.join(map(str, elsewhere))}.")
@@ -496,6 +469,11 @@ def trials_section(s: StudySummary, snap: sw.Snapshot) -> None:
             config[c] = st.column_config.Column(c.removeprefix("params_")) if fmt is None else \
                 st.column_config.NumberColumn(c.removeprefix("params_"), format=fmt)
     st.dataframe(table, hide_index=True, column_config=config, key="se_trials")
+    diverged = sw.diverged_table(snap.frame)
+    if len(diverged):
+        st.markdown(f"**Diverged trials** ({len(diverged)}): stopped at once, counted as pruned.")
+        st.dataframe(diverged, hide_index=True, key="se_diverged", column_config={
+            "trial": st.column_config.NumberColumn(format="%d"), "reason": st.column_config.TextColumn(width="large")})
     if snap.curves:
         st.plotly_chart(sw.curves_figure(snap.curves, s.objective), key="se_fig_curves")
     elif snap.running_trials:

@@ -33,6 +33,7 @@ from tlcore.search import (
     list_studies,
     load_study,
     load_study_frame,
+    rung_path,
 )
 from tlcore.workspace import Workspace
 from tlui import data
@@ -45,8 +46,7 @@ CURVES_DEFAULT = 5  # trials whose curves are drawn at first (the best ones)
 TOP_LOSSES_DEFAULT = 8
 TOP_LOSSES_MAX = 32
 GALLERY_COLUMNS = 4
-STATE_WORDS = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
-               "WAITING": "waiting"}
+STATE_WORDS = rw.STATE_WORDS  # state -> word; DIVERGED (a pruned trial that diverged) -> "diverged"
 FORMAT_LABELS = {
     "keras": "Keras 3 (.keras)",
     "savedmodel": "TensorFlow SavedModel",
@@ -98,7 +98,7 @@ class Chosen:
         head = f"{study} #{number}" if self.many else f"trial {number}"
         parts = [head] + ([f"{t.value:.4f}"] if t.value is not None else [])
         if t.state != TrialState.COMPLETE:
-            parts.append(STATE_WORDS.get(t.state.name, t.state.name.lower()))
+            parts.append(rw.state_word(t))
         return " · ".join(parts) + (" ★" if self._ranked[:1] == [key] else "")
 
     def ranked(self) -> list[str]:
@@ -128,25 +128,6 @@ def keep_valid(key: str, options: list[Any], default: Any, *, many: bool = False
         ss[key] = [v for v in ss[key] if v in options] if key in ss else list(default)
     elif ss.get(key) not in options:
         ss[key] = default
-
-
-def not_tested_reason(t: FrozenTrial) -> str:
-    """Why a trial has no model or test report, in words (Markdown-escaped)."""
-    n = t.number
-    epochs = len(t.user_attrs.get("tl_history") or [])
-    if t.state == TrialState.PRUNED:
-        text = (f"Trial {n} was pruned after {epochs} epoch(s): the pruner stopped it early, so it saved no "
-                "model and was never tested.")
-    elif t.state == TrialState.FAIL:
-        why = str(t.user_attrs.get("tl_error") or ("interrupted" if t.user_attrs.get("tl_interrupted") else ""))
-        why = why.strip().splitlines()[0][:300] if why.strip() else "no reason recorded"
-        text = f"Trial {n} failed ({why}), so it saved no model."
-    elif t.state in (TrialState.RUNNING, TrialState.WAITING):
-        text = (f"Trial {n} is still {STATE_WORDS[t.state.name]} ({epochs} epoch(s) so far): its model is saved "
-                "when it completes.")
-    else:
-        text = f"Trial {n} saved no test report."
-    return md_escape(text + " Choose a complete trial to see its results.")
 
 
 # ---------------------------------------------------------------- sections
@@ -217,7 +198,9 @@ def overview(ch: Chosen) -> None:
     m[3].metric("Running", s.running)
     m[4].metric(f"Best {s.objective}", f"{s.best_value:.4f}" if s.best_value is not None else "–",
                 help=f"Trial {s.best_trial}." if s.best_trial is not None else "No complete trial yet.")
+    diverged = sum(rw.state_word(t) == "diverged" for t in ch.trials.values())
     st.caption(f"Dataset {md_escape(s.dataset)} · {md_escape(s.direction)} {md_escape(s.objective)}"
+               + (f" · {diverged} of the pruned trials diverged" if diverged else "")
                + (" · stop requested" if s.stop_requested else ""))
 
 
@@ -246,7 +229,7 @@ def figures_section(ch: Chosen) -> None:
 def trial_table(ch: Chosen) -> pd.DataFrame:
     frames = []
     for n in ch.names:
-        f = load_study_frame(ch.ws, n, ch.storage)
+        f = rw.trial_table(load_study_frame(ch.ws, n, ch.storage), ch.studies[n].get_trials(deepcopy=False))
         if ch.many:
             f.insert(0, "study", n)
         frames.append(f)
@@ -266,6 +249,9 @@ def table_config(df: pd.DataFrame) -> dict[str, Any]:
         "started": cc.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss"),
         "completed": cc.DatetimeColumn("completed", format="YYYY-MM-DD HH:mm:ss"),
         "retry_of": cc.NumberColumn("retry of", format="%d"),
+        "rungs": cc.TextColumn("rungs", help="The data it trained on: one epoch on each subset (a successive-"
+                               "halving rung), then all of it if promoted."),
+        "diverged": cc.TextColumn("why it diverged"),
     }
     for col in df.columns:
         if str(col).startswith("params_"):
@@ -345,7 +331,7 @@ def report_card(ch: Chosen, key: str, slot: int) -> None:
     metrics = t.user_attrs.get("tl_metrics") or {}
     report = metrics.get("test") if isinstance(metrics, dict) else None
     if not isinstance(report, dict) or not report.get("confusion_matrix"):
-        st.info(not_tested_reason(t))
+        st.info(rw.not_tested_reason(t))
         return
     report_view(report, rw.report_class_names(report), f"rs_cmp::{slot}")
 
@@ -376,13 +362,14 @@ def params_table(ch: Chosen, a: str, b: str) -> pd.DataFrame:
         m = t.user_attrs.get("tl_metrics") or {}
         end, start = t.datetime_complete, t.datetime_start
         dur = (end - start).total_seconds() if end and start else None
-        out = {"state": STATE_WORDS.get(t.state.name, t.state.name.lower()), "value": rw.fmt(t.value)}
+        out = {"state": rw.state_word(t), "value": rw.fmt(t.value)}
         out.update({p.replace("_", " "): rw.fmt(v) for p, v in sorted(t.params.items())})
         out.update({
             "epochs": rw.fmt(len(t.user_attrs.get("tl_history") or [])),
             "best epoch": rw.fmt(m.get("best_epoch")),
             "test accuracy": rw.pct(m.get("test_accuracy")),
             "duration": f"{dur:.0f} s" if dur is not None else "–",
+            **rw.rung_facts(t),
         })
         return out
 
@@ -557,8 +544,13 @@ def evaluate_section(ch: Chosen) -> None:
     key = st.session_state["rs_eval"]
     study, number = rw.parse_key(key)
     t = ch.trials[key]
+    rungs = rw.rungs_frame(t)
+    if len(rungs):
+        st.caption(md_escape(f"Successive halving: {rung_path(t)}. Its value after each rung's epoch:"))
+        st.dataframe(rungs, hide_index=True, key="rs_rungs",
+                     column_config={"value": st.column_config.NumberColumn(format="%.4f")})
     if t.state != TrialState.COMPLETE:
-        st.info(not_tested_reason(t))
+        st.info(rw.not_tested_reason(t))
         return
     m = t.user_attrs.get("tl_metrics") or {}
     try:

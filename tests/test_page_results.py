@@ -14,6 +14,8 @@ import pytest
 from optuna.trial import TrialState, create_trial
 from streamlit.testing.v1 import AppTest
 
+from tests.pagetest import assert_ok, shown_text
+
 from tests.searchfix import STUDY, copy_workspace, tiny_spec, tiny_study
 from tlcore.search import create_study, load_study
 from tlui.common import PAGES
@@ -68,15 +70,6 @@ def _page(*studies: str) -> AppTest:
     return at.run()
 
 
-def _ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def _text(elements) -> str:
-    return " ".join(str(e.value) for e in elements).replace("\\", "")
-
-
 def _spec(chart) -> dict:
     return json.loads(chart.proto.spec)
 
@@ -92,8 +85,8 @@ def _trial_table(at: AppTest):
 # ----------------------------------------------------------------- no study
 def test_no_studies_explains_and_points_to_search(workspace):
     at = _page()
-    _ok(at)
-    assert "No studies in this workspace" in _text(at.info)
+    assert_ok(at)
+    assert "No studies in this workspace" in shown_text(at.info)
     assert any("tlcore search create" in c.value for c in at.code)
     # Besides the sidebar's navigation, one link in the page itself: to the Search page.
     assert len(at.main.get("page_link")) == 1
@@ -103,7 +96,7 @@ def test_no_studies_explains_and_points_to_search(workspace):
 # ------------------------------------------------------------------- views
 def test_every_view_renders_as_a_chart_or_an_explanation(results_ws):
     at = _page(STUDY)
-    _ok(at)
+    assert_ok(at)
     assert at.multiselect(key="rs_studies").value == [STUDY]
     assert at.query_params["study"] in (STUDY, [STUDY])
     metrics = {m.label: m.value for m in at.metric}
@@ -122,10 +115,10 @@ def test_every_view_renders_as_a_chart_or_an_explanation(results_ws):
 
 def test_a_study_without_trials_explains_every_section(results_ws):
     at = _page(EMPTY)
-    _ok(at)
+    assert_ok(at)
     assert len(at.tabs) == VIEWS
     assert all(len(list(tab.info)) == 1 for tab in at.tabs)
-    infos = _text(at.info)
+    infos = shown_text(at.info)
     assert "No trial has finished an epoch yet" in infos and "Comparing needs two trials" in infos
     assert "no trials yet" in infos
 
@@ -133,7 +126,7 @@ def test_a_study_without_trials_explains_every_section(results_ws):
 # ------------------------------------------------------------------- table
 def test_trial_table_filters_and_downloads_as_csv(results_ws):
     at = _page(STUDY)
-    _ok(at)
+    assert_ok(at)
     table = _trial_table(at)
     assert len(table) == 5 and "study" not in table.columns
     assert table["number"].tolist()[0] == 1  # best first
@@ -141,22 +134,22 @@ def test_trial_table_filters_and_downloads_as_csv(results_ws):
     assert "Download the table (CSV)" in _labels(at)
 
     at.multiselect(key="rs_states").set_value(["COMPLETE"]).run()
-    _ok(at)
+    assert_ok(at)
     assert set(_trial_table(at)["state"]) == {"COMPLETE"} and len(_trial_table(at)) == 3
     best = _trial_table(at)["value"].max()
     at.number_input(key="rs_min_value").set_value(best - 1e-6).run()
-    _ok(at)
+    assert_ok(at)
     assert _trial_table(at)["number"].tolist() == [1]
-    assert "1 of 5 trials shown" in _text(at.caption)
+    assert "1 of 5 trials shown" in shown_text(at.caption)
 
 
 # ------------------------------------------------------------------ curves
 def test_learning_curves_of_the_chosen_trials(results_ws):
     at = _page(STUDY)
-    _ok(at)
+    assert_ok(at)
     assert at.multiselect(key="rs_curves").value[0] == f"{STUDY}/1"  # the best first
     at.multiselect(key="rs_curves").set_value([f"{STUDY}/0", f"{STUDY}/3"]).run()  # a complete and a pruned trial
-    _ok(at)
+    assert_ok(at)
     curves = [_spec(c) for c in at.get("plotly_chart") if "Loss" in json.dumps(_spec(c)["layout"].get("annotations"))]
     fig = curves[0]  # the curves section's; the comparison's comes after it
     traces = fig["data"]
@@ -169,7 +162,7 @@ def test_learning_curves_of_the_chosen_trials(results_ws):
 # ------------------------------------------------------------- comparison
 def test_compare_two_trials_side_by_side(results_ws):
     at = _page(STUDY)
-    _ok(at)
+    assert_ok(at)
     assert at.selectbox(key="rs_cmp_a").value == f"{STUDY}/1"
     b = at.selectbox(key="rs_cmp_b").value
     assert b != f"{STUDY}/1" and b.startswith(STUDY)
@@ -182,21 +175,21 @@ def test_compare_two_trials_side_by_side(results_ws):
     assert {"freeze depth", "learning rate", "test accuracy"} <= set(params[""])
 
     at.selectbox(key="rs_cmp_b").set_value(f"{STUDY}/3").run()
-    _ok(at)
-    assert "pruned after 1 epoch" in _text(at.info)
+    assert_ok(at)
+    assert "pruned after 1 epoch" in shown_text(at.info)
 
 
 # -------------------------------------------------------------- evaluation
 def test_best_trial_evaluates_on_the_test_split_with_top_losses_and_gradcam(results_ws):
     at = _page(STUDY)
-    _ok(at)
+    assert_ok(at)
     assert at.selectbox(key="rs_eval").value == f"{STUDY}/1"
     labels = _labels(at)
     assert "Download model.keras" in labels and "labels.txt" in labels
     assert not at.get("image")
 
     at.button(key="rs_eval_btn").click().run()
-    _ok(at)
+    assert_ok(at)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test images"] == "8"
     accuracy = float(metrics["Test accuracy"].split()[0])
@@ -207,11 +200,11 @@ def test_best_trial_evaluates_on_the_test_split_with_top_losses_and_gradcam(resu
         cams = [c for c in captions if c.startswith("Grad-CAM")]
         assert cams and len(cams) == len(images) // 2
         at.toggle(key="rs_cam").set_value(False).run()
-        _ok(at)
+        assert_ok(at)
         assert len(at.get("image")) == len(images) // 2
         assert not any(img.proto.imgs[0].caption.startswith("Grad-CAM") for img in at.get("image"))
     else:  # pragma: no cover - a perfect tiny model
-        assert "No mistakes" in _text(at.success)
+        assert "No mistakes" in shown_text(at.success)
     assert "Download model.keras" in _labels(at)
 
 
@@ -219,7 +212,7 @@ def test_export_offers_a_zip_and_the_model_card(results_ws):
     at = _page(STUDY)
     at.multiselect(key="rs_formats").set_value(["keras"]).run()
     at.button(key="rs_export_btn").click().run()
-    _ok(at)
+    assert_ok(at)
     labels = _labels(at)
     assert "Download the export (.zip)" in labels and "model_card.json" in labels
     files = next(d.value for d in at.dataframe if "file" in d.value.columns)
@@ -230,8 +223,8 @@ def test_export_offers_a_zip_and_the_model_card(results_ws):
 def test_a_trial_without_a_model_is_explained_not_an_error(results_ws, number, words):
     at = _page(STUDY)
     at.selectbox(key="rs_eval").set_value(f"{STUDY}/{number}").run()
-    _ok(at)
-    assert words in _text(at.info)
+    assert_ok(at)
+    assert words in shown_text(at.info)
     assert all(b.key != "rs_eval_btn" for b in at.button)
     assert "Download model.keras" not in _labels(at)
 
@@ -239,7 +232,7 @@ def test_a_trial_without_a_model_is_explained_not_an_error(results_ws, number, w
 # ------------------------------------------------------------ two studies
 def test_two_studies_compare_their_histories_and_stack_their_trials(results_ws):
     at = _page(STUDY, SECOND)
-    _ok(at)
+    assert_ok(at)
     assert at.multiselect(key="rs_studies").value == [STUDY, SECOND]
     assert at.selectbox(key="rs_focus").value == STUDY
     history = _spec(at.tabs[0].get("plotly_chart")[0])
@@ -251,7 +244,7 @@ def test_two_studies_compare_their_histories_and_stack_their_trials(results_ws):
     assert {STUDY, SECOND} <= {r["study"] for r in at.dataframe[0].value.to_dict("records")}
 
     at.selectbox(key="rs_eval").set_value(f"{SECOND}/1").run()  # a trial whose files are the first study's
-    _ok(at)
+    assert_ok(at)
     assert "Download model.keras" in _labels(at)
 
 
@@ -259,7 +252,7 @@ def test_a_bad_storage_is_an_error_box_not_a_traceback(results_ws):
     at = _page(STUDY)
     at.text_input(key="rs_storage").set_value("ftp://nowhere/studies").run()
     assert not at.exception
-    assert "Unknown storage URL" in _text(at.error)
+    assert "Unknown storage URL" in shown_text(at.error)
     at.text_input(key="rs_storage").set_value("").run()
-    _ok(at)
+    assert_ok(at)
     assert at.multiselect(key="rs_studies").value == [STUDY]

@@ -204,9 +204,15 @@ def test_create_and_launch_a_two_trial_study_and_see_it_finish(tiny_ws):
         assert "Best trial" in _text(at.markdown)
         assert _metrics(at)["Best val_accuracy"] != "–"
         assert "Finished: 2 of 2 trials" in _text(at.success)
-        assert len(at.get("plotly_chart")) == 1
-        fig = json.loads(at.get("plotly_chart")[0].proto.spec)
-        assert len(fig["data"]) == 2 and all(len(tr["x"]) == 2 for tr in fig["data"])
+        figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+        titles = [json.dumps(f["layout"].get("title")) for f in figs]
+        assert len(figs) == 2 and "Best so far" in titles[0]  # the best so far, then the per-epoch curves
+        assert len(figs[0]["data"][0]["x"]) == 2  # a point per complete trial
+        fig = next(f for f, t in zip(figs, titles) if "after each epoch" in t)
+        # Trial 0 is the default study's linear-probe trial (feature extraction until early stopping, at least
+        # 4 epochs); trial 1 fine-tunes for the 2 epochs asked.
+        assert len(fig["data"]) == 2 and sorted(len(tr["x"]) for tr in fig["data"])[0] == 2
+        assert sorted(len(tr["x"]) for tr in fig["data"])[1] >= 4
         logs = [c.value for c in at.code if "worker" in c.value and "budget met" in c.value]
         assert logs, "the worker's log tail is shown"
         workers = next(df.value for df in at.dataframe if "worker" in df.value.columns and "pid" in df.value.columns)

@@ -13,6 +13,12 @@ strings and numbers so Streamlit hashes their keys cheaply:
 - ``export_zip``: ``tlcore.export.export_model`` written into a temporary folder and
   returned as the bytes of a zip archive.
 
+How a trial ended, in words: ``state_word`` ("diverged" for a pruned trial that
+diverged), ``not_tested_reason`` (why it has no model, with the divergence reason),
+``rungs_frame`` (its successive-halving rungs: data, epoch, value, promoted or not),
+``trial_table`` (a study's ``load_study_frame`` with the state DIVERGED and a
+``rungs`` column such as "11 % → 33 % → full").
+
 User text in plotly labels goes through ``plot_text`` (plotly renders a little HTML).
 """
 
@@ -34,12 +40,22 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from optuna.trial import TrialState
 from PIL import Image
 
 from tlcore._fsutil import read_json
 from tlcore.errors import TLCoreError
 from tlcore.gradcam import overlay
 from tlcore.predict import evaluate_run, prepare_image
+from tlcore.search.results import (
+    DIVERGED,
+    diverged_reason,
+    fraction_text,
+    outcome,
+    rung_path,
+    trial_rungs,
+    with_outcomes,
+)
 from tlcore.workspace import Workspace
 from tlui import data
 from tlui.common import md_escape, show_error
@@ -48,9 +64,13 @@ __all__ = [
     "trial_key", "parse_key", "study_token", "study_figures_cached", "plot_text", "fmt", "pct",
     "curves_figure", "confusion_figure", "per_class_frame", "cached_evaluation",
     "gradcam_overlays", "export_zip", "model_mtime", "dataset_token", "guard", "DISPLAY_PX",
+    "STATE_WORDS", "state_word", "not_tested_reason", "rungs_frame", "rung_facts", "trial_table",
 ]
 
 DISPLAY_PX = 160  # side of the top-loss images and their Grad-CAM overlays
+STATE_WORDS = {"COMPLETE": "complete", "PRUNED": "pruned", DIVERGED: "diverged", "FAIL": "failed",
+               "RUNNING": "running", "WAITING": "waiting"}
+REASON_CHARS = 300  # of an error or divergence reason shown in a sentence
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf"]
 
@@ -120,6 +140,89 @@ def guard(what: str) -> Iterator[None]:
         show_error(exc)
     except Exception as exc:  # noqa: BLE001 - the page must go on; st.stop/st.rerun are BaseExceptions
         st.error(md_escape(f"{what} failed ({type(exc).__name__}: {exc})."))
+
+
+# ------------------------------------------------------------- trial state
+def state_word(t: Any) -> str:
+    """How trial ``t`` ended (or where it is), in a word: "diverged" rather than "pruned" for a
+    trial stopped because it diverged."""
+    name = outcome(t)
+    return STATE_WORDS.get(name, name.lower())
+
+
+def _first_line(text: str) -> str:
+    text = text.strip()
+    return text.splitlines()[0][:REASON_CHARS] if text else ""
+
+
+def not_tested_reason(t: Any) -> str:
+    """Why a trial has no model or test report, in words (Markdown-escaped)."""
+    n = t.number
+    epochs = len(t.user_attrs.get("tl_history") or [])
+    why_diverged = diverged_reason(t)
+    rungs = trial_rungs(t)
+    if t.state == TrialState.PRUNED and why_diverged is not None:
+        text = (f"Trial {n} diverged after {epochs} epoch(s): {_first_line(why_diverged)}. It was stopped "
+                "at once, so it saved no model and was never tested.")
+    elif t.state == TrialState.PRUNED and rungs and rungs[-1].get("promoted") is False:
+        r = rungs[-1]
+        text = (f"Trial {n} was pruned at rung {r.get('rung', '?')} ({fraction_text(r.get('fraction'))} of the "
+                f"data, value {fmt(r.get('value'))}): successive halving kept better trials, so it saved no "
+                "model and was never tested.")
+    elif t.state == TrialState.PRUNED:
+        text = (f"Trial {n} was pruned after {epochs} epoch(s): the pruner stopped it early, so it saved no "
+                "model and was never tested.")
+    elif t.state == TrialState.FAIL:
+        why = str(t.user_attrs.get("tl_error") or ("interrupted" if t.user_attrs.get("tl_interrupted") else ""))
+        text = f"Trial {n} failed ({_first_line(why) or 'no reason recorded'}), so it saved no model."
+    elif t.state in (TrialState.RUNNING, TrialState.WAITING):
+        text = (f"Trial {n} is still {STATE_WORDS[t.state.name]} ({epochs} epoch(s) so far): its model is saved "
+                "when it completes.")
+    else:
+        text = f"Trial {n} saved no test report."
+    return md_escape(text + " Choose a complete trial to see its results.")
+
+
+def _judged(r: dict[str, Any]) -> str:
+    promoted = r.get("promoted")
+    return "promoted" if promoted is True else ("pruned" if promoted is False else "being judged")
+
+
+def rungs_frame(t: Any) -> pd.DataFrame:
+    """Trial ``t``'s successive-halving rungs: ``rung``, ``data`` ("11 %"), ``epoch``, ``value``
+    (the objective after the rung's epoch) and ``outcome`` (promoted, pruned, being judged)."""
+    rows = []
+    for r in trial_rungs(t):
+        value = r.get("value")
+        rows.append({"rung": r.get("rung"), "data": fraction_text(r.get("fraction")), "epoch": r.get("epoch"),
+                     "value": float(value) if isinstance(value, (int, float)) and not isinstance(value, bool)
+                     else None, "outcome": _judged(r)})
+    return pd.DataFrame(rows, columns=["rung", "data", "epoch", "value", "outcome"])
+
+
+def rung_facts(t: Any) -> dict[str, str]:
+    """Rows for a side-by-side facts table: the rung path and each rung's value and outcome."""
+    rungs = trial_rungs(t)
+    if not rungs:
+        return {}
+    out = {"rungs": rung_path(t)}
+    for r in rungs:
+        label = f"rung {r.get('rung', '?')} ({fraction_text(r.get('fraction'))})"
+        out[label] = f"{fmt(r.get('value'))} · {_judged(r)}"
+    return out
+
+
+def trial_table(frame: pd.DataFrame, trials: Sequence[Any]) -> pd.DataFrame:
+    """A study's ``load_study_frame`` for the page's table: a trial that diverged has the state
+    DIVERGED and its reason in ``diverged``; ``rungs`` is the data it trained on, stage by stage."""
+    out = with_outcomes(frame, trials)
+    out.loc[out["diverged"].notna() & (out["state"] == "PRUNED"), "state"] = DIVERGED
+    out = out.drop(columns=["rungs"]).rename(columns={"rung_path": "rungs"})
+    cols = [c for c in out.columns if c not in ("rungs", "diverged")]
+    at = cols.index("epochs") + 1 if "epochs" in cols else len(cols)
+    cols[at:at] = ["rungs"]
+    cols.insert(cols.index("error") + 1 if "error" in cols else len(cols), "diverged")
+    return out[cols]
 
 
 # ------------------------------------------------------------------ charts

@@ -1,11 +1,17 @@
-"""Data and drawing helpers for the Search page: one poll of a study, spec uploads, the curves plot.
+"""Data and drawing helpers for the Search page: one poll of a study, spec uploads, its plots and texts.
 
 Nothing here draws widgets; ``pages/3_Search.py`` does. A poll (``poll_study``)
 is what the page's live section runs on every refresh: one ``list_studies``,
-one ``load_study_frame``, one read of the trials' intermediate values from the
-(already open, process-wide) storage, and this machine's worker state files.
-With the default journal storage each storage read only replays the log lines
-added since the last read.
+one ``load_study_frame``, one read of the trials from the (already open,
+process-wide) storage (their per-epoch values for the curves, the best value so
+far over time, which trials diverged and their successive-halving rungs), and
+this machine's worker state files. With the default journal storage each storage
+read only replays the log lines added since the last read.
+
+Texts for the page: ``status_sentence``, ``best_trial_text``, ``worker_progress_text``
+(with the rung a worker is on), ``fmt``; tables: ``trial_table``, ``diverged_table``;
+figures: ``curves_figure``, ``best_figure``. Text returned for Markdown elements is
+Markdown-escaped where it quotes user input.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from optuna.trial import FrozenTrial
+
 from tlcore.errors import ConfigError
 from tlcore.search import (
     StudySpec,
@@ -28,9 +36,12 @@ from tlcore.search import (
     load_study_frame,
     open_storage,
 )
+from tlcore.search.results import DIVERGED, best_so_far, fraction_text, with_outcomes
 from tlcore.workspace import Workspace
+from tlui.common import md_escape
 
-__all__ = ["Snapshot", "poll_study", "parse_spec_text", "curves_figure", "trial_table", "MAX_CURVES"]
+__all__ = ["Snapshot", "poll_study", "parse_spec_text", "curves_figure", "trial_table", "MAX_CURVES",
+           "diverged_table", "best_figure", "worker_progress_text", "best_trial_text", "status_sentence", "fmt"]
 
 MAX_CURVES = 150  # trials drawn in the intermediate-values plot (the newest)
 _DASH = {"PRUNED": "dash", "FAIL": "dot"}
@@ -46,6 +57,14 @@ class Snapshot:
     curves: dict[int, tuple[str, list[int], list[float]]] = field(default_factory=dict)  # number -> state, x, y
     workers: list[WorkerInfo] = field(default_factory=list)
     seconds: float = 0.0  # how long the poll took
+    best: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``best_so_far``: seconds, value, number
+
+    @property
+    def diverged(self) -> pd.DataFrame:
+        """The rows of ``frame`` of the trials that diverged (``frame`` has the ``with_outcomes`` columns)."""
+        if self.frame.empty or "diverged" not in self.frame.columns:
+            return self.frame.iloc[0:0]
+        return self.frame[self.frame["diverged"].notna()]
 
     @property
     def running_trials(self) -> list[int]:
@@ -63,14 +82,18 @@ class Snapshot:
         return bool(self.alive_workers) or bool(self.summary and self.summary.running)
 
 
-def _curves(ws: Workspace, name: str) -> dict[int, tuple[str, list[int], list[float]]]:
+def _trials(ws: Workspace, name: str) -> list[FrozenTrial]:
     storage = open_storage(ws)
     try:
         sid = storage.get_study_id_from_name(name)
     except KeyError:
-        return {}
+        return []
+    return storage.get_all_trials(sid, deepcopy=False)
+
+
+def _curves(trials: list[FrozenTrial]) -> dict[int, tuple[str, list[int], list[float]]]:
     out = {}
-    for t in storage.get_all_trials(sid, deepcopy=False):
+    for t in trials:
         if t.intermediate_values:
             steps = sorted(t.intermediate_values)
             out[t.number] = (t.state.name, steps, [float(t.intermediate_values[s]) for s in steps])
@@ -87,11 +110,11 @@ def poll_study(ws: Workspace, name: str) -> Snapshot:
     summary = next((s for s in list_studies(ws) if s.name == name), None)
     if summary is None:
         return Snapshot(name=name, summary=None, seconds=time.perf_counter() - t0)
-    frame = load_study_frame(ws, name)
-    curves = _curves(ws, name)
+    trials = _trials(ws, name)
+    frame = with_outcomes(load_study_frame(ws, name), trials)
     workers = list_workers(ws, name)
-    return Snapshot(name=name, summary=summary, frame=frame, curves=curves, workers=workers,
-                    seconds=time.perf_counter() - t0)
+    return Snapshot(name=name, summary=summary, frame=frame, curves=_curves(trials), workers=workers,
+                    seconds=time.perf_counter() - t0, best=best_so_far(trials, summary.direction))
 
 
 def parse_spec_text(data: bytes | str) -> StudySpec:
@@ -106,16 +129,87 @@ def parse_spec_text(data: bytes | str) -> StudySpec:
 
 
 def trial_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """The columns the page's trial table shows, newest trial first."""
+    """The columns the page's trial table shows, newest trial first.
+
+    A trial that diverged shows the state ``DIVERGED`` (it is PRUNED in Optuna), and
+    ``rungs`` the data it trained on ("11 % → 33 % → full"), when ``frame`` has the
+    ``with_outcomes`` columns.
+    """
     if frame.empty:
         return frame
+    frame = frame.copy()
+    if "diverged" in frame.columns:
+        frame.loc[frame["diverged"].notna() & (frame["state"] == "PRUNED"), "state"] = DIVERGED
+    if "rung_path" in frame.columns:
+        frame = frame.drop(columns=["rungs"], errors="ignore").rename(columns={"rung_path": "rungs"})
     params = [c for c in frame.columns if c.startswith("params_")]
-    cols = ["number", "state", "value", *params, "epochs", "duration_s", "worker", "error"]
+    cols = ["number", "state", "value", *params, "epochs", "rungs", "duration_s", "worker", "error"]
     out = frame[[c for c in cols if c in frame.columns]].sort_values("number", ascending=False)
     for c in ("worker", "error"):  # blank, not "None"
         if c in out.columns:
             out[c] = out[c].astype(object).where(out[c].notna(), "")
     return out
+
+
+def diverged_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The trials of ``frame`` that diverged: ``trial``, their parameters, ``reason``; newest first."""
+    rows = frame[frame["diverged"].notna()] if "diverged" in frame.columns and len(frame) else frame.iloc[0:0]
+    params = [c for c in frame.columns if c.startswith("params_")]
+    out = rows[["number", *params, "diverged"]] if len(rows) else pd.DataFrame(columns=["number", *params, "diverged"])
+    out = out.rename(columns={"number": "trial", "diverged": "reason",
+                              **{c: c.removeprefix("params_") for c in params}})
+    return out.sort_values("trial", ascending=False).reset_index(drop=True)
+
+
+# ------------------------------------------------------------------- texts
+def fmt(v: Any) -> str:
+    """A short display string for a number (or "–")."""
+    if v is None or (isinstance(v, float) and v != v):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.2e}" if v != 0 and abs(v) < 1e-2 else f"{v:.4f}"
+    return str(v)
+
+
+def status_sentence(s: StudySummary, snap: Snapshot) -> tuple[str, str]:
+    """(kind, text) saying what the study is doing: kind is an ``st`` message function's name."""
+    alive = len(snap.alive_workers)
+    if s.n_trials and s.finished >= s.n_trials and not s.running:
+        return "success", f"Finished: {s.finished} of {s.n_trials} trials are done."
+    if s.stop_requested:
+        extra = f" {alive} worker(s) are still finishing." if alive else ""
+        return "warning", "Stopped. Resume to queue the interrupted trials again and continue." + extra
+    if s.running or alive:
+        return "info", f"Searching: {s.running} trial(s) running, {alive} local worker(s)."
+    # A study name is letters, digits and . _ - only: safe inside a code span (where escapes would show).
+    return "info", ("Idle: no worker is running. Start workers below, or run "
+                    f"`python -m tlcore worker --study {s.name}` where this storage is reachable.")
+
+
+def best_trial_text(s: StudySummary, frame: pd.DataFrame) -> str | None:
+    """Markdown naming the best trial, its value, test accuracy and parameters; None before one completes."""
+    if s.best_trial is None or frame.empty or not (frame["number"] == s.best_trial).any():
+        return None
+    row = frame.loc[frame["number"] == s.best_trial].iloc[0]
+    params = {c.removeprefix("params_"): row[c] for c in frame.columns if c.startswith("params_") and pd.notna(row[c])}
+    test = row.get("test_accuracy")
+    return (f"**Best trial {s.best_trial}**: {md_escape(s.objective)} {fmt(s.best_value)}"
+            + (f", test accuracy {fmt(float(test))}" if test is not None and pd.notna(test) else "")
+            + "  \n" + md_escape(" · ".join(f"{k} {fmt(v)}" for k, v in params.items())))
+
+
+def worker_progress_text(w: WorkerInfo) -> str:
+    """Plain text of a training worker's progress: its trial, the rung it is on (when the
+    trial runs a rung epoch on a data subset), the epoch and batch, and its status."""
+    d = w.data
+    text = f"Trial {w.trial}"
+    if d.get("rung") is not None:
+        text += f" · rung {d['rung']} · {fraction_text(d.get('train_fraction'))} of the data"
+    text += (f" · epoch {d.get('epoch') or 0}/{d.get('epochs') or '?'} · "
+             f"batch {d.get('batch') or 0}/{d.get('batches') or '?'}")
+    if d.get("status") and d.get("status") != "training":
+        text += f" · {d['status']}"
+    return text
 
 
 def _text(s: Any) -> str:
@@ -137,5 +231,33 @@ def curves_figure(curves: dict[int, tuple[str, list[int], list[float]]], objecti
         title={"text": f"{_text(objective)} after each epoch (pruned dashed, failed dotted)"},
         xaxis={"title": {"text": "epoch"}, "dtick": 1}, yaxis={"title": {"text": _text(objective)}},
         margin={"t": 40, "b": 40}, height=360, legend={"font": {"size": 11}},
+    )
+    return fig
+
+
+def _time_unit(seconds: float) -> tuple[str, float]:
+    if seconds <= 180:
+        return "seconds", 1.0
+    if seconds <= 3 * 3600:
+        return "minutes", 60.0
+    return "hours", 3600.0
+
+
+def best_figure(best: pd.DataFrame, objective: str) -> go.Figure:
+    """Best so far: the best ``objective`` of the complete trials against wall-clock time since the
+    study started (``tlcore.search.results.best_so_far``), as a step line with a marker at each
+    completion; hovering names the trial that holds the best value."""
+    unit, scale = _time_unit(float(best["seconds"].max()) if len(best) else 0.0)
+    xs = [float(v) / scale for v in best["seconds"]]
+    fig = go.Figure(go.Scatter(
+        x=xs, y=[float(v) for v in best["value"]], mode="lines+markers", line={"shape": "hv"},
+        customdata=[int(n) for n in best["number"]], name="best so far",
+        hovertemplate=f"%{{x:.1f}} {unit}: %{{y:.4f}} (trial %{{customdata}})<extra></extra>",
+    ))
+    fig.update_layout(
+        title={"text": f"Best so far: best {_text(objective)} since the study started"},
+        xaxis={"title": {"text": f"{unit} since the first trial started"}, "rangemode": "tozero"},
+        yaxis={"title": {"text": _text(objective)}},
+        margin={"t": 40, "b": 40}, height=300, showlegend=False,
     )
     return fig

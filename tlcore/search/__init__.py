@@ -6,7 +6,8 @@
 - ``study``    create, list, stop, resume, delete; the trial table
 - ``worker``   run trials until the budget is met (``python -m tlcore worker``)
 - ``local``    background workers on this machine: launch, find again, stop, log tails
-- ``results``  learning curves, Optuna's plotly views, a trial's run folder
+- ``results``  learning curves, Optuna's plotly views, a trial's run folder, the best
+               value over time, diverged trials and successive-halving rungs
 
 How a search runs: ``create_study`` stores a ``StudySpec`` in an Optuna study;
 workers (``run_worker``, started by ``launch_workers`` on this machine or by hand on
@@ -21,12 +22,17 @@ Everything commonly needed is re-exported here.
 
 from tlcore.search.local import WorkerInfo, launch_workers, list_workers, log_tail, stop_workers
 from tlcore.search.results import (
+    best_so_far,
     best_trial,
+    diverged_reason,
     fetch_trial_run,
     get_trial,
     learning_curves,
+    rung_path,
     study_figures,
+    trial_rungs,
     trial_summary,
+    with_outcomes,
 )
 from tlcore.search.spec import StudySpec
 from tlcore.search.storage import (
@@ -53,9 +59,11 @@ from tlcore.search.study import (
 from tlcore.search.worker import WorkerResult, run_worker
 
 __all__ = [
-    "StudySpec", "StudySummary", "WorkerInfo", "WorkerResult", "artifact_store", "best_trial",
-    "check_storage_location", "create_study", "dashboard_command", "delete_study", "describe_storage", "fail_trial", "fetch_trial_run", "get_trial",
+    "StudySpec", "StudySummary", "WorkerInfo", "WorkerResult", "artifact_store", "best_so_far", "best_trial",
+    "check_storage_location", "create_study", "dashboard_command", "delete_study", "describe_storage",
+    "diverged_reason", "fail_trial", "fetch_trial_run", "get_trial",
     "launch_workers", "learning_curves", "list_studies", "list_workers", "load_spec", "load_study",
     "load_study_frame", "log_tail", "open_storage", "request_stop", "resume_study", "run_worker",
-    "stop_requested", "stop_workers", "study_figures", "study_local_dir", "trial_summary",
+    "rung_path", "stop_requested", "stop_workers", "study_figures", "study_local_dir", "trial_rungs",
+    "trial_summary", "with_outcomes",
 ]

@@ -7,16 +7,24 @@
   the artifact store into ``<workspace>/studies/local/<study>/trials/<n>/``, so
   everything that takes a trained model (predict, evaluate, Grad-CAM, export)
   takes a trial's model too;
-- ``best_trial``, ``get_trial``, ``trial_summary``: the trial ``search best`` prints.
+- ``best_trial``, ``get_trial``, ``trial_summary``: the trial ``search best`` prints;
+- ``best_so_far``: the best objective value against wall-clock time since the study started;
+- how a trial went: ``diverged_reason`` (the ``tl_diverged`` sentence of a trial that
+  diverged; it ended PRUNED), ``outcome`` (its state name, or ``DIVERGED``),
+  ``trial_rungs`` (the successive-halving rungs it ran, ``tl_rungs``), ``rung_path``
+  ("11 % → 33 % → full") and, for a whole trial table, ``trial_outcomes`` /
+  ``with_outcomes``.
 
-Read-only over ``study`` and ``storage``; used by ``search best`` (``cli._search``)
-and the Results page (``tlui.results_widgets``, ``pages/4_Results.py``).
+Read-only over ``study`` and ``storage``; used by ``search best`` (``cli._search``),
+the Search page (``tlui.search_widgets``: best so far, diverged trials, rungs) and the
+Results page (``tlui.results_widgets``, ``pages/4_Results.py``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +35,16 @@ from optuna.trial import FrozenTrial, TrialState
 from tlcore._fsutil import atomic_directory
 from tlcore.errors import ConfigError, NotFoundError, WorkspaceError
 from tlcore.search.storage import artifact_store, study_local_dir
-from tlcore.search.study import load_study
+from tlcore.search.study import DIVERGED_ATTR, RUNGS_ATTR, load_study
 from tlcore.workspace import Workspace
 
 __all__ = ["learning_curves", "study_figures", "fetch_trial_run", "get_trial", "best_trial", "FIGURES",
-           "trial_summary"]
+           "trial_summary", "best_so_far", "BEST_SO_FAR_COLUMNS", "diverged_reason", "outcome", "DIVERGED",
+           "trial_rungs", "rung_path", "fraction_text", "trial_outcomes", "with_outcomes", "OUTCOME_COLUMNS"]
 
+DIVERGED = "DIVERGED"  # ``outcome`` of a pruned trial that diverged (not an Optuna state)
+BEST_SO_FAR_COLUMNS = ("seconds", "value", "number")
+OUTCOME_COLUMNS = ("diverged", "rungs", "rung_path")
 FIGURES = ("optimization history", "parameter importances", "parallel coordinates", "contour", "slice",
            "intermediate values", "timeline")
 
@@ -68,7 +80,174 @@ def trial_summary(t: FrozenTrial) -> dict[str, Any]:
         "duration_s": (t.datetime_complete - t.datetime_start).total_seconds()
         if t.datetime_complete and t.datetime_start else None,
         "artifacts": sorted((t.user_attrs.get("tl_artifacts") or {}).keys()),
+        "diverged": diverged_reason(t), "rungs": trial_rungs(t),
     }
+
+
+# ------------------------------------------------------------- how it went
+def diverged_reason(t: FrozenTrial) -> str | None:
+    """Why trial ``t`` diverged (one sentence, as the worker recorded it), or None if it did not."""
+    why = t.user_attrs.get(DIVERGED_ATTR)
+    if why is None or why is False:
+        return None
+    text = str(why).strip()
+    return text or None
+
+
+def outcome(t: FrozenTrial) -> str:
+    """``t``'s state name ("COMPLETE", "PRUNED", "FAIL", ...), or ``DIVERGED`` for a pruned
+    trial that diverged: the word the pages show instead of "pruned"."""
+    if t.state == TrialState.PRUNED and diverged_reason(t) is not None:
+        return DIVERGED
+    return t.state.name
+
+
+def trial_rungs(t: FrozenTrial) -> list[dict[str, Any]]:
+    """The successive-halving rungs trial ``t`` completed (``tl_rungs``), in order; [] without any.
+
+    Each is ``{"rung", "fraction", "epoch", "value", "promoted"}``; ``promoted`` is False on
+    the rung where the trial was pruned and missing on a rung still being judged.
+    Entries that are not dicts (a storage written by other code) are left out.
+    """
+    rungs = t.user_attrs.get(RUNGS_ATTR)
+    if not isinstance(rungs, list):
+        return []
+    return [dict(r) for r in rungs if isinstance(r, dict)]
+
+
+def fraction_text(fraction: Any) -> str:
+    """A data fraction as a percentage: 0.111 -> "11 %", 0.005 -> "0.5 %", 1.0 -> "full"."""
+    try:
+        f = float(fraction)
+    except (TypeError, ValueError):
+        return "?"
+    if not math.isfinite(f):
+        return "?"
+    if f >= 1.0:
+        return "full"
+    return f"{100 * f:.0f} %" if f >= 0.01 else f"{100 * f:.1g} %"
+
+
+def rung_path(t: FrozenTrial) -> str:
+    """The data trial ``t`` trained on, stage by stage: "11 % → 33 % → full", "11 % (pruned)",
+    "11 % → 33 % (diverged)"; "" for a trial without rungs (feature extraction, or a study
+    without successive halving).
+
+    The stages are its judged rungs (``tl_rungs``), then any rung epoch it ran but that was
+    not judged (it diverged there), then "full" once it trained on all the data.
+    """
+    rungs = trial_rungs(t)
+    hist = [h for h in (t.user_attrs.get("tl_history") or []) if isinstance(h, dict)]
+    parts = [fraction_text(r.get("fraction")) for r in rungs]
+    seen = {r.get("rung") for r in rungs}
+    last_rung_epoch = max((_epoch(r) for r in rungs), default=0)
+    for h in hist:
+        r = h.get("rung")
+        if r is not None:
+            last_rung_epoch = max(last_rung_epoch, _epoch(h))
+            if r not in seen:
+                seen.add(r)
+                parts.append(fraction_text(h.get("train_fraction")))
+    if not parts:
+        return ""
+    if rungs and rungs[-1].get("promoted") is False and len(parts) == len(rungs):
+        return " → ".join(parts) + " (pruned)"
+    # Full-data epochs after the rungs (two_phase's first phase, before them, does not count).
+    if t.state == TrialState.COMPLETE or any(h.get("rung") is None and _epoch(h) > last_rung_epoch for h in hist):
+        parts.append("full")
+    text = " → ".join(parts)
+    if t.state == TrialState.PRUNED:
+        text += " (diverged)" if diverged_reason(t) is not None else " (pruned)"
+    return text
+
+
+def _epoch(rec: dict[str, Any]) -> int:
+    try:
+        return int(rec.get("epoch") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def trial_outcomes(trials: Iterable[FrozenTrial]) -> pd.DataFrame:
+    """One row per trial: ``number``, ``outcome`` (see ``outcome``), ``diverged`` (the reason or
+    None), ``rungs`` (how many rungs it completed) and ``rung_path`` (see ``rung_path``)."""
+    rows = [{"number": t.number, "outcome": outcome(t), "diverged": diverged_reason(t),
+             "rungs": len(trial_rungs(t)), "rung_path": rung_path(t)} for t in trials]
+    return pd.DataFrame(rows, columns=["number", "outcome", *OUTCOME_COLUMNS])
+
+
+def with_outcomes(frame: pd.DataFrame, trials: Iterable[FrozenTrial]) -> pd.DataFrame:
+    """A copy of a ``load_study_frame`` table with the columns ``diverged`` (reason or None),
+    ``rungs`` (rungs completed) and ``rung_path``, matched on ``number``; columns it has
+    already are replaced in place. ``trials`` are the study's trials."""
+    out = frame.copy()
+    extra = trial_outcomes(trials).set_index("number")
+    numbers = out["number"] if "number" in out.columns else pd.Series([], dtype=int)
+    for col in OUTCOME_COLUMNS:
+        values = [extra.at[n, col] if n in extra.index else None for n in numbers]
+        if col == "rungs":
+            values = [0 if v is None else int(v) for v in values]
+        elif col == "diverged":
+            values = [v if isinstance(v, str) else None for v in values]
+        else:
+            values = ["" if v is None else v for v in values]
+        out[col] = pd.Series(values, index=out.index, dtype=int if col == "rungs" else object)
+    return out
+
+
+def _maximize(direction: Any) -> bool:
+    if direction is None:
+        return True
+    name = getattr(direction, "name", direction)
+    name = str(name).lower()
+    if name not in ("maximize", "minimize"):
+        raise ConfigError("The study direction must be maximize or minimize.", received=repr(direction),
+                          fix="Pass the study itself, or direction='maximize' / 'minimize'.")
+    return name == "maximize"
+
+
+def best_so_far(study_or_trials: optuna.Study | Iterable[FrozenTrial], direction: Any = None) -> pd.DataFrame:
+    """The best objective value so far against wall-clock time since the study started.
+
+    One row per COMPLETE trial, in the order they completed: ``seconds`` (from the earliest
+    trial start to its completion), ``value`` (the best value of the complete trials so far,
+    by the study's direction, so the column only ever improves) and ``number`` (the trial
+    holding it; the earlier one on a tie). Pruned, failed and running trials add no row but
+    their start counts for the study's start. An empty table (same columns) when nothing
+    has completed.
+
+    Args:
+        study_or_trials: an ``optuna.Study`` or its trials.
+        direction: "maximize" / "minimize" (or a ``StudyDirection``). Defaults to the study's;
+            for bare trials, to "maximize".
+
+    Raises:
+        ConfigError: ``direction`` is neither.
+    """
+    if isinstance(study_or_trials, optuna.Study):
+        trials = study_or_trials.get_trials(deepcopy=False)
+        if direction is None:
+            direction = study_or_trials.direction
+    else:
+        trials = list(study_or_trials)
+    maximize = _maximize(direction)
+    empty = pd.DataFrame({"seconds": pd.Series(dtype=float), "value": pd.Series(dtype=float),
+                          "number": pd.Series(dtype=int)})
+    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
+    done = sorted((t for t in trials if t.state == TrialState.COMPLETE and t.datetime_complete is not None
+                   and t.value is not None and math.isfinite(t.value)),
+                  key=lambda t: (t.datetime_complete, t.number))
+    if not done:
+        return empty
+    t0 = min(starts + [t.datetime_complete for t in done])
+    rows, best = [], None
+    for t in done:
+        if best is None or (t.value > best.value if maximize else t.value < best.value):
+            best = t
+        rows.append({"seconds": (t.datetime_complete - t0).total_seconds(), "value": float(best.value),
+                     "number": int(best.number)})
+    return pd.DataFrame(rows, columns=list(BEST_SO_FAR_COLUMNS)).astype({"seconds": float, "value": float,
+                                                                       "number": int})
 
 
 def learning_curves(study: optuna.Study, numbers: Sequence[int] | None = None) -> pd.DataFrame:
