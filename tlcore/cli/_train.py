@@ -105,6 +105,9 @@ def _spec_from_args(args: argparse.Namespace, dataset: str | None):
         "aug_copies": args.aug_copies,
         "seed": args.seed,
         "resize_mode": args.resize,
+        "head_init": args.head_init,
+        "batchnorm": args.batchnorm,
+        "warmup_epochs": args.warmup_epochs,
     }
     base.update({k: v for k, v in overrides.items() if v is not None})
     if args.augment is not None:
@@ -206,6 +209,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"Run folder:        {result.run_dir}")
     print(f"Best val accuracy: {_pct(m.get('best_val_accuracy'))} (epoch {m.get('best_epoch')})")
     print(f"Test accuracy:     {_pct(m.get('test_accuracy'))} ({m.get('num_test', 0)} images)")
+    if m.get("linear_probe"):
+        probe = m["linear_probe"]
+        print(f"Head started from: the linear probe, val accuracy {_pct(probe.get('val_accuracy'))} "
+              f"({'fitted now' if probe.get('fitted_here') else 'shared, from the cache'})")
     print(f"Caches:            images {hits('images')}, features {hits('features')}")
     print(f"Next: python -m tlcore predict {result.run_dir} IMAGE...   |   "
           f"python -m tlcore export {result.run_dir} --out DIR")
@@ -348,7 +355,7 @@ def _cmd_models_evaluate(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- register
 def register(sub: argparse._SubParsersAction) -> None:
-    from tlcore.config import METHODS, RESIZE_MODES
+    from tlcore.config import BATCHNORM_MODES, HEAD_INITS, METHODS, RESIZE_MODES
 
     p = sub.add_parser(
         "train", help="train one model on a dataset (a registered name or a folder)",
@@ -378,6 +385,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--weights", metavar="imagenet|none|PATH", help="backbone weights (default imagenet)")
     p.add_argument("--resize", choices=RESIZE_MODES, help="how images become square (default pad)")
+    p.add_argument("--head-init", choices=HEAD_INITS,
+                   help="start the head from the shared linear probe (default) or at random")
+    p.add_argument("--batchnorm", choices=BATCHNORM_MODES,
+                   help="BatchNorm in unfrozen blocks: train on batch statistics (default) or keep them frozen")
+    p.add_argument("--warmup-epochs", type=float, metavar="E",
+                   help="learning-rate warm-up at the start of a phase that unfreezes blocks (default 0)")
     p.add_argument("--out", metavar="DIR", help="the run folder to create (default: <workspace>/models/<name>)")
     p.add_argument("--spec", metavar="FILE.yaml", help="a TrainSpec YAML file; flags override it")
     p.add_argument("--json", action="store_true", help="print the result as JSON (epoch lines go to stderr)")
