@@ -39,6 +39,7 @@ def _bn_layers(clf: Classifier, block: int):
             if isinstance(l, keras.layers.BatchNormalization)]
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("mode", ["train", "frozen"])
 def test_batchnorm_mode_decides_whether_unfrozen_statistics_move(mode):
     clf = Classifier.build("efficientnet_lite0", num_classes=2, image_size=32, weights=None)
@@ -211,6 +212,7 @@ def test_nested_subsets_are_stratified_nested_and_stable():
     assert np.array_equal(again[again < 300], nested_subset(rows, y, 0.5)) or len(again) == 165
 
 
+@pytest.mark.backend
 def test_rung_epochs_train_on_the_subsets_then_all_the_data(workspace):
     add_tiny_dataset(workspace)
     spec = TrainSpec(dataset="tiny", weights=None, image_size=32, batch_size=4, epochs=1, method="fine_tune",

@@ -13,9 +13,19 @@ Adam with (label-smoothed) cross-entropy. With ``feature_cache`` on, each phase
 trains only the part after its freeze boundary (``model.Classifier.split``) on the
 frozen prefix's output, computed once and kept in an ``ArrayCache`` under
 ``<workspace>/cache/features`` keyed by the dataset fingerprint, backbone, weights,
-size, resize rule, depth and augmentation copy; the numbers are those of the full
-model, because the two share their layers. The best epoch (highest validation
+size, resize rule, depth and augmentation copy (a missing depth is computed from
+the nearest shallower one cached, ``_FeatureStore``); the numbers are those of the
+full model, because the two share their layers. The best epoch (highest validation
 accuracy, then lowest validation loss) is kept and saved.
+
+What the defaults add (``TrainSpec``): the head starts from the linear probe
+(``head_init``, ``tlcore.probe``; fitted once per data and backbone, kept in the
+feature cache under a cross-process lock); BatchNorm in the unfrozen blocks trains
+on batch statistics (``batchnorm``); ``_DivergenceGuard`` raises
+``TrainingDiverged`` when the loss is not finite or validation accuracy is at
+chance. A search adds ``subset_rungs``: before its full-data epochs the last phase
+trains one epoch on each nested data subset (``pipeline.nested_subset``), and the
+worker lets the pruner judge each; ``warmup_epochs`` ramps the learning rate up.
 
 Entry points: ``train(spec, ws, run_dir=..., hooks=ProgressHooks(...))`` returns a
 ``TrainResult``; ``prepare_data`` (split + decode, via ``datasets`` and ``pipeline``)
@@ -283,8 +293,9 @@ class _DivergenceGuard:
 
     A run whose head starts from the linear probe starts far above chance, so
     any epoch at chance is a collapse; a run from a random head is judged on its
-    first epoch over the whole training split. "At chance" means not significantly above the majority class's share of the
-    validation split: at most that share plus two binomial standard deviations of
+    first epoch over the whole training split. "At chance" means not significantly
+    above the majority class's share of the validation split: at most that share
+    plus two binomial standard deviations of
     an accuracy measured on that many images (with 10 balanced classes and 450
     validation images: 0.128). Collapsed runs sit at 0.08-0.11 there; a healthy
     one is far above after one epoch, all the more from a linear-probe head.
