@@ -20,11 +20,14 @@ Map of the package, one idea per module (each module's docstring says more):
 - ``model``      ``Classifier``: backbone + pooling + dropout + dense head; freeze
                  depth; the split at the freeze boundary for the feature cache
 - ``cache``      ``ArrayCache``: the size-bounded, checksummed disk cache of arrays
-- ``pipeline``   decoded-and-resized image arrays (cached) and dataset fingerprints
+- ``pipeline``   decoded-and-resized image arrays (cached), dataset fingerprints,
+                 nested data subsets for successive halving
+- ``probe``      the linear probe: a softmax regression on frozen features, every
+                 run's starting head
 - ``runtime``    backend set-up per process (threads, GPU memory growth, mixed
                  precision, seeds)
 - ``trainer``    ``train``: one run from a ``TrainSpec`` (the three methods, the
-                 feature cache, the run folder)
+                 feature cache, the probe head, rungs, the divergence guard, the run folder)
 - ``evaluate``   accuracy, per-class metrics, confusion matrix, top losses
 - ``gradcam``    class activation heat maps, exact and backend-neutral
 - ``predict``    load a trained model safely, predict "label (confidence %)", list

@@ -5,6 +5,7 @@
                heartbeats and retries; the atomic artifact store
 - ``study``    create, list, stop, resume, delete; the trial table
 - ``worker``   run trials until the budget is met (``python -m tlcore worker``)
+- ``pruners``  ``RungPruner``: successive halving over the nested-subset rungs
 - ``local``    background workers on this machine: launch, find again, stop, log tails
 - ``results``  learning curves, Optuna's plotly views, a trial's run folder, the best
                value over time, diverged trials and successive-halving rungs
