@@ -260,4 +260,8 @@ def best_figure(best: pd.DataFrame, objective: str) -> go.Figure:
         yaxis={"title": {"text": _text(objective)}},
         margin={"t": 40, "b": 40}, height=300, showlegend=False,
     )
+    if len(best):  # around the values: Plotly's own range for a single point spans a whole unit
+        lo, hi = float(best["value"].min()), float(best["value"].max())
+        pad = max(0.02, 0.1 * (hi - lo))
+        fig.update_yaxes(range=[lo - pad, hi + pad])
     return fig
