@@ -272,25 +272,33 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
             last_check[0] = time.time()
             still_mine()
 
-    def on_epoch(rec: dict[str, Any]) -> None:
+    def record(rec: dict[str, Any]) -> bool:
+        """Store an epoch: history, the value reported to the pruner and, on a rung, the rung's value.
+        Returns whether it was a rung epoch with a value to judge."""
         history.append(rec)
-        still_mine()
         trial.set_user_attr("tl_history", history)
         value = rec[spec.objective]
-        if math.isfinite(value):  # a non-finite epoch ends the trial as diverged (the trainer's guard)
-            trial.report(value, rec["epoch"])
-        rung = rec.get("rung")
-        where = "" if rung is None else f" (rung {rung}, {rec['train_fraction']:.0%} of the data)"
+        if not math.isfinite(value):  # a non-finite epoch ends the trial as diverged (the trainer's guard)
+            return False
+        trial.report(value, rec["epoch"])
+        if rec.get("rung") is None:
+            return False
+        rungs.append({"rung": rec["rung"], "fraction": rec["train_fraction"], "epoch": rec["epoch"], "value": value})
+        trial.set_user_attr(RUNGS_ATTR, rungs)
+        return True
+
+    def on_epoch(rec: dict[str, Any]) -> None:
+        still_mine()
+        at_rung = record(rec)
+        where = "" if rec.get("rung") is None else f" (rung {rec['rung']}, {rec['train_fraction']:.0%} of the data)"
         log(f"trial {trial.number}: epoch {rec['epoch']}{where} val_acc {rec['val_accuracy']:.4f} "
             f"val_loss {rec['val_loss']:.4f} ({rec['epoch_seconds']:.1f}s)")
-        if rung is not None and math.isfinite(value):
-            rungs.append({"rung": rung, "fraction": rec["train_fraction"], "epoch": rec["epoch"], "value": value})
-            trial.set_user_attr(RUNGS_ATTR, rungs)
+        if at_rung:
             promoted = not trial.should_prune()
             rungs[-1]["promoted"] = promoted
             trial.set_user_attr(RUNGS_ATTR, rungs)
             if not promoted:
-                raise optuna.TrialPruned(f"not promoted at rung {rung} ({rec['train_fraction']:.0%} of the data)")
+                raise optuna.TrialPruned(f"not promoted at rung {rec['rung']} ({rec['train_fraction']:.0%} of the data)")
             return
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {rec['epoch']}")
@@ -327,17 +335,11 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
                 log(f"trial {trial.number}: {exc}")
                 return "pruned"
             except TrainingDiverged as exc:  # stopped at once; pruned, so the sampler learns the region is bad
-                last = exc.history[-1] if exc.history else None
-                if last is not None:  # the epoch the guard stopped never reached on_epoch: record it here
-                    history.append(last)
-                    trial.set_user_attr("tl_history", history)
-                    value = last[spec.objective]
-                    if math.isfinite(value):
-                        trial.report(value, last["epoch"])
-                        if last.get("rung") is not None:  # it is judged at its rung like any other
-                            rungs.append({"rung": last["rung"], "fraction": last["train_fraction"],
-                                          "epoch": last["epoch"], "value": value, "promoted": False})
-                            trial.set_user_attr(RUNGS_ATTR, rungs)
+                # The epoch the guard stopped never reached on_epoch: record it here, and on a rung as not
+                # promoted, so later trials are judged against it like any other.
+                if exc.history and record(exc.history[-1]):
+                    rungs[-1]["promoted"] = False
+                    trial.set_user_attr(RUNGS_ATTR, rungs)
                 trial.set_user_attr(DIVERGED_ATTR, exc.reason)
                 study.tell(trial, state=TrialState.PRUNED)
                 log(f"trial {trial.number}: diverged: {exc.reason}")
