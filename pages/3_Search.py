@@ -257,7 +257,9 @@ def from_widgets(ws: Workspace, datasets: list[str]) -> None:
     c2.number_input("Learning rate from", min_value=LR_BOUNDS[0], max_value=LR_BOUNDS[1], step=1e-5,
                     format="%.1e", key="se_new_lr_lo", help="Searched on a log scale.")
     c3.number_input("to", min_value=LR_BOUNDS[0], max_value=LR_BOUNDS[1], step=1e-3, format="%.1e",
-                    key="se_new_lr_hi")
+                    key="se_new_lr_hi",
+                    help="The high end at full depth. A trial that unfreezes more gets a lower ceiling, down to "
+                         "a tenth of this at depth 0 (lr_ceiling_at_depth0 in a YAML spec changes it).")
 
     with st.expander("More to search: fine-tune factor, dropout, batch size"):
         c1, c2, c3 = st.columns(3)

@@ -278,6 +278,8 @@ def test_deeper_features_come_from_the_cached_shallower_depth(workspace):
     (dict(fe_epochs=0), "fe_epochs must be an integer"),
     (dict(head_init="zeros"), "Unknown head_init"),
     (dict(batchnorm="off"), "Unknown batchnorm"),
+    (dict(lr_ceiling_at_depth0=0), "lr_ceiling_at_depth0 must be a number in (0.0, 1.0]"),
+    (dict(lr_ceiling_at_depth0=2.0), "lr_ceiling_at_depth0 must be a number in (0.0, 1.0]"),
 ])
 def test_new_spec_fields_are_validated_with_a_clear_message(bad, words):
     with pytest.raises(ConfigError) as info:
@@ -295,6 +297,36 @@ def test_default_trials_use_the_probe_rungs_and_a_compute_budget():
     assert StudySpec(name="s", dataset="d", n_trials=2).rungs() == []
     assert probe_trial_params(spec) == {"freeze_depth": 18, "learning_rate": 1e-3}
     assert probe_trial_params(StudySpec(name="s", dataset="d", freeze_depth=[0, 9])) is None
+
+
+def test_the_learning_rate_ceiling_falls_with_the_unfrozen_depth():
+    spec = StudySpec(name="s", dataset="d")  # [1e-4, 1e-2], ceiling 0.1 of the high end at depth 0
+    highs = [spec.lr_range("efficientnet_lite0", "fine_tune", d)[1] for d in range(19)]
+    assert highs[0] == pytest.approx(1e-3) and highs[18] == pytest.approx(1e-2)
+    assert highs[9] == pytest.approx(10 ** -2.5)  # log-linear: the geometric middle at half depth
+    assert all(a < b for a, b in zip(highs, highs[1:]))
+    assert spec.lr_range("efficientnet_lite0", "two_phase", 0) == [1e-4, 1e-2]  # its phase 2 has its own factor
+    assert StudySpec(name="s", dataset="d", lr_ceiling_at_depth0=None).lr_range(
+        "efficientnet_lite0", "fine_tune", 0) == [1e-4, 1e-2]
+    assert StudySpec(name="s", dataset="d", learning_rate=[5e-3, 1e-2]).lr_range(
+        "efficientnet_lite0", "fine_tune", 0) == [5e-3, 5e-3]  # never below the low end
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    seen = []
+
+    def objective(trial):
+        p = spec.suggest(trial)
+        seen.append((p["freeze_depth"], p["learning_rate"]))
+        return p["learning_rate"]  # TPE pushes the rate up: the ceiling must hold it
+    study.optimize(objective, n_trials=25)
+    assert all(lr <= spec.lr_range("efficientnet_lite0", "fine_tune", d)[1] * (1 + 1e-9) for d, lr in seen)
+
+
+def test_a_version_2_study_keeps_its_learning_rate_range():
+    stored = StudySpec(name="s", dataset="d").to_dict()
+    stored.pop("lr_ceiling_at_depth0")
+    assert StudySpec.from_stored({**stored, "version": 2}).lr_ceiling_at_depth0 is None
+    assert StudySpec.from_stored({**stored, "version": 3}).lr_ceiling_at_depth0 == 0.1
 
 
 def test_a_study_stored_before_version_2_keeps_its_old_training(workspace):

@@ -38,15 +38,18 @@ from tlcore.config import (
 )
 from tlcore.errors import ConfigError
 
-__all__ = ["StudySpec", "SAMPLERS", "PRUNERS", "OBJECTIVES", "SPEC_VERSION", "LEGACY_DEFAULTS"]
+__all__ = ["StudySpec", "SAMPLERS", "PRUNERS", "OBJECTIVES", "SPEC_VERSION", "LEGACY_DEFAULTS", "VERSION_DEFAULTS"]
 
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("successive_halving", "median", "hyperband", "none")
-SPEC_VERSION = 2
+SPEC_VERSION = 3
 # What a stored spec without a version (made before version 2) meant by the fields it lacks:
 # old studies resume with the training they started with.
 LEGACY_DEFAULTS = {"version": 1, "pruner": "median", "head_init": "random", "batchnorm": "frozen",
-                   "subset_rungs": None, "fe_epochs": None, "probe_first": False, "divergence_guard": False}
+                   "subset_rungs": None, "fe_epochs": None, "probe_first": False, "divergence_guard": False,
+                   "lr_ceiling_at_depth0": None}
+# Fields added by each later version, with what a stored spec of an earlier version meant by them.
+VERSION_DEFAULTS = {3: {"lr_ceiling_at_depth0": None}}
 OBJECTIVES = ("val_accuracy", "val_loss")
 
 
@@ -118,6 +121,13 @@ class StudySpec(Spec):
         probe_first: the study's first trial is feature extraction from the linear probe,
             a usable model within the first minute. Defaults to True.
         learning_rate: range, searched on a log scale. Defaults to [1e-4, 1e-2].
+        lr_ceiling_at_depth0: a depth-aware ceiling on a fine_tune trial's learning rate: at
+            freeze depth 0 (everything unfrozen) the range ends at this fraction of
+            ``learning_rate``'s high end, rising log-linearly with the depth to the high end
+            itself at full depth (feature extraction). The more of the backbone a trial
+            unfreezes, the lower the rate it survives on a small dataset (``BENCHMARKS.md``:
+            every collapsed trial unfroze nearly all of it at >= 6.5e-3). Defaults to 0.1
+            (1e-3 at depth 0, ~3e-3 at half depth for the default range). None = no ceiling.
         fine_tune_factor: range (log scale) for two_phase's phase-2 factor, or None to fix
             it at ``TrainSpec``'s default.
         dropout: range, or None to fix it at 0.2.
@@ -138,7 +148,8 @@ class StudySpec(Spec):
         pruner_startup_trials: trials that finish before the median pruner prunes. Defaults to 3.
         seed: seeds the sampler and each trial's training. Defaults to 0.
         val_fraction, test_fraction, split_seed: the split; None uses the dataset's settings.
-        version: the spec's format. Stored specs without one are read with
+        version: the spec's format. Stored specs of an earlier version read the fields it lacked
+            with ``VERSION_DEFAULTS``; those without one with
             ``LEGACY_DEFAULTS`` (``from_stored``).
     """
 
@@ -153,6 +164,7 @@ class StudySpec(Spec):
     methods: list[str] = dataclasses.field(default_factory=lambda: ["fine_tune"])
     freeze_depth: list[int] | None = None
     learning_rate: list[float] = dataclasses.field(default_factory=lambda: [1e-4, 1e-2])
+    lr_ceiling_at_depth0: float | None = 0.1
     fine_tune_factor: list[float] | None = None
     dropout: list[float] | None = None
     batch_sizes: list[int] | None = None
@@ -186,9 +198,14 @@ class StudySpec(Spec):
 
     @classmethod
     def from_stored(cls, data: dict[str, Any]) -> StudySpec:
-        """A spec as stored in a study: one made before ``version`` existed keeps its old meaning."""
-        if isinstance(data, dict) and "version" not in data:
-            data = {**LEGACY_DEFAULTS, **data}
+        """A spec as stored in a study: one made by an earlier version keeps its old meaning."""
+        if isinstance(data, dict):
+            if "version" not in data:
+                data = {**LEGACY_DEFAULTS, **data}
+            elif isinstance(data["version"], int):
+                for version, fields in VERSION_DEFAULTS.items():
+                    if data["version"] < version:
+                        data = {**fields, **data}
         return cls.from_dict(data)
 
     def validate(self) -> None:
@@ -209,6 +226,8 @@ class StudySpec(Spec):
         if self.freeze_depth is not None:
             fix(self, "freeze_depth", _range("freeze_depth", self.freeze_depth, lo=0, hi=blocks, integer=True))
         fix(self, "learning_rate", _range("learning_rate", self.learning_rate, lo=0.0, hi=1.0, positive=True))
+        if self.lr_ceiling_at_depth0 is not None:
+            _check_float("lr_ceiling_at_depth0", self.lr_ceiling_at_depth0, 0.0, 1.0, lo_open=True)
         if self.fine_tune_factor is not None:
             fix(self, "fine_tune_factor", _range("fine_tune_factor", self.fine_tune_factor, lo=0.0, hi=1.0,
                                                  positive=True))
@@ -270,6 +289,18 @@ class StudySpec(Spec):
 
         return list(self.freeze_depth) if self.freeze_depth is not None else [0, bb.get(backbone).num_blocks]
 
+    def lr_range(self, backbone: str, method: str, depth: int | None) -> list[float]:
+        """The learning-rate range searched for a trial: ``learning_rate`` under the depth-aware
+        ceiling (``lr_ceiling_at_depth0``) for a fine_tune trial that unfreezes blocks."""
+        from tlcore import backbones as bb
+
+        lo, hi = self.learning_rate
+        blocks = bb.get(backbone).num_blocks
+        if self.lr_ceiling_at_depth0 is None or method != "fine_tune" or depth is None or depth >= blocks:
+            return [lo, hi]
+        ceiling = hi * self.lr_ceiling_at_depth0 ** (1.0 - depth / blocks)
+        return [lo, max(lo, ceiling)]
+
     def suggest(self, trial: Any) -> dict[str, Any]:
         """Ask an Optuna trial for this spec's parameters; returns them."""
         p: dict[str, Any] = {}
@@ -280,7 +311,7 @@ class StudySpec(Spec):
         if p["method"] != "feature_extraction":
             lo, hi = self.depth_range(p["backbone"])
             p["freeze_depth"] = trial.suggest_int("freeze_depth", lo, hi) if lo < hi else lo
-        lo, hi = self.learning_rate
+        lo, hi = self.lr_range(p["backbone"], p["method"], p.get("freeze_depth"))
         p["learning_rate"] = trial.suggest_float("learning_rate", lo, hi, log=True) if lo < hi else lo
         if self.fine_tune_factor is not None and p["method"] == "two_phase":
             lo, hi = self.fine_tune_factor
