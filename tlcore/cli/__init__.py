@@ -11,6 +11,7 @@ comes before the command (default ``$TLCORE_HOME`` or ``./workspace``, see
   (``tlcore.augment``)
 - ``_train``     ``train``, ``predict``, ``export``, ``models list | evaluate``
   (``tlcore.trainer``, ``tlcore.predict``, ``tlcore.export``)
+- ``_scout``     ``scout`` (``tlcore.scout``)
 - ``_search``    ``search ...`` and ``worker`` (``tlcore.search``)
 - ``_progress``  the stderr progress bar they share
 
@@ -34,7 +35,7 @@ from tlcore.workspace import Workspace
 __all__ = ["main", "build_parser"]
 
 # Command groups, in the order `--help` lists them.
-_GROUPS = ("datasets", "augment", "train", "search")
+_GROUPS = ("datasets", "augment", "train", "scout", "search")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,174 @@
+"""The scout: each score against its paper's formula on small cases, and the scout end to end."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tlcore.cache import ArrayCache
+from tlcore.errors import DatasetError
+from tlcore.scout import kendall_tau, latest_result, leep, logme, nce, rank_table, scout, transrate
+from tests.searchfix import add_tiny_dataset
+
+
+def _one_hot_features(n: int, k: int, noise: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % k
+    f = np.eye(k)[y] + noise * rng.normal(size=(n, k))
+    return np.hstack([f, rng.normal(size=(n, 6))]), y
+
+
+# ------------------------------------------------------------------ LogME
+def _log_marginal(f: np.ndarray, y: np.ndarray, alpha: float, beta: float) -> float:
+    """log N(y; 0, I/beta + F Fᵀ/alpha): the evidence of Bayesian linear regression, written directly."""
+    n = len(y)
+    cov = np.eye(n) / beta + f @ f.T / alpha
+    sign, logdet = np.linalg.slogdet(cov)
+    return -0.5 * (logdet + y @ np.linalg.solve(cov, y) + n * math.log(2 * math.pi))
+
+
+def test_logme_is_the_maximised_evidence_per_image():
+    f, labels = _one_hot_features(40, 2, noise=0.5)
+    f = f - 0  # no centring: LogME regresses on the features as they are
+    got = logme(f, labels)
+    # The evidence maximised over a grid of (alpha, beta), class by class, by the textbook formula.
+    best = []
+    for c in (0, 1):
+        y = (labels == c).astype(float)
+        grid = np.logspace(-3, 3, 61)
+        best.append(max(_log_marginal(f, y, a, b) for a, b in itertools.product(grid, grid)) / len(y))
+    assert got == pytest.approx(float(np.mean(best)), abs=2e-3)  # the fixed point beats the grid by a hair
+    assert got >= float(np.mean(best)) - 1e-9
+
+
+def test_logme_rises_with_label_feature_alignment():
+    scores = [logme(*_one_hot_features(300, 5, noise)) for noise in (0.1, 0.5, 2.0)]
+    rng = np.random.default_rng(1)
+    random = logme(rng.normal(size=(300, 11)), np.arange(300) % 5)
+    assert scores[0] > scores[1] > scores[2] > random
+
+
+def test_transrate_matches_the_coding_rate_formula():
+    f, y = _one_hot_features(60, 3, noise=0.3)
+    z = f - f.mean(axis=0)
+    z = z / math.sqrt((z ** 2).sum(axis=1).mean())
+
+    def rate(m):
+        n, d = m.shape
+        return 0.5 * np.linalg.slogdet(np.eye(d) + m.T @ m / (n * 1e-4))[1]
+
+    expected = rate(z) - np.mean([rate(z[y == c]) for c in range(3)])
+    assert transrate(f, y) == pytest.approx(expected, rel=1e-9)
+    assert transrate(*_one_hot_features(60, 3, noise=0.1)) > transrate(*_one_hot_features(60, 3, noise=3.0))
+
+
+# ------------------------------------------------------------------ LEEP and NCE
+def test_leep_is_the_log_likelihood_of_the_empirical_predictor():
+    rng = np.random.default_rng(0)
+    theta = rng.dirichlet(np.ones(7), size=50)  # source probabilities over 7 source classes
+    y = rng.integers(0, 3, size=50)
+    joint = np.zeros((3, 7))
+    for i in range(50):
+        joint[y[i]] += theta[i] / 50
+    cond = joint / joint.sum(axis=0)  # P(y | z)
+    loglik = np.mean([math.log(sum(cond[y[i], z] * theta[i, z] for z in range(7))) for i in range(50)])
+    assert leep(theta, y) == pytest.approx(loglik, rel=1e-12)
+
+
+def test_nce_is_minus_the_conditional_entropy():
+    y = np.array([0, 0, 1, 1, 2, 2, 2, 2])
+    assert nce(y * 10 + 3, y) == pytest.approx(0.0)  # the labels are a function of the source labels
+    p = np.bincount(y) / len(y)
+    assert nce(np.zeros(8, int), y) == pytest.approx(float(np.sum(p * np.log(p))))  # -H(Y)
+    assert nce(np.array([0, 1, 0, 1, 0, 1, 0, 1]), y) < 0
+
+
+# ------------------------------------------------------------------ degenerate input, ranks
+def test_degenerate_features_give_none_not_nan():
+    y = np.arange(20) % 2
+    assert logme(np.zeros((20, 5)), y) is None
+    assert transrate(np.zeros((20, 5)), y) is None
+    assert transrate(np.random.default_rng(0).normal(size=(20, 3)), np.zeros(20, int)) is None  # one class
+    dup = np.repeat(np.random.default_rng(0).normal(size=(20, 1)), 4, axis=1)  # duplicate columns
+    assert math.isfinite(logme(dup, y)) and math.isfinite(transrate(dup, y))
+    nan_cols = np.random.default_rng(0).normal(size=(20, 3))
+    nan_cols[:, 0] = np.nan
+    assert math.isfinite(logme(nan_cols, y))
+
+
+def test_kendall_tau_and_the_combined_rank():
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert kendall_tau([1, 1, 1, 1], [1, 2, 3, 4]) is None  # a constant score ranks nothing
+    assert kendall_tau([1, None, 3], [1, 2, 3]) is None  # fewer than three pairs
+    table = rank_table([
+        {"backbone": "b", "depth": 1, "logme": 0.1, "transrate": 5.0, "leep": None, "nce": None},
+        {"backbone": "b", "depth": 2, "logme": 0.3, "transrate": 4.0, "leep": None, "nce": None},
+        {"backbone": "b", "depth": 3, "logme": 0.2, "transrate": 9.0, "leep": None, "nce": None},
+    ])
+    assert table.attrs["combined_from"] == ["logme", "transrate"]
+    assert table["depth"].tolist()[0] == 3  # ranks 2 and 1: the best mean rank
+
+
+# ------------------------------------------------------------------ the scout
+def test_scout_scores_every_depth_and_reuses_its_features(workspace):
+    add_tiny_dataset(workspace)
+    first = scout(workspace, "tiny", image_size=32, images=2000, weights=None)
+    assert sorted(first.table["depth"]) == list(range(1, 19))
+    assert first.table["logme"].notna().all() and first.table["transrate"].notna().all()
+    assert first.table["leep"].isna().all()
+    assert any("LEEP and NCE are skipped" in n for n in first.notes)
+    assert first.cached == []
+    second = scout(workspace, "tiny", image_size=32, images=2000, weights=None)
+    assert second.cached == ["efficientnet_lite0"]
+    np.testing.assert_allclose(second.table["logme"], first.table["logme"])
+    top = first.top_configs(2, depth_range=[5, 18])
+    assert len(top) == 2 and all(5 <= c["freeze_depth"] < 18 for c in top)
+
+
+def test_an_interrupted_scout_leaves_no_cache_entry(workspace, monkeypatch):
+    import tlcore.scout as scout_mod
+
+    add_tiny_dataset(workspace)
+
+    def broken(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scout_mod, "_forward", broken)
+    with pytest.raises(KeyboardInterrupt):
+        scout(workspace, "tiny", image_size=32, weights=None)
+    cache = ArrayCache(workspace.cache_dir / "features")
+    assert not [e for e in cache.entries() if e.get("parts", e).get("kind") == "scout_features"]
+
+
+def test_too_few_images_per_class_get_a_clear_message(workspace, make_image_tree):
+    from tlcore.datasets import add_dataset
+
+    # A one-class folder is refused when it is registered; a registered dataset can still have
+    # fewer training images than two per class, where the scores are undefined.
+    add_dataset(workspace, "few", make_image_tree(workspace.root / "few", {"cat": 2, "dog": 2, "owl": 2}))
+    with pytest.raises(DatasetError) as info:
+        scout(workspace, "few", image_size=32, weights=None, val_fraction=0.5, test_fraction=0.0)
+    assert "at least two training images per class" in str(info.value)
+    assert "training images for 3 classes" in str(info.value)
+
+
+def test_the_cli_prints_a_ranked_table_and_saves_it(workspace):
+    add_tiny_dataset(workspace)
+    run = subprocess.run([sys.executable, "-m", "tlcore", "--workspace", str(workspace.root), "scout",
+                          "--data", "tiny", "--image-size", "32", "--weights", "none", "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert len(data["rows"]) == 18 and data["rows"][0]["combined_rank"] == 1
+    assert latest_result(workspace, "tiny", image_size=32) is not None
+    bad = subprocess.run([sys.executable, "-m", "tlcore", "--workspace", str(workspace.root), "scout",
+                          "--data", "nope"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "error: " in bad.stderr and "Traceback" not in bad.stderr
+    assert "Registered datasets: tiny" in bad.stderr

@@ -1,0 +1,578 @@
+"""The scout: rank backbones and freeze depths on the user's data before any training.
+
+One forward pass over up to ``images`` stratified training images gives, for each
+backbone, the globally pooled output at **every block boundary** (depth d = the
+first d blocks, the part a trial at freeze depth d keeps frozen) and, where the
+backbone's ImageNet head is available offline, its 1,000-class probabilities.
+From those, four published transferability scores:
+
+- **LogME** (You et al., ICML 2021): the log marginal evidence of a Bayesian
+  linear regression from the features to each one-hot label column, its prior
+  and noise precisions (alpha, beta) maximised by MacKay's fixed point, averaged
+  over classes and divided by the number of images. Per depth.
+- **TransRate** (Huang et al., ICML 2022): the coding rate of the features minus
+  the mean coding rate within each class, ``R(Z) - mean_c R(Z_c)``, with
+  ``R(Z) = 1/2 logdet(I + ZᵀZ / (n eps))``, ``eps = 1e-4``, on centred features
+  scaled to a mean squared row norm of 1 (so that depths with different widths and
+  scales compare). Per depth; designed to rank layers as well as models.
+- **LEEP** (Nguyen et al., ICML 2020): the mean log-likelihood of the *empirical
+  predictor* ``p(y|x) = sum_z P(y|z) theta_z(x)``, with ``P(y|z)`` from the joint of
+  the labels and the source head's soft predictions. Per backbone (the head sits
+  after the last block), so it ranks backbones, not depths.
+- **NCE** (Tran et al., ICCV 2019): the negative conditional entropy ``-H(Y|Z)`` of
+  the labels given the source head's hard predictions. Per backbone.
+
+No single score wins on every dataset (Agostinelli et al., ECCV 2022): the table
+shows them all, and ``combined`` is the mean of each row's rank under each score
+that every row has. The Results page measures, per study, how well each score
+ranked the trials that were actually trained (Kendall's tau).
+
+The pooled features are cached (``<workspace>/cache/features``, kind
+``scout_features``, one atomic entry per backbone with every depth side by side)
+so a second scout of the same data costs only the scoring.
+
+Example:
+
+>>> result = scout(ws, "flowers", backbones=["efficientnet_lite0"], image_size=96, images=2000)
+>>> result.table.head(3)[["backbone", "depth", "logme", "transrate", "combined_rank"]]
+>>> result.top_configs(3)          # [{"backbone": ..., "freeze_depth": ...}, ...]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tlcore.errors import ConfigError, DatasetError
+
+__all__ = ["ScoutResult", "scout", "logme", "leep", "nce", "transrate", "kendall_tau", "SCORES",
+           "scout_cost_estimate"]
+
+SCORES = ("logme", "transrate", "leep", "nce")
+# Scores computed per depth; the others are one value per backbone.
+DEPTH_SCORES = ("logme", "transrate")
+TRANSRATE_EPS = 1e-4
+
+
+# ------------------------------------------------------------------ scores
+def _clean(features: np.ndarray) -> np.ndarray:
+    """float64, finite, without constant columns (they carry no information and only make the
+    evidence and the coding rate degenerate)."""
+    f = np.asarray(features, dtype=np.float64)
+    f = np.where(np.isfinite(f), f, 0.0)
+    if f.ndim != 2:
+        raise ValueError(f"features must be a 2-D matrix, got shape {f.shape}")
+    keep = f.std(axis=0) > 1e-12
+    return f[:, keep]
+
+
+def logme(features: np.ndarray, labels: np.ndarray, *, max_iter: int = 100, tol: float = 1e-6) -> float | None:
+    """LogME (You et al., ICML 2021) of ``features`` (n × D) for integer ``labels``; None when undefined.
+
+    For each class c, y = [label == c] is regressed on the features; alpha and beta maximise
+    the evidence by the fixed point gamma = sum beta s_i² / (alpha + beta s_i²),
+    alpha = gamma / |m|², beta = (n - gamma) / |F m - y|², computed in the SVD basis of F.
+    The log evidence per image, averaged over classes, is returned.
+    """
+    f = _clean(features)
+    y_all = np.asarray(labels)
+    n = f.shape[0]
+    if n < 2 or f.shape[1] == 0:
+        return None
+    d = f.shape[1]
+    u, s, _ = np.linalg.svd(f, full_matrices=False)
+    s2 = s ** 2
+    r = len(s2)
+    values = []
+    for c in np.unique(y_all):
+        y = (y_all == c).astype(np.float64)
+        x = u.T @ y
+        x2 = x ** 2
+        out_of_span = max(float(y @ y - x2.sum()), 0.0)
+        alpha, beta = 1.0, 1.0
+        for _ in range(max_iter):
+            t = alpha / beta
+            gamma = float((s2 / (s2 + t)).sum())
+            m2 = float((s2 * x2 / (s2 + t) ** 2).sum())
+            res2 = float((x2 * (t / (s2 + t)) ** 2).sum()) + out_of_span
+            new_alpha = gamma / (m2 + 1e-12)
+            new_beta = (n - gamma) / (res2 + 1e-12)
+            done = abs(new_alpha / alpha - 1) < tol and abs(new_beta / beta - 1) < tol
+            alpha, beta = max(new_alpha, 1e-12), max(new_beta, 1e-12)
+            if done:
+                break
+        t = alpha / beta
+        m2 = float((s2 * x2 / (s2 + t) ** 2).sum())
+        res2 = float((x2 * (t / (s2 + t)) ** 2).sum()) + out_of_span
+        logdet = float(np.log(alpha + beta * s2).sum()) + (d - r) * math.log(alpha)
+        evidence = (d / 2 * math.log(alpha) + n / 2 * math.log(beta) - alpha / 2 * m2 - beta / 2 * res2
+                    - logdet / 2 - n / 2 * math.log(2 * math.pi))
+        values.append(evidence / n)
+    out = float(np.mean(values))
+    return out if math.isfinite(out) else None
+
+
+def _coding_rate(z: np.ndarray, eps: float) -> float:
+    n, d = z.shape
+    small = z @ z.T if n < d else z.T @ z  # det(I_d + c ZᵀZ) = det(I_n + c Z Zᵀ)
+    sign, rate = np.linalg.slogdet(np.eye(small.shape[0]) + small / (n * eps))
+    return 0.5 * float(rate) if sign > 0 else float("nan")
+
+
+def transrate(features: np.ndarray, labels: np.ndarray, *, eps: float = TRANSRATE_EPS) -> float | None:
+    """TransRate (Huang et al., ICML 2022): R(Z, eps) - mean over classes of R(Z_c, eps); None when undefined.
+
+    Z is centred and scaled to a mean squared row norm of 1 first.
+    """
+    z = _clean(features)
+    y = np.asarray(labels)
+    if z.shape[1] == 0 or len(np.unique(y)) < 2:
+        return None
+    z = z - z.mean(axis=0, keepdims=True)
+    scale = math.sqrt(float((z ** 2).sum(axis=1).mean()))
+    if not scale > 0:
+        return None
+    z = z / scale
+    within = [_coding_rate(z[y == c], eps) for c in np.unique(y)]
+    out = _coding_rate(z, eps) - float(np.mean(within))
+    return out if math.isfinite(out) else None
+
+
+def leep(source_probs: np.ndarray, labels: np.ndarray) -> float | None:
+    """LEEP (Nguyen et al., ICML 2020) of the source model's class probabilities (n × Z) for ``labels``.
+
+    The empirical joint P(y, z) = mean_i theta_z(x_i) [y_i = y] gives P(y | z); LEEP is the mean
+    log-likelihood of the empirical predictor sum_z P(y_i | z) theta_z(x_i). None when undefined.
+    """
+    p = np.asarray(source_probs, dtype=np.float64)
+    y = np.asarray(labels)
+    if p.ndim != 2 or len(p) != len(y) or len(p) == 0:
+        return None
+    p = np.clip(np.where(np.isfinite(p), p, 0.0), 0.0, None)
+    p = p / np.maximum(p.sum(axis=1, keepdims=True), 1e-300)
+    classes, yi = np.unique(y, return_inverse=True)
+    joint = np.zeros((len(classes), p.shape[1]))
+    np.add.at(joint, yi, p)
+    joint /= len(y)
+    p_z = joint.sum(axis=0)
+    cond = np.divide(joint, p_z, out=np.zeros_like(joint), where=p_z > 0)  # P(y | z)
+    eep = np.einsum("nz,nz->n", p, cond[yi])
+    out = float(np.mean(np.log(np.maximum(eep, 1e-300))))
+    return out if math.isfinite(out) else None
+
+
+def nce(source_labels: np.ndarray, labels: np.ndarray) -> float | None:
+    """NCE (Tran et al., ICCV 2019): -H(Y | Z) of the labels given the source model's hard labels."""
+    z = np.asarray(source_labels)
+    y = np.asarray(labels)
+    if len(z) != len(y) or len(y) == 0:
+        return None
+    _, zi = np.unique(z, return_inverse=True)
+    _, yi = np.unique(y, return_inverse=True)
+    joint = np.zeros((zi.max() + 1, yi.max() + 1))
+    np.add.at(joint, (zi, yi), 1.0)
+    joint /= len(y)
+    p_z = joint.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(joint > 0, joint * np.log(joint / p_z), 0.0)
+    return float(terms.sum())
+
+
+def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Kendall's tau-b between two sequences (pairs with a missing value dropped); None when undefined
+    (fewer than 3 pairs, or one side constant)."""
+    pairs = [(float(x), float(y)) for x, y in zip(a, b)
+             if x is not None and y is not None and math.isfinite(float(x)) and math.isfinite(float(y))]
+    if len(pairs) < 3:
+        return None
+    from scipy.stats import kendalltau
+
+    xs, ys = zip(*pairs)
+    if len(set(xs)) < 2 or len(set(ys)) < 2:
+        return None
+    tau = kendalltau(xs, ys).statistic
+    return float(tau) if math.isfinite(tau) else None
+
+
+# ------------------------------------------------------------------ features
+def _head_available(backbone: str, image_size: int, weights: Any) -> tuple[bool, str | None]:
+    """Whether the backbone's ImageNet head (for LEEP and NCE) can be used offline, and a note if not."""
+    from tlcore import backbones as bb
+
+    info = bb.get(backbone)
+    if weights != "imagenet":
+        return False, f"{info.display_name}: no ImageNet head with these weights, so LEEP and NCE are skipped for it."
+    fixed_size = info.family != "efficientnet_lite"  # keras.applications heads need their own input size
+    if bb.imagenet_weights_available(backbone, include_top=True, size=image_size) and \
+            (not fixed_size or image_size == info.default_size):
+        return True, None
+    return False, (f"{info.display_name}: its ImageNet head is not available offline at {image_size}px, "
+                   "so LEEP and NCE are skipped for it.")
+
+
+def _pooled_outputs(model: Any, info: Any) -> list[Any]:
+    import keras
+
+    from tlcore import backbones as bb
+
+    outs = []
+    for depth in range(1, info.num_blocks + 1):
+        t = bb.block_output(model, info, depth)
+        outs.append(keras.layers.GlobalAveragePooling2D(name=f"scout_pool_{depth}")(t) if len(t.shape) == 4 else t)
+    return outs
+
+
+def _boundary_model(backbone: str, image_size: int, weights: Any, cache_dir: Any, has_head: bool) -> Any:
+    """A model image -> [pooled boundary 1, ..., pooled boundary N] (+ the ImageNet probabilities)."""
+    import keras
+
+    from tlcore import backbones as bb
+
+    model = bb.build(backbone, input_shape=(image_size, image_size, 3), include_top=has_head,
+                     weights=weights, cache_dir=cache_dir, pooling=None)
+    outs = _pooled_outputs(model, bb.get(backbone))
+    if has_head:
+        outs.append(keras.layers.Activation("softmax", dtype="float32", name="scout_softmax")(model.outputs[0]))
+    return keras.Model(model.inputs, outs, name=f"scout_{backbone}")
+
+
+def _widths(backbone: str, image_size: int) -> list[int]:
+    """The pooled width at each boundary (from the architecture alone: no weights are loaded)."""
+    from tlcore import backbones as bb
+
+    model = bb.build(backbone, input_shape=(image_size, image_size, 3), weights=None, pooling=None)
+    return [int(o.shape[-1]) for o in _pooled_outputs(model, bb.get(backbone))]
+
+
+def _forward(model: Any, images: np.ndarray, batch_size: int,
+             progress: Callable[[int, int], None] | None) -> np.ndarray:
+    parts = []
+    for start in range(0, len(images), batch_size):
+        outs = model([images[start:start + batch_size]], training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        parts.append(np.concatenate([np.asarray(o, dtype=np.float32) for o in outs], axis=1))
+        if progress is not None:
+            progress(min(start + batch_size, len(images)), len(images))
+    return np.concatenate(parts, axis=0)
+
+
+# ------------------------------------------------------------------ the scout
+@dataclasses.dataclass
+class ScoutResult:
+    """What a scout found.
+
+    Attributes:
+        dataset, image_size, images: what was scored (``images`` = the number used).
+        table: one row per (backbone, depth): the scores, each score's rank (1 = best),
+            ``combined`` (the mean of the ranks under the scores every row has) and
+            ``combined_rank``; sorted by it.
+        notes: what was skipped or undefined, in words.
+        seconds: wall time, with ``feature_seconds`` of it spent in the forward passes.
+        cached: backbones whose features came from the cache.
+    """
+
+    dataset: str
+    image_size: int
+    images: int
+    table: pd.DataFrame
+    notes: list[str]
+    seconds: float
+    feature_seconds: float
+    cached: list[str]
+
+    def top_configs(self, k: int, *, depth_range: Sequence[int] | None = None,
+                    exclude_full_depth: bool = True) -> list[dict[str, Any]]:
+        """The best ``k`` (backbone, freeze depth) pairs by combined rank, as trial parameters.
+
+        ``depth_range`` [lo, hi] keeps only depths a study searches; the full depth (feature
+        extraction, which a study's probe trial already covers) is left out unless asked.
+        """
+        from tlcore import backbones as bb
+
+        out = []
+        for row in self.table.itertuples():
+            full = bb.get(row.backbone).num_blocks
+            if exclude_full_depth and row.depth == full:
+                continue
+            if depth_range is not None and not depth_range[0] <= row.depth <= depth_range[1]:
+                continue
+            out.append({"backbone": row.backbone, "freeze_depth": int(row.depth)})
+            if len(out) == k:
+                break
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "image_size": self.image_size, "images": self.images,
+                "seconds": self.seconds, "feature_seconds": self.feature_seconds, "cached": self.cached,
+                "notes": self.notes, "rows": _jsonable_rows(self.table)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScoutResult:
+        return cls(dataset=data["dataset"], image_size=int(data["image_size"]), images=int(data["images"]),
+                   table=pd.DataFrame(data["rows"]), notes=list(data.get("notes", [])),
+                   seconds=float(data["seconds"]), feature_seconds=float(data.get("feature_seconds", 0.0)),
+                   cached=list(data.get("cached", [])))
+
+
+def _jsonable_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+    rows = []
+    for rec in table.to_dict("records"):
+        rows.append({k: (None if isinstance(v, float) and not math.isfinite(v) else
+                         v.item() if isinstance(v, np.generic) else v) for k, v in rec.items()})
+    return rows
+
+
+def rank_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rank each score (1 = best, ties share the lower rank) and combine the scores every row has."""
+    table = pd.DataFrame(rows)
+    complete = []
+    for score in SCORES:
+        if score not in table:
+            table[score] = np.nan
+        table[score] = pd.to_numeric(table[score], errors="coerce")
+        table[f"{score}_rank"] = table[score].rank(ascending=False, method="min")
+        if table[score].notna().all() and table[score].nunique() > 1:
+            complete.append(score)
+    if complete:
+        table["combined"] = table[[f"{s}_rank" for s in complete]].mean(axis=1)
+    else:
+        table["combined"] = np.nan
+    table["combined_rank"] = table["combined"].rank(method="min")
+    table.attrs["combined_from"] = complete
+    return table.sort_values(["combined_rank", "backbone", "depth"], na_position="last").reset_index(drop=True)
+
+
+def scout_cost_estimate(images: int, image_size: int, backbones: Sequence[str]) -> float:
+    """A rough CPU-seconds estimate of a cold scout (the forward passes dominate), for deciding whether
+    a default study scouts: measured on one core at ~0.004 s per EfficientNet-Lite0 image at 96 px,
+    growing with the pixel count."""
+    per_image = 0.004 * (image_size / 96) ** 2
+    return len(backbones) * images * per_image + 3.0 * len(backbones) + 5.0
+
+
+def scout(ws: Any, dataset: str, *, backbones: Sequence[str] = ("efficientnet_lite0",), image_size: int = 128,
+          images: int = 2000, weights: str | None = "imagenet", resize_mode: str = "pad", seed: int = 0,
+          batch_size: int = 64, progress: Callable[[str, int, int], None] | None = None,
+          val_fraction: float | None = None, test_fraction: float | None = None,
+          split_seed: int | None = None) -> ScoutResult:
+    """Score every (backbone, depth) on up to ``images`` stratified training images of ``dataset``.
+
+    Args:
+        ws: the workspace.
+        dataset: a registered dataset.
+        backbones: backbone names. Defaults to EfficientNet-Lite0.
+        image_size, resize_mode, weights: as in ``TrainSpec``.
+        images: at most this many training images, stratified by class (nested, by content
+            hash, as the search's subsets). Defaults to 2,000.
+        seed: for the random weights of tests (``weights=None``).
+        batch_size: images per forward call.
+        progress: ``progress(text, done, total)`` while features are computed.
+        val_fraction, test_fraction, split_seed: the split (None = the dataset's).
+
+    Raises:
+        DatasetError: fewer than two classes, or fewer than two images per class on average.
+        ConfigError: an unknown backbone, or weights that are unavailable.
+    """
+    from tlcore import backbones as bb
+    from tlcore.config import _check_int
+
+    t0 = time.perf_counter()
+    ws.get_dataset(dataset)  # a clear message for an unknown name, before TensorFlow starts
+    _check_int("images", images, 2, 1_000_000)
+    backbones = list(dict.fromkeys(backbones))
+    if not backbones:
+        raise ConfigError("Choose at least one backbone to scout.", received="backbones=[]",
+                          fix=f"For example: {bb.list_backbones()[0]}.")
+    for name in backbones:
+        bb.get(name)
+    from tlcore.cache import ArrayCache
+    from tlcore.config import TrainSpec
+    from tlcore.pipeline import nested_subset
+    from tlcore.runtime import configure, set_seed
+    from tlcore.trainer import _weights_id, prepare_data
+
+    spec = TrainSpec(dataset=dataset, image_size=image_size, resize_mode=resize_mode, weights=weights, seed=seed,
+                     val_fraction=val_fraction, test_fraction=test_fraction, split_seed=split_seed)
+    configure()
+    set_seed(seed)
+    img_cache = ArrayCache(ws.cache_dir / "images")
+    feat_cache = ArrayCache(ws.cache_dir / "features")
+    data = prepare_data(ws, spec, cache=img_cache)
+    y_all = data.y["train"]
+    n_classes = len(np.unique(y_all))
+    if n_classes < 2:
+        raise DatasetError("The scout needs at least two classes in the training split: with one, every "
+                           "score is undefined.", received=f"dataset {dataset!r}: classes {data.class_names}",
+                           fix="Add images of another class.")
+    if len(y_all) < 2 * n_classes:
+        raise DatasetError("The scout needs at least two training images per class (on average): its "
+                           "scores are undefined on fewer.",
+                           received=f"{len(y_all)} training images for {n_classes} classes",
+                           fix="Add images, or give the training split a larger share on the Datasets page.")
+    subset = nested_subset(data.rows["train"], y_all, min(1.0, images / len(y_all)))
+    pos = np.arange(len(y_all)) if subset is None else subset
+    x, y = data.x["train"][pos], y_all[pos]
+
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    cached: list[str] = []
+    feature_seconds = 0.0
+    for name in backbones:
+        info = bb.get(name)
+        parts = {"kind": "scout_features", "version": 1, "backbone": name, "weights": _weights_id(spec),
+                 "size": image_size, "resize": resize_mode, "data": data.fingerprint["train"],
+                 "rows": int(len(pos)), "images": int(images)}
+        has_head, note = _head_available(name, image_size, weights)
+        parts["head"] = has_head
+
+        def make(name=name, has_head=has_head) -> np.ndarray:
+            model = _boundary_model(name, image_size, weights, ws.cache_dir, has_head)
+            cb = (lambda d, t: progress(f"{bb.get(name).display_name}: features at every depth", d, t)) \
+                if progress is not None else None
+            return _forward(model, x, batch_size, cb)
+
+        f0 = time.perf_counter()
+        if feat_cache.contains(parts):
+            cached.append(name)
+        feats = np.asarray(feat_cache.get_or_create(parts, make, exclusive=True), dtype=np.float32)
+        feature_seconds += time.perf_counter() - f0
+        widths = _widths(name, image_size)
+        if note:
+            notes.append(note)
+        offsets = np.cumsum([0, *widths])
+        source = feats[:, offsets[-1]:] if has_head else None
+        leep_v = leep(source, y) if source is not None else None
+        nce_v = nce(source.argmax(axis=1), y) if source is not None else None
+        for depth in range(1, info.num_blocks + 1):
+            f = feats[:, offsets[depth - 1]:offsets[depth]]
+            row = {"backbone": name, "depth": depth, "width": widths[depth - 1],
+                   "logme": logme(f, y), "transrate": transrate(f, y), "leep": leep_v, "nce": nce_v}
+            for score in DEPTH_SCORES:
+                if row[score] is None:
+                    notes.append(f"{info.display_name} depth {depth}: {score} is undefined on these features "
+                                 "(constant or degenerate); it is left out of that depth's ranks.")
+            rows.append(row)
+    table = rank_table(rows)
+    return ScoutResult(dataset=dataset, image_size=image_size, images=int(len(pos)), table=table, notes=notes,
+                       seconds=time.perf_counter() - t0, feature_seconds=feature_seconds, cached=cached)
+
+
+# ------------------------------------------------------------------ saved scouts and background runs
+def scouts_dir(ws: Any, dataset: str) -> Any:
+    """``<workspace>/scouts/<dataset>``: one JSON per finished scout, and the state of running ones."""
+    from pathlib import Path
+
+    path = Path(ws.root) / "scouts" / dataset
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save_result(ws: Any, result: ScoutResult) -> Any:
+    """Store a finished scout (atomically) under ``scouts_dir``; returns its path."""
+    from tlcore._fsutil import atomic_write_json
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    names = "+".join(sorted(result.table["backbone"].unique()))
+    path = scouts_dir(ws, result.dataset) / f"{stamp}-{result.image_size}px-{result.images}-{names}.json"
+    atomic_write_json(path, result.to_dict())
+    return path
+
+
+def load_results(ws: Any, dataset: str) -> list[ScoutResult]:
+    """The saved scouts of ``dataset``, newest first (unreadable files are skipped)."""
+    from tlcore._fsutil import read_json
+
+    out = []
+    for path in sorted(scouts_dir(ws, dataset).glob("2*.json"), reverse=True):
+        data = read_json(path, default=None)
+        try:
+            out.append(ScoutResult.from_dict(data))
+        except (TypeError, KeyError, ValueError):
+            continue
+    return out
+
+
+def latest_result(ws: Any, dataset: str, *, image_size: int | None = None,
+                  backbones: Sequence[str] | None = None) -> ScoutResult | None:
+    """The newest saved scout of ``dataset`` (at ``image_size``, covering ``backbones``), or None."""
+    for res in load_results(ws, dataset):
+        if image_size is not None and res.image_size != image_size:
+            continue
+        if backbones is not None and not set(backbones) <= set(res.table["backbone"]):
+            continue
+        return res
+    return None
+
+
+def launch_scout(ws: Any, dataset: str, *, backbones: Sequence[str], image_size: int, images: int) -> dict[str, Any]:
+    """Run ``python -m tlcore scout`` in the background (its own session, as search workers are);
+    returns its state: ``{"pid", "log", "status", "started"}``. ``scout_status`` follows it."""
+    import os
+    import subprocess
+    import sys
+
+    from tlcore._fsutil import atomic_write_json
+    from tlcore.workspace import PACKAGE_ROOT
+
+    folder = scouts_dir(ws, dataset)
+    run_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    status = folder / f"{run_id}.status.json"
+    log = folder / f"{run_id}.log"
+    cmd = [sys.executable, "-m", "tlcore", "--workspace", str(ws.root), "scout", "--data", dataset,
+           "--backbones", ",".join(backbones), "--image-size", str(image_size), "--images", str(images),
+           "--status-file", str(status)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
+    atomic_write_json(status, {"state": "starting", "started": time.time(), "done": 0, "total": 0, "text": ""})
+    with open(log, "ab") as logf:
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=str(ws.root), env=env, start_new_session=True)
+    state = {"pid": proc.pid, "log": str(log), "status": str(status), "started": time.time()}
+    _CHILDREN[proc.pid] = proc
+    return state
+
+
+_CHILDREN: dict[int, Any] = {}
+
+
+def scout_status(state: dict[str, Any]) -> dict[str, Any]:
+    """Where a launched scout is: ``{"state": running|finished|failed, "done", "total", "text",
+    "error", "result"}`` (``result``: the saved path once finished)."""
+    import os
+
+    from tlcore._fsutil import read_json
+
+    info = read_json(state["status"], default=None) or {}
+    proc = _CHILDREN.get(int(state["pid"]))
+    alive = proc.poll() is None if proc is not None else _alive(int(state["pid"]))
+    if info.get("state") in ("finished", "failed"):
+        return info
+    if not alive:
+        tail = ""
+        try:
+            with open(state["log"], "rb") as f:
+                f.seek(max(0, os.path.getsize(state["log"]) - 2000))
+                tail = f.read().decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+                tail = tail[0]
+        except OSError:
+            pass
+        return {**info, "state": "failed", "error": tail or "The scout stopped without a result (see its log)."}
+    return {**info, "state": "running"}
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
