@@ -5,7 +5,7 @@ initialised EfficientNet-Lite0 at 32 px: a trial trains in a few seconds on a
 CPU. A random backbone is at chance by design, so the divergence guard is off, and
 the trials are numbered as sampled (no probe trial queued first), each from its own random head
 (a probe on random features would give every trial the same start), and BatchNorm pinned as
-before the search's defaults changed, and no depth-aware learning-rate ceiling: the page tests
+before the search's defaults changed, no depth-aware learning-rate ceiling and no scout: the page tests
 were written against these trials' outcomes (which trial is best, which is pruned). ``tiny_study``
 runs one (3 trials × 2 epochs) once per test session and returns its workspace root; tests copy
 it when they change it.
@@ -30,7 +30,7 @@ def tiny_spec(name: str = STUDY, **kw) -> StudySpec:
     base = dict(name=name, dataset="tiny", weights=None, image_size=32, batch_size=8, epochs=2, n_trials=3,
                 freeze_depth=[12, 18], learning_rate=[1e-3, 1e-2], pruner="none", seed=0,
                 divergence_guard=False, probe_first=False, head_init="random", batchnorm="frozen",
-                lr_ceiling_at_depth0=None)
+                lr_ceiling_at_depth0=None, scout=None)
     base.update(kw)
     return StudySpec(**base)
 

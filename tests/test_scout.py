@@ -172,3 +172,67 @@ def test_the_cli_prints_a_ranked_table_and_saves_it(workspace):
                           "--data", "nope"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "error: " in bad.stderr and "Traceback" not in bad.stderr
     assert "Registered datasets: tiny" in bad.stderr
+
+
+# ------------------------------------------------------------------ a study's scout
+def test_a_study_scouts_once_seeds_its_first_trials_and_measures_the_scores(workspace):
+    from optuna.trial import TrialState
+
+    from tlcore.search import create_study, load_spec, load_study, run_worker
+    from tlcore.search.seeding import SCOUT_ATTR, scout_agreement
+    from tests.searchfix import tiny_spec
+
+    add_tiny_dataset(workspace)
+    spec = tiny_spec("scouted", scout={"images": 100, "seed_trials": 2, "max_seconds": None}, n_trials=4,
+                     freeze_depth=[10, 18], epochs=1)
+    create_study(workspace, spec)
+    lines: list[str] = []
+    run_worker(workspace, "scouted", log=lines.append)
+    study = load_study(workspace, "scouted")
+    record = study.user_attrs[SCOUT_ATTR]
+    assert len(record["rows"]) == 18 and len(record["seeded"]) == 2
+    assert all(10 <= p["freeze_depth"] < 18 for p in record["seeded"])
+    trials = study.get_trials()
+    assert [t.params["freeze_depth"] for t in trials[:2]] == [p["freeze_depth"] for p in record["seeded"]]
+    assert sum("scout: " in line for line in lines) == 2  # started, finished: once
+    agreement = scout_agreement(trials, record, load_spec(workspace, "scouted"))
+    assert set(agreement["score"]) == {"logme", "transrate", "leep", "nce", "combined"}
+    complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    assert (agreement["trials"] == complete).all()
+    leep_row = agreement[agreement["score"] == "leep"].iloc[0]
+    assert leep_row["tau"] is None and leep_row["note"]  # no ImageNet head with random weights
+
+
+def test_a_scout_that_would_take_too_long_is_skipped_and_said(workspace):
+    from tlcore.search import create_study, load_study, run_worker
+    from tlcore.search.seeding import SCOUT_ATTR
+    from tests.searchfix import tiny_spec
+
+    add_tiny_dataset(workspace)
+    create_study(workspace, tiny_spec("slow", scout={"max_seconds": 0.5}, n_trials=1, epochs=1))
+    run_worker(workspace, "slow", log=lambda s: None)
+    assert "above its 0.5 s limit (scout.max_seconds)" in load_study(workspace, "slow").user_attrs[SCOUT_ATTR]["skipped"]
+
+
+@pytest.mark.parametrize("bad, words", [
+    ({"images": 1}, "scout.images must be an integer"),
+    ({"seed_trials": -1}, "scout.seed_trials must be an integer"),
+    ({"every": 3}, "Unknown scout option: every"),
+    ("yes", "scout must be a mapping"),
+])
+def test_scout_options_are_validated(bad, words):
+    from tlcore.errors import ConfigError
+    from tlcore.search import StudySpec
+
+    with pytest.raises(ConfigError) as info:
+        StudySpec(name="s", dataset="d", scout=bad)
+    assert words in str(info.value)
+
+
+def test_older_studies_do_not_scout():
+    from tlcore.search import StudySpec
+
+    stored = StudySpec(name="s", dataset="d").to_dict()
+    stored.pop("scout")
+    assert StudySpec.from_stored({**stored, "version": 2}).scout is None
+    assert StudySpec(name="s", dataset="d", scout={}).scout == {"images": 2000, "seed_trials": 3, "max_seconds": 60.0}

@@ -38,7 +38,8 @@ from tlcore.config import (
 )
 from tlcore.errors import ConfigError
 
-__all__ = ["StudySpec", "SAMPLERS", "PRUNERS", "OBJECTIVES", "SPEC_VERSION", "LEGACY_DEFAULTS", "VERSION_DEFAULTS"]
+__all__ = ["StudySpec", "SAMPLERS", "PRUNERS", "OBJECTIVES", "SPEC_VERSION", "LEGACY_DEFAULTS", "VERSION_DEFAULTS",
+           "SCOUT_DEFAULTS"]
 
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("successive_halving", "median", "hyperband", "none")
@@ -47,9 +48,11 @@ SPEC_VERSION = 3
 # old studies resume with the training they started with.
 LEGACY_DEFAULTS = {"version": 1, "pruner": "median", "head_init": "random", "batchnorm": "frozen",
                    "subset_rungs": None, "fe_epochs": None, "probe_first": False, "divergence_guard": False,
-                   "lr_ceiling_at_depth0": None}
+                   "lr_ceiling_at_depth0": None, "scout": None}
 # Fields added by each later version, with what a stored spec of an earlier version meant by them.
-VERSION_DEFAULTS = {3: {"lr_ceiling_at_depth0": None}}
+VERSION_DEFAULTS = {3: {"lr_ceiling_at_depth0": None, "scout": None}}
+# What a study's scout does unless the spec says otherwise (``scout: {}`` takes all of these).
+SCOUT_DEFAULTS = {"images": 2000, "seed_trials": 3, "max_seconds": 60.0}
 OBJECTIVES = ("val_accuracy", "val_loss")
 
 
@@ -69,6 +72,23 @@ def _range(name: str, value: Any, *, lo: float, hi: float, integer: bool = False
         raise ConfigError(f"{name}: the low end is above the high end.", received=f"{name}={value!r}",
                           fix=f"Write it as [{b}, {a}].")
     return [a, b]
+
+
+def _scout_options(value: Any) -> dict[str, Any]:
+    """Check ``scout:`` and fill in its defaults."""
+    if not isinstance(value, dict):
+        raise ConfigError("scout must be a mapping, or null for no scout.", received=f"scout={value!r}",
+                          fix="For example scout: {images: 2000, seed_trials: 3}.")
+    unknown = sorted(set(value) - set(SCOUT_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"Unknown scout option: {', '.join(map(str, unknown))}.", received=f"scout={value!r}",
+                          fix=f"Use: {', '.join(SCOUT_DEFAULTS)}.")
+    out = {**SCOUT_DEFAULTS, **value}
+    out["images"] = _check_int("scout.images", out["images"], 2, 1_000_000)
+    out["seed_trials"] = _check_int("scout.seed_trials", out["seed_trials"], 0, 100)
+    if out["max_seconds"] is not None:
+        out["max_seconds"] = _check_float("scout.max_seconds", out["max_seconds"], 0.0, 1e6, lo_open=True)
+    return out
 
 
 def _names(name: str, value: Any, allowed: tuple[str, ...] | list[str]) -> list[str]:
@@ -120,6 +140,14 @@ class StudySpec(Spec):
             accuracy is at chance, and record it as diverged (see ``TrainSpec``). Defaults to True.
         probe_first: the study's first trial is feature extraction from the linear probe,
             a usable model within the first minute. Defaults to True.
+        scout: rank the (backbone, freeze depth) pairs with ``tlcore.scout`` before sampling,
+            and make the best ``seed_trials`` of them the study's next trials (after the
+            probe trial; the sampler picks their learning rates). ``images``: at most this many
+            training images are scored; ``max_seconds``: the scout runs only when its
+            estimated cost (``tlcore.scout.scout_cost_estimate``) is below this (None: always).
+            The first worker runs it once and stores it in the study (``tl_scout``); the
+            Results page then shows how well each score ranked the trained trials. Defaults to
+            ``{"images": 2000, "seed_trials": 3, "max_seconds": 60}``. None = no scout.
         learning_rate: range, searched on a log scale. Defaults to [1e-4, 1e-2].
         lr_ceiling_at_depth0: a depth-aware ceiling on a fine_tune trial's learning rate: at
             freeze depth 0 (everything unfrozen) the range ends at this fraction of
@@ -189,6 +217,7 @@ class StudySpec(Spec):
     reduction_factor: int = 3
     fe_epochs: int | None = 20
     probe_first: bool = True
+    scout: dict[str, Any] | None = dataclasses.field(default_factory=lambda: dict(SCOUT_DEFAULTS))
     divergence_guard: bool = True
     seed: int = 0
     val_fraction: float | None = None
@@ -256,6 +285,8 @@ class StudySpec(Spec):
             fix(self, "subset_rungs", check_fractions("subset_rungs", self.subset_rungs))
         if self.fe_epochs is not None:
             _check_int("fe_epochs", self.fe_epochs, 1, 1000)
+        if self.scout is not None:
+            fix(self, "scout", _scout_options(self.scout))
         if not isinstance(self.probe_first, bool):
             raise ConfigError("probe_first must be true or false.", received=f"probe_first={self.probe_first!r}")
         _check_int("version", self.version, 1, SPEC_VERSION)

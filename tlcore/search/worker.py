@@ -181,6 +181,7 @@ def run_worker(
         return stop_event.is_set() or bool(st.get_study_user_attrs(study._study_id).get(STOP_ATTR))
 
     final = CRASHED  # until the loop ends as planned
+    scouted = False
     try:
         while True:
             optuna.storages.fail_stale_trials(study)
@@ -205,6 +206,9 @@ def run_worker(
                 if stop_event.wait(poll_seconds):
                     continue
                 continue
+            if spec.scout is not None and not scouted:
+                state.update(force=True, state="scouting", trial=None, status="ranking depths (scout)")
+                scouted = _scout(ws, study, spec, st, log)
             with warnings.catch_warnings():  # "heartbeat is meant for Study.optimize": this loop beats itself
                 warnings.simplefilter("ignore", UserWarning)
                 trial = study.ask()
@@ -229,6 +233,19 @@ def run_worker(
         state.update(force=True, state=final, trial=None, reason=result.reason, finished=time.time())
     log(f"worker {worker_id}: stopped: {result.reason}; ran trials {result.trials}")
     return result
+
+
+def _scout(ws: Workspace, study: optuna.Study, spec: StudySpec, st: Any, log: Callable[[str], None]) -> bool:
+    """The study's scout (``tlcore.search.seeding``); True once nothing is left to do. A scout that
+    breaks is logged and never stops the search."""
+    from tlcore.search.seeding import SCOUT_ATTR, maybe_scout
+
+    try:
+        maybe_scout(ws, study, spec, st, log)
+    except Exception as exc:  # noqa: BLE001 - the scout is advice; the trials must go on
+        log(f"scout: failed: {type(exc).__name__}: {exc}")
+        return True
+    return SCOUT_ATTR in st.get_study_user_attrs(study._study_id)
 
 
 def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, trial: optuna.Trial, store: Any,

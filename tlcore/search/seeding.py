@@ -1,0 +1,169 @@
+"""A study's scout: rank (backbone, depth) pairs before sampling and seed the first trials with the best.
+
+``maybe_scout`` is called by every worker before it asks for a trial. When the spec
+asks for a scout (``StudySpec.scout``) and the study has none yet, it waits until
+the probe trial has been taken (the first usable model comes first), runs
+``tlcore.scout.scout`` on the study's data (its features are cached and built under
+a cross-process lock, so two workers compute them once), stores a summary in the
+study's ``tl_scout`` attribute (``SCOUT_ATTR``), saves the full result where the
+Search page finds it, and enqueues the best ``seed_trials`` pairs within the
+study's ranges as the next trials (their learning rates come from the sampler).
+A scout whose estimated cost is above ``max_seconds`` is recorded as skipped. A
+scout that fails is recorded with its error and never stops the search.
+
+``scout_agreement`` (the Results page) measures, once trials have finished, how
+well each score ranked them: Kendall's tau between the score of each trial's
+(backbone, depth) and its best validation accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from tlcore.errors import TLCoreError
+from tlcore.search.spec import StudySpec
+from tlcore.workspace import Workspace
+
+__all__ = ["SCOUT_ATTR", "maybe_scout", "seed_params", "scout_agreement"]
+
+SCOUT_ATTR = "tl_scout"
+_ROW_KEYS = ("backbone", "depth", "width", "logme", "transrate", "leep", "nce", "combined_rank")
+
+
+def seed_params(spec: StudySpec, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The fixed parameters of the seeded trials (only those the spec searches)."""
+    methods = [m for m in spec.methods if m != "feature_extraction"]
+    if not methods:
+        return []
+    out = []
+    for c in configs:
+        p: dict[str, Any] = {}
+        if len(spec.backbones) > 1:
+            p["backbone"] = c["backbone"]
+        if len(spec.methods) > 1:
+            p["method"] = "fine_tune" if "fine_tune" in methods else methods[0]
+        lo, hi = spec.depth_range(c["backbone"])
+        if lo < hi:
+            p["freeze_depth"] = int(c["freeze_depth"])
+        if p and p not in out:
+            out.append(p)
+    return out
+
+
+def _probe_waiting(study: optuna.Study) -> bool:
+    trials = study.get_trials(deepcopy=False)
+    return bool(trials) and trials[0].state == TrialState.WAITING
+
+
+def maybe_scout(ws: Workspace, study: optuna.Study, spec: StudySpec, storage: Any,
+                log: Callable[[str], None] = print) -> None:
+    """Run the study's scout if it wants one and has none yet (see the module docstring)."""
+    from tlcore.scout import save_result, scout, scout_cost_estimate
+
+    if spec.scout is None:
+        return
+    if SCOUT_ATTR in storage.get_study_user_attrs(study._study_id):
+        return
+    if spec.probe_first and _probe_waiting(study):
+        return  # the probe trial (the first usable model) goes first
+    opts = spec.scout
+    estimate = scout_cost_estimate(opts["images"], spec.image_size, spec.backbones)
+    if opts["max_seconds"] is not None and estimate > opts["max_seconds"]:
+        record = {"skipped": f"estimated {estimate:.0f} s, above its {opts['max_seconds']:g} s limit "
+                             "(scout.max_seconds)"}
+        study.set_user_attr(SCOUT_ATTR, record)
+        log(f"scout: skipped, {record['skipped']}")
+        return
+    log(f"scout: scoring every depth of {', '.join(spec.backbones)} on up to {opts['images']} images")
+    t0 = time.time()
+    try:
+        result = scout(ws, spec.dataset, backbones=spec.backbones, image_size=spec.image_size,
+                       images=opts["images"], weights=spec.weights, resize_mode=spec.resize_mode, seed=spec.seed,
+                       val_fraction=spec.val_fraction, test_fraction=spec.test_fraction, split_seed=spec.split_seed)
+    except TLCoreError as exc:
+        study.set_user_attr(SCOUT_ATTR, {"error": str(exc)})
+        log(f"scout: failed: {exc}")
+        return
+    if SCOUT_ATTR in storage.get_study_user_attrs(study._study_id):
+        return  # another worker finished first: its seeds stand
+    configs = []
+    for backbone in spec.backbones:
+        sub = [c for c in result.top_configs(len(result.table), depth_range=spec.depth_range(backbone))
+               if c["backbone"] == backbone]
+        configs.extend(sub)
+    ranked = sorted(configs, key=lambda c: _rank_of(result.table, c))
+    seeds = seed_params(spec, ranked)[: opts["seed_trials"]]
+    rows = [{k: _plain(r.get(k)) for k in _ROW_KEYS} for r in result.table.to_dict("records")]
+    study.set_user_attr(SCOUT_ATTR, {
+        "images": result.images, "image_size": result.image_size, "seconds": round(time.time() - t0, 2),
+        "feature_seconds": round(result.feature_seconds, 2), "notes": result.notes,
+        "combined_from": list(result.table.attrs.get("combined_from") or []), "rows": rows, "seeded": seeds,
+    })
+    for p in seeds:
+        study.enqueue_trial(p, skip_if_exists=True)
+    try:
+        save_result(ws, result)
+    except OSError:
+        pass  # the study holds the summary; the saved copy is only for the Search page's Scout step
+    log(f"scout: {time.time() - t0:.1f}s; seeded {len(seeds)} trial(s): {seeds}")
+
+
+def _rank_of(table: pd.DataFrame, config: dict[str, Any]) -> float:
+    row = table[(table["backbone"] == config["backbone"]) & (table["depth"] == config["freeze_depth"])]
+    return float(row["combined_rank"].iloc[0]) if len(row) and row["combined_rank"].notna().iloc[0] else math.inf
+
+
+def _plain(v: Any) -> Any:
+    if v is None:
+        return None
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def scout_agreement(trials: list[FrozenTrial], scout_attr: dict[str, Any] | None,
+                    spec: StudySpec) -> pd.DataFrame:
+    """Per score: Kendall's tau between the scout's score of each COMPLETE trial's (backbone, depth)
+    and the trial's best validation accuracy; columns score, tau, trials, note."""
+    from tlcore import backbones as bb
+    from tlcore.scout import SCORES, kendall_tau
+
+    cols = ["score", "tau", "trials", "note"]
+    if not scout_attr or not scout_attr.get("rows"):
+        return pd.DataFrame(columns=cols)
+    by_key = {(r["backbone"], int(r["depth"])): r for r in scout_attr["rows"]}
+    pairs = []
+    for t in trials:
+        if t.state != TrialState.COMPLETE:
+            continue
+        backbone = t.params.get("backbone", spec.backbones[0])
+        method = t.params.get("method", spec.methods[0])
+        depth = t.params.get("freeze_depth")
+        if method == "feature_extraction" or depth is None:
+            depth = bb.get(backbone).num_blocks
+        accs = [h.get("val_accuracy") for h in t.user_attrs.get("tl_history") or [] if h.get("val_accuracy") is not None]
+        acc = max(accs) if accs else (t.value if spec.objective == "val_accuracy" else None)
+        row = by_key.get((backbone, int(depth)))
+        if row is not None and acc is not None:
+            pairs.append((row, float(acc)))
+    out = []
+    for score in (*SCORES, "combined_rank"):
+        xs = [(-r[score] if score == "combined_rank" and r[score] is not None else r[score]) for r, _ in pairs]
+        tau = kendall_tau(xs, [a for _, a in pairs])
+        note = ""
+        if tau is None:
+            note = ("fewer than 3 finished trials with a score" if len([x for x in xs if x is not None]) < 3
+                    else "the score is the same for every trial (it ranks backbones, not depths)"
+                    if score in ("leep", "nce") else "undefined (a constant side)")
+        out.append({"score": "combined" if score == "combined_rank" else score, "tau": tau,
+                    "trials": len(pairs), "note": note})
+    return pd.DataFrame(out, columns=cols)
