@@ -46,6 +46,7 @@ from tlcore.search.local import CRASHED, WorkerInfo
 from tlcore.search.spec import OBJECTIVES, PRUNERS, SAMPLERS
 from tlcore.workspace import Workspace
 from tlui import data
+from tlui import scout_widgets as sc
 from tlui import search_widgets as sw
 from tlui.common import md_escape, open_workspace, show_error, sidebar_nav, sidebar_workspace
 
@@ -97,6 +98,7 @@ def init_state(names: list[str], datasets: list[str]) -> str | None:
         ss.setdefault(key, value)
     if ss.pop("se_clear_form", False) or "se_new_name" not in ss:
         ss["se_new_name"] = _free_name(names)
+        ss.pop("se_scout_seed", None)  # a scout's seeds are for the one study created after asking
     if ss.get("se_new_dataset") not in datasets:
         ss["se_new_dataset"] = "demo" if "demo" in datasets else (datasets[0] if datasets else None)
 
@@ -217,6 +219,7 @@ def spec_from_widgets(blocks: int, counts: list[int]) -> StudySpec:
         sampler=ss["se_new_sampler"],
         pruner=ss["se_new_pruner"],
         **({} if ss["se_new_pruner"] == "successive_halving" else {"subset_rungs": None}),  # rungs are its own
+        **({} if sc.scout_spec_option() is None else {"scout": sc.scout_spec_option()}),  # the Scout step's seeds
         seed=int(ss["se_new_seed"]),
         class_weights=bool(ss["se_new_cw"]),
     )
@@ -306,6 +309,7 @@ def from_widgets(ws: Workspace, datasets: list[str]) -> None:
                      help="pad keeps the aspect ratio (letterbox), crop takes the centre, stretch distorts.")
         c3.checkbox("Class weights", key="se_new_cw", help="Weight classes inversely to their frequency.")
 
+    sc.seed_note()
     c1, c2 = st.columns([1, 3], vertical_alignment="center")
     start = c2.checkbox("Start now", key="se_new_start", help="Off: create the study and start workers later.")
     if c1.button("Create study", key="se_new_create", type="primary"):
@@ -634,6 +638,7 @@ def main() -> None:
     names = [s.name for s in summaries]
     selected = init_state(names, datasets)
     show_flash()
+    sc.scout_section(ws, datasets, expanded=not names)
     new_study_section(ws, datasets, expanded=not names)
     if selected is None:
         st.info("No studies yet. Create one above: choose a dataset, the backbone, the range of frozen blocks "

@@ -38,6 +38,7 @@ from tlcore.search import (
 from tlcore.workspace import Workspace
 from tlui import data
 from tlui import results_widgets as rw
+from tlui import scout_widgets as sc
 from tlui.common import md_escape, open_workspace, show_error, sidebar_nav, sidebar_workspace
 
 APP_DIR = Path(__file__).resolve().parent.parent
@@ -627,6 +628,8 @@ def main() -> None:
         figures_section(ch)
     with rw.guard("Reading the trial table"):
         table_section(ch)
+    with rw.guard("Comparing the scout with the trials"):
+        sc.agreement_section(ch.ws, ch.storage, ch.studies)
     with rw.guard("Drawing the learning curves"):
         curves_section(ch)
     with rw.guard("Comparing the trials"):

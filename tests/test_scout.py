@@ -236,3 +236,19 @@ def test_older_studies_do_not_scout():
     stored.pop("scout")
     assert StudySpec.from_stored({**stored, "version": 2}).scout is None
     assert StudySpec(name="s", dataset="d", scout={}).scout == {"images": 2000, "seed_trials": 3, "max_seconds": 60.0}
+
+
+def test_a_scout_never_queues_more_trials_than_the_budget_runs(workspace):
+    from optuna.trial import TrialState
+
+    from tlcore.search import create_study, load_study, run_worker
+    from tlcore.search.seeding import SCOUT_ATTR
+    from tests.searchfix import tiny_spec
+
+    add_tiny_dataset(workspace)
+    create_study(workspace, tiny_spec("small", scout={"images": 60, "seed_trials": 5, "max_seconds": None},
+                                      n_trials=2, epochs=1))
+    run_worker(workspace, "small", log=lambda s: None)
+    study = load_study(workspace, "small")
+    assert len(study.user_attrs[SCOUT_ATTR]["seeded"]) == 2
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 2  # nothing left WAITING

@@ -275,6 +275,7 @@ class ScoutResult:
         notes: what was skipped or undefined, in words.
         seconds: wall time, with ``feature_seconds`` of it spent in the forward passes.
         cached: backbones whose features came from the cache.
+        weights, resize_mode: as scored ("imagenet" or a file, None for random; "pad", ...).
     """
 
     dataset: str
@@ -285,6 +286,8 @@ class ScoutResult:
     seconds: float
     feature_seconds: float
     cached: list[str]
+    weights: str | None = "imagenet"
+    resize_mode: str = "pad"
 
     def top_configs(self, k: int, *, depth_range: Sequence[int] | None = None,
                     exclude_full_depth: bool = True) -> list[dict[str, Any]]:
@@ -310,14 +313,16 @@ class ScoutResult:
     def to_dict(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "image_size": self.image_size, "images": self.images,
                 "seconds": self.seconds, "feature_seconds": self.feature_seconds, "cached": self.cached,
-                "notes": self.notes, "rows": _jsonable_rows(self.table)}
+                "notes": self.notes, "weights": self.weights, "resize_mode": self.resize_mode,
+                "rows": _jsonable_rows(self.table)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScoutResult:
         return cls(dataset=data["dataset"], image_size=int(data["image_size"]), images=int(data["images"]),
                    table=pd.DataFrame(data["rows"]), notes=list(data.get("notes", [])),
                    seconds=float(data["seconds"]), feature_seconds=float(data.get("feature_seconds", 0.0)),
-                   cached=list(data.get("cached", [])))
+                   cached=list(data.get("cached", [])), weights=data.get("weights", "imagenet"),
+                   resize_mode=data.get("resize_mode", "pad"))
 
 
 def _jsonable_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -461,7 +466,8 @@ def scout(ws: Any, dataset: str, *, backbones: Sequence[str] = ("efficientnet_li
             rows.append(row)
     table = rank_table(rows)
     return ScoutResult(dataset=dataset, image_size=image_size, images=int(len(pos)), table=table, notes=notes,
-                       seconds=time.perf_counter() - t0, feature_seconds=feature_seconds, cached=cached)
+                       seconds=time.perf_counter() - t0, feature_seconds=feature_seconds, cached=cached,
+                       weights=weights, resize_mode=resize_mode)
 
 
 # ------------------------------------------------------------------ saved scouts and background runs
@@ -499,11 +505,20 @@ def load_results(ws: Any, dataset: str) -> list[ScoutResult]:
     return out
 
 
+_ANY: Any = object()
+
+
 def latest_result(ws: Any, dataset: str, *, image_size: int | None = None,
-                  backbones: Sequence[str] | None = None) -> ScoutResult | None:
-    """The newest saved scout of ``dataset`` (at ``image_size``, covering ``backbones``), or None."""
+                  backbones: Sequence[str] | None = None, weights: Any = _ANY,
+                  resize_mode: str | None = None) -> ScoutResult | None:
+    """The newest saved scout of ``dataset`` (at ``image_size``, covering ``backbones``, with these
+    ``weights`` and ``resize_mode`` when given), or None."""
     for res in load_results(ws, dataset):
         if image_size is not None and res.image_size != image_size:
+            continue
+        if weights is not _ANY and res.weights != weights:
+            continue
+        if resize_mode is not None and res.resize_mode != resize_mode:
             continue
         if backbones is not None and not set(backbones) <= set(res.table["backbone"]):
             continue
@@ -511,7 +526,8 @@ def latest_result(ws: Any, dataset: str, *, image_size: int | None = None,
     return None
 
 
-def launch_scout(ws: Any, dataset: str, *, backbones: Sequence[str], image_size: int, images: int) -> dict[str, Any]:
+def launch_scout(ws: Any, dataset: str, *, backbones: Sequence[str], image_size: int, images: int,
+                 weights: str | None = "imagenet", resize_mode: str = "pad") -> dict[str, Any]:
     """Run ``python -m tlcore scout`` in the background (its own session, as search workers are);
     returns its state: ``{"pid", "log", "status", "started"}``. ``scout_status`` follows it."""
     import os
@@ -527,6 +543,7 @@ def launch_scout(ws: Any, dataset: str, *, backbones: Sequence[str], image_size:
     log = folder / f"{run_id}.log"
     cmd = [sys.executable, "-m", "tlcore", "--workspace", str(ws.root), "scout", "--data", dataset,
            "--backbones", ",".join(backbones), "--image-size", str(image_size), "--images", str(images),
+           "--weights", "none" if weights is None else str(weights), "--resize", resize_mode,
            "--status-file", str(status)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)

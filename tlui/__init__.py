@@ -11,6 +11,8 @@ never in ``tlcore``.
                         loader (Home, Datasets, Predict, Results)
 - ``augment_widgets``   catalogue-parameter widgets and cached previews (Augmentations)
 - ``search_widgets``    one poll of a study, spec uploads, the curves plot (Search)
+- ``scout_widgets``     the Scout step: run a scout, its per-depth scores and ranking,
+                        narrow or seed the new study (Search); scout vs the trials (Results)
 - ``results_widgets``   trial keys, cached study views, evaluation, Grad-CAM,
                         export archives (Results)
 """

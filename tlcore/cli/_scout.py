@@ -68,7 +68,8 @@ def cmd_scout(args: argparse.Namespace) -> int:
     backbones = [b.strip() for b in args.backbones.split(",") if b.strip()] if args.backbones else ["efficientnet_lite0"]
     try:
         result = scout(ws, args.data, backbones=backbones, image_size=args.image_size, images=args.images,
-                       weights=None if args.weights == "none" else args.weights, progress=progress)
+                       weights=None if args.weights == "none" else args.weights, resize_mode=args.resize,
+                       progress=progress)
     except TLCoreError as exc:
         if status:
             atomic_write_json(status, {"state": "failed", "started": started, "error": str(exc)})
@@ -89,6 +90,8 @@ def cmd_scout(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from tlcore.config import RESIZE_MODES
+
     p = sub.add_parser(
         "scout", help="rank backbones and freeze depths on a dataset in seconds, before any training",
         description="One forward pass per backbone over up to --images stratified training images; LogME and "
@@ -100,7 +103,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=int, default=128, metavar="S", help="input side in pixels (default 128)")
     p.add_argument("--images", type=int, default=2000, metavar="N",
                    help="at most this many training images, stratified by class (default 2000)")
-    p.add_argument("--weights", default="imagenet", metavar="imagenet|none|PATH", help=argparse.SUPPRESS)
+    p.add_argument("--resize", choices=RESIZE_MODES, default="pad", help="how images become square (default pad)")
+    p.add_argument("--weights", default="imagenet", metavar="imagenet|none|PATH",
+                   help="backbone weights (default imagenet; none = random, for tests)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--status-file", metavar="FILE", help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_scout)

@@ -7,7 +7,8 @@ the probe trial has been taken (the first usable model comes first), runs
 a cross-process lock, so two workers compute them once), stores a summary in the
 study's ``tl_scout`` attribute (``SCOUT_ATTR``), saves the full result where the
 Search page finds it, and enqueues the best ``seed_trials`` pairs within the
-study's ranges as the next trials (their learning rates come from the sampler).
+study's ranges as the next trials (their learning rates come from the sampler), never more than
+the trial budget has left.
 A scout whose estimated cost is above ``max_seconds`` is recorded as skipped. A
 scout that fails is recorded with its error and never stops the search.
 
@@ -99,7 +100,11 @@ def maybe_scout(ws: Workspace, study: optuna.Study, spec: StudySpec, storage: An
                if c["backbone"] == backbone]
         configs.extend(sub)
     ranked = sorted(configs, key=lambda c: _rank_of(result.table, c))
-    seeds = seed_params(spec, ranked)[: opts["seed_trials"]]
+    trials = study.get_trials(deepcopy=False)
+    room = opts["seed_trials"]
+    if spec.n_trials is not None:  # never queue trials the budget will not run
+        room = min(room, spec.n_trials - sum(t.state != TrialState.FAIL for t in trials))
+    seeds = seed_params(spec, ranked)[: max(0, room)]
     rows = [{k: _plain(r.get(k)) for k in _ROW_KEYS} for r in result.table.to_dict("records")]
     study.set_user_attr(SCOUT_ATTR, {
         "images": result.images, "image_size": result.image_size, "seconds": round(time.time() - t0, 2),

@@ -1,0 +1,467 @@
+"""The scout on the pages: the Search page's Scout step and the Results page's "Scout vs the trials".
+
+Search page (``scout_section``, keys ``se_scout_*``): the scout of ``tlcore.scout``
+on the New-study form's dataset, backbones and image size (read from its session
+keys ``se_new_*``), run in the background (``launch_scout``) and followed by an
+``st.fragment`` on a timer; the newest saved result for those settings
+(``latest_result``: also after the page is reopened) is drawn as each per-depth
+score against the depth and as the ranked table. Two buttons act on the form
+through callbacks (which run before the next rerun, so before its widgets exist):
+"Narrow" sets the freeze-depth slider (``se_new_depth``) to the top depths, and
+"Start the study with the top K" asks the form (``scout_spec_option``) to give the
+new study a scout that reuses these cached features and seeds its first K trials.
+
+Results page (``agreement_section``, keys ``re_scout_*``): a study's ``tl_scout``
+attribute and ``tlcore.search.seeding.scout_agreement``: Kendall's tau between each
+score and the trials' validation accuracy.
+
+User text (dataset and study names, error messages) is Markdown-escaped, or
+HTML-escaped in plotly labels.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import time
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from tlcore import backbones as bb
+from tlcore.errors import TLCoreError
+from tlcore.scout import (
+    DEPTH_SCORES,
+    SCORES,
+    ScoutResult,
+    latest_result,
+    launch_scout,
+    scout_cost_estimate,
+    scout_status,
+)
+from tlcore.search import load_spec
+from tlcore.search.seeding import SCOUT_ATTR, scout_agreement
+from tlcore.workspace import Workspace
+from tlui.common import md_escape
+
+__all__ = ["scout_section", "scout_spec_option", "seed_note", "depth_figure", "ranked_view",
+           "agreement_section", "agreement_table", "SCORE_LABELS"]
+
+TITLE = "Scout: rank the depths before training"
+DEFAULT_IMAGES = 2000
+DEFAULT_K = 3
+NARROW_TOP = 3  # depths the "Narrow" button keeps the range around
+MAX_K = 20
+REFRESH_S = 1  # seconds between reads of a running scout's progress
+SCORE_LABELS = {"logme": "LogME", "transrate": "TransRate", "leep": "LEEP", "nce": "NCE", "combined": "combined"}
+COLUMNS = ["backbone", "depth", "width", "logme", "transrate", "leep", "nce", "combined_rank"]
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+EXPLAIN = (
+    "One forward pass over a sample of the training images scores every freeze depth of the chosen backbones "
+    "with four published transferability scores (LogME and TransRate at each depth; LEEP and NCE once per "
+    "backbone, from its ImageNet head): seconds, not the hours of training every depth."
+)
+CAVEAT = (
+    "The scores favour deep, wide features: they rank how good the **frozen** features are, not what "
+    "fine-tuning will gain, so treat the ranking as a hint for the search, not its answer."
+)
+TAU_CAPTION = ("τ = 1: the score ranked the finished trials exactly as their validation accuracy did; "
+               "0: no better than chance; below 0: the wrong way round.")
+
+
+# ------------------------------------------------------------------ helpers
+def _plot_text(s: object) -> str:
+    return html.escape(str(s), quote=False)
+
+
+def _num(v: Any) -> float | None:
+    """A plain float, or None for a missing or non-finite value."""
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _display(backbone: str) -> str:
+    try:
+        return bb.get(backbone).display_name
+    except TLCoreError:
+        return backbone
+
+
+def _say(kind: str, text: str) -> None:
+    """A message for the Scout section, shown once at its next render."""
+    st.session_state["se_scout_msg"] = [*st.session_state.get("se_scout_msg", []), (kind, text)]
+
+
+def _settings_key(dataset: str, size: int, backbones: list[str]) -> str:
+    return f"{dataset}|{size}|{','.join(sorted(backbones))}"
+
+
+def _combined_from(table: pd.DataFrame) -> list[str]:
+    """The scores the combined rank averages (each row has them, and they differ)."""
+    return [s for s in SCORES if s in table and table[s].notna().all() and table[s].nunique() > 1]
+
+
+def _only(result: ScoutResult, backbones: list[str]) -> ScoutResult:
+    """``result`` with only the rows of ``backbones`` (a scout may have covered more)."""
+    table = result.table[result.table["backbone"].isin(backbones)].reset_index(drop=True)
+    return ScoutResult(dataset=result.dataset, image_size=result.image_size, images=result.images, table=table,
+                       notes=list(result.notes), seconds=result.seconds, feature_seconds=result.feature_seconds,
+                       cached=list(result.cached))
+
+
+# ------------------------------------------------------------------ figure and table
+def depth_figure(table: pd.DataFrame, top: list[dict[str, Any]] | None = None) -> go.Figure:
+    """Each per-depth score (LogME, TransRate) against the freeze depth: one subplot per score, one
+    line per backbone; the ``top`` configurations (``top_configs``) are starred."""
+    fig = make_subplots(rows=1, cols=len(DEPTH_SCORES), subplot_titles=[SCORE_LABELS[s] for s in DEPTH_SCORES],
+                        horizontal_spacing=0.08)
+    top_keys = {(c["backbone"], int(c["freeze_depth"])) for c in top or []}
+    for i, backbone in enumerate(dict.fromkeys(table["backbone"])):
+        part = table[table["backbone"] == backbone].sort_values("depth")
+        color = PALETTE[i % len(PALETTE)]
+        name = _plot_text(_display(backbone))
+        depths = [int(d) for d in part["depth"]]
+        for j, score in enumerate(DEPTH_SCORES):
+            ys = [_num(v) for v in part[score]]
+            fig.add_trace(go.Scatter(
+                x=depths, y=ys, mode="lines+markers", name=name, legendgroup=backbone, showlegend=j == 0,
+                line={"color": color}, marker={"size": 5},
+                hovertemplate=f"{name}, depth %{{x}}: %{{y:.4g}}<extra>{SCORE_LABELS[score]}</extra>",
+            ), row=1, col=j + 1)
+            starred = [(d, y) for d, y in zip(depths, ys) if (backbone, d) in top_keys and y is not None]
+            if starred:
+                fig.add_trace(go.Scatter(
+                    x=[d for d, _ in starred], y=[y for _, y in starred], mode="markers",
+                    name=f"top {len(top_keys)} (combined rank)", legendgroup="top",
+                    showlegend=i == 0 and j == 0, marker={"symbol": "star", "size": 13, "color": color,
+                                                          "line": {"width": 1, "color": "black"}},
+                    hoverinfo="skip",
+                ), row=1, col=j + 1)
+    fig.update_xaxes(title_text="freeze depth (blocks frozen)", dtick=2)
+    fig.update_layout(title={"text": "Each score against the freeze depth (higher is better)"},
+                      height=360, margin={"t": 70, "b": 40}, legend={"font": {"size": 11}})
+    return fig
+
+
+def ranked_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The ranked table as shown: best first, the scores and the combined rank."""
+    view = table[[c for c in COLUMNS if c in table]].copy()
+    return view.sort_values(["combined_rank", "backbone", "depth"], na_position="last").reset_index(drop=True)
+
+
+def _table_config() -> dict[str, Any]:
+    cc = st.column_config
+    return {
+        "backbone": cc.TextColumn("backbone"),
+        "depth": cc.NumberColumn("depth", format="%d", help="Blocks frozen, counted from the input."),
+        "width": cc.NumberColumn("width", format="%d", help="Channels of the pooled features at this depth."),
+        "logme": cc.NumberColumn("LogME", format="%.3f", help="Evidence of a linear model on the features "
+                                 "(You et al., 2021); per depth."),
+        "transrate": cc.NumberColumn("TransRate", format="%.3f", help="How well the features separate the "
+                                     "classes, as a coding rate (Huang et al., 2022); per depth."),
+        "leep": cc.NumberColumn("LEEP", format="%.3f", help="From the ImageNet head's predictions (Nguyen et al., "
+                                "2020): one value per backbone; empty without the head."),
+        "nce": cc.NumberColumn("NCE", format="%.3f", help="Negative conditional entropy of the labels given the "
+                               "ImageNet head's labels (Tran et al., 2019): one value per backbone."),
+        "combined_rank": cc.NumberColumn("rank", format="%d", help="By the mean of the ranks under the scores "
+                                         "every row has (1 = best)."),
+    }
+
+
+# ------------------------------------------------------------------ callbacks (Search page)
+def _weights() -> str | None:
+    """The New study form's weights, as the scout takes them."""
+    return None if st.session_state.get("se_new_weights") == "none" else "imagenet"
+
+
+def _resize() -> str:
+    return str(st.session_state.get("se_new_resize") or "pad")
+
+
+def _on_run(ws: Workspace, dataset: str, backbones: list[str], size: int) -> None:
+    ss = st.session_state
+    images = int(ss.get("se_scout_images", DEFAULT_IMAGES))
+    ss.pop("se_scout_error", None)
+    try:
+        state = launch_scout(ws, dataset, backbones=backbones, image_size=size, images=images,
+                             weights=_weights(), resize_mode=_resize())
+    except (TLCoreError, OSError) as exc:
+        ss["se_scout_error"] = f"The scout did not start: {exc} Fix that, then press Run scout again."
+        return
+    ss["se_scout_run"] = {**state, "dataset": dataset, "backbones": list(backbones), "size": size, "images": images}
+    asked = dict(ss.get("se_scout_asked", {}))
+    asked[_settings_key(dataset, size, backbones)] = images
+    ss["se_scout_asked"] = asked
+
+
+def _on_narrow(result: ScoutResult) -> None:
+    ss = st.session_state
+    lo, hi = (int(v) for v in ss.get("se_new_depth", (0, 10**6)))
+    top = result.top_configs(NARROW_TOP, depth_range=[lo, hi])
+    if not top:
+        _say("warning", f"None of the scored depths lies within the current range {lo}–{hi} (below the full "
+                        "depth): widen the freeze-depth range in the New study form, then narrow again.")
+        return
+    depths = sorted({c["freeze_depth"] for c in top})
+    ss["se_new_depth"] = (depths[0], depths[-1])
+    _say("success", f"Freeze-depth range set to {depths[0]}–{depths[-1]} in the New study form below: it spans "
+                    f"the scout's top {len(top)} depth(s) ({', '.join(map(str, depths))}).")
+
+
+def _on_seed(images: int) -> None:
+    ss = st.session_state
+    k = int(ss.get("se_scout_k", DEFAULT_K))
+    ss["se_scout_seed"] = {"images": int(images), "seed_trials": k}
+    _say("success", f"The next study you create in the New study form below starts with the scout's top {k} "
+                    "configuration(s) as its first trials (its worker reuses these cached features).")
+
+
+def _on_unseed() -> None:
+    st.session_state.pop("se_scout_seed", None)
+
+
+# ------------------------------------------------------------------ the New-study form's side
+def scout_spec_option() -> dict[str, Any] | None:
+    """The ``scout`` option the New-study form gives its StudySpec, or None for the spec's default."""
+    seed = st.session_state.get("se_scout_seed")
+    if not seed:
+        return None
+    return {"images": int(seed["images"]), "seed_trials": int(seed["seed_trials"]), "max_seconds": None}
+
+
+def seed_note() -> None:
+    """A line in the New-study form when the study will start from the scout's top configurations."""
+    seed = st.session_state.get("se_scout_seed")
+    if not seed:
+        return
+    c1, c2 = st.columns([4, 1], vertical_alignment="center")
+    c1.info(f"The study will start with the scout's top {int(seed['seed_trials'])} depth(s) as its first trials, "
+            "after the quick linear-probe trial (its first worker scouts "
+            f"{int(seed['images'])} images again, from the cache when the settings match the scout above); then "
+            "the sampler takes over.", icon=":material/travel_explore:")
+    c2.button("Don't seed", key="se_scout_unseed", on_click=_on_unseed,
+              help="Create the study with the default scout instead (run only when estimated under a minute).")
+
+
+# ------------------------------------------------------------------ the Scout section (Search page)
+def _settle(run: dict[str, Any]) -> dict[str, Any] | None:
+    """The status of the scout ``run``; when it has ended, forget it and keep its outcome to show (None)."""
+    ss = st.session_state
+    status = scout_status(run)
+    if status["state"] not in ("finished", "failed"):
+        return status
+    ss.pop("se_scout_run", None)
+    if status["state"] == "failed":
+        ss["se_scout_error"] = ("The scout failed: " + str(status.get("error") or "no message")
+                                + f" (its log: {run.get('log')}). Check the dataset on the Datasets page (the "
+                                "scout needs two classes and two training images per class) and the "
+                                "backbones (ImageNet weights need internet unless bundled or cached), then "
+                                "run it again.")
+    else:
+        _say("success", f"Scout finished in {float(status.get('seconds') or 0):.1f} s.")
+    return None
+
+
+def _progress_view() -> None:
+    """A running scout's progress (a fragment on a timer); a full rerun once it has ended."""
+    ss = st.session_state
+    run = ss.get("se_scout_run")
+    if not run:
+        return
+    status = _settle(run)
+    if status is None:
+        if not ss.get("se_scout_full", False):
+            st.rerun()  # redraw the whole page, with the result or the error
+        return
+    done, total = int(status.get("done") or 0), int(status.get("total") or 0)
+    text = str(status.get("text") or "")
+    if status["state"] == "starting" or not total:
+        text = "Starting: loading TensorFlow and the images (up to a minute)…"
+    elif done >= total:
+        text = f"{text}: done; scoring every depth…"
+    else:
+        text = f"{text}: {done} of {total} images"
+    st.progress(min(1.0, done / total) if total else 0.0, text=md_escape(text))
+    st.caption(f"Scouting {md_escape(run['dataset'])} at {int(run['size'])} px on {int(run['images'])} images; "
+               f"running for {time.time() - float(run.get('started') or time.time()):.0f} s.")
+
+
+def _show_result(result: ScoutResult, backbones: list[str], asked: int | None) -> None:
+    ss = st.session_state
+    result = _only(result, backbones)
+    table = result.table
+    lo, hi = (int(v) for v in ss.get("se_new_depth", (0, 10**6)))
+    top = result.top_configs(NARROW_TOP, depth_range=[lo, hi])
+    st.plotly_chart(depth_figure(table, top), key="se_scout_fig")
+    st.markdown("**Ranked, best first**")
+    st.dataframe(ranked_view(table), hide_index=True, column_config=_table_config(), key="se_scout_table")
+    used = _combined_from(table)
+    st.caption(f"{result.images} training images at {result.image_size} px, scored in {result.seconds:.1f} s "
+               f"(features {result.feature_seconds:.1f} s{', from the cache' if result.cached else ''}). "
+               f"Rank = the mean rank under {', '.join(SCORE_LABELS[s] for s in used) or 'no score'}"
+               + ("" if {"leep", "nce"} & set(used) else "; LEEP and NCE rank backbones, not depths") + ".")
+    for note in result.notes:
+        st.caption(md_escape(note))
+
+    st.markdown("**Use it in the New study form below**")
+    c1, c2, c3 = st.columns([2, 1, 2], vertical_alignment="bottom")
+    c1.button("Narrow the freeze-depth range to the top depths", key="se_scout_narrow", on_click=_on_narrow,
+              args=(result,), icon=":material/compress:",
+              help=f"Sets the form's Frozen blocks range to span the scout's top {NARROW_TOP} depths within "
+                   "the current range (the full depth, feature extraction, is left out).")
+    ss.setdefault("se_scout_k", DEFAULT_K)
+    k = int(c2.number_input("K", min_value=1, max_value=MAX_K, key="se_scout_k",
+                            help="How many of the scout's best configurations become the study's first trials."))
+    c3.button(f"Start the study with the top {k} configurations", key="se_scout_seed_btn", on_click=_on_seed,
+              args=(asked or result.images,), icon=":material/playlist_add:",
+              help="The study's first worker scouts again (from these cached features) and queues the best "
+                   f"{k} configurations within the study's ranges as its first trials; their learning rates "
+                   "come from the sampler.")
+
+
+def scout_section(ws: Workspace, datasets: list[str], expanded: bool = False) -> None:
+    """The Scout step, before the New-study form: run a scout on the form's settings and use its ranking."""
+    ss = st.session_state
+    ss.setdefault("se_scout_images", DEFAULT_IMAGES)
+    if ss.get("se_scout_run"):
+        _settle(ss["se_scout_run"])  # ended since the last rerun: show its outcome now
+    messages = ss.pop("se_scout_msg", [])
+    running = bool(ss.get("se_scout_run"))
+    with st.expander(TITLE, expanded=expanded or running or bool(messages) or "se_scout_error" in ss,
+                     icon=":material/travel_explore:"):
+        st.caption(EXPLAIN)
+        st.caption(CAVEAT)
+        for kind, text in messages:
+            getattr(st, kind)(text)
+        dataset = ss.get("se_new_dataset")
+        backbones = [b for b in ss.get("se_new_backbones") or [] if b in bb.list_backbones()]
+        size = int(ss.get("se_new_size") or 0)
+        if not datasets or not dataset:
+            st.info("No dataset is registered yet: add one on the Datasets page, then scout it here.")
+            return
+        if not backbones:
+            st.info("Choose at least one backbone in the New study form below; the scout ranks its depths.")
+            return
+        st.markdown(f"Scouts **{md_escape(dataset)}** with {md_escape(', '.join(_display(b) for b in backbones))} "
+                    f"at {size} px: the dataset, backbones and image size of the New study form below (change "
+                    "them there).")
+        c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+        images = c1.number_input("Images to score", min_value=2, max_value=1_000_000, step=500,
+                                 key="se_scout_images",
+                                 help="At most this many training images, stratified by class. More is steadier "
+                                      "and slower; 2,000 is plenty for a ranking.")
+        c2.button("Run scout", key="se_scout_go", type="primary", on_click=_on_run, args=(ws, dataset, backbones, size),
+                  disabled=running, icon=":material/play_arrow:",
+                  help="Runs in the background; the result is saved and shown here when it is done.")
+        if not running:
+            est = scout_cost_estimate(int(images), size, backbones)
+            st.caption(f"About {est:.0f} s on one CPU core the first time (a GPU is much faster); "
+                       "seconds once its features are cached.")
+        if "se_scout_error" in ss:
+            st.error(md_escape(ss["se_scout_error"]))
+        if running:
+            ss["se_scout_full"] = True
+            try:
+                st.fragment(run_every=REFRESH_S)(_progress_view)()
+            finally:
+                ss["se_scout_full"] = False
+        try:
+            result = latest_result(ws, dataset, image_size=size, backbones=backbones, weights=_weights(),
+                                   resize_mode=_resize())
+        except (TLCoreError, OSError) as exc:
+            st.warning(md_escape(f"The saved scouts of {dataset} could not be read: {exc}"))
+            return
+        if result is None:
+            if not ss.get("se_scout_run"):
+                st.caption(f"No scout of {md_escape(dataset)} at {size} px with these backbones yet: press "
+                           "Run scout.")
+            return
+        asked = ss.get("se_scout_asked", {}).get(_settings_key(dataset, size, backbones))
+        _show_result(result, backbones, asked)
+
+
+# ------------------------------------------------------------------ Results page
+def _fmt_tau(v: Any) -> str:
+    f = _num(v)
+    return "—" if f is None else f"{f:.2f}"
+
+
+def agreement_table(agreement: pd.DataFrame) -> pd.DataFrame:
+    """``scout_agreement``'s frame as shown: score names, τ to two decimals (or "—")."""
+    return pd.DataFrame({
+        "score": [SCORE_LABELS.get(s, s) for s in agreement["score"]],
+        "Kendall τ": [_fmt_tau(v) for v in agreement["tau"]],
+        "trials": [int(n) for n in agreement["trials"]],
+        "note": [str(n or "") for n in agreement["note"]],
+    })
+
+
+def _seeded_text(seeded: list[dict[str, Any]], trials: list[Any]) -> str:
+    """Which trials the scout seeded, with their parameters."""
+    def words(p: dict[str, Any]) -> str:
+        return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in p.items())
+
+    parts = []
+    for p in seeded:
+        numbers = [t.number for t in trials if t.system_attrs.get("fixed_params") == p]
+        parts.append(f"trial {numbers[0]} ({words(p)})" if numbers else f"({words(p)}, not run yet)")
+    return "; ".join(parts)
+
+
+def agreement_section(ws: Workspace, storage: str | None, studies: dict[str, Any]) -> None:
+    """How well each of the scout's scores ranked a study's finished trials (the study's ``tl_scout``)."""
+    ss = st.session_state
+    st.subheader("Scout vs the trials")
+    names = list(studies)
+    if not names:
+        return
+    if len(names) > 1:
+        if ss.get("re_scout_study") not in names:
+            ss["re_scout_study"] = names[0]
+        st.selectbox("Study", names, key="re_scout_study", help="One study at a time: each has its own scout.")
+    name = ss["re_scout_study"] if len(names) > 1 else names[0]
+    study = studies[name]
+    attr = study.user_attrs.get(SCOUT_ATTR)
+    who = f"Study {md_escape(name)}"
+    if not isinstance(attr, dict):
+        st.info(f"{who} did not scout, so there is nothing to compare. A study scouts when its spec has a "
+                "`scout` option (the default for new studies; run one first on the Search page's Scout step).")
+        return
+    if "skipped" in attr:
+        st.info(f"{who} skipped its scout: {md_escape(attr['skipped'])}. Its trials were sampled without seeds; "
+                "to scout anyway, create the study with a higher scout.max\\_seconds (or none).")
+        return
+    if "error" in attr:
+        st.warning(f"{who}'s scout failed: {md_escape(attr['error'])}. Its trials ran without seeds.")
+        return
+    if not attr.get("rows"):
+        st.info(f"{who}'s scout holds no scores, so there is nothing to compare.")
+        return
+    trials = study.get_trials(deepcopy=False)
+    agreement = scout_agreement(trials, attr, load_spec(ws, name, storage))
+    st.dataframe(agreement_table(agreement), hide_index=True, key="re_scout_table",
+                 column_config={"note": st.column_config.TextColumn(width="large")})
+    st.caption(TAU_CAPTION + " Each trial is scored at its backbone and freeze depth and compared by its best "
+               "validation accuracy; only complete trials count.")
+    seeded = attr.get("seeded") or []
+    if seeded:
+        st.caption(md_escape(f"Seeded from the scout: {_seeded_text(seeded, trials)}."))
+    else:
+        st.caption("The scout seeded no trial (no scored depth within the study's ranges).")
+    facts = (f"Scored {attr.get('images', '?')} training images at {attr.get('image_size', '?')} px in "
+             f"{_num(attr.get('seconds')) or 0:.1f} s")
+    used = [SCORE_LABELS.get(s, s) for s in attr.get("combined_from") or []]
+    st.caption(md_escape(facts + (f"; combined = the mean rank under {', '.join(used)}" if used else "") + "."))
+    for note in attr.get("notes") or []:
+        st.caption(md_escape(note))
+    with st.expander("The scout's ranking"):
+        st.dataframe(ranked_view(pd.DataFrame(attr["rows"])), hide_index=True, column_config=_table_config(),
+                     key="re_scout_rows")
