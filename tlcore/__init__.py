@@ -24,6 +24,8 @@ Map of the package, one idea per module (each module's docstring says more):
                  nested data subsets for successive halving
 - ``probe``      the linear probe: a softmax regression on frozen features, every
                  run's starting head
+- ``scout``      transferability scores (LogME, TransRate, LEEP, NCE) at every
+                 block boundary in one forward pass: rank depths before training
 - ``runtime``    backend set-up per process (threads, GPU memory growth, mixed
                  precision, seeds)
 - ``trainer``    ``train``: one run from a ``TrainSpec`` (the three methods, the

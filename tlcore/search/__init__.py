@@ -6,6 +6,8 @@
 - ``study``    create, list, stop, resume, delete; the trial table
 - ``worker``   run trials until the budget is met (``python -m tlcore worker``)
 - ``pruners``  ``RungPruner``: successive halving over the nested-subset rungs
+- ``seeding``  the study's scout: rank the depths once, seed the first trials with the
+               best, and each score's Kendall tau against the finished trials
 - ``local``    background workers on this machine: launch, find again, stop, log tails
 - ``results``  learning curves, Optuna's plotly views, a trial's run folder, the best
                value over time, diverged trials and successive-halving rungs
