@@ -235,7 +235,7 @@ def test_older_studies_do_not_scout():
     stored = StudySpec(name="s", dataset="d").to_dict()
     stored.pop("scout")
     assert StudySpec.from_stored({**stored, "version": 2}).scout is None
-    assert StudySpec(name="s", dataset="d", scout={}).scout == {"images": 2000, "seed_trials": 3, "max_seconds": 60.0}
+    assert StudySpec(name="s", dataset="d", scout={}).scout == {"images": 2000, "seed_trials": 0, "max_seconds": 60.0}
 
 
 def test_a_scout_never_queues_more_trials_than_the_budget_runs(workspace):

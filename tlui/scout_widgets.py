@@ -248,7 +248,8 @@ def seed_note() -> None:
             f"{int(seed['images'])} images again, from the cache when the settings match the scout above); then "
             "the sampler takes over.", icon=":material/travel_explore:")
     c2.button("Don't seed", key="se_scout_unseed", on_click=_on_unseed,
-              help="Create the study with the default scout instead (run only when estimated under a minute).")
+              help="Create the study with the default scout instead: it ranks the depths for the Results page "
+                   "but seeds no trial (run only when estimated under a minute).")
 
 
 # ------------------------------------------------------------------ the Scout section (Search page)
