@@ -16,9 +16,11 @@ Datasets (``--dataset``):
 
 - ``fmnist``: ``--images`` images of Fashion-MNIST's train file (``bench/_fmnist.py``, as
   ``bench_search.py`` uses), grayscale clothing.
-- ``shapes``: a different kind, generated here: colour photographs' opposite — six classes of
-  drawn shapes (circle, square, triangle, star, ring, cross) in random colours, sizes, positions
-  and rotations over random gradient-and-noise backgrounds (``--images`` in all, 96 × 96 PNG).
+- ``shapes``: a different kind, generated here: six classes of drawn shapes (circle, square,
+  triangle, star, ring, cross), small (10-22 % of the side), in a colour close to the
+  background's, at random positions and rotations, over random colour gradients with strong
+  pixel noise (``--images`` in all, 96 × 96 PNG). Colour, synthetic, and far from both
+  ImageNet and Fashion-MNIST; the low contrast keeps it from being solved at every depth.
 
 With ``--search``, instead: **a scout-seeded search against an unseeded one**, side by side
 (the same dataset, seed and budget, both started at once, each pinned to its own core with
@@ -75,12 +77,14 @@ def make_shapes(root: Path, images: int, size: int = 96, seed: int = 0) -> Path:
         for i in range(per):
             a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
             t = (np.cos(rng.uniform(0, np.pi)) * xx + np.sin(rng.uniform(0, np.pi)) * yy)[..., None]
-            bg = (a * (1 - t) + b * t + rng.normal(0, 18, (size, size, 3))).clip(0, 255).astype(np.uint8)
-            img = Image.fromarray(bg)
+            bg = (a * (1 - t) + b * t).clip(0, 255)
+            img = Image.fromarray(bg.astype(np.uint8))
             d = ImageDraw.Draw(img)
-            r = rng.uniform(0.18, 0.38) * size
+            r = rng.uniform(0.10, 0.22) * size
             cx, cy = rng.uniform(r, size - r, 2)
-            col = tuple(int(c) for c in rng.integers(0, 256, 3))
+            # low contrast: the shape's colour is the background's there, shifted by 25-60 per channel
+            here = bg[int(cy), int(cx)]
+            col = tuple(int(c) for c in (here + rng.choice([-1, 1], 3) * rng.uniform(25, 60, 3)).clip(0, 255))
             rot = rng.uniform(0, 2 * np.pi)
 
             def poly(n: int, inner: float | None = None) -> list[tuple[float, float]]:
@@ -108,7 +112,8 @@ def make_shapes(root: Path, images: int, size: int = 96, seed: int = 0) -> Path:
                     d.polygon([(cx - r * dx - w * dy, cy - r * dy + w * dx), (cx + r * dx - w * dy, cy + r * dy + w * dx),
                                (cx + r * dx + w * dy, cy + r * dy - w * dx), (cx - r * dx + w * dy, cy - r * dy - w * dx)],
                               fill=col)
-            img.save(folder / f"{i:05d}.png")
+            noisy = np.asarray(img, dtype=np.float64) + rng.normal(0, 28, (size, size, 3))
+            Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).save(folder / f"{i:05d}.png")
     return root
 
 
