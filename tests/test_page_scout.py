@@ -10,7 +10,8 @@ background scout (a subprocess that imports TensorFlow) and is marked slow.
 from __future__ import annotations
 
 import json
-import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -18,7 +19,6 @@ from streamlit.testing.v1 import AppTest
 
 from tests.pagetest import assert_ok, shown_text
 from tests.searchfix import add_tiny_dataset, tiny_spec
-from tlcore import scout as scout_mod
 from tlcore.scout import latest_result, save_result, scout
 from tlcore.search import create_study, load_spec, load_study, run_worker
 from tlcore.search.seeding import SCOUT_ATTR, scout_agreement
@@ -144,15 +144,18 @@ def test_scout_step_shows_the_ranking_narrows_the_range_and_seeds_the_study(scou
     assert load_spec(scouted_ws, "plain").scout == {"images": 2000, "seed_trials": 0, "max_seconds": 60.0}
 
 
-def test_a_running_scout_shows_its_progress_then_its_failure(workspace, tmp_path):
+def test_a_running_scout_shows_its_progress_then_its_failure(workspace, tmp_path, request):
     add_tiny_dataset(workspace)
     status, log = tmp_path / "run.status.json", tmp_path / "run.log"
     status.write_text(json.dumps({"state": "running", "started": time.time(), "done": 6, "total": 12,
                                   "text": "EfficientNet-Lite0: features at every depth"}))
     log.write_text("")
+    # A live stand-in for the scout process (its command line names tlcore, as a real scout's does).
+    stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "tlcore-scout-stand-in"])
+    request.addfinalizer(lambda: (stand_in.kill(), stand_in.wait()))
     at = _app()
-    at.session_state["se_scout_run"] = {  # as launch_scout returns it; a live pid (this process)
-        "pid": os.getpid(), "log": str(log), "status": str(status), "started": time.time(),
+    at.session_state["se_scout_run"] = {  # as launch_scout returns it
+        "pid": stand_in.pid, "log": str(log), "status": str(status), "started": time.time(),
         "dataset": "tiny", "backbones": ["efficientnet_lite0"], "size": 32, "images": 500}
     _on_tiny(_search(at))
     assert_ok(at)
@@ -192,7 +195,9 @@ def test_run_scout_in_the_background_and_see_its_result(workspace):
         assert len(_ranked(at)) == 18 and _scout_figure(at) is not None
         assert latest_result(workspace, "tiny", image_size=32) is not None
     finally:  # the scout this test started, if it is still running (launch_scout keeps its Popen)
-        proc = scout_mod._CHILDREN.get(int(state["pid"]))
+        from tlcore.search import local
+
+        proc = local._CHILDREN.get(int(state["pid"]))
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()

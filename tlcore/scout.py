@@ -535,6 +535,7 @@ def launch_scout(ws: Any, dataset: str, *, backbones: Sequence[str], image_size:
     import sys
 
     from tlcore._fsutil import atomic_write_json
+    from tlcore.search.local import track_child
     from tlcore.workspace import PACKAGE_ROOT
 
     folder = scouts_dir(ws, dataset)
@@ -551,12 +552,8 @@ def launch_scout(ws: Any, dataset: str, *, backbones: Sequence[str], image_size:
     with open(log, "ab") as logf:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=str(ws.root), env=env, start_new_session=True)
-    state = {"pid": proc.pid, "log": str(log), "status": str(status), "started": time.time()}
-    _CHILDREN[proc.pid] = proc
-    return state
-
-
-_CHILDREN: dict[int, Any] = {}
+    track_child(proc)
+    return {"pid": proc.pid, "log": str(log), "status": str(status), "started": time.time()}
 
 
 def scout_status(state: dict[str, Any]) -> dict[str, Any]:
@@ -566,9 +563,10 @@ def scout_status(state: dict[str, Any]) -> dict[str, Any]:
 
     from tlcore._fsutil import read_json
 
+    from tlcore.search.local import pid_alive
+
     info = read_json(state["status"], default=None) or {}
-    proc = _CHILDREN.get(int(state["pid"]))
-    alive = proc.poll() is None if proc is not None else _alive(int(state["pid"]))
+    alive = pid_alive(int(state["pid"]))
     if info.get("state") in ("finished", "failed"):
         return info
     if not alive:
@@ -582,15 +580,3 @@ def scout_status(state: dict[str, Any]) -> dict[str, Any]:
             pass
         return {**info, "state": "failed", "error": tail or "The scout stopped without a result (see its log)."}
     return {**info, "state": "running"}
-
-
-def _alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

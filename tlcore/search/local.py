@@ -33,7 +33,8 @@ from tlcore.errors import ConfigError, WorkspaceError
 from tlcore.search.storage import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, study_local_dir
 from tlcore.workspace import PACKAGE_ROOT, Workspace
 
-__all__ = ["launch_workers", "list_workers", "WorkerInfo", "stop_workers", "log_tail", "CRASHED", "STORAGE_ENV"]
+__all__ = ["launch_workers", "list_workers", "WorkerInfo", "stop_workers", "log_tail", "CRASHED", "STORAGE_ENV",
+           "pid_alive", "track_child"]
 
 CRASHED = "crashed"  # a worker's state when it exited without finishing
 STORAGE_ENV = "TLCORE_STORAGE"  # how a launched worker gets its storage URL (never on its command line)
@@ -97,7 +98,7 @@ def launch_workers(
         with open(log_path, "ab") as logf:
             proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     cwd=str(ws.root), env=child_env, start_new_session=True)
-        _CHILDREN[proc.pid] = proc
+        track_child(proc)
         atomic_write_json(wdir / f"{wid}.json", {
             "worker_id": wid, "pid": proc.pid, "host": socket.gethostname(), "started": time.time(),
             "updated": time.time(), "state": "starting", "trials_done": 0,
@@ -106,7 +107,13 @@ def launch_workers(
     return ids
 
 
-def _pid_alive(pid: int) -> bool:
+def track_child(proc: subprocess.Popen) -> None:
+    """Keep a background process started here so ``pid_alive`` reaps it when it ends (no zombies)."""
+    _CHILDREN[proc.pid] = proc
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether the tlcore process ``pid`` (a worker, a scout) is still running on this machine."""
     proc = _CHILDREN.get(pid)
     if proc is not None and proc.poll() is not None:
         _CHILDREN.pop(pid, None)
@@ -158,7 +165,7 @@ def list_workers(ws: Workspace, name: str) -> list[WorkerInfo]:
         if not isinstance(data, dict) or "pid" not in data:
             continue
         same_host = data.get("host") == here
-        alive = same_host and data.get("state") != "finished" and _pid_alive(int(data["pid"]))
+        alive = same_host and data.get("state") != "finished" and pid_alive(int(data["pid"]))
         state = str(data.get("state", "?"))
         if not alive and state != "finished" and same_host:
             state = CRASHED  # gone without saying it finished: killed, out of memory, or a bug
@@ -195,6 +202,6 @@ def stop_workers(ws: Workspace, name: str, storage: str | None = None, *, wait: 
         except OSError:
             pass
     deadline = time.time() + wait
-    while wait and time.time() < deadline and any(_pid_alive(w.pid) for w in alive):
+    while wait and time.time() < deadline and any(pid_alive(w.pid) for w in alive):
         time.sleep(0.2)
     return len(alive)
