@@ -559,24 +559,13 @@ def launch_scout(ws: Any, dataset: str, *, backbones: Sequence[str], image_size:
 def scout_status(state: dict[str, Any]) -> dict[str, Any]:
     """Where a launched scout is: ``{"state": running|finished|failed, "done", "total", "text",
     "error", "result"}`` (``result``: the saved path once finished)."""
-    import os
-
     from tlcore._fsutil import read_json
-
-    from tlcore.search.local import pid_alive
+    from tlcore.search.local import log_tail, pid_alive
 
     info = read_json(state["status"], default=None) or {}
-    alive = pid_alive(int(state["pid"]))
     if info.get("state") in ("finished", "failed"):
         return info
-    if not alive:
-        tail = ""
-        try:
-            with open(state["log"], "rb") as f:
-                f.seek(max(0, os.path.getsize(state["log"]) - 2000))
-                tail = f.read().decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-                tail = tail[0]
-        except OSError:
-            pass
+    if not pid_alive(int(state["pid"])):
+        tail = log_tail(state["log"], 1).strip()
         return {**info, "state": "failed", "error": tail or "The scout stopped without a result (see its log)."}
     return {**info, "state": "running"}
