@@ -268,6 +268,68 @@ def test_deeper_features_come_from_the_cached_shallower_depth(workspace):
     np.testing.assert_allclose(pooled, np.asarray(clf.split(clf.num_blocks)[0](x, training=False)), atol=1e-5)
 
 
+@pytest.mark.backend
+def test_a_rung_computes_only_its_subsets_features_and_the_next_stage_only_the_rest(workspace):
+    add_tiny_dataset(workspace)
+    from tlcore.trainer import ProgressHooks
+
+    class Pruned(Exception):
+        pass
+
+    def stop_after_first_rung(rec):
+        raise Pruned()
+
+    base = dict(dataset="tiny", weights=None, image_size=32, batch_size=4, epochs=1, method="fine_tune",
+                freeze_depth=12, head_init="random", seed=3)
+    with pytest.raises(Pruned):  # a trial pruned at its first rung
+        train(TrainSpec(**base, subset_rungs=[0.3, 0.6]), workspace, run_dir=workspace.root / "p",
+              hooks=ProgressHooks(on_epoch=stop_after_first_rung))
+    cache = ArrayCache(workspace.cache_dir / "features")
+    subset_entries = [e for e in cache.entries() if "rows" in e["parts"] and e["parts"]["depth"] == 12]
+    assert len(subset_entries) == 1  # the 30 % only: nothing was computed for the rest of the split
+    n_small = int(subset_entries[0]["parts"]["rows"].split(":")[0])
+
+    res = train(TrainSpec(**base, subset_rungs=[0.3, 0.6]), workspace, run_dir=workspace.root / "a")
+    n_train = res.metrics["num_train"]
+    # The 30 % came from the cache; the 60 % and then all the data computed only the rows they added.
+    assert res.cache["feature_rows_computed"] == n_train - n_small  # (and the validation split was cached)
+    assert not [e for e in cache.entries() if "rows" in e["parts"] and e["parts"]["depth"] == 12]  # now redundant
+
+    # The same numbers as when the whole split's features were there from the start.
+    cold = ArrayCache(workspace.cache_dir / "features")
+    cold.clear()
+    train(TrainSpec(**base, subset_rungs=None), workspace, run_dir=workspace.root / "full")
+    again = train(TrainSpec(**base, subset_rungs=[0.3, 0.6]), workspace, run_dir=workspace.root / "b")
+    assert again.cache["feature_rows_computed"] == 0
+    for h1, h2 in zip(res.history, again.history):
+        assert h1["val_loss"] == pytest.approx(h2["val_loss"], rel=1e-3, abs=1e-4)
+
+
+def test_the_training_step_is_traced_once_when_its_state_is_built_first():
+    from tlcore.trainer import _build_state
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TensorFlow's double tracing of a step that creates variables")
+    traces = {}
+    for built in (False, True):
+        keras.backend.clear_session()
+        clf = Classifier.build("efficientnet_lite0", num_classes=3, image_size=32, weights=None)
+        clf.set_freeze_depth(14, batchnorm="train")
+        prefix, trainable = clf.split(14)
+        x = np.asarray(prefix(np.random.default_rng(0).uniform(0, 255, (10, 32, 32, 3)).astype("float32")))
+        y = keras.utils.to_categorical(np.arange(10) % 3, 3)
+        trainable.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy",
+                          metrics=["accuracy"], jit_compile=False)
+        if built:
+            _build_state(trainable, (x, y))
+            assert trainable.optimizer.built and all(v.numpy() == 0 for v in trainable.metrics_variables)
+        count, step = [], trainable.train_step
+        trainable.train_step = lambda data, step=step: (count.append(1), step(data))[1]
+        trainable.fit(x, y, batch_size=4, epochs=2, verbose=0)
+        traces[built] = len(count)
+    assert traces == {False: 2, True: 1}
+
+
 # ------------------------------------------------------------------ specs
 @pytest.mark.parametrize("bad, words", [
     (dict(subset_rungs=[0.5, 0.2]), "subset_rungs must be increasing data fractions"),
@@ -327,6 +389,16 @@ def test_a_version_2_study_keeps_its_learning_rate_range():
     stored.pop("lr_ceiling_at_depth0")
     assert StudySpec.from_stored({**stored, "version": 2}).lr_ceiling_at_depth0 is None
     assert StudySpec.from_stored({**stored, "version": 3}).lr_ceiling_at_depth0 == 0.1
+
+
+def test_a_version_3_study_keeps_its_constant_learning_rate():
+    stored = StudySpec(name="s", dataset="d").to_dict()
+    assert stored["lr_schedule"] == "cosine"  # the default since version 4
+    stored.pop("lr_schedule")
+    assert StudySpec.from_stored({**stored, "version": 3}).lr_schedule == "constant"
+    assert StudySpec.from_stored({**stored, "version": 4}).lr_schedule == "cosine"
+    spec = StudySpec(name="s", dataset="d")
+    assert spec.train_spec({"freeze_depth": 7, "learning_rate": 1e-3}).lr_schedule == "cosine"
 
 
 def test_a_study_stored_before_version_2_keeps_its_old_training(workspace):

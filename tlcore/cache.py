@@ -189,6 +189,10 @@ class ArrayCache:
                 return arr
             return self.put(parts, create())
 
+    def drop(self, parts: dict[str, Any]) -> None:
+        """Remove the entry for ``parts`` if there is one (a reader that has it mapped keeps its copy)."""
+        self._drop(cache_key(parts))
+
     def contains(self, parts: dict[str, Any]) -> bool:
         """Whether an entry for ``parts`` exists (not checked, not counted, not touched)."""
         return self._paths(cache_key(parts))[1].is_file()

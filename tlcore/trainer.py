@@ -45,6 +45,7 @@ report on the test split, best epoch, runtime, cache hits), ``labels.txt`` and
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import math
 import os
@@ -457,12 +458,16 @@ def train(
         stages = _stages(spec, phase, last=phase is phases[-1])
         feed_kw = dict(y=data.y["train"], num_classes=n_classes, batch_size=spec.batch_size, seed=spec.seed,
                        sample_weight=sw, start_epoch=phase["start"])
+        subsets = [nested_subset(data.rows["train"], data.y["train"], st["fraction"]) for st in stages]
         if use_cache:
-            copies = features.train_copies(depth, factory, aug_id)
+            features.row_sets = sorted((r for r in subsets if r is not None), key=len, reverse=True)
             val_x = features.get(depth, "val")
 
-            def make_feed(subset, start, copies=copies):
-                return _Batches(copies, **{**feed_kw, "start_epoch": start}, subset=subset)
+            def make_feed(subset, start):
+                # Without augmentation the features come for the subset's rows only, in order.
+                copies, pos = features.train_copies(depth, factory, aug_id, rows=subset)
+                y = data.y["train"] if pos is not None or subset is None else data.y["train"][subset]
+                return _Batches(copies, **{**feed_kw, "y": y, "start_epoch": start}, subset=pos)
         else:
             val_x = data.x["val"]
 
@@ -471,7 +476,6 @@ def train(
                 return (_AugmentedBatches(data.x["train"], factory, **kw, subset=subset) if factory is not None
                         else _Batches([data.x["train"]], **kw, subset=subset))
 
-        subsets = [nested_subset(data.rows["train"], data.y["train"], st["fraction"]) for st in stages]
         sizes = [len(data.y["train"]) if sub is None else len(sub) for sub in subsets]
         steps = [math.ceil(n / spec.batch_size) * (st["end"] - st["start"]) for n, st in zip(sizes, stages)]
         per_epoch = math.ceil(len(data.y["train"]) / spec.batch_size)
@@ -491,6 +495,7 @@ def train(
             steps_per_execution=_steps_per_execution(math.ceil(min(sizes) / spec.batch_size)) if use_cache else 1,
         )
         val_feed = _Batches([val_x], data.y["val"], n_classes, max(spec.batch_size, 64), spec.seed, shuffle=False)
+        _build_state(trainable, val_feed[0])
         recorder = _BatchRecorder if hooks.on_batch is not None else _Recorder
         for stage, subset in zip(stages, subsets):
             feed = make_feed(subset, stage["start"])
@@ -536,7 +541,7 @@ def train(
         metrics["test"] = report
         metrics["test_accuracy"] = report["accuracy"]
     cache_info = {"images": img_cache.stats.as_dict(), "features": feat_cache.stats.as_dict(),
-                  "features_from_shallower": features.incremental}
+                  "features_from_shallower": features.incremental, "feature_rows_computed": features.rows_computed}
     metrics["cache"] = cache_info
 
     out = Path(run_dir) if run_dir else ws.models_dir / _run_name(spec)
@@ -559,6 +564,13 @@ class _FeatureStore:
 
     A missing depth is computed from the nearest shallower depth already cached
     (``Classifier.segment``), not from the images again; ``incremental`` counts those.
+
+    A successive-halving rung needs only its nested subset of the training split
+    (``rows``). Without augmentation only those rows are computed, and cached under
+    the subset's own key, so a trial pruned at its first rung pays for 11 % of the
+    images rather than all of them; a larger subset, and then the whole split,
+    compute only the rows the smaller one lacks. ``rows_computed`` counts the rows
+    this store pushed through the network.
     """
 
     def __init__(self, clf: Classifier, spec: TrainSpec, data: TrainingData, cache: ArrayCache,
@@ -567,35 +579,114 @@ class _FeatureStore:
         self.base = {"kind": "features", "backbone": spec.backbone, "weights": _weights_id(spec),
                      "size": spec.image_size, "resize": spec.resize_mode}
         self.incremental = 0
+        self.rows_computed = 0
+        # The nested training subsets of the phase being trained, largest first (``train`` sets them):
+        # where a subset's rows may already be cached.
+        self.row_sets: list[np.ndarray] = []
 
-    def get(self, depth: int, split: str, *, images: Callable[[], np.ndarray] | None = None,
-            aug: str | None = None, copy: int = 0, seed: int | None = None, label: str | None = None) -> np.ndarray:
-        parts = {**self.base, "depth": depth, "data": self.data.fingerprint[split], "aug": aug, "copy": copy}
+    def _parts(self, depth: int, split: str, rows: np.ndarray | None, extra: dict[str, Any]) -> dict[str, Any]:
+        parts = {**self.base, "depth": depth, "data": self.data.fingerprint[split], "aug": None, "copy": 0, **extra}
+        if rows is not None:
+            parts["rows"] = _rows_id(rows)
+        return parts
+
+    def _cached_rows(self, depth: int, split: str, rows: np.ndarray | None, extra: dict[str, Any]) -> np.ndarray | None:
+        """The cached features of ``rows`` (None: all) at ``depth``, from any entry that holds them all."""
+        held: list[np.ndarray | None] = [None]
+        if rows is not None and split == "train" and not extra:
+            held += [s for s in self.row_sets if len(s) >= len(rows)]
+        for q in held:
+            parts = self._parts(depth, split, q, extra)
+            arr = self.cache.get(parts) if self.cache.contains(parts) else None
+            if arr is None:
+                continue
+            if rows is None:
+                return arr
+            if q is None:
+                return np.asarray(arr[rows])
+            pos = np.searchsorted(q, rows)
+            if pos.max(initial=-1) < len(q) and np.array_equal(q[pos], rows):
+                return arr if len(q) == len(rows) else np.asarray(arr[pos])
+        return None
+
+    def _compute(self, depth: int, split: str, rows: np.ndarray | None, extra: dict[str, Any], label: str,
+                 images: Callable[[], np.ndarray] | None) -> np.ndarray:
+        """Features of ``rows`` (None: all) at ``depth``: the rows a smaller subset has cached, the rest
+        from the nearest shallower depth cached or else from the images."""
+        want = np.arange(len(self.data.y[split])) if rows is None else rows
+        have, missing = None, want
+        for smaller in ([] if extra or split != "train" else [s for s in self.row_sets if len(s) < len(want)]):
+            if np.isin(smaller, want).all():
+                have = self._cached_rows(depth, split, smaller, extra)
+                if have is not None:
+                    missing = want[~np.isin(want, smaller)]
+                    break
+        need = None if rows is None and have is None else missing  # None: the whole split
+        part = None
+        for shallower in range(depth - 1, 0, -1):
+            src = self._cached_rows(shallower, split, need, extra)
+            if src is not None:
+                self.incremental += 1
+                part = _features(self.clf.segment(shallower, depth), src, 64, self.hooks,
+                                 f"{label} from depth {shallower}")
+                break
+        if part is None:
+            source = images() if images is not None else self.data.x[split] if need is None else self.data.x[split][need]
+            part = _features(self.clf.split(depth)[0], source, 64, self.hooks, label)
+        self.rows_computed += len(missing)
+        if have is None:
+            return part
+        out = np.empty((len(want), *part.shape[1:]), dtype=part.dtype)
+        inside = np.isin(want, missing)
+        out[inside], out[~inside] = part, have
+        return out
+
+    def get(self, depth: int, split: str, *, rows: np.ndarray | None = None,
+            images: Callable[[], np.ndarray] | None = None, aug: str | None = None, copy: int = 0,
+            seed: int | None = None, label: str | None = None) -> np.ndarray:
+        """The features of ``split`` at ``depth``, only of ``rows`` (sorted positions) when given.
+
+        ``images`` makes the split's input (an augmented copy, named by ``aug``, ``copy``
+        and ``seed``) when it is not the decoded split itself; such copies are whole.
+        """
+        extra: dict[str, Any] = {} if aug is None and copy == 0 and seed is None else {"aug": aug, "copy": copy}
         if seed is not None:
-            parts["seed"] = seed
-        label = label or f"Caching {split} features (depth {depth})"
+            extra["seed"] = seed
+        if rows is not None:
+            rows = np.asarray(rows, dtype=np.int64)
+            have = self._cached_rows(depth, split, rows, extra)
+            if have is not None:
+                return have
+        what = f"{split} features (depth {depth}" + ("" if rows is None else f", {len(rows)} images") + ")"
+        label = label or f"Caching {what}"
+        arr = self.cache.get_or_create(self._parts(depth, split, rows, extra),
+                                       lambda: self._compute(depth, split, rows, extra, label, images))
+        if rows is None and split == "train" and not extra:  # the whole split is cached: subsets only take room
+            for s in self.row_sets:
+                self.cache.drop(self._parts(depth, split, s, extra))
+        return arr
 
-        def make() -> np.ndarray:
-            for shallower in range(depth - 1, 0, -1):
-                src_parts = {**parts, "depth": shallower}
-                src = self.cache.get(src_parts) if self.cache.contains(src_parts) else None
-                if src is not None:
-                    self.incremental += 1
-                    return _features(self.clf.segment(shallower, depth), src, 64, self.hooks,
-                                     f"{label} from depth {shallower}")
-            source = images() if images is not None else self.data.x[split]
-            return _features(self.clf.split(depth)[0], source, 64, self.hooks, label)
+    def train_copies(self, depth: int, factory: Callable[[int], Any] | None, aug_id: str | None,
+                     rows: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """The training features and the positions of ``rows`` in them (None: all of them).
 
-        return self.cache.get_or_create(parts, make)
-
-    def train_copies(self, depth: int, factory: Callable[[int], Any] | None, aug_id: str | None) -> list[np.ndarray]:
+        Without augmentation only ``rows`` are computed and returned. Augmented copies are
+        made over the whole split in one seeded pass, so they are always whole, and ``rows``
+        comes back as the positions to read.
+        """
         if factory is None:
-            return [self.get(depth, "train")]
+            return [self.get(depth, "train", rows=rows)], None
         n, seed, x = self.spec.aug_copies, self.spec.seed, self.data.x["train"]
         return [self.get(depth, "train", aug=aug_id, copy=c, seed=seed,
                          images=lambda c=c: _augment_all(x, factory, seed * 1000 + c),
                          label=f"Caching features (depth {depth}, copy {c + 1}/{n})")
-                for c in range(n)]
+                for c in range(n)], rows
+
+
+def _rows_id(rows: np.ndarray) -> str:
+    """A short, stable name for a set of row positions (a cache key part)."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    return f"{len(rows)}:{hashlib.sha1(rows.tobytes()).hexdigest()[:16]}"
 
 
 def _init_head_from_probe(clf: Classifier, spec: TrainSpec, data: TrainingData, features: _FeatureStore,
@@ -620,6 +711,22 @@ def _init_head_from_probe(clf: Classifier, spec: TrainSpec, data: TrainingData, 
     return {"val_accuracy": float(np.mean(np.argmax(logits, axis=1) == data.y["val"])),
             "fitted_here": bool(fitted), "l2": fitted[0].l2 if fitted else None,
             "seconds": time.perf_counter() - t0}
+
+
+def _build_state(model: keras.Model, batch: tuple[np.ndarray, ...]) -> None:
+    """Create the optimizer's and the metrics' variables before ``fit``, from two samples of ``batch``.
+
+    Keras on TensorFlow creates them inside the first traced training step, and a
+    ``tf.function`` that creates variables is traced twice: building them first halves
+    the tracing, which is most of a short trial's time (a 9-step rung at depth 1 on one
+    core: 26 s with the default, 14 s so; ``bench/bench_trace.py``).
+    """
+    x, y = np.asarray(batch[0][:2]), np.asarray(batch[1][:2])
+    model.optimizer.build(model.trainable_variables)
+    y_pred = model(x, training=False)
+    model.compute_loss(x=x, y=y, y_pred=y_pred)
+    model.compute_metrics(x, y, y_pred, sample_weight=None)
+    model.reset_metrics()
 
 
 def _steps_per_execution(num_batches: int) -> int:
