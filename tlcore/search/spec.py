@@ -171,8 +171,8 @@ class StudySpec(Spec):
         head_epochs: two_phase's head-only epochs; None = half of ``epochs``.
         lr_schedule: "cosine" (default): each trial's rate decays to 0 over its epochs
             (rungs included), along a half cosine; or "constant" (``TrainSpec``'s default).
-            Measured on Fashion-MNIST (BENCHMARKS.md): the same trial scored 2-3 points
-            higher on held-out images with the decay, for no extra time.
+            Measured on Fashion-MNIST (``bench/bench_schedule.py``): the same trial scored
+            0.3-3.6 points higher on held-out images with the decay, for no extra time.
         label_smoothing, class_weights, early_stopping: as in ``TrainSpec``.
         n_trials: finished trials (complete or pruned) the study stops at, counted
             across all workers. Defaults to 20. None = no trial limit (then give a time limit).
