@@ -717,9 +717,9 @@ def _build_state(model: keras.Model, batch: tuple[np.ndarray, ...]) -> None:
     """Create the optimizer's and the metrics' variables before ``fit``, from two samples of ``batch``.
 
     Keras on TensorFlow creates them inside the first traced training step, and a
-    ``tf.function`` that creates variables is traced twice: building them first halves
-    the tracing, which is most of a short trial's time (a 9-step rung at depth 1 on one
-    core: 26 s with the default, 14 s so; ``bench/bench_trace.py``).
+    ``tf.function`` that creates variables is traced twice. Tracing is most of a short
+    trial's time; building them first cuts it by 35-55 % (a 9-batch epoch at depth 1 on
+    one core: 19.6 s with Keras's default, 13.2 s so; ``bench/bench_trace.py``).
     """
     x, y = np.asarray(batch[0][:2]), np.asarray(batch[1][:2])
     model.optimizer.build(model.trainable_variables)
