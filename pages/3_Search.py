@@ -42,8 +42,9 @@ from tlcore.search import (
     resume_study,
     stop_workers,
 )
-from tlcore.search.local import CRASHED, WorkerInfo
+from tlcore.search.local import WorkerInfo
 from tlcore.search.spec import OBJECTIVES, PRUNERS, SAMPLERS
+from tlcore.search.worker_state import WorkerState
 from tlcore.workspace import Workspace
 from tlui import data
 from tlui import scout_widgets as sc
@@ -488,7 +489,7 @@ def trials_section(s: StudySummary, snap: sw.Snapshot) -> None:
 
 def crashed_workers(workers: list[WorkerInfo]) -> None:
     """A warning for each worker that exited without finishing, with the end of its log."""
-    crashed = [w for w in workers if w.state == CRASHED]
+    crashed = [w for w in workers if w.state == WorkerState.CRASHED]
     for w in crashed[:MAX_CRASHED_SHOWN]:
         tail = log_tail(w.log_path, CRASH_LOG_LINES)
         last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
@@ -511,7 +512,7 @@ def workers_section(s: StudySummary, snap: sw.Snapshot) -> None:
                    f"(`python -m tlcore worker --study {s.name} --storage ...`) show in the trial table.")
         return
     rows = [{"worker": w.worker_id, "state": w.state, "alive": w.alive, "trial": w.trial, "pid": w.pid,
-             "trials done": w.data.get("trials_done", 0), "why it stopped": w.data.get("reason", "")}
+             "trials done": w.record.trials_done, "why it stopped": w.record.reason or ""}
             for w in snap.workers]
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="se_workers_table")
     crashed_workers(snap.workers)

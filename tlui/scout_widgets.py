@@ -42,8 +42,8 @@ from tlcore.scout import (
     scout_cost_estimate,
     scout_status,
 )
-from tlcore.search import load_spec
-from tlcore.search.seeding import SCOUT_ATTR, scout_agreement
+from tlcore.search import attrs, load_spec
+from tlcore.search.seeding import scout_agreement
 from tlcore.workspace import Workspace
 from tlui.common import md_escape
 
@@ -430,7 +430,7 @@ def agreement_section(ws: Workspace, storage: str | None, studies: dict[str, Any
         st.selectbox("Study", names, key="re_scout_study", help="One study at a time: each has its own scout.")
     name = ss["re_scout_study"] if len(names) > 1 else names[0]
     study = studies[name]
-    attr = study.user_attrs.get(SCOUT_ATTR)
+    attr = attrs.scout_record(study.user_attrs)
     who = f"Study {md_escape(name)}"
     if not isinstance(attr, dict):
         st.info(f"{who} did not scout, so there is nothing to compare. A study scouts when its spec has a "

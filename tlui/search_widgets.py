@@ -37,6 +37,7 @@ from tlcore.search import (
     open_storage,
 )
 from tlcore.search.results import DIVERGED, best_so_far, fraction_text, with_outcomes
+from tlcore.search.worker_state import TRAINING_STATUS
 from tlcore.workspace import Workspace
 from tlui.common import md_escape
 
@@ -201,14 +202,14 @@ def best_trial_text(s: StudySummary, frame: pd.DataFrame) -> str | None:
 def worker_progress_text(w: WorkerInfo) -> str:
     """Plain text of a training worker's progress: its trial, the rung it is on (when the
     trial runs a rung epoch on a data subset), the epoch and batch, and its status."""
-    d = w.data
+    rec = w.record
     text = f"Trial {w.trial}"
-    if d.get("rung") is not None:
-        text += f" · rung {d['rung']} · {fraction_text(d.get('train_fraction'))} of the data"
-    text += (f" · epoch {d.get('epoch') or 0}/{d.get('epochs') or '?'} · "
-             f"batch {d.get('batch') or 0}/{d.get('batches') or '?'}")
-    if d.get("status") and d.get("status") != "training":
-        text += f" · {d['status']}"
+    if rec.rung is not None:
+        text += f" · rung {rec.rung} · {fraction_text(rec.train_fraction)} of the data"
+    text += (f" · epoch {rec.epoch or 0}/{rec.epochs or '?'} · "
+             f"batch {rec.batch or 0}/{rec.batches or '?'}")
+    if rec.status and rec.status != TRAINING_STATUS:
+        text += f" · {rec.status}"
     return text
 
 

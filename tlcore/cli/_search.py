@@ -101,7 +101,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _status_lines(ws, name: str, storage: str | None) -> list[str]:
-    from tlcore.search import list_studies, list_workers
+    from tlcore.search import WorkerState, list_studies, list_workers
 
     s = next((x for x in list_studies(ws, storage) if x.name == name), None)
     if s is None:
@@ -110,12 +110,13 @@ def _status_lines(ws, name: str, storage: str | None) -> list[str]:
              f"{s.counts.get('PRUNED', 0)} pruned), {s.running} running, {s.counts.get('FAIL', 0)} failed; "
              f"best {s.objective} {_fmt(s.best_value)}" + (f" (trial {s.best_trial})" if s.best_trial is not None else "")]
     for w in list_workers(ws, name):
-        if not w.alive and w.state == "finished":
+        if not w.alive and w.state == WorkerState.FINISHED:
             continue
+        rec = w.record
         p = w.progress
         bar = f" {int(100 * p):3d}%" if p is not None else ""
         lines.append(f"  worker {w.worker_id} [{w.state}] trial {_fmt(w.trial)}"
-                     f" epoch {w.data.get('epoch') or '-'}/{w.data.get('epochs') or '-'}{bar} {w.data.get('status', '')}")
+                     f" epoch {rec.epoch or '-'}/{rec.epochs or '-'}{bar} {rec.status or ''}")
     return lines
 
 

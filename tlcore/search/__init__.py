@@ -8,7 +8,12 @@
 - ``pruners``  ``RungPruner``: successive halving over the nested-subset rungs
 - ``seeding``  the study's scout: rank the depths once, seed the first trials with the
                best, and each score's Kendall tau against the finished trials
+- ``worker_state`` a worker's state file: ``WorkerState`` (its states), ``WorkerRecord``
+               (the file, typed; read by the pages and ``search status``)
 - ``local``    background workers on this machine: launch, find again, stop, log tails
+- ``attrs``    the trial and study user attributes (``tl_history``, ``tl_metrics``, ...):
+               every key once, with typed readers and writers, and trial durations
+- ``direction`` which value is better (maximize / minimize) and the best trial
 - ``results``  learning curves, Optuna's plotly views, a trial's run folder, the best
                value over time, diverged trials and successive-halving rungs
 
@@ -60,10 +65,11 @@ from tlcore.search.study import (
     stop_requested,
 )
 from tlcore.search.worker import WorkerResult, run_worker
+from tlcore.search.worker_state import WorkerRecord, WorkerState
 
 __all__ = [
-    "StudySpec", "StudySummary", "WorkerInfo", "WorkerResult", "artifact_store", "best_so_far", "best_trial",
-    "check_storage_location", "create_study", "dashboard_command", "delete_study", "describe_storage",
+    "StudySpec", "StudySummary", "WorkerInfo", "WorkerRecord", "WorkerResult", "WorkerState", "artifact_store",
+    "best_so_far", "best_trial", "check_storage_location", "create_study", "dashboard_command", "delete_study", "describe_storage",
     "diverged_reason", "fail_trial", "fetch_trial_run", "get_trial",
     "launch_workers", "learning_curves", "list_studies", "list_workers", "load_spec", "load_study",
     "load_study_frame", "log_tail", "open_storage", "request_stop", "resume_study", "run_worker",

@@ -14,6 +14,7 @@ this process's environment (so ``KERAS_BACKEND``, ``CUDA_VISIBLE_DEVICES``,
 to it) and gets the storage URL through ``$TLCORE_STORAGE``. Worker indexes (the
 sampler seed offset) count this machine's state files, so they start at 0 on every
 machine; workers on other machines are started by hand with ``--worker-index``.
+The state files' shape and states are ``tlcore.search.worker_state``'s.
 """
 
 from __future__ import annotations
@@ -28,15 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tlcore._fsutil import atomic_write_json, read_json
 from tlcore.errors import ConfigError, WorkspaceError
 from tlcore.search.storage import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, study_local_dir
+from tlcore.search.worker_state import WorkerRecord, WorkerState
 from tlcore.workspace import PACKAGE_ROOT, Workspace
 
 __all__ = ["launch_workers", "list_workers", "WorkerInfo", "stop_workers", "log_tail", "CRASHED", "STORAGE_ENV",
            "pid_alive", "track_child"]
 
-CRASHED = "crashed"  # a worker's state when it exited without finishing
+CRASHED = WorkerState.CRASHED  # a worker's state when it exited without finishing (older name)
 STORAGE_ENV = "TLCORE_STORAGE"  # how a launched worker gets its storage URL (never on its command line)
 
 _CHILDREN: dict[int, subprocess.Popen] = {}  # reaped here so finished workers do not linger as zombies
@@ -99,10 +100,9 @@ def launch_workers(
             proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     cwd=str(ws.root), env=child_env, start_new_session=True)
         track_child(proc)
-        atomic_write_json(wdir / f"{wid}.json", {
-            "worker_id": wid, "pid": proc.pid, "host": socket.gethostname(), "started": time.time(),
-            "updated": time.time(), "state": "starting", "trials_done": 0,
-        })
+        now = time.time()
+        WorkerRecord(worker_id=wid, pid=proc.pid, host=socket.gethostname(), started=now, updated=now,
+                     state=WorkerState.STARTING, trials_done=0).write(wdir / f"{wid}.json")
         ids.append(wid)
     return ids
 
@@ -135,24 +135,27 @@ def pid_alive(pid: int) -> bool:
 
 @dataclass
 class WorkerInfo:
+    """One of this machine's workers, as ``list_workers`` found it.
+
+    ``state`` is its file's state, or ``WorkerState.CRASHED`` when its process is gone without
+    having finished; ``record`` is its state file (``WorkerRecord``) and ``data`` the same record
+    as a plain dict (``record.to_dict()``, the keys of the file).
+    """
+
     worker_id: str
     pid: int
     host: str
-    state: str
+    state: WorkerState | str
     alive: bool
     trial: int | None
     data: dict[str, Any]
     log_path: Path
+    record: WorkerRecord
 
     @property
     def progress(self) -> float | None:
         """Fraction of the current trial done (epochs and batches), or None."""
-        d = self.data
-        epochs, epoch, batches, batch = d.get("epochs"), d.get("epoch"), d.get("batches"), d.get("batch")
-        if not epochs or not epoch:
-            return None
-        within = (batch / batches) if batches else 0.0
-        return max(0.0, min(1.0, ((epoch - 1) + within) / epochs))
+        return self.record.progress
 
 
 def list_workers(ws: Workspace, name: str) -> list[WorkerInfo]:
@@ -161,18 +164,18 @@ def list_workers(ws: Workspace, name: str) -> list[WorkerInfo]:
     out = []
     here = socket.gethostname()
     for path in sorted(wdir.glob("*.json")) if wdir.is_dir() else []:
-        data = read_json(path, default=None)
-        if not isinstance(data, dict) or "pid" not in data:
+        rec = WorkerRecord.read(path)
+        if rec is None or rec.pid is None:
             continue
-        same_host = data.get("host") == here
-        alive = same_host and data.get("state") != "finished" and pid_alive(int(data["pid"]))
-        state = str(data.get("state", "?"))
-        if not alive and state != "finished" and same_host:
-            state = CRASHED  # gone without saying it finished: killed, out of memory, or a bug
-        out.append(WorkerInfo(worker_id=str(data.get("worker_id", path.stem)), pid=int(data["pid"]),
-                              host=str(data.get("host", "")), state=state, alive=alive,
-                              trial=data.get("trial"), data=data, log_path=path.with_suffix(".log")))
-    out.sort(key=lambda w: w.data.get("started", 0), reverse=True)
+        same_host = rec.host == here
+        alive = same_host and rec.state != WorkerState.FINISHED and pid_alive(rec.pid)
+        state = rec.state
+        if not alive and state != WorkerState.FINISHED and same_host:
+            state = WorkerState.CRASHED  # gone without saying it finished: killed, out of memory, or a bug
+        out.append(WorkerInfo(worker_id=rec.worker_id or path.stem, pid=rec.pid, host=rec.host, state=state,
+                              alive=alive, trial=rec.trial, data=rec.to_dict(), log_path=path.with_suffix(".log"),
+                              record=rec))
+    out.sort(key=lambda w: w.record.started or 0, reverse=True)
     return out
 
 

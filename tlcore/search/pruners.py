@@ -30,6 +30,9 @@ from collections.abc import Sequence
 import optuna
 from optuna.trial import FrozenTrial
 
+from tlcore.search import attrs
+from tlcore.search.direction import MAXIMIZE, MINIMIZE, is_better, maximizes
+
 __all__ = ["RungPruner"]
 
 
@@ -39,28 +42,29 @@ class RungPruner(optuna.pruners.BasePruner):
     Args:
         reduction_factor: one trial in this many is promoted at each rung. Defaults to 3.
         direction: "maximize" or "minimize", the study's. Defaults to "maximize".
+
+    Raises:
+        ConfigError: ``direction`` is neither (see ``tlcore.search.direction``).
     """
 
-    def __init__(self, reduction_factor: int = 3, direction: str = "maximize"):
+    def __init__(self, reduction_factor: int = 3, direction: str = MAXIMIZE):
         self.reduction_factor = int(reduction_factor)
-        self.maximize = direction == "maximize"
+        self.direction = MAXIMIZE if maximizes(direction) else MINIMIZE
 
     def promotes(self, value: float, others: Sequence[float]) -> bool:
         """Whether ``value`` ranks among the best ``max(1, n // reduction_factor)`` of itself and ``others``."""
         keep = max(1, (len(others) + 1) // self.reduction_factor)
-        better = sum((v > value) if self.maximize else (v < value) for v in others)
+        better = sum(is_better(v, value, self.direction) for v in others)
         return better < keep
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        from tlcore.search.study import RUNGS_ATTR
-
-        rungs = trial.user_attrs.get(RUNGS_ATTR) or []
+        rungs = attrs.rungs(trial)
         if not rungs or rungs[-1].get("epoch") != trial.last_step or "promoted" in rungs[-1]:
             return False  # not a rung epoch, or already judged
         r = len(rungs) - 1
         others = []
         for t in study.get_trials(deepcopy=False):
-            theirs = t.user_attrs.get(RUNGS_ATTR) or []
+            theirs = attrs.rungs(t)
             if t.number != trial.number and len(theirs) > r and theirs[r].get("value") is not None:
                 others.append(float(theirs[r]["value"]))
         return not self.promotes(float(rungs[-1]["value"]), others)

@@ -5,7 +5,7 @@ asks for a scout (``StudySpec.scout``) and the study has none yet, it waits unti
 the probe trial has been taken (the first usable model comes first), runs
 ``tlcore.scout.scout`` on the study's data (its features are cached and built under
 a cross-process lock, so two workers compute them once), stores a summary in the
-study's ``tl_scout`` attribute (``SCOUT_ATTR``), saves the full result where the
+study's ``tl_scout`` attribute (``attrs.SCOUT``), saves the full result where the
 Search page finds it, and enqueues the best ``seed_trials`` pairs within the
 study's ranges as the next trials (their learning rates come from the sampler), never more than
 the trial budget has left.
@@ -29,12 +29,13 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from tlcore.errors import TLCoreError
+from tlcore.search import attrs
 from tlcore.search.spec import StudySpec
 from tlcore.workspace import Workspace
 
 __all__ = ["SCOUT_ATTR", "maybe_scout", "seed_params", "scout_agreement"]
 
-SCOUT_ATTR = "tl_scout"
+SCOUT_ATTR = attrs.SCOUT  # the key under its older name (``tlcore.search.attrs`` owns it)
 _ROW_KEYS = ("backbone", "depth", "width", "logme", "transrate", "leep", "nce", "combined_rank")
 
 
@@ -70,7 +71,7 @@ def maybe_scout(ws: Workspace, study: optuna.Study, spec: StudySpec, storage: An
 
     if spec.scout is None:
         return
-    if SCOUT_ATTR in storage.get_study_user_attrs(study._study_id):
+    if attrs.SCOUT in storage.get_study_user_attrs(study._study_id):
         return
     if spec.probe_first and _probe_waiting(study):
         return  # the probe trial (the first usable model) goes first
@@ -79,7 +80,7 @@ def maybe_scout(ws: Workspace, study: optuna.Study, spec: StudySpec, storage: An
     if opts["max_seconds"] is not None and estimate > opts["max_seconds"]:
         record = {"skipped": f"estimated {estimate:.0f} s, above its {opts['max_seconds']:g} s limit "
                              "(scout.max_seconds)"}
-        study.set_user_attr(SCOUT_ATTR, record)
+        study.set_user_attr(attrs.SCOUT, record)
         log(f"scout: skipped, {record['skipped']}")
         return
     log(f"scout: scoring every depth of {', '.join(spec.backbones)} on up to {opts['images']} images")
@@ -89,10 +90,10 @@ def maybe_scout(ws: Workspace, study: optuna.Study, spec: StudySpec, storage: An
                        images=opts["images"], weights=spec.weights, resize_mode=spec.resize_mode, seed=spec.seed,
                        val_fraction=spec.val_fraction, test_fraction=spec.test_fraction, split_seed=spec.split_seed)
     except TLCoreError as exc:
-        study.set_user_attr(SCOUT_ATTR, {"error": str(exc)})
+        study.set_user_attr(attrs.SCOUT, {"error": str(exc)})
         log(f"scout: failed: {exc}")
         return
-    if SCOUT_ATTR in storage.get_study_user_attrs(study._study_id):
+    if attrs.SCOUT in storage.get_study_user_attrs(study._study_id):
         return  # another worker finished first: its seeds stand
     configs = []
     for backbone in spec.backbones:
@@ -106,7 +107,7 @@ def maybe_scout(ws: Workspace, study: optuna.Study, spec: StudySpec, storage: An
         room = min(room, spec.n_trials - sum(t.state != TrialState.FAIL for t in trials))
     seeds = seed_params(spec, ranked)[: max(0, room)]
     rows = [{k: _plain(r.get(k)) for k in _ROW_KEYS} for r in result.table.to_dict("records")]
-    study.set_user_attr(SCOUT_ATTR, {
+    study.set_user_attr(attrs.SCOUT, {
         "images": result.images, "image_size": result.image_size, "seconds": round(time.time() - t0, 2),
         "feature_seconds": round(result.feature_seconds, 2), "notes": result.notes,
         "combined_from": list(result.table.attrs.get("combined_from") or []), "rows": rows, "seeded": seeds,
@@ -155,8 +156,9 @@ def scout_agreement(trials: list[FrozenTrial], scout_attr: dict[str, Any] | None
         depth = t.params.get("freeze_depth")
         if method == "feature_extraction" or depth is None:
             depth = bb.get(backbone).num_blocks
-        accs = [h.get("val_accuracy") for h in t.user_attrs.get("tl_history") or [] if h.get("val_accuracy") is not None]
-        acc = max(accs) if accs else (t.value if spec.objective == "val_accuracy" else None)
+        acc = attrs.best_val_accuracy(t)
+        if acc is None and spec.objective == "val_accuracy":
+            acc = t.value
         row = by_key.get((backbone, int(depth)))
         if row is not None and acc is not None:
             pairs.append((row, float(acc)))

@@ -2,19 +2,12 @@
 
 A study made here is an ordinary Optuna study whose user attributes hold the
 ``StudySpec`` (``tl_spec``), so ``optuna-dashboard`` and any Optuna code can
-read it too. Trial user attributes written by the workers:
-
-- ``tl_history``: the per-epoch records (train/val loss and accuracy, epoch time);
-- ``tl_metrics``: best epoch, test accuracy, per-class report, confusion matrix;
-- ``tl_artifacts``: {file name: artifact id} of the run's files in the artifact store;
-- ``tl_worker``, ``tl_error``, ``tl_interrupted``: who ran it and why it ended;
-- ``tl_diverged`` (``DIVERGED_ATTR``): why a trial that diverged was stopped (it ends PRUNED);
-- ``tl_rungs`` (``RUNGS_ATTR``): the successive-halving rungs it ran, one
-  ``{"rung", "fraction", "epoch", "value", "promoted"}`` each (``pruners.RungPruner``).
-
-Study user attributes besides the spec: ``tl_stop`` (a stop was requested; every
-worker on every machine checks it), ``tl_started`` (the time limit counts from
-it), ``tl_requeued`` (interrupted trials already queued again by a resume).
+read it too. The workers record each trial's history, metrics, artifacts, worker,
+error, divergence and successive-halving rungs in trial user attributes; the
+study's stop request, start time and resumed trials are study user attributes.
+``tlcore.search.attrs`` names and reads every one of them (the ``*_ATTR`` names
+here are kept for older imports); ``tlcore.search.direction`` decides which value
+is best.
 
 Entry points: ``create_study``, ``load_study`` / ``load_spec`` (sampler and pruner
 rebuilt from the spec: ``make_sampler``, ``make_pruner``), ``list_studies``
@@ -38,6 +31,8 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from tlcore.errors import ConfigError, NotFoundError
+from tlcore.search import attrs
+from tlcore.search.direction import best_of
 from tlcore.search.spec import StudySpec
 from tlcore.search.storage import artifact_store, describe_storage, open_storage, study_local_dir
 from tlcore.workspace import Workspace, validate_name
@@ -51,12 +46,13 @@ __all__ = [
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
-SPEC_ATTR = "tl_spec"
-STOP_ATTR = "tl_stop"
-STARTED_ATTR = "tl_started"
-REQUEUED_ATTR = "tl_requeued"
-DIVERGED_ATTR = "tl_diverged"
-RUNGS_ATTR = "tl_rungs"
+# The keys under their older names (``tlcore.search.attrs`` owns them).
+SPEC_ATTR = attrs.SPEC
+STOP_ATTR = attrs.STOP
+STARTED_ATTR = attrs.STARTED
+REQUEUED_ATTR = attrs.REQUEUED
+DIVERGED_ATTR = attrs.DIVERGED
+RUNGS_ATTR = attrs.RUNGS
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -108,11 +104,11 @@ def create_study(ws: Workspace, spec: StudySpec, storage: str | None = None) -> 
     except optuna.exceptions.DuplicatedStudyError as exc:
         raise ConfigError(f"A study named {spec.name!r} already exists.", received=spec.name,
                           fix="Choose another name, or delete the old study first.") from exc
-    study.set_user_attr(SPEC_ATTR, spec.to_dict())
+    study.set_user_attr(attrs.SPEC, spec.to_dict())
     first = probe_trial_params(spec)
     if first is not None:
         study.enqueue_trial(first)
-    study.set_user_attr("tl_created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    study.set_user_attr(attrs.CREATED, _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     return study
 
 
@@ -155,11 +151,11 @@ def _study_id(ws: Workspace, name: str, storage: str | None) -> int:
 def load_spec(ws: Workspace, name: str, storage: str | None = None) -> StudySpec:
     """The spec stored in study ``name``."""
     validate_name(name, "study name")
-    attrs = open_storage(ws, storage).get_study_user_attrs(_study_id(ws, name, storage))
-    if SPEC_ATTR not in attrs:
+    study_attrs = open_storage(ws, storage).get_study_user_attrs(_study_id(ws, name, storage))
+    if attrs.SPEC not in study_attrs:
         raise ConfigError(f"Study {name!r} was not made by this workbench (it has no stored spec).",
                           received=name, fix="Create studies with `python -m tlcore search create` or the Search page.")
-    return StudySpec.from_stored(attrs[SPEC_ATTR])
+    return StudySpec.from_stored(study_attrs[attrs.SPEC])
 
 
 def load_study(ws: Workspace, name: str, storage: str | None = None, *, worker_index: int = 0,
@@ -200,29 +196,22 @@ def list_studies(ws: Workspace, storage: str | None = None) -> list[StudySummary
     st = open_storage(ws, storage)
     out = []
     for fs in st.get_all_studies():
-        spec = fs.user_attrs.get(SPEC_ATTR)
-        if not isinstance(spec, dict):
+        spec = attrs.stored_spec(fs.user_attrs)
+        if spec is None:
             continue
         trials = st.get_all_trials(fs._study_id, deepcopy=False)
         counts: dict[str, int] = {}
         for t in trials:
             counts[t.state.name] = counts.get(t.state.name, 0) + 1
-        best = _best(trials, fs.direction.name.lower())
+        best = best_of(trials, fs.direction)
         out.append(StudySummary(
             name=fs.study_name, dataset=str(spec.get("dataset", "")), direction=fs.direction.name.lower(),
             objective=str(spec.get("objective", "val_accuracy")), n_trials=spec.get("n_trials"), counts=counts,
             best_value=best.value if best else None, best_trial=best.number if best else None,
-            created=str(fs.user_attrs.get("tl_created", "")), stop_requested=bool(fs.user_attrs.get(STOP_ATTR)),
+            created=attrs.created_at(fs.user_attrs), stop_requested=attrs.stop_flag(fs.user_attrs),
         ))
     out.sort(key=lambda s: s.created, reverse=True)
     return out
-
-
-def _best(trials: list[FrozenTrial], direction: str) -> FrozenTrial | None:
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    if not done:
-        return None
-    return (max if direction == "maximize" else min)(done, key=lambda t: t.value)
 
 
 def finished_count(trials: list[FrozenTrial]) -> int:
@@ -231,13 +220,13 @@ def finished_count(trials: list[FrozenTrial]) -> int:
 
 def stop_requested(ws: Workspace, name: str, storage: str | None = None) -> bool:
     st = open_storage(ws, storage)
-    return bool(st.get_study_user_attrs(_study_id(ws, name, storage)).get(STOP_ATTR))
+    return attrs.stop_flag(st.get_study_user_attrs(_study_id(ws, name, storage)))
 
 
 def request_stop(ws: Workspace, name: str, storage: str | None = None) -> None:
     """Ask every worker of the study to stop: a running trial ends (failed, marked
     interrupted) at its next batch, and no new trial starts."""
-    open_storage(ws, storage).set_study_user_attr(_study_id(ws, name, storage), STOP_ATTR, True)
+    open_storage(ws, storage).set_study_user_attr(_study_id(ws, name, storage), attrs.STOP, True)
 
 
 def resume_study(ws: Workspace, name: str, storage: str | None = None) -> int:
@@ -247,15 +236,14 @@ def resume_study(ws: Workspace, name: str, storage: str | None = None) -> int:
     """
     st = open_storage(ws, storage)
     sid = _study_id(ws, name, storage)
-    attrs = st.get_study_user_attrs(sid)
-    done = set(attrs.get(REQUEUED_ATTR, []))
+    done = attrs.requeued(st.get_study_user_attrs(sid))
     study = load_study(ws, name, storage)
     again = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-             if t.user_attrs.get("tl_interrupted") and t.number not in done]
+             if attrs.interrupted(t) and t.number not in done]
     for t in again:
-        study.enqueue_trial(t.params, user_attrs={"tl_retry_of": t.number}, skip_if_exists=False)
-    st.set_study_user_attr(sid, REQUEUED_ATTR, sorted(done | {t.number for t in again}))
-    st.set_study_user_attr(sid, STOP_ATTR, False)
+        study.enqueue_trial(t.params, user_attrs={attrs.RETRY_OF: t.number}, skip_if_exists=False)
+    st.set_study_user_attr(sid, attrs.REQUEUED, sorted(done | {t.number for t in again}))
+    st.set_study_user_attr(sid, attrs.STOP, False)
     return len(again)
 
 
@@ -275,7 +263,7 @@ def fail_trial(ws: Workspace, name: str, number: int, storage: str | None = None
         raise ConfigError(f"Trial {number} has already ended ({t.state.name.lower()}).", received=number,
                           fix="Only running or waiting trials can be marked failed.")
     st = open_storage(ws, storage)
-    st.set_trial_user_attr(t._trial_id, "tl_error", "marked failed by the user")
+    st.set_trial_user_attr(t._trial_id, attrs.ERROR, "marked failed by the user")
     try:
         st.set_trial_state_values(t._trial_id, TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
@@ -299,7 +287,7 @@ def delete_study(ws: Workspace, name: str, storage: str | None = None, *,
     store = artifact_store(ws, artifacts)
     removed = 0
     for t in study.get_trials(deepcopy=False):
-        for aid in (t.user_attrs.get("tl_artifacts") or {}).values():
+        for aid in attrs.artifacts(t).values():
             try:
                 store.remove(str(aid))
                 removed += 1
@@ -316,20 +304,17 @@ def load_study_frame(ws: Workspace, name: str, storage: str | None = None) -> pd
     rows = []
     now = _dt.datetime.now()
     for t in study.get_trials(deepcopy=False):
-        end = t.datetime_complete or (now if t.state == TrialState.RUNNING else None)
-        metrics = t.user_attrs.get("tl_metrics") or {}
-        hist = t.user_attrs.get("tl_history") or []
         row: dict[str, Any] = {
             "number": t.number, "state": t.state.name, "value": t.value,
             **{f"params_{k}": v for k, v in t.params.items()},
-            "epochs": len(hist),
-            "best_val_accuracy": max((h["val_accuracy"] for h in hist), default=None),
-            "test_accuracy": metrics.get("test_accuracy"),
-            "duration_s": (end - t.datetime_start).total_seconds() if (end and t.datetime_start) else None,
+            "epochs": attrs.epochs(t),
+            "best_val_accuracy": attrs.best_val_accuracy(t),
+            "test_accuracy": attrs.metrics(t).get("test_accuracy"),
+            "duration_s": attrs.duration_seconds(t, now),
             "started": t.datetime_start, "completed": t.datetime_complete,
-            "worker": t.user_attrs.get("tl_worker"),
-            "retry_of": t.system_attrs.get("failed_trial", t.user_attrs.get("tl_retry_of")),
-            "error": t.user_attrs.get("tl_error") or ("interrupted" if t.user_attrs.get("tl_interrupted") else None),
+            "worker": attrs.worker(t),
+            "retry_of": attrs.retry_of(t),
+            "error": attrs.failure_reason(t),
         }
         rows.append(row)
     cols = ["number", "state", "value", "epochs", "best_val_accuracy", "test_accuracy", "duration_s",
@@ -354,8 +339,8 @@ def study_started(ws: Workspace, name: str, storage: str | None = None) -> float
     """When the study's first worker started (seconds since the epoch); set on first call."""
     st = open_storage(ws, storage)
     sid = _study_id(ws, name, storage)
-    started = st.get_study_user_attrs(sid).get(STARTED_ATTR)
+    started = attrs.started_at(st.get_study_user_attrs(sid))
     if started is None:
         started = time.time()
-        st.set_study_user_attr(sid, STARTED_ATTR, started)
+        st.set_study_user_attr(sid, attrs.STARTED, started)
     return float(started)

@@ -1,0 +1,200 @@
+"""A search worker's state file: what it is doing now, for the pages and ``search status``.
+
+Every worker keeps one JSON file, ``<workspace>/studies/local/<study>/workers/<id>.json``
+(``launch_workers`` writes the first one, the worker rewrites it as it goes; see
+``worker``). It is a convenience for progress bars on this machine; the storage is
+the source of truth for trials. This module owns its shape:
+
+- ``WorkerState``: the states a worker passes through (a ``str`` enum, so a member
+  compares equal to, and formats as, the word written in the file);
+- ``WorkerRecord``: the file as a typed record. ``WorkerRecord.read(path)`` /
+  ``from_dict`` accept files of any age: a missing key reads as its default (a missing
+  state as ``MISSING_STATE``), a value of the wrong type as None, an unknown key is kept
+  (``extra``) and written back, and a state this version does not know stays as its text. ``write(path)`` writes the
+  same keys as ever, leaving out those that are None.
+
+Keys: ``worker_id``, ``pid``, ``host``, ``started`` and ``updated`` (seconds since the
+epoch), ``state``, ``trials_done``; while a trial trains ``trial``, ``params``,
+``epoch`` / ``epochs`` (1-based, rung epochs included), ``batch`` / ``batches``,
+``rung`` and ``train_fraction`` (the data subset of a successive-halving rung),
+``loss`` / ``accuracy`` (of the last batch) and ``status`` (a few words: "preparing",
+"training", "saving the trial's files", ...); when it stops ``reason`` and
+``finished`` (seconds since the epoch).
+
+Writer: ``worker.run_worker`` (through ``WorkerRecord.update`` and ``write``) and
+``local.launch_workers``. Readers: ``local.list_workers`` (``WorkerInfo.record``), the
+CLI's ``search status``, the Search page (``tlui.search_widgets``, ``pages/3_Search.py``).
+
+Example:
+
+>>> rec = WorkerRecord.from_dict({"worker_id": "w1", "pid": 42, "state": "training", "epoch": 2, "epochs": 4})
+>>> rec.state is WorkerState.TRAINING, rec.progress
+(True, 0.25)
+>>> WorkerRecord.from_dict(rec.to_dict()) == rec
+True
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from tlcore._fsutil import atomic_write_json, read_json
+
+__all__ = ["WorkerState", "WorkerRecord", "MISSING_STATE", "TRAINING_STATUS"]
+
+MISSING_STATE = "?"  # the state of a file that names none
+TRAINING_STATUS = "training"  # ``status`` while batches run: says nothing the epoch and batch do not
+
+
+class WorkerState(enum.StrEnum):
+    """Where a worker is. A worker writes ``CRASHED`` when an error ends it; ``local.list_workers``
+    also reads it for a worker of this machine whose process is gone although its file does not say
+    ``FINISHED`` (killed, out of memory)."""
+
+    STARTING = "starting"  # launched; loading TensorFlow, opening the study
+    SCOUTING = "scouting"  # running the study's scout before its first trial (``seeding``)
+    WAITING = "waiting"  # the budget is taken by running trials of other workers
+    TRAINING = "training"  # running a trial (``trial`` says which)
+    BETWEEN_TRIALS = "between trials"  # a trial ended; about to look for the next
+    FINISHED = "finished"  # exited as planned (budget met, stopped, time limit, ...); ``reason`` says why
+    CRASHED = "crashed"  # ended without finishing: an error, killed, out of memory
+
+    @classmethod
+    def parse(cls, value: Any) -> WorkerState | str:
+        """The member named by ``value`` (its word, as in the file); an unknown word stays as its text
+        (a newer worker's state shows as written), a missing one is ``MISSING_STATE``."""
+        if value is None:
+            return MISSING_STATE
+        text = str(value)
+        try:
+            return cls(text)
+        except ValueError:
+            return text
+
+
+def _int(v: Any) -> int | None:
+    """``v`` as an int (an int, a finite float, or digits as text, as ``int()`` reads them), else None.
+    A bool is not a number here."""
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return int(v) if math.isfinite(v) else None
+    if isinstance(v, str):
+        try:
+            return int(v)
+        except ValueError:
+            return None
+    return None
+
+
+def _float(v: Any) -> float | None:
+    """``v`` as a finite float, or None."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _str(v: Any) -> str | None:
+    """``v`` as text, or None."""
+    return None if v is None else str(v)
+
+
+# How each key of the file is read: to its field's type, or None (see ``_int``, ``_float``).
+_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "worker_id": lambda v: "" if v is None else str(v), "pid": _int,
+    "host": lambda v: "" if v is None else str(v), "started": _float, "updated": _float,
+    "state": WorkerState.parse, "trials_done": lambda v: _int(v) or 0, "trial": _int,
+    "params": lambda v: dict(v) if isinstance(v, dict) else None, "epoch": _int, "epochs": _int,
+    "batch": _int, "batches": _int, "rung": _int, "train_fraction": _float, "loss": _float,
+    "accuracy": _float, "status": _str, "reason": _str, "finished": _float,
+}
+
+
+@dataclass
+class WorkerRecord:
+    """One worker's state file (see the module docstring for each key).
+
+    Fields that are None are not in the file. ``extra`` holds keys this version does not
+    know, so reading and writing a newer file keeps them.
+    """
+
+    worker_id: str = ""
+    pid: int | None = None
+    host: str = ""
+    started: float | None = None
+    updated: float | None = None
+    state: WorkerState | str = WorkerState.STARTING
+    trials_done: int = 0
+    trial: int | None = None
+    params: dict[str, Any] | None = None
+    epoch: int | None = None
+    epochs: int | None = None
+    batch: int | None = None
+    batches: int | None = None
+    rung: int | None = None
+    train_fraction: float | None = None
+    loss: float | None = None
+    accuracy: float | None = None
+    status: str | None = None
+    reason: str | None = None
+    finished: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------ reading
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkerRecord:
+        """The record of a state file's contents, whatever its age (see the module docstring)."""
+        known = {k: conv(data[k]) for k, conv in _FIELDS.items() if k in data}
+        known.setdefault("state", MISSING_STATE)  # a file that names no state does not say "starting"
+        extra = {k: v for k, v in data.items() if k not in _FIELDS}
+        return cls(**known, extra=extra)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> WorkerRecord | None:
+        """The record in the state file ``path``; None when it is missing or not a JSON object.
+
+        Raises:
+            WorkspaceError: the file is not valid JSON.
+        """
+        data = read_json(path, default=None)
+        return cls.from_dict(data) if isinstance(data, dict) else None
+
+    # ------------------------------------------------------------ writing
+    def to_dict(self) -> dict[str, Any]:
+        """The file's contents: the known fields that are not None (the state as its word), and ``extra``."""
+        out: dict[str, Any] = dict(self.extra)
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            v = getattr(self, f.name)
+            if v is not None:
+                out[f.name] = str(v) if f.name == "state" else v
+        return out
+
+    def write(self, path: str | os.PathLike[str]) -> None:
+        """Write the record to ``path`` atomically (readers never see half a file)."""
+        atomic_write_json(path, self.to_dict())
+
+    def update(self, **changes: Any) -> None:
+        """Set the fields named in ``changes`` (an unknown name is a ``TypeError``, not a new key)."""
+        for k, v in changes.items():
+            if k not in _FIELDS:
+                raise TypeError(f"WorkerRecord has no field {k!r}")
+            setattr(self, k, v)
+
+    # ------------------------------------------------------------ reading it
+    @property
+    def progress(self) -> float | None:
+        """The fraction of the current trial done (epochs and batches), or None before its first epoch."""
+        if not self.epochs or not self.epoch:
+            return None
+        within = (self.batch / self.batches) if self.batches and self.batch else 0.0
+        return max(0.0, min(1.0, ((self.epoch - 1) + within) / self.epochs))
