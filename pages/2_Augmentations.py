@@ -21,6 +21,7 @@ import numpy as np
 import streamlit as st
 
 from tlcore import augment as au
+from tlcore.config import RESIZE_MODES, RESIZE_RULES
 from tlcore.errors import TLCoreError
 from tlcore.workspace import Workspace
 from tlui import augment_widgets as aw
@@ -29,7 +30,6 @@ from tlui.common import md_escape, open_workspace, show_error, sidebar_nav, side
 
 N_RANGE = (4, 24)
 PREVIEW_SIZES = (96, 128, 160, 192, 224, 256, 299, 320, 384, 448, 512)
-RESIZE_MODES = ("pad", "crop", "stretch")
 PER_ROW = 5
 MAX_LISTED = 300  # images offered in the picker per class (evenly spread over the sorted list)
 ALL_CLASSES = "(all classes)"
@@ -274,7 +274,7 @@ def image_section(ws: Workspace) -> tuple[np.ndarray | None, str]:
     size = c1.select_slider("Input size (pixels)", options=list(PREVIEW_SIZES), key="aug_size",
                             help="Images are resized to the model's input size before augmentation, as in training.")
     mode = c2.selectbox("Resize mode", list(RESIZE_MODES), key="aug_mode",
-                        help="pad: keep the aspect ratio and letterbox; crop: centre square; stretch: ignore the aspect.")
+                        help="; ".join(f"{m}: {rule}" for m, rule in RESIZE_RULES.items()) + ".")
     if not names:
         st.info("No datasets are registered yet. Add one on the Datasets page, or upload an image below.")
         return uploaded_image(size, mode)

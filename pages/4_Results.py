@@ -24,8 +24,10 @@ from optuna.trial import FrozenTrial, TrialState
 from tlcore.errors import NotFoundError, TLCoreError
 from tlcore.evaluate import most_confused, top_losses
 from tlcore.export import FORMATS
+from tlcore.runfolder import LABELS_FILE, METRICS_FILE, MODEL_CARD_FILE, MODEL_FILE, RunFolder
 from tlcore.search import (
     StudySummary,
+    attrs,
     check_storage_location,
     dashboard_command,
     fetch_trial_run,
@@ -35,6 +37,7 @@ from tlcore.search import (
     load_study_frame,
     rung_path,
 )
+from tlcore.search.direction import maximizes, rank_key
 from tlcore.workspace import Workspace
 from tlui import data
 from tlui import results_widgets as rw
@@ -114,8 +117,7 @@ class Chosen:
         def order(key: str) -> tuple[int, float]:
             study, _ = rw.parse_key(key)
             v = float(self.trials[key].value)
-            return (0 if comparable else self.names.index(study),
-                    -v if self.summaries[study].direction == "maximize" else v)
+            return (0 if comparable else self.names.index(study), rank_key(v, self.summaries[study].direction))
 
         done = [k for k, t in self.trials.items() if t.state == TrialState.COMPLETE and t.value is not None]
         return sorted(done, key=order)
@@ -281,7 +283,7 @@ def table_section(ch: Chosen) -> None:
     if low is not None and len(view):
         view = view[view["value"].notna() & (view["value"] >= low)]
     if len(view):
-        maximize = {s.direction for s in ch.summaries.values()} == {"maximize"}
+        maximize = all(maximizes(s.direction) for s in ch.summaries.values())
         view = view.sort_values(["value", "number"], ascending=[not maximize, True], na_position="last")
     st.dataframe(view, hide_index=True, column_config=table_config(view))
     st.caption(f"{len(view)} of {len(df)} trials shown, best first; click a column's header to sort by it.")
@@ -308,7 +310,7 @@ def curves_frame(ch: Chosen, keys: list[str]) -> pd.DataFrame:
 
 def curves_section(ch: Chosen) -> None:
     st.subheader("Learning curves")
-    with_history = [k for k, t in ch.trials.items() if t.user_attrs.get("tl_history")]
+    with_history = [k for k, t in ch.trials.items() if attrs.history(t)]
     if not with_history:
         st.info("No trial has finished an epoch yet.")
         return
@@ -329,8 +331,7 @@ def report_card(ch: Chosen, key: str, slot: int) -> None:
     """A trial's stored test report: accuracy, confusion matrix, per-class table."""
     t = ch.trials[key]
     st.markdown(f"**{md_escape(ch.label(key))}**")
-    metrics = t.user_attrs.get("tl_metrics") or {}
-    report = metrics.get("test") if isinstance(metrics, dict) else None
+    report = attrs.metrics(t).get("test")
     if not isinstance(report, dict) or not report.get("confusion_matrix"):
         st.info(rw.not_tested_reason(t))
         return
@@ -360,13 +361,12 @@ def params_table(ch: Chosen, a: str, b: str) -> pd.DataFrame:
     ta, tb = ch.trials[a], ch.trials[b]
 
     def facts(t: FrozenTrial) -> dict[str, str]:
-        m = t.user_attrs.get("tl_metrics") or {}
-        end, start = t.datetime_complete, t.datetime_start
-        dur = (end - start).total_seconds() if end and start else None
+        m = attrs.metrics(t)
+        dur = attrs.duration_seconds(t)
         out = {"state": rw.state_word(t), "value": rw.fmt(t.value)}
         out.update({p.replace("_", " "): rw.fmt(v) for p, v in sorted(t.params.items())})
         out.update({
-            "epochs": rw.fmt(len(t.user_attrs.get("tl_history") or [])),
+            "epochs": rw.fmt(attrs.epochs(t)),
             "best epoch": rw.fmt(m.get("best_epoch")),
             "test accuracy": rw.pct(m.get("test_accuracy")),
             "duration": f"{dur:.0f} s" if dur is not None else "–",
@@ -410,21 +410,22 @@ def compare_section(ch: Chosen) -> None:
 
 # ------------------------------------------------------------- evaluation
 def downloads(run: Path, name: str) -> None:
+    folder = RunFolder(run)
     c = st.columns([2, 1, 1, 3])
     c[0].download_button(
-        "Download model.keras", data=functools.partial((run / "model.keras").read_bytes),
+        f"Download {MODEL_FILE}", data=functools.partial(folder.model_file.read_bytes),
         file_name=f"{name}.keras", mime="application/octet-stream", key="rs_dl_model", on_click="ignore",
         type="primary", icon=":material/download:",
         help="The Keras 3 model: raw RGB 0-255 images in, class probabilities out (any Keras backend).",
     )
-    labels = run / "labels.txt"
+    labels = folder.labels_file
     if labels.is_file():
-        c[1].download_button("labels.txt", data=labels.read_bytes(), file_name=f"{name}-labels.txt",
+        c[1].download_button(LABELS_FILE, data=labels.read_bytes(), file_name=f"{name}-{LABELS_FILE}",
                              mime="text/plain", key="rs_dl_labels", on_click="ignore",
                              help="The class names, one per line, in the model's output order.")
-    metrics = run / "metrics.json"
+    metrics = folder.metrics_file
     if metrics.is_file():
-        c[2].download_button("metrics.json", data=metrics.read_bytes(), file_name=f"{name}-metrics.json",
+        c[2].download_button(METRICS_FILE, data=metrics.read_bytes(), file_name=f"{name}-{METRICS_FILE}",
                              mime="application/json", key="rs_dl_metrics", on_click="ignore")
 
 
@@ -457,7 +458,7 @@ def export_section(run: Path, name: str, mtime: int) -> None:
         c1.download_button("Download the export (.zip)", data=out["zip"], file_name=f"{name}-export.zip",
                            mime="application/zip", key="rs_dl_export", on_click="ignore", type="primary",
                            icon=":material/download:")
-        c2.download_button("model_card.json", data=out["card"], file_name=f"{name}-model_card.json",
+        c2.download_button(MODEL_CARD_FILE, data=out["card"], file_name=f"{name}-{MODEL_CARD_FILE}",
                            mime="application/json", key="rs_dl_card", on_click="ignore")
         files = pd.DataFrame([{"file": f, "bytes": v.get("bytes")} for f, v in out["files"].items()])
         st.dataframe(files, hide_index=True, column_config={"bytes": st.column_config.NumberColumn(format="compact")})
@@ -553,7 +554,7 @@ def evaluate_section(ch: Chosen) -> None:
     if t.state != TrialState.COMPLETE:
         st.info(rw.not_tested_reason(t))
         return
-    m = t.user_attrs.get("tl_metrics") or {}
+    m = attrs.metrics(t)
     try:
         run = fetch_trial_run(ch.ws, study, number, ch.storage)
     except NotFoundError as exc:
@@ -562,7 +563,7 @@ def evaluate_section(ch: Chosen) -> None:
     name = f"{study}-trial{number}"
     params = ", ".join(f"{p.replace('_', ' ')} {rw.fmt(v)}" for p, v in sorted(t.params.items()))
     st.caption(md_escape(f"{params} · best epoch {m.get('best_epoch', '?')} of "
-                         f"{len(t.user_attrs.get('tl_history') or [])} · run folder {run}"))
+                         f"{attrs.epochs(t)} · run folder {run}"))
     downloads(run, name)
     mtime = rw.model_mtime(run)
     eval_id = f"{run}|{mtime}"

@@ -26,6 +26,7 @@ from tlcore.datasets import load_rgb
 from tlcore.errors import TLCoreError
 from tlcore.gradcam import overlay
 from tlcore.predict import LoadedModel, ModelSummary, list_models, prepare_image, top_predictions
+from tlcore.runfolder import RunFolder
 from tlcore.workspace import Workspace
 from tlui import data
 from tlui.common import md_escape, open_workspace, show_error, sidebar_nav, sidebar_workspace
@@ -90,10 +91,7 @@ def analyse(model_path: str, mtime_ns: int, source: str | bytes, version: int = 
 
 
 def model_mtime(summary: ModelSummary) -> int:
-    try:
-        return os.stat(summary.path / "model.keras").st_mtime_ns
-    except OSError:
-        return 0
+    return RunFolder(summary.path).model_mtime_ns()
 
 
 # ----------------------------------------------------------------- drawing

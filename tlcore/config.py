@@ -12,7 +12,9 @@ lists the known ones.
 - ``TrainSpec``: one run, every field documented on the class; what
   ``tlcore.trainer.train`` takes, what ``python -m tlcore train --spec`` reads and
   what a run folder's ``spec.yaml`` holds;
-- ``METHODS``, ``RESIZE_MODES``, ``LR_SCHEDULES``: the allowed names.
+- ``METHODS``, ``RESIZE_MODES``, ``LR_SCHEDULES``: the allowed names;
+  ``RESIZE_RULES``: each resize mode with one line saying what it does (the
+  owner of the modes: everything else imports them from here).
 
 Example:
 
@@ -31,8 +33,8 @@ import yaml
 from tlcore import _yaml
 from tlcore.errors import ConfigError
 
-__all__ = ["Spec", "SplitSpec", "TrainSpec", "METHODS", "RESIZE_MODES", "LR_SCHEDULES", "BATCHNORM_MODES",
-           "HEAD_INITS"]
+__all__ = ["Spec", "SplitSpec", "TrainSpec", "METHODS", "RESIZE_MODES", "RESIZE_RULES", "LR_SCHEDULES",
+           "BATCHNORM_MODES", "HEAD_INITS"]
 
 S = TypeVar("S", bound="Spec")
 
@@ -116,7 +118,13 @@ class SplitSpec(Spec):
 
 
 METHODS = ("feature_extraction", "fine_tune", "two_phase")
-RESIZE_MODES = ("pad", "crop", "stretch")
+RESIZE_RULES: dict[str, str] = {
+    "pad": "keep the aspect ratio, fit the longer side to S and centre the image on a black S×S canvas (letterbox)",
+    "crop": "keep the aspect ratio, fit the shorter side to S and cut out the centre S×S square",
+    "stretch": "resize to S×S, ignoring the aspect ratio",
+}
+"""What each ``resize_mode`` does to an image before it enters the model (bilinear, antialiased)."""
+RESIZE_MODES = tuple(RESIZE_RULES)  # ("pad", "crop", "stretch"); implemented by tlcore.datasets.resize_to
 LR_SCHEDULES = ("constant", "cosine")
 BATCHNORM_MODES = ("train", "frozen")  # tlcore.model.Classifier.set_freeze_depth
 HEAD_INITS = ("linear_probe", "random")

@@ -44,14 +44,16 @@ from typing import Any
 
 from tlcore import __version__
 from tlcore._fsutil import atomic_directory, atomic_write_json, atomic_write_text
+from tlcore.config import RESIZE_RULES
 from tlcore.errors import ConfigError, TLCoreError, WorkspaceError
-from tlcore.predict import RESIZE_RULES, LoadedModel, load_model
+from tlcore.predict import LoadedModel, load_model
+from tlcore.runfolder import MODEL_FILE, RunFolder, labels_text
 
 __all__ = ["export_model", "ExportResult", "FORMATS", "FILE_NAMES"]
 
 FORMATS = ("keras", "savedmodel", "tflite", "tflite_dynamic")
 FILE_NAMES = {
-    "keras": "model.keras",
+    "keras": MODEL_FILE,
     "savedmodel": "saved_model",
     "tflite": "model.tflite",
     "tflite_dynamic": "model_dynamic_range.tflite",
@@ -293,7 +295,7 @@ def export_model(
     try:
         with atomic_directory(out, replace=True) as tmp:
             if "keras" in fmts:
-                status("Copying model.keras")
+                status(f"Copying {MODEL_FILE}")
                 shutil.copyfile(loaded.model_path, tmp / FILE_NAMES["keras"])
             saved = tmp / FILE_NAMES["savedmodel"]
             if "savedmodel" in fmts or "tflite" in fmts or "tflite_dynamic" in fmts:
@@ -308,11 +310,12 @@ def export_model(
             if "tflite_dynamic" in fmts:
                 status("Converting to TFLite (dynamic-range quantized)")
                 _tflite(saved, tmp / FILE_NAMES["tflite_dynamic"], dynamic_range=True)
-            atomic_write_text(tmp / "labels.txt", "\n".join(loaded.class_names) + "\n")
+            folder = RunFolder(tmp)
+            atomic_write_text(folder.labels_file, labels_text(loaded.class_names))
             status("Writing the model card")
             card = _model_card(loaded, Path(source), fmts)
             card["files"] = _inventory(tmp)
-            atomic_write_json(tmp / "model_card.json", card)
+            atomic_write_json(folder.model_card_file, card)
             _share(tmp)
     finally:
         if scratch is not None:

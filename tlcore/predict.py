@@ -1,11 +1,11 @@
 """Use a trained model: load it, classify images, list the trained runs, re-evaluate a run.
 
-A *run folder* (written by ``tlcore.trainer.train``) holds ``model.keras`` (raw RGB
-0-255 in, softmax probabilities out), ``labels.txt`` (class names in output
-order), ``spec.yaml``, ``metrics.json``, ``history.json`` and ``data.json``. An
-export folder (``tlcore.export``) holds ``model.keras``, ``labels.txt`` and
-``model_card.json``. ``load_model`` takes either folder, or a ``.keras`` file with
-a ``labels.txt`` beside it.
+A *run folder* (written by ``tlcore.trainer.train``; ``tlcore.runfolder`` names
+and reads its files) holds ``model.keras`` (raw RGB 0-255 in, softmax probabilities
+out), ``labels.txt`` (class names in output order), ``spec.yaml``, ``metrics.json``,
+``history.json`` and ``data.json``. An export folder (``tlcore.export``) holds
+``model.keras``, ``labels.txt`` and ``model_card.json``. ``load_model`` takes either
+folder, or a ``.keras`` file with a ``labels.txt`` beside it.
 
 Images are decoded and resized exactly as in training (``tlcore.datasets.load_rgb``
 then ``resize_to`` with the run's image size and resize rule), so a photo gets
@@ -37,21 +37,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from tlcore import _yaml
-from tlcore._fsutil import read_json
-from tlcore.config import RESIZE_MODES
+from tlcore.config import RESIZE_MODES, RESIZE_RULES
 from tlcore.datasets import load_rgb, resize_to
-from tlcore.errors import ConfigError, NotFoundError, TLCoreError, WorkspaceError
+from tlcore.errors import ConfigError, NotFoundError, WorkspaceError
 from tlcore.pipeline import decode_resized
+from tlcore.runfolder import RunFolder, split_labels
 from tlcore.workspace import Workspace
 
 __all__ = [
     "LoadedModel",
     "Prediction",
     "ModelSummary",
-    "RESIZE_RULES",
+    "RESIZE_RULES",  # re-exported from tlcore.config, which owns the resize modes
     "load_model",
     "read_labels",
     "resolve_model_path",
@@ -62,16 +60,6 @@ __all__ = [
     "list_models",
     "evaluate_run",
 ]
-
-MODEL_FILE = "model.keras"
-LABELS_FILE = "labels.txt"
-
-RESIZE_RULES: dict[str, str] = {
-    "pad": "keep the aspect ratio, fit the longer side to S and centre the image on a black S×S canvas (letterbox)",
-    "crop": "keep the aspect ratio, fit the shorter side to S and cut out the centre S×S square",
-    "stretch": "resize to S×S, ignoring the aspect ratio",
-}
-"""What each ``resize_mode`` does to an image before it enters the model (bilinear, antialiased)."""
 
 ImageSource = np.ndarray | str | os.PathLike[str] | bytes | bytearray | memoryview
 
@@ -175,25 +163,12 @@ class ModelSummary:
 
 
 # ---------------------------------------------------------------- loading
-def _read_optional_json(path: Path) -> dict[str, Any]:
-    """A small JSON side file, or ``{}`` when missing, corrupt or not a mapping."""
-    try:
-        data = read_json(path, default={})
-    except (TLCoreError, OSError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _read_optional_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = _yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def read_labels(path: Path) -> list[str]:
-    """The class names of a ``labels.txt``: one per line, trailing blank lines ignored."""
+    """The class names of a ``labels.txt``: one per line, trailing blank lines ignored.
+
+    The strict reader: a missing, unreadable or malformed file raises an error that
+    says what to do (``RunFolder.read_labels`` is the tolerant one).
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -206,9 +181,7 @@ def read_labels(path: Path) -> list[str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise WorkspaceError(f"Cannot read {path.name}: {exc}.", received=str(path),
                              fix="Check the file is readable UTF-8 text.") from exc
-    names = [line.strip() for line in text.splitlines()]
-    while names and not names[-1]:
-        names.pop()
+    names = split_labels(text)
     if not names or any(not n for n in names):
         raise ConfigError(
             "labels.txt must list one non-empty class name per line.",
@@ -252,11 +225,11 @@ def resolve_model_path(ws: Workspace | None, name_or_path: str | os.PathLike[str
 def _locate(path: Path) -> tuple[Path, Path | None]:
     """``(model file, run folder or None)`` for a folder or a ``.keras`` file."""
     if path.is_dir():
-        model_path = path / MODEL_FILE
+        model_path = RunFolder(path).model_file
         if not model_path.is_file():
             partial = path.name.endswith(".partial")
             raise NotFoundError(
-                f"The folder has no {MODEL_FILE}.",
+                f"The folder has no {model_path.name}.",
                 received=f"looked for {model_path}",
                 fix=("This run did not finish saving (a '.partial' folder): train again."
                      if partial else "Give a run folder the trainer wrote, an export folder, or a .keras file."),
@@ -274,9 +247,9 @@ def _locate(path: Path) -> tuple[Path, Path | None]:
             received=str(path),
             fix="Give the model.keras of a run or export folder (SavedModel and TFLite exports are for serving).",
         )
-    parent = path.parent
-    is_run = (parent / "spec.yaml").is_file() or (parent / "model_card.json").is_file()
-    return path, (parent if is_run else None)
+    parent = RunFolder(path.parent)
+    is_run = parent.spec_file.is_file() or parent.model_card_file.is_file()
+    return path, (parent.path if is_run else None)
 
 
 def _not_a_model(path: Path, detail: str) -> ConfigError:
@@ -355,16 +328,16 @@ def load_model(path: str | os.PathLike[str], *, class_names: Sequence[str] | Non
             that differs from the number of labels.
     """
     model_path, run_dir = _locate(Path(path).expanduser())
-    folder = model_path.parent
-    spec = _read_optional_yaml(folder / "spec.yaml") if run_dir is not None else {}
-    data = _read_optional_json(folder / "data.json") if run_dir is not None else {}
-    metrics = _read_optional_json(folder / "metrics.json") if run_dir is not None else {}
-    card = _read_optional_json(folder / "model_card.json") if run_dir is not None else {}
+    folder = RunFolder(model_path.parent)
+    spec = folder.read_spec() if run_dir is not None else {}
+    data = folder.read_data() if run_dir is not None else {}
+    metrics = folder.read_metrics() if run_dir is not None else {}
+    card = folder.read_model_card() if run_dir is not None else {}
     if not spec and isinstance(card.get("training"), dict):
         spec = dict(card["training"])
     if not metrics and isinstance(card.get("metrics"), dict):
         metrics = dict(card["metrics"])
-    names = list(class_names) if class_names is not None else read_labels(folder / LABELS_FILE)
+    names = list(class_names) if class_names is not None else read_labels(folder.labels_file)
 
     model = _load_keras(model_path)
     fallback = spec.get("image_size") or data.get("image_size")
@@ -379,7 +352,7 @@ def load_model(path: str | os.PathLike[str], *, class_names: Sequence[str] | Non
     if outputs[0][1] != len(names):
         raise ConfigError(
             f"The model has {outputs[0][1]} outputs but labels.txt names {len(names)} classes.",
-            received=f"{model_path} with {folder / LABELS_FILE}",
+            received=f"{model_path} with {folder.labels_file}",
             fix="labels.txt must have one line per model output, in output order: restore it from the run "
             "folder the trainer wrote, or give the matching model.",
         )
@@ -541,17 +514,17 @@ def _created(path: Path) -> str:
 
 def _summary(run: Path) -> ModelSummary | None:
     """The summary of one run folder, or None when it is not a complete, readable run."""
-    model_file = run / MODEL_FILE
+    folder = RunFolder(run)
+    model_file = folder.model_file
     if not model_file.is_file():
         return None
-    try:
-        labels = read_labels(run / LABELS_FILE)
-    except TLCoreError:
+    labels = folder.read_labels()
+    if not labels:
         return None
-    spec = _read_optional_yaml(run / "spec.yaml")
+    spec = folder.read_spec()
     if not spec:
         return None
-    metrics = _read_optional_json(run / "metrics.json")
+    metrics = folder.read_metrics()
 
     def num(d: dict[str, Any], key: str) -> float | None:
         v = d.get(key)

@@ -35,7 +35,8 @@ progress and pruning. The backend is set up by ``runtime.configure`` at the star
 XLA (``jit_compile``) is used on GPUs and on non-TensorFlow backends, not for
 TensorFlow on a CPU.
 
-A run writes, atomically (a temporary folder renamed when complete):
+A run writes its folder atomically (a temporary folder renamed when complete;
+``runfolder.RunFolder.write``, which owns the file names):
 ``model.keras``, ``history.json``, ``spec.yaml``, ``metrics.json`` (``evaluate``'s
 report on the test split, best epoch, runtime, cache hits), ``labels.txt`` and
 ``data.json`` (dataset, fingerprints, image size, resize rule, test files), which
@@ -60,7 +61,6 @@ import keras
 import numpy as np
 import pandas as pd
 
-from tlcore._fsutil import atomic_directory, atomic_write_json, atomic_write_text
 from tlcore.cache import ArrayCache
 from tlcore.config import TrainSpec
 from tlcore.datasets import dataset_splits, load_split_spec
@@ -69,6 +69,7 @@ from tlcore.evaluate import classification_report
 from tlcore.model import Classifier
 from tlcore.pipeline import dataset_fingerprint, load_image_array, nested_subset
 from tlcore.probe import PROBE_VERSION, ProbeFit, fit_softmax_regression
+from tlcore.runfolder import RunFolder
 from tlcore.runtime import configure, set_seed
 from tlcore.workspace import Workspace
 
@@ -120,7 +121,7 @@ class TrainResult:
 
     @property
     def model_path(self) -> Path:
-        return self.run_dir / "model.keras"
+        return RunFolder(self.run_dir).model_file
 
 
 def phases_for(spec: TrainSpec, num_blocks: int) -> list[dict[str, Any]]:
@@ -742,17 +743,12 @@ def _run_name(spec: TrainSpec) -> str:
 
 def _save_run(out: Path, clf: Classifier, spec: TrainSpec, history: list[dict[str, Any]],
               metrics: dict[str, Any], data: TrainingData) -> None:
-    """Write the run into a temporary folder and rename it into place when complete."""
-    with atomic_directory(out) as tmp:
-        clf.model.save(tmp / "model.keras")
-        atomic_write_json(tmp / "history.json", history)
-        atomic_write_json(tmp / "metrics.json", metrics)
-        atomic_write_text(tmp / "spec.yaml", spec.to_yaml())
-        atomic_write_text(tmp / "labels.txt", "\n".join(data.class_names) + "\n")
-        atomic_write_json(tmp / "data.json", {
-            "dataset": spec.dataset,
-            "fingerprint": data.fingerprint,
-            "image_size": spec.image_size,
-            "resize_mode": spec.resize_mode,
-            "test_files": data.rows["test"]["relpath"].tolist(),
-        })
+    """Write the run folder (``RunFolder.write``: a temporary folder renamed into place when complete)."""
+    RunFolder.write(out, model=clf.model, history=history, metrics=metrics, spec=spec,
+                    class_names=data.class_names, data={
+                        "dataset": spec.dataset,
+                        "fingerprint": data.fingerprint,
+                        "image_size": spec.image_size,
+                        "resize_mode": spec.resize_mode,
+                        "test_files": data.rows["test"]["relpath"].tolist(),
+                    })

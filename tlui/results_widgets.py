@@ -29,7 +29,6 @@ import hashlib
 import html
 import io
 import json
-import os
 import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -43,10 +42,11 @@ import streamlit as st
 from optuna.trial import TrialState
 from PIL import Image
 
-from tlcore._fsutil import read_json
 from tlcore.errors import TLCoreError
 from tlcore.gradcam import overlay
 from tlcore.predict import evaluate_run, prepare_image
+from tlcore.runfolder import RunFolder
+from tlcore.search import attrs
 from tlcore.search.results import (
     DIVERGED,
     diverged_reason,
@@ -158,7 +158,7 @@ def _first_line(text: str) -> str:
 def not_tested_reason(t: Any) -> str:
     """Why a trial has no model or test report, in words (Markdown-escaped)."""
     n = t.number
-    epochs = len(t.user_attrs.get("tl_history") or [])
+    epochs = attrs.epochs(t)
     why_diverged = diverged_reason(t)
     rungs = trial_rungs(t)
     if t.state == TrialState.PRUNED and why_diverged is not None:
@@ -173,7 +173,7 @@ def not_tested_reason(t: Any) -> str:
         text = (f"Trial {n} was pruned after {epochs} epoch(s): the pruner stopped it early, so it saved no "
                 "model and was never tested.")
     elif t.state == TrialState.FAIL:
-        why = str(t.user_attrs.get("tl_error") or ("interrupted" if t.user_attrs.get("tl_interrupted") else ""))
+        why = attrs.failure_reason(t) or ""
         text = f"Trial {n} failed ({_first_line(why) or 'no reason recorded'}), so it saved no model."
     elif t.state in (TrialState.RUNNING, TrialState.WAITING):
         text = (f"Trial {n} is still {STATE_WORDS[t.state.name]} ({epochs} epoch(s) so far): its model is saved "
@@ -298,16 +298,14 @@ def report_class_names(report: dict[str, Any]) -> list[str]:
 
 # ------------------------------------------------------- model, evaluation
 def model_mtime(run_dir: str | Path) -> int:
-    try:
-        return os.stat(Path(run_dir) / "model.keras").st_mtime_ns
-    except OSError:
-        return 0
+    """The run's model file's mtime in nanoseconds (a cache key part); 0 when it cannot be read."""
+    return RunFolder(run_dir).model_mtime_ns()
 
 
 def dataset_token(ws: Workspace, run_dir: str | Path) -> str:
     """The version of the dataset a run was trained on (changes when it is rescanned); "" when unknown."""
     try:
-        name = (read_json(Path(run_dir) / "data.json", default={}) or {}).get("dataset")
+        name = RunFolder(run_dir).read_data().get("dataset")
         rec = next((r for r in ws.list_datasets() if r.name == name), None)
     except (TLCoreError, OSError, AttributeError):
         return ""

@@ -40,11 +40,12 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Literal, NamedTuple
+from typing import IO, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from tlcore.config import RESIZE_MODES
 from tlcore.errors import ImageDecodeError
 
 __all__ = [
@@ -82,7 +83,6 @@ _MAGIC = (
 
 _RESAMPLE = Image.Resampling.BILINEAR
 _ORIENTATION = 0x0112  # the EXIF tag
-_ResizeMode = Literal["pad", "crop", "stretch"]
 _Source = str | os.PathLike[str] | bytes | bytearray | memoryview
 
 
@@ -518,7 +518,7 @@ def _as_image(arr: np.ndarray) -> Image.Image:
 
 
 def resize_to(
-    arr: np.ndarray, size: int, *, mode: _ResizeMode = "pad", pad_value: int | tuple[int, ...] = 0
+    arr: np.ndarray, size: int, *, mode: str = "pad", pad_value: int | tuple[int, ...] = 0
 ) -> np.ndarray:
     """Resize an image array to ``size`` x ``size``.
 
@@ -528,7 +528,7 @@ def resize_to(
     Args:
         arr: a ``uint8`` array, (H, W), (H, W, 1), (H, W, 3) or (H, W, 4).
         size: the side of the square output, in pixels.
-        mode: how to reach a square. Defaults to "pad".
+        mode: how to reach a square, one of ``tlcore.config.RESIZE_MODES``. Defaults to "pad".
             - "pad": keep the aspect ratio, fit the longer side, centre it on a
               ``pad_value`` canvas (letterbox). Nothing is cut off.
             - "crop": keep the aspect ratio, fit the shorter side, cut the centre square.
@@ -546,8 +546,9 @@ def resize_to(
     (224, 224, 3)
     """
     size = _check_size(size)
-    if mode not in ("pad", "crop", "stretch"):
-        raise ValueError(f"mode must be 'pad', 'crop' or 'stretch'. Received: mode={mode!r}")
+    if mode not in RESIZE_MODES:
+        allowed = ", ".join(repr(m) for m in RESIZE_MODES[:-1]) + f" or {RESIZE_MODES[-1]!r}"
+        raise ValueError(f"mode must be {allowed}. Received: mode={mode!r}")
     single_channel = isinstance(arr, np.ndarray) and arr.ndim == 3 and arr.shape[2] == 1
     im = _as_image(arr)
     w, h = im.size

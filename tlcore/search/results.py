@@ -15,7 +15,8 @@
   ("11 % → 33 % → full") and, for a whole trial table, ``trial_outcomes`` /
   ``with_outcomes``.
 
-Read-only over ``study`` and ``storage``; used by ``search best`` (``cli._search``),
+Trial attributes are read through ``tlcore.search.attrs``, the best value by
+``tlcore.search.direction``. Read-only over ``study`` and ``storage``; used by ``search best`` (``cli._search``),
 the Search page (``tlui.search_widgets``: best so far, diverged trials, rungs) and the
 Results page (``tlui.results_widgets``, ``pages/4_Results.py``).
 """
@@ -34,8 +35,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tlcore._fsutil import atomic_directory
 from tlcore.errors import ConfigError, NotFoundError, WorkspaceError
+from tlcore.runfolder import MODEL_FILE, RunFolder
+from tlcore.search import attrs
+from tlcore.search.direction import best_of, comparator
 from tlcore.search.storage import artifact_store, study_local_dir
-from tlcore.search.study import DIVERGED_ATTR, RUNGS_ATTR, load_study
+from tlcore.search.study import load_study
 from tlcore.workspace import Workspace
 
 __all__ = ["learning_curves", "study_figures", "fetch_trial_run", "get_trial", "best_trial", "FIGURES",
@@ -62,24 +66,22 @@ def best_trial(study: optuna.Study) -> FrozenTrial:
     Raises:
         NotFoundError: no trial has completed yet.
     """
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-    if not done:
+    best = best_of(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), study.direction)
+    if best is None:
         raise NotFoundError(f"Study {study.study_name!r} has no complete trial yet.", received=study.study_name,
                             fix="Wait for a trial to finish, or start workers.")
-    pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
-    return pick(done, key=lambda t: t.value)
+    return best
 
 
 def trial_summary(t: FrozenTrial) -> dict[str, Any]:
     """A trial's parameters, outcome and metrics as plain data (JSON-ready)."""
-    m = t.user_attrs.get("tl_metrics") or {}
+    m = attrs.metrics(t)
     return {
         "number": t.number, "state": t.state.name, "value": t.value, "params": dict(t.params),
         "best_epoch": m.get("best_epoch"), "test_accuracy": m.get("test_accuracy"),
-        "epochs": len(t.user_attrs.get("tl_history") or []),
-        "duration_s": (t.datetime_complete - t.datetime_start).total_seconds()
-        if t.datetime_complete and t.datetime_start else None,
-        "artifacts": sorted((t.user_attrs.get("tl_artifacts") or {}).keys()),
+        "epochs": attrs.epochs(t),
+        "duration_s": attrs.duration_seconds(t),
+        "artifacts": sorted(attrs.artifacts(t).keys()),
         "diverged": diverged_reason(t), "rungs": trial_rungs(t),
     }
 
@@ -87,11 +89,7 @@ def trial_summary(t: FrozenTrial) -> dict[str, Any]:
 # ------------------------------------------------------------- how it went
 def diverged_reason(t: FrozenTrial) -> str | None:
     """Why trial ``t`` diverged (one sentence, as the worker recorded it), or None if it did not."""
-    why = t.user_attrs.get(DIVERGED_ATTR)
-    if why is None or why is False:
-        return None
-    text = str(why).strip()
-    return text or None
+    return attrs.diverged(t)
 
 
 def outcome(t: FrozenTrial) -> str:
@@ -109,10 +107,7 @@ def trial_rungs(t: FrozenTrial) -> list[dict[str, Any]]:
     the rung where the trial was pruned and missing on a rung still being judged.
     Entries that are not dicts (a storage written by other code) are left out.
     """
-    rungs = t.user_attrs.get(RUNGS_ATTR)
-    if not isinstance(rungs, list):
-        return []
-    return [dict(r) for r in rungs if isinstance(r, dict)]
+    return attrs.rungs(t)
 
 
 def fraction_text(fraction: Any) -> str:
@@ -137,7 +132,7 @@ def rung_path(t: FrozenTrial) -> str:
     not judged (it diverged there), then "full" once it trained on all the data.
     """
     rungs = trial_rungs(t)
-    hist = [h for h in (t.user_attrs.get("tl_history") or []) if isinstance(h, dict)]
+    hist = attrs.history(t)
     parts = [fraction_text(r.get("fraction")) for r in rungs]
     seen = {r.get("rung") for r in rungs}
     last_rung_epoch = max((_epoch(r) for r in rungs), default=0)
@@ -195,17 +190,6 @@ def with_outcomes(frame: pd.DataFrame, trials: Iterable[FrozenTrial]) -> pd.Data
     return out
 
 
-def _maximize(direction: Any) -> bool:
-    if direction is None:
-        return True
-    name = getattr(direction, "name", direction)
-    name = str(name).lower()
-    if name not in ("maximize", "minimize"):
-        raise ConfigError("The study direction must be maximize or minimize.", received=repr(direction),
-                          fix="Pass the study itself, or direction='maximize' / 'minimize'.")
-    return name == "maximize"
-
-
 def best_so_far(study_or_trials: optuna.Study | Iterable[FrozenTrial], direction: Any = None) -> pd.DataFrame:
     """The best objective value so far against wall-clock time since the study started.
 
@@ -230,7 +214,7 @@ def best_so_far(study_or_trials: optuna.Study | Iterable[FrozenTrial], direction
             direction = study_or_trials.direction
     else:
         trials = list(study_or_trials)
-    maximize = _maximize(direction)
+    better = comparator(direction)
     empty = pd.DataFrame({"seconds": pd.Series(dtype=float), "value": pd.Series(dtype=float),
                           "number": pd.Series(dtype=int)})
     starts = [t.datetime_start for t in trials if t.datetime_start is not None]
@@ -242,7 +226,7 @@ def best_so_far(study_or_trials: optuna.Study | Iterable[FrozenTrial], direction
     t0 = min(starts + [t.datetime_complete for t in done])
     rows, best = [], None
     for t in done:
-        if best is None or (t.value > best.value if maximize else t.value < best.value):
+        if best is None or better(t.value, best.value):
             best = t
         rows.append({"seconds": (t.datetime_complete - t0).total_seconds(), "value": float(best.value),
                      "number": int(best.number)})
@@ -256,7 +240,7 @@ def learning_curves(study: optuna.Study, numbers: Sequence[int] | None = None) -
     for t in study.get_trials(deepcopy=False):
         if numbers is not None and t.number not in numbers:
             continue
-        for rec in t.user_attrs.get("tl_history") or []:
+        for rec in attrs.history(t):
             for split in ("train", "val"):
                 for metric in ("loss", "accuracy"):
                     v = rec.get(f"{split}_{metric}")
@@ -328,8 +312,8 @@ def fetch_trial_run(ws: Workspace, name: str, number: int, storage: str | None =
     """
     study = load_study(ws, name, storage)
     t = get_trial(study, number)
-    ids = t.user_attrs.get("tl_artifacts") or {}
-    if t.state != TrialState.COMPLETE or "model.keras" not in ids:
+    ids = attrs.artifacts(t)
+    if t.state != TrialState.COMPLETE or MODEL_FILE not in ids:
         raise NotFoundError(f"Trial {number} has no saved model ({t.state.name.lower()}).", received=number,
                             fix="Only complete trials save their model; choose a complete trial.")
     for fname in ids:  # names come from the storage, which other machines write: check them all first
@@ -338,7 +322,7 @@ def fetch_trial_run(ws: Workspace, name: str, number: int, storage: str | None =
                               fix="The storage was not written by this workbench's workers (they save "
                                   "plain file names); run the trial again, or open a storage you trust.")
     target = study_local_dir(ws, name) / "trials" / str(number)
-    if (target / "model.keras").exists() and all((target / f).exists() for f in ids):
+    if RunFolder(target).model_file.exists() and all((target / f).exists() for f in ids):
         return target
     store = artifact_store(ws, artifacts)
     with atomic_directory(target, replace=True) as tmp:

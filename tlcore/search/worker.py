@@ -18,8 +18,9 @@ trial is marked complete: a complete trial always has all its files. Between
 trials the Keras session is cleared.
 
 A worker also keeps a small state file (``<workspace>/studies/local/<study>/
-workers/<id>.json``: state, trial, epoch, batch) that the Search page reads for
-its progress bars; the storage is the source of truth for everything else.
+workers/<id>.json``: state, trial, epoch, batch; ``worker_state.WorkerRecord``) that
+the Search page reads for its progress bars; the storage is the source of truth for
+everything else. Trial attributes are written through ``tlcore.search.attrs``.
 
 The trials train in the worker's own workspace ``ws``: the study's dataset must be
 registered there under the spec's name (and a saved augmentation pipeline named by
@@ -48,9 +49,9 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from tlcore._fsutil import atomic_write_json
 from tlcore.errors import TLCoreError, TrainingDiverged
-from tlcore.search.local import CRASHED
+from tlcore.runfolder import RUN_FILES
+from tlcore.search import attrs
 from tlcore.search.spec import StudySpec
 from tlcore.search.storage import (
     DEFAULT_GRACE_PERIOD,
@@ -60,20 +61,13 @@ from tlcore.search.storage import (
     open_storage,
     study_local_dir,
 )
-from tlcore.search.study import (
-    DIVERGED_ATTR,
-    FINISHED,
-    RUNGS_ATTR,
-    STOP_ATTR,
-    load_spec,
-    load_study,
-    study_started,
-)
+from tlcore.search.study import FINISHED, load_spec, load_study, study_started
+from tlcore.search.worker_state import TRAINING_STATUS, WorkerRecord, WorkerState
 from tlcore.workspace import Workspace
 
 __all__ = ["run_worker", "WorkerResult", "RUN_FILES", "new_worker_id"]
 
-RUN_FILES = ("model.keras", "history.json", "metrics.json", "spec.yaml", "labels.txt", "data.json")
+# RUN_FILES (the files of a complete run, which a trial uploads) is tlcore.runfolder's; exported here too.
 MAX_CONSECUTIVE_ERRORS = 3
 
 
@@ -97,20 +91,21 @@ class WorkerResult:
 
 
 class _State:
-    """The worker's state file, written atomically at most once a second (always on change of state)."""
+    """The worker's state file (a ``WorkerRecord``), written atomically at most once a second
+    (always when forced: on a change of state)."""
 
-    def __init__(self, path: Path | None, base: dict[str, Any]):
-        self.path, self.data, self._last = path, dict(base), 0.0
+    def __init__(self, path: Path | None, record: WorkerRecord):
+        self.path, self.record, self._last = path, record, 0.0
 
     def update(self, force: bool = False, **kw: Any) -> None:
-        self.data.update(kw)
+        self.record.update(**kw)
         now = time.time()
         if self.path is None or (not force and now - self._last < 1.0):
             return
-        self.data["updated"] = now
+        self.record.updated = now
         self._last = now
         try:
-            atomic_write_json(self.path, self.data)
+            self.record.write(self.path)
         except OSError:
             pass  # the state file is a convenience; never stop training for it
 
@@ -167,8 +162,8 @@ def run_worker(
     spec = load_spec(ws, name, storage)
     store = artifact_store(ws, artifacts)
     state_path = study_local_dir(ws, name) / "workers" / f"{worker_id}.json"
-    state = _State(state_path, {"worker_id": worker_id, "pid": os.getpid(), "host": socket.gethostname(),
-                                "started": time.time(), "state": "starting", "trials_done": 0})
+    state = _State(state_path, WorkerRecord(worker_id=worker_id, pid=os.getpid(), host=socket.gethostname(),
+                                            started=time.time(), state=WorkerState.STARTING, trials_done=0))
     state.update(force=True)
     stop_event = stop_event or threading.Event()
     result = WorkerResult(worker_id=worker_id)
@@ -178,9 +173,9 @@ def run_worker(
         + (f", {spec.timeout_minutes} min" if spec.timeout_minutes else ""))
 
     def stop_wanted() -> bool:
-        return stop_event.is_set() or bool(st.get_study_user_attrs(study._study_id).get(STOP_ATTR))
+        return stop_event.is_set() or attrs.stop_flag(st.get_study_user_attrs(study._study_id))
 
-    final = CRASHED  # until the loop ends as planned
+    final = WorkerState.CRASHED  # until the loop ends as planned
     scouted = False
     try:
         while True:
@@ -201,20 +196,20 @@ def run_worker(
                 result.reason = f"ran its {max_trials} trial(s)"
                 break
             if spec.n_trials is not None and finished + running >= spec.n_trials:
-                state.update(force=True, state="waiting", trial=None,
+                state.update(force=True, state=WorkerState.WAITING, trial=None,
                              status=f"waiting for {running} running trial(s) of other workers")
                 if stop_event.wait(poll_seconds):
                     continue
                 continue
             if spec.scout is not None and not scouted:
-                state.update(force=True, state="scouting", trial=None, status="ranking depths (scout)")
+                state.update(force=True, state=WorkerState.SCOUTING, trial=None, status="ranking depths (scout)")
                 scouted = _scout(ws, study, spec, st, log)
             with warnings.catch_warnings():  # "heartbeat is meant for Study.optimize": this loop beats itself
                 warnings.simplefilter("ignore", UserWarning)
                 trial = study.ask()
             result.trials.append(trial.number)
             outcome = _run_trial(ws, study, st, spec, trial, store, worker_id, state, stop_wanted, log)
-            state.update(force=True, trials_done=len(result.trials), state="between trials", trial=None)
+            state.update(force=True, trials_done=len(result.trials), state=WorkerState.BETWEEN_TRIALS, trial=None)
             if outcome == "error":
                 errors += 1
                 if errors >= MAX_CONSECUTIVE_ERRORS:
@@ -225,7 +220,7 @@ def run_worker(
             if outcome == "interrupted":
                 result.reason = "stop requested"
                 break
-        final = "finished"
+        final = WorkerState.FINISHED
     except BaseException as exc:  # the storage went away, the disk filled up...: the state file says so
         result.reason = str(exc) if isinstance(exc, TLCoreError) else f"{type(exc).__name__}: {exc}"
         raise
@@ -238,14 +233,14 @@ def run_worker(
 def _scout(ws: Workspace, study: optuna.Study, spec: StudySpec, st: Any, log: Callable[[str], None]) -> bool:
     """The study's scout (``tlcore.search.seeding``); True once nothing is left to do. A scout that
     breaks is logged and never stops the search."""
-    from tlcore.search.seeding import SCOUT_ATTR, maybe_scout
+    from tlcore.search.seeding import maybe_scout
 
     try:
         maybe_scout(ws, study, spec, st, log)
     except Exception as exc:  # noqa: BLE001 - the scout is advice; the trials must go on
         log(f"scout: failed: {type(exc).__name__}: {exc}")
         return True
-    return SCOUT_ATTR in st.get_study_user_attrs(study._study_id)
+    return attrs.SCOUT in st.get_study_user_attrs(study._study_id)
 
 
 def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, trial: optuna.Trial, store: Any,
@@ -264,15 +259,15 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
         params = spec.suggest(trial)
         tspec = spec.train_spec(params)
     except TLCoreError as exc:
-        st.set_trial_user_attr(tid, "tl_error", str(exc))
+        st.set_trial_user_attr(tid, attrs.ERROR, str(exc))
         study.tell(trial, state=TrialState.FAIL)
         log(f"trial {trial.number}: failed: {exc}")
         return "error"
-    trial.set_user_attr("tl_worker", worker_id)
-    trial.set_user_attr("tl_history", [])
+    attrs.set_worker(trial, worker_id)
+    attrs.set_history(trial, [])
     shown = {k: (f"{v:.2e}" if isinstance(v, float) else v) for k, v in params.items()}
     log(f"trial {trial.number}: {shown}")
-    state.update(force=True, state="training", trial=trial.number, epoch=0,
+    state.update(force=True, state=WorkerState.TRAINING, trial=trial.number, epoch=0,
                  epochs=tspec.epochs + len(tspec.subset_rungs or []), batch=0, rung=None, train_fraction=1.0,
                  batches=0, status="preparing", params=params)
 
@@ -283,7 +278,7 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
             raise _Interrupted()
 
     def on_batch(epoch: int, batch: int, num_batches: int, logs: dict[str, float]) -> None:
-        state.update(epoch=epoch + 1, batch=batch, batches=num_batches, status="training",
+        state.update(epoch=epoch + 1, batch=batch, batches=num_batches, status=TRAINING_STATUS,
                      loss=logs.get("loss"), accuracy=logs.get("accuracy"))
         if time.time() - last_check[0] > 5.0:
             last_check[0] = time.time()
@@ -293,7 +288,7 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
         """Store an epoch: history, the value reported to the pruner and, on a rung, the rung's value.
         Returns whether it was a rung epoch with a value to judge."""
         history.append(rec)
-        trial.set_user_attr("tl_history", history)
+        attrs.set_history(trial, history)
         value = rec[spec.objective]
         if not math.isfinite(value):  # a non-finite epoch ends the trial as diverged (the trainer's guard)
             return False
@@ -301,7 +296,7 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
         if rec.get("rung") is None:
             return False
         rungs.append({"rung": rec["rung"], "fraction": rec["train_fraction"], "epoch": rec["epoch"], "value": value})
-        trial.set_user_attr(RUNGS_ATTR, rungs)
+        attrs.set_rungs(trial, rungs)
         return True
 
     def on_epoch(rec: dict[str, Any]) -> None:
@@ -313,7 +308,7 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
         if at_rung:
             promoted = not trial.should_prune()
             rungs[-1]["promoted"] = promoted
-            trial.set_user_attr(RUNGS_ATTR, rungs)
+            attrs.set_rungs(trial, rungs)
             if not promoted:
                 raise optuna.TrialPruned(f"not promoted at rung {rec['rung']} ({rec['train_fraction']:.0%} of the data)")
             return
@@ -341,8 +336,8 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
                     if path.exists():
                         ids[fname] = optuna.artifacts.upload_artifact(
                             artifact_store=store, file_path=str(path), study_or_trial=trial)
-                trial.set_user_attr("tl_artifacts", ids)
-                trial.set_user_attr("tl_metrics", _summary_metrics(res.metrics))
+                attrs.set_artifacts(trial, ids)
+                attrs.set_metrics(trial, _summary_metrics(res.metrics))
                 value = _objective_value(spec, res.history)
                 study.tell(trial, value)
                 log(f"trial {trial.number}: complete, {spec.objective} {value:.4f}")
@@ -356,13 +351,13 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
                 # promoted, so later trials are judged against it like any other.
                 if exc.history and record(exc.history[-1]):
                     rungs[-1]["promoted"] = False
-                    trial.set_user_attr(RUNGS_ATTR, rungs)
-                trial.set_user_attr(DIVERGED_ATTR, exc.reason)
+                    attrs.set_rungs(trial, rungs)
+                attrs.set_diverged(trial, exc.reason)
                 study.tell(trial, state=TrialState.PRUNED)
                 log(f"trial {trial.number}: diverged: {exc.reason}")
                 return "pruned"
             except _Interrupted:
-                trial.set_user_attr("tl_interrupted", True)
+                attrs.mark_interrupted(trial)
                 study.tell(trial, state=TrialState.FAIL)
                 log(f"trial {trial.number}: interrupted (study stopped); it is queued again on resume")
                 return "interrupted"
@@ -373,7 +368,7 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
                 msg = str(exc) if isinstance(exc, TLCoreError) else f"{type(exc).__name__}: {exc}"
                 log(f"trial {trial.number}: failed: {msg}\n{traceback.format_exc()}")
                 try:
-                    trial.set_user_attr("tl_error", msg[:2000])
+                    attrs.set_error(trial, msg[:2000])
                     study.tell(trial, state=TrialState.FAIL)
                 except optuna.exceptions.UpdateFinishedTrialError:
                     pass
