@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Create (or update) the project's virtual environment in .venv.
 #   scripts/setup.sh        runtime dependencies (requirements.txt)
-#   scripts/setup.sh dev    plus the test dependencies (requirements-dev.txt)
+#   scripts/setup.sh dev    plus the test tools, the linter and the build backend (requirements-dev.txt)
 # Re-running is cheap: pip runs only when a requirements file changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 want=requirements.txt
-[ "${1:-}" = "dev" ] && want=requirements-dev.txt
+reqs=(-r requirements.txt)
+if [ "${1:-}" = "dev" ]; then
+  want=requirements-dev.txt
+  reqs+=(-r requirements-dev.txt)
+fi
 
 if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
   echo "error: Python 3.11 or newer is needed ($PYTHON is $("$PYTHON" --version 2>&1))." >&2
@@ -26,6 +30,6 @@ sum=$(cat requirements*.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sum" ]; then
   echo "Installing $want into .venv (first time: a few minutes) ..."
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -r "$want"
+  .venv/bin/python -m pip install --quiet "${reqs[@]}"
   echo "$sum" > "$stamp"
 fi

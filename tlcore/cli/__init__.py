@@ -13,12 +13,19 @@ comes before the command (default ``$TLCORE_HOME`` or ``./workspace``, see
   (``tlcore.trainer``, ``tlcore.predict``, ``tlcore.export``)
 - ``_scout``     ``scout`` (``tlcore.scout``)
 - ``_search``    ``search ...`` and ``worker`` (``tlcore.search``)
+- ``_app``       ``app``: the dashboard (``streamlit run``) with the project's settings
 - ``_progress``  the stderr progress bar they share
 
 Each group module has a ``register(subparsers)`` function and imports most library
 modules inside its handlers (Keras only when a command needs it). A handler takes
 the parsed arguments and returns an exit status. Any ``TLCoreError``
 becomes a one-line ``error: ...`` on stderr and exit status 2, never a traceback.
+A command whose parser sets an ``extra_args`` default receives the arguments it
+does not know there (``app`` passes them to Streamlit); for every other command
+they are an error, as usual.
+
+The installed console script ``tlcore`` (pyproject.toml) is ``console_main``: the
+same as ``python -m tlcore``, with ``tlcore`` in the usage line.
 """
 
 from __future__ import annotations
@@ -32,15 +39,15 @@ from tlcore import __version__
 from tlcore.errors import TLCoreError
 from tlcore.workspace import Workspace
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "console_main"]
 
 # Command groups, in the order `--help` lists them.
-_GROUPS = ("datasets", "augment", "train", "scout", "search")
+_GROUPS = ("datasets", "augment", "train", "scout", "search", "app")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m tlcore") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tlcore",
+        prog=prog,
         description="Transfer-learning workbench: datasets, augmentations, training and search from the command line.",
     )
     parser.add_argument("--version", action="version", version=f"tlcore {__version__}")
@@ -60,9 +67,13 @@ def workspace_from(args: argparse.Namespace) -> Workspace:
     return Workspace(args.workspace)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m tlcore") -> int:
+    parser = build_parser(prog)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "extra_args"):  # what parse_args does
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.extra_args = extra
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
@@ -75,3 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def console_main() -> int:
+    """The ``tlcore`` console script."""
+    return main(prog="tlcore")
