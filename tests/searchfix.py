@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_predict import write_tinted_tree
+from tests.helpers.runs import write_tinted_tree
 from tlcore.datasets import add_dataset
 from tlcore.search import StudySpec, create_study, run_worker
 from tlcore.workspace import Workspace
@@ -30,7 +30,7 @@ def tiny_spec(name: str = STUDY, **kw) -> StudySpec:
     base = dict(name=name, dataset="tiny", weights=None, image_size=32, batch_size=8, epochs=2, n_trials=3,
                 freeze_depth=[12, 18], learning_rate=[1e-3, 1e-2], pruner="none", seed=0,
                 divergence_guard=False, probe_first=False, head_init="random", batchnorm="frozen",
-                lr_ceiling_at_depth0=None, scout=None, lr_schedule="constant")
+                lr_ceiling_at_depth0=None, scout=None, lr_schedule="constant", recipe_trial=False)
     base.update(kw)
     return StudySpec(**base)
 

@@ -11,10 +11,10 @@ import sys
 import numpy as np
 import pytest
 
+from tests.searchfix import add_tiny_dataset
 from tlcore.cache import ArrayCache
 from tlcore.errors import DatasetError
 from tlcore.scout import kendall_tau, latest_result, leep, logme, nce, rank_table, scout, transrate
-from tests.searchfix import add_tiny_dataset
 
 
 def _one_hot_features(n: int, k: int, noise: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -178,9 +178,9 @@ def test_the_cli_prints_a_ranked_table_and_saves_it(workspace):
 def test_a_study_scouts_once_seeds_its_first_trials_and_measures_the_scores(workspace):
     from optuna.trial import TrialState
 
+    from tests.searchfix import tiny_spec
     from tlcore.search import create_study, load_spec, load_study, run_worker
     from tlcore.search.seeding import SCOUT_ATTR, scout_agreement
-    from tests.searchfix import tiny_spec
 
     add_tiny_dataset(workspace)
     spec = tiny_spec("scouted", scout={"images": 100, "seed_trials": 2, "max_seconds": None}, n_trials=4,
@@ -203,10 +203,28 @@ def test_a_study_scouts_once_seeds_its_first_trials_and_measures_the_scores(work
     assert leep_row["tau"] is None and leep_row["note"]  # no ImageNet head with random weights
 
 
-def test_a_scout_that_would_take_too_long_is_skipped_and_said(workspace):
+def test_a_study_scouts_after_its_probe_and_recipe_trials(workspace):
+    from tests.searchfix import tiny_spec
     from tlcore.search import create_study, load_study, run_worker
     from tlcore.search.seeding import SCOUT_ATTR
+
+    add_tiny_dataset(workspace)
+    create_study(workspace, tiny_spec("queued", scout={"images": 60, "seed_trials": 1, "max_seconds": None},
+                                      n_trials=3, epochs=1, freeze_depth=[10, 18], probe_first=True,
+                                      recipe_trial=True, head_init="linear_probe"))
+    lines: list[str] = []
+    run_worker(workspace, "queued", log=lines.append)
+    study = load_study(workspace, "queued")
+    seeded = study.user_attrs[SCOUT_ATTR]["seeded"]
+    assert [t.params["freeze_depth"] for t in study.get_trials()] == [18, 12, seeded[0]["freeze_depth"]]
+    scouted_at = next(i for i, line in enumerate(lines) if line.startswith("scout: scoring"))
+    assert {line.split(":")[0] for line in lines[:scouted_at] if line.startswith("trial ")} == {"trial 0", "trial 1"}
+
+
+def test_a_scout_that_would_take_too_long_is_skipped_and_said(workspace):
     from tests.searchfix import tiny_spec
+    from tlcore.search import create_study, load_study, run_worker
+    from tlcore.search.seeding import SCOUT_ATTR
 
     add_tiny_dataset(workspace)
     create_study(workspace, tiny_spec("slow", scout={"max_seconds": 0.5}, n_trials=1, epochs=1))
@@ -241,9 +259,9 @@ def test_older_studies_do_not_scout():
 def test_a_scout_never_queues_more_trials_than_the_budget_runs(workspace):
     from optuna.trial import TrialState
 
+    from tests.searchfix import tiny_spec
     from tlcore.search import create_study, load_study, run_worker
     from tlcore.search.seeding import SCOUT_ATTR
-    from tests.searchfix import tiny_spec
 
     add_tiny_dataset(workspace)
     create_study(workspace, tiny_spec("small", scout={"images": 60, "seed_trials": 5, "max_seconds": None},

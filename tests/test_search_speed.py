@@ -16,6 +16,7 @@ import optuna
 import pandas as pd
 import pytest
 
+from tests.searchfix import add_tiny_dataset, tiny_spec
 from tlcore.cache import ArrayCache
 from tlcore.config import TrainSpec
 from tlcore.errors import ConfigError, TrainingDiverged
@@ -24,9 +25,8 @@ from tlcore.pipeline import nested_subset
 from tlcore.probe import ProbeFit, fit_softmax_regression
 from tlcore.search import StudySpec, create_study, load_study, run_worker
 from tlcore.search.pruners import RungPruner
-from tlcore.search.study import DIVERGED_ATTR, RUNGS_ATTR, load_spec, probe_trial_params
+from tlcore.search.study import DIVERGED_ATTR, RUNGS_ATTR, load_spec, probe_trial_params, recipe_trial_params
 from tlcore.trainer import _DivergenceGuard, train
-from tests.searchfix import add_tiny_dataset, tiny_spec
 
 DEMO = Path(__file__).resolve().parent.parent / "demo_data"
 
@@ -35,8 +35,8 @@ DEMO = Path(__file__).resolve().parent.parent / "demo_data"
 def _bn_layers(clf: Classifier, block: int):
     from tlcore import backbones
 
-    return [l for l in backbones.block_layers(clf.backbone, clf.info)[block]
-            if isinstance(l, keras.layers.BatchNormalization)]
+    return [layer for layer in backbones.block_layers(clf.backbone, clf.info)[block]
+            if isinstance(layer, keras.layers.BatchNormalization)]
 
 
 @pytest.mark.backend
@@ -324,7 +324,7 @@ def test_the_training_step_is_traced_once_when_its_state_is_built_first():
             _build_state(trainable, (x, y))
             assert trainable.optimizer.built and all(v.numpy() == 0 for v in trainable.metrics_variables)
         count, step = [], trainable.train_step
-        trainable.train_step = lambda data, step=step: (count.append(1), step(data))[1]
+        trainable.train_step = lambda data, step=step, count=count: (count.append(1), step(data))[1]
         trainable.fit(x, y, batch_size=4, epochs=2, verbose=0)
         traces[built] = len(count)
     assert traces == {False: 2, True: 1}
@@ -359,6 +359,28 @@ def test_default_trials_use_the_probe_rungs_and_a_compute_budget():
     assert StudySpec(name="s", dataset="d", n_trials=2).rungs() == []
     assert probe_trial_params(spec) == {"freeze_depth": 18, "learning_rate": 1e-3}
     assert probe_trial_params(StudySpec(name="s", dataset="d", freeze_depth=[0, 9])) is None
+
+
+def test_the_recipe_trial_fine_tunes_the_last_third_at_the_middle_of_its_rate_range():
+    spec = StudySpec(name="s", dataset="d")  # EfficientNet-Lite0: 18 blocks
+    depth_lr = recipe_trial_params(spec)
+    assert depth_lr["freeze_depth"] == 12
+    lo, hi = spec.lr_range("efficientnet_lite0", "fine_tune", 12)
+    assert depth_lr["learning_rate"] == pytest.approx(math.sqrt(lo * hi)) and lo < depth_lr["learning_rate"] < hi
+    assert recipe_trial_params(StudySpec(name="s", dataset="d", freeze_depth=[0, 9]))["freeze_depth"] == 9
+    assert recipe_trial_params(StudySpec(name="s", dataset="d", freeze_depth=[16, 18]))["freeze_depth"] == 16
+    assert recipe_trial_params(StudySpec(name="s", dataset="d", freeze_depth=[18, 18])) is None  # the probe
+    assert recipe_trial_params(StudySpec(name="s", dataset="d", methods=["feature_extraction"])) is None
+    assert recipe_trial_params(StudySpec(name="s", dataset="d", recipe_trial=False)) is None
+    assert recipe_trial_params(StudySpec(name="s", dataset="d", methods=["feature_extraction", "two_phase"])) == {
+        "method": "two_phase", "freeze_depth": 12, "learning_rate": pytest.approx(1e-3)}
+    assert recipe_trial_params(StudySpec(name="s", dataset="d", freeze_depth=[12, 12],
+                                         learning_rate=[1e-3, 1e-3])) is None  # nothing searched: nothing to fix
+    stored = spec.to_dict()
+    stored.pop("recipe_trial")
+    assert StudySpec.from_stored({**stored, "version": 4}).recipe_trial is False  # older studies: as they were
+    with pytest.raises(ConfigError, match="recipe_trial must be true or false"):
+        StudySpec(name="s", dataset="d", recipe_trial="yes")
 
 
 def test_the_learning_rate_ceiling_falls_with_the_unfrozen_depth():
@@ -418,10 +440,11 @@ def test_a_study_runs_the_probe_trial_first_and_records_rungs(workspace):
     add_tiny_dataset(workspace)
     create_study(workspace, tiny_spec("rungs", freeze_depth=[10, 18], pruner="successive_halving",
                                       subset_rungs=[0.4], reduction_factor=2, n_trials=4, epochs=1,
-                                      probe_first=True, head_init="linear_probe"))
+                                      probe_first=True, recipe_trial=True, head_init="linear_probe"))
     run_worker(workspace, "rungs", log=lambda s: None)
     trials = load_study(workspace, "rungs").get_trials()
     assert trials[0].params["freeze_depth"] == 18  # feature extraction from the probe
+    assert trials[1].params["freeze_depth"] == 12  # then the recipe: the last third fine-tuned
     assert trials[0].state == optuna.trial.TrialState.COMPLETE
     with_rungs = [t for t in trials if t.user_attrs.get(RUNGS_ATTR)]
     assert with_rungs and all(t.user_attrs[RUNGS_ATTR][0]["fraction"] == 0.4 for t in with_rungs)

@@ -2,7 +2,8 @@
 
 ``maybe_scout`` is called by every worker before it asks for a trial. When the spec
 asks for a scout (``StudySpec.scout``) and the study has none yet, it waits until
-the probe trial has been taken (the first usable model comes first), runs
+the trials already queued (the probe and the recipe trial: the first usable model
+and the first fine-tuned one come first) have been taken, runs
 ``tlcore.scout.scout`` on the study's data (its features are cached and built under
 a cross-process lock, so two workers compute them once), stores a summary in the
 study's ``tl_scout`` attribute (``attrs.SCOUT``), saves the full result where the
@@ -59,9 +60,8 @@ def seed_params(spec: StudySpec, configs: list[dict[str, Any]]) -> list[dict[str
     return out
 
 
-def _probe_waiting(study: optuna.Study) -> bool:
-    trials = study.get_trials(deepcopy=False)
-    return bool(trials) and trials[0].state == TrialState.WAITING
+def _queue_waiting(study: optuna.Study) -> bool:
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 def maybe_scout(ws: Workspace, study: optuna.Study, spec: StudySpec, storage: Any,
@@ -73,8 +73,8 @@ def maybe_scout(ws: Workspace, study: optuna.Study, spec: StudySpec, storage: An
         return
     if attrs.SCOUT in storage.get_study_user_attrs(study._study_id):
         return
-    if spec.probe_first and _probe_waiting(study):
-        return  # the probe trial (the first usable model) goes first
+    if _queue_waiting(study):
+        return  # the queued trials (the probe and the recipe trial) go first
     opts = spec.scout
     estimate = scout_cost_estimate(opts["images"], spec.image_size, spec.backbones)
     if opts["max_seconds"] is not None and estimate > opts["max_seconds"]:

@@ -43,14 +43,15 @@ __all__ = ["StudySpec", "SAMPLERS", "PRUNERS", "OBJECTIVES", "SPEC_VERSION", "LE
 
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("successive_halving", "median", "hyperband", "none")
-SPEC_VERSION = 4
+SPEC_VERSION = 5
 # What a stored spec without a version (made before version 2) meant by the fields it lacks:
 # old studies resume with the training they started with.
 LEGACY_DEFAULTS = {"version": 1, "pruner": "median", "head_init": "random", "batchnorm": "frozen",
                    "subset_rungs": None, "fe_epochs": None, "probe_first": False, "divergence_guard": False,
-                   "lr_ceiling_at_depth0": None, "scout": None, "lr_schedule": "constant"}
+                   "lr_ceiling_at_depth0": None, "scout": None, "lr_schedule": "constant", "recipe_trial": False}
 # Fields added by each later version, with what a stored spec of an earlier version meant by them.
-VERSION_DEFAULTS = {3: {"lr_ceiling_at_depth0": None, "scout": None}, 4: {"lr_schedule": "constant"}}
+VERSION_DEFAULTS = {3: {"lr_ceiling_at_depth0": None, "scout": None}, 4: {"lr_schedule": "constant"},
+                    5: {"recipe_trial": False}}
 # What a study's scout does unless the spec says otherwise (``scout: {}`` takes all of these).
 # Seeding is off by default: on Fashion-MNIST the scores ranked the fine-tuning depths the wrong way
 # round (Kendall tau -0.44) and a seeded search never reached the unseeded one's best (BENCHMARKS.md).
@@ -142,9 +143,15 @@ class StudySpec(Spec):
             accuracy is at chance, and record it as diverged (see ``TrainSpec``). Defaults to True.
         probe_first: the study's first trial is feature extraction from the linear probe,
             a usable model within the first minute. Defaults to True.
+        recipe_trial: the next trial is the classic fine-tuning recipe instead of a random
+            draw: the last third of the backbone's blocks unfrozen (``recipe_depth``), at the
+            geometric middle of that depth's learning-rate range (``search.study.recipe_trial_params``).
+            A strong fine-tuned model early, at a shallow trial's cost, from which the sampler
+            goes on (a random first draw can be a depth-0 trial that costs 3-5x as much).
+            Defaults to True.
         scout: rank the (backbone, freeze depth) pairs with ``tlcore.scout`` before sampling,
             and make the best ``seed_trials`` of them the study's next trials (after the
-            probe trial; the sampler picks their learning rates; 0 = scout, record and
+            probe and recipe trials; the sampler picks their learning rates; 0 = scout, record and
             measure, but seed nothing). ``images``: at most this many
             training images are scored; ``max_seconds``: the scout runs only when its
             estimated cost (``tlcore.scout.scout_cost_estimate``) is below this (None: always).
@@ -227,6 +234,7 @@ class StudySpec(Spec):
     reduction_factor: int = 3
     fe_epochs: int | None = 20
     probe_first: bool = True
+    recipe_trial: bool = True
     scout: dict[str, Any] | None = dataclasses.field(default_factory=lambda: dict(SCOUT_DEFAULTS))
     divergence_guard: bool = True
     seed: int = 0
@@ -299,6 +307,9 @@ class StudySpec(Spec):
             fix(self, "scout", _scout_options(self.scout))
         if not isinstance(self.probe_first, bool):
             raise ConfigError("probe_first must be true or false.", received=f"probe_first={self.probe_first!r}")
+        if not isinstance(self.recipe_trial, bool):
+            raise ConfigError("recipe_trial must be true or false.",
+                              received=f"recipe_trial={self.recipe_trial!r}")
         _check_int("version", self.version, 1, SPEC_VERSION)
 
         # Everything else is checked by the TrainSpec of a representative trial.

@@ -9,6 +9,9 @@ study's stop request, start time and resumed trials are study user attributes.
 here are kept for older imports); ``tlcore.search.direction`` decides which value
 is best.
 
+A new study's queue starts with the probe trial (``probe_trial_params``) and the
+recipe trial (``recipe_trial_params``); the sampler draws the rest.
+
 Entry points: ``create_study``, ``load_study`` / ``load_spec`` (sampler and pruner
 rebuilt from the spec: ``make_sampler``, ``make_pruner``), ``list_studies``
 (``StudySummary``), ``request_stop``, ``resume_study``, ``fail_trial``,
@@ -20,6 +23,7 @@ rebuilt from the spec: ``make_sampler``, ``make_pruner``), ``list_studies``
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import shutil
 import time
 import warnings
@@ -40,7 +44,7 @@ from tlcore.workspace import Workspace, validate_name
 __all__ = [
     "create_study", "load_study", "load_spec", "list_studies", "StudySummary", "delete_study", "request_stop",
     "resume_study", "stop_requested", "fail_trial", "load_study_frame", "finished_count", "make_sampler",
-    "make_pruner", "dashboard_command", "FINISHED",
+    "make_pruner", "dashboard_command", "FINISHED", "probe_trial_params", "recipe_trial_params",
 ]
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -105,9 +109,9 @@ def create_study(ws: Workspace, spec: StudySpec, storage: str | None = None) -> 
         raise ConfigError(f"A study named {spec.name!r} already exists.", received=spec.name,
                           fix="Choose another name, or delete the old study first.") from exc
     study.set_user_attr(attrs.SPEC, spec.to_dict())
-    first = probe_trial_params(spec)
-    if first is not None:
-        study.enqueue_trial(first)
+    for params in (probe_trial_params(spec), recipe_trial_params(spec)):
+        if params is not None:
+            study.enqueue_trial(params)
     study.set_user_attr(attrs.CREATED, _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     return study
 
@@ -138,6 +142,44 @@ def probe_trial_params(spec: StudySpec) -> dict[str, Any] | None:
     if lo < hi:
         params["learning_rate"] = min(max(1e-3, lo), hi)
     return params
+
+
+RECIPE_UNFROZEN = 1 / 3  # the recipe trial unfreezes the last third of the backbone's blocks
+
+
+def recipe_trial_params(spec: StudySpec) -> dict[str, Any] | None:
+    """The parameters of the trial after the probe when ``spec.recipe_trial``: the classic recipe,
+    fine-tune the last third of the first backbone's blocks (the depth clipped to the searched
+    range) at the geometric middle of that depth's learning-rate range (``StudySpec.lr_range``,
+    under the depth-aware ceiling). None when the space has no fine-tuning method or the recipe
+    would repeat the probe trial. Only the parameters the spec searches are fixed.
+
+    EfficientNet-Lite0 (18 blocks) with the default ranges: freeze depth 12, learning rate ~6.8e-4.
+    """
+    from tlcore import backbones as bb
+
+    if not spec.recipe_trial:
+        return None
+    method = next((m for m in ("fine_tune", "two_phase") if m in spec.methods), None)
+    if method is None:
+        return None
+    backbone = spec.backbones[0]
+    blocks = bb.get(backbone).num_blocks
+    lo, hi = spec.depth_range(backbone)
+    depth = min(max(round(blocks * (1 - RECIPE_UNFROZEN)), lo), hi)
+    if depth >= blocks and method == "fine_tune" and spec.probe_first:
+        return None  # the probe trial already is feature extraction at full depth
+    params: dict[str, Any] = {}
+    if len(spec.backbones) > 1:
+        params["backbone"] = backbone
+    if len(spec.methods) > 1:
+        params["method"] = method
+    if lo < hi:
+        params["freeze_depth"] = depth
+    lr_lo, lr_hi = spec.lr_range(backbone, method, depth)
+    if lr_lo < lr_hi:
+        params["learning_rate"] = math.sqrt(lr_lo * lr_hi)
+    return params or None
 
 
 def _study_id(ws: Workspace, name: str, storage: str | None) -> int:
