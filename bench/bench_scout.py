@@ -71,7 +71,7 @@ def make_shapes(root: Path, images: int, size: int = 96, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     per = max(2, images // len(SHAPES))
     yy, xx = np.mgrid[0:size, 0:size] / size
-    for k, shape in enumerate(SHAPES):
+    for shape in SHAPES:
         folder = root / shape
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(per):
@@ -87,7 +87,7 @@ def make_shapes(root: Path, images: int, size: int = 96, seed: int = 0) -> Path:
             col = tuple(int(c) for c in (here + rng.choice([-1, 1], 3) * rng.uniform(25, 60, 3)).clip(0, 255))
             rot = rng.uniform(0, 2 * np.pi)
 
-            def poly(n: int, inner: float | None = None) -> list[tuple[float, float]]:
+            def poly(n: int, inner: float | None = None, r=r, rot=rot, cx=cx, cy=cy) -> list[tuple[float, float]]:
                 pts = []
                 for j in range(n * (2 if inner else 1)):
                     rr = r if not inner or j % 2 == 0 else r * inner

@@ -59,7 +59,7 @@ def main() -> None:
         traces = []
         step = trainable.train_step
 
-        def counted(data, step=step):
+        def counted(data, step=step, traces=traces):
             traces.append(1)  # runs only while TensorFlow traces the step
             return step(data)
 

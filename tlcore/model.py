@@ -170,7 +170,7 @@ class Classifier:
             layer.trainable = True
 
     def trainable_backbone_blocks(self) -> list[bool]:
-        return [any(l.trainable for l in layers) for layers in backbones.block_layers(self.backbone, self.info)]
+        return [any(layer.trainable for layer in layers) for layers in backbones.block_layers(self.backbone, self.info)]
 
     # ------------------------------------------------------------ splitting
     def split(self, depth: int) -> tuple[keras.Model | None, keras.Model]:

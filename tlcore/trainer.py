@@ -464,7 +464,7 @@ def train(
             features.row_sets = sorted((r for r in subsets if r is not None), key=len, reverse=True)
             val_x = features.get(depth, "val")
 
-            def make_feed(subset, start):
+            def make_feed(subset, start, depth=depth, feed_kw=feed_kw):
                 # Without augmentation the features come for the subset's rows only, in order.
                 copies, pos = features.train_copies(depth, factory, aug_id, rows=subset)
                 y = data.y["train"] if pos is not None or subset is None else data.y["train"][subset]
@@ -472,7 +472,7 @@ def train(
         else:
             val_x = data.x["val"]
 
-            def make_feed(subset, start):
+            def make_feed(subset, start, feed_kw=feed_kw):
                 kw = {**feed_kw, "start_epoch": start}
                 return (_AugmentedBatches(data.x["train"], factory, **kw, subset=subset) if factory is not None
                         else _Batches([data.x["train"]], **kw, subset=subset))

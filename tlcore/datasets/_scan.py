@@ -847,7 +847,7 @@ def _folder_problems(index: pd.DataFrame, walker: _Walker, layout: str, options:
         base_depth = 2 if layout == "class_folders" else 3
         depth = index["relpath"].str.count("/") + 1
         nested = index[depth > base_depth]
-        for (split, label), group in nested.groupby(["split", "label"], sort=True):
+        for (_split, label), group in nested.groupby(["split", "label"], sort=True):
             rels = group["relpath"].tolist()
             where = "/".join(rels[0].split("/", base_depth - 1)[:-1])  # the class folder, as spelled on disk
             add(

@@ -26,8 +26,6 @@ import dataclasses
 from typing import Any
 
 from tlcore.config import (
-    BATCHNORM_MODES,
-    HEAD_INITS,
     METHODS,
     RESIZE_MODES,
     Spec,
