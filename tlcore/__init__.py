@@ -11,7 +11,10 @@ Map of the package, one idea per module (each module's docstring says more):
 - ``_fsutil``    atomic writes (file and folder) that every other module uses
 - ``_yaml``      ``safe_load`` for YAML people write or upload (no aliases)
 - ``workspace``  where things live on disk, data roots, the dataset registry
-- ``config``     typed specs that round-trip to dict/YAML: ``SplitSpec``, ``TrainSpec``
+- ``appfiles``   where the workbench's own files are (the dashboard's files, the demo
+                 dataset): in a source checkout or under an installed copy's prefix
+- ``config``     typed specs that round-trip to dict/YAML: ``SplitSpec``, ``TrainSpec``;
+                 the resize modes
 - ``datasets/``  scan a folder-per-class tree, problem report, decoding, splits,
                  IDX import, zip uploads, the demo dataset, the workspace operations
 - ``augment``    albumentations pipelines: catalogue, presets, validation, storage
@@ -26,24 +29,32 @@ Map of the package, one idea per module (each module's docstring says more):
                  run's starting head
 - ``scout``      transferability scores (LogME, TransRate, LEEP, NCE) at every
                  block boundary in one forward pass: rank depths before training
+- ``background`` tlcore processes started in the background (search workers, scouts):
+                 start, still running?, the end of the log
 - ``runtime``    backend set-up per process (threads, GPU memory growth, mixed
                  precision, seeds)
 - ``trainer``    ``train``: one run from a ``TrainSpec`` (the three methods, the
                  feature cache, the probe head, rungs, the divergence guard, the run folder)
+- ``runfolder``  ``RunFolder``: a trained run's folder, its file names, tolerant readers
+                 and the atomic writer the trainer uses
 - ``evaluate``   accuracy, per-class metrics, confusion matrix, top losses
 - ``gradcam``    class activation heat maps, exact and backend-neutral
 - ``predict``    load a trained model safely, predict "label (confidence %)", list
                  and re-evaluate runs
 - ``export``     .keras, SavedModel, TFLite (float and dynamic-range) with a model card
-- ``search/``    Optuna: ``StudySpec``, storages and heartbeats, studies, workers,
-                 local worker processes, results (see ``tlcore.search``)
-- ``cli/``       ``python -m tlcore ...`` (``__main__`` calls ``tlcore.cli.main``)
+- ``search/``    Optuna: ``StudySpec``, storages, heartbeats, the artifact store, studies,
+                 workers and their state files, local worker processes, trial attributes,
+                 which value is better, the rung pruner, scout seeding, results (see
+                 ``tlcore.search``)
+- ``cli/``       ``python -m tlcore ...`` or the ``tlcore`` command (``__main__`` calls
+                 ``tlcore.cli.main``); ``tlcore app`` starts the dashboard
 
 How they fit: ``datasets`` registers images in a ``workspace``; ``trainer.train``
 splits them (``datasets``), decodes them once (``pipeline`` + ``cache``), builds a
 ``model`` on a ``backbones`` entry, trains it under ``runtime``'s settings, scores it
-with ``evaluate`` and writes a run folder; ``predict``, ``gradcam`` and ``export`` use
-that folder. ``search`` runs many ``train`` calls as Optuna trials in worker processes.
+with ``evaluate`` and writes a run folder (``runfolder``); ``predict``, ``gradcam`` and
+``export`` use that folder. ``search`` runs many ``train`` calls as Optuna trials in
+worker processes.
 """
 
 import os as _os

@@ -7,8 +7,10 @@ walks it (validation, ``repr`` in an error message, JSON). Specs and settings ne
 need aliases, so here an alias is a ``yaml.YAMLError`` naming its line.
 
 ``safe_load(text)`` is the entry point; ``config`` (every ``Spec.from_yaml``, so
-also study and augmentation specs), ``augment``, ``workspace`` (``workspace.yaml``)
-and ``predict`` (a run's ``spec.yaml``) read YAML through it. Writing stays
+also study and augmentation specs), ``augment`` (``parse_spec_text``: pipelines
+uploaded or pasted as YAML or JSON), ``workspace`` (``workspace.yaml``) and
+``runfolder`` (``RunFolder.read_spec``: a run's ``spec.yaml``, which ``predict``
+uses) read YAML through it. Writing stays
 ``yaml.safe_dump`` (``Spec.to_yaml``, ``_fsutil.atomic_write_yaml``).
 
 Example:

@@ -13,8 +13,8 @@ Layout::
       cache/                    decoded-image and feature caches, converted weights
                                 (safe to delete)
       models/<run>/             trained runs (``tlcore.trainer``)
-      studies/                  searches: journal, artifacts, local worker files
-                                (``tlcore.search.storage``)
+      studies/                  searches: journal (``tlcore.search.storage``), artifacts
+                                (``search.artifacts``), local worker files (``search.worker_state``)
       .locks/                   inter-process locks (``Workspace.lock``)
 
 The root is, in order: the ``root`` argument (the CLI's ``--workspace``), the
@@ -23,8 +23,10 @@ registry updates hold a file lock, so concurrent processes and crashes never
 leave a half-written registry.
 
 Dataset paths are confined to the *data roots*: the workspace itself, the
-bundled demo folder, and whatever ``workspace.yaml``'s ``data_roots`` list or
-the ``TLCORE_DATA_ROOTS`` variable (``os.pathsep``-separated) add.
+bundled demo folder (``DEMO_DATA_DIR``: the checkout's ``demo_data/``, or the
+installed copy's, found by ``tlcore.appfiles``), and whatever ``workspace.yaml``'s
+``data_roots`` list or the ``TLCORE_DATA_ROOTS`` variable (``os.pathsep``-separated)
+add.
 
 This module only knows paths, settings and the registry; what a dataset holds is
 ``tlcore.datasets`` (``add_dataset`` and friends write the registry through
@@ -54,12 +56,13 @@ import yaml
 
 from tlcore import _yaml
 from tlcore._fsutil import atomic_write_json, atomic_write_yaml, read_json
+from tlcore.appfiles import PACKAGE_ROOT, demo_data_dir
 from tlcore.errors import ConfigError, NotFoundError, PathNotAllowedError, WorkspaceError
 
 __all__ = ["Workspace", "DatasetRecord", "default_root", "validate_name", "DEMO_DATA_DIR", "PACKAGE_ROOT"]
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-DEMO_DATA_DIR = PACKAGE_ROOT / "demo_data"
+# PACKAGE_ROOT (the folder holding the tlcore package) is tlcore.appfiles', re-exported here.
+DEMO_DATA_DIR = demo_data_dir()  # the checkout's demo_data/, else the installed copy's
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 

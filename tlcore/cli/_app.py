@@ -5,9 +5,9 @@ Streamlit reads ``.streamlit/config.toml`` only from the current directory, so
 the theme and the rest. This command:
 
 1. finds the app folder (``streamlit_app.py``, ``pages/``, ``.streamlit/config.toml``):
-   ``--app-dir`` if given, else the source checkout this ``tlcore`` was imported
-   from, else the copy ``pip install .`` put under ``<prefix>/share/tlcore-workbench/app``
-   (``sys.prefix``, then the user scheme's data folder for ``pip install --user``);
+   ``--app-dir`` if given, else ``tlcore.appfiles.find_app_dir()``: the source checkout
+   this ``tlcore`` was imported from, else the copy ``pip install .`` put under
+   ``<prefix>/share/tlcore-workbench/app``;
 2. turns every option of that ``config.toml`` into a ``--section.option=value`` flag
    (options the user passes themselves are left to the user);
 3. sets ``TLCORE_HOME`` to the workspace (``--workspace``, else ``$TLCORE_HOME``, else
@@ -25,63 +25,28 @@ import argparse
 import importlib.util
 import os
 import shlex
-import site
 import sys
-import sysconfig
 import tomllib
 from pathlib import Path
 
+from tlcore import appfiles
 from tlcore.errors import ConfigError, NotFoundError
 
-__all__ = ["APP_SHARE_DIR", "find_app_dir", "config_flags", "streamlit_command"]
-
-# Where the wheel installs the app files, relative to the installation prefix
-# (pyproject.toml's [tool.setuptools.data-files] writes them there).
-APP_SHARE_DIR = Path("share", "tlcore-workbench", "app")
-MAIN_SCRIPT = "streamlit_app.py"
-CONFIG_FILE = Path(".streamlit", "config.toml")
+__all__ = ["app_dir", "config_flags", "streamlit_command"]
 
 
-def _is_app_dir(d: Path) -> bool:
-    return (d / MAIN_SCRIPT).is_file() and (d / "pages").is_dir() and (d / CONFIG_FILE).is_file()
-
-
-def _candidates() -> list[Path]:
-    """Where to look, in order: the source checkout, then the installed copies."""
-    from tlcore.workspace import PACKAGE_ROOT  # the folder that holds the tlcore package
-
-    found = [PACKAGE_ROOT]
-    prefixes = [sys.prefix, sysconfig.get_path("data")]
-    if site.ENABLE_USER_SITE and site.USER_BASE:
-        prefixes.append(site.USER_BASE)
-    for prefix in prefixes:
-        d = Path(prefix) / APP_SHARE_DIR
-        if d not in found:
-            found.append(d)
-    return found
-
-
-def find_app_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The folder holding ``streamlit_app.py``, ``pages/`` and ``.streamlit/config.toml``."""
-    if explicit is not None:
-        d = Path(explicit).expanduser().resolve()
-        if _is_app_dir(d):
-            return d
-        raise NotFoundError(
-            "The folder given with --app-dir is not the workbench's app folder.",
-            received=str(d),
-            fix=f"Give the repository root, the folder that holds {MAIN_SCRIPT}, pages/ and {CONFIG_FILE}.",
-        )
-    looked = _candidates()
-    for d in looked:
-        if _is_app_dir(d):
-            return d.resolve()
+def app_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The app folder: ``explicit`` (``--app-dir``) if given, else ``tlcore.appfiles.find_app_dir()``."""
+    if explicit is None:
+        return appfiles.find_app_dir()
+    d = Path(explicit).expanduser().resolve()
+    if appfiles.is_app_dir(d):
+        return d
     raise NotFoundError(
-        f"The dashboard's files ({MAIN_SCRIPT}, pages/, {CONFIG_FILE}) were not found.",
-        received="looked in " + ", ".join(str(d) for d in looked),
-        fix="Install the package from a checkout with 'pip install .' (it copies them under "
-        f"<prefix>/{APP_SHARE_DIR.as_posix()}), or run 'python -m tlcore app' from the repository root, "
-        "or pass --app-dir /path/to/the/repository.",
+        "The folder given with --app-dir is not the workbench's app folder.",
+        received=str(d),
+        fix=f"Give the repository root, the folder that holds {appfiles.MAIN_SCRIPT}, {appfiles.PAGES_DIR}/ and "
+        f"{appfiles.CONFIG_FILE}.",
     )
 
 
@@ -123,10 +88,10 @@ def _user_options(extra: list[str]) -> set[str]:
     return {a[2:].split("=", 1)[0] for a in extra if a.startswith("--") and "." in a.split("=", 1)[0]}
 
 
-def streamlit_command(app_dir: Path, extra: list[str]) -> list[str]:
-    """The ``python -m streamlit run`` command line for the app in ``app_dir``."""
-    flags = config_flags(app_dir / CONFIG_FILE, skip=_user_options(extra))
-    return [sys.executable, "-m", "streamlit", "run", *flags, str(app_dir / MAIN_SCRIPT), *extra]
+def streamlit_command(folder: Path, extra: list[str]) -> list[str]:
+    """The ``python -m streamlit run`` command line for the app in ``folder``."""
+    flags = config_flags(folder / appfiles.CONFIG_FILE, skip=_user_options(extra))
+    return [sys.executable, "-m", "streamlit", "run", *flags, str(folder / appfiles.MAIN_SCRIPT), *extra]
 
 
 def cmd_app(args: argparse.Namespace) -> int:
@@ -135,14 +100,14 @@ def cmd_app(args: argparse.Namespace) -> int:
     extra = list(args.extra_args or [])
     if extra[:1] == ["--"]:
         extra = extra[1:]
-    app_dir = find_app_dir(args.app_dir)
+    folder = app_dir(args.app_dir)
     if importlib.util.find_spec("streamlit") is None:
         raise NotFoundError("Streamlit is not installed in this Python environment.", received=sys.executable,
                             fix="Install the dependencies: pip install -r requirements.txt (or pip install . "
                                 "without --no-deps).")
     workspace = Workspace(args.workspace).root  # --workspace, $TLCORE_HOME or ./workspace; creates nothing
-    cmd = streamlit_command(app_dir, extra)
-    print(f"App:       {app_dir}")
+    cmd = streamlit_command(folder, extra)
+    print(f"App:       {folder}")
     print(f"Workspace: {workspace}")
     if args.dry_run:
         print(shlex.join(cmd))
@@ -162,7 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "'streamlit run' unchanged, e.g. 'tlcore app --server.port 8600 --server.address 127.0.0.1'; they win "
         "over config.toml.",
         epilog="The app files are looked for in the source checkout first, then under "
-        f"<prefix>/{APP_SHARE_DIR.as_posix()} (where 'pip install .' puts them).",
+        f"<prefix>/{appfiles.APP_SHARE_DIR.as_posix()} (where 'pip install .' puts them).",
     )
     # SUPPRESS: without --workspace here, the global one (given before 'app') stays in force.
     p.add_argument("--workspace", metavar="DIR", default=argparse.SUPPRESS,

@@ -184,13 +184,16 @@ def _cmd_import_fmnist(args: argparse.Namespace) -> int:
 
 
 def _cmd_restore_demo(args: argparse.Namespace) -> int:
-    from tlcore.datasets import ensure_demo
+    from tlcore.appfiles import search_dirs
+    from tlcore.datasets import DEMO_PATH, ensure_demo
 
     rec = ensure_demo(_ws(args), force=True)
-    if rec is None:
-        print("error: the demo folder (demo_data/fashion-mnist-demo) is not installed.", file=sys.stderr)
+    if rec is None:  # tlcore.appfiles found no demo_data/ with the demo in it
+        where = ", ".join(str(d) for d in search_dirs())
+        print(f"error: the demo folder ({DEMO_PATH.parent.name}/{DEMO_PATH.name}) is not installed; looked in "
+              f"{where}. Reinstall the package from a checkout (pip install .).", file=sys.stderr)
         return 1
-    print(f"The demo dataset is registered as {rec.name!r} ({rec.num_images} images).")
+    print(f"The demo dataset is registered as {rec.name!r} ({rec.num_images} images, {rec.path}).")
     return 0
 
 
