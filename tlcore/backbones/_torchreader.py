@@ -122,7 +122,9 @@ def _as_int_tuple(value: object, what: str) -> tuple[int, ...]:
     return value
 
 
-def _rebuild_tensor(storage: object, storage_offset: object, size: object, stride: object, *_ignored: object) -> _TensorRef:
+def _rebuild_tensor(
+    storage: object, storage_offset: object, size: object, stride: object, *_ignored: object
+) -> _TensorRef:
     """Stand-in for ``torch._utils._rebuild_tensor(_v2)``: records, computes nothing."""
     if not isinstance(storage, _StorageRef):
         raise pickle.UnpicklingError(f"a tensor must be built on a storage reference, got {type(storage).__name__}")
@@ -135,7 +137,9 @@ def _rebuild_tensor(storage: object, storage_offset: object, size: object, strid
     return _TensorRef(storage, storage_offset, size_t, stride_t)
 
 
-def _rebuild_parameter(data: object, requires_grad: object = False, backward_hooks: object = None, *_: object) -> object:
+def _rebuild_parameter(
+    data: object, requires_grad: object = False, backward_hooks: object = None, *_: object
+) -> object:
     """Stand-in for ``torch._utils._rebuild_parameter``: a parameter is its data."""
     if not isinstance(data, _TensorRef):
         raise pickle.UnpicklingError("a parameter must wrap a tensor")
@@ -215,7 +219,8 @@ def _load_pickle(
             "The weights file refers to code outside a plain PyTorch state dict, so it was not loaded "
             f"(nothing from it ran): {exc.qualname}.",
             received=str(path),
-            fix="Only load checkpoints from sources you trust; this reader accepts an OrderedDict of tensors, nothing else.",
+            fix="Only load checkpoints from sources you trust; "
+            "this reader accepts an OrderedDict of tensors, nothing else.",
         ) from None
     except EOFError:
         raise _format_error(path, f"it ends inside the {what} (truncated?)") from None
@@ -286,7 +291,9 @@ def read_legacy_torch_file(path: str | os.PathLike[str]) -> dict[str, np.ndarray
         fh = open(path, "rb")
     except FileNotFoundError:
         raise ConfigError(
-            "The weights file does not exist.", received=str(path), fix="Check the path, or reinstall the package that ships it."
+            "The weights file does not exist.",
+            received=str(path),
+            fix="Check the path, or reinstall the package that ships it.",
         ) from None
     except OSError as exc:
         raise WorkspaceError(f"Cannot open the weights file: {exc.strerror or exc}.", received=str(path)) from exc
@@ -309,7 +316,9 @@ def read_legacy_torch_file(path: str | os.PathLike[str]) -> dict[str, np.ndarray
             raise _format_error(path, "wrong magic number", received=f"{path} (magic {magic!r:.40})")
         version = _load_pickle(stream, path, "protocol version", None)
         if version != LEGACY_PROTOCOL_VERSION:
-            raise _format_error(path, f"unsupported protocol version {version!r:.20}, expected {LEGACY_PROTOCOL_VERSION}")
+            raise _format_error(
+                path, f"unsupported protocol version {version!r:.20}, expected {LEGACY_PROTOCOL_VERSION}"
+            )
         sys_info = _load_pickle(stream, path, "sys_info header", None)
         if not isinstance(sys_info, dict) or not isinstance(sys_info.get("little_endian"), bool):
             raise _format_error(path, "the sys_info header is malformed")
@@ -328,7 +337,9 @@ def read_legacy_torch_file(path: str | os.PathLike[str]) -> dict[str, np.ndarray
             raise _format_error(path, "the storage key list is malformed")
         missing = set(storages) - set(keys)
         if missing:
-            raise _format_error(path, f"{len(missing)} storage(s) used by tensors have no data, e.g. {sorted(missing)[0]!r}")
+            raise _format_error(
+                path, f"{len(missing)} storage(s) used by tensors have no data, e.g. {sorted(missing)[0]!r}"
+            )
         unknown = [k for k in keys if k not in storages]
         if unknown:
             raise _format_error(path, f"data for storage {unknown[0]!r} that no tensor uses (cannot tell its type)")
@@ -336,7 +347,8 @@ def read_legacy_torch_file(path: str | os.PathLike[str]) -> dict[str, np.ndarray
         data: dict[str, np.ndarray] = {}
         for key in keys:
             ref = storages[key]
-            count = int(np.frombuffer(_read_exact(stream, 8, path, f"the size of storage {key}"), dtype=f"{byteorder}i8")[0])
+            size_bytes = _read_exact(stream, 8, path, f"the size of storage {key}")
+            count = int(np.frombuffer(size_bytes, dtype=f"{byteorder}i8")[0])
             if count != ref.numel:
                 raise _format_error(path, f"storage {key} holds {count} elements but the state dict says {ref.numel}")
             dtype = ref.dtype.newbyteorder(byteorder) if ref.dtype.itemsize > 1 else ref.dtype
