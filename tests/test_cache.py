@@ -48,8 +48,6 @@ def test_lru_eviction_under_budget(tmp_path):
     for i in range(3):
         c.put({"i": i}, np.zeros(1000, np.uint8))
     c.get({"i": 0})  # touch 0 -> 1 is now least recently used
-    import os, time
-
     os.utime(tmp_path / f"{cache_key({'i': 1})}.json", (time.time() - 100, time.time() - 100))
     c.put({"i": 3}, np.zeros(1000, np.uint8))
     assert c.get({"i": 1}) is None

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers.idx import write_idx
 from tests.imagegen import corrupt_file, make_png_bomb, make_tree, truncate_file, write_bytes
-from tests.test_idx import write_idx
 from tlcore.cli import main
 
 
@@ -68,7 +68,7 @@ def test_inspect_unusable_exits_nonzero_with_one_line_reason(tmp_path, capsys, c
         make_tree(path, {"only": 3})
     code, _, err = run(capsys, "datasets", "inspect", str(path))
     assert code != 0
-    lines = [l for l in err.strip().splitlines() if l]
+    lines = [line for line in err.strip().splitlines() if line]
     assert len(lines) == 1 and lines[0].startswith("error:"), err
 
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers.runs import tiny_run, write_tinted_tree
 from tests.imagegen import write_bytes
-from tests.test_predict import tiny_run, write_tinted_tree
 from tlcore.cli import build_parser, main
 from tlcore.datasets import DEMO_PATH
 from tlcore.workspace import Workspace
 
-# Shares the session's tiny trained run (tests/test_predict.py): one pytest-xdist worker trains it once.
+# Shares the session's tiny trained run (tests/helpers/runs.py): one pytest-xdist worker trains it once.
 pytestmark = pytest.mark.xdist_group("tiny-run")
 
 EPOCH_LINE = re.compile(

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import json
+import shutil
 import warnings
 
 import keras
 import numpy as np
 import pytest
 
-from tests.test_predict import TINY_CLASSES, tiny_run
+from tests.helpers.runs import TINY_CLASSES, tiny_run
 from tlcore.errors import ConfigError, WorkspaceError
 from tlcore.export import FILE_NAMES, FORMATS, export_model
 from tlcore.predict import load_model, predict_arrays, prepare_image
@@ -19,7 +19,7 @@ from tlcore.predict import load_model, predict_arrays, prepare_image
 pytestmark = [
     pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                        reason="SavedModel and TFLite export need the TensorFlow backend"),
-    # Shares the session's tiny trained run (tests/test_predict.py) with other modules' tests.
+    # Shares the session's tiny trained run (tests/helpers/runs.py) with other modules' tests.
     pytest.mark.xdist_group("tiny-run"),
 ]
 

@@ -6,12 +6,12 @@ import keras
 import numpy as np
 import pytest
 
-from tests.test_predict import TINY_CLASSES, tiny_run
+from tests.helpers.runs import TINY_CLASSES, tiny_run
 from tlcore.errors import ConfigError
 from tlcore.gradcam import GradCam, colormap, gradcam, overlay
 from tlcore.predict import load_model, predict_arrays, prepare_image
 
-# Shares the session's tiny trained run (tests/test_predict.py): one pytest-xdist worker trains it once.
+# Shares the session's tiny trained run (tests/helpers/runs.py): one pytest-xdist worker trains it once.
 pytestmark = pytest.mark.xdist_group("tiny-run")
 
 

@@ -1,20 +1,10 @@
-import gzip
-import struct
-
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers.idx import write_idx
 from tlcore.datasets import FASHION_MNIST_CLASSES, find_fashion_mnist, import_idx, read_idx
 from tlcore.errors import DatasetError
-
-
-def write_idx(path, arr, gz=False):
-    codes = {np.uint8: 0x08, np.int32: 0x0C, np.float32: 0x0D}
-    header = bytes([0, 0, codes[arr.dtype.type], arr.ndim]) + b"".join(struct.pack(">i", d) for d in arr.shape)
-    data = header + arr.astype(arr.dtype.newbyteorder(">")).tobytes()
-    path.write_bytes(gzip.compress(data) if gz else data)
-    return path
 
 
 @pytest.mark.parametrize("gz", [False, True])

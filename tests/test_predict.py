@@ -1,8 +1,8 @@
 """tlcore.predict: loading runs and model files, classifying images, listing runs, re-evaluating.
 
 One tiny model (random weights, 64 px, one epoch on a generated three-class tree) is
-trained once per session (``tiny_run``) and shared by the predict, Grad-CAM, export,
-CLI and page tests.
+trained once per session (``tiny_run``, tests/helpers/runs.py) and shared by the predict,
+Grad-CAM, export, CLI and page tests.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers.runs import TINY_CLASSES, tiny_run
 from tests.imagegen import png_header_bytes
-from tlcore.datasets import add_dataset
 from tlcore.errors import ConfigError, ImageDecodeError, NotFoundError
 from tlcore.pipeline import decode_resized
 from tlcore.predict import (
@@ -33,43 +33,8 @@ from tlcore.predict import (
 )
 from tlcore.workspace import Workspace
 
-# Shares the session's tiny trained run (tests/test_predict.py): one pytest-xdist worker trains it once.
+# Shares the session's tiny trained run (tests/helpers/runs.py): one pytest-xdist worker trains it once.
 pytestmark = pytest.mark.xdist_group("tiny-run")
-
-TINY_CLASSES = ("bird", "cat", "dog")
-
-
-def write_tinted_tree(root: Path, per_class: int = 12, size: tuple[int, int] = (40, 30)) -> Path:
-    """Seeded noise images, each class tinted in its own channel (so classes differ)."""
-    rng = np.random.default_rng(0)
-    w, h = size
-    for k, cls in enumerate(TINY_CLASSES):
-        (root / cls).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            arr = rng.integers(0, 156, size=(h, w, 3), dtype=np.uint8)
-            arr[..., k] += 100
-            Image.fromarray(arr).save(root / cls / f"{cls}_{i:03d}.png")
-    return root
-
-
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The session's tiny trained run (trained on first use; later calls reuse the folder).
-
-    Its workspace is the run folder's grandparent; the dataset is registered there as "tiny".
-    """
-    from tlcore.config import TrainSpec
-    from tlcore.trainer import train
-
-    root = tmp_path_factory.getbasetemp() / "tiny-run-workspace"
-    run = root / "models" / "tiny-run"
-    if (run / "model.keras").is_file():
-        return run
-    shutil.rmtree(root, ignore_errors=True)
-    ws = Workspace(root)
-    add_dataset(ws, "tiny", write_tinted_tree(root / "photos"))
-    spec = TrainSpec(dataset="tiny", weights=None, image_size=64, epochs=1, batch_size=8)
-    train(spec, ws, run_dir=run)
-    return run
 
 
 @pytest.fixture(scope="module")

@@ -32,9 +32,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers.yamlbombs import alias_bomb
 from tlcore.errors import AugmentationError, ConfigError, PathNotAllowedError
 from tlcore.search import check_storage_location, describe_storage, open_storage
-from tlcore.search.storage import scrub_secrets
+from tlcore.search._urls import scrub_secrets
 from tlui.common import md_escape
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -274,13 +275,6 @@ def test_the_array_cache_never_unpickles(tmp_path):
 
 
 # ---------------------------------------------------------- YAML uploads
-def alias_bomb(field: str, levels: int = 10) -> str:
-    """A spec whose ``field`` is a few hundred bytes of YAML aliases standing for 9**levels strings."""
-    items = ['&a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    items += [f"&a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
-    return f"name: s\ndataset: demo\n{field}: [{', '.join(items)}]\n"
-
-
 @pytest.mark.parametrize("load", ["study spec", "train spec", "augmentation", "workspace settings"])
 def test_yaml_aliases_are_refused_before_anything_expands_them(workspace, load):
     """A "billion laughs" file: safe_load builds it cheaply, then validating or printing it hangs."""
@@ -408,6 +402,7 @@ def test_a_worker_never_logs_the_password(workspace, how):
 
 def test_launched_workers_get_the_storage_url_from_the_environment(workspace, monkeypatch):
     """A command line is readable by every user of the machine (ps); the environment is not."""
+    from tlcore import background
     from tlcore.search import local
 
     started = []
@@ -419,8 +414,8 @@ def test_launched_workers_get_the_storage_url_from_the_environment(workspace, mo
             started.append((cmd, kw["env"]))
 
     monkeypatch.setattr("tlcore.search.study.load_spec", lambda *a, **k: None)
-    monkeypatch.setattr(local.subprocess, "Popen", FakeProcess)
-    monkeypatch.setattr(local, "_CHILDREN", {})
+    monkeypatch.setattr(background.subprocess, "Popen", FakeProcess)
+    monkeypatch.setattr(background, "_CHILDREN", {})
     monkeypatch.setenv(local.STORAGE_ENV, "left-over-from-the-shell.log")
     local.launch_workers(workspace, "s", 1, REFUSED_URL)
     local.launch_workers(workspace, "s", 1, None)

@@ -140,7 +140,7 @@ def test_bad_settings_file(tmp_path):
     ws = Workspace(tmp_path)
     ws.settings_path.write_text("- just\n- a list\n")
     with pytest.raises(ConfigError, match="mapping"):
-        ws.data_roots
+        _ = ws.data_roots
 
 
 def test_split_spec_round_trip_and_validation():

@@ -1,0 +1,526 @@
+"""The ``search`` commands and ``worker`` (tlcore/cli/_search.py), each run through ``tlcore.cli.main``.
+
+Every command is run in-process as a user types it: its happy path, and its bad input (an unknown
+study, a bad spec file, a trial that cannot be failed, ...) ending in one clear ``error: ...`` line on
+stderr and exit status 2 (argparse's own usage errors exit 2 too).
+
+The session's finished tiny study (tests/searchfix.py's ``tiny_study``: three trials, trained once
+per test session) is copied once for this module (``finished``) and only read here; the commands that
+change a study work on a copy of their own (``run``, ``delete``) or on a study built by hand without
+training (tests/handstudy.py: ``stop``, ``resume``, ``fail-trial``, ``worker``). ``search best``
+prints a predict and an export command for its trial: both are run as printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import io
+import json
+import re
+import shlex
+import signal
+import sys
+import time
+import types
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from optuna.trial import TrialState
+
+from tests.handstudy import hand_study, hand_trial, outcomes_trials
+from tests.helpers.runs import TINY_CLASSES
+from tests.helpers.yamlbombs import alias_bomb
+from tests.searchfix import STUDY, add_tiny_dataset, copy_workspace, tiny_spec, tiny_study
+from tlcore.cli import _search, build_parser, main
+from tlcore.predict import load_model, predict_arrays, prepare_image
+from tlcore.search import (
+    WorkerState,
+    attrs,
+    describe_storage,
+    list_studies,
+    list_workers,
+    load_spec,
+    load_study,
+    request_stop,
+    stop_requested,
+)
+from tlcore.workspace import Workspace
+
+# Shares the session's tiny study (tests/searchfix.py) with the Results page tests.
+pytestmark = pytest.mark.xdist_group("tiny-study")
+
+SEARCH_COMMANDS = {"create", "list", "run", "status", "best", "export-csv", "stop", "resume", "fail-trial", "delete"}
+T0 = dt.datetime(2026, 1, 5, 9, 0, 0)
+
+
+def cli(capsys, root: Path, *argv) -> tuple[int, str, str]:
+    """``python -m tlcore --workspace ROOT ARGV...`` in-process: (exit status, stdout, stderr)."""
+    code = main(["--workspace", str(root), *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_error(result: tuple[int, str, str], *words: str) -> str:
+    """Exit status 2, nothing on stdout, one ``error: ...`` line holding ``words`` and no traceback."""
+    code, out, err = result
+    assert code == 2, (out, err)
+    assert out == "" and "Traceback" not in err, (out, err)
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, err
+    for word in words:
+        assert word in err, (word, err)
+    return err
+
+
+@pytest.fixture(autouse=True)
+def _no_storage_from_the_environment(monkeypatch):
+    """``--storage`` defaults to $TLCORE_STORAGE: these tests use the workspace journal."""
+    monkeypatch.delenv("TLCORE_STORAGE", raising=False)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A private copy of the session's finished tiny study (3 complete trials); its study is never changed."""
+    return copy_workspace(tiny_study(tmp_path_factory), tmp_path_factory.mktemp("cli-search") / "ws").root
+
+
+@pytest.fixture(scope="module")
+def best_number(finished) -> int:
+    return load_study(Workspace(finished), STUDY).best_trial.number
+
+
+@pytest.fixture
+def fresh(tmp_path) -> Workspace:
+    """An empty workspace with the tiny dataset registered."""
+    ws = Workspace(tmp_path / "fresh")
+    add_tiny_dataset(ws)
+    return ws
+
+
+@pytest.fixture
+def own_copy(tmp_path_factory, tmp_path) -> Workspace:
+    """A copy of the finished tiny study for a test that changes it."""
+    return copy_workspace(tiny_study(tmp_path_factory), tmp_path / "copy")
+
+
+@pytest.fixture
+def signal_handlers_kept():
+    """``worker`` installs SIGINT/SIGTERM handlers in this process: put pytest's back afterwards."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+
+
+def test_every_search_command_has_a_test_here():
+    groups = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    search = groups.choices["search"]
+    commands = next(a for a in search._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(commands) == SEARCH_COMMANDS and "worker" in groups.choices
+    tests = [name for name in globals() if name.startswith("test_")]
+    for command in [*commands, "worker"]:
+        assert any(name.startswith(f"test_{command.replace('-', '_')}_") for name in tests), command
+
+
+def test_search_without_a_command_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--workspace", str(tmp_path), "search"])
+    assert info.value.code == 2
+    assert "required: COMMAND" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ create
+def test_create_stores_the_spec_as_a_new_study(fresh, tmp_path, capsys):
+    spec_file = tmp_path / "study.yaml"
+    spec_file.write_text(tiny_spec("made").to_yaml(), encoding="utf-8")
+    code, out, err = cli(capsys, fresh.root, "search", "create", "--spec", spec_file)
+    assert code == 0, err
+    assert out.splitlines() == [f"Created study 'made' in {describe_storage(fresh, None)}.",
+                                "Run it: python -m tlcore search run --study made --workers 1"]
+    assert load_spec(fresh, "made") == tiny_spec("made")
+
+    code, out, err = cli(capsys, fresh.root, "search", "create", "--spec", spec_file, "--name", "renamed")
+    assert code == 0, err
+    assert "Created study 'renamed'" in out and "--study renamed" in out
+    assert load_spec(fresh, "renamed") == tiny_spec("renamed")
+    assert sorted(s.name for s in list_studies(fresh)) == ["made", "renamed"]
+
+
+@pytest.mark.parametrize("text, words", [
+    (None, ["Cannot read the spec file.", "Check the path (No such file or directory)"]),
+    ("- a\n- b\n", ["A StudySpec must be a mapping", "'field: value' per line"]),
+    ("name: [unclosed\n", ["The StudySpec is not valid YAML"]),
+    ("name: x\ndataset: tiny\nbogus: 1\n", ["Unknown StudySpec field(s): bogus", "Known fields: "]),
+    ("name: x\ndataset: tiny\nepochs: -1\n", ["epochs must be an integer [1, 10000]", "epochs=-1"]),
+    ("name: x\ndataset: nope\n", ["The study's dataset 'nope' is not registered", "Registered datasets: "]),
+    ("dataset: tiny\n", ["Invalid study name."]),
+    (alias_bomb("backbones"), [r"aliases (*a0) are not allowed"]),
+], ids=["missing", "not-a-mapping", "not-yaml", "unknown-field", "bad-value", "unknown-dataset", "no-name",
+        "alias-bomb"])
+def test_create_refuses_a_bad_spec_file_and_creates_nothing(fresh, tmp_path, capsys, text, words):
+    spec_file = tmp_path / "spec.yaml"
+    if text is not None:
+        spec_file.write_text(text, encoding="utf-8")
+    assert_error(cli(capsys, fresh.root, "search", "create", "--spec", spec_file), *words)
+    assert list_studies(fresh) == []
+
+
+def test_create_refuses_a_name_already_taken(fresh, tmp_path, capsys):
+    spec_file = tmp_path / "study.yaml"
+    spec_file.write_text(tiny_spec("taken").to_yaml(), encoding="utf-8")
+    assert cli(capsys, fresh.root, "search", "create", "--spec", spec_file)[0] == 0
+    assert_error(cli(capsys, fresh.root, "search", "create", "--spec", spec_file),
+                 "A study named 'taken' already exists.", "Choose another name")
+    assert [s.name for s in list_studies(fresh)] == ["taken"]
+
+
+# ------------------------------------------------------------------ list
+def test_list_shows_each_study_with_its_progress(finished, capsys):
+    study = load_study(Workspace(finished), STUDY)
+    code, out, err = cli(capsys, finished, "search", "list")
+    assert code == 0, err
+    m = re.fullmatch(r"tiny-study: dataset tiny, 3/3 finished, 0 running, best val_accuracy (\S+)\n", out)
+    assert m and float(m[1]) == pytest.approx(study.best_value, abs=1e-4), out
+
+    code, out, err = cli(capsys, finished, "search", "list", "--json")
+    assert code == 0, err
+    [row] = json.loads(out)
+    assert (row["name"], row["dataset"], row["direction"], row["objective"]) == (STUDY, "tiny", "maximize",
+                                                                               "val_accuracy")
+    assert (row["n_trials"], row["finished"], row["counts"], row["stop_requested"]) == (3, 3, {"COMPLETE": 3}, False)
+    assert (row["best_trial"], row["best_value"]) == (study.best_trial.number, pytest.approx(study.best_value))
+
+
+def test_list_on_a_workspace_without_studies(tmp_path, capsys):
+    code, out, _ = cli(capsys, tmp_path, "search", "list")
+    assert (code, out) == (0, "No studies yet. Create one with: python -m tlcore search create --spec FILE\n")
+    code, out, _ = cli(capsys, tmp_path, "search", "list", "--json")
+    assert (code, json.loads(out)) == (0, [])
+
+
+def test_list_refuses_a_storage_it_cannot_open(tmp_path, capsys):
+    err = assert_error(cli(capsys, tmp_path, "search", "list", "--storage", "postgresql://u:s3cret@127.0.0.1:1/db"),
+                       "Cannot open the study storage", "u:***@127.0.0.1:1/db", "Check the URL")
+    assert "s3cret" not in err
+    assert_error(cli(capsys, tmp_path, "search", "list", "--storage", "mysql://host/db"),
+                 "The database driver for this storage is not installed")
+
+
+# ------------------------------------------------------------------ status
+def test_status_shows_the_study_and_its_trial_table(finished, best_number, capsys, monkeypatch):
+    trials = load_study(Workspace(finished), STUDY).get_trials()
+    # _print_table's ``out=sys.stdout`` default is the stdout of the moment tlcore.cli._search was imported,
+    # so capsys (or contextlib.redirect_stdout) would miss the table: point it at the stdout of now.
+    monkeypatch.setattr(_search._print_table, "__defaults__", (sys.stdout,))
+    code, out, err = cli(capsys, finished, "search", "status", "--study", STUDY)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert re.fullmatch(rf"study tiny-study: 3/3 finished \(3 complete, 0 pruned\), 0 running, 0 failed; "
+                        rf"best val_accuracy \S+ \(trial {best_number}\)", lines[0]), lines[0]
+    assert lines[1] == ""
+    assert lines[2].split() == ["number", "state", "value", "freeze_depth", "learning_rate", "epochs",
+                                "duration_s", "error"]
+    rows = [line.split() for line in lines[3:]]
+    assert [(int(r[0]), r[1], int(r[3])) for r in rows] == [(t.number, "COMPLETE", t.params["freeze_depth"])
+                                                           for t in trials]
+    assert [float(r[2]) for r in rows] == pytest.approx([t.value for t in trials], abs=1e-4)
+    assert [r[-1] for r in rows] == ["-"] * 3  # no error
+
+    code, out, err = cli(capsys, finished, "search", "status", "--study", STUDY, "--json")
+    assert code == 0, err
+    records = json.loads(out)
+    assert [(r["number"], r["state"]) for r in records] == [(t.number, "COMPLETE") for t in trials]
+    assert [r["value"] for r in records] == pytest.approx([t.value for t in trials])
+
+
+def test_status_of_an_unknown_study(finished, capsys):
+    assert_error(cli(capsys, finished, "search", "status", "--study", "nope"),
+                 "No study named 'nope'.", "Studies there: tiny-study.", "search create --spec FILE")
+
+
+# ------------------------------------------------------------------ best
+def test_best_prints_the_trial_and_commands_that_work(finished, best_number, tmp_path, capsys, monkeypatch):
+    study = load_study(Workspace(finished), STUDY)
+    best = study.best_trial
+    code, out, err = cli(capsys, finished, "search", "best", "--study", STUDY)
+    assert code == 0, err
+    lines = out.splitlines()
+    run_dir = finished / "studies" / "local" / STUDY / "trials" / str(best_number)
+    m = re.fullmatch(rf"Best trial: {best_number} \(maximize value (\S+)\)", lines[0])
+    assert m and float(m[1]) == pytest.approx(best.value, abs=1e-4), lines[0]
+    assert lines[1] == f"  freeze_depth = {best.params['freeze_depth']}"
+    assert lines[2].startswith("  learning_rate = ")
+    assert float(lines[2].split(" = ")[1]) == pytest.approx(best.params["learning_rate"], rel=1e-2)
+    m = re.fullmatch(r"Test accuracy: (\S+)   best epoch: (\d+)", lines[3])
+    metrics = attrs.metrics(best)
+    assert m and float(m[1]) == pytest.approx(metrics["test_accuracy"], abs=1e-4), lines[3]
+    assert int(m[2]) == metrics["best_epoch"]
+    assert lines[4] == f"Run folder: {run_dir}"
+    assert (run_dir / "model.keras").is_file() and (run_dir / "labels.txt").is_file()
+
+    # "Use it": the predict command, with an image of the tiny dataset in place of IMAGE...
+    use = lines[5].removeprefix("Use it: ")
+    assert use == f"python -m tlcore predict {run_dir} IMAGE..."
+    image = sorted((finished / "photos" / "cat").glob("*.png"))[0]
+    argv = shlex.split(use)[3:-1] + [str(image)]
+    code, out_predict, err = cli(capsys, finished, *argv)
+    assert code == 0, err
+    prediction = r"(bird|cat|dog) \(\d{1,3}\.\d %\)"
+    assert re.fullmatch(re.escape(f"{image}: ") + ", ".join([prediction] * 3) + "\n", out_predict), out_predict
+
+    # "Export": run the command exactly as printed (its --out is relative: a fresh working folder).
+    assert lines[6].startswith("Export: python -m tlcore export ") and len(lines) == 7
+    argv = shlex.split(lines[6].removeprefix("Export: "))
+    assert argv[:3] == ["python", "-m", "tlcore"]
+    monkeypatch.chdir(tmp_path)
+    code, out_export, err = cli(capsys, finished, *argv[3:])
+    assert code == 0, err
+    out_dir = tmp_path / f"{STUDY}-trial{best_number}-export"
+    assert out_export.startswith("Exported keras, tflite to "), out_export
+    assert {"model.keras", "model.tflite", "labels.txt", "model_card.json"} <= {p.name for p in out_dir.iterdir()}
+
+    # The exported files load on their own (labels.txt beside them) and predict as the trial's run does.
+    exported, original = load_model(out_dir / "model.keras"), load_model(run_dir)
+    assert exported.class_names == original.class_names == list(TINY_CLASSES)
+    x = np.stack([prepare_image(original, f) for f in sorted((finished / "photos").glob("*/*_000.png"))])
+    reference = predict_arrays(original, x)
+    assert predict_arrays(exported, x) == pytest.approx(reference, abs=1e-5)
+    assert _tflite_predict(out_dir / "model.tflite", x) == pytest.approx(reference, abs=1e-4)
+
+
+def _tflite_predict(path: Path, x: np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        interp = tf.lite.Interpreter(model_path=str(path))
+    inp = interp.get_input_details()[0]
+    interp.resize_tensor_input(inp["index"], list(x.shape))
+    interp.allocate_tensors()
+    interp.set_tensor(inp["index"], x.astype(np.float32))
+    interp.invoke()
+    return interp.get_tensor(interp.get_output_details()[0]["index"])
+
+
+def test_best_as_json(finished, best_number, capsys):
+    best = load_study(Workspace(finished), STUDY).best_trial
+    code, out, err = cli(capsys, finished, "search", "best", "--study", STUDY, "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert (info["number"], info["state"], info["params"]) == (best_number, "COMPLETE", best.params)
+    assert info["value"] == pytest.approx(best.value) and 0 <= info["test_accuracy"] <= 1
+    assert Path(info["run_dir"]) == finished / "studies" / "local" / STUDY / "trials" / str(best_number)
+    assert {"model.keras", "labels.txt", "spec.yaml"} <= set(info["artifacts"])
+
+
+def test_best_of_a_study_without_a_usable_trial(finished, fresh, capsys):
+    assert_error(cli(capsys, finished, "search", "best", "--study", "nope"), "No study named 'nope'.")
+    hand_study(fresh, "waiting", [hand_trial(T0, 0, None, state=TrialState.RUNNING)])
+    assert_error(cli(capsys, fresh.root, "search", "best", "--study", "waiting"),
+                 "Study 'waiting' has no complete trial yet.", "Wait for a trial to finish")
+    hand_study(fresh, "by-hand", outcomes_trials(T0))  # complete trials that saved no model
+    assert_error(cli(capsys, fresh.root, "search", "best", "--study", "by-hand"),
+                 "Trial 3 has no saved model (complete).", "choose a complete trial")
+
+
+# ------------------------------------------------------------------ export-csv
+def test_export_csv_to_standard_output_and_to_a_file(finished, tmp_path, capsys):
+    trials = load_study(Workspace(finished), STUDY).get_trials()
+    code, out, err = cli(capsys, finished, "search", "export-csv", "--study", STUDY)
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(int(r["number"]), r["state"], int(r["params_freeze_depth"])) for r in rows] == [
+        (t.number, "COMPLETE", t.params["freeze_depth"]) for t in trials]
+    assert [float(r["value"]) for r in rows] == pytest.approx([t.value for t in trials])
+    assert [float(r["params_learning_rate"]) for r in rows] == pytest.approx([t.params["learning_rate"]
+                                                                             for t in trials])
+
+    target = tmp_path / "trials.csv"
+    code, written, err = cli(capsys, finished, "search", "export-csv", "--study", STUDY, "--out", target)
+    assert (code, written, err) == (0, "", f"Wrote 3 trials to {target}\n")
+    assert target.read_text() == out
+    code, dashed, _ = cli(capsys, finished, "search", "export-csv", "--study", STUDY, "--out", "-")
+    assert (code, dashed) == (0, out)
+
+
+def test_export_csv_refuses_an_unknown_study_and_an_unwritable_file(finished, tmp_path, capsys):
+    assert_error(cli(capsys, finished, "search", "export-csv", "--study", "nope"), "No study named 'nope'.")
+    assert_error(cli(capsys, finished, "search", "export-csv", "--study", STUDY, "--out", tmp_path),
+                 f"Could not write {tmp_path}: Is a directory", "Check the disk")
+
+
+# ------------------------------------------------------------------ stop, resume
+@pytest.fixture
+def stoppable(fresh) -> Workspace:
+    """Study "s": trial 0 complete, 1 ended by an earlier stop (interrupted), 2 running."""
+    hand_study(fresh, "s", [
+        hand_trial(T0, 0, 30, value=0.5, freeze_depth=14),
+        hand_trial(T0, 31, 40, state=TrialState.FAIL, freeze_depth=16, learning_rate=2e-3,
+                   **{attrs.INTERRUPTED: True}),
+        hand_trial(T0, 41, None, state=TrialState.RUNNING),
+    ])
+    return fresh
+
+
+def test_stop_marks_the_study_stopped(stoppable, capsys):
+    code, out, err = cli(capsys, stoppable.root, "search", "stop", "--study", "s")
+    assert code == 0, err
+    assert out == ("Stop requested for 's'; 0 local worker(s) signalled. "
+                   "Resume with: python -m tlcore search resume --study s\n")
+    assert stop_requested(stoppable, "s")
+    assert cli(capsys, stoppable.root, "search", "list")[1].rstrip().endswith("[stopped]")
+
+
+def test_resume_queues_the_interrupted_trials_again(stoppable, capsys):
+    ws = stoppable
+    request_stop(ws, "s")
+    code, out, err = cli(capsys, ws.root, "search", "resume", "--study", "s")
+    assert code == 0, err
+    assert out == ("Study 's' may run again; 1 interrupted trial(s) queued again. "
+                   "Start workers: python -m tlcore search run --study s\n")
+    assert not stop_requested(ws, "s")
+    assert "[stopped]" not in cli(capsys, ws.root, "search", "list")[1]
+    [again] = load_study(ws, "s").get_trials(states=(TrialState.WAITING,))
+    assert attrs.retry_of(again) == 1
+    code, out, _ = cli(capsys, ws.root, "search", "resume", "--study", "s")  # queued once only
+    assert code == 0 and "0 interrupted trial(s) queued again" in out
+    assert len(load_study(ws, "s").get_trials(states=(TrialState.WAITING,))) == 1
+
+
+def test_stop_and_resume_of_an_unknown_study(stoppable, capsys):
+    for command in ("stop", "resume"):
+        assert_error(cli(capsys, stoppable.root, "search", command, "--study", "nope"),
+                     "No study named 'nope'.", "Studies there: s.")
+    assert not stop_requested(stoppable, "s")
+
+
+# ------------------------------------------------------------------ fail-trial
+def test_fail_trial_marks_a_running_trial_failed(fresh, capsys):
+    hand_study(fresh, "s", outcomes_trials(T0))  # trial 4 is running
+    code, out, err = cli(capsys, fresh.root, "search", "fail-trial", "--study", "s", "--trial", "4")
+    assert (code, out) == (0, "Trial 4 of 's' marked failed.\n"), err
+    trial = load_study(fresh, "s").trials[4]
+    assert trial.state == TrialState.FAIL and attrs.error(trial) == "marked failed by the user"
+
+
+def test_fail_trial_refuses_a_trial_it_cannot_fail(fresh, capsys):
+    hand_study(fresh, "s", outcomes_trials(T0))
+    before = [t.state for t in load_study(fresh, "s").trials]
+    fail = ("search", "fail-trial", "--study")
+    assert_error(cli(capsys, fresh.root, *fail, "s", "--trial", "0"),
+                 "Trial 0 has already ended (complete).", "Only running or waiting trials")
+    assert_error(cli(capsys, fresh.root, *fail, "s", "--trial", "9"), "Study 's' has no trial 9.", "Trials: 0 to 4.")
+    assert_error(cli(capsys, fresh.root, *fail, "nope", "--trial", "0"), "No study named 'nope'.")
+    with pytest.raises(SystemExit) as info:
+        cli(capsys, fresh.root, *fail, "s", "--trial", "four")
+    assert info.value.code == 2 and "invalid int value: 'four'" in capsys.readouterr().err
+    assert [t.state for t in load_study(fresh, "s").trials] == before
+
+
+# ------------------------------------------------------------------ delete
+def test_delete_removes_the_study_its_trials_and_saved_models(own_copy, capsys):
+    ws = own_copy
+    artifacts = ws.root / "studies" / "artifacts"
+    files = [p for p in artifacts.rglob("*") if p.is_file()]
+    saved = sum(len(attrs.artifacts(t)) for t in load_study(ws, STUDY).trials)
+    assert len(files) == saved >= 3 * 5  # each complete trial saved its run folder's files
+    code, out, err = cli(capsys, ws.root, "search", "delete", "--study", STUDY, "--yes")
+    assert code == 0, err
+    assert out == f"Deleted study 'tiny-study' and {len(files)} artifact file(s).\n"
+    assert list_studies(ws) == [] and not [p for p in artifacts.rglob("*") if p.is_file()]
+    assert not (ws.root / "studies" / "local" / STUDY).exists()
+    assert_error(cli(capsys, ws.root, "search", "delete", "--study", STUDY, "--yes"), "No study named 'tiny-study'.")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_delete_asks_first(fresh, capsys, monkeypatch):
+    hand_study(fresh, "s", outcomes_trials(T0))
+    monkeypatch.setattr("sys.stdin", io.StringIO())  # not a terminal: no one to ask
+    assert_error(cli(capsys, fresh.root, "search", "delete", "--study", "s"),
+                 "Deleting a study removes its trials and saved models for good.", "Add --yes to confirm.")
+    monkeypatch.setattr("sys.stdin", _Terminal())
+    answers = iter(["S", "s"])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    code, out, _ = cli(capsys, fresh.root, "search", "delete", "--study", "s")
+    assert (code, out) == (1, "Not deleted.\n") and [s.name for s in list_studies(fresh)] == ["s"]
+    code, out, _ = cli(capsys, fresh.root, "search", "delete", "--study", "s")
+    assert (code, out) == (0, "Deleted study 's' and 0 artifact file(s).\n") and list_studies(fresh) == []
+
+
+# ------------------------------------------------------------------ run
+def test_run_starts_a_worker_and_shows_the_study_until_it_ends(own_copy, capsys, monkeypatch):
+    """A finished study: the worker starts (a real background process), finds the budget met and exits."""
+    ws = own_copy
+    deadline = time.monotonic() + 180
+
+    def sleep(seconds: float) -> None:  # look again every 0.2 s, not every 10 s; give up (Ctrl-C) after 3 min
+        if time.monotonic() > deadline:
+            raise KeyboardInterrupt
+        time.sleep(min(seconds, 0.2))
+
+    monkeypatch.setattr(_search, "time", types.SimpleNamespace(sleep=sleep, time=time.time, strftime=time.strftime))
+    code, out, err = cli(capsys, ws.root, "search", "run", "--study", STUDY, "--workers", "1")
+    assert code == 0, err
+    workers_dir = ws.root / "studies" / "local" / STUDY / "workers"
+    assert err == f"Started 1 worker(s) for 'tiny-study'; logs in {workers_dir}\n"
+    lines = out.splitlines()
+    assert lines[0].startswith("study tiny-study: 3/3 finished (3 complete, 0 pruned), 0 running, 0 failed; ")
+    best = load_study(ws, STUDY).best_trial
+    assert re.fullmatch(rf"Best trial {best.number}: val_accuracy \S+\. "
+                        r"Details: python -m tlcore search best --study tiny-study", lines[-1]), lines[-1]
+    [worker] = [w for w in list_workers(ws, STUDY) if w.log_path.is_file()]  # the study's own worker kept no log
+    assert not worker.alive and worker.state == WorkerState.FINISHED
+    assert "stopped: budget met (3 trials finished)" in worker.log_path.read_text()
+    assert len(load_study(ws, STUDY).trials) == 3
+
+
+def test_run_refuses_an_unknown_study_and_a_bad_worker_count(finished, capsys):
+    assert_error(cli(capsys, finished, "search", "run", "--study", "nope"), "No study named 'nope'.")
+    assert not (finished / "studies" / "local" / "nope").exists()
+    for n in ("0", "65"):
+        assert_error(cli(capsys, finished, "search", "run", "--study", STUDY, "--workers", n),
+                     "The number of workers must be between 1 and 64.", f"Received: {n}")
+    assert not list((finished / "studies" / "local").rglob("*.log"))  # no worker was started
+
+
+# ------------------------------------------------------------------ worker
+def test_worker_runs_until_the_budget_is_met(fresh, capsys, signal_handlers_kept):
+    hand_study(fresh, "s", outcomes_trials(T0))  # 4 finished trials of a budget of 3
+    code, out, err = cli(capsys, fresh.root, "worker", "--study", "s", "--worker-id", "w1")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] worker w1: study 's', budget 3 trials", lines[0]), lines
+    assert lines[-1].endswith("worker w1: stopped: budget met (4 trials finished); ran trials []")
+    [worker] = list_workers(fresh, "s")
+    assert (worker.worker_id, worker.state, worker.alive) == ("w1", WorkerState.FINISHED, False)
+
+
+def test_worker_stops_after_its_max_trials(fresh, capsys, signal_handlers_kept):
+    hand_study(fresh, "s")
+    code, out, err = cli(capsys, fresh.root, "worker", "--study", "s", "--max-trials", "0")
+    assert code == 0, err
+    assert out.splitlines()[-1].endswith("stopped: ran its 0 trial(s); ran trials []")
+    assert load_study(fresh, "s").trials == []
+
+
+def test_worker_exits_1_when_its_trials_keep_failing(fresh, capsys, signal_handlers_kept):
+    hand_study(fresh, "s")
+    fresh.remove_dataset("tiny")  # registered when the study was made; gone now
+    code, out, _ = cli(capsys, fresh.root, "worker", "--study", "s")
+    assert code == 1
+    assert "stopped: 3 trials in a row failed with an error; see the log; ran trials [0, 1, 2]" in out
+    trials = load_study(fresh, "s").trials
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3
+    assert all("tiny" in attrs.error(t) for t in trials), [attrs.error(t) for t in trials]
+
+
+def test_worker_of_an_unknown_study(fresh, capsys, signal_handlers_kept):
+    assert_error(cli(capsys, fresh.root, "worker", "--study", "nope"), "No study named 'nope'.")
