@@ -29,10 +29,19 @@ from optuna.trial import TrialState, create_trial
 from tlcore.errors import ConfigError
 from tlcore.search import attrs, results, seeding, study
 from tlcore.search.direction import MAXIMIZE, MINIMIZE, best_of, comparator, is_better, maximizes, rank_key
-from tlcore.search.local import CRASHED, list_workers
+from tlcore.search.local import CRASHED
 from tlcore.search.pruners import RungPruner
 from tlcore.search.storage import study_local_dir
-from tlcore.search.worker_state import MISSING_STATE, TRAINING_STATUS, WorkerRecord, WorkerState
+from tlcore.search.worker_state import (
+    MISSING_STATE,
+    TRAINING_STATUS,
+    WorkerRecord,
+    WorkerState,
+    list_workers,
+    log_path,
+    state_path,
+    workers_dir,
+)
 
 T0 = dt.datetime(2025, 3, 1, 9, 0, 0)
 LR = {"learning_rate": FloatDistribution(1e-4, 1e-1, log=True)}
@@ -265,6 +274,8 @@ def test_update_sets_known_fields_only():
 
 def test_list_workers_reads_old_files_and_marks_the_dead_crashed(workspace):
     wdir = study_local_dir(workspace, "s") / "workers"
+    assert wdir == workers_dir(workspace, "s")
+    assert (state_path(workspace, "s", "w1"), log_path(workspace, "s", "w1")) == (wdir / "w1.json", wdir / "w1.log")
     wdir.mkdir(parents=True)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # its pid now belongs to no process

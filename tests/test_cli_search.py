@@ -21,7 +21,6 @@ import json
 import re
 import shlex
 import signal
-import sys
 import time
 import types
 import warnings
@@ -210,12 +209,20 @@ def test_list_refuses_a_storage_it_cannot_open(tmp_path, capsys):
                  "The database driver for this storage is not installed")
 
 
+def test_a_journal_path_that_is_a_folder_or_missing_is_refused_and_nothing_is_created(tmp_path, capsys):
+    assert_error(cli(capsys, tmp_path, "search", "list", "--storage", tmp_path),
+                 "The study storage is a folder, not a journal file", "studies.log")
+    typo = tmp_path / "no" / "such.log"
+    for argv in (["list"], ["status", "--study", "s"], ["best", "--study", "s"], ["stop", "--study", "s"]):
+        assert_error(cli(capsys, tmp_path, "search", *argv, "--storage", typo),
+                     "There is no study journal at this path", str(typo))
+    assert_error(cli(capsys, tmp_path, "worker", "--study", "s", "--storage", typo), "no study journal")
+    assert not typo.parent.exists()  # no empty journal (or folder) made by a typo
+
+
 # ------------------------------------------------------------------ status
 def test_status_shows_the_study_and_its_trial_table(finished, best_number, capsys, monkeypatch):
     trials = load_study(Workspace(finished), STUDY).get_trials()
-    # _print_table's ``out=sys.stdout`` default is the stdout of the moment tlcore.cli._search was imported,
-    # so capsys (or contextlib.redirect_stdout) would miss the table: point it at the stdout of now.
-    monkeypatch.setattr(_search._print_table, "__defaults__", (sys.stdout,))
     code, out, err = cli(capsys, finished, "search", "status", "--study", STUDY)
     assert code == 0, err
     lines = out.splitlines()
@@ -304,6 +311,16 @@ def _tflite_predict(path: Path, x: np.ndarray) -> np.ndarray:
     interp.set_tensor(inp["index"], x.astype(np.float32))
     interp.invoke()
     return interp.get_tensor(interp.get_output_details()[0]["index"])
+
+
+def test_best_quotes_the_paths_in_its_commands(finished, capsys, monkeypatch):
+    spaced = finished / "my runs" / "trial 0"
+    monkeypatch.setattr("tlcore.search.fetch_trial_run", lambda *a, **k: spaced)
+    code, out, err = cli(capsys, finished, "search", "best", "--study", STUDY)
+    assert code == 0, err
+    use, export = out.splitlines()[-2:]
+    assert shlex.split(use.removeprefix("Use it: "))[4] == str(spaced)
+    assert shlex.split(export.removeprefix("Export: "))[4] == str(spaced)
 
 
 def test_best_as_json(finished, best_number, capsys):

@@ -531,12 +531,10 @@ def launch_scout(ws: Any, dataset: str, *, backbones: Sequence[str], image_size:
     """Run ``python -m tlcore scout`` in the background (its own session, as search workers are);
     returns its state: ``{"pid", "log", "status", "started"}``. ``scout_status`` follows it."""
     import os
-    import subprocess
     import sys
 
+    from tlcore import background
     from tlcore._fsutil import atomic_write_json
-    from tlcore.search.local import track_child
-    from tlcore.workspace import PACKAGE_ROOT
 
     folder = scouts_dir(ws, dataset)
     run_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
@@ -546,13 +544,8 @@ def launch_scout(ws: Any, dataset: str, *, backbones: Sequence[str], image_size:
            "--backbones", ",".join(backbones), "--image-size", str(image_size), "--images", str(images),
            "--weights", "none" if weights is None else str(weights), "--resize", resize_mode,
            "--status-file", str(status)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
     atomic_write_json(status, {"state": "starting", "started": time.time(), "done": 0, "total": 0, "text": ""})
-    with open(log, "ab") as logf:
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=str(ws.root), env=env, start_new_session=True)
-    track_child(proc)
+    proc = background.spawn(cmd, log, cwd=ws.root, env=background.child_env())
     return {"pid": proc.pid, "log": str(log), "status": str(status), "started": time.time()}
 
 
@@ -560,7 +553,7 @@ def scout_status(state: dict[str, Any]) -> dict[str, Any]:
     """Where a launched scout is: ``{"state": running|finished|failed, "done", "total", "text",
     "error", "result"}`` (``result``: the saved path once finished)."""
     from tlcore._fsutil import read_json
-    from tlcore.search.local import log_tail, pid_alive
+    from tlcore.background import log_tail, pid_alive
 
     info = read_json(state["status"], default=None) or {}
     if info.get("state") in ("finished", "failed"):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -34,6 +35,19 @@ def _ws(args: argparse.Namespace):
     from tlcore.cli import workspace_from
 
     return workspace_from(args)
+
+
+def _existing_storage(args: argparse.Namespace) -> None:
+    """Refuse a ``--storage`` journal path that does not exist, for the commands that read or change
+    existing studies: opening it would quietly create an empty journal (a typo would show "No studies")."""
+    from tlcore.search.storage import is_journal_path
+
+    if args.storage and is_journal_path(args.storage):
+        path = Path(args.storage.removeprefix("journal:")).expanduser()
+        if not path.exists():
+            raise NotFoundError("There is no study journal at this path.", received=args.storage,
+                                fix="Check the path (search create makes a new journal), or leave --storage out "
+                                    "for the workspace's own journal.")
 
 
 def _storage_args(p: argparse.ArgumentParser, *, artifacts: bool = False) -> None:
@@ -55,7 +69,8 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _print_table(df, cols: list[str], out=sys.stdout) -> None:
+def _print_table(df, cols: list[str], out=None) -> None:
+    out = out or sys.stdout  # the stdout of the call, not of the import (capture, redirection)
     cols = [c for c in cols if c in df.columns]
     rows = [[c.removeprefix("params_") for c in cols]] + [[_fmt(r[c]) for c in cols] for _, r in df.iterrows()]
     widths = [max(len(r[i]) for r in rows) for i in range(len(cols))]
@@ -154,8 +169,10 @@ def _cmd_best(args: argparse.Namespace) -> int:
         print(f"  {k} = {_fmt(v)}")
     print(f"Test accuracy: {_fmt(info['test_accuracy'])}   best epoch: {info['best_epoch']}")
     print(f"Run folder: {run}")
-    print(f"Use it: python -m tlcore predict {run} IMAGE...")
-    print(f"Export: python -m tlcore export {run} --format keras,tflite --out {args.study}-trial{t.number}-export")
+    quoted = shlex.quote(str(run))  # a workspace path may hold spaces
+    print(f"Use it: python -m tlcore predict {quoted} IMAGE...")
+    print(f"Export: python -m tlcore export {quoted} --format keras,tflite "
+          f"--out {shlex.quote(f'{args.study}-trial{t.number}-export')}")
     return 0
 
 
@@ -217,11 +234,11 @@ def _cmd_delete(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from tlcore.search import launch_workers, list_studies, list_workers, stop_workers
+    from tlcore.search.worker_state import workers_dir
 
     ws = _ws(args)
     ids = launch_workers(ws, args.study, args.workers, args.storage, artifacts=args.artifacts)
-    print(f"Started {len(ids)} worker(s) for {args.study!r}; logs in "
-          f"{ws.studies_dir / 'local' / args.study / 'workers'}", file=sys.stderr)
+    print(f"Started {len(ids)} worker(s) for {args.study!r}; logs in {workers_dir(ws, args.study)}", file=sys.stderr)
     if args.detach:
         return 0
     tty = sys.stdout.isatty()
@@ -267,8 +284,16 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ parser
+def _needs_existing_storage(handler):
+    def run(args: argparse.Namespace) -> int:
+        _existing_storage(args)
+        return handler(args)
+
+    return run
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    from tlcore.search.storage import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL
+    from tlcore.search.heartbeat import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL
 
     p = sub.add_parser("search", help="Optuna studies: create, run, status, best, export")
     ss = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -278,7 +303,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         if study:
             q.add_argument("--study", required=True, metavar="NAME", help="the study's name")
         _storage_args(q, artifacts=artifacts)
-        q.set_defaults(handler=handler)
+        q.set_defaults(handler=handler if name == "create" else _needs_existing_storage(handler))
         return q
 
     q = cmd("create", _cmd_create, "create a study from a YAML spec file", study=False)
@@ -313,4 +338,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--grace-period", type=int, default=DEFAULT_GRACE_PERIOD, metavar="S",
                    help="a running trial without a heartbeat this long is failed and retried")
     w.add_argument("--max-trials", type=int, default=None, metavar="N", help="stop after N trials in this worker")
-    w.set_defaults(handler=_cmd_worker)
+    w.set_defaults(handler=_needs_existing_storage(_cmd_worker))

@@ -1,21 +1,28 @@
 """Optuna search over transfer-learning runs: specs, storage, workers, results.
 
 - ``spec``     ``StudySpec``: dataset, backbones, methods, ranges, budget, sampler, pruner
-- ``storage``  the workspace journal (safe for concurrent local workers) or a database URL;
-               heartbeats and retries; the atomic artifact store
+- ``storage``  the workspace journal (safe for concurrent local workers) or a database URL:
+               where it is, which files a page may open, ``open_storage`` (once per process)
+- ``heartbeat`` dead workers' trials failed and queued again; the journal's heartbeats
+- ``artifacts`` the atomic artifact store (the trials' run folders)
+- ``_urls``    passwords out of storage URLs and out of messages
 - ``study``    create, list, stop, resume, delete; the trial table
 - ``worker``   run trials until the budget is met (``python -m tlcore worker``)
 - ``pruners``  ``RungPruner``: successive halving over the nested-subset rungs
 - ``seeding``  the study's scout: rank the depths once, seed the first trials with the
                best, and each score's Kendall tau against the finished trials
-- ``worker_state`` a worker's state file: ``WorkerState`` (its states), ``WorkerRecord``
-               (the file, typed; read by the pages and ``search status``)
-- ``local``    background workers on this machine: launch, find again, stop, log tails
+- ``worker_state`` a worker's state file and folder: ``WorkerState`` (its states),
+               ``WorkerRecord`` (the file, typed), ``list_workers`` (this machine's workers;
+               read by the pages and ``search status``)
+- ``local``    background workers on this machine: launch, stop (processes and log tails:
+               ``tlcore.background``)
 - ``attrs``    the trial and study user attributes (``tl_history``, ``tl_metrics``, ...):
                every key once, with typed readers and writers, and trial durations
 - ``direction`` which value is better (maximize / minimize) and the best trial
 - ``results``  learning curves, Optuna's plotly views, a trial's run folder, the best
                value over time, diverged trials and successive-halving rungs
+- ``compare``  trials of several studies side by side: trial keys, one ranking across
+               studies, their curves (the Results page)
 
 How a search runs: ``create_study`` stores a ``StudySpec`` in an Optuna study;
 workers (``run_worker``, started by ``launch_workers`` on this machine or by hand on
@@ -28,7 +35,9 @@ page (``tlui.search_widgets``) and the Results page (``tlui.results_widgets``).
 Everything commonly needed is re-exported here.
 """
 
-from tlcore.search.local import WorkerInfo, launch_workers, list_workers, log_tail, stop_workers
+from tlcore.background import log_tail
+from tlcore.search.artifacts import artifact_store
+from tlcore.search.local import launch_workers, stop_workers
 from tlcore.search.results import (
     best_so_far,
     best_trial,
@@ -43,13 +52,7 @@ from tlcore.search.results import (
     with_outcomes,
 )
 from tlcore.search.spec import StudySpec
-from tlcore.search.storage import (
-    artifact_store,
-    check_storage_location,
-    describe_storage,
-    open_storage,
-    study_local_dir,
-)
+from tlcore.search.storage import check_storage_location, describe_storage, open_storage, study_local_dir
 from tlcore.search.study import (
     StudySummary,
     create_study,
@@ -65,12 +68,12 @@ from tlcore.search.study import (
     stop_requested,
 )
 from tlcore.search.worker import WorkerResult, run_worker
-from tlcore.search.worker_state import WorkerRecord, WorkerState
+from tlcore.search.worker_state import WorkerInfo, WorkerRecord, WorkerState, list_workers
 
 __all__ = [
     "StudySpec", "StudySummary", "WorkerInfo", "WorkerRecord", "WorkerResult", "WorkerState", "artifact_store",
-    "best_so_far", "best_trial", "check_storage_location", "create_study", "dashboard_command", "delete_study", "describe_storage",
-    "diverged_reason", "fail_trial", "fetch_trial_run", "get_trial",
+    "best_so_far", "best_trial", "check_storage_location", "create_study", "dashboard_command", "delete_study",
+    "describe_storage", "diverged_reason", "fail_trial", "fetch_trial_run", "get_trial",
     "launch_workers", "learning_curves", "list_studies", "list_workers", "load_spec", "load_study",
     "load_study_frame", "log_tail", "open_storage", "request_stop", "resume_study", "run_worker",
     "rung_path", "stop_requested", "stop_workers", "study_figures", "study_local_dir", "trial_rungs",

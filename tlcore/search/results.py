@@ -16,9 +16,9 @@
   ``with_outcomes``.
 
 Trial attributes are read through ``tlcore.search.attrs``, the best value by
-``tlcore.search.direction``. Read-only over ``study`` and ``storage``; used by ``search best`` (``cli._search``),
-the Search page (``tlui.search_widgets``: best so far, diverged trials, rungs) and the
-Results page (``tlui.results_widgets``, ``pages/4_Results.py``).
+``tlcore.search.direction``. Read-only over ``study``, ``storage`` and ``artifacts``; used by
+``search best`` (``cli._search``), the Search page (``tlui.search_widgets``: best so far,
+diverged trials, rungs) and the Results page (``tlui.results_widgets``, ``pages/4_Results.py``).
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ from tlcore._fsutil import atomic_directory
 from tlcore.errors import ConfigError, NotFoundError, WorkspaceError
 from tlcore.runfolder import MODEL_FILE, RunFolder
 from tlcore.search import attrs
+from tlcore.search.artifacts import artifact_store
 from tlcore.search.direction import best_of, comparator
-from tlcore.search.storage import artifact_store, study_local_dir
+from tlcore.search.storage import study_local_dir
 from tlcore.search.study import load_study
 from tlcore.workspace import Workspace
 

@@ -17,7 +17,9 @@ rebuilt from the spec: ``make_sampler``, ``make_pruner``), ``list_studies``
 (``StudySummary``), ``request_stop``, ``resume_study``, ``fail_trial``,
 ``delete_study``, ``load_study_frame`` (one row per trial, for ``search status``,
 ``export-csv`` and the pages), ``dashboard_command``. Storages come from
-``storage.open_storage``; ``worker`` and ``local`` build on this module.
+``storage.open_storage``, trial files from ``artifacts``, this machine's workers
+(which ``delete_study`` refuses to pull the study from under) from
+``worker_state.list_workers``; ``worker``, ``local`` and ``results`` build on this module.
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tlcore.errors import ConfigError, NotFoundError
 from tlcore.search import attrs
+from tlcore.search.artifacts import artifact_store, artifacts_dir
 from tlcore.search.direction import best_of
 from tlcore.search.spec import StudySpec
-from tlcore.search.storage import artifact_store, describe_storage, open_storage, study_local_dir
+from tlcore.search.storage import describe_storage, open_storage, study_local_dir
+from tlcore.search.worker_state import list_workers
 from tlcore.workspace import Workspace, validate_name
 
 __all__ = [
@@ -319,8 +323,6 @@ def delete_study(ws: Workspace, name: str, storage: str | None = None, *,
     Raises:
         ConfigError: local workers of the study are still running (stop them first).
     """
-    from tlcore.search.local import list_workers
-
     alive = [w for w in list_workers(ws, name) if w.alive]
     if alive:
         raise ConfigError(f"Study {name!r} still has {len(alive)} running worker(s).",
@@ -372,7 +374,7 @@ def dashboard_command(ws: Workspace, storage: str | None = None, *, artifacts: s
     """The optuna-dashboard command that opens this storage (with the artifact folder)."""
     import shlex
 
-    store = artifacts or str(ws.studies_dir / "artifacts")
+    store = artifacts or str(artifacts_dir(ws))
     return (f"pip install optuna-dashboard && optuna-dashboard {shlex.quote(describe_storage(ws, storage))} "
             f"--artifact-dir {shlex.quote(store)}")
 

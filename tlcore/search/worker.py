@@ -18,7 +18,7 @@ trial is marked complete: a complete trial always has all its files. Between
 trials the Keras session is cleared.
 
 A worker also keeps a small state file (``<workspace>/studies/local/<study>/
-workers/<id>.json``: state, trial, epoch, batch; ``worker_state.WorkerRecord``) that
+workers/<id>.json``: state, trial, epoch, batch; ``worker_state``) that
 the Search page reads for its progress bars; the storage is the source of truth for
 everything else. Trial attributes are written through ``tlcore.search.attrs``.
 
@@ -52,22 +52,18 @@ from optuna.trial import TrialState
 from tlcore.errors import TLCoreError, TrainingDiverged
 from tlcore.runfolder import RUN_FILES
 from tlcore.search import attrs
+from tlcore.search.artifacts import artifact_store
+from tlcore.search.heartbeat import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, HeartbeatThread
 from tlcore.search.spec import StudySpec
-from tlcore.search.storage import (
-    DEFAULT_GRACE_PERIOD,
-    DEFAULT_HEARTBEAT_INTERVAL,
-    HeartbeatThread,
-    artifact_store,
-    open_storage,
-    study_local_dir,
-)
+from tlcore.search.storage import open_storage
 from tlcore.search.study import FINISHED, load_spec, load_study, study_started
-from tlcore.search.worker_state import TRAINING_STATUS, WorkerRecord, WorkerState
+from tlcore.search.worker_state import TRAINING_STATUS, WorkerRecord, WorkerState, new_worker_id, state_path
 from tlcore.workspace import Workspace
 
-__all__ = ["run_worker", "WorkerResult", "RUN_FILES", "new_worker_id"]
+__all__ = ["run_worker", "WorkerResult", "RUN_FILES"]
 
 # RUN_FILES (the files of a complete run, which a trial uploads) is tlcore.runfolder's; exported here too.
+# new_worker_id (the default worker id) is tlcore.search.worker_state's.
 MAX_CONSECUTIVE_ERRORS = 3
 
 
@@ -77,10 +73,6 @@ class _Interrupted(Exception):
 
 class _Abandoned(Exception):
     """The trial was ended from outside (marked failed by a user, or judged dead)."""
-
-
-def new_worker_id() -> str:
-    return f"{socket.gethostname()[:24]}-{os.getpid()}-{os.urandom(2).hex()}"
 
 
 @dataclass
@@ -146,7 +138,7 @@ def run_worker(
         artifacts: the artifact folder, when not the workspace's (a shared folder for many machines).
         worker_id: a name for logs and the state file. Defaults to host-pid-random.
         worker_index: offsets the sampler seed so parallel workers start differently.
-        heartbeat_interval, grace_period: seconds; see ``tlcore.search.storage``.
+        heartbeat_interval, grace_period: seconds; see ``tlcore.search.heartbeat``.
         poll_seconds: how often a waiting worker looks again.
         max_trials: stop after this many trials here (None: no limit).
         stop_event: set it to stop (the running trial ends interrupted, like a study stop).
@@ -161,9 +153,9 @@ def run_worker(
     study = load_study(ws, name, storage, worker_index=worker_index, **storage_kw)
     spec = load_spec(ws, name, storage)
     store = artifact_store(ws, artifacts)
-    state_path = study_local_dir(ws, name) / "workers" / f"{worker_id}.json"
-    state = _State(state_path, WorkerRecord(worker_id=worker_id, pid=os.getpid(), host=socket.gethostname(),
-                                            started=time.time(), state=WorkerState.STARTING, trials_done=0))
+    state = _State(state_path(ws, name, worker_id),
+                   WorkerRecord(worker_id=worker_id, pid=os.getpid(), host=socket.gethostname(),
+                                started=time.time(), state=WorkerState.STARTING, trials_done=0))
     state.update(force=True)
     stop_event = stop_event or threading.Event()
     result = WorkerResult(worker_id=worker_id)
@@ -247,9 +239,9 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
                worker_id: str, state: _State, stop_wanted: Callable[[], bool],
                log: Callable[[str], None]) -> str:
     """Train one trial and tell the study how it ended. Returns complete/pruned/interrupted/abandoned/error."""
-    from tlcore.trainer import ProgressHooks, train
-
     import keras
+
+    from tlcore.trainer import ProgressHooks, train
 
     tid = trial._trial_id
     history: list[dict[str, Any]] = []

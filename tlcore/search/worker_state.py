@@ -1,17 +1,22 @@
-"""A search worker's state file: what it is doing now, for the pages and ``search status``.
+"""A search worker's state file and folder: what each worker of this machine is doing now.
 
-Every worker keeps one JSON file, ``<workspace>/studies/local/<study>/workers/<id>.json``
-(``launch_workers`` writes the first one, the worker rewrites it as it goes; see
-``worker``). It is a convenience for progress bars on this machine; the storage is
-the source of truth for trials. This module owns its shape:
+Every worker keeps one JSON file, ``<workspace>/studies/local/<study>/workers/<id>.json``,
+beside its log ``<id>.log`` (``launch_workers`` writes the first state, the worker
+rewrites it as it goes; see ``worker``). It is a convenience for progress bars on this
+machine; the storage is the source of truth for trials. This module owns the folder
+and the file:
 
+- ``workers_dir``, ``state_path``, ``log_path``: where a study's workers keep their
+  files; ``new_worker_id``: the id that names them (``host-pid-random``);
 - ``WorkerState``: the states a worker passes through (a ``str`` enum, so a member
   compares equal to, and formats as, the word written in the file);
 - ``WorkerRecord``: the file as a typed record. ``WorkerRecord.read(path)`` /
   ``from_dict`` accept files of any age: a missing key reads as its default (a missing
   state as ``MISSING_STATE``), a value of the wrong type as None, an unknown key is kept
-  (``extra``) and written back, and a state this version does not know stays as its text. ``write(path)`` writes the
-  same keys as ever, leaving out those that are None.
+  (``extra``) and written back, and a state this version does not know stays as its text.
+  ``write(path)`` writes the same keys as ever, leaving out those that are None;
+- ``list_workers``: this machine's workers of a study (``WorkerInfo``), alive or not, a
+  worker whose process is gone without having finished read as ``CRASHED``.
 
 Keys: ``worker_id``, ``pid``, ``host``, ``started`` and ``updated`` (seconds since the
 epoch), ``state``, ``trials_done``; while a trial trains ``trial``, ``params``,
@@ -22,8 +27,9 @@ epoch), ``state``, ``trials_done``; while a trial trains ``trial``, ``params``,
 ``finished`` (seconds since the epoch).
 
 Writer: ``worker.run_worker`` (through ``WorkerRecord.update`` and ``write``) and
-``local.launch_workers``. Readers: ``local.list_workers`` (``WorkerInfo.record``), the
-CLI's ``search status``, the Search page (``tlui.search_widgets``, ``pages/3_Search.py``).
+``local.launch_workers``. Readers: ``list_workers`` (``WorkerInfo.record``; used by
+``local.stop_workers``, ``study.delete_study``, the CLI's ``search status`` and the
+Search page: ``tlui.search_widgets``, ``pages/3_Search.py``).
 
 Example:
 
@@ -39,20 +45,47 @@ from __future__ import annotations
 import enum
 import math
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from tlcore._fsutil import atomic_write_json, read_json
+from tlcore.background import pid_alive
+from tlcore.search.storage import study_local_dir
+from tlcore.workspace import Workspace
 
-__all__ = ["WorkerState", "WorkerRecord", "MISSING_STATE", "TRAINING_STATUS"]
+__all__ = ["WorkerState", "WorkerRecord", "WorkerInfo", "list_workers", "workers_dir", "state_path", "log_path",
+           "new_worker_id", "MISSING_STATE", "TRAINING_STATUS"]
 
 MISSING_STATE = "?"  # the state of a file that names none
 TRAINING_STATUS = "training"  # ``status`` while batches run: says nothing the epoch and batch do not
 
 
+def workers_dir(ws: Workspace, study: str) -> Path:
+    """``<workspace>/studies/local/<study>/workers``: this machine's worker state files and logs of ``study``."""
+    return study_local_dir(ws, study) / "workers"
+
+
+def state_path(ws: Workspace, study: str, worker_id: str) -> Path:
+    """The state file of worker ``worker_id`` of ``study``: ``workers/<id>.json``."""
+    return workers_dir(ws, study) / f"{worker_id}.json"
+
+
+def log_path(ws: Workspace, study: str, worker_id: str) -> Path:
+    """The log of worker ``worker_id`` of ``study`` (its output, when ``launch_workers`` started it):
+    ``workers/<id>.log``."""
+    return workers_dir(ws, study) / f"{worker_id}.log"
+
+
+def new_worker_id() -> str:
+    """A new worker's id: ``<host>-<pid>-<4 hex digits>`` (the host cut to 24 characters)."""
+    return f"{socket.gethostname()[:24]}-{os.getpid()}-{os.urandom(2).hex()}"
+
+
 class WorkerState(enum.StrEnum):
-    """Where a worker is. A worker writes ``CRASHED`` when an error ends it; ``local.list_workers``
+    """Where a worker is. A worker writes ``CRASHED`` when an error ends it; ``list_workers``
     also reads it for a worker of this machine whose process is gone although its file does not say
     ``FINISHED`` (killed, out of memory)."""
 
@@ -198,3 +231,49 @@ class WorkerRecord:
             return None
         within = (self.batch / self.batches) if self.batches and self.batch else 0.0
         return max(0.0, min(1.0, ((self.epoch - 1) + within) / self.epochs))
+
+
+@dataclass
+class WorkerInfo:
+    """One of this machine's workers, as ``list_workers`` found it.
+
+    ``state`` is its file's state, or ``WorkerState.CRASHED`` when its process is gone without
+    having finished; ``record`` is its state file (``WorkerRecord``) and ``data`` the same record
+    as a plain dict (``record.to_dict()``, the keys of the file).
+    """
+
+    worker_id: str
+    pid: int
+    host: str
+    state: WorkerState | str
+    alive: bool
+    trial: int | None
+    data: dict[str, Any]
+    log_path: Path
+    record: WorkerRecord
+
+    @property
+    def progress(self) -> float | None:
+        """Fraction of the current trial done (epochs and batches), or None."""
+        return self.record.progress
+
+
+def list_workers(ws: Workspace, name: str) -> list[WorkerInfo]:
+    """This machine's workers of study ``name`` (running or not), newest first."""
+    wdir = workers_dir(ws, name)
+    out = []
+    here = socket.gethostname()
+    for path in sorted(wdir.glob("*.json")) if wdir.is_dir() else []:
+        rec = WorkerRecord.read(path)
+        if rec is None or rec.pid is None:
+            continue
+        same_host = rec.host == here
+        alive = same_host and rec.state != WorkerState.FINISHED and pid_alive(rec.pid)
+        state = rec.state
+        if not alive and state != WorkerState.FINISHED and same_host:
+            state = WorkerState.CRASHED  # gone without saying it finished: killed, out of memory, or a bug
+        out.append(WorkerInfo(worker_id=rec.worker_id or path.stem, pid=rec.pid, host=rec.host, state=state,
+                              alive=alive, trial=rec.trial, data=rec.to_dict(), log_path=path.with_suffix(".log"),
+                              record=rec))
+    out.sort(key=lambda w: w.record.started or 0, reverse=True)
+    return out

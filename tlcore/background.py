@@ -1,0 +1,85 @@
+"""Background tlcore processes on this machine: search workers and scouts.
+
+``spawn`` starts a ``python -m tlcore ...`` command the way every background run
+starts: in its own session (so it outlives the page or terminal that started it),
+stdin closed, stdout and stderr appended to a log file, with an environment from
+``child_env`` (this process's environment, unbuffered output, and this copy of
+tlcore first on ``PYTHONPATH``). The ``Popen`` is kept (``track_child``) so that
+``pid_alive`` reaps a finished child (no zombies); ``pid_alive`` also answers for a
+process started by another server or terminal, from its pid alone, and says no to
+a pid reused by something that is not tlcore. ``log_tail`` reads the end of a log.
+
+Users: ``tlcore.search.local`` (search workers), ``tlcore.search.worker_state``
+(``list_workers``: which workers still run) and ``tlcore.scout`` (``launch_scout``,
+``scout_status``). The processes' own state files are their owners' business.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from tlcore.appfiles import PACKAGE_ROOT
+
+__all__ = ["spawn", "child_env", "track_child", "pid_alive", "log_tail"]
+
+_CHILDREN: dict[int, subprocess.Popen] = {}  # reaped by pid_alive so finished children do not linger as zombies
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a background tlcore process: this process's, then ``extra``, unbuffered
+    output, and the folder holding this tlcore package first on ``PYTHONPATH``."""
+    env = {**os.environ, **(extra or {}), "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def spawn(cmd: Sequence[str], log_path: str | os.PathLike[str], *, cwd: str | os.PathLike[str],
+          env: Mapping[str, str]) -> subprocess.Popen:
+    """Start ``cmd`` in its own session with its output appended to ``log_path``; tracked (``track_child``)."""
+    with open(log_path, "ab") as logf:
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=str(cwd), env=env, start_new_session=True)
+    track_child(proc)
+    return proc
+
+
+def track_child(proc: subprocess.Popen) -> None:
+    """Keep a background process started here so ``pid_alive`` reaps it when it ends (no zombies)."""
+    _CHILDREN[proc.pid] = proc
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether the tlcore process ``pid`` (a worker, a scout) is still running on this machine."""
+    proc = _CHILDREN.get(pid)
+    if proc is not None and proc.poll() is not None:
+        _CHILDREN.pop(pid, None)
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie, or the pid reused by something that is not a worker
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+        return b"tlcore" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc: trust the signal check
+
+
+def log_tail(path: str | os.PathLike[str], lines: int = 20, *, max_bytes: int = 64 * 1024) -> str:
+    """The last ``lines`` lines of a log ("" when there is none)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,114 @@
+"""Heartbeats: how a dead worker's trial is noticed, failed and queued again.
+
+A worker records a heartbeat every ``heartbeat_interval`` seconds while it runs a
+trial (``HeartbeatThread``, around the training). A running trial without one for
+``grace_period`` seconds belongs to a dead worker: whichever worker looks next
+(``optuna.storages.fail_stale_trials``, before each trial) marks it failed, and
+Optuna's ``RetryHeartbeatStaleTrialCallback`` queues it again with the same
+parameters, at most ``max_retry`` times.
+
+Optuna's RDB storage keeps heartbeats natively. Its journal storage does not, so
+``HeartbeatJournalStorage`` adds them, stored as a trial system attribute
+(``HEARTBEAT_ATTR``). Optuna decides whether a storage has heartbeats by
+``isinstance(storage, optuna.storages._heartbeat.BaseHeartbeat)`` (``fail_stale_trials``,
+``is_heartbeat_enabled``), a private class, so ``HeartbeatJournalStorage`` subclasses
+it; ``tests/test_heartbeat.py`` pins the part of its interface used here (its
+abstract methods and their signatures) against the installed Optuna, so an upgrade
+that changes it fails there with a clear message.
+
+Entry points: ``HeartbeatJournalStorage`` (built by ``storage.open_storage``),
+``HeartbeatThread`` (``worker``), the defaults ``DEFAULT_HEARTBEAT_INTERVAL``,
+``DEFAULT_GRACE_PERIOD`` and ``MAX_RETRY`` (``storage``, ``worker``, ``local``, the
+CLI's ``worker`` options).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import FrozenTrial, TrialState
+
+__all__ = [
+    "HeartbeatJournalStorage", "HeartbeatThread", "DEFAULT_HEARTBEAT_INTERVAL", "DEFAULT_GRACE_PERIOD",
+    "MAX_RETRY", "HEARTBEAT_ATTR",
+]
+
+DEFAULT_HEARTBEAT_INTERVAL = 10
+DEFAULT_GRACE_PERIOD = 60
+MAX_RETRY = 2
+HEARTBEAT_ATTR = "tl:heartbeat"  # the trial system attribute holding a journal trial's last heartbeat
+
+
+class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+    """Optuna's journal storage plus heartbeats kept as trial system attributes.
+
+    Implements ``BaseHeartbeat``'s abstract methods (``record_heartbeat``,
+    ``_get_stale_trial_ids``, ``get_heartbeat_interval``,
+    ``get_heartbeat_stale_trial_callback``), which ``fail_stale_trials`` calls.
+    """
+
+    def __init__(self, backend: JournalFileBackend, *, heartbeat_interval: int, grace_period: int,
+                 callback: Callable[[optuna.Study, FrozenTrial], None] | None):
+        super().__init__(backend)
+        self._hb_interval = heartbeat_interval
+        self._grace = grace_period
+        self._stale_callback = callback
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        now = time.time()
+        stale = []
+        for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+            started = t.datetime_start.timestamp() if t.datetime_start else now
+            last = max(float(t.system_attrs.get(HEARTBEAT_ATTR, 0.0)), started)
+            if now - last > self._grace:
+                stale.append(t._trial_id)
+        return stale
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self._hb_interval
+
+    def get_heartbeat_stale_trial_callback(self) -> Callable[[optuna.Study, FrozenTrial], None] | None:
+        return self._stale_callback
+
+
+class HeartbeatThread:
+    """Records a trial's heartbeat every interval until stopped (a context manager).
+
+    Does nothing for a storage without heartbeats (not a ``BaseHeartbeat``, or no interval).
+    """
+
+    def __init__(self, storage: BaseStorage, trial_id: int):
+        self._storage, self._trial_id = storage, trial_id
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _run(self, interval: float) -> None:
+        while True:
+            try:
+                self._storage.record_heartbeat(self._trial_id)  # type: ignore[attr-defined]
+            except Exception:  # a transient storage error must not kill training; the next beat retries
+                pass
+            if self._stop.wait(interval):
+                return
+
+    def __enter__(self) -> HeartbeatThread:
+        if isinstance(self._storage, BaseHeartbeat) and self._storage.get_heartbeat_interval():
+            interval = float(self._storage.get_heartbeat_interval() or DEFAULT_HEARTBEAT_INTERVAL)
+            self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True,
+                                            name=f"heartbeat-{self._trial_id}")
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
