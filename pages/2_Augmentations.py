@@ -1,21 +1,18 @@
 """Augmentations: start from a preset or a saved pipeline, edit its steps, preview it, save it.
 
-Thin: the catalogue, validation, previews and storage are ``tlcore.augment``; the
-widgets for catalogue parameters and the cached image loaders are
-``tlui.augment_widgets``. The pipeline being edited lives in
-``st.session_state["aug_steps"]`` (a list of ``{"id", "name", "params"}``); each
-parameter has a keyed widget (``aug_w::<step id>::<param>``) whose value is copied
-into the step at the start of every run, so reordering or removing steps never
-mixes up widget values. The pipeline it started from is in ``st.query_params``.
-User-controlled text (dataset, class and file names, pipeline names) appears only
-in selectboxes, code blocks or Markdown-escaped.
+The page's layout: on the left the image to preview on (a dataset image or an upload) and the
+pipeline's steps; on the right the preview; below, the pipeline serialized and the save form.
+The catalogue, validation, previews and storage are ``tlcore.augment``; the editor's session
+state and the buttons' callbacks are ``tlui.augment_editor``; the widgets for catalogue
+parameters and the cached image loaders are ``tlui.augment_widgets``. User-controlled text
+(dataset, class and file names, pipeline names) appears only in selectboxes, code blocks or
+Markdown-escaped.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
 
 import numpy as np
 import streamlit as st
@@ -24,191 +21,20 @@ from tlcore import augment as au
 from tlcore.config import RESIZE_MODES, RESIZE_RULES
 from tlcore.errors import TLCoreError
 from tlcore.workspace import Workspace
+from tlui import augment_editor as ed
 from tlui import augment_widgets as aw
 from tlui import data
-from tlui.common import md_escape, open_workspace, show_error, sidebar_nav, sidebar_workspace
+from tlui.common import md_escape, show_error, workspace
 
 N_RANGE = (4, 24)
 PREVIEW_SIZES = (96, 128, 160, 192, 224, 256, 299, 320, 384, 448, 512)
 PER_ROW = 5
 MAX_LISTED = 300  # images offered in the picker per class (evenly spread over the sorted list)
 ALL_CLASSES = "(all classes)"
-DEFAULT_SOURCE = "light"
 SOURCE_DATASET, SOURCE_UPLOAD = "A dataset image", "Upload an image"
 
 
-def _wkey(step_id: int, param: str) -> str:
-    return f"aug_w::{step_id}::{param}"
-
-
-# ------------------------------------------------------------------- state
-def _new_step(name: str, params: dict) -> dict:
-    """A step of the editor, its widget values put in session state."""
-    ss = st.session_state
-    step_id = ss["aug_next_id"]
-    ss["aug_next_id"] = step_id + 1
-    info = au.CATALOGUE[name]
-    for ps in info.params:
-        ss[_wkey(step_id, ps.name)] = aw.to_widget(ps, params[ps.name])
-    return {"id": step_id, "name": name, "params": {ps.name: aw.from_widget(ps, aw.to_widget(ps, params[ps.name]))
-                                                     for ps in info.params}}
-
-
-def _drop_widgets(step: dict) -> None:
-    for ps in au.CATALOGUE[step["name"]].params:
-        st.session_state.pop(_wkey(step["id"], ps.name), None)
-
-
-def _set_steps(spec: au.AugmentSpec, loaded: str | None) -> None:
-    ss = st.session_state
-    for step in ss.get("aug_steps", []):
-        _drop_widgets(step)
-    ss["aug_steps"] = [_new_step(s.name, s.params) for s in spec.steps]
-    ss["aug_loaded"] = loaded
-
-
-def _flash(kind: str, text: str) -> None:
-    st.session_state["aug_flash"].append((kind, text))
-
-
-def _load_source(ws_root: str, name: str) -> bool:
-    try:
-        _set_steps(au.get_spec(Workspace(ws_root), name), name)
-    except TLCoreError as exc:
-        _flash("error", str(exc))
-        return False
-    st.query_params["pipeline"] = name
-    return True
-
-
-def init_state(ws: Workspace, options: list[str]) -> None:
-    """Initialise every session-state key of this page (once per session) and sync the steps."""
-    ss = st.session_state
-    defaults = {
-        "aug_flash": [],
-        "aug_next_id": 0,
-        "aug_n": 8,
-        "aug_seed": 0,
-        "aug_size": 224,
-        "aug_mode": "pad",
-        "aug_add_choice": next(iter(au.CATALOGUE)),
-        "aug_save_name": "",
-        "aug_save_overwrite": False,
-        "aug_save_msg": None,
-        "aug_loaded": None,
-    }
-    for key, value in defaults.items():
-        ss.setdefault(key, value)
-    pending = ss.pop("aug_pending_source", None)
-    if pending in options:
-        ss["aug_source"] = pending
-    if ss.get("aug_source") not in options:
-        wanted = st.query_params.get("pipeline")
-        ss["aug_source"] = wanted if wanted in options else DEFAULT_SOURCE
-    if "aug_steps" not in ss:
-        ss["aug_steps"] = []
-        if not _load_source(str(ws.root), ss["aug_source"]):
-            _load_source(str(ws.root), DEFAULT_SOURCE)
-            ss["aug_source"] = DEFAULT_SOURCE
-    sync_steps()
-
-
-def sync_steps() -> None:
-    """Copy each parameter widget's value into its step (or restore a widget Streamlit dropped)."""
-    ss = st.session_state
-    for step in ss["aug_steps"]:
-        for ps in au.CATALOGUE[step["name"]].params:
-            key = _wkey(step["id"], ps.name)
-            if key in ss:
-                step["params"][ps.name] = aw.from_widget(ps, ss[key])
-            else:
-                ss[key] = aw.to_widget(ps, step["params"][ps.name])
-
-
-def current_spec() -> au.AugmentSpec:
-    """The edited pipeline; raises ``AugmentationError`` when a step is invalid."""
-    return au.AugmentSpec(steps=[(s["name"], s["params"]) for s in st.session_state["aug_steps"]])
-
-
-# --------------------------------------------------------------- callbacks
-def _on_source(ws_root: str) -> None:
-    _load_source(ws_root, st.session_state["aug_source"])
-
-
-def _on_reload(ws_root: str) -> None:
-    name = st.session_state.get("aug_loaded") or st.session_state["aug_source"]
-    _load_source(ws_root, name)
-
-
-def _on_add() -> None:
-    name = st.session_state["aug_add_choice"]
-    st.session_state["aug_steps"].append(_new_step(name, au.CATALOGUE[name].defaults))
-
-
-def _on_remove(step_id: int) -> None:
-    steps = st.session_state["aug_steps"]
-    for step in [s for s in steps if s["id"] == step_id]:
-        _drop_widgets(step)
-        steps.remove(step)
-
-
-def _on_move(step_id: int, delta: int) -> None:
-    steps = st.session_state["aug_steps"]
-    i = next(i for i, s in enumerate(steps) if s["id"] == step_id)
-    j = i + delta
-    if 0 <= j < len(steps):
-        steps[i], steps[j] = steps[j], steps[i]
-
-
-def _on_reroll() -> None:
-    ss = st.session_state
-    old = int(ss.get("aug_seed", 0))
-    new = old
-    while new == old:
-        new = random.randrange(0, 1_000_000)
-    ss["aug_seed"] = new
-
-
-def _on_save(ws_root: str) -> None:
-    ss = st.session_state
-    name = str(ss.get("aug_save_name", "")).strip()
-    try:
-        sync_steps()
-        spec = current_spec()
-        path = au.save_pipeline(Workspace(ws_root), name, spec, overwrite=bool(ss.get("aug_save_overwrite")))
-    except TLCoreError as exc:
-        ss["aug_save_msg"] = ("error", str(exc))
-        return
-    ss["aug_save_msg"] = ("success", f"Saved the pipeline {name} ({len(spec.steps)} steps) to {path}.")
-    ss["aug_pending_source"] = name
-    ss["aug_loaded"] = name
-    st.query_params["pipeline"] = name
-
-
-def _on_delete(ws_root: str, name: str) -> None:
-    try:
-        au.delete_pipeline(Workspace(ws_root), name)
-    except TLCoreError as exc:
-        _flash("error", str(exc))
-        return
-    _flash("success", f"Deleted the saved pipeline {name}.")
-    if _load_source(ws_root, DEFAULT_SOURCE):
-        st.session_state["aug_pending_source"] = DEFAULT_SOURCE
-
-
 # ------------------------------------------------------------------- image
-def _spread(items: list[str], k: int) -> list[str]:
-    """At most ``k`` items evenly spread over ``items`` (all of them when fewer)."""
-    if len(items) <= k:
-        return items
-    idx = np.linspace(0, len(items) - 1, k).round().astype(int)
-    return [items[i] for i in sorted(set(idx.tolist()))]
-
-
-def _on_random_image(key: str, choices: list[str]) -> None:
-    st.session_state[key] = random.choice(choices)
-
-
 def dataset_image(ws: Workspace, names: list[str], size: int, mode: str) -> tuple[np.ndarray | None, str]:
     """Pick a dataset, a class and an image; return it decoded and resized, and its name."""
     ss = st.session_state
@@ -230,13 +56,13 @@ def dataset_image(ws: Workspace, names: list[str], size: int, mode: str) -> tupl
     cls = st.selectbox("Class", [ALL_CLASSES, *classes], key=f"aug_cls::{name}")
     rows = usable if cls == ALL_CLASSES else usable[usable["label"].astype(str) == cls]
     paths = dict(zip(rows["relpath"].astype(str), rows["path"].astype(str)))
-    listed = _spread(sorted(paths), MAX_LISTED)
+    listed = ed.spread(sorted(paths), MAX_LISTED)
     key = f"aug_img::{name}::{cls}"
     if ss.get(key) not in listed:
         ss[key] = listed[0]
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
     relpath = c1.selectbox("Image", listed, key=key)
-    c2.button("Random", key=f"aug_rand::{name}::{cls}", on_click=_on_random_image, args=(key, listed),
+    c2.button("Random", key=f"aug_rand::{name}::{cls}", on_click=ed.on_random_image, args=(key, listed),
               help="Pick a random image of this class.", icon=":material/casino:")
     if len(paths) > len(listed):
         st.caption(f"{len(listed)} of {len(paths):,} images are offered, spread evenly over the list.")
@@ -285,33 +111,20 @@ def image_section(ws: Workspace) -> tuple[np.ndarray | None, str]:
 
 
 # ---------------------------------------------------------------- pipeline
-def _is_edited(ws: Workspace, spec: au.AugmentSpec | None) -> bool:
-    loaded = st.session_state.get("aug_loaded")
-    if loaded is None or spec is None:
-        return True
-    try:
-        return au.get_spec(ws, loaded) != spec
-    except TLCoreError:
-        return True
-
-
-def _step_summary(step: dict) -> str:
-    return f"p={step['params'].get('p', 1.0):g}"
-
-
 def step_editor(step: dict, pos: int, total: int) -> None:
     info = au.CATALOGUE[step["name"]]
-    with st.expander(f"{pos + 1}. {info.name}  ·  {_step_summary(step)}", key=f"aug_exp::{step['id']}"):
+    sid = step["id"]
+    with st.expander(f"{pos + 1}. {info.name}  ·  p={step['params'].get('p', 1.0):g}", key=f"aug_exp::{sid}"):
         st.caption(f"{au.GROUPS[info.group]}: {info.description}")
         for ps in info.params:
-            aw.param_widget(ps, _wkey(step["id"], ps.name))
+            aw.param_widget(ps, ed.wkey(sid, ps.name))
         b1, b2, b3 = st.columns(3)
-        b1.button("Up", key=f"aug_up::{step['id']}", icon=":material/arrow_upward:", disabled=pos == 0,
-                  on_click=_on_move, args=(step["id"], -1), width="stretch")
-        b2.button("Down", key=f"aug_down::{step['id']}", icon=":material/arrow_downward:", disabled=pos == total - 1,
-                  on_click=_on_move, args=(step["id"], 1), width="stretch")
-        b3.button("Remove", key=f"aug_rm::{step['id']}", icon=":material/delete:",
-                  on_click=_on_remove, args=(step["id"],), width="stretch")
+        b1.button("Up", key=f"aug_up::{sid}", icon=":material/arrow_upward:", disabled=pos == 0,
+                  on_click=ed.on_move, args=(sid, -1), width="stretch")
+        b2.button("Down", key=f"aug_down::{sid}", icon=":material/arrow_downward:", disabled=pos == total - 1,
+                  on_click=ed.on_move, args=(sid, 1), width="stretch")
+        b3.button("Remove", key=f"aug_rm::{sid}", icon=":material/delete:",
+                  on_click=ed.on_remove, args=(sid,), width="stretch")
 
 
 def pipeline_section(ws: Workspace, options: list[str]) -> au.AugmentSpec | None:
@@ -321,7 +134,7 @@ def pipeline_section(ws: Workspace, options: list[str]) -> au.AugmentSpec | None
     saved = set(au.list_pipelines(ws))
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
     source = c1.selectbox(
-        "Start from", options, key="aug_source", on_change=_on_source, args=(root,),
+        "Start from", options, key="aug_source", on_change=ed.on_source, args=(root,),
         format_func=lambda n: f"{n} (saved)" if n in saved else f"{n} (preset)",
         help="Choosing a pipeline replaces the steps below with its steps.",
     )
@@ -331,22 +144,21 @@ def pipeline_section(ws: Workspace, options: list[str]) -> au.AugmentSpec | None
         with c2.popover("Delete", icon=":material/delete:", help="Delete this saved pipeline."):
             st.write("Delete the saved pipeline below? This cannot be undone.")
             st.code(source, language=None)
-            st.button("Delete it", key="aug_delete", type="primary", on_click=_on_delete, args=(root, source))
+            st.button("Delete it", key="aug_delete", type="primary", on_click=ed.on_delete, args=(root, source))
 
     steps = ss["aug_steps"]
     spec: au.AugmentSpec | None
     try:
-        spec = current_spec()
+        spec = ed.current_spec()
     except TLCoreError as exc:
         show_error(exc)
         spec = None
-    if _is_edited(ws, spec):
+    if ed.is_edited(ws, spec):
         loaded = ss.get("aug_loaded")
-        note = "Edited" + (" (changes not saved)" if loaded else "")
         c1, c2 = st.columns([3, 2], vertical_alignment="center")
-        c1.caption(note)
+        c1.caption("Edited" + (" (changes not saved)" if loaded else ""))
         if loaded:
-            c2.button("Discard changes", key="aug_reload", on_click=_on_reload, args=(root,),
+            c2.button("Discard changes", key="aug_reload", on_click=ed.on_reload, args=(root,),
                       icon=":material/undo:", width="stretch")
 
     if not steps:
@@ -359,7 +171,7 @@ def pipeline_section(ws: Workspace, options: list[str]) -> au.AugmentSpec | None
         "Add a transform", list(au.CATALOGUE), key="aug_add_choice",
         format_func=lambda n: f"{au.GROUPS[au.CATALOGUE[n].group]} · {n}",
     )
-    c2.button("Add", key="aug_add", on_click=_on_add, icon=":material/add:", width="stretch")
+    c2.button("Add", key="aug_add", on_click=ed.on_add, icon=":material/add:", width="stretch")
     st.caption(au.CATALOGUE[choice].description)
     return spec
 
@@ -371,7 +183,7 @@ def preview_section(image: np.ndarray | None, label: str, spec: au.AugmentSpec |
     n = c1.slider("Versions", min_value=N_RANGE[0], max_value=N_RANGE[1], key="aug_n")
     seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="aug_seed",
                            help="The same seed shows the same versions.")
-    c3.button("Re-roll", key="aug_reroll", on_click=_on_reroll, icon=":material/casino:", width="stretch",
+    c3.button("Re-roll", key="aug_reroll", on_click=ed.on_reroll, icon=":material/casino:", width="stretch",
               help="Draw a new seed.")
     if image is None:
         st.info("Pick an image (or upload one) to see the preview.")
@@ -423,22 +235,16 @@ def save_section(ws: Workspace) -> None:
         st.text_input("Name", key="aug_save_name", placeholder="e.g. my-pipeline",
                       help="1-64 letters, digits, '.', '_' or '-'; not a preset's name.")
         st.checkbox("Overwrite a pipeline saved under that name", key="aug_save_overwrite")
-        st.form_submit_button("Save", type="primary", on_click=_on_save, args=(str(ws.root),), icon=":material/save:")
-    msg = st.session_state.get("aug_save_msg")
-    st.session_state["aug_save_msg"] = None
-    if msg:
-        kind, text = msg
-        (st.success if kind == "success" else st.error)(md_escape(text))
+        st.form_submit_button("Save", type="primary", on_click=ed.on_save, args=(str(ws.root),),
+                              icon=":material/save:")
+    ed.show_save_message()
     st.caption("Saved pipelines can be chosen for training and used from the command line: "
                "`python -m tlcore augment show NAME`.")
 
 
 # -------------------------------------------------------------------- page
 def main() -> None:
-    st.set_page_config(page_title="Augmentations · Transfer-learning workbench", layout="wide")
-    sidebar_nav()
-    ws = open_workspace()
-    sidebar_workspace(ws)
+    ws = workspace()
     st.title("Augmentations")
     st.caption("Start from a preset or a saved pipeline, tune its steps, preview them on your images, save the result.")
     try:
@@ -447,10 +253,8 @@ def main() -> None:
         show_error(exc)
 
     options = au.pipeline_names(ws)
-    init_state(ws, options)
-    for kind, text in st.session_state["aug_flash"]:
-        (st.success if kind == "success" else st.error)(md_escape(text))
-    st.session_state["aug_flash"] = []
+    ed.init_state(ws, options)
+    ed.show_flash()
 
     left, right = st.columns([2, 3], gap="large")
     with left:

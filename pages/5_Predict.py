@@ -11,7 +11,6 @@ names, messages quoting them) is Markdown-escaped or shown as plain text.
 
 from __future__ import annotations
 
-import html
 import os
 import random
 from pathlib import Path
@@ -29,7 +28,8 @@ from tlcore.predict import LoadedModel, ModelSummary, list_models, prepare_image
 from tlcore.runfolder import RunFolder
 from tlcore.workspace import Workspace
 from tlui import data
-from tlui.common import md_escape, open_workspace, show_error, sidebar_nav, sidebar_workspace
+from tlui import fmt as tf
+from tlui.common import md_escape, show_error, workspace
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 DISPLAY_PX = 224  # side of the images drawn on the page
@@ -90,28 +90,15 @@ def analyse(model_path: str, mtime_ns: int, source: str | bytes, version: int = 
     }
 
 
-def model_mtime(summary: ModelSummary) -> int:
-    return RunFolder(summary.path).model_mtime_ns()
-
-
 # ----------------------------------------------------------------- drawing
-def plot_text(s: object) -> str:
-    """Plotly renders a little HTML in labels; make user text show literally."""
-    return html.escape(str(s), quote=False)
-
-
-def _pct(v: float | None) -> str:
-    return f"{100 * v:.1f} %" if v is not None else "–"
-
-
 def top_k_chart(probs: np.ndarray, class_names: list[str], k: int) -> go.Figure:
     preds = top_predictions(probs, class_names, k)
     fig = go.Figure(
         go.Bar(
             x=[p.probability for p in preds],
-            y=[plot_text(p.label) for p in preds],
+            y=[tf.plot_text(p.label) for p in preds],
             orientation="h",
-            text=[f"{100 * p.probability:.1f} %" for p in preds],
+            text=[tf.pct(p.probability) for p in preds],
             textposition="auto",
             hovertemplate="%{y}: %{x:.1%}<extra></extra>",
         )
@@ -127,8 +114,8 @@ def top_k_chart(probs: np.ndarray, class_names: list[str], k: int) -> go.Figure:
 
 def model_section(summary: ModelSummary) -> None:
     m = st.columns(4)
-    m[0].metric("Validation accuracy", _pct(summary.best_val_accuracy), help="Best epoch's validation accuracy.")
-    m[1].metric("Test accuracy", _pct(summary.test_accuracy), help="On the held-out test split, after training.")
+    m[0].metric("Validation accuracy", tf.pct(summary.best_val_accuracy), help="Best epoch's validation accuracy.")
+    m[1].metric("Test accuracy", tf.pct(summary.test_accuracy), help="On the held-out test split, after training.")
     m[2].metric("Classes", summary.num_classes)
     m[3].metric("Input", f"{summary.image_size or '?'} px")
     st.caption(
@@ -225,10 +212,7 @@ def bad_image(name: str, exc: BaseException) -> None:
 
 # -------------------------------------------------------------------- page
 def main() -> None:
-    st.set_page_config(page_title="Predict · Transfer-learning workbench", layout="wide")
-    sidebar_nav()
-    ws = open_workspace()
-    sidebar_workspace(ws)
+    ws = workspace()
     st.title("Predict")
     try:
         models = list_models(ws)
@@ -246,13 +230,13 @@ def main() -> None:
     init_state(list(by_name))
     st.selectbox(
         "Model", list(by_name), key="pr_model",
-        format_func=lambda n: f"{n}  ·  val {_pct(by_name[n].best_val_accuracy)}",
+        format_func=lambda n: f"{n}  ·  val {tf.pct(by_name[n].best_val_accuracy)}",
         help="Trained runs of this workspace, newest first.",
     )
     summary = by_name[st.session_state["pr_model"]]
     st.query_params["model"] = summary.name
     model_section(summary)
-    mtime = model_mtime(summary)
+    mtime = RunFolder(summary.path).model_mtime_ns()
     try:
         loaded, _ = data.cached_model(str(summary.path), mtime)
     except TLCoreError as exc:

@@ -20,9 +20,8 @@ import pytest
 from optuna.trial import TrialState
 from streamlit.testing.v1 import AppTest
 
-from tests.pagetest import assert_ok, shown_text
-
 from tests.handstudy import REASON, RUNG0, RUNG1, hand_study, hand_trial, outcomes_trials
+from tests.pagetest import assert_ok, shown_text
 from tlcore.search import load_study
 from tlcore.search.storage import study_local_dir
 

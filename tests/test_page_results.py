@@ -15,10 +15,8 @@ from optuna.trial import TrialState, create_trial
 from streamlit.testing.v1 import AppTest
 
 from tests.pagetest import assert_ok, shown_text
-
 from tests.searchfix import STUDY, copy_workspace, tiny_spec, tiny_study
 from tlcore.search import create_study, load_study
-from tlui.common import PAGES
 
 # Shares the session's tiny study (tests/searchfix.py): one pytest-xdist worker runs it once.
 pytestmark = pytest.mark.xdist_group("tiny-study")
@@ -88,9 +86,10 @@ def test_no_studies_explains_and_points_to_search(workspace):
     assert_ok(at)
     assert "No studies in this workspace" in shown_text(at.info)
     assert any("tlcore search create" in c.value for c in at.code)
-    # Besides the sidebar's navigation, one link in the page itself: to the Search page.
-    assert len(at.main.get("page_link")) == 1
-    assert len(at.sidebar.get("page_link")) == len(PAGES)
+    # One link in the page itself, to the Search page; the sidebar's menu is st.navigation's, not links.
+    links = at.main.get("page_link")
+    assert len(links) == 1 and links[0].proto.label == "Go to the Search page"
+    assert not at.sidebar.get("page_link")
 
 
 # ------------------------------------------------------------------- views

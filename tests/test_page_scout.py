@@ -195,9 +195,9 @@ def test_run_scout_in_the_background_and_see_its_result(workspace):
         assert len(_ranked(at)) == 18 and _scout_figure(at) is not None
         assert latest_result(workspace, "tiny", image_size=32) is not None
     finally:  # the scout this test started, if it is still running (launch_scout keeps its Popen)
-        from tlcore.search import local
+        from tlcore import background
 
-        proc = local._CHILDREN.get(int(state["pid"]))
+        proc = background._CHILDREN.get(int(state["pid"]))
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()

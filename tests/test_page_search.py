@@ -22,12 +22,15 @@ import pytest
 from optuna.trial import TrialState
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers.yamlbombs import alias_bomb
 from tests.searchfix import add_tiny_dataset, tiny_spec
-from tests.test_security import alias_bomb
+from tlcore.config import RESIZE_RULES
 from tlcore.search import (
+    StudySpec,
     create_study,
     list_studies,
     list_workers,
+    load_spec,
     load_study,
     open_storage,
     stop_requested,
@@ -362,3 +365,17 @@ def test_a_crashed_worker_is_shown_with_the_end_of_its_log(tiny_ws):
     at.button(key="se_stop").click().run()  # the page keeps working
     _ok(at)
     assert stop_requested(tiny_ws, name)
+
+
+def test_the_untouched_form_creates_the_spec_defaults(tiny_ws):
+    """The New-study form starts from StudySpec's defaults (the page restates none): a study created
+    without touching it is the default spec with the form's name, dataset and the backbone's depth range."""
+    at = _page()
+    _ok(at)
+    assert at.selectbox(key="se_new_resize").help == "; ".join(f"{m}: {r}" for m, r in RESIZE_RULES.items()) + "."
+    at.checkbox(key="se_new_start").uncheck()
+    at.button(key="se_new_create").click().run()
+    _ok(at)
+    assert not at.error, _text(at.error)
+    assert load_spec(tiny_ws, "search-1") == StudySpec(name="search-1", dataset="demo", freeze_depth=[0, 18])
+    assert at.text_input(key="se_new_name").value == "search-2"  # the form is ready for the next

@@ -1,18 +1,28 @@
 """App-layer helpers shared by the Streamlit pages: caching wrappers and widgets.
 
 Everything here may import streamlit; the real work stays in ``tlcore``, and the
-pages (``streamlit_app.py``, ``pages/``) read widgets, call these helpers and
-``tlcore``, and draw. Caching (``st.cache_data``, ``st.cache_resource``) lives here,
+pages (``pages/``, run in the frame ``streamlit_app.py`` draws) read widgets, call
+these helpers and ``tlcore``, and draw. Caching (``st.cache_data``, ``st.cache_resource``) lives here,
 never in ``tlcore``.
 
-- ``common``            the page list and sidebar, the workspace, ``md_escape``,
+- ``common``            the page list (``PAGES``, the one declaration) and the frame
+                        (``st.navigation``, sidebar), the workspace, ``md_escape``,
                         ``show_error`` (every page)
+- ``fmt``               flash messages, numbers and seconds, Plotly-label escaping
+                        (every page)
 - ``data``              cached dataset loaders, thumbnails and the shared model
                         loader (Home, Datasets, Predict, Results)
+- ``datasets_widgets``  session state, button actions and charts (Datasets)
 - ``augment_widgets``   catalogue-parameter widgets and cached previews (Augmentations)
-- ``search_widgets``    one poll of a study, spec uploads, the curves plot (Search)
+- ``augment_editor``    the pipeline editor's session state and callbacks (Augmentations)
+- ``search_widgets``    one poll of a study, spec uploads, its tables, texts and plots (Search)
+- ``search_form``       the New-study form: widgets from StudySpec's defaults, create and
+                        start a study (Search)
+- ``search_state``      the selected study, messages and button callbacks (Search)
 - ``scout_widgets``     the Scout step: run a scout, its per-depth scores and ranking,
                         narrow or seed the new study (Search); scout vs the trials (Results)
-- ``results_widgets``   trial keys, cached study views, evaluation, Grad-CAM,
+- ``results_widgets``   trial labels and tables, cached study views, evaluation, Grad-CAM,
                         export archives (Results)
+- ``evaluate_widgets``  a trial's test reports, its evaluation again with top losses,
+                        downloads and export (Results)
 """

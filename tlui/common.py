@@ -1,10 +1,19 @@
-"""Small helpers every page shares: navigation, the workspace, safe text, error boxes.
+"""Small helpers every page shares: the page list, the frame, the workspace, safe text, errors.
 
-``PAGES`` and ``sidebar_nav`` draw the sidebar's links (Streamlit's own page list
-is off in ``.streamlit/config.toml``); ``open_workspace`` opens
-``tlcore.workspace.Workspace`` (``$TLCORE_HOME`` or ``./workspace``) and
-``sidebar_workspace`` shows where it is; ``show_error`` shows a ``TLCoreError`` as
-an error box, never a traceback.
+``PAGES`` declares every page of the app once: its file, title, icon, URL path and the line
+Home shows about it. ``frame`` turns it into ``st.Page`` objects for ``st.navigation``
+(Streamlit's own sidebar menu), sets the tab title and layout, opens the workspace and notes
+it in the sidebar; ``streamlit_app.py`` calls it and runs the page it returns. Home's "Where
+to start" list reads ``PAGES`` too. To add a page: write ``pages/N_Name.py``, whose first call is
+``workspace()``, and add one ``PageSpec`` here.
+
+A page gets the workspace from ``workspace()``: the one the frame opened in this run
+(``open_workspace``, which stops the run with an error box when the workspace cannot be
+opened), or one opened on demand when the page file runs on its own
+(``AppTest.from_file("pages/…")``). When Streamlit ran a page without ``streamlit_app.py``
+(the first request of a server process for a page other than Home; every ``AppTest`` run),
+``workspace()`` draws the frame itself. ``sidebar_workspace`` shows where the workspace is;
+``show_error`` shows a ``TLCoreError`` as an error box, never a traceback.
 
 User-controlled strings (class names, file names, paths, error messages that
 quote them) never reach a Markdown-rendering element unescaped: ``md_escape``
@@ -17,26 +26,76 @@ from __future__ import annotations
 
 import re
 import string
+from dataclasses import dataclass
 
 import streamlit as st
+from streamlit.navigation.page import StreamlitPage
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from tlcore.errors import TLCoreError
 from tlcore.workspace import Workspace
 
-__all__ = ["PAGES", "md_escape", "show_error", "open_workspace", "sidebar_nav", "sidebar_workspace"]
-
-# The app's pages in navigation order: (script, label, icon). Streamlit's automatic sidebar
-# navigation is off (.streamlit/config.toml), because it would label Home by its file name
-# ("streamlit app"); every page draws this list instead with ``sidebar_nav``.
-PAGES = [
-    ("streamlit_app.py", "Home", ":material/home:"),
-    ("pages/1_Datasets.py", "Datasets", ":material/folder_open:"),
-    ("pages/2_Augmentations.py", "Augmentations", ":material/auto_fix_high:"),
-    ("pages/3_Search.py", "Search", ":material/tune:"),
-    ("pages/4_Results.py", "Results", ":material/query_stats:"),
-    ("pages/5_Predict.py", "Predict", ":material/image_search:"),
+__all__ = [
+    "APP_TITLE",
+    "PAGES",
+    "PageSpec",
+    "md_escape",
+    "show_error",
+    "frame",
+    "open_workspace",
+    "workspace",
+    "sidebar_workspace",
 ]
 
+APP_TITLE = "Transfer-learning workbench"
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """One page of the app, everything the navigation and Home say about it.
+
+    Attributes:
+        script: the page's file, relative to the app folder (``pages/1_Datasets.py``).
+        title: its name in the navigation, on Home and in the browser tab.
+        icon: a Material icon (``:material/name:``) or an emoji.
+        url_path: its URL (``/Datasets``), "" for Home, the root URL. The paths are the ones
+            Streamlit derived from the file names before ``st.navigation``, so old links and
+            bookmarks (``/Search?study=…``) keep working.
+        what: what a person does there, one or two Markdown sentences for Home.
+    """
+
+    script: str
+    title: str
+    icon: str
+    url_path: str
+    what: str
+
+    @property
+    def is_home(self) -> bool:
+        return self.url_path == ""
+
+
+# The app's pages in navigation order; Home first, at the root URL.
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("pages/0_Home.py", "Home", ":material/home:", "",
+             "What the workspace holds and where to start."),
+    PageSpec("pages/1_Datasets.py", "Datasets", ":material/folder_open:", "Datasets",
+             "Add your folder of labelled photos (one sub-folder per class), check its problems, classes "
+             "and split. The demo dataset is there already."),
+    PageSpec("pages/2_Augmentations.py", "Augmentations", ":material/auto_fix_high:", "Augmentations",
+             "Pick or build an augmentation pipeline and preview it on your images."),
+    PageSpec("pages/3_Search.py", "Search", ":material/tune:", "Search",
+             "Let Optuna search how many backbone blocks to freeze and which learning rate to use; watch the "
+             "trials come in, stop and resume."),
+    PageSpec("pages/4_Results.py", "Results", ":material/query_stats:", "Results",
+             "Compare the trials of a search, look at the best model's mistakes and download it."),
+    PageSpec("pages/5_Predict.py", "Predict", ":material/image_search:", "Predict",
+             "Try a trained model on new photos: top-k labels with confidence and a Grad-CAM heat map. "
+             "Train one with `python -m tlcore train --data demo`."),
+)
+
+_WORKSPACE_KEY = "tl_workspace"
 _MD_SPECIAL = re.compile("([" + re.escape(string.punctuation) + "])")
 
 
@@ -53,22 +112,68 @@ def show_error(exc: BaseException, *, where=None) -> None:
     (where or st).error(md_escape(str(exc)))
 
 
+def frame() -> StreamlitPage:
+    """The frame every page runs in; returns the page to run (``st.navigation``'s choice).
+
+    Declares the pages (``st.navigation`` over ``PAGES``: Streamlit's sidebar menu), sets the
+    browser tab's title and the wide layout, opens the workspace (``open_workspace``) and notes
+    in the sidebar where it is. ``streamlit_app.py`` calls it, then runs the page; a page that
+    Streamlit ran without ``streamlit_app.py`` gets it from ``workspace`` instead.
+    """
+    page = st.navigation([
+        # Home's url_path stays unset: as the default page it is served at the root URL anyway.
+        st.Page(p.script, title=p.title, icon=p.icon, url_path=p.url_path or None, default=p.is_home)
+        for p in PAGES
+    ])
+    st.set_page_config(page_title=APP_TITLE if page.url_path == "" else f"{page.title} · {APP_TITLE}",
+                       layout="wide")
+    sidebar_workspace(open_workspace())
+    return page
+
+
 def open_workspace() -> Workspace:
-    """The workspace of this session ($TLCORE_HOME or ./workspace); on failure the page stops
-    with an error that says how to fix it."""
+    """Open the workspace of this session ($TLCORE_HOME or ./workspace) and keep it for the
+    page (``workspace``); on failure the run stops with an error that says how to fix it."""
     try:
-        return Workspace()
+        ws = Workspace()
     except TLCoreError as exc:
         show_error(exc)
         st.stop()
         raise  # unreachable: st.stop() raises
+    st.session_state[_WORKSPACE_KEY] = ws
+    return ws
 
 
-def sidebar_nav() -> None:
-    """The navigation links at the top of the sidebar (call it right after ``st.set_page_config``)."""
-    for script, label, icon in PAGES:
-        st.sidebar.page_link(script, label=label, icon=icon)
-    st.sidebar.divider()
+def workspace() -> Workspace:
+    """The workspace for the page: the one the frame opened in this run (``open_workspace``),
+    or, when the page file runs on its own, one opened now.
+
+    Call it first thing in a page: when Streamlit ran the page without ``streamlit_app.py``
+    (``_skipped_the_frame``), it draws the frame here.
+    """
+    ctx = get_script_run_ctx()
+    if ctx is not None and _skipped_the_frame():
+        # st.navigation makes the main script's hash the active one (the frame's elements carry it
+        # when streamlit_app.py draws them); the page's own elements and widgets keep the page's,
+        # as when streamlit_app.py runs the page, so their ids and state carry over to later runs.
+        with ctx.run_with_active_hash(ctx.pages_manager.current_page_script_hash):
+            frame()  # opens the workspace too
+    ws = st.session_state.get(_WORKSPACE_KEY)
+    return ws if isinstance(ws, Workspace) else open_workspace()
+
+
+def _skipped_the_frame() -> bool:
+    """Whether Streamlit ran this page file directly instead of through ``streamlit_app.py``.
+
+    While a ``pages/`` folder lies beside the main script and nothing in the server process has
+    called ``st.navigation`` yet, Streamlit (1.67) runs "multipage v1": the first request for
+    ``/Datasets`` after the server started runs ``pages/1_Datasets.py`` alone, without the
+    frame. ``st.navigation`` switches that off for the whole process
+    (``PagesManager.uses_pages_directory = False``), so this happens once per server, but
+    ``AppTest`` starts every run that way. A page file run as the main script (no ``pages/``
+    beside it) is not in that mode.
+    """
+    return bool(PagesManager.uses_pages_directory)
 
 
 def sidebar_workspace(ws: Workspace) -> None:

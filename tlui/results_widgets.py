@@ -1,8 +1,8 @@
-"""Pieces of the Results page: trial keys, cached study data, charts, evaluation, exports.
+"""Pieces of the Results page: trial labels and tables, cached study data, charts, evaluation, exports.
 
-Trials of several studies appear side by side, so a trial is named by a *key*
-``"<study>/<number>"`` (study names never hold a '/'). Cached loaders take plain
-strings and numbers so Streamlit hashes their keys cheaply:
+Trials of several studies appear side by side (``tlcore.search.compare.TrialSet``),
+named by their key ``"<study>/<number>"``. Cached loaders take plain strings and
+numbers so Streamlit hashes their keys cheaply:
 
 - ``study_figures_cached``: Optuna's views, keyed by the studies' names and a token
   that changes whenever one of their trials changes (state, value, epochs reported);
@@ -19,19 +19,26 @@ diverged), ``not_tested_reason`` (why it has no model, with the divergence reaso
 ``trial_table`` (a study's ``load_study_frame`` with the state DIVERGED and a
 ``rungs`` column such as "11 % → 33 % → full").
 
-User text in plotly labels goes through ``plot_text`` (plotly renders a little HTML).
+For the page's sections: ``studies_frame`` (the chosen studies' counts),
+``trial_label`` (a trial in menus and legends, ★ on the best), ``trials_frame`` (the
+trial tables of all chosen studies, stacked) with ``table_config``, ``keep_states``
+and ``shown_trials`` (its state and value filters, best first), ``facts_table`` (two
+trials' facts side by side), ``keep_valid`` (a widget's value kept only while still
+offered), ``FIGURE_HELP`` (a line on each of Optuna's views). The evaluation section
+and the test reports are ``tlui.evaluate_widgets``.
+
+Numbers are formatted and user text in plotly labels escaped by ``tlui.fmt``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import html
 import io
 import json
 import tempfile
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +53,8 @@ from tlcore.errors import TLCoreError
 from tlcore.gradcam import overlay
 from tlcore.predict import evaluate_run, prepare_image
 from tlcore.runfolder import RunFolder
-from tlcore.search import attrs
+from tlcore.search import StudySummary, attrs, load_study_frame
+from tlcore.search.compare import TrialSet, parse_key
 from tlcore.search.results import (
     DIVERGED,
     diverged_reason,
@@ -58,13 +66,16 @@ from tlcore.search.results import (
 )
 from tlcore.workspace import Workspace
 from tlui import data
+from tlui import fmt as tf
 from tlui.common import md_escape, show_error
 
 __all__ = [
-    "trial_key", "parse_key", "study_token", "study_figures_cached", "plot_text", "fmt", "pct",
+    "study_token", "study_figures_cached", "FIGURE_HELP",
     "curves_figure", "confusion_figure", "per_class_frame", "cached_evaluation",
     "gradcam_overlays", "export_zip", "model_mtime", "dataset_token", "guard", "DISPLAY_PX",
     "STATE_WORDS", "state_word", "not_tested_reason", "rungs_frame", "rung_facts", "trial_table",
+    "studies_frame", "trial_label", "trials_frame", "table_config", "keep_states", "shown_trials",
+    "trial_facts", "facts_table", "keep_valid",
 ]
 
 DISPLAY_PX = 160  # side of the top-loss images and their Grad-CAM overlays
@@ -73,18 +84,18 @@ STATE_WORDS = {"COMPLETE": "complete", "PRUNED": "pruned", DIVERGED: "diverged",
 REASON_CHARS = 300  # of an error or divergence reason shown in a sentence
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf"]
+FIGURE_HELP = {  # a line above each of Optuna's views (``tlcore.search.results.FIGURES``)
+    "optimization history": "Each trial's objective value in the order the trials ran, and the best so far.",
+    "parameter importances": "How much of the variation in the objective each parameter explains (fANOVA).",
+    "parallel coordinates": "Every complete trial as a line through its parameters to its objective value.",
+    "contour": "The objective over two parameters, interpolated between the trials tried.",
+    "slice": "The objective against each parameter on its own.",
+    "intermediate values": "The objective after each epoch: what the pruner compares.",
+    "timeline": "When each trial ran, on which worker slot, and how it ended.",
+}
 
 
-# ------------------------------------------------------------------- keys
-def trial_key(study: str, number: int) -> str:
-    return f"{study}/{int(number)}"
-
-
-def parse_key(key: str) -> tuple[str, int]:
-    study, number = key.rsplit("/", 1)
-    return study, int(number)
-
-
+# ------------------------------------------------------------ study data
 def study_token(study) -> str:
     """Changes whenever a trial of ``study`` is added, ends, reports an epoch or gets a value."""
     h = hashlib.sha1()
@@ -104,27 +115,6 @@ def study_figures_cached(ws_root: str, storage: str | None, names: tuple[str, ..
     ws = Workspace(ws_root)
     studies = [load_study(ws, n, storage) for n in names]
     return study_figures(studies if len(studies) > 1 else studies[0])
-
-
-# -------------------------------------------------------------- formatting
-def plot_text(s: object) -> str:
-    """Plotly renders a little HTML in labels; make user text show literally."""
-    return html.escape(str(s), quote=False)
-
-
-def fmt(v: Any) -> str:
-    """A short display string for a table cell that mixes kinds of values."""
-    if v is None or (isinstance(v, float) and np.isnan(v)):
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.3e}" if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5) else f"{v:.4g}"
-    return str(v)
-
-
-def pct(v: float | None) -> str:
-    return f"{100 * v:.1f} %" if isinstance(v, (int, float)) and not isinstance(v, bool) else "–"
 
 
 @contextlib.contextmanager
@@ -167,7 +157,7 @@ def not_tested_reason(t: Any) -> str:
     elif t.state == TrialState.PRUNED and rungs and rungs[-1].get("promoted") is False:
         r = rungs[-1]
         text = (f"Trial {n} was pruned at rung {r.get('rung', '?')} ({fraction_text(r.get('fraction'))} of the "
-                f"data, value {fmt(r.get('value'))}): successive halving kept better trials, so it saved no "
+                f"data, value {tf.cell(r.get('value'))}): successive halving kept better trials, so it saved no "
                 "model and was never tested.")
     elif t.state == TrialState.PRUNED:
         text = (f"Trial {n} was pruned after {epochs} epoch(s): the pruner stopped it early, so it saved no "
@@ -208,7 +198,7 @@ def rung_facts(t: Any) -> dict[str, str]:
     out = {"rungs": rung_path(t)}
     for r in rungs:
         label = f"rung {r.get('rung', '?')} ({fraction_text(r.get('fraction'))})"
-        out[label] = f"{fmt(r.get('value'))} · {_judged(r)}"
+        out[label] = f"{tf.cell(r.get('value'))} · {_judged(r)}"
     return out
 
 
@@ -223,6 +213,120 @@ def trial_table(frame: pd.DataFrame, trials: Sequence[Any]) -> pd.DataFrame:
     cols[at:at] = ["rungs"]
     cols.insert(cols.index("error") + 1 if "error" in cols else len(cols), "diverged")
     return out[cols]
+
+
+# ------------------------------------------------------- the page's tables
+def studies_frame(summaries: Iterable[StudySummary]) -> pd.DataFrame:
+    """One row per study: dataset, objective and direction, trial counts, best value and trial."""
+    rows = [{"study": s.name, "dataset": s.dataset, "objective": f"{s.objective} ({s.direction})",
+             "finished": s.finished, "budget": s.n_trials, "running": s.running,
+             "complete": s.counts.get("COMPLETE", 0), "pruned": s.counts.get("PRUNED", 0),
+             "failed": s.counts.get("FAIL", 0), "best value": s.best_value, "best trial": s.best_trial}
+            for s in summaries]
+    return pd.DataFrame(rows)
+
+
+def trial_label(ts: TrialSet, key: str) -> str:
+    """Plain text naming a trial in menus and legends: "trial 3 · 0.8123" ("study #3 · ..." when
+    several studies are chosen), its state when it is not complete, and ★ on the best."""
+    study, number = parse_key(key)
+    t = ts.trials[key]
+    head = f"{study} #{number}" if ts.many else f"trial {number}"
+    parts = [head] + ([tf.fixed(t.value, 4)] if t.value is not None else [])
+    if t.state != TrialState.COMPLETE:
+        parts.append(state_word(t))
+    return " · ".join(parts) + (" ★" if ts.is_best(key) else "")
+
+
+def trials_frame(ts: TrialSet) -> pd.DataFrame:
+    """The ``trial_table`` of every chosen study, stacked (with a ``study`` column when several)."""
+    frames = []
+    for n in ts.names:
+        f = trial_table(load_study_frame(ts.ws, n, ts.storage), ts.studies[n].get_trials(deepcopy=False))
+        if ts.many:
+            f.insert(0, "study", n)
+        frames.append(f)
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["number", "state", "value"])
+
+
+def table_config(df: pd.DataFrame) -> dict[str, Any]:
+    """The ``st.dataframe`` column configuration of a ``trials_frame``."""
+    cc = st.column_config
+    cfg: dict[str, Any] = {
+        "number": cc.NumberColumn("trial", format="%d"),
+        "value": cc.NumberColumn("value", format="%.4f", help="The study's objective."),
+        "best_val_accuracy": cc.NumberColumn("best val accuracy", format="percent"),
+        "test_accuracy": cc.NumberColumn("test accuracy", format="percent",
+                                         help="Of the best epoch's weights, on the held-out test split."),
+        "duration_s": cc.NumberColumn("duration", format="%.0f s"),
+        "started": cc.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss"),
+        "completed": cc.DatetimeColumn("completed", format="YYYY-MM-DD HH:mm:ss"),
+        "retry_of": cc.NumberColumn("retry of", format="%d"),
+        "rungs": cc.TextColumn("rungs", help="The data it trained on: one epoch on each subset (a successive-"
+                               "halving rung), then all of it if promoted."),
+        "diverged": cc.TextColumn("why it diverged"),
+    }
+    for col in df.columns:
+        if str(col).startswith("params_"):
+            label = str(col)[len("params_"):].replace("_", " ")
+            floats = pd.api.types.is_float_dtype(df[col])
+            cfg[col] = cc.NumberColumn(label, format="%.2e") if floats else label
+    return cfg
+
+
+def keep_states(key: str, states: list[str]) -> None:
+    """Keep the multiselect ``key``'s chosen states among ``states`` (all of them at first), and
+    choose a state that appeared since the last run (a trial completed) too."""
+    ss = st.session_state
+    seen = ss.get(f"{key}_seen")
+    keep_valid(key, states, states, many=True)
+    if seen is not None:
+        ss[key] = ss[key] + [s for s in states if s not in seen and s not in ss[key]]
+    ss[f"{key}_seen"] = states
+
+
+def shown_trials(ts: TrialSet, table: pd.DataFrame, states: list[str], at_least: float | None) -> pd.DataFrame:
+    """The rows of a ``trials_frame`` in ``states`` and with a value of at least ``at_least`` (None:
+    any, missing values too), best first."""
+    view = table[table["state"].isin(states)] if len(table) else table
+    if at_least is not None and len(view):
+        view = view[view["value"].notna() & (view["value"] >= at_least)]
+    return ts.best_first(view)
+
+
+def trial_facts(t: Any) -> dict[str, str]:
+    """A trial's facts as text, by row name: state, value, parameters, epochs, best epoch, test
+    accuracy, duration and its rungs (``rung_facts``)."""
+    m = attrs.metrics(t)
+    out = {"state": state_word(t), "value": tf.cell(t.value)}
+    out.update({p.replace("_", " "): tf.cell(v) for p, v in sorted(t.params.items())})
+    out.update({
+        "epochs": tf.cell(attrs.epochs(t)),
+        "best epoch": tf.cell(m.get("best_epoch")),
+        "test accuracy": tf.pct(m.get("test_accuracy")),
+        "duration": tf.seconds(attrs.duration_seconds(t)),
+        **rung_facts(t),
+    })
+    return out
+
+
+def facts_table(ts: TrialSet, a: str, b: str) -> pd.DataFrame:
+    """Trials ``a`` and ``b``'s ``trial_facts`` side by side, one row per fact ("–" where one has none)."""
+    fa, fb = trial_facts(ts.trials[a]), trial_facts(ts.trials[b])
+    rows = list(dict.fromkeys([*fa, *fb]))
+    return pd.DataFrame({"": rows, trial_label(ts, a): [fa.get(r, tf.MISSING) for r in rows],
+                         trial_label(ts, b): [fb.get(r, tf.MISSING) for r in rows]})
+
+
+def keep_valid(key: str, options: list[Any], default: Any, *, many: bool = False) -> None:
+    """Set widget ``key`` to ``default`` unless its value is still among ``options``
+    (for a multiselect: drop the values that are gone)."""
+    ss = st.session_state
+    if many:
+        ss[key] = [v for v in ss[key] if v in options] if key in ss else list(default)
+    elif ss.get(key) not in options:
+        ss[key] = default
 
 
 # ------------------------------------------------------------------ charts
@@ -244,7 +348,7 @@ def curves_figure(curves: pd.DataFrame, labels: dict[str, str]) -> go.Figure:
                 part = rows[(rows["split"] == split) & (rows["metric"] == metric)].sort_values("epoch")
                 if part.empty:
                     continue
-                name = plot_text(labels.get(key, key))
+                name = tf.plot_text(labels.get(key, key))
                 fig.add_trace(
                     go.Scatter(
                         x=part["epoch"].tolist(), y=part["value"].tolist(), mode="lines+markers",
@@ -265,7 +369,7 @@ def curves_figure(curves: pd.DataFrame, labels: dict[str, str]) -> go.Figure:
 def confusion_figure(cm: Sequence[Sequence[int]], class_names: Sequence[str], title: str = "") -> go.Figure:
     """A confusion-matrix heatmap: rows true class, columns predicted class, counts written in."""
     z = np.asarray(cm, dtype=int)
-    names = [plot_text(c) for c in class_names] if len(class_names) == len(z) else [str(i) for i in range(len(z))]
+    names = [tf.plot_text(c) for c in class_names] if len(class_names) == len(z) else [str(i) for i in range(len(z))]
     fig = go.Figure(
         go.Heatmap(
             z=z.tolist(), x=names, y=names, colorscale="Blues", showscale=False,
@@ -274,7 +378,7 @@ def confusion_figure(cm: Sequence[Sequence[int]], class_names: Sequence[str], ti
     )
     side = 160 + 36 * len(names)
     fig.update_layout(
-        title={"text": plot_text(title)} if title else None, height=min(700, max(260, side)),
+        title={"text": tf.plot_text(title)} if title else None, height=min(700, max(260, side)),
         margin={"t": 40 if title else 10, "b": 40, "l": 10, "r": 10},
         xaxis={"title": {"text": "predicted"}, "type": "category"},
         yaxis={"title": {"text": "true"}, "type": "category", "autorange": "reversed"},

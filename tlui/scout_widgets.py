@@ -11,18 +11,16 @@ through callbacks (which run before the next rerun, so before its widgets exist)
 "Start the study with the top K" asks the form (``scout_spec_option``) to give the
 new study a scout that reuses these cached features and seeds its first K trials.
 
-Results page (``agreement_section``, keys ``re_scout_*``): a study's ``tl_scout``
-attribute and ``tlcore.search.seeding.scout_agreement``: Kendall's tau between each
+Results page (``agreement_section``, keys ``re_scout_*``): a study's scout record
+(``tlcore.search.attrs.scout_record``) and ``tlcore.search.seeding.scout_agreement``: Kendall's tau between each
 score and the trials' validation accuracy.
 
 User text (dataset and study names, error messages) is Markdown-escaped, or
-HTML-escaped in plotly labels.
+HTML-escaped in plotly labels; messages, numbers and labels go through ``tlui.fmt``.
 """
 
 from __future__ import annotations
 
-import html
-import math
 import time
 from typing import Any
 
@@ -42,16 +40,19 @@ from tlcore.scout import (
     scout_cost_estimate,
     scout_status,
 )
-from tlcore.search import attrs, load_spec
+from tlcore.search import StudySpec, attrs, load_spec
 from tlcore.search.seeding import scout_agreement
+from tlcore.search.spec import SCOUT_DEFAULTS
 from tlcore.workspace import Workspace
+from tlui import fmt as tf
 from tlui.common import md_escape
 
 __all__ = ["scout_section", "scout_spec_option", "seed_note", "depth_figure", "ranked_view",
            "agreement_section", "agreement_table", "SCORE_LABELS"]
 
 TITLE = "Scout: rank the depths before training"
-DEFAULT_IMAGES = 2000
+DEFAULT_IMAGES = SCOUT_DEFAULTS["images"]
+MESSAGES = "se_scout_msg"  # the section's flash messages (tlui.fmt)
 DEFAULT_K = 3
 NARROW_TOP = 3  # depths the "Narrow" button keeps the range around
 MAX_K = 20
@@ -73,21 +74,6 @@ TAU_CAPTION = ("τ = 1: the score ranked the finished trials exactly as their va
 
 
 # ------------------------------------------------------------------ helpers
-def _plot_text(s: object) -> str:
-    return html.escape(str(s), quote=False)
-
-
-def _num(v: Any) -> float | None:
-    """A plain float, or None for a missing or non-finite value."""
-    if v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def _display(backbone: str) -> str:
     try:
         return bb.get(backbone).display_name
@@ -97,7 +83,7 @@ def _display(backbone: str) -> str:
 
 def _say(kind: str, text: str) -> None:
     """A message for the Scout section, shown once at its next render."""
-    st.session_state["se_scout_msg"] = [*st.session_state.get("se_scout_msg", []), (kind, text)]
+    tf.flash(MESSAGES, kind, text)
 
 
 def _settings_key(dataset: str, size: int, backbones: list[str]) -> str:
@@ -127,10 +113,10 @@ def depth_figure(table: pd.DataFrame, top: list[dict[str, Any]] | None = None) -
     for i, backbone in enumerate(dict.fromkeys(table["backbone"])):
         part = table[table["backbone"] == backbone].sort_values("depth")
         color = PALETTE[i % len(PALETTE)]
-        name = _plot_text(_display(backbone))
+        name = tf.plot_text(_display(backbone))
         depths = [int(d) for d in part["depth"]]
         for j, score in enumerate(DEPTH_SCORES):
-            ys = [_num(v) for v in part[score]]
+            ys = [tf.finite(v) for v in part[score]]
             fig.add_trace(go.Scatter(
                 x=depths, y=ys, mode="lines+markers", name=name, legendgroup=backbone, showlegend=j == 0,
                 line={"color": color}, marker={"size": 5},
@@ -183,7 +169,7 @@ def _weights() -> str | None:
 
 
 def _resize() -> str:
-    return str(st.session_state.get("se_new_resize") or "pad")
+    return str(st.session_state.get("se_new_resize") or StudySpec.resize_mode)
 
 
 def _on_run(ws: Workspace, dataset: str, backbones: list[str], size: int) -> None:
@@ -267,7 +253,7 @@ def _settle(run: dict[str, Any]) -> dict[str, Any] | None:
                                 "backbones (ImageNet weights need internet unless bundled or cached), then "
                                 "run it again.")
     else:
-        _say("success", f"Scout finished in {float(status.get('seconds') or 0):.1f} s.")
+        _say("success", f"Scout finished in {tf.seconds(float(status.get('seconds') or 0), 1)}.")
     return None
 
 
@@ -292,7 +278,7 @@ def _progress_view() -> None:
         text = f"{text}: {done} of {total} images"
     st.progress(min(1.0, done / total) if total else 0.0, text=md_escape(text))
     st.caption(f"Scouting {md_escape(run['dataset'])} at {int(run['size'])} px on {int(run['images'])} images; "
-               f"running for {time.time() - float(run.get('started') or time.time()):.0f} s.")
+               f"running for {tf.seconds(time.time() - float(run.get('started') or time.time()))}.")
 
 
 def _show_result(result: ScoutResult, backbones: list[str], asked: int | None) -> None:
@@ -305,8 +291,8 @@ def _show_result(result: ScoutResult, backbones: list[str], asked: int | None) -
     st.markdown("**Ranked, best first**")
     st.dataframe(ranked_view(table), hide_index=True, column_config=_table_config(), key="se_scout_table")
     used = _combined_from(table)
-    st.caption(f"{result.images} training images at {result.image_size} px, scored in {result.seconds:.1f} s "
-               f"(features {result.feature_seconds:.1f} s{', from the cache' if result.cached else ''}). "
+    st.caption(f"{result.images} training images at {result.image_size} px, scored in {tf.seconds(result.seconds, 1)} "
+               f"(features {tf.seconds(result.feature_seconds, 1)}{', from the cache' if result.cached else ''}). "
                f"Rank = the mean rank under {', '.join(SCORE_LABELS[s] for s in used) or 'no score'}"
                + ("" if {"leep", "nce"} & set(used) else "; LEEP and NCE rank backbones, not depths") + ".")
     for note in result.notes:
@@ -334,14 +320,13 @@ def scout_section(ws: Workspace, datasets: list[str], expanded: bool = False) ->
     ss.setdefault("se_scout_images", DEFAULT_IMAGES)
     if ss.get("se_scout_run"):
         _settle(ss["se_scout_run"])  # ended since the last rerun: show its outcome now
-    messages = ss.pop("se_scout_msg", [])
+    messages = tf.take_flash(MESSAGES)
     running = bool(ss.get("se_scout_run"))
     with st.expander(TITLE, expanded=expanded or running or bool(messages) or "se_scout_error" in ss,
                      icon=":material/travel_explore:"):
         st.caption(EXPLAIN)
         st.caption(CAVEAT)
-        for kind, text in messages:
-            getattr(st, kind)(text)
+        tf.show_messages(messages)
         dataset = ss.get("se_new_dataset")
         backbones = [b for b in ss.get("se_new_backbones") or [] if b in bb.list_backbones()]
         size = int(ss.get("se_new_size") or 0)
@@ -364,7 +349,7 @@ def scout_section(ws: Workspace, datasets: list[str], expanded: bool = False) ->
                   help="Runs in the background; the result is saved and shown here when it is done.")
         if not running:
             est = scout_cost_estimate(int(images), size, backbones)
-            st.caption(f"About {est:.0f} s on one CPU core the first time (a GPU is much faster); "
+            st.caption(f"About {tf.seconds(est)} on one CPU core the first time (a GPU is much faster); "
                        "seconds once its features are cached.")
         if "se_scout_error" in ss:
             st.error(md_escape(ss["se_scout_error"]))
@@ -390,16 +375,11 @@ def scout_section(ws: Workspace, datasets: list[str], expanded: bool = False) ->
 
 
 # ------------------------------------------------------------------ Results page
-def _fmt_tau(v: Any) -> str:
-    f = _num(v)
-    return "—" if f is None else f"{f:.2f}"
-
-
 def agreement_table(agreement: pd.DataFrame) -> pd.DataFrame:
     """``scout_agreement``'s frame as shown: score names, τ to two decimals (or "—")."""
     return pd.DataFrame({
         "score": [SCORE_LABELS.get(s, s) for s in agreement["score"]],
-        "Kendall τ": [_fmt_tau(v) for v in agreement["tau"]],
+        "Kendall τ": [tf.fixed(v, 2, missing="—") for v in agreement["tau"]],
         "trials": [int(n) for n in agreement["trials"]],
         "note": [str(n or "") for n in agreement["note"]],
     })
@@ -418,7 +398,7 @@ def _seeded_text(seeded: list[dict[str, Any]], trials: list[Any]) -> str:
 
 
 def agreement_section(ws: Workspace, storage: str | None, studies: dict[str, Any]) -> None:
-    """How well each of the scout's scores ranked a study's finished trials (the study's ``tl_scout``)."""
+    """How well each of the scout's scores ranked a study's finished trials (the study's ``attrs.scout_record``)."""
     ss = st.session_state
     st.subheader("Scout vs the trials")
     names = list(studies)
@@ -458,7 +438,7 @@ def agreement_section(ws: Workspace, storage: str | None, studies: dict[str, Any
     else:
         st.caption("The scout seeded no trial (no scored depth within the study's ranges).")
     facts = (f"Scored {attr.get('images', '?')} training images at {attr.get('image_size', '?')} px in "
-             f"{_num(attr.get('seconds')) or 0:.1f} s")
+             f"{tf.seconds(tf.finite(attr.get('seconds')) or 0, 1)}")
     used = [SCORE_LABELS.get(s, s) for s in attr.get("combined_from") or []]
     st.caption(md_escape(facts + (f"; combined = the mean rank under {', '.join(used)}" if used else "") + "."))
     for note in attr.get("notes") or []:

@@ -1,6 +1,6 @@
 """Data and drawing helpers for the Search page: one poll of a study, spec uploads, its plots and texts.
 
-Nothing here draws widgets; ``pages/3_Search.py`` does. A poll (``poll_study``)
+Nothing here draws widgets; ``pages/3_Search.py`` and ``tlui.search_form`` do. A poll (``poll_study``)
 is what the page's live section runs on every refresh: one ``list_studies``,
 one ``load_study_frame``, one read of the trials from the (already open,
 process-wide) storage (their per-epoch values for the curves, the best value so
@@ -8,22 +8,23 @@ far over time, which trials diverged and their successive-halving rungs), and
 this machine's worker state files. With the default journal storage each storage
 read only replays the log lines added since the last read.
 
-Texts for the page: ``status_sentence``, ``best_trial_text``, ``worker_progress_text``
-(with the rung a worker is on), ``fmt``; tables: ``trial_table``, ``diverged_table``;
-figures: ``curves_figure``, ``best_figure``. Text returned for Markdown elements is
-Markdown-escaped where it quotes user input.
+Texts for the page: ``study_label``, ``status_sentence``, ``best_trial_text``,
+``worker_progress_text`` (with the rung a worker is on), ``crash_text`` (a crashed
+worker and the last line of its log); tables: ``trial_table``, ``diverged_table``,
+``workers_table``, with ``trial_table_config``; figures: ``curves_figure``,
+``best_figure``. Text returned for Markdown elements is Markdown-escaped where it
+quotes user input; numbers and plotly labels go through ``tlui.fmt``.
 """
 
 from __future__ import annotations
 
-import html
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
-
+import streamlit as st
 from optuna.trial import FrozenTrial
 
 from tlcore.errors import ConfigError
@@ -37,14 +38,17 @@ from tlcore.search import (
     open_storage,
 )
 from tlcore.search.results import DIVERGED, best_so_far, fraction_text, with_outcomes
-from tlcore.search.worker_state import TRAINING_STATUS
+from tlcore.search.worker_state import TRAINING_STATUS, WorkerState
 from tlcore.workspace import Workspace
+from tlui import fmt as tf
 from tlui.common import md_escape
 
 __all__ = ["Snapshot", "poll_study", "parse_spec_text", "curves_figure", "trial_table", "MAX_CURVES",
-           "diverged_table", "best_figure", "worker_progress_text", "best_trial_text", "status_sentence", "fmt"]
+           "diverged_table", "best_figure", "worker_progress_text", "best_trial_text", "status_sentence",
+           "workers_table", "trial_table_config", "crash_text", "study_label"]
 
 MAX_CURVES = 150  # trials drawn in the intermediate-values plot (the newest)
+SCIENTIFIC = ("learning_rate", "fine_tune_factor")  # parameters shown in scientific notation
 _DASH = {"PRUNED": "dash", "FAIL": "dot"}
 
 
@@ -76,6 +80,11 @@ class Snapshot:
     @property
     def alive_workers(self) -> list[WorkerInfo]:
         return [w for w in self.workers if w.alive]
+
+    @property
+    def crashed_workers(self) -> list[WorkerInfo]:
+        """The local workers that ended without finishing (an error, killed, out of memory)."""
+        return [w for w in self.workers if w.state == WorkerState.CRASHED]
 
     @property
     def active(self) -> bool:
@@ -162,14 +171,43 @@ def diverged_table(frame: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("trial", ascending=False).reset_index(drop=True)
 
 
+def trial_table_config(table: pd.DataFrame, objective: str) -> dict[str, Any]:
+    """The ``st.dataframe`` column configuration of a ``trial_table``: parameters by their names,
+    learning rates and fine-tune factors in scientific notation."""
+    config: dict[str, Any] = {
+        "number": st.column_config.NumberColumn("trial", format="%d"),
+        "value": st.column_config.NumberColumn(objective, format="%.4f"),
+        "duration_s": st.column_config.NumberColumn("duration (s)", format="%.0f"),
+    }
+    for c in table.columns:
+        if c.startswith("params_"):
+            name = c.removeprefix("params_")
+            config[c] = (st.column_config.NumberColumn(name, format="%.2e") if name in SCIENTIFIC
+                         else st.column_config.Column(name))
+    return config
+
+
+def workers_table(workers: list[WorkerInfo]) -> pd.DataFrame:
+    """One row per local worker: id, state, alive, trial, pid, trials done, why it stopped."""
+    return pd.DataFrame([{"worker": w.worker_id, "state": w.state, "alive": w.alive, "trial": w.trial, "pid": w.pid,
+                          "trials done": w.record.trials_done, "why it stopped": w.record.reason or ""}
+                         for w in workers])
+
+
 # ------------------------------------------------------------------- texts
-def fmt(v: Any) -> str:
-    """A short display string for a number (or "–")."""
-    if v is None or (isinstance(v, float) and v != v):
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.2e}" if v != 0 and abs(v) < 1e-2 else f"{v:.4f}"
-    return str(v)
+def study_label(s: StudySummary) -> str:
+    """Plain text naming a study in the menu: name, dataset, when it was created."""
+    return f"{s.name}  ·  {s.dataset}  ·  created {s.created.replace('T', ' ')[:16] or '?'}"
+
+
+def crash_text(w: WorkerInfo, tail: str) -> str:
+    """Markdown saying that worker ``w`` crashed, quoting the last line of its log's ``tail``, and
+    what to do."""
+    last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
+    return (f"Worker {md_escape(w.worker_id)} crashed: it stopped without finishing (pid {w.pid}). "
+            + (f"The last line of its log: {md_escape(last)} " if last else "Its log is empty. ")
+            + "A trial it was running is queued again when a worker next starts. Fix what the log "
+            "shows, then start workers again below (Add workers, or Resume after a stop).")
 
 
 def status_sentence(s: StudySummary, snap: Snapshot) -> tuple[str, str]:
@@ -194,9 +232,9 @@ def best_trial_text(s: StudySummary, frame: pd.DataFrame) -> str | None:
     row = frame.loc[frame["number"] == s.best_trial].iloc[0]
     params = {c.removeprefix("params_"): row[c] for c in frame.columns if c.startswith("params_") and pd.notna(row[c])}
     test = row.get("test_accuracy")
-    return (f"**Best trial {s.best_trial}**: {md_escape(s.objective)} {fmt(s.best_value)}"
-            + (f", test accuracy {fmt(float(test))}" if test is not None and pd.notna(test) else "")
-            + "  \n" + md_escape(" · ".join(f"{k} {fmt(v)}" for k, v in params.items())))
+    return (f"**Best trial {s.best_trial}**: {md_escape(s.objective)} {tf.number(s.best_value)}"
+            + (f", test accuracy {tf.number(float(test))}" if test is not None and pd.notna(test) else "")
+            + "  \n" + md_escape(" · ".join(f"{k} {tf.number(v)}" for k, v in params.items())))
 
 
 def worker_progress_text(w: WorkerInfo) -> str:
@@ -213,11 +251,6 @@ def worker_progress_text(w: WorkerInfo) -> str:
     return text
 
 
-def _text(s: Any) -> str:
-    """Plotly renders a little HTML in labels; make text show literally."""
-    return html.escape(str(s), quote=False)
-
-
 def curves_figure(curves: dict[int, tuple[str, list[int], list[float]]], objective: str) -> go.Figure:
     """The objective after each epoch, one line per trial; pruned trials dashed, failed dotted."""
     fig = go.Figure()
@@ -226,11 +259,11 @@ def curves_figure(curves: dict[int, tuple[str, list[int], list[float]]], objecti
         fig.add_trace(go.Scatter(
             x=xs, y=ys, mode="lines+markers", name=f"trial {number} ({state.lower()})",
             line={"dash": _DASH.get(state, "solid")},
-            hovertemplate=f"trial {number}, epoch %{{x}}: %{{y:.4f}}<extra>{_text(state.lower())}</extra>",
+            hovertemplate=f"trial {number}, epoch %{{x}}: %{{y:.4f}}<extra>{tf.plot_text(state.lower())}</extra>",
         ))
     fig.update_layout(
-        title={"text": f"{_text(objective)} after each epoch (pruned dashed, failed dotted)"},
-        xaxis={"title": {"text": "epoch"}, "dtick": 1}, yaxis={"title": {"text": _text(objective)}},
+        title={"text": f"{tf.plot_text(objective)} after each epoch (pruned dashed, failed dotted)"},
+        xaxis={"title": {"text": "epoch"}, "dtick": 1}, yaxis={"title": {"text": tf.plot_text(objective)}},
         margin={"t": 40, "b": 40}, height=360, legend={"font": {"size": 11}},
     )
     return fig
@@ -256,9 +289,9 @@ def best_figure(best: pd.DataFrame, objective: str) -> go.Figure:
         hovertemplate=f"%{{x:.1f}} {unit}: %{{y:.4f}} (trial %{{customdata}})<extra></extra>",
     ))
     fig.update_layout(
-        title={"text": f"Best so far: best {_text(objective)} since the study started"},
+        title={"text": f"Best so far: best {tf.plot_text(objective)} since the study started"},
         xaxis={"title": {"text": f"{unit} since the first trial started"}, "rangemode": "tozero"},
-        yaxis={"title": {"text": _text(objective)}},
+        yaxis={"title": {"text": tf.plot_text(objective)}},
         margin={"t": 40, "b": 40}, height=300, showlegend=False,
     )
     if len(best):  # around the values: Plotly's own range for a single point spans a whole unit

@@ -7,13 +7,16 @@
 - ``extract_zip``    safe extraction of uploaded archives
 - ``add_dataset`` … the workspace operations (register, rescan, load, remove)
 - ``ensure_demo``    the bundled demo dataset
+- ``registry_table`` … datasets described for people: the registry as a table, what a scan
+  found and what to do about its problems, the problem report summed and filtered
 
 Modules: ``_scan`` (the scanner and its rules), ``_imageio`` (decoding, resizing),
 ``_split`` (splits), ``_ops`` (register, rescan, load, remove; zip, IDX and
 Fashion-MNIST datasets; split settings), ``_archive`` (zip extraction), ``_idx``
-(IDX files, Fashion-MNIST lookup), ``_demo``. The registry itself is
-``tlcore.workspace``. Users: the Datasets page (through ``tlui.data``'s cached
-loaders), ``python -m tlcore datasets`` (``cli._datasets``), ``tlcore.trainer``
+(IDX files, Fashion-MNIST lookup), ``_demo``, ``_report`` (tables and sentences for
+the pages). The registry itself is ``tlcore.workspace``. Users: the Datasets and Home
+pages (through ``tlui.data``'s cached loaders and ``tlui.datasets_widgets``),
+``python -m tlcore datasets`` (``cli._datasets``), ``tlcore.trainer``
 (``dataset_splits``), ``tlcore.pipeline`` and ``tlcore.predict`` (``load_rgb``,
 ``resize_to``).
 """
@@ -29,6 +32,7 @@ from tlcore.datasets._idx import (
 )
 from tlcore.datasets._imageio import IMAGE_EXTENSIONS, load_rgb, read_header, resize_to, thumbnail
 from tlcore.datasets._ops import (
+    OWNED_SOURCES,
     add_dataset,
     add_fashion_mnist,
     add_idx_dataset,
@@ -43,6 +47,15 @@ from tlcore.datasets._ops import (
     rescan_dataset,
     save_split_spec,
 )
+from tlcore.datasets._report import (
+    REGISTRY_COLUMNS,
+    filter_problems,
+    name_from_filename,
+    problem_counts,
+    problems_advice,
+    registry_table,
+    scan_summary,
+)
 from tlcore.datasets._scan import ScanOptions, ScanResult, scan_dataset
 from tlcore.datasets._split import SPLITS, assign_splits, split_counts
 
@@ -51,6 +64,8 @@ __all__ = [
     "DEMO_PATH",
     "FASHION_MNIST_CLASSES",
     "IMAGE_EXTENSIONS",
+    "OWNED_SOURCES",
+    "REGISTRY_COLUMNS",
     "SPLITS",
     "ScanOptions",
     "ScanResult",
@@ -63,6 +78,7 @@ __all__ = [
     "dataset_summary",
     "ensure_demo",
     "extract_zip",
+    "filter_problems",
     "find_fashion_mnist",
     "import_fashion_mnist",
     "import_idx",
@@ -71,13 +87,18 @@ __all__ = [
     "load_rgb",
     "load_scan_info",
     "load_split_spec",
+    "name_from_filename",
+    "problem_counts",
+    "problems_advice",
     "read_header",
     "read_idx",
+    "registry_table",
     "remove_dataset",
     "rescan_dataset",
     "resize_to",
     "save_split_spec",
     "scan_dataset",
+    "scan_summary",
     "split_counts",
     "thumbnail",
 ]

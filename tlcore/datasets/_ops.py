@@ -58,7 +58,12 @@ __all__ = [
     "save_split_spec",
     "dataset_splits",
     "dataset_summary",
+    "OWNED_SOURCES",
 ]
+
+# The sources of datasets whose image folder the workbench created under <workspace>/data/
+# (uploads, IDX and Fashion-MNIST imports): removing one may delete its files too.
+OWNED_SOURCES = ("upload", "idx")
 
 Progress = Callable[[int, int], None]
 
@@ -192,7 +197,7 @@ def rescan_dataset(
 
 
 def _owned_folder(ws: Workspace, rec: DatasetRecord) -> bool:
-    return rec.source in ("upload", "idx") and Path(rec.path).resolve().is_relative_to(ws.data_dir.resolve())
+    return rec.source in OWNED_SOURCES and Path(rec.path).resolve().is_relative_to(ws.data_dir.resolve())
 
 
 def _new_data_folder(ws: Workspace, name: str) -> Path:

@@ -12,7 +12,7 @@ or None, which means "maximize" (the default of a bare list of trials). Anything
 else is a ``ConfigError``.
 
 Users: ``study`` (``StudySummary.best_value``), ``results`` (``best_trial``,
-``best_so_far``), ``pruners`` (``RungPruner``), and the Results page's ranking.
+``best_so_far``), ``pruners`` (``RungPruner``), and ``compare`` (the Results page's ranking).
 
 Example:
 

@@ -47,9 +47,6 @@ __all__ = ["launch_workers", "stop_workers", "CRASHED", "STORAGE_ENV"]
 
 CRASHED = WorkerState.CRASHED  # a worker's state when it exited without finishing (older name)
 STORAGE_ENV = "TLCORE_STORAGE"  # how a launched worker gets its storage URL (never on its command line)
-# The registry of the processes started here is tlcore.background's. This name for it is kept only for
-# tests/test_page_scout.py, which reads it: remove it once that test reads ``background._CHILDREN``.
-_CHILDREN = background._CHILDREN
 
 
 def launch_workers(

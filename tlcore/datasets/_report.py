@@ -1,0 +1,109 @@
+"""Datasets described for people: the registry as a table, what a scan found, the problem report.
+
+What the Datasets and Home pages show about datasets, as plain data and plain sentences, so the
+pages only lay them out (and Markdown-escape them: nothing here escapes anything):
+
+- ``registry_table``       the registered datasets, one row each (``REGISTRY_COLUMNS``)
+- ``scan_summary``         "N images in C classes, P problems." for a scan that just finished
+- ``problems_advice``      what the problems of a new dataset's scan mean and what to do
+- ``problem_counts``       the problem report summed by kind and severity
+- ``filter_problems``      the rows of the problem report a person asked to see
+- ``name_from_filename``   a valid dataset name from an uploaded archive's file name
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from tlcore.datasets._scan import ScanResult
+from tlcore.workspace import DatasetRecord
+
+__all__ = [
+    "REGISTRY_COLUMNS",
+    "registry_table",
+    "scan_summary",
+    "problems_advice",
+    "problem_counts",
+    "filter_problems",
+    "name_from_filename",
+]
+
+REGISTRY_COLUMNS = ("name", "images", "classes", "problems", "source", "layout", "scanned", "path")
+
+
+def registry_table(records: Iterable[DatasetRecord], columns: Sequence[str] = REGISTRY_COLUMNS) -> pd.DataFrame:
+    """The registered datasets as a table, one row each, with ``columns`` (a subset of
+    ``REGISTRY_COLUMNS``, in that order); empty, with the columns, when there are none."""
+    unknown = [c for c in columns if c not in REGISTRY_COLUMNS]
+    if unknown:
+        raise ValueError(f"Unknown registry columns. Received: {unknown}; expected some of {list(REGISTRY_COLUMNS)}.")
+    rows = [
+        {"name": r.name, "images": r.num_images, "classes": r.num_classes, "problems": r.num_problems,
+         "source": r.source, "layout": r.layout, "scanned": r.scanned_at or "", "path": r.path}
+        for r in records
+    ]
+    return pd.DataFrame([{c: row[c] for c in columns} for row in rows], columns=list(columns))
+
+
+def scan_summary(result: ScanResult) -> str:
+    """``"500 images in 10 classes, 0 problems."``: the usable images, classes and problems a scan found."""
+    idx = result.index
+    images = int(idx["usable"].sum()) if len(idx) else 0
+    return f"{images:,} images in {len(result.classes)} classes, {len(result.problems):,} problems."
+
+
+def problems_advice(result: ScanResult, source: str) -> str | None:
+    """What the problems a new dataset's scan found mean and what to do about them; None when
+    there were none. ``source`` is the dataset's source ("upload" for an uploaded archive: the
+    fix is a new archive; otherwise the folder is fixed in place and rescanned)."""
+    probs = result.problems
+    errors = int((probs["severity"] == "error").sum()) if len(probs) else 0
+    warnings = len(probs) - errors
+    if not errors and not warnings:
+        return None
+    if errors:
+        found = (f"{errors:,} file(s) it cannot use (damaged, unreadable or not images), left out; "
+                 "the good images were added")
+        if warnings:
+            found += f", with {warnings:,} warning(s)"
+    else:
+        found = f"{warnings:,} warning(s) (such as skipped non-image files or duplicates)"
+    redo = ("remove this dataset, fix or delete those files in the archive and upload it again"
+            if source == "upload" else "fix or delete those files in the folder, then press Rescan")
+    return f"The scan found {found}. The Problems tab below names each file and what to do: {redo}."
+
+
+def problem_counts(problems: pd.DataFrame) -> pd.DataFrame:
+    """The problem report summed: one row per (kind, severity) with its ``count``, errors
+    first, the most frequent first within a severity."""
+    return (
+        problems.groupby(["kind", "severity"]).size().rename("count").reset_index()
+        .sort_values(["severity", "count"], ascending=[True, False])
+    )
+
+
+def filter_problems(
+    problems: pd.DataFrame, severities: Iterable[str], kinds: Iterable[str], text: str = ""
+) -> pd.DataFrame:
+    """The problems of one of ``severities`` and one of ``kinds`` whose file path contains
+    ``text`` (case-insensitive, taken literally; blank matches every file)."""
+    view = problems[problems["severity"].isin(list(severities)) & problems["kind"].isin(list(kinds))]
+    text = text.strip()
+    if text:
+        view = view[view["relpath"].astype(str).str.contains(text, case=False, regex=False, na=False)]
+    return view
+
+
+def name_from_filename(filename: str) -> str:
+    """A dataset name from an upload's file name: ``My pets (2).zip`` → ``My-pets-2``.
+
+    Runs of characters a name cannot hold become one ``-``, leading and trailing
+    separators go, and the result is cut to 64 characters. It may still be invalid
+    (empty, for ``().zip``): registering it says so.
+    """
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(filename).stem).strip("-._")
+    return stem[:64]

@@ -1,0 +1,281 @@
+"""The Results page's trial reports: "Evaluate a trial" and the test reports of "Compare two trials".
+
+``evaluate_section`` (keys ``rs_eval*``, ``rs_dl_*``, ``rs_export*``, ``rs_top_n``,
+``rs_cam``): the chosen trial's successive-halving rungs, or why it has no model;
+for a complete trial its run folder (``tlcore.search.fetch_trial_run``) with
+downloads of its files, its stored test report, and on request its evaluation
+again on the test split (``results_widgets.cached_evaluation``: the report, the most
+confused classes and the top losses with Grad-CAM) and an export for serving
+(``results_widgets.export_zip``). Loading a model, evaluating and exporting wait for
+a button, and are cached by the run folder and its model's mtime.
+
+``report_view`` draws a test report (accuracy, macro F1, confusion matrix,
+per-class table); ``report_card`` a trial's stored one, for the side-by-side
+comparison. File names come from ``tlcore.runfolder.RunFolder``; user text (class
+and file names, error messages) is Markdown-escaped.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from optuna.trial import TrialState
+
+from tlcore.errors import NotFoundError, TLCoreError
+from tlcore.evaluate import most_confused, top_losses
+from tlcore.export import FORMATS
+from tlcore.runfolder import RunFolder
+from tlcore.search import attrs, fetch_trial_run, rung_path
+from tlcore.search.compare import TrialSet, parse_key
+from tlui import data
+from tlui import fmt as tf
+from tlui import results_widgets as rw
+from tlui.common import md_escape, show_error
+
+__all__ = ["evaluate_section", "report_view", "report_card", "FORMAT_LABELS"]
+
+TOP_LOSSES_DEFAULT = 8
+TOP_LOSSES_MAX = 32
+GALLERY_COLUMNS = 4
+MOST_CONFUSED = 10  # pairs of classes listed
+FORMAT_LABELS = {
+    "keras": "Keras 3 (.keras)",
+    "savedmodel": "TensorFlow SavedModel",
+    "tflite": "TFLite, float32",
+    "tflite_dynamic": "TFLite, dynamic-range quantized",
+}
+
+
+# ---------------------------------------------------------------- reports
+def report_view(report: dict[str, Any], class_names: list[str], key: str) -> None:
+    """A test report: accuracy, macro F1 and images, the confusion matrix, the per-class table."""
+    m = st.columns(3)
+    m[0].metric("Test accuracy", tf.pct(report.get("accuracy")))
+    m[1].metric("Macro F1", tf.fixed(report.get("macro_f1"), 3),
+                help="The mean of the classes' F1 scores: every class counts the same, however many images it has.")
+    m[2].metric("Test images", report.get("num_samples", tf.MISSING))
+    st.plotly_chart(rw.confusion_figure(report["confusion_matrix"], class_names), key=f"{key}::cm",
+                    config={"displayModeBar": False})
+    pc = rw.per_class_frame(report)
+    if len(pc):
+        cc = st.column_config
+        st.dataframe(pc, hide_index=True, column_config={
+            "precision": cc.NumberColumn(format="percent",
+                                         help="Of the images predicted as this class, the share that are."),
+            "recall": cc.NumberColumn(format="percent", help="Of this class's images, the share found."),
+            "f1": cc.NumberColumn("F1", format="%.3f"),
+        })
+
+
+def report_card(ts: TrialSet, key: str, slot: int) -> None:
+    """Trial ``key``'s stored test report under its label, or why it has none; ``slot`` keeps the
+    widget keys of the two compared trials apart."""
+    t = ts.trials[key]
+    st.markdown(f"**{md_escape(rw.trial_label(ts, key))}**")
+    report = attrs.metrics(t).get("test")
+    if not isinstance(report, dict) or not report.get("confusion_matrix"):
+        st.info(rw.not_tested_reason(t))
+        return
+    report_view(report, rw.report_class_names(report), f"rs_cmp::{slot}")
+
+
+# -------------------------------------------------------------- downloads
+def downloads(run: Path, name: str) -> None:
+    """Download buttons for the run's model, labels and metrics files."""
+    folder = RunFolder(run)
+    c = st.columns([2, 1, 1, 3])
+    c[0].download_button(
+        f"Download {folder.model_file.name}", data=functools.partial(folder.model_file.read_bytes),
+        file_name=f"{name}{folder.model_file.suffix}", mime="application/octet-stream", key="rs_dl_model",
+        on_click="ignore", type="primary", icon=":material/download:",
+        help="The Keras 3 model: raw RGB 0-255 images in, class probabilities out (any Keras backend).",
+    )
+    labels = folder.labels_file
+    if labels.is_file():
+        c[1].download_button(labels.name, data=labels.read_bytes(), file_name=f"{name}-{labels.name}",
+                             mime="text/plain", key="rs_dl_labels", on_click="ignore",
+                             help="The class names, one per line, in the model's output order.")
+    metrics = folder.metrics_file
+    if metrics.is_file():
+        c[2].download_button(metrics.name, data=metrics.read_bytes(), file_name=f"{name}-{metrics.name}",
+                             mime="application/json", key="rs_dl_metrics", on_click="ignore")
+
+
+def export_section(run: Path, name: str, mtime: int) -> None:
+    """Export the run for serving in the chosen formats, as a zip with the model card."""
+    import keras
+
+    folder = RunFolder(run)
+    card = folder.model_card_file.name
+    with st.expander("Export for serving: Keras, SavedModel, TFLite, with the model card"):
+        tf_ok = keras.backend.backend() == "tensorflow"
+        options = list(FORMATS) if tf_ok else ["keras"]
+        rw.keep_valid("rs_formats", options, [f for f in ("keras", "tflite") if f in options], many=True)
+        st.multiselect("Formats", options, key="rs_formats", format_func=lambda f: FORMAT_LABELS.get(f, f))
+        if not tf_ok:
+            st.caption("SavedModel and TFLite need the TensorFlow backend (KERAS\\_BACKEND=tensorflow).")
+        st.caption(f"Every export holds {md_escape(folder.labels_file.name)} and {md_escape(card)} (what the "
+                   "model expects and returns, how it was trained, its metrics). TFLite conversion takes a minute "
+                   "or more.")
+        formats = tuple(f for f in FORMATS if f in st.session_state["rs_formats"])
+        request = [str(run), mtime, list(formats)]
+        if st.button("Build the export", key="rs_export_btn", disabled=not formats):
+            st.session_state["rs_export_req"] = request
+        if st.session_state.get("rs_export_req") != request:
+            return
+        try:
+            with st.spinner("Exporting…"):
+                out = rw.export_zip(str(run), mtime, formats, name)
+        except TLCoreError as exc:
+            st.session_state.pop("rs_export_req", None)
+            show_error(exc)
+            return
+        c1, c2 = st.columns(2)
+        c1.download_button("Download the export (.zip)", data=out["zip"], file_name=f"{name}-export.zip",
+                           mime="application/zip", key="rs_dl_export", on_click="ignore", type="primary",
+                           icon=":material/download:")
+        c2.download_button(card, data=out["card"], file_name=f"{name}-{card}",
+                           mime="application/json", key="rs_dl_card", on_click="ignore")
+        files = pd.DataFrame([{"file": f, "bytes": v.get("bytes")} for f, v in out["files"].items()])
+        st.dataframe(files, hide_index=True, column_config={"bytes": st.column_config.NumberColumn(format="compact")})
+
+
+# ------------------------------------------------------------- evaluation
+def _image_version(path: str) -> int:
+    """The image file's mtime in nanoseconds (the thumbnail's cache key); 0 when it cannot be read."""
+    try:
+        return Path(path).stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def top_losses_view(res: dict[str, Any], run: str, mtime: int) -> None:
+    """The test images the model got most confidently wrong, with Grad-CAM on request."""
+    st.markdown("**Top losses**: the test images the model got most confidently wrong.")
+    probs, y_true = res["probabilities"], res["y_true"]
+    mistakes = int((probs.argmax(axis=1) != y_true).sum()) if len(y_true) else 0
+    if not mistakes:
+        st.success("No mistakes on the test split.")
+        return
+    hi = min(TOP_LOSSES_MAX, mistakes)
+    ss = st.session_state
+    ss.setdefault("rs_top_n", TOP_LOSSES_DEFAULT)
+    ss["rs_top_n"] = max(1, min(int(ss["rs_top_n"]), hi))
+    ss.setdefault("rs_cam", True)
+    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+    if hi > 1:
+        k = c1.slider("Images shown", min_value=1, max_value=hi, key="rs_top_n",
+                      help=f"{mistakes} of the {len(y_true)} test images are misclassified.")
+    else:
+        k = 1
+        c1.caption(f"1 of the {len(y_true)} test images is misclassified.")
+    show_cam = c2.toggle("Grad-CAM", key="rs_cam",
+                         help="Colour the parts of each image that raised the wrongly predicted class the most "
+                         "(red strongest, blue none), on the image as the model saw it.")
+    losses = top_losses(y_true, probs, int(k))
+    names = res["class_names"]
+    files = [res["files"][x["index"]] for x in losses]
+    cams = rw.gradcam_overlays(run, mtime, tuple(files), tuple(int(x["pred"]) for x in losses)) if show_cam else None
+    cols = st.columns(GALLERY_COLUMNS)
+    for i, item in enumerate(losses):
+        rel = res["relpaths"][item["index"]]
+        with cols[i % GALLERY_COLUMNS].container(border=True):
+            version = _image_version(files[i])
+            picture = data.thumb(files[i], version, rw.DISPLAY_PX) if version else None
+            true, pred = names[item["true"]], names[item["pred"]]
+            caption = (f"{md_escape(Path(rel).name)}: true {md_escape(true)}, predicted {md_escape(pred)} "
+                       f"({tf.pct(item['prob_pred'], 0)})")
+            if picture is not None:
+                st.image(picture, caption=caption)
+            else:
+                st.caption(caption + " (the image can no longer be read)")
+            if cams is not None and cams[i] is not None:
+                st.image(cams[i], caption=f"Grad-CAM: where it saw {md_escape(pred)}")
+
+
+def evaluation_view(res: dict[str, Any], run: str, mtime: int) -> None:
+    """The trial evaluated again: its report, the most confused classes, the top losses."""
+    report = res["report"]
+    if not report.get("num_samples"):
+        st.info("None of this trial's test images are in the dataset any more, so there is nothing to evaluate.")
+        return
+    if res["missing"]:
+        st.warning(f"{len(res['missing'])} of the run's test images are gone from the dataset or no longer usable; "
+                   f"these results are on the other {report['num_samples']}.")
+    elif not res["same_test_set"]:
+        st.caption("The test images changed since training (the dataset was edited and rescanned).")
+    st.caption(f"Evaluated again on the run's {report['num_samples']} test images:")
+    left, right = st.columns([3, 2])
+    with left:
+        report_view(report, res["class_names"], "rs_eval")
+    with right:
+        pairs = most_confused(report["confusion_matrix"], res["class_names"], MOST_CONFUSED)
+        if pairs:
+            st.markdown("**Most confused**")
+            st.dataframe(pd.DataFrame(pairs, columns=["true", "predicted", "images"]), hide_index=True)
+    top_losses_view(res, run, mtime)
+
+
+def _evaluate_run(ts: TrialSet, run: Path, mtime: int, report: Any) -> None:
+    """The stored report and the Evaluate button; once pressed (for this model file), the evaluation."""
+    eval_id = f"{run}|{mtime}"
+    ss = st.session_state
+    ss.setdefault("rs_evaluated", [])
+    if eval_id not in ss["rs_evaluated"]:
+        if isinstance(report, dict) and report.get("confusion_matrix"):
+            st.caption("As measured when the trial finished:")
+            report_view(report, rw.report_class_names(report), "rs_stored")
+        if st.button("Evaluate on the test split", key="rs_eval_btn", type="primary",
+                     help="Load the model, classify its test images again, and show its worst mistakes "
+                     "with Grad-CAM."):
+            ss["rs_evaluated"] = [*ss["rs_evaluated"], eval_id]
+            st.rerun()
+        return
+    try:
+        res = rw.cached_evaluation(str(ts.ws.root), str(run), mtime, rw.dataset_token(ts.ws, run))
+    except TLCoreError as exc:
+        show_error(exc)
+    else:
+        evaluation_view(res, str(run), mtime)
+
+
+def evaluate_section(ts: TrialSet) -> None:
+    """Choose a trial (the best at first); show its rungs, its files, its evaluation and the export."""
+    st.subheader("Evaluate a trial")
+    keys = list(ts.trials)
+    if not keys:
+        st.info("The study has no trials yet.")
+        return
+    ranked = ts.ranked()
+    rw.keep_valid("rs_eval", keys, ranked[0] if ranked else keys[0])
+    st.selectbox("Trial", keys, key="rs_eval", format_func=functools.partial(rw.trial_label, ts),
+                 help="The best trial (★) at first; any complete trial has its model and can be evaluated.")
+    key = st.session_state["rs_eval"]
+    study, number = parse_key(key)
+    t = ts.trials[key]
+    rungs = rw.rungs_frame(t)
+    if len(rungs):
+        st.caption(md_escape(f"Successive halving: {rung_path(t)}. Its value after each rung's epoch:"))
+        st.dataframe(rungs, hide_index=True, key="rs_rungs",
+                     column_config={"value": st.column_config.NumberColumn(format="%.4f")})
+    if t.state != TrialState.COMPLETE:
+        st.info(rw.not_tested_reason(t))
+        return
+    m = attrs.metrics(t)
+    try:
+        run = fetch_trial_run(ts.ws, study, number, ts.storage)
+    except NotFoundError as exc:
+        st.info(md_escape(f"{exc.message} {exc.fix or ''}".strip()))
+        return
+    name = f"{study}-trial{number}"
+    params = ", ".join(f"{p.replace('_', ' ')} {tf.cell(v)}" for p, v in sorted(t.params.items()))
+    st.caption(md_escape(f"{params} · best epoch {m.get('best_epoch', '?')} of "
+                         f"{attrs.epochs(t)} · run folder {run}"))
+    downloads(run, name)
+    mtime = rw.model_mtime(run)
+    _evaluate_run(ts, run, mtime, m.get("test"))
+    export_section(run, name, mtime)

@@ -1,0 +1,179 @@
+"""The Search page's session state: which study it shows, its messages, and what its buttons do.
+
+Session keys (the New-study form's ``se_new_*`` are ``tlui.search_form``'s, the
+Scout step's ``se_scout_*`` ``tlui.scout_widgets``'):
+
+- ``se_study``: the study shown (its selectbox). ``select_study`` settles it on every
+  run: a study just created (``se_pending_select``, set by ``select_next``), else the
+  one still selected, else the one in the URL (``?study=``), else the newest. A name
+  in the URL that is not a study gets a warning, unless it is the study just deleted
+  here (``se_deleted``), which leaves the URL quietly;
+- ``se_flash``: messages for the top of the page (``flash``, ``show_flash``);
+  ``se_notes``: messages of the live section, about one study, kept ``NOTE_SECONDS``
+  across its timed refreshes (``note``, ``show_notes``); both through ``tlui.fmt``;
+- ``se_auto``, ``se_refresh``: whether and how often the live section refreshes;
+  ``se_workers``: how many workers Resume and Add workers start;
+  ``se_full_run``: True while the whole page draws the live fragment (``full_run``), False
+  when the fragment reruns alone on its timer (``in_full_run``);
+- per study: ``se_fail_pick::<study>`` / ``se_fail_ok::<study>`` (the trial to mark
+  failed and its confirmation), ``se_del_name::<study>`` (the name typed to delete it).
+
+The button callbacks (``on_stop``, ``on_resume``, ``on_add``, ``on_fail``, ``on_delete``)
+run before the next rerun and leave their outcome as a note (or, for a deleted study,
+a flash): user text in them is Markdown-escaped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import streamlit as st
+
+from tlcore.errors import TLCoreError
+from tlcore.search import delete_study, fail_trial, launch_workers, resume_study, stop_workers
+from tlcore.workspace import Workspace
+from tlui import fmt as tf
+from tlui.common import md_escape
+
+__all__ = ["select_study", "select_next", "flash", "show_flash", "note", "show_notes", "fail_keys", "delete_key",
+           "full_run", "in_full_run",
+           "on_stop", "on_resume", "on_add", "on_fail", "on_delete", "REFRESH_CHOICES", "NOTE_SECONDS",
+           "MAX_WORKERS"]
+
+REFRESH_CHOICES = (1, 2, 5, 10, 30)  # seconds between live refreshes
+DEFAULT_REFRESH = 2
+NOTE_SECONDS = 60  # how long a button's message stays
+MAX_WORKERS = 16  # local workers one click starts at most
+FLASH = "se_flash"
+NOTES = "se_notes"
+
+
+# ------------------------------------------------------------- messages
+def flash(kind: str, text: str) -> None:
+    """A message for the top of the page, shown once (after the next rerun)."""
+    tf.flash(FLASH, kind, text)
+
+
+def show_flash() -> None:
+    tf.show_flash(FLASH)
+
+
+def note(study: str, kind: str, text: str) -> None:
+    """A message of the live section about ``study``: it stays ``NOTE_SECONDS`` across refreshes."""
+    tf.note(NOTES, study, kind, text, NOTE_SECONDS)
+
+
+def show_notes(study: str) -> None:
+    tf.show_notes(NOTES, study, NOTE_SECONDS)
+
+
+# ------------------------------------------------------------- selection
+def select_study(names: list[str]) -> str | None:
+    """Initialise the live section's keys and settle ``se_study`` among ``names`` (newest first);
+    return it (None without studies)."""
+    ss = st.session_state
+    for key, value in (("se_auto", True), ("se_refresh", DEFAULT_REFRESH), ("se_workers", 1)):
+        ss.setdefault(key, value)
+    pending = ss.pop("se_pending_select", None)
+    if pending in names:
+        ss["se_study"] = pending
+    if ss.get("se_study") not in names:
+        wanted = st.query_params.get("study")
+        if wanted in names:
+            ss["se_study"] = wanted
+        else:
+            if wanted and wanted == ss.get("se_deleted"):
+                del st.query_params["study"]
+            elif wanted:
+                flash("warning", f"There is no study named {md_escape(wanted)} in this workspace"
+                                 + ("; showing the newest." if names else "."))
+            ss["se_study"] = names[0] if names else None
+    return ss["se_study"]
+
+
+def select_next(name: str) -> None:
+    """Show study ``name`` from the next run on (one just created)."""
+    st.session_state["se_pending_select"] = name
+
+
+@contextlib.contextmanager
+def full_run() -> Iterator[None]:
+    """Mark the live fragment drawn inside as drawn by a run of the whole page."""
+    st.session_state["se_full_run"] = True
+    try:
+        yield
+    finally:
+        st.session_state["se_full_run"] = False
+
+
+def in_full_run() -> bool:
+    """Whether the whole page is running (False when the live fragment reruns on its own)."""
+    return bool(st.session_state.get("se_full_run", False))
+
+
+def fail_keys(study: str) -> tuple[str, str]:
+    """The keys of the running trial to mark failed and of its confirmation checkbox."""
+    return f"se_fail_pick::{study}", f"se_fail_ok::{study}"
+
+
+def delete_key(study: str) -> str:
+    """The key of the text input where the study's name is typed to delete it."""
+    return f"se_del_name::{study}"
+
+
+# ------------------------------------------------------------ callbacks
+_FAILED = object()
+
+
+def _attempt(study: str, action: Callable[[], Any]) -> Any:
+    """``action()``'s result; when it raises a ``TLCoreError``, a note about ``study`` with the
+    error, and ``_FAILED``."""
+    try:
+        return action()
+    except TLCoreError as exc:
+        note(study, "error", md_escape(exc))
+        return _FAILED
+
+
+def on_stop(ws: Workspace, name: str) -> None:
+    n = _attempt(name, lambda: stop_workers(ws, name))
+    if n is not _FAILED:
+        note(name, "success", f"Stop requested; {n} local worker(s) signalled. A running trial ends at its next "
+                              "batch (marked interrupted) and no new trial starts. Resume queues it again.")
+
+
+def on_resume(ws: Workspace, name: str) -> None:
+    n = int(st.session_state["se_workers"])
+    done = _attempt(name, lambda: (resume_study(ws, name), launch_workers(ws, name, n) if n else []))
+    if done is not _FAILED:
+        again, ids = done
+        note(name, "success", f"Resumed: {again} interrupted trial(s) queued again"
+                              + (f", {len(ids)} worker(s) started." if ids else "; no worker started."))
+
+
+def on_add(ws: Workspace, name: str) -> None:
+    ids = _attempt(name, lambda: launch_workers(ws, name, int(st.session_state["se_workers"])))
+    if ids is not _FAILED:
+        note(name, "success", f"Started {len(ids)} worker(s).")
+
+
+def on_fail(ws: Workspace, name: str) -> None:
+    ss = st.session_state
+    pick, ok = fail_keys(name)
+    number = ss.get(pick)
+    ss[ok] = False
+    if number is not None and _attempt(name, lambda: fail_trial(ws, name, int(number))) is not _FAILED:
+        note(name, "success", f"Trial {int(number)} marked failed; its worker moves on to the next trial.")
+
+
+def on_delete(ws: Workspace, name: str) -> None:
+    ss = st.session_state
+    removed = _attempt(name, lambda: delete_study(ws, name))
+    if removed is _FAILED:
+        return
+    ss[delete_key(name)] = ""
+    ss["se_deleted"] = name
+    ss.pop("se_study", None)
+    flash("success", f"Deleted study {md_escape(name)} and {removed} trial file(s).")
