@@ -201,7 +201,7 @@ def run_dataset(ws, kind: str, args: argparse.Namespace, log) -> dict[str, Any]:
 def search_child(args: argparse.Namespace) -> None:
     """One side of ``--search``: its own workspace, a barrier, then the timed search."""
     from tlcore.runtime import configure
-    from tlcore.search import StudySpec, create_study, load_study, run_worker
+    from tlcore.search import StudySpec, attrs, create_study, load_study, run_worker
     from tlcore.workspace import Workspace
 
     configure()
@@ -228,7 +228,7 @@ def search_child(args: argparse.Namespace) -> None:
         done = t.datetime_complete.timestamp() - t0 if t.datetime_complete else None
         trials.append({"number": t.number, "state": t.state.name, "params": dict(t.params),
                        "value": t.value, "finished_at_s": done})
-    attr = load_study(ws, study).user_attrs.get("tl_scout")
+    attr = attrs.scout_record(load_study(ws, study).user_attrs)
     Path(args.result).write_text(json.dumps({"role": args.role, "wall_seconds": wall, "trials": trials,
                                              "scout": {k: v for k, v in (attr or {}).items() if k != "rows"}},
                                             default=str))

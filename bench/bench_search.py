@@ -111,6 +111,7 @@ import pandas as pd  # noqa: E402
 import _fmnist  # noqa: E402
 from tlcore.config import TrainSpec  # noqa: E402
 from tlcore.datasets import dataset_splits, load_split_spec, resize_to  # noqa: E402
+from tlcore.search import attrs  # noqa: E402
 from tlcore.workspace import Workspace  # noqa: E402
 
 # ------------------------------------------------------------------ the search
@@ -359,10 +360,9 @@ def child_plain(args: argparse.Namespace, ws: Workspace, sync_dir: Path) -> dict
 
 # ------------------------------------------------------------------ the project
 def _trial_best_val(t) -> float | None:
-    hist = t.user_attrs.get("tl_history") or []
-    accs = [float(h["val_accuracy"]) for h in hist if isinstance(h, dict) and h.get("val_accuracy") is not None]
-    if accs:
-        return max(accs)
+    best = attrs.best_val_accuracy(t)
+    if best is not None:
+        return float(best)
     if t.value is not None:
         return float(t.value)
     return max(t.intermediate_values.values()) if t.intermediate_values else None
@@ -403,16 +403,16 @@ def child_project(args: argparse.Namespace, ws: Workspace, sync_dir: Path) -> di
     for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
         done = t.datetime_complete
         best_val = _trial_best_val(t)
-        diverged = t.user_attrs.get("tl_diverged")
+        diverged = attrs.diverged(t)
         finished = t.state in (TrialState.COMPLETE, TrialState.PRUNED)
         per_trial.append({
             "number": t.number, "state": t.state.name, "params": dict(t.params),
             "value": None if t.value is None else float(t.value), "best_val_accuracy": best_val,
-            "epochs": len(t.user_attrs.get("tl_history") or []),
+            "epochs": attrs.epochs(t),
             "seconds": (done - t.datetime_start).total_seconds() if done and t.datetime_start else None,
             "finished_at_s": (done - t0_dt).total_seconds() if done else None,
-            "diverged": diverged or False, "rungs": t.user_attrs.get("tl_rungs"),
-            "error": t.user_attrs.get("tl_error"),
+            "diverged": diverged or False, "rungs": attrs.rungs(t) or None,
+            "error": attrs.error(t),
             "collapsed": bool(diverged) or (finished and best_val is not None and best_val <= COLLAPSE_ACC),
         })
     complete = [t for t in per_trial if t["state"] == "COMPLETE" and t["value"] is not None]
