@@ -92,11 +92,11 @@ def tiny_dataset(workspace) -> Path:
 
 # --- PostgreSQL (Optuna RDBStorage with a postgresql URL) ---------------------------
 # ``postgres_url``: one server for the session (``TLCORE_TEST_POSTGRES_URL``, else a
-# private throw-away cluster; see tests/pgserver.py). Skips when there is none, fails
+# private throw-away cluster; see tests/helpers/pgserver.py). Skips when there is none, fails
 # instead when ``TLCORE_REQUIRE_POSTGRES=1`` (CI). ``fresh_postgres_url``: a new empty
 # database per test, dropped afterwards, so studies never leak between tests.
 
-from tests import pgserver  # noqa: E402
+from tests.helpers import pgserver  # noqa: E402
 
 
 def _no_postgres(reason: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers.idx import write_idx
-from tests.imagegen import corrupt_file, make_png_bomb, make_tree, truncate_file, write_bytes
+from tests.helpers.imagegen import corrupt_file, make_png_bomb, make_tree, truncate_file, write_bytes
 from tlcore.cli import main
 
 

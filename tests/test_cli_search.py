@@ -4,10 +4,10 @@ Every command is run in-process as a user types it: its happy path, and its bad 
 study, a bad spec file, a trial that cannot be failed, ...) ending in one clear ``error: ...`` line on
 stderr and exit status 2 (argparse's own usage errors exit 2 too).
 
-The session's finished tiny study (tests/searchfix.py's ``tiny_study``: three trials, trained once
+The session's finished tiny study (tests/helpers/searchfix.py's ``tiny_study``: three trials, trained once
 per test session) is copied once for this module (``finished``) and only read here; the commands that
 change a study work on a copy of their own (``run``, ``delete``) or on a study built by hand without
-training (tests/handstudy.py: ``stop``, ``resume``, ``fail-trial``, ``worker``). ``search best``
+training (tests/helpers/handstudy.py: ``stop``, ``resume``, ``fail-trial``, ``worker``). ``search best``
 prints a predict and an export command for its trial: both are run as printed.
 """
 
@@ -23,17 +23,17 @@ import shlex
 import signal
 import time
 import types
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from optuna.trial import TrialState
 
-from tests.handstudy import hand_study, hand_trial, outcomes_trials
+from tests.helpers.handstudy import hand_study, hand_trial, outcomes_trials
 from tests.helpers.runs import TINY_CLASSES
+from tests.helpers.searchfix import STUDY, add_tiny_dataset, copy_workspace, tiny_spec, tiny_study
+from tests.helpers.tflite import tflite_predict
 from tests.helpers.yamlbombs import alias_bomb
-from tests.searchfix import STUDY, add_tiny_dataset, copy_workspace, tiny_spec, tiny_study
 from tlcore.cli import _search, build_parser, main
 from tlcore.predict import load_model, predict_arrays, prepare_image
 from tlcore.search import (
@@ -49,7 +49,7 @@ from tlcore.search import (
 )
 from tlcore.workspace import Workspace
 
-# Shares the session's tiny study (tests/searchfix.py) with the Results page tests.
+# Shares the session's tiny study (tests/helpers/searchfix.py) with the Results page tests.
 pytestmark = pytest.mark.xdist_group("tiny-study")
 
 SEARCH_COMMANDS = {"create", "list", "run", "status", "best", "export-csv", "stop", "resume", "fail-trial", "delete"}
@@ -296,21 +296,7 @@ def test_best_prints_the_trial_and_commands_that_work(finished, best_number, tmp
     x = np.stack([prepare_image(original, f) for f in sorted((finished / "photos").glob("*/*_000.png"))])
     reference = predict_arrays(original, x)
     assert predict_arrays(exported, x) == pytest.approx(reference, abs=1e-5)
-    assert _tflite_predict(out_dir / "model.tflite", x) == pytest.approx(reference, abs=1e-4)
-
-
-def _tflite_predict(path: Path, x: np.ndarray) -> np.ndarray:
-    import tensorflow as tf
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
-        interp = tf.lite.Interpreter(model_path=str(path))
-    inp = interp.get_input_details()[0]
-    interp.resize_tensor_input(inp["index"], list(x.shape))
-    interp.allocate_tensors()
-    interp.set_tensor(inp["index"], x.astype(np.float32))
-    interp.invoke()
-    return interp.get_tensor(interp.get_output_details()[0]["index"])
+    assert tflite_predict(out_dir / "model.tflite", x) == pytest.approx(reference, abs=1e-4)
 
 
 def test_best_quotes_the_paths_in_its_commands(finished, capsys, monkeypatch):

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers.imagegen import write_bytes
 from tests.helpers.runs import tiny_run, write_tinted_tree
-from tests.imagegen import write_bytes
 from tlcore.cli import build_parser, main
 from tlcore.datasets import DEMO_PATH
 from tlcore.workspace import Workspace

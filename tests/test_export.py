@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import warnings
 
 import keras
 import numpy as np
 import pytest
 
 from tests.helpers.runs import TINY_CLASSES, tiny_run
+from tests.helpers.tflite import tflite_predict
 from tlcore.errors import ConfigError, WorkspaceError
 from tlcore.export import FILE_NAMES, FORMATS, export_model
 from tlcore.predict import load_model, predict_arrays, prepare_image
@@ -57,20 +57,6 @@ def reference(loaded, x) -> np.ndarray:
     return predict_arrays(loaded, x)
 
 
-def _tflite_predict(path, x: np.ndarray) -> np.ndarray:
-    import tensorflow as tf
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
-        interp = tf.lite.Interpreter(model_path=str(path))
-    inp = interp.get_input_details()[0]
-    interp.resize_tensor_input(inp["index"], list(x.shape))
-    interp.allocate_tensors()
-    interp.set_tensor(inp["index"], x.astype(np.float32))
-    interp.invoke()
-    return interp.get_tensor(interp.get_output_details()[0]["index"])
-
-
 def test_files_written(exported):
     out = exported.out_dir
     assert exported.formats == FORMATS
@@ -101,13 +87,13 @@ def test_savedmodel_round_trip(exported, x, reference):
 
 
 def test_tflite_float_round_trip(exported, x, reference):
-    probs = _tflite_predict(exported.path("tflite"), x)
+    probs = tflite_predict(exported.path("tflite"), x)
     np.testing.assert_array_equal(probs.argmax(1), reference.argmax(1))
     np.testing.assert_allclose(probs, reference, atol=1e-4)
 
 
 def test_tflite_dynamic_range(exported, x, reference):
-    probs = _tflite_predict(exported.path("tflite_dynamic"), x)
+    probs = tflite_predict(exported.path("tflite_dynamic"), x)
     agree = float((probs.argmax(1) == reference.argmax(1)).mean())
     assert agree >= 0.9, agree
     sizes = exported.files

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
 
-from imagegen import (
+from tests.helpers.imagegen import (
     corrupt_file,
     image_bytes,
     make_animated_gif,

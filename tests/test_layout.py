@@ -60,7 +60,7 @@ def test_the_scanner_finds_every_way_to_import_a_test_module():
     for source, expected in cases.items():
         assert imported_test_modules(source) == sorted(expected), source
     for fine in ("import pytest", "from tests.helpers.runs import tiny_run", "from tests import helpers",
-                 "from tests.searchfix import tiny_spec", "import test_utils_of_a_library", "from . import conftest",
+                 "from tests.helpers.searchfix import tiny_spec", "import test_utils_of_a_library", "from . import conftest",
                  "from tlcore.search import test_storage_dir"):
         assert imported_test_modules(fine) == [], fine
 
@@ -73,3 +73,11 @@ def test_no_module_under_tests_imports_a_test_module():
             offenders[path.relative_to(TESTS.parent).as_posix()] = found
     assert not offenders, ("Move what these modules import from test modules into tests/helpers/ "
                            f"(or a fixture in tests/conftest.py): {offenders}")
+
+
+def test_shared_helpers_live_in_tests_helpers():
+    """Beside the test modules, tests/ holds only conftest.py: a helper module there would be importable
+    both as ``tests.x`` and, through pytest's rootdir on sys.path, as ``x``: two copies of its state."""
+    loose = sorted(p.name for p in TESTS.glob("*.py")
+                   if not p.name.startswith("test_") and p.name not in {"conftest.py", "__init__.py"})
+    assert not loose, f"Move these into tests/helpers/: {loose}"

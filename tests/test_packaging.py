@@ -298,3 +298,14 @@ def test_the_installed_package_runs_away_from_the_checkout(wheel, tmp_path):
             except subprocess.TimeoutExpired:
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait(timeout=30)
+
+
+def test_a_background_process_gets_this_checkout_on_its_path_but_never_site_packages(monkeypatch):
+    from tlcore import background
+
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    monkeypatch.setattr(background, "PACKAGE_ROOT", Path("/src/tlcore-workbench"))
+    assert background.child_env()["PYTHONPATH"] == os.pathsep.join(["/src/tlcore-workbench", "/elsewhere"])
+    monkeypatch.setattr(background, "PACKAGE_ROOT", Path("/venv/lib/python3.11/site-packages"))
+    assert background.child_env({"X": "1"})["PYTHONPATH"] == "/elsewhere"  # ahead of the stdlib otherwise
+    assert background.child_env({"X": "1"})["X"] == "1"

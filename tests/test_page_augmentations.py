@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from tests.imagegen import png_header_bytes
+from tests.helpers.imagegen import png_header_bytes
 from tlcore import augment as au
 from tlcore.datasets import add_dataset
 from tlcore.workspace import DatasetRecord

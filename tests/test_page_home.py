@@ -11,7 +11,7 @@ import pytest
 from streamlit.source_util import page_icon_and_name
 from streamlit.testing.v1 import AppTest
 
-from tests.pagetest import assert_ok
+from tests.helpers.pagetest import assert_ok
 from tlcore.datasets import add_dataset
 from tlui.common import PAGES
 

@@ -1,5 +1,5 @@
 """Diverged trials, successive-halving rungs and the best-so-far chart on the Search and
-Results pages (AppTest), on studies built by hand (tests/handstudy.py): nothing trains.
+Results pages (AppTest), on studies built by hand (tests/helpers/handstudy.py): nothing trains.
 
 The study ``outcomes`` (see ``handstudy.outcomes_trials``): trial 0 a quick complete
 feature-extraction trial, 1 diverged, 2 pruned at rung 0, 3 promoted through both rungs
@@ -20,8 +20,8 @@ import pytest
 from optuna.trial import TrialState
 from streamlit.testing.v1 import AppTest
 
-from tests.handstudy import REASON, RUNG0, RUNG1, hand_study, hand_trial, outcomes_trials
-from tests.pagetest import assert_ok, shown_text
+from tests.helpers.handstudy import REASON, RUNG0, RUNG1, hand_study, hand_trial, outcomes_trials
+from tests.helpers.pagetest import assert_ok, shown_text
 from tlcore.search import load_study
 from tlcore.search.storage import study_local_dir
 

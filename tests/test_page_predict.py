@@ -7,8 +7,8 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers.imagegen import image_bytes, png_header_bytes
 from tests.helpers.runs import tiny_run
-from tests.imagegen import image_bytes, png_header_bytes
 from tlcore.datasets import add_dataset
 
 # Shares the session's tiny trained run (tests/test_predict.py): one pytest-xdist worker trains it once.

@@ -1,7 +1,7 @@
 """The Results page (pages/4_Results.py), run headlessly with AppTest.
 
 The module works on a private copy of the session's tiny study (3 complete trials,
-see tests/searchfix.py), to which the fixture adds a pruned and a failed trial, a
+see tests/helpers/searchfix.py), to which the fixture adds a pruned and a failed trial, a
 second study (its trials copied from the first with other values, so no training
 runs here) and a study without trials.
 """
@@ -14,11 +14,11 @@ import pytest
 from optuna.trial import TrialState, create_trial
 from streamlit.testing.v1 import AppTest
 
-from tests.pagetest import assert_ok, shown_text
-from tests.searchfix import STUDY, copy_workspace, tiny_spec, tiny_study
+from tests.helpers.pagetest import assert_ok, shown_text
+from tests.helpers.searchfix import STUDY, copy_workspace, tiny_spec, tiny_study
 from tlcore.search import create_study, load_study
 
-# Shares the session's tiny study (tests/searchfix.py): one pytest-xdist worker runs it once.
+# Shares the session's tiny study (tests/helpers/searchfix.py): one pytest-xdist worker runs it once.
 pytestmark = pytest.mark.xdist_group("tiny-study")
 
 PAGE = "pages/4_Results.py"

@@ -3,7 +3,7 @@
 
 The Search tests save a real scout of the tiny dataset (random weights, 32 px: a few
 seconds) where the page finds it; the Results tests run a small real study that
-scouts and seeds its first trials (tests/searchfix.py). One test launches a real
+scouts and seeds its first trials (tests/helpers/searchfix.py). One test launches a real
 background scout (a subprocess that imports TensorFlow) and is marked slow.
 """
 
@@ -17,8 +17,8 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.pagetest import assert_ok, shown_text
-from tests.searchfix import add_tiny_dataset, tiny_spec
+from tests.helpers.pagetest import assert_ok, shown_text
+from tests.helpers.searchfix import add_tiny_dataset, tiny_spec
 from tlcore.scout import latest_result, save_result, scout
 from tlcore.search import create_study, load_spec, load_study, run_worker
 from tlcore.search.seeding import SCOUT_ATTR, scout_agreement

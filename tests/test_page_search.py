@@ -22,8 +22,8 @@ import pytest
 from optuna.trial import TrialState
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers.searchfix import add_tiny_dataset, tiny_spec
 from tests.helpers.yamlbombs import alias_bomb
-from tests.searchfix import add_tiny_dataset, tiny_spec
 from tlcore.config import RESIZE_RULES
 from tlcore.search import (
     StudySpec,

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers.imagegen import png_header_bytes
 from tests.helpers.runs import TINY_CLASSES, tiny_run
-from tests.imagegen import png_header_bytes
 from tlcore.errors import ConfigError, ImageDecodeError, NotFoundError
 from tlcore.pipeline import decode_resized
 from tlcore.predict import (

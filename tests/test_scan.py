@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageFile
 
-from imagegen import (
+from tests.helpers.imagegen import (
     corrupt_file,
     make_exif_jpeg,
     make_image,

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.searchfix import add_tiny_dataset
+from tests.helpers.searchfix import add_tiny_dataset
 from tlcore.cache import ArrayCache
 from tlcore.errors import DatasetError
 from tlcore.scout import kendall_tau, latest_result, leep, logme, nce, rank_table, scout, transrate
@@ -178,7 +178,7 @@ def test_the_cli_prints_a_ranked_table_and_saves_it(workspace):
 def test_a_study_scouts_once_seeds_its_first_trials_and_measures_the_scores(workspace):
     from optuna.trial import TrialState
 
-    from tests.searchfix import tiny_spec
+    from tests.helpers.searchfix import tiny_spec
     from tlcore.search import create_study, load_spec, load_study, run_worker
     from tlcore.search.seeding import SCOUT_ATTR, scout_agreement
 
@@ -204,7 +204,7 @@ def test_a_study_scouts_once_seeds_its_first_trials_and_measures_the_scores(work
 
 
 def test_a_study_scouts_after_its_probe_and_recipe_trials(workspace):
-    from tests.searchfix import tiny_spec
+    from tests.helpers.searchfix import tiny_spec
     from tlcore.search import create_study, load_study, run_worker
     from tlcore.search.seeding import SCOUT_ATTR
 
@@ -222,7 +222,7 @@ def test_a_study_scouts_after_its_probe_and_recipe_trials(workspace):
 
 
 def test_a_scout_that_would_take_too_long_is_skipped_and_said(workspace):
-    from tests.searchfix import tiny_spec
+    from tests.helpers.searchfix import tiny_spec
     from tlcore.search import create_study, load_study, run_worker
     from tlcore.search.seeding import SCOUT_ATTR
 
@@ -259,7 +259,7 @@ def test_older_studies_do_not_scout():
 def test_a_scout_never_queues_more_trials_than_the_budget_runs(workspace):
     from optuna.trial import TrialState
 
-    from tests.searchfix import tiny_spec
+    from tests.helpers.searchfix import tiny_spec
     from tlcore.search import create_study, load_study, run_worker
     from tlcore.search.seeding import SCOUT_ATTR
 

@@ -14,7 +14,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.searchfix import add_tiny_dataset, tiny_spec
+from tests.helpers.searchfix import add_tiny_dataset, tiny_spec
 from tlcore.errors import ConfigError, NotFoundError, WorkspaceError
 from tlcore.search import (
     StudySpec,

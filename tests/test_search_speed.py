@@ -16,7 +16,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from tests.searchfix import add_tiny_dataset, tiny_spec
+from tests.helpers.searchfix import add_tiny_dataset, tiny_spec
 from tlcore.cache import ArrayCache
 from tlcore.config import TrainSpec
 from tlcore.errors import ConfigError, TrainingDiverged

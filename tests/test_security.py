@@ -457,7 +457,7 @@ def test_trial_files_from_a_storage_cannot_leave_their_folders(workspace):
     import optuna
     from optuna.trial import create_trial
 
-    from tests.searchfix import add_tiny_dataset, tiny_spec
+    from tests.helpers.searchfix import add_tiny_dataset, tiny_spec
     from tlcore.search import artifact_store, create_study, fetch_trial_run
 
     store = artifact_store(workspace)

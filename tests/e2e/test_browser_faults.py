@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e import ui
-from tests.searchfix import add_tiny_dataset, tiny_spec
+from tests.helpers.searchfix import add_tiny_dataset, tiny_spec
 from tlcore.search import create_study, launch_workers, list_workers
 from tlcore.workspace import Workspace
 

@@ -4,7 +4,7 @@
 three-class tree) on first use in a test session and returns its run folder; later calls
 reuse it. Test modules that use it share the pytest-xdist group ``"tiny-run"``, so one
 xdist worker trains it once. ``write_tinted_tree`` writes the images it trains on
-(also the "tiny" dataset of ``tests/searchfix.py``'s studies).
+(also the "tiny" dataset of ``tests/helpers/searchfix.py``'s studies).
 """
 
 from __future__ import annotations

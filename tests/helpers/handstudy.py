@@ -18,7 +18,7 @@ import optuna
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from tests.searchfix import add_tiny_dataset, tiny_spec
+from tests.helpers.searchfix import add_tiny_dataset, tiny_spec
 from tlcore.search import create_study
 from tlcore.search.study import DIVERGED_ATTR, RUNGS_ATTR
 from tlcore.workspace import Workspace
