@@ -3,8 +3,8 @@
 ``spawn`` starts a ``python -m tlcore ...`` command the way every background run
 starts: in its own session (so it outlives the page or terminal that started it),
 stdin closed, stdout and stderr appended to a log file, with an environment from
-``child_env`` (this process's environment, unbuffered output, and this copy of
-tlcore first on ``PYTHONPATH``). The ``Popen`` is kept (``track_child``) so that
+``child_env`` (this process's environment, unbuffered output, and, from a source
+checkout, this copy of tlcore first on ``PYTHONPATH``). The ``Popen`` is kept (``track_child``) so that
 ``pid_alive`` reaps a finished child (no zombies); ``pid_alive`` also answers for a
 process started by another server or terminal, from its pid alone, and says no to
 a pid reused by something that is not tlcore. ``log_tail`` reads the end of a log.
@@ -25,14 +25,19 @@ from tlcore.appfiles import PACKAGE_ROOT
 
 __all__ = ["spawn", "child_env", "track_child", "pid_alive", "log_tail"]
 
+_INSTALLED_INTO = ("site-packages", "dist-packages")  # the folders pip and Debian install packages into
 _CHILDREN: dict[int, subprocess.Popen] = {}  # reaped by pid_alive so finished children do not linger as zombies
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a background tlcore process: this process's, then ``extra``, unbuffered
-    output, and the folder holding this tlcore package first on ``PYTHONPATH``."""
+    output, and, for a source checkout, the folder holding this tlcore package first on
+    ``PYTHONPATH`` (the child starts in the workspace, where ``-m tlcore`` would not find it).
+    An installed package is found by the interpreter anyway; its site-packages folder is not
+    put there, where it would come before the standard library."""
     env = {**os.environ, **(extra or {}), "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
+    if PACKAGE_ROOT.name not in _INSTALLED_INTO:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
     return env
 
 

@@ -2,7 +2,8 @@
 
 A class-balanced subset of Fashion-MNIST (50 training images of each of its 10
 classes, 28×28 grayscale PNG) ships in ``demo_data/fashion-mnist-demo/`` with
-its MIT licence notice. ``ensure_demo`` registers it under the name ``demo`` when
+its MIT licence notice: at a checkout's root, or under the environment's
+``share/tlcore-workbench/app/`` once installed (``tlcore.appfiles`` finds it). ``ensure_demo`` registers it under the name ``demo`` when
 the dashboard, ``datasets list``, ``train`` or ``search create`` opens a workspace
 where it is missing; a user who removed it keeps it removed (``workspace.yaml``'s
 ``demo_removed``) until ``datasets restore-demo``.

@@ -169,7 +169,7 @@ class StudySpec(Spec):
             (1e-3 at depth 0, ~3e-3 at half depth for the default range). None = no ceiling.
         fine_tune_factor: range (log scale) for two_phase's phase-2 factor, or None to fix
             it at ``TrainSpec``'s default.
-        dropout: range, or None to fix it at 0.2.
+        dropout: range, or None to fix it at ``TrainSpec``'s default (0.2).
         batch_sizes: batch sizes to choose from, or None to fix ``batch_size``.
         batch_size: Defaults to 32.
         epochs: epochs per trial (both phases together for two_phase). Defaults to 3.
@@ -399,7 +399,7 @@ class StudySpec(Spec):
             epochs=epochs,
             head_epochs=head if method == "two_phase" else None,
             batch_size=params.get("batch_size", self.batch_size),
-            dropout=params.get("dropout", 0.2), label_smoothing=self.label_smoothing, lr_schedule=self.lr_schedule,
+            dropout=params.get("dropout", TrainSpec.dropout), label_smoothing=self.label_smoothing, lr_schedule=self.lr_schedule,
             augment=self.augment, aug_copies=self.aug_copies, class_weights=self.class_weights,
             early_stopping=early_stopping, seed=self.seed, head_init=self.head_init, batchnorm=self.batchnorm,
             warmup_epochs=0.0 if frozen_all else self.warmup_epochs,
