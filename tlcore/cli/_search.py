@@ -40,11 +40,10 @@ def _ws(args: argparse.Namespace):
 def _existing_storage(args: argparse.Namespace) -> None:
     """Refuse a ``--storage`` journal path that does not exist, for the commands that read or change
     existing studies: opening it would quietly create an empty journal (a typo would show "No studies")."""
-    from tlcore.search.storage import is_journal_path
+    from tlcore.search.storage import is_journal_path, journal_file
 
     if args.storage and is_journal_path(args.storage):
-        path = Path(args.storage.removeprefix("journal:")).expanduser()
-        if not path.exists():
+        if not journal_file(args.storage).exists():
             raise NotFoundError("There is no study journal at this path.", received=args.storage,
                                 fix="Check the path (search create makes a new journal), or leave --storage out "
                                     "for the workspace's own journal.")

@@ -51,7 +51,7 @@ from tlcore.workspace import Workspace
 
 __all__ = [
     "open_storage", "describe_storage", "check_storage_location", "default_journal_path", "study_local_dir",
-    "is_journal_path",
+    "is_journal_path", "journal_file",
 ]
 
 _RDB_PREFIXES = ("postgresql", "postgres", "mysql", "sqlite", "oracle", "mssql")
@@ -75,6 +75,11 @@ def _is_rdb(url: str) -> bool:
 def is_journal_path(storage: str) -> bool:
     """Whether ``storage`` names a journal file (a path, or ``journal:PATH``) rather than a URL."""
     return "://" not in storage
+
+
+def journal_file(storage: str) -> Path:
+    """The journal file a journal ``storage`` names (a path, or ``journal:PATH``; see ``is_journal_path``)."""
+    return Path(storage.removeprefix("journal:")).expanduser()
 
 
 def describe_storage(ws: Workspace, storage: str | None) -> str:
@@ -173,7 +178,7 @@ def open_storage(
                 raise ConfigError("Unknown storage URL.", received=redact_url(storage),
                                   fix="Use postgresql://USER:PASSWORD@HOST/DB, or a path to a journal .log file, "
                                       "or leave it out for the workspace's own storage.")
-            path = default_journal_path(ws) if storage is None else Path(storage.removeprefix("journal:")).expanduser()
+            path = default_journal_path(ws) if storage is None else journal_file(storage)
             if path.is_dir():
                 raise ConfigError("The study storage is a folder, not a journal file.", received=str(path),
                                   fix=f"Give a journal file, e.g. {path / 'studies.log'}, or a postgresql:// URL.")
