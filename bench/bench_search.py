@@ -644,7 +644,17 @@ def seed_metrics(plain: dict | None, project: dict | None) -> dict[str, Any] | N
     }
 
 
-def _median(vals: list[float | None]) -> float | None:
+def _median(vals: list[float | None], *, none_is_never: bool = False) -> float | None:
+    """The median, None-free values only; with ``none_is_never`` a None (a time never reached) counts as
+    infinitely late, so a seed that never got there pulls the median up, and a median that falls on such
+    a seed is None (never)."""
+    if none_is_never:
+        ranked = sorted(vals, key=lambda v: math.inf if v is None else v)
+        if not ranked:
+            return None
+        mid = len(ranked) // 2
+        pair = ranked[mid:mid + 1] if len(ranked) % 2 else ranked[mid - 1:mid + 1]
+        return None if any(v is None for v in pair) else statistics.mean(pair)
     vals = [v for v in vals if v is not None]
     return statistics.median(vals) if vals else None
 
@@ -655,7 +665,8 @@ def summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
     keys = ("plain_wall_s", "project_wall_s", "speedup", "plain_best_val", "project_best_val",
             "plain_time_to_reach_s", "project_time_to_reach_s", "project_reach_fraction_of_plain_wall",
             "plain_heldout_test_acc", "project_heldout_test_acc", "heldout_diff_points")
-    med = {k: _median([m[k] for m in ms]) for k in keys}
+    never_keys = ("plain_time_to_reach_s", "project_time_to_reach_s", "project_reach_fraction_of_plain_wall")
+    med = {k: _median([m[k] for m in ms], none_is_never=k in never_keys) for k in keys}
     frac, diff, speedup = med["project_reach_fraction_of_plain_wall"], med["heldout_diff_points"], med["speedup"]
     heldout_ok = bool(complete) and diff is not None and diff >= -HELDOUT_TOLERANCE * 100.0 - EPS
     reach_target = heldout_ok and frac is not None and frac <= TARGET_REACH_FRACTION
