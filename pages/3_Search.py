@@ -63,7 +63,9 @@ def progress_section(s: StudySummary, snap: sw.Snapshot, spec: StudySpec | None)
     m[2].metric("Pruned · diverged", f"{max(0, counts.get('PRUNED', 0) - diverged)} · {diverged}",
                 help="Stopped early by the pruner · stopped because they diverged (the loss was not finite, "
                      "or the validation accuracy stayed at chance).")
-    m[3].metric("Failed", counts.get("FAIL", 0), help="Errors, interrupted trials and trials marked failed.")
+    m[3].metric("Failed · interrupted", f"{counts.get('FAIL', 0)} · {counts.get('INTERRUPTED', 0)}",
+                help="Failed: an error, or marked failed. Interrupted: ended by a stop (queued again on "
+                     "resume) or by a signal to its worker (queued again at once).")
     m[4].metric(f"Best {s.objective}", tf.number(s.best_value))
     if s.n_trials:
         st.progress(min(1.0, s.finished / s.n_trials), text=f"{s.finished} of {s.n_trials} trials finished")

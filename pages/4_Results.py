@@ -94,7 +94,9 @@ def overview(ts: TrialSet) -> None:
     m[0].metric("Trials finished", f"{s.finished}" + (f" of {s.n_trials}" if s.n_trials else ""),
                 help="Complete and pruned trials; the study's budget after 'of'.")
     m[1].metric("Complete", s.counts.get("COMPLETE", 0))
-    m[2].metric("Pruned · failed", f"{s.counts.get('PRUNED', 0)} · {s.counts.get('FAIL', 0)}")
+    m[2].metric("Pruned · failed · interrupted",
+                f"{s.counts.get('PRUNED', 0)} · {s.counts.get('FAIL', 0)} · {s.counts.get('INTERRUPTED', 0)}",
+                help="Interrupted: ended by a stop or a signal, not by an error; run again on resume or at once.")
     m[3].metric("Running", s.running)
     m[4].metric(f"Best {s.objective}", tf.fixed(s.best_value, 4),
                 help=f"Trial {s.best_trial}." if s.best_trial is not None else "No complete trial yet.")

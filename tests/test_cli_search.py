@@ -226,7 +226,7 @@ def test_status_shows_the_study_and_its_trial_table(finished, best_number, capsy
     code, out, err = cli(capsys, finished, "search", "status", "--study", STUDY)
     assert code == 0, err
     lines = out.splitlines()
-    assert re.fullmatch(rf"study tiny-study: 3/3 finished \(3 complete, 0 pruned\), 0 running, 0 failed; "
+    assert re.fullmatch(rf"study tiny-study: 3/3 finished \(3 complete, 0 pruned\), 0 running, 0 failed, 0 interrupted; "
                         rf"best val_accuracy \S+ \(trial {best_number}\)", lines[0]), lines[0]
     assert lines[1] == ""
     assert lines[2].split() == ["number", "state", "value", "freeze_depth", "learning_rate", "epochs",
@@ -475,7 +475,7 @@ def test_run_starts_a_worker_and_shows_the_study_until_it_ends(own_copy, capsys,
     workers_dir = ws.root / "studies" / "local" / STUDY / "workers"
     assert err == f"Started 1 worker(s) for 'tiny-study'; logs in {workers_dir}\n"
     lines = out.splitlines()
-    assert lines[0].startswith("study tiny-study: 3/3 finished (3 complete, 0 pruned), 0 running, 0 failed; ")
+    assert lines[0].startswith("study tiny-study: 3/3 finished (3 complete, 0 pruned), 0 running, 0 failed, 0 interrupted; ")
     best = load_study(ws, STUDY).best_trial
     assert re.fullmatch(rf"Best trial {best.number}: val_accuracy \S+\. "
                         r"Details: python -m tlcore search best --study tiny-study", lines[-1]), lines[-1]

@@ -99,7 +99,7 @@ def test_every_view_renders_as_a_chart_or_an_explanation(results_ws):
     assert at.multiselect(key="rs_studies").value == [STUDY]
     assert at.query_params["study"] in (STUDY, [STUDY])
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Complete"] == "3" and metrics["Pruned · failed"] == "1 · 1"
+    assert metrics["Complete"] == "3" and metrics["Pruned · failed · interrupted"] == "1 · 1 · 0"
     assert len(at.tabs) == VIEWS
     drawn = 0
     for tab in at.tabs:

@@ -286,7 +286,7 @@ def test_stop_resume_fail_and_delete_buttons(tiny_ws):
     _ok(at)
     assert study.get_trials()[0].state == TrialState.FAIL
     assert f"Trial {trial.number} marked failed" in _text(at.success)
-    assert _metrics(at)["Failed"] == "1"
+    assert _metrics(at)["Failed · interrupted"] == "1 · 0"
 
     # Deleting is refused while a local worker of the study is alive.
     wdir = study_local_dir(tiny_ws, name) / "workers"

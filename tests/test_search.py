@@ -36,6 +36,7 @@ from tlcore.search import (
     stop_requested,
 )
 from tlcore.search import study as study_mod
+from tlcore.search.results import outcome
 from tlcore.search.worker import RUN_FILES
 
 QUIET = {"log": lambda s: None}
@@ -273,6 +274,42 @@ def test_a_stopped_trial_is_queued_again_on_resume(tiny_ws):
     assert t1.state == TrialState.COMPLETE and t1.params == t0.params and t1.user_attrs["tl_retry_of"] == 0
 
 
+def test_a_worker_told_to_stop_hands_its_trial_back_to_the_queue(tiny_ws):
+    """A stop of this worker alone (its stop event: what SIGTERM/SIGINT set) is not a study stop:
+    the running trial ends interrupted and is queued again at once, same parameters, and a resume
+    does not queue it a second time; the next worker finishes it."""
+    spec = tiny_spec(n_trials=1, epochs=2)
+    create_study(tiny_ws, spec)
+    import threading
+
+    import tlcore.search.worker as worker_mod
+
+    real, told = worker_mod._run_trial, threading.Event()
+
+    def run_and_signal(*args, **kw):
+        told.set()
+        return real(*args, **kw)
+
+    worker_mod._run_trial = run_and_signal
+    try:
+        res = run_worker(tiny_ws, spec.name, stop_event=told, **QUIET)
+    finally:
+        worker_mod._run_trial = real
+    assert res.reason == "stopped by a signal; trial 0 handed back to the queue"
+    t0, t1 = load_study(tiny_ws, spec.name).get_trials()
+    assert t0.state == TrialState.FAIL and t0.user_attrs["tl_interrupted"]
+    assert t1.state == TrialState.WAITING and t1.system_attrs["fixed_params"] == t0.params
+    assert t1.user_attrs["tl_retry_of"] == 0
+    assert not stop_requested(tiny_ws, spec.name)
+    (summary,) = list_studies(tiny_ws)
+    assert summary.counts == {"INTERRUPTED": 1, "WAITING": 1}  # interrupted, not failed
+    assert outcome(t0) == "INTERRUPTED"
+    assert resume_study(tiny_ws, spec.name) == 0  # already queued again
+    res = run_worker(tiny_ws, spec.name, **QUIET)
+    assert res.trials == [1] and res.reason.startswith("budget met")
+    assert load_study(tiny_ws, spec.name).get_trials()[1].state == TrialState.COMPLETE
+
+
 # -------------------------------------------------------------------- chaos
 def _wait(cond, timeout: float, what: str, every: float = 0.5):
     end = time.time() + timeout
@@ -347,6 +384,44 @@ def test_chaos_kill_9_a_worker_mid_trial(tiny_ws, storage):
         assert bad not in log, log
     states = {w.worker_id: w.state for w in list_workers(tiny_ws, spec.name)}
     assert states[victim.worker_id] == "crashed" and states[survivor.worker_id] == "finished"
+
+
+@pytest.mark.slow
+def test_chaos_sigterm_hands_a_running_trial_to_another_worker(tiny_ws, storage):
+    """A worker sent SIGTERM mid-trial (a pod evicted, a job pre-empted) exits cleanly and leaves its
+    trial to the queue; another worker started later finishes it, with the same parameters."""
+    spec = tiny_spec(n_trials=2, epochs=4)
+    create_study(tiny_ws, spec, storage)
+    (first,) = launch_workers(tiny_ws, spec.name, 1, storage)
+    try:
+        def mid_trial():
+            w = next(w for w in list_workers(tiny_ws, spec.name) if w.worker_id == first)
+            return w if w.alive and w.data.get("state") == "training" and (w.data.get("epoch") or 0) >= 1 else None
+
+        victim = _wait(mid_trial, 240, "the worker in the middle of a trial")
+        handed = victim.trial
+        os.kill(victim.pid, signal.SIGTERM)
+        _wait(lambda: not next(w for w in list_workers(tiny_ws, spec.name) if w.worker_id == first).alive,
+              120, "the signalled worker to exit")
+        (second,) = launch_workers(tiny_ws, spec.name, 1, storage)
+        _wait(lambda: not next(w for w in list_workers(tiny_ws, spec.name) if w.worker_id == second).alive,
+              400, "the second worker to finish the study")
+    finally:
+        _kill_all(tiny_ws, spec.name)
+    workers = {w.worker_id: w for w in list_workers(tiny_ws, spec.name)}
+    assert workers[first].state == "finished", log_tail(workers[first].log_path)
+    assert workers[first].data["reason"] == f"stopped by a signal; trial {handed} handed back to the queue"
+    trials = {t.number: t for t in load_study(tiny_ws, spec.name, storage).get_trials()}
+    assert trials[handed].state == TrialState.FAIL and trials[handed].user_attrs["tl_interrupted"]
+    (retry,) = [t for t in trials.values() if t.user_attrs.get("tl_retry_of") == handed]
+    assert retry.state == TrialState.COMPLETE and retry.params == trials[handed].params
+    assert retry.user_attrs["tl_worker"] == second
+    assert sum(t.state == TrialState.COMPLETE for t in trials.values()) == spec.n_trials
+    for wid in (first, second):
+        log = log_tail(workers[wid].log_path, 10_000)
+        for bad in ("Traceback", "cuInit", "Could not find cuda drivers"):
+            assert bad not in log, log
+    assert "SIGTERM: stopping" in log_tail(workers[first].log_path, 10_000)
 
 
 @pytest.mark.slow

@@ -80,7 +80,7 @@ __all__ = [
 
 DISPLAY_PX = 160  # side of the top-loss images and their Grad-CAM overlays
 STATE_WORDS = {"COMPLETE": "complete", "PRUNED": "pruned", DIVERGED: "diverged", "FAIL": "failed",
-               "RUNNING": "running", "WAITING": "waiting"}
+               "INTERRUPTED": "interrupted", "RUNNING": "running", "WAITING": "waiting"}
 REASON_CHARS = 300  # of an error or divergence reason shown in a sentence
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf"]
@@ -221,7 +221,8 @@ def studies_frame(summaries: Iterable[StudySummary]) -> pd.DataFrame:
     rows = [{"study": s.name, "dataset": s.dataset, "objective": f"{s.objective} ({s.direction})",
              "finished": s.finished, "budget": s.n_trials, "running": s.running,
              "complete": s.counts.get("COMPLETE", 0), "pruned": s.counts.get("PRUNED", 0),
-             "failed": s.counts.get("FAIL", 0), "best value": s.best_value, "best trial": s.best_trial}
+             "failed": s.counts.get("FAIL", 0), "interrupted": s.counts.get("INTERRUPTED", 0),
+             "best value": s.best_value, "best trial": s.best_trial}
             for s in summaries]
     return pd.DataFrame(rows)
 

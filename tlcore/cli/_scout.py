@@ -54,6 +54,10 @@ def cmd_scout(args: argparse.Namespace) -> int:
 
     ws = workspace_from(args)
     status = args.status_file
+    if status:  # the page's background scout: its log starts without the CPU-only CUDA noise
+        from tlcore.startup import start_backend_quietly
+
+        start_backend_quietly()
     started = time.time()
     bar = ProgressBar("Scouting")
     last = [0.0]

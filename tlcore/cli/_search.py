@@ -121,7 +121,8 @@ def _status_lines(ws, name: str, storage: str | None) -> list[str]:
     if s is None:
         return [f"study {name!r}: not found"]
     lines = [f"study {name}: {s.finished}/{s.n_trials or '-'} finished ({s.counts.get('COMPLETE', 0)} complete, "
-             f"{s.counts.get('PRUNED', 0)} pruned), {s.running} running, {s.counts.get('FAIL', 0)} failed; "
+             f"{s.counts.get('PRUNED', 0)} pruned), {s.running} running, {s.counts.get('FAIL', 0)} failed, "
+             f"{s.counts.get('INTERRUPTED', 0)} interrupted; "
              f"best {s.objective} {_fmt(s.best_value)}" + (f" (trial {s.best_trial})" if s.best_trial is not None else "")]
     for w in list_workers(ws, name):
         if not w.alive and w.state == WorkerState.FINISHED:
@@ -266,15 +267,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     from tlcore.search import run_worker
+    from tlcore.startup import start_backend_quietly
 
     stop = threading.Event()
 
     def on_signal(signum, frame) -> None:
-        print(f"signal {signum}: finishing (the running trial is interrupted)", flush=True)
+        print(f"{signal.Signals(signum).name}: stopping; a running trial is handed back to the queue "
+              "(or, when the study was stopped, waits for a resume)", flush=True)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    start_backend_quietly()
     result = run_worker(_ws(args), args.study, args.storage, artifacts=args.artifacts, worker_id=args.worker_id,
                         worker_index=args.worker_index, heartbeat_interval=args.heartbeat_interval,
                         grace_period=args.grace_period, max_trials=args.max_trials, stop_event=stop,

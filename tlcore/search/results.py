@@ -48,6 +48,7 @@ __all__ = ["learning_curves", "study_figures", "fetch_trial_run", "get_trial", "
            "trial_rungs", "rung_path", "fraction_text", "trial_outcomes", "with_outcomes", "OUTCOME_COLUMNS"]
 
 DIVERGED = "DIVERGED"  # ``outcome`` of a pruned trial that diverged (not an Optuna state)
+INTERRUPTED = "INTERRUPTED"  # ``outcome`` of a failed trial a stop or a signal ended (not an Optuna state)
 BEST_SO_FAR_COLUMNS = ("seconds", "value", "number")
 OUTCOME_COLUMNS = ("diverged", "rungs", "rung_path")
 FIGURES = ("optimization history", "parameter importances", "parallel coordinates", "contour", "slice",
@@ -94,10 +95,13 @@ def diverged_reason(t: FrozenTrial) -> str | None:
 
 
 def outcome(t: FrozenTrial) -> str:
-    """``t``'s state name ("COMPLETE", "PRUNED", "FAIL", ...), or ``DIVERGED`` for a pruned
-    trial that diverged: the word the pages show instead of "pruned"."""
+    """``t``'s state name ("COMPLETE", "PRUNED", "FAIL", ...), ``DIVERGED`` for a pruned trial
+    that diverged (the word the pages show instead of "pruned") or ``INTERRUPTED`` for a failed
+    trial that a stop or a signal ended (not an error: it is, or will be, run again)."""
     if t.state == TrialState.PRUNED and diverged_reason(t) is not None:
         return DIVERGED
+    if t.state == TrialState.FAIL and attrs.interrupted(t):
+        return INTERRUPTED
     return t.state.name
 
 

@@ -247,8 +247,9 @@ def list_studies(ws: Workspace, storage: str | None = None) -> list[StudySummary
             continue
         trials = st.get_all_trials(fs._study_id, deepcopy=False)
         counts: dict[str, int] = {}
-        for t in trials:
-            counts[t.state.name] = counts.get(t.state.name, 0) + 1
+        for t in trials:  # a trial a stop or a signal ended counts as INTERRUPTED, not FAIL: it runs again
+            key = "INTERRUPTED" if t.state == TrialState.FAIL and attrs.interrupted(t) else t.state.name
+            counts[key] = counts.get(key, 0) + 1
         best = best_of(trials, fs.direction)
         out.append(StudySummary(
             name=fs.study_name, dataset=str(spec.get("dataset", "")), direction=fs.direction.name.lower(),

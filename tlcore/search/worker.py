@@ -164,8 +164,11 @@ def run_worker(
     log(f"worker {worker_id}: study {name!r}, budget {spec.n_trials or '-'} trials"
         + (f", {spec.timeout_minutes} min" if spec.timeout_minutes else ""))
 
+    def study_stopped() -> bool:
+        return attrs.stop_flag(st.get_study_user_attrs(study._study_id))
+
     def stop_wanted() -> bool:
-        return stop_event.is_set() or attrs.stop_flag(st.get_study_user_attrs(study._study_id))
+        return stop_event.is_set() or study_stopped()
 
     final = WorkerState.CRASHED  # until the loop ends as planned
     scouted = False
@@ -200,7 +203,7 @@ def run_worker(
                 warnings.simplefilter("ignore", UserWarning)
                 trial = study.ask()
             result.trials.append(trial.number)
-            outcome = _run_trial(ws, study, st, spec, trial, store, worker_id, state, stop_wanted, log)
+            outcome = _run_trial(ws, study, st, spec, trial, store, worker_id, state, stop_wanted, study_stopped, log)
             state.update(force=True, trials_done=len(result.trials), state=WorkerState.BETWEEN_TRIALS, trial=None)
             if outcome == "error":
                 errors += 1
@@ -211,6 +214,9 @@ def run_worker(
                 errors = 0
             if outcome == "interrupted":
                 result.reason = "stop requested"
+                break
+            if outcome == "handed back":
+                result.reason = f"stopped by a signal; trial {trial.number} handed back to the queue"
                 break
         final = WorkerState.FINISHED
     except BaseException as exc:  # the storage went away, the disk filled up...: the state file says so
@@ -235,10 +241,29 @@ def _scout(ws: Workspace, study: optuna.Study, spec: StudySpec, st: Any, log: Ca
     return attrs.SCOUT in st.get_study_user_attrs(study._study_id)
 
 
+def _hand_back(st: Any, study: optuna.Study, trial: optuna.Trial) -> None:
+    """End ``trial`` interrupted and queue it again with the same parameters, like a heartbeat
+    retry: the copy carries ``RETRY_OF``, and the trial is listed as queued again (``REQUEUED``) so a
+    later ``resume_study`` does not queue it twice. Killed between the two steps, the trial is left
+    interrupted and ``resume_study`` queues it."""
+    attrs.mark_interrupted(trial)
+    study.tell(trial, state=TrialState.FAIL)
+    study.enqueue_trial(trial.params, user_attrs={attrs.RETRY_OF: trial.number}, skip_if_exists=False)
+    sid = study._study_id
+    done = attrs.requeued(st.get_study_user_attrs(sid))
+    st.set_study_user_attr(sid, attrs.REQUEUED, sorted(done | {trial.number}))
+
+
 def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, trial: optuna.Trial, store: Any,
-               worker_id: str, state: _State, stop_wanted: Callable[[], bool],
+               worker_id: str, state: _State, stop_wanted: Callable[[], bool], study_stopped: Callable[[], bool],
                log: Callable[[str], None]) -> str:
-    """Train one trial and tell the study how it ended. Returns complete/pruned/interrupted/abandoned/error."""
+    """Train one trial and tell the study how it ended.
+
+    Returns complete/pruned/interrupted/handed back/abandoned/error. A trial interrupted because
+    the study was stopped waits for ``resume_study``; one interrupted because only this worker was
+    told to stop (SIGTERM or SIGINT: a cluster evicting a pod, a scheduler pre-empting a job) is
+    handed back at once (``_hand_back``), so another worker runs it with the same parameters.
+    """
     import keras
 
     from tlcore.trainer import ProgressHooks, train
@@ -349,6 +374,11 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
                 log(f"trial {trial.number}: diverged: {exc.reason}")
                 return "pruned"
             except _Interrupted:
+                if not study_stopped():
+                    _hand_back(st, study, trial)
+                    log(f"trial {trial.number}: interrupted (this worker was told to stop); handed back to the "
+                        "queue with the same parameters for another worker")
+                    return "handed back"
                 attrs.mark_interrupted(trial)
                 study.tell(trial, state=TrialState.FAIL)
                 log(f"trial {trial.number}: interrupted (study stopped); it is queued again on resume")
