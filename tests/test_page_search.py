@@ -379,3 +379,25 @@ def test_the_untouched_form_creates_the_spec_defaults(tiny_ws):
     assert not at.error, _text(at.error)
     assert load_spec(tiny_ws, "search-1") == StudySpec(name="search-1", dataset="demo", freeze_depth=[0, 18])
     assert at.text_input(key="se_new_name").value == "search-2"  # the form is ready for the next
+
+
+def test_the_best_trial_shows_an_integer_parameter_as_an_integer_after_a_resume(tiny_ws):
+    """A waiting (re-queued) trial has no parameters yet, which turns the frame's freeze_depth column
+    float: the best trial's line must still say "freeze_depth 15", not "15.0000"."""
+    from tlcore.search import StudySummary
+    from tlui.search_widgets import best_trial_text
+
+    spec = tiny_spec(n_trials=2)
+    create_study(tiny_ws, spec)
+    study = load_study(tiny_ws, spec.name)
+    dists = {"freeze_depth": optuna.distributions.IntDistribution(12, 18),
+             "learning_rate": optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True)}
+    study.add_trial(optuna.trial.create_trial(params={"freeze_depth": 15, "learning_rate": 2.5e-3},
+                                              distributions=dists, value=0.9))
+    study.enqueue_trial({"freeze_depth": 15, "learning_rate": 2.5e-3})
+    frame = study.trials_dataframe()
+    assert frame["params_freeze_depth"].dtype.kind == "f"  # the case: NaN for the waiting trial
+    summary = next(s for s in list_studies(tiny_ws) if s.name == spec.name)
+    assert isinstance(summary, StudySummary) and summary.best_trial == 0
+    text = best_trial_text(summary, frame)
+    assert text.endswith(r"freeze\_depth 15 · learning\_rate 2\.50e\-03"), text

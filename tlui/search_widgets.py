@@ -225,12 +225,19 @@ def status_sentence(s: StudySummary, snap: Snapshot) -> tuple[str, str]:
                     f"`python -m tlcore worker --study {s.name}` where this storage is reachable.")
 
 
+def _whole(v: Any) -> Any:
+    """``v`` as an int when it is a float with no fractional part (a freeze depth read back as 15.0)."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
 def best_trial_text(s: StudySummary, frame: pd.DataFrame) -> str | None:
     """Markdown naming the best trial, its value, test accuracy and parameters; None before one completes."""
     if s.best_trial is None or frame.empty or not (frame["number"] == s.best_trial).any():
         return None
     row = frame.loc[frame["number"] == s.best_trial].iloc[0]
-    params = {c.removeprefix("params_"): row[c] for c in frame.columns if c.startswith("params_") and pd.notna(row[c])}
+    # A column of integer parameters turns float when another row lacks it (a waiting or retried trial): 15.0
+    params = {c.removeprefix("params_"): _whole(row[c]) for c in frame.columns
+              if c.startswith("params_") and pd.notna(row[c])}
     test = row.get("test_accuracy")
     return (f"**Best trial {s.best_trial}**: {md_escape(s.objective)} {tf.number(s.best_value)}"
             + (f", test accuracy {tf.number(float(test))}" if test is not None and pd.notna(test) else "")
