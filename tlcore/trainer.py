@@ -287,7 +287,10 @@ class _BatchRecorder(_Recorder):
     every step's result (no asynchronous dispatch), which costs time when nobody listens."""
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self.hooks.on_batch(self._epoch, batch + 1, self.num_batches, {k: float(v) for k, v in (logs or {}).items()})
+        # With steps_per_execution > 1 Keras reports the last step of each call, which for the
+        # epoch's last call can lie past the end of a feed whose length it does not divide.
+        self.hooks.on_batch(self._epoch, min(batch + 1, self.num_batches), self.num_batches,
+                            {k: float(v) for k, v in (logs or {}).items()})
 
 
 class _DivergenceGuard:
