@@ -18,15 +18,20 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tlcore.appfiles import PACKAGE_ROOT
 
-__all__ = ["spawn", "child_env", "track_child", "pid_alive", "log_tail"]
+__all__ = ["spawn", "child_env", "track_child", "reap", "pid_alive", "log_tail"]
 
 _INSTALLED_INTO = ("site-packages", "dist-packages")  # the folders pip and Debian install packages into
-_CHILDREN: dict[int, subprocess.Popen] = {}  # reaped by pid_alive so finished children do not linger as zombies
+_CHILDREN: dict[int, subprocess.Popen] = {}  # reaped by reap() so finished children do not linger as zombies
+_REAP_EVERY = 2.0  # seconds between two looks of the reaper thread
+_reaper: threading.Thread | None = None
+_reaper_lock = threading.Lock()
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -52,8 +57,34 @@ def spawn(cmd: Sequence[str], log_path: str | os.PathLike[str], *, cwd: str | os
 
 
 def track_child(proc: subprocess.Popen) -> None:
-    """Keep a background process started here so ``pid_alive`` reaps it when it ends (no zombies)."""
+    """Keep a background process started here so that it is reaped when it ends (no zombies):
+    a daemon thread, started with the first child, calls ``reap`` every two seconds, whether or
+    not any page is still looking at the process; ``pid_alive`` reaps too."""
+    global _reaper
     _CHILDREN[proc.pid] = proc
+    with _reaper_lock:
+        if _reaper is None or not _reaper.is_alive():
+            _reaper = threading.Thread(target=_reap_forever, name="tlcore-reaper", daemon=True)
+            _reaper.start()
+
+
+def reap() -> list[int]:
+    """Collect the exit status of every finished process started here; returns their pids."""
+    done = []
+    for pid, proc in list(_CHILDREN.items()):
+        if proc.poll() is not None:
+            _CHILDREN.pop(pid, None)
+            done.append(pid)
+    return done
+
+
+def _reap_forever() -> None:
+    while True:
+        time.sleep(_REAP_EVERY)
+        try:
+            reap()
+        except Exception:  # noqa: BLE001 - the reaper must outlive any odd child
+            pass
 
 
 def pid_alive(pid: int) -> bool:
