@@ -27,6 +27,7 @@ from tests.helpers.imagegen import (
 from tlcore.datasets._imageio import (
     IMAGE_EXTENSIONS,
     MAX_IMAGE_PIXELS,
+    THUMB_BACKGROUND,
     ImageHeader,
     load_rgb,
     read_header,
@@ -394,6 +395,20 @@ def test_thumbnail_keeps_aspect_and_uses_draft_for_jpeg(tmp_path, monkeypatch):
     thumb = thumbnail(path, 128)
     assert thumb.shape == (64, 128, 3) and thumb.dtype == np.uint8
     assert calls and calls[0] is not None  # libjpeg decoded at a reduced scale
+
+
+def test_a_boxed_thumbnail_is_square_with_the_image_centred(tmp_path):
+    """A 4 x 3,000 px image: unboxed it is a 1-px-wide sliver that a grid scaled to one width draws
+    tens of thousands of pixels tall; boxed it is 128 x 128, the sliver centred on grey bars."""
+    Image.fromarray(np.full((3000, 4, 3), (200, 0, 0), np.uint8)).save(tmp_path / "sliver.png")
+    assert thumbnail(tmp_path / "sliver.png", 128).shape == (128, 1, 3)
+    boxed = thumbnail(tmp_path / "sliver.png", 128, box=True)
+    assert boxed.shape == (128, 128, 3) and boxed.dtype == np.uint8
+    assert tuple(boxed[64, 63]) == (200, 0, 0) and tuple(boxed[64, 0]) == tuple(boxed[64, 127]) == THUMB_BACKGROUND
+    wide = thumbnail(make_image(tmp_path / "w.png", size=(40, 10)), 32, box=True)
+    assert wide.shape == (32, 32, 3) and tuple(wide[0, 16]) == THUMB_BACKGROUND
+    square = make_image(tmp_path / "sq.png", size=(20, 20))
+    assert np.array_equal(thumbnail(square, 32, box=True), thumbnail(square, 32))
 
 
 def test_thumbnail_small_portrait_and_orientation(tmp_path):

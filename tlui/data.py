@@ -177,9 +177,10 @@ def split_table(ws_root: str, name: str, scanned_at: str, val: float, test: floa
 
 @st.cache_data(show_spinner=False, max_entries=2048)
 def thumb(path: str, mtime_ns: int, size: int = 128) -> np.ndarray | None:
-    """``tlcore.datasets.thumbnail(path, size)``, or None when the file cannot be decoded."""
+    """``tlcore.datasets.thumbnail(path, size, box=True)``: a ``size`` × ``size`` letter-boxed preview
+    (so a very narrow or very wide image cannot stretch a grid), or None when the file cannot be decoded."""
     try:
-        return thumbnail(path, size=size)
+        return thumbnail(path, size=size, box=True)
     except (TLCoreError, OSError):
         return None
 

@@ -584,7 +584,10 @@ def _pad_fill(pad_value: int | tuple[int, ...], channels: int) -> np.ndarray:
     return values.astype(np.uint8) if values.size == channels and channels > 1 else np.uint8(values[0])
 
 
-def thumbnail(path: str | os.PathLike[str] | bytes, size: int = 128) -> np.ndarray:
+THUMB_BACKGROUND = (238, 238, 238)  # the letter-box bars of a boxed thumbnail: light grey, visible on white and dark
+
+
+def thumbnail(path: str | os.PathLike[str] | bytes, size: int = 128, *, box: bool = False) -> np.ndarray:
     """A small RGB preview whose longer side is ``size`` pixels, aspect ratio kept.
 
     Large JPEGs are decoded at a reduced scale (``Image.draft``: libjpeg decodes at
@@ -594,9 +597,13 @@ def thumbnail(path: str | os.PathLike[str] | bytes, size: int = 128) -> np.ndarr
     Args:
         path: the image file (or its bytes).
         size: the longer side of the result, in pixels. Defaults to 128.
+        box: centre the preview in a ``size`` × ``size`` square, the rest filled with
+            ``THUMB_BACKGROUND`` (letter-boxed). Pages show boxed thumbnails: a page that
+            scales every preview to one width would otherwise draw a 4 × 3,000 px image
+            thousands of pixels tall.
 
     Returns:
-        An ``(h, w, 3)`` ``uint8`` array with ``max(h, w) == size``.
+        An ``(h, w, 3)`` ``uint8`` array with ``max(h, w) == size`` (``(size, size, 3)`` boxed).
 
     Raises:
         ImageDecodeError: as ``load_rgb``.
@@ -609,6 +616,12 @@ def thumbnail(path: str | os.PathLike[str] | bytes, size: int = 128) -> np.ndarr
     h, w = rgb.shape[:2]
     scale = size / max(w, h)
     nw, nh = max(1, min(size, round(w * scale))), max(1, min(size, round(h * scale)))
-    if (nw, nh) == (w, h):
+    if (nw, nh) != (w, h):
+        rgb = np.asarray(Image.fromarray(rgb).resize((nw, nh), _RESAMPLE), dtype=np.uint8).copy()
+    if not box or (nw, nh) == (size, size):
         return rgb
-    return np.asarray(Image.fromarray(rgb).resize((nw, nh), _RESAMPLE), dtype=np.uint8).copy()
+    out = np.empty((size, size, 3), dtype=np.uint8)
+    out[:] = THUMB_BACKGROUND
+    top, left = (size - nh) // 2, (size - nw) // 2
+    out[top:top + nh, left:left + nw] = rgb
+    return out
