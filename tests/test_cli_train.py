@@ -56,6 +56,8 @@ def test_train_on_the_demo(demo_run):
     assert any(re.fullmatch(r"Test accuracy:     \d+\.\d % \(\d+ images\)", ln) for ln in lines)
     assert any(re.fullmatch(r"Caches:            images \d+ hits / \d+ misses, features \d+ hits / \d+ misses", ln)
                for ln in lines)
+    assert any(re.fullmatch(r"Calibration:       temperature \d+\.\d{3} \(fitted on the validation split\), "
+                            r"ECE \d+\.\d\d % -> \d+\.\d\d % on the test split \(\d+ images\)", ln) for ln in lines)
     assert "Training efficientnet_lite0 (feature_extraction) on 'demo' at 64px" in err
     assert (run_dir / "model.keras").is_file()
     spec = yaml.safe_load((run_dir / "spec.yaml").read_text())
@@ -108,7 +110,7 @@ def test_export_keras_and_tflite(demo_run, capsys, tmp_path):
     code, _, err = run(capsys, "--workspace", root, "export", "demo-run", "--format", "keras", "--out", out_dir,
                        "--overwrite")
     assert code == 0, err
-    code, _, err = run(capsys, "--workspace", root, "export", "demo-run", "--format", "onnx", "--out",
+    code, _, err = run(capsys, "--workspace", root, "export", "demo-run", "--format", "coreml", "--out",
                        tmp_path / "x")
     assert code == 2 and "tflite_dynamic" in err
 
@@ -131,6 +133,9 @@ def test_models_evaluate(demo_run, capsys):
     assert code == 0, err
     metrics = json.loads((root / "models" / "demo-run" / "metrics.json").read_text())
     assert f"accuracy {100 * metrics['test_accuracy']:.1f} %" in out.splitlines()[0]
+    temperature = metrics["calibration"]["temperature"]
+    assert re.fullmatch(rf"  ECE \d+\.\d\d % with temperature {temperature:.3f} applied; at training: temperature "
+                        rf"{temperature:.3f} .*", out.splitlines()[1])
 
 
 def test_models_list_empty(workspace, capsys):

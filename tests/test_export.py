@@ -13,7 +13,7 @@ import pytest
 from tests.helpers.runs import TINY_CLASSES, tiny_run
 from tests.helpers.tflite import tflite_predict
 from tlcore.errors import ConfigError, WorkspaceError
-from tlcore.export import FILE_NAMES, FORMATS, export_model
+from tlcore.export import DEFAULT_FORMATS, FILE_NAMES, FORMATS, export_model
 from tlcore.predict import load_model, predict_arrays, prepare_image
 
 pytestmark = [
@@ -36,7 +36,7 @@ def loaded(run_dir):
 
 @pytest.fixture(scope="module")
 def exported(run_dir, tmp_path_factory):
-    """All four formats, exported once for the module."""
+    """The default formats (keras, savedmodel, tflite, tflite_dynamic), exported once for the module."""
     out = tmp_path_factory.mktemp("exports") / "tiny-export"
     steps: list[str] = []
     result = export_model(run_dir, out, on_status=steps.append)
@@ -59,7 +59,7 @@ def reference(loaded, x) -> np.ndarray:
 
 def test_files_written(exported):
     out = exported.out_dir
-    assert exported.formats == FORMATS
+    assert exported.formats == DEFAULT_FORMATS
     names = {p.name for p in out.iterdir()}
     assert names == {"model.keras", "saved_model", "model.tflite", "model_dynamic_range.tflite", "labels.txt",
                      "model_card.json"}
@@ -138,7 +138,7 @@ def test_existing_folder_refused_unless_overwrite(run_dir, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
 
 
-@pytest.mark.parametrize("formats", [["onnx"], [], "keras,coreml"])
+@pytest.mark.parametrize("formats", [["coreml"], [], "keras,tflite_int4"])
 def test_unknown_formats(run_dir, tmp_path, formats):
     with pytest.raises(ConfigError, match="keras, savedmodel, tflite, tflite_dynamic"):
         export_model(run_dir, tmp_path / "exp", formats)

@@ -92,8 +92,12 @@ def test_heatmaps(loaded, x):
     assert res.heatmaps.min() >= 0.0 and res.heatmaps.max() <= 1.0
     for raw in res.raw:
         assert raw.max() == pytest.approx(1.0) or raw.max() == 0.0
-    np.testing.assert_allclose(res.probabilities, predict_arrays(loaded, x), atol=1e-5)
+    np.testing.assert_allclose(res.probabilities, predict_arrays(loaded, x, calibrated=False), atol=1e-5)
     np.testing.assert_array_equal(res.class_indices, res.probabilities.argmax(axis=1))
+    # With the run's temperature (as the pages build it) its probabilities are predict's calibrated ones.
+    calibrated = GradCam(loaded.model, temperature=loaded.temperature).explain(x)
+    np.testing.assert_allclose(calibrated.probabilities, predict_arrays(loaded, x), atol=1e-5)
+    np.testing.assert_array_equal(calibrated.class_indices, res.class_indices)
     np.testing.assert_allclose(gradcam(loaded.model, x[:2]), res.heatmaps[:2], atol=1e-5)
 
 

@@ -26,7 +26,7 @@ from tlcore.search import load_study
 from tlcore.search.storage import study_local_dir
 
 NAME = "outcomes"
-SEARCH, RESULTS = "pages/3_Search.py", "pages/4_Results.py"
+SEARCH, RESULTS = "pages/4_Search.py", "pages/5_Results.py"
 
 
 def _page(page: str, study: str | None = None) -> AppTest:

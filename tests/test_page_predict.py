@@ -1,20 +1,25 @@
-"""The Predict page (pages/5_Predict.py), run headlessly with AppTest."""
+"""The Predict page (pages/6_Predict.py), run headlessly with AppTest."""
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import shutil
+import zipfile
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers.imagegen import image_bytes, png_header_bytes
-from tests.helpers.runs import tiny_run
+from tests.helpers.handmodel import upload_trial_run, zip_tree
+from tests.helpers.handstudy import epoch_record, hand_study, hand_trial
+from tests.helpers.imagegen import image_bytes, png_header_bytes, write_bytes
+from tests.helpers.runs import tiny_run, write_tinted_tree
 from tlcore.datasets import add_dataset
 
 # Shares the session's tiny trained run (tests/test_predict.py): one pytest-xdist worker trains it once.
 pytestmark = pytest.mark.xdist_group("tiny-run")
 
-PAGE = "pages/5_Predict.py"
+PAGE = "pages/6_Predict.py"
 
 
 def _page() -> AppTest:
@@ -61,8 +66,8 @@ def test_no_models_explains_how_to_train(workspace):
 def test_upload_an_image(with_model):
     at = _page()
     _ok(at)
-    assert at.selectbox(key="pr_model").value == "tiny-run"
-    assert at.query_params["model"] == "tiny-run"
+    assert at.selectbox(key="pr_model").value == "run:tiny-run"
+    assert at.query_params["model"] == "run:tiny-run"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Classes"] == "3" and metrics["Input"] == "64 px"
     at.file_uploader(key="pr_uploads").set_value(("my cat.png", image_bytes((50, 40), seed=1), "image/png"))
@@ -128,11 +133,144 @@ def test_a_model_file_that_is_not_a_keras_model(with_model):
     shutil.copytree(with_model.models_dir / "tiny-run", broken)
     (broken / "model.keras").write_bytes(b"definitely not a zip archive")
     at = _page()
-    at.selectbox(key="pr_model").set_value("zz-broken").run()
+    at.selectbox(key="pr_model").set_value("run:zz-broken").run()
     _ok(at)
     assert "not a Keras model file" in _errors(at) and "train again" in _errors(at)
-    assert at.query_params["model"] == "zz-broken"
-    at.selectbox(key="pr_model").set_value("tiny-run").run()  # the page keeps working
+    assert at.query_params["model"] == "run:zz-broken"
+    at.selectbox(key="pr_model").set_value("run:tiny-run").run()  # the page keeps working
     at.file_uploader(key="pr_uploads").set_value(("a.png", image_bytes(seed=4), "image/png")).run()
     _ok(at)
     assert not at.error and len(at.get("plotly_chart")) == 1
+
+
+# ------------------------------------------------------------- any model
+def test_an_old_link_with_a_run_name_still_selects_it(with_model):
+    shutil.copytree(with_model.models_dir / "tiny-run", with_model.models_dir / "other-run")
+    at = AppTest.from_file("../streamlit_app.py", default_timeout=120)
+    at.switch_page(PAGE)
+    at.query_params["model"] = "other-run"
+    at.run()
+    _ok(at)
+    assert at.selectbox(key="pr_model").value == "run:other-run"
+    assert at.query_params["model"] == "run:other-run"
+
+
+def test_search_trials_are_listed_and_fetched_when_chosen(with_model):
+    ids = upload_trial_run(with_model, with_model.models_dir / "tiny-run", "t")
+    t0 = dt.datetime(2026, 1, 1)
+    hand_study(with_model, "hs", [
+        hand_trial(t0, 0, 5, value=0.6, history=[epoch_record(1, 0.6)], tl_artifacts=ids),
+        hand_trial(t0, 6, 9, value=0.8, history=[epoch_record(1, 0.8)], tl_artifacts=ids),
+    ])
+    at = _page()
+    _ok(at)
+    box = at.selectbox(key="pr_model")
+    assert box.options[0].startswith("tiny-run")
+    assert box.options[1:] == ["study hs · trial 1 (best) · val 0.800", "study hs · trial 0 · val 0.600"]
+    assert not (with_model.root / "studies" / "local" / "hs").exists()  # listing fetched nothing
+    box.set_value("trial:hs:1").run()
+    _ok(at)
+    assert at.query_params["model"] == "trial:hs:1"
+    assert (with_model.root / "studies" / "local" / "hs" / "trials" / "1" / "model.keras").is_file()
+    assert any("search trial 1 of study hs" in c.value.replace("\\", "") for c in at.caption)
+    at.file_uploader(key="pr_uploads").set_value(("a.png", image_bytes(seed=7), "image/png")).run()
+    _ok(at)
+    assert not at.error and len(at.get("plotly_chart")) == 1
+
+
+def test_a_storage_that_cannot_be_read_does_not_break_the_page(with_model):
+    (with_model.root / "studies").mkdir(exist_ok=True)
+    (with_model.root / "studies" / "journal.log").mkdir()
+    at = _page()
+    _ok(at)
+    assert any("Search trials are not listed" in w.value.replace("\\", "") for w in at.warning)
+    assert at.selectbox(key="pr_model").value == "run:tiny-run" and not at.error
+
+
+# ------------------------------------------------------------------ batch
+def _batch_table(at: AppTest):
+    """The batch result's dataframe (the page may also show the per-class table), or None."""
+    frames = [d.value for d in at.dataframe if "file" in d.value.columns]
+    return frames[0] if frames else None
+
+
+def _batch(at: AppTest) -> AppTest:
+    return at.radio(key="pr_source").set_value("Batch: a folder or a zip").run()
+
+
+def _zip_of_classes(root, tmp_path):
+    photos = write_tinted_tree(root, per_class=3)
+    shutil.move(photos / "dog" / "dog_000.png", photos / "cat" / "a_dog.png")
+    write_bytes(photos / "bird" / "broken.png", b"not a picture")
+    return zip_tree(photos, tmp_path / "batch.zip", top="batch")
+
+
+def test_batch_zip_gives_a_table_with_correct_column_and_a_csv(with_model, tmp_path):
+    archive = _zip_of_classes(tmp_path / "batch", tmp_path)
+    at = _batch(_page())
+    _ok(at)
+    at.file_uploader(key="pr_batch_zip").set_value(("batch.zip", archive.read_bytes(), "application/zip")).run()
+    _ok(at)
+    at.button(key="pr_batch_run").click().run()
+    _ok(at)
+    assert not at.error, [e.value for e in at.error]
+    progress = at.get("progress")
+    assert len(progress) == 1 and "Classified 10 of 10 images" in progress[0].proto.text
+    frame = _batch_table(at)
+    assert {"file", "label_1", "confidence_1", "true_label", "correct", "error"} <= set(frame.columns)
+    assert len(frame) == 10 and frame["error"].notna().sum() == 1
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Images"] == "10" and metrics["Could not be read"] == "1"
+    assert metrics["Accuracy"].endswith("%")
+    [download] = at.get("download_button")
+    assert download.proto.label == "Download the table (CSV)"
+    # The result stays while nothing changes; the "only the mistakes" filter keeps the wrong rows.
+    at.checkbox(key="pr_batch_wrong").check().run()
+    _ok(at)
+    mistakes = _batch_table(at)
+    assert mistakes is not None and (mistakes["correct"] == False).all()  # noqa: E712
+    # Another top-k asks for a new run.
+    at.slider(key="pr_top_k").set_value(1).run()
+    assert _batch_table(at) is None and any("classify again" in c.value for c in at.caption)
+
+
+def test_batch_folder_outside_the_data_roots_is_refused(with_model, tmp_path):
+    outside = write_tinted_tree(tmp_path / "elsewhere", per_class=1)
+    at = _batch(_page())
+    at.radio(key="pr_batch_kind").set_value("A folder on the server").run()
+    at.text_input(key="pr_batch_folder").set_value(str(outside)).run()
+    at.button(key="pr_batch_run").click().run()
+    _ok(at)
+    errors = _errors(at)
+    assert "outside the allowed data roots" in errors and "allow-root" in errors
+    assert str(with_model.root) in errors
+    # A folder inside them works.
+    at.text_input(key="pr_batch_folder").set_value(str(with_model.root / "photos")).run()
+    at.button(key="pr_batch_run").click().run()
+    _ok(at)
+    assert not at.error and len(_batch_table(at)) == 36
+
+
+def test_batch_zip_without_images(with_model, tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("readme.txt", "no pictures here")
+    at = _batch(_page())
+    at.file_uploader(key="pr_batch_zip").set_value(("docs.zip", buf.getvalue(), "application/zip")).run()
+    at.button(key="pr_batch_run").click().run()
+    _ok(at)
+    assert "holds no images" in _errors(at) and _batch_table(at) is None
+
+
+# -------------------------------------------------------------------- TTA
+def test_tta_switch_and_its_effect_on_the_test_split(with_model):
+    at = _page()
+    at.toggle(key="pr_tta").set_value(True).run()
+    at.file_uploader(key="pr_uploads").set_value(("a.png", image_bytes(seed=8), "image/png")).run()
+    _ok(at)
+    assert not at.error and len(at.get("plotly_chart")) == 1
+    at.button(key="pr_tta_run").click().run()
+    _ok(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Without TTA"].endswith("%") and metrics["With TTA"].endswith("%")
+    assert int(metrics["Test images"]) > 0

@@ -1,4 +1,4 @@
-"""The Results page (pages/4_Results.py), run headlessly with AppTest.
+"""The Results page (pages/5_Results.py), run headlessly with AppTest.
 
 The module works on a private copy of the session's tiny study (3 complete trials,
 see tests/helpers/searchfix.py), to which the fixture adds a pruned and a failed trial, a
@@ -21,7 +21,7 @@ from tlcore.search import create_study, load_study
 # Shares the session's tiny study (tests/helpers/searchfix.py): one pytest-xdist worker runs it once.
 pytestmark = pytest.mark.xdist_group("tiny-study")
 
-PAGE = "pages/4_Results.py"
+PAGE = "pages/5_Results.py"
 SECOND = "second"
 EMPTY = "empty"
 VIEWS = 7
@@ -191,6 +191,10 @@ def test_best_trial_evaluates_on_the_test_split_with_top_losses_and_gradcam(resu
     assert_ok(at)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test images"] == "8"
+    # The trial's calibration: temperature, ECE before → after, and the reliability diagram.
+    assert float(metrics["Temperature"]) > 0 and metrics["ECE (test)"].endswith(" %")
+    assert "This evaluation's expected calibration error" in shown_text(at.caption)
+    assert any("perfectly calibrated" in json.dumps(_spec(c)["data"]) for c in at.get("plotly_chart"))
     accuracy = float(metrics["Test accuracy"].split()[0])
     images = list(at.get("image"))
     captions = [img.proto.imgs[0].caption.replace("\\", "") for img in images]

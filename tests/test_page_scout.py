@@ -1,5 +1,5 @@
 """The scout on the pages, run headlessly with AppTest: the Search page's Scout step
-(pages/3_Search.py, tlui/scout_widgets.py) and the Results page's "Scout vs the trials".
+(pages/4_Search.py, tlui/scout_widgets.py) and the Results page's "Scout vs the trials".
 
 The Search tests save a real scout of the tiny dataset (random weights, 32 px: a few
 seconds) where the page finds it; the Results tests run a small real study that
@@ -24,8 +24,8 @@ from tlcore.search import create_study, load_spec, load_study, run_worker
 from tlcore.search.seeding import SCOUT_ATTR, scout_agreement
 from tlcore.workspace import Workspace
 
-SEARCH = "pages/3_Search.py"
-RESULTS = "pages/4_Results.py"
+SEARCH = "pages/4_Search.py"
+RESULTS = "pages/5_Results.py"
 FIG_TITLE = "Each score against the freeze depth"
 SCOUTED, SKIPPED, FAILED, PLAIN = "scouted", "skipped", "scout-failed", "no-scout"
 SKIP_REASON = "estimated 99 s, above its 60 s limit (scout.max_seconds)"

@@ -1,4 +1,4 @@
-"""The Search page (pages/3_Search.py), run headlessly with AppTest.
+"""The Search page (pages/4_Search.py), run headlessly with AppTest.
 
 The live section is an ``st.fragment`` on a timer; AppTest cannot drive timers, so
 these tests rerun the whole page, which draws the fragment in full each time.
@@ -39,7 +39,7 @@ from tlcore.search import (
 from tlcore.search.storage import study_local_dir
 from tlui.search_widgets import poll_study
 
-PAGE = "pages/3_Search.py"
+PAGE = "pages/4_Search.py"
 
 
 def _page(at: AppTest | None = None, timeout: float = 180) -> AppTest:

@@ -429,7 +429,7 @@ def test_launched_workers_get_the_storage_url_from_the_environment(workspace, mo
 
 def _results_page() -> AppTest:
     at = AppTest.from_file("../streamlit_app.py", default_timeout=120)
-    at.switch_page("pages/4_Results.py")
+    at.switch_page("pages/5_Results.py")
     return at.run()
 
 

@@ -44,14 +44,14 @@ def _fake_start(gpu: bool):
 
 
 def test_without_a_gpu_only_the_noise_is_dropped(monkeypatch, capfd):
-    monkeypatch.setattr(startup, "_devices_have_gpu", _fake_start(False))
+    monkeypatch.setattr(startup, "backend_sees_gpu", _fake_start(False))
     assert startup.start_backend_quietly() is False
     err = capfd.readouterr().err
     assert err.splitlines() == REAL_LINES[1:2]
 
 
 def test_with_a_gpu_every_line_is_kept(monkeypatch, capfd):
-    monkeypatch.setattr(startup, "_devices_have_gpu", _fake_start(True))
+    monkeypatch.setattr(startup, "backend_sees_gpu", _fake_start(True))
     assert startup.start_backend_quietly() is True
     assert capfd.readouterr().err.splitlines() == NOISE_LINES[:2] + REAL_LINES[1:2]
 
@@ -61,7 +61,7 @@ def test_an_error_during_the_start_still_reaches_stderr_and_stderr_is_restored(m
         os.write(2, b"ImportError: no backend\n")
         raise ImportError("no backend")
 
-    monkeypatch.setattr(startup, "_devices_have_gpu", broken)
+    monkeypatch.setattr(startup, "backend_sees_gpu", broken)
     with pytest.raises(ImportError):
         startup.start_backend_quietly()
     os.write(2, b"after\n")
@@ -76,7 +76,7 @@ def _run(code: str) -> subprocess.CompletedProcess:
 
 def test_a_real_backend_start_writes_no_noise():
     """The real thing, in fresh interpreters: the same start with and without the filter."""
-    plain = _run("from tlcore.startup import _devices_have_gpu as s; print(s())")
+    plain = _run("from tlcore.startup import backend_sees_gpu as s; print(s())")
     quiet = _run("from tlcore.startup import start_backend_quietly as s; print(s())")
     assert plain.returncode == 0 and quiet.returncode == 0, plain.stderr + quiet.stderr
     if plain.stdout.strip() == "True":

@@ -130,6 +130,42 @@ def test_run_artifacts_and_reload(demo_ws):
     assert r.metrics["test"]["confusion_matrix"] and len(r.metrics["test"]["per_class"]) == 10
 
 
+@pytest.mark.backend
+def test_calibration_is_fitted_on_the_validation_split_and_stored(demo_ws):
+    """metrics.json's ``calibration``: T fitted on the saved model's validation output, ECE on its test output."""
+    import json
+    import math
+
+    from tlcore.calibration import apply_temperature, expected_calibration_error, fit_temperature
+    from tlcore.predict import load_model, predict_arrays
+    from tlcore.trainer import prepare_data
+
+    spec = small(epochs=1)
+    r = train(spec, demo_ws)
+    cal = json.loads((r.run_dir / "metrics.json").read_text())["calibration"]
+    assert cal == r.metrics["calibration"]
+    for k in ("temperature", "ece_before", "ece_after", "nll_before", "nll_after"):
+        assert isinstance(cal[k], float) and math.isfinite(cal[k]), k
+        assert isinstance(cal["val"][k], float) and math.isfinite(cal["val"][k]), k
+    assert 0.05 <= cal["temperature"] <= 20.0
+    assert (cal["split"], cal["fitted_on"]) == ("test", "val")
+    assert cal["num_samples"] == r.metrics["num_test"] and cal["val"]["num_samples"] == r.metrics["num_val"]
+    assert cal["accuracy"] == pytest.approx(r.metrics["test_accuracy"])
+    assert len(cal["bins"]) == 15
+    for side in ("before", "after"):
+        assert sum(b[side]["count"] for b in cal["bins"]) == cal["num_samples"] > 0
+
+    data = prepare_data(demo_ws, spec)
+    loaded = load_model(r.run_dir)
+    assert loaded.temperature == cal["temperature"]
+    val_raw = predict_arrays(loaded, data.x["val"], calibrated=False)
+    assert fit_temperature(val_raw, data.y["val"]) == pytest.approx(cal["temperature"], rel=2e-2)
+    test_raw = predict_arrays(loaded, data.x["test"], calibrated=False)
+    assert expected_calibration_error(test_raw, data.y["test"]) == pytest.approx(cal["ece_before"], abs=1e-6)
+    after = expected_calibration_error(apply_temperature(test_raw, cal["temperature"]), data.y["test"])
+    assert after == pytest.approx(cal["ece_after"], abs=1e-6)
+
+
 def test_class_weights_and_early_stopping(demo_ws):
     r = train(small(epochs=6, class_weights=True, early_stopping=1, learning_rate=0.5), demo_ws)
     assert 2 <= len(r.history) <= 6

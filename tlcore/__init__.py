@@ -37,11 +37,22 @@ Map of the package, one idea per module (each module's docstring says more):
                  feature cache, the probe head, rungs, the divergence guard, the run folder)
 - ``runfolder``  ``RunFolder``: a trained run's folder, its file names, tolerant readers
                  and the atomic writer the trainer uses
+- ``train_jobs`` one training run as a background job (the Train page, and every
+                 ``python -m tlcore train``): its folder, state, per-epoch progress, stop
 - ``evaluate``   accuracy, per-class metrics, confusion matrix, top losses
 - ``gradcam``    class activation heat maps, exact and backend-neutral
 - ``predict``    load a trained model safely, predict "label (confidence %)", list
                  and re-evaluate runs
-- ``export``     .keras, SavedModel, TFLite (float and dynamic-range) with a model card
+- ``tta``        test-time augmentation: an image's and its mirror image's probabilities
+                 averaged
+- ``batch_predict`` every image of a folder or a zip (read in memory, checked), a chunk
+                 at a time: top-k, true labels from class folders, accuracy, CSV
+- ``catalog``    every model of a workspace with a stable key: trained runs, search
+                 trials that saved a model (fetched when used), exports
+- ``export``     .keras, SavedModel, TFLite (float32, dynamic-range, float16, full int8),
+                 ONNX, with a model card; every format checked against the Keras model
+- ``exportcheck`` runs an exported file in its own runtime: the check images, int8
+                 calibration images, accuracy, agreement, probability difference, latency
 - ``search/``    Optuna: ``StudySpec``, storages, heartbeats, the artifact store, studies,
                  workers and their state files, local worker processes, trial attributes,
                  which value is better, the rung pruner, scout seeding, results (see

@@ -1,17 +1,19 @@
-"""Background tlcore processes on this machine: search workers and scouts.
+"""Background tlcore processes on this machine: search workers, scouts and training jobs.
 
 ``spawn`` starts a ``python -m tlcore ...`` command the way every background run
 starts: in its own session (so it outlives the page or terminal that started it),
 stdin closed, stdout and stderr appended to a log file, with an environment from
 ``child_env`` (this process's environment, unbuffered output, and, from a source
-checkout, this copy of tlcore first on ``PYTHONPATH``). The ``Popen`` is kept (``track_child``) so that
-``pid_alive`` reaps a finished child (no zombies); ``pid_alive`` also answers for a
+checkout, this copy of tlcore first on ``PYTHONPATH``). The ``Popen`` is kept (``track_child``) and
+a daemon thread of the starting process reaps it when it ends (``reap``: no zombies, whether or
+not a page is looking); ``pid_alive`` reaps too, and also answers for a
 process started by another server or terminal, from its pid alone, and says no to
 a pid reused by something that is not tlcore. ``log_tail`` reads the end of a log.
 
 Users: ``tlcore.search.local`` (search workers), ``tlcore.search.worker_state``
-(``list_workers``: which workers still run) and ``tlcore.scout`` (``launch_scout``,
-``scout_status``). The processes' own state files are their owners' business.
+(``list_workers``: which workers still run), ``tlcore.scout`` (``launch_scout``,
+``scout_status``) and ``tlcore.train_jobs`` (``launch_training``, ``job_status``). The
+processes' own state files are their owners' business.
 """
 
 from __future__ import annotations

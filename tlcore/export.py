@@ -1,6 +1,6 @@
-"""Export a trained model for serving: Keras, SavedModel, TFLite, with labels and a model card.
+"""Export a trained model for serving, check every format against the Keras model, write a model card.
 
-Formats (``FORMATS``):
+Formats (``FORMATS``; ``DEFAULT_FORMATS`` are the first four):
 
 - ``keras``: ``model.keras``, a copy of the run's Keras 3 file (any backend loads it).
 - ``savedmodel``: ``saved_model/``, a TensorFlow SavedModel whose ``serving_default``
@@ -9,61 +9,123 @@ Formats (``FORMATS``):
 - ``tflite``: ``model.tflite``, float32 TensorFlow Lite.
 - ``tflite_dynamic``: ``model_dynamic_range.tflite``, dynamic-range quantized (int8
   weights, float activations): about a quarter of the size, nearly the same answers.
+- ``tflite_float16``: ``model_float16.tflite``, float16 weights (float32 input, output
+  and arithmetic on CPUs; a GPU delegate can compute in float16): about half the size.
+- ``tflite_int8``: ``model_int8.tflite``, full-integer quantization (every operation
+  int8, for NPUs, DSPs, Edge TPUs and microcontrollers). Input **uint8**, the raw RGB
+  pixels: the input is calibrated to exactly 0-255 (scale 1, zero point 0; the model
+  card records the values), so a decoded image goes in unchanged. Output **float32**
+  probabilities (the int8 softmax, dequantized by the model's last operation). The
+  quantization ranges are calibrated on ``REPRESENTATIVE_IMAGES`` training images of the
+  run (stratified, deterministic, decoded exactly as in training): it needs the run
+  folder and its dataset in the workspace, and refuses clearly without them.
+- ``onnx``: ``model.onnx``, ONNX (float32, dynamic batch) for ONNX Runtime and the many
+  tools that read ONNX. Written by Keras' own ``model.export(format="onnx")``, which on the
+  TensorFlow backend traces the same function as the SavedModel and converts it with
+  tf2onnx (patched by Keras for numpy 2): one code path that Keras maintains, rather than a
+  second SavedModel-to-ONNX conversion here. Needs ``tf2onnx`` and ``onnx``.
 
-SavedModel and TFLite are TensorFlow's alone: they need ``KERAS_BACKEND=tensorflow``.
+SavedModel, TFLite and ONNX need TensorFlow: ``KERAS_BACKEND=tensorflow``. Every format
+takes raw RGB 0-255 images (the backbone's preprocessing is inside the model).
+
+**Every export is checked right after it is written** (``tlcore.exportcheck``): each
+file is run by its own runtime (Keras, TensorFlow, the TFLite interpreter, ONNX Runtime)
+on the run's test split (at most ``max_check_images``; the validation split for a run
+trained without a test split) and compared with the run's Keras model: accuracy, top-1
+agreement, largest absolute probability difference, file size (bytes, and percent of the
+float32 TFLite file when it is exported, else of the Keras file: ``size_reference`` says
+which) and single-image latency on this machine (median of 20 calls after 3 warm-up
+calls). A format whose agreement is below ``MIN_AGREEMENT`` (99.5 % for the float32
+formats, 98 % for the reduced-precision ones: float16, dynamic range, int8), or which cannot be
+run at all, is named in ``warnings``: in the result, in the card, in red by the CLI and in
+an error box on the Results page. A model without its run folder or dataset is exported but not checked,
+and the card says why (``checks.checked`` false, ``checks.reason``).
 
 Every export also writes ``labels.txt`` and ``model_card.json``: what the model
 expects (raw RGB 0-255, S×S, the resize rule), what it returns, the backbone and its
-weights, the training spec, the dataset and its fingerprint, the metrics and the
-size and SHA-256 of every file. The folder is built beside ``out_dir`` and renamed
-into place when complete, so a failed export never leaves half a folder.
+weights, the training spec, the dataset and its fingerprint, the metrics, the checks,
+how the quantized formats were quantized, and the size and SHA-256 of every file. The
+folder is built beside ``out_dir`` and renamed into place when complete, so a failed
+export (a conversion error, a full disk) never leaves half a folder, and an existing
+folder replaced with ``overwrite`` stays as it was.
 
 ``export_model(source, out_dir, formats)`` takes anything ``tlcore.predict.load_model``
 takes (a run folder, a search trial's run folder, a ``.keras`` file) and returns an
-``ExportResult``. Callers: ``python -m tlcore export`` (``cli._train``) and the
-Results page (``tlui.results_widgets.export_zip``).
+``ExportResult``. Callers: ``python -m tlcore export`` (``cli._train``), the Results page
+(``tlui.results_widgets.export_zip``) and ``bench/bench_export.py``.
 
 Example:
 
 >>> result = export_model("workspace/models/demo-...", "exports/demo", formats=("keras", "tflite"))
 >>> sorted(result.files)
 ['labels.txt', 'model.keras', 'model.tflite']
+>>> result.checks["formats"]["tflite"]["agreement"], result.warnings
+(1.0, ())
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tlcore import __version__
+from tlcore import exportcheck as _check
 from tlcore._fsutil import atomic_directory, atomic_write_json, atomic_write_text
 from tlcore.config import RESIZE_RULES
 from tlcore.errors import ConfigError, TLCoreError, WorkspaceError
 from tlcore.predict import LoadedModel, load_model
 from tlcore.runfolder import MODEL_FILE, RunFolder, labels_text
+from tlcore.workspace import Workspace
 
-__all__ = ["export_model", "ExportResult", "FORMATS", "FILE_NAMES"]
+__all__ = ["export_model", "ExportResult", "FORMATS", "DEFAULT_FORMATS", "FILE_NAMES", "MIN_AGREEMENT",
+           "REPRESENTATIVE_IMAGES", "MAX_CHECK_IMAGES"]
 
-FORMATS = ("keras", "savedmodel", "tflite", "tflite_dynamic")
+FORMATS = ("keras", "savedmodel", "tflite", "tflite_dynamic", "tflite_float16", "tflite_int8", "onnx")
+DEFAULT_FORMATS = ("keras", "savedmodel", "tflite", "tflite_dynamic")
 FILE_NAMES = {
     "keras": MODEL_FILE,
     "savedmodel": "saved_model",
     "tflite": "model.tflite",
     "tflite_dynamic": "model_dynamic_range.tflite",
+    "tflite_float16": "model_float16.tflite",
+    "tflite_int8": "model_int8.tflite",
+    "onnx": "model.onnx",
 }
-_TF_FORMATS = ("savedmodel", "tflite", "tflite_dynamic")
+_TF_FORMATS = ("savedmodel", "tflite", "tflite_dynamic", "tflite_float16", "tflite_int8", "onnx")
+_TFLITE_MODES = {"tflite": "float32", "tflite_dynamic": "dynamic", "tflite_float16": "float16", "tflite_int8": "int8"}
+_RUNTIMES = {"keras": "keras", "savedmodel": "savedmodel", "onnx": "onnx"} | {f: "tflite" for f in _TFLITE_MODES}
+
+MIN_AGREEMENT = {
+    "keras": 0.995, "savedmodel": 0.995, "tflite": 0.995, "onnx": 0.995,
+    "tflite_float16": 0.98, "tflite_dynamic": 0.98, "tflite_int8": 0.98,
+}
+"""The least top-1 agreement with the Keras model a format may show on the check images without a
+warning. The float32 formats compute the same function up to rounding order (99.5 %). The
+reduced-precision ones change the weights on purpose (98 %, the usual bar for post-training
+quantization): float16 weights too, which flip near-ties (on the demo model, one test image in 70
+whose top two classes were 0.003 apart)."""
+
+REPRESENTATIVE_IMAGES = 200
+"""Training images the int8 quantization is calibrated on (stratified; fewer when the split is smaller)."""
+
+MAX_CHECK_IMAGES = 2000
+"""The most test images an export is checked on (a stratified, deterministic subset beyond it)."""
 
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What ``export_model`` wrote.
+    """What ``export_model`` wrote and what the checks found.
 
     Attributes:
         out_dir: the export folder.
@@ -71,12 +133,20 @@ class ExportResult:
         files: every file written (relative path -> ``{"bytes", "sha256"}``), the
             model card itself excepted.
         model_card: the content of ``model_card.json``.
+        checks: the card's ``checks`` section: ``checked``, ``reason`` (why not),
+            ``split``, ``images``, ``thresholds``, ``size_reference``, ``latency`` (how it
+            was measured) and ``formats``: per format ``accuracy``, ``agreement``,
+            ``max_abs_prob_diff``, ``bytes``, ``size_pct``, ``latency_ms``, ``min_agreement``,
+            ``passed`` (and ``error`` when the file could not be run).
+        warnings: one sentence per format that failed its check (also in the card).
     """
 
     out_dir: Path
     formats: tuple[str, ...]
     files: dict[str, dict[str, Any]]
     model_card: dict[str, Any]
+    checks: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     def path(self, fmt: str) -> Path:
         """Where one format's file (or folder, for savedmodel) is."""
@@ -122,7 +192,11 @@ def _inventory(folder: Path) -> dict[str, dict[str, Any]]:
     return files
 
 
-def _failed(what: str, exc: Exception) -> ConfigError:
+def _failed(what: str, exc: Exception) -> Exception:
+    """A converter's error as a ``ConfigError``; a full disk (TensorFlow reports it in its own
+    error types) as the ``OSError`` that ``atomic_directory`` turns into "the disk is full"."""
+    if "No space left on device" in str(exc):
+        return OSError(errno.ENOSPC, f"{what}: no space left on device")
     detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
     return ConfigError(
         f"{what} failed ({type(exc).__name__}: {detail}).",
@@ -139,17 +213,65 @@ def _saved_model(loaded: LoadedModel, path: Path) -> None:
         raise _failed("Writing the SavedModel", exc) from exc
 
 
-def _tflite(saved_model_dir: Path, out: Path, *, dynamic_range: bool) -> None:
+def _calibration_data(x: np.ndarray) -> Callable[[], Iterable[list[np.ndarray]]]:
+    """The int8 converter's representative dataset: one image per step, float32 0-255.
+
+    One pixel of the first image is set to 0 and one to 255, so the input's calibrated range
+    is exactly 0-255 whatever the images hold: a uint8 input then has scale 1 and zero
+    point 0, and raw pixels go in unchanged.
+    """
+    data = x.astype(np.float32)
+    if len(data):
+        data[0, 0, 0, :] = 0.0
+        data[0, -1, -1, :] = 255.0
+
+    def steps() -> Iterable[list[np.ndarray]]:
+        for i in range(len(data)):
+            yield [data[i:i + 1]]
+
+    return steps
+
+
+def _tflite(saved_model_dir: Path, out: Path, *, mode: str, representative: np.ndarray | None = None) -> None:
+    """Convert the SavedModel to TFLite: ``mode`` "float32", "dynamic", "float16" or "int8"."""
     import tensorflow as tf
 
     try:
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
-        if dynamic_range:
+        if mode != "float32":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if mode == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if mode == "int8":
+            converter.representative_dataset = _calibration_data(representative)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.uint8  # raw pixels; the output stays float32
         content = converter.convert()
     except Exception as exc:  # the converter raises ConverterError and friends
-        raise _failed("The TFLite conversion" + (" (dynamic range)" if dynamic_range else ""), exc) from exc
+        raise _failed(f"The TFLite conversion ({mode})", exc) from exc
     out.write_bytes(content)
+
+
+def _onnx(loaded: LoadedModel, path: Path) -> None:
+    """Keras' own ONNX export (tf2onnx on the SavedModel's traced function; see the module docstring)."""
+    import logging
+
+    quiet = [logging.getLogger(name) for name in ("tf2onnx", "onnx")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.ERROR)
+    try:
+        if not getattr(loaded.model, "_called", True):  # Keras' ONNX export refuses a model never called
+            s = loaded.image_size
+            loaded.model(np.zeros((1, s, s, 3), np.float32), training=False)
+        loaded.model.export(str(path), format="onnx", verbose=False)
+    except OSError:
+        raise
+    except Exception as exc:  # tf2onnx raises many types
+        raise _failed("The ONNX conversion", exc) from exc
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
 
 
 def _metrics_summary(loaded: LoadedModel) -> dict[str, Any]:
@@ -186,6 +308,8 @@ def _backbone_card(spec: dict[str, Any]) -> dict[str, Any]:
 def _model_card(loaded: LoadedModel, source: Path, formats: Sequence[str]) -> dict[str, Any]:
     import keras
 
+    from tlcore.calibration import card_entry
+
     s = loaded.image_size
     versions = {"tlcore": __version__, "keras": keras.__version__, "backend": keras.backend.backend()}
     try:
@@ -219,6 +343,8 @@ def _model_card(loaded: LoadedModel, source: Path, formats: Sequence[str]) -> di
             "shape": [loaded.num_classes],
             "meaning": "softmax class probabilities, in labels.txt order",
         },
+        # The exports return the raw softmax; calibration is a documented post-processing step.
+        "calibration": card_entry(loaded.temperature, loaded.metrics),
         "classes": list(loaded.class_names),
         "backbone": _backbone_card(loaded.spec),
         "training": dict(loaded.spec),
@@ -228,33 +354,172 @@ def _model_card(loaded: LoadedModel, source: Path, formats: Sequence[str]) -> di
     }
 
 
+def _onnx_tools(fmts: Sequence[str]) -> None:
+    """Refuse an ONNX export up front when its converter is not installed."""
+    if "onnx" not in fmts:
+        return
+    import importlib.util
+
+    missing = [m for m in ("tf2onnx", "onnx") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(
+            "The ONNX export needs tf2onnx and onnx, which are not installed.",
+            received=f"missing: {', '.join(missing)}",
+            fix="Install them (pip install -r requirements.txt, or pip install tf2onnx onnx onnxruntime), "
+            "or choose other formats.",
+        )
+
+
+def _workspace_for(loaded: LoadedModel, workspace: Workspace | str | os.PathLike[str] | None) -> Workspace:
+    """The workspace holding the run's dataset: the one given, else the one a run under
+    ``<workspace>/models/`` lies in, else the default (``$TLCORE_HOME``)."""
+    if isinstance(workspace, Workspace):
+        return workspace
+    if workspace is not None:
+        return Workspace(workspace)
+    run = loaded.run_dir
+    if run is not None and run.resolve().parent.name == "models":
+        return Workspace(run.resolve().parent.parent)
+    return Workspace()
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def _pct_down(x: float) -> str:
+    """A share as a percentage, rounded down (a missed threshold never reads as met)."""
+    return f"{math.floor(x * 10000) / 100:.2f} %"
+
+
+def _check_all(tmp: Path, fmts: Sequence[str], loaded: LoadedModel, images: _check.CheckImages,
+               status: Callable[[str], None]) -> tuple[dict[str, Any], list[str]]:
+    """Run every exported file in its own runtime against the Keras model: the card's ``checks``
+    section and the warnings (one per format that could not be run or disagrees too often)."""
+    reference = _check.reference_probabilities(loaded, images.x)
+    sizes = {f: _size(tmp / FILE_NAMES[f]) for f in fmts}
+    size_ref = "tflite" if "tflite" in fmts else "keras"
+    ref_bytes = sizes["tflite"] if "tflite" in fmts else loaded.model_path.stat().st_size
+    n, split = len(images.x), images.split
+    results: dict[str, dict[str, Any]] = {}
+    warnings: list[str] = []
+    for f in fmts:
+        runtime = _RUNTIMES[f]
+        status(f"Checking {f} with {runtime}" + (f" on {n} {split} images" if n else " (latency only)"))
+        entry: dict[str, Any] = {"file": FILE_NAMES[f], "runtime": runtime, "bytes": sizes[f],
+                                 "size_pct": 100.0 * sizes[f] / ref_bytes if ref_bytes else None,
+                                 "min_agreement": MIN_AGREEMENT[f]}
+        try:
+            runner = _check.load_runner(runtime, tmp / FILE_NAMES[f])
+            entry.update(_check.check_format(runner, images, reference))
+            del runner
+        except Exception as exc:  # an export its own runtime cannot run is a failed check, not a crash
+            detail = (str(exc).strip().splitlines() or [""])[0][:300]
+            entry["error"] = f"{type(exc).__name__}: {detail}".rstrip(": ")
+        agreement = entry.get("agreement")
+        if "error" in entry:
+            entry["passed"] = False
+            warnings.append(f"{f} ({FILE_NAMES[f]}) could not be run by {runtime}: {entry['error']}. "
+                            "Do not use this file; export again or report the problem.")
+        elif agreement is None:
+            entry["passed"] = None
+        else:
+            entry["passed"] = bool(agreement >= MIN_AGREEMENT[f])
+            if not entry["passed"]:
+                warnings.append(
+                    f"{f} ({FILE_NAMES[f]}) agrees with the Keras model on only {_pct_down(agreement)} of {n} "
+                    f"{split} images (threshold {_pct_down(MIN_AGREEMENT[f])}); largest probability difference "
+                    f"{entry['max_abs_prob_diff']:.3f}. Check it on your own images before you ship it, or "
+                    "choose a float format.")
+        results[f] = entry
+    checks: dict[str, Any] = {
+        "checked": bool(n),
+        "reason": images.reason or None,
+        "split": split,
+        "images": int(n),
+        "split_images": int(images.available),
+        "missing_images": int(images.missing),
+        "same_images_as_training": images.same_as_training,
+        "reference": "the run's Keras model, raw softmax, run in the exporting process",
+        "thresholds": {"min_agreement": {f: MIN_AGREEMENT[f] for f in fmts}},
+        "size_reference": size_ref,
+        "size_reference_bytes": int(ref_bytes),
+        "latency": f"median of {_check.LATENCY_CALLS} single-image calls after {_check.WARMUP_CALLS} warm-up "
+                   f"calls, in milliseconds, on {_check.machine()}",
+        "formats": results,
+    }
+    if split == "val":
+        checks["note"] = ("The run has no test split: checked on its validation split, on which training chose "
+                          "its best epoch (agreement is still meaningful; accuracy is optimistic).")
+    return checks, warnings
+
+
+def _quantization_card(tmp: Path, fmts: Sequence[str], representative: dict[str, Any]) -> dict[str, Any]:
+    """How each quantized TFLite format was made, and the dtypes of its input and output."""
+    card: dict[str, Any] = {}
+    float_io = {"input": "float32, raw RGB 0-255", "output": "float32 probabilities"}
+    if "tflite_dynamic" in fmts:
+        card["tflite_dynamic"] = {"weights": "int8", "activations": "float32 (weights dequantized on the fly)",
+                                  **float_io}
+    if "tflite_float16" in fmts:
+        card["tflite_float16"] = {"weights": "float16",
+                                  "activations": "float32 on CPUs (float16 with a GPU delegate)", **float_io}
+    if "tflite_int8" in fmts:
+        io = _check.tflite_io(tmp / FILE_NAMES["tflite_int8"])
+        inp = io["input"]
+        exact = inp.get("scale") == 1.0 and inp.get("zero_point") == 0
+        card["tflite_int8"] = {
+            "weights": "int8",
+            "activations": "int8 (every operation integer-only: TFLITE_BUILTINS_INT8)",
+            "input": ("uint8, raw RGB 0-255 exactly (scale 1, zero point 0): feed the decoded pixels unchanged"
+                      if exact else f"{inp['dtype']}: q = round(pixel / {inp.get('scale')}) + "
+                      f"{inp.get('zero_point')}"),
+            "output": "float32 probabilities (the int8 softmax dequantized by the last operation: steps of 1/256)",
+            "tensors": io,
+            "representative_data": {**representative,
+                                    "how": "stratified by class, deterministic (ranked by content hash), "
+                                           "decoded and resized as in training"},
+        }
+    return card
+
+
 def export_model(
     run_or_model_path: str | os.PathLike[str] | LoadedModel,
     out_dir: str | os.PathLike[str],
-    formats: str | Iterable[str] = FORMATS,
+    formats: str | Iterable[str] = DEFAULT_FORMATS,
     *,
     overwrite: bool = False,
+    workspace: Workspace | str | os.PathLike[str] | None = None,
+    max_check_images: int = MAX_CHECK_IMAGES,
     on_status: Callable[[str], None] | None = None,
 ) -> ExportResult:
-    """Export a trained model into ``out_dir``.
+    """Export a trained model into ``out_dir`` and check every format against the Keras model.
 
     Args:
         run_or_model_path: a run folder, an export folder, a ``.keras`` file (with
             ``labels.txt`` beside it), or an already loaded model.
         out_dir: the export folder to create.
-        formats: any of "keras", "savedmodel", "tflite", "tflite_dynamic" (a list, or a
-            comma-separated string). Defaults to all four.
-        overwrite: replace an existing ``out_dir``. Defaults to False.
+        formats: any of ``FORMATS`` (a list, or a comma-separated string). Defaults to
+            ``DEFAULT_FORMATS`` (keras, savedmodel, tflite, tflite_dynamic).
+        overwrite: replace an existing ``out_dir`` (only once the new export is complete).
+            Defaults to False.
+        workspace: the workspace holding the run's dataset (its test images for the checks,
+            its training images for int8 calibration). Defaults to the workspace a run under
+            ``<workspace>/models/`` lies in, else ``$TLCORE_HOME``.
+        max_check_images: the most test images the checks use. Defaults to ``MAX_CHECK_IMAGES``.
         on_status: called with a short message before each step.
 
     Returns:
-        An ``ExportResult``.
+        An ``ExportResult``; its ``warnings`` name every format that failed its check.
 
     Raises:
-        ConfigError: an unknown format; SavedModel/TFLite under a non-TensorFlow backend;
-            a model that cannot be loaded (see ``tlcore.predict.load_model``).
+        ConfigError: an unknown format; SavedModel/TFLite/ONNX under a non-TensorFlow backend;
+            ONNX without tf2onnx; int8 without readable training images; a model that cannot
+            be loaded (see ``tlcore.predict.load_model``); a conversion that fails.
         WorkspaceError: ``out_dir`` exists (without ``overwrite``), holds the model being
-            exported, or cannot be written.
+            exported, or cannot be written (a full disk: nothing is left behind).
     """
     import keras
 
@@ -268,6 +533,7 @@ def export_model(
             fix="Run the export with KERAS_BACKEND=tensorflow (the model file itself works under any backend), "
             "or export only the 'keras' format.",
         )
+    _onnx_tools(fmts)
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and not overwrite:
         raise WorkspaceError(
@@ -290,6 +556,13 @@ def export_model(
             received=f"out_dir={out}",
             fix="Export into a new folder outside the run folder.",
         )
+    ws = _workspace_for(loaded, workspace)
+    representative, rep_info = None, {}
+    if "tflite_int8" in fmts:  # before anything is written: no data, no int8 export
+        status("Decoding the training images int8 quantization calibrates on")
+        representative, rep_info = _check.representative_images(loaded, ws, count=REPRESENTATIVE_IMAGES)
+    status("Decoding the images the export is checked on")
+    images = _check.check_images(loaded, ws, limit=max_check_images)
 
     scratch: Path | None = None
     try:
@@ -298,26 +571,33 @@ def export_model(
                 status(f"Copying {MODEL_FILE}")
                 shutil.copyfile(loaded.model_path, tmp / FILE_NAMES["keras"])
             saved = tmp / FILE_NAMES["savedmodel"]
-            if "savedmodel" in fmts or "tflite" in fmts or "tflite_dynamic" in fmts:
+            if "savedmodel" in fmts or any(f in _TFLITE_MODES for f in fmts):
                 if "savedmodel" not in fmts:
                     scratch = Path(tempfile.mkdtemp(prefix=".savedmodel.", dir=out.parent))
                     saved = scratch / "saved_model"
                 status("Writing the SavedModel")
                 _saved_model(loaded, saved)
-            if "tflite" in fmts:
-                status("Converting to TFLite (float32)")
-                _tflite(saved, tmp / FILE_NAMES["tflite"], dynamic_range=False)
-            if "tflite_dynamic" in fmts:
-                status("Converting to TFLite (dynamic-range quantized)")
-                _tflite(saved, tmp / FILE_NAMES["tflite_dynamic"], dynamic_range=True)
+            for f, mode in _TFLITE_MODES.items():
+                if f in fmts:
+                    status(f"Converting to TFLite ({mode})")
+                    _tflite(saved, tmp / FILE_NAMES[f], mode=mode, representative=representative)
+            if "onnx" in fmts:
+                status("Converting to ONNX")
+                _onnx(loaded, tmp / FILE_NAMES["onnx"])
             folder = RunFolder(tmp)
             atomic_write_text(folder.labels_file, labels_text(loaded.class_names))
+            checks, warnings = _check_all(tmp, fmts, loaded, images, status)
             status("Writing the model card")
             card = _model_card(loaded, Path(source), fmts)
+            card["input"]["dtype_by_format"] = {f: "uint8" if f == "tflite_int8" else "float32" for f in fmts}
+            card["quantization"] = _quantization_card(tmp, fmts, rep_info)
+            card["checks"] = checks
+            card["warnings"] = warnings
             card["files"] = _inventory(tmp)
             atomic_write_json(folder.model_card_file, card)
             _share(tmp)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-    return ExportResult(out_dir=out, formats=fmts, files=card["files"], model_card=card)
+    return ExportResult(out_dir=out, formats=fmts, files=card["files"], model_card=card, checks=checks,
+                        warnings=tuple(warnings))

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from tlcore.calibration import apply_temperature
 from tlcore.errors import ConfigError
 
 __all__ = ["GradCam", "GradCamResult", "gradcam", "overlay", "colormap"]
@@ -60,7 +61,8 @@ class GradCamResult:
     Attributes:
         heatmaps: N×S×S float32 in [0, 1] (all zero where no region supports the class).
         class_indices: N, the class each map explains.
-        probabilities: N×C, the model's softmax output for the same images.
+        probabilities: N×C, the model's softmax output for the same images (scaled by
+            the explainer's calibration temperature, if any).
         raw: N×h×w float32, the normalised maps at the feature map's resolution.
     """
 
@@ -80,12 +82,15 @@ class GradCam:
     Args:
         model: the ``keras.Model`` (raw S×S×3 in; ``pool`` → ``head_dropout`` →
             ``classifier`` → ``probabilities`` at the end).
+        temperature: the calibration temperature applied to the probabilities it
+            returns (``tlcore.calibration.apply_temperature``; pass
+            ``LoadedModel.temperature``). Defaults to 1.0: the model's raw softmax.
 
     Raises:
         ConfigError: the model does not have that head.
     """
 
-    def __init__(self, model):
+    def __init__(self, model, *, temperature: float = 1.0):
         import keras
 
         try:
@@ -113,6 +118,7 @@ class GradCam:
         self._model = keras.Model(model.inputs[0], [fmap, model.outputs[0]], name="gradcam_features")
         self.kernel = keras.ops.convert_to_numpy(dense.kernel).astype(np.float32)  # K × C
         self.image_size = int(model.inputs[0].shape[1])
+        self.temperature = float(temperature)
 
     @property
     def num_classes(self) -> int:
@@ -149,6 +155,7 @@ class GradCam:
             probs.append(keras.ops.convert_to_numpy(p).astype(np.float32))
         fmap = np.concatenate(fmaps) if fmaps else np.zeros((0, 1, 1, self.kernel.shape[0]), np.float32)
         prob = np.concatenate(probs) if probs else np.zeros((0, self.num_classes), np.float32)
+        prob = apply_temperature(prob, self.temperature)  # T = 1: unchanged; the argmax never changes
         if class_indices is None:
             cls = prob.argmax(axis=1)
         else:

@@ -11,13 +11,20 @@ Images are decoded and resized exactly as in training (``tlcore.datasets.load_rg
 then ``resize_to`` with the run's image size and resize rule), so a photo gets
 the same pixels here as it would have had in the training set.
 
+Probabilities are calibrated: ``predict_arrays`` (so ``predict_images`` and
+``evaluate_run`` too) applies the temperature the trainer fitted on the validation
+split (``LoadedModel.temperature``, ``tlcore.calibration``; 1.0 for runs from before
+calibration); ``predict_arrays(..., calibrated=False)`` gives the raw softmax that
+the model file and its exports return.
+
 Entry points: ``resolve_model_path`` (a path or a run name under
 ``<workspace>/models``), ``load_model`` (``LoadedModel``), ``prepare_image``,
 ``predict_arrays``, ``predict_images``, ``top_predictions`` (``Prediction``),
-``list_models`` (``ModelSummary``; runs under ``<workspace>/models`` only, not
-search trials), ``evaluate_run`` (the run's test split again, via
-``tlcore.evaluate``). Callers: ``python -m tlcore predict`` and ``models``
-(``cli._train``), ``tlcore.export``, the Predict and Results pages (``tlui.data``).
+``list_models`` (``ModelSummary``; runs under ``<workspace>/models`` only:
+``tlcore.catalog`` lists search trials and exports too), ``evaluate_run`` (the run's
+test split again, via ``tlcore.evaluate``; ``tta=True``: flip-averaged, ``tlcore.tta``).
+Callers: ``python -m tlcore predict`` (``cli._predict``) and ``models`` (``cli._train``),
+``tlcore.export``, ``tlcore.batch_predict``, the Predict and Results pages (``tlui.data``).
 
 Example:
 
@@ -38,11 +45,13 @@ from typing import Any
 
 import numpy as np
 
+from tlcore.calibration import apply_temperature, stored_temperature
 from tlcore.config import RESIZE_MODES, RESIZE_RULES
 from tlcore.datasets import load_rgb, resize_to
 from tlcore.errors import ConfigError, NotFoundError, WorkspaceError
 from tlcore.pipeline import decode_resized
 from tlcore.runfolder import RunFolder, split_labels
+from tlcore.tta import flip_average
 from tlcore.workspace import Workspace
 
 __all__ = [
@@ -102,6 +111,9 @@ class LoadedModel:
         metrics: the run's ``metrics.json`` (empty when unknown).
         model_path: the ``.keras`` file.
         data: the run's ``data.json`` (dataset, fingerprints, test files; empty when unknown).
+        temperature: the calibration temperature ``predict_arrays`` applies to the model's
+            output (``tlcore.calibration``; from the run's ``metrics.json`` or the export's
+            ``model_card.json``). 1.0, the raw softmax, for a model that was not calibrated.
     """
 
     model: Any
@@ -113,6 +125,12 @@ class LoadedModel:
     metrics: dict[str, Any]
     model_path: Path
     data: dict[str, Any] = field(default_factory=dict)
+    temperature: float = 1.0
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether predictions are temperature-scaled (a temperature other than 1.0 was stored)."""
+        return self.temperature != 1.0
 
     @property
     def num_classes(self) -> int:
@@ -360,8 +378,11 @@ def load_model(path: str | os.PathLike[str], *, class_names: Sequence[str] | Non
                    or (card.get("input") or {}).get("resize_mode") or "pad")
     if resize_mode not in RESIZE_MODES:
         resize_mode = "pad"
+    # A run's metrics.json, else an export's model card; runs from before calibration: 1.0.
+    temperature = stored_temperature(metrics) or stored_temperature(card) or 1.0
     return LoadedModel(model=model, class_names=names, image_size=image_size, resize_mode=resize_mode,
-                       spec=spec, run_dir=run_dir, metrics=metrics, model_path=model_path, data=data)
+                       spec=spec, run_dir=run_dir, metrics=metrics, model_path=model_path, data=data,
+                       temperature=temperature)
 
 
 # -------------------------------------------------------------- predicting
@@ -409,13 +430,17 @@ def prepare_image(loaded: LoadedModel, image: ImageSource) -> np.ndarray:
     )
 
 
-def predict_arrays(loaded: LoadedModel, x: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
-    """Class probabilities of prepared inputs.
+def predict_arrays(loaded: LoadedModel, x: np.ndarray, *, batch_size: int = 32,
+                   calibrated: bool = True) -> np.ndarray:
+    """Class probabilities of prepared inputs, calibrated by the run's temperature.
 
     Args:
         loaded: the model.
         x: N×S×S×3 images (uint8 or float 0-255), e.g. from ``prepare_image``.
         batch_size: images per model call. Defaults to 32.
+        calibrated: apply ``loaded.temperature`` (``softmax(log(output) / T)``,
+            ``tlcore.calibration.apply_temperature``); False gives the model's raw
+            softmax output, what an exported model returns. Defaults to True.
 
     Returns:
         An N×C float32 array of probabilities, columns in ``loaded.class_names`` order.
@@ -433,7 +458,8 @@ def predict_arrays(loaded: LoadedModel, x: np.ndarray, *, batch_size: int = 32) 
            for i in range(0, len(x), batch_size)]
     if not out:
         return np.zeros((0, loaded.num_classes), dtype=np.float32)
-    return np.concatenate(out).astype(np.float32, copy=False)
+    probs = np.concatenate(out).astype(np.float32, copy=False)
+    return apply_temperature(probs, loaded.temperature) if calibrated and loaded.calibrated else probs
 
 
 def _check_positive(name: str, value: object) -> int:
@@ -585,6 +611,7 @@ def evaluate_run(
     *,
     batch_size: int = 64,
     progress: Callable[[int, int], None] | None = None,
+    tta: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a run again on the test images it was trained with.
 
@@ -599,6 +626,8 @@ def evaluate_run(
         ws: the workspace holding the dataset.
         batch_size: images per model call. Defaults to 64.
         progress: ``progress(done, total)`` while decoding.
+        tta: average each image's probabilities with its mirror image's (``tlcore.tta``).
+            Defaults to False.
 
     Returns:
         A dict with ``report`` (``tlcore.evaluate.classification_report``: accuracy,
@@ -638,7 +667,10 @@ def evaluate_run(
     if len(rows):
         cache = ArrayCache(ws.cache_dir / "images")
         x = load_image_array(rows, loaded.image_size, loaded.resize_mode, cache=cache, progress=progress)
-        probs = predict_arrays(loaded, x, batch_size=batch_size)
+        if tta:
+            probs = flip_average(lambda a: predict_arrays(loaded, a, batch_size=batch_size), x)
+        else:
+            probs = predict_arrays(loaded, x, batch_size=batch_size)
     else:
         probs = np.zeros((0, loaded.num_classes), dtype=np.float32)
     y_true = rows["label"].map(lookup).to_numpy(dtype=np.int64) if len(rows) else np.zeros(0, dtype=np.int64)

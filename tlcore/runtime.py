@@ -31,6 +31,8 @@ from functools import lru_cache
 
 import keras
 
+from tlcore.startup import backend_sees_gpu
+
 __all__ = ["configure", "cpu_threads", "has_gpu", "backend_name", "set_seed"]
 
 THREADS_ENV = "TLCORE_CPU_THREADS"
@@ -42,24 +44,8 @@ def backend_name() -> str:
 
 @lru_cache(maxsize=1)
 def has_gpu() -> bool:
-    """Whether the active backend sees a GPU."""
-    name = backend_name()
-    try:
-        if name == "tensorflow":
-            import tensorflow as tf
-
-            return bool(tf.config.list_physical_devices("GPU"))
-        if name == "jax":
-            import jax
-
-            return any(d.platform == "gpu" for d in jax.devices())
-        if name == "torch":
-            import torch
-
-            return bool(torch.cuda.is_available())
-    except Exception:  # a broken CUDA install means: no usable GPU
-        return False
-    return False
+    """Whether the active backend sees a GPU (``tlcore.startup.backend_sees_gpu``, asked once)."""
+    return backend_sees_gpu()
 
 
 _configured = False

@@ -24,7 +24,7 @@ import re
 import sys
 import tempfile
 
-__all__ = ["start_backend_quietly", "is_noise", "NOISE"]
+__all__ = ["start_backend_quietly", "backend_sees_gpu", "is_noise", "NOISE"]
 
 NOISE = re.compile(
     "|".join((
@@ -50,7 +50,9 @@ def is_noise(line: str) -> bool:
     return bool(NOISE.search(line))
 
 
-def _devices_have_gpu() -> bool:
+def backend_sees_gpu() -> bool:
+    """Whether the active Keras backend sees a GPU (imports Keras and starts the backend);
+    ``tlcore.runtime.has_gpu`` is this, cached."""
     import keras
 
     name = keras.backend.backend()
@@ -84,7 +86,7 @@ def start_backend_quietly() -> bool:
         os.dup2(capture.fileno(), 2)
         gpu = False
         try:
-            gpu = _devices_have_gpu()
+            gpu = backend_sees_gpu()
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)

@@ -38,7 +38,9 @@ TensorFlow on a CPU.
 A run writes its folder atomically (a temporary folder renamed when complete;
 ``runfolder.RunFolder.write``, which owns the file names):
 ``model.keras``, ``history.json``, ``spec.yaml``, ``metrics.json`` (``evaluate``'s
-report on the test split, best epoch, runtime, cache hits), ``labels.txt`` and
+report on the test split, best epoch, runtime, cache hits, and ``calibration``: the
+temperature fitted on the validation split with the ECE and NLL before and after,
+``tlcore.calibration.calibration_report``; ``predict`` applies it), ``labels.txt`` and
 ``data.json`` (dataset, fingerprints, image size, resize rule, test files), which
 ``predict`` and ``export`` read.
 """
@@ -62,6 +64,7 @@ import numpy as np
 import pandas as pd
 
 from tlcore.cache import ArrayCache
+from tlcore.calibration import calibration_report
 from tlcore.config import TrainSpec
 from tlcore.datasets import dataset_splits, load_split_spec
 from tlcore.errors import ConfigError, DatasetError, TrainingDiverged
@@ -87,17 +90,24 @@ class ProgressHooks:
     ``optuna.TrialPruned`` there to stop a trial); on_status(text) for
     stage messages ("decoding images", "caching features", ...);
     on_stage(stage) before each fit: ``{"rung": r or None, "fraction": f,
-    "start": e0, "end": e1}`` (a successive-halving rung, or the full data).
+    "start": e0, "end": e1}`` (a successive-halving rung, or the full data);
+    should_stop() after each batch and epoch and before each fit: True ends
+    training there, as early stopping does (the best weights so far are kept,
+    evaluated and saved; a train job's stop request, ``tlcore.train_jobs``).
     """
 
     on_batch: Callable[[int, int, int, dict[str, float]], None] | None = None
     on_epoch: Callable[[dict[str, Any]], None] | None = None
     on_status: Callable[[str], None] | None = None
     on_stage: Callable[[dict[str, Any]], None] | None = None
+    should_stop: Callable[[], bool] | None = None
 
     def status(self, text: str) -> None:
         if self.on_status is not None:
             self.on_status(text)
+
+    def stop_requested(self) -> bool:
+        return self.should_stop is not None and bool(self.should_stop())
 
 
 @dataclass
@@ -280,17 +290,22 @@ class _Recorder(keras.callbacks.Callback):
             self.guard.check(self.history)
         if self.hooks.on_epoch is not None:
             self.hooks.on_epoch(rec)
+        if self.hooks.stop_requested():
+            self.model.stop_training = True
 
 
 class _BatchRecorder(_Recorder):
-    """With a per-batch hook. A separate class because any batch-level callback makes Keras wait for
-    every step's result (no asynchronous dispatch), which costs time when nobody listens."""
+    """With a per-batch hook (or a stop check). A separate class because any batch-level callback makes
+    Keras wait for every step's result (no asynchronous dispatch), which costs time when nobody listens."""
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        # With steps_per_execution > 1 Keras reports the last step of each call, which for the
-        # epoch's last call can lie past the end of a feed whose length it does not divide.
-        self.hooks.on_batch(self._epoch, min(batch + 1, self.num_batches), self.num_batches,
-                            {k: float(v) for k, v in (logs or {}).items()})
+        if self.hooks.on_batch is not None:
+            # With steps_per_execution > 1 Keras reports the last step of each call, which for the
+            # epoch's last call can lie past the end of a feed whose length it does not divide.
+            self.hooks.on_batch(self._epoch, min(batch + 1, self.num_batches), self.num_batches,
+                                {k: float(v) for k, v in (logs or {}).items()})
+        if self.hooks.stop_requested():
+            self.model.stop_training = True
 
 
 class _DivergenceGuard:
@@ -500,8 +515,11 @@ def train(
         )
         val_feed = _Batches([val_x], data.y["val"], n_classes, max(spec.batch_size, 64), spec.seed, shuffle=False)
         _build_state(trainable, val_feed[0])
-        recorder = _BatchRecorder if hooks.on_batch is not None else _Recorder
+        recorder = _BatchRecorder if hooks.on_batch is not None or hooks.should_stop is not None else _Recorder
         for stage, subset in zip(stages, subsets):
+            if hooks.stop_requested():  # asked to stop between fits: as early stopping
+                stopped_early = True
+                break
             feed = make_feed(subset, stage["start"])
             callbacks: list[keras.callbacks.Callback] = [
                 recorder(clf, phase, history, best, hooks, len(feed), stage=stage, guard=guard)]
@@ -539,11 +557,17 @@ def train(
     }
     if probe is not None:
         metrics["linear_probe"] = probe
+    test_probs = None
     if len(data.y["test"]):
-        probs = _predict(clf.model, data.x["test"], 64)
-        report = classification_report(data.y["test"], probs, data.class_names)
+        test_probs = _predict(clf.model, data.x["test"], 64)
+        report = classification_report(data.y["test"], test_probs, data.class_names)
         metrics["test"] = report
         metrics["test_accuracy"] = report["accuracy"]
+    # Temperature scaling on the validation split, from the last phase's own validation inputs (its
+    # cached features: the suffix alone runs) and the test predictions above, so no extra pass.
+    hooks.status("Calibrating the confidences (temperature scaling on the validation split)")
+    metrics["calibration"] = calibration_report(_predict(trainable, val_x, 64), data.y["val"],
+                                                test_probs, data.y["test"] if test_probs is not None else None)
     cache_info = {"images": img_cache.stats.as_dict(), "features": feat_cache.stats.as_dict(),
                   "features_from_shallower": features.incremental, "feature_rows_computed": features.rows_computed}
     metrics["cache"] = cache_info

@@ -13,6 +13,10 @@ Layout::
       cache/                    decoded-image and feature caches, converted weights
                                 (safe to delete)
       models/<run>/             trained runs (``tlcore.trainer``)
+      train-jobs/<id>/          training jobs: spec, state, per-epoch progress, log
+                                (``tlcore.train_jobs``; the Train page)
+      exports/<name>/           exported models (``python -m tlcore export`` writes here by
+                                default; ``tlcore.catalog`` lists them)
       studies/                  searches: journal (``tlcore.search.storage``), artifacts
                                 (``search.artifacts``), local worker files (``search.worker_state``)
       .locks/                   inter-process locks (``Workspace.lock``)
@@ -167,6 +171,11 @@ class Workspace:
     @property
     def models_dir(self) -> Path:
         return self._dir("models")
+
+    @property
+    def exports_dir(self) -> Path:
+        """Where exports go when no folder is given (``tlcore.catalog`` lists them)."""
+        return self._dir("exports")
 
     def dataset_dir(self, name: str, *, create: bool = True) -> Path:
         """The folder holding a dataset's index and reports (not its images).

@@ -15,6 +15,8 @@ never in ``tlcore``.
 - ``datasets_widgets``  session state, button actions and charts (Datasets)
 - ``augment_widgets``   catalogue-parameter widgets and cached previews (Augmentations)
 - ``augment_editor``    the pipeline editor's session state and callbacks (Augmentations)
+- ``train_widgets``     the new-run form from TrainSpec's defaults, the job list, one job's
+                        curves, epochs, status and result (Train)
 - ``search_widgets``    one poll of a study, spec uploads, its tables, texts and plots (Search)
 - ``search_form``       the New-study form: widgets from StudySpec's defaults, create and
                         start a study (Search)
@@ -25,4 +27,8 @@ never in ``tlcore``.
                         export archives (Results)
 - ``evaluate_widgets``  a trial's test reports, its evaluation again with top losses,
                         downloads and export (Results)
+- ``predict_widgets``   the model picker over every model, the model's card, batch
+                        prediction with its progress and table, the TTA check (Predict)
+- ``run_widgets``       single trained runs opened like trials: table, curves, evaluation,
+                        export (Results' "Trained runs")
 """

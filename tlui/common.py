@@ -85,12 +85,15 @@ PAGES: tuple[PageSpec, ...] = (
              "and split. The demo dataset is there already."),
     PageSpec("pages/2_Augmentations.py", "Augmentations", ":material/auto_fix_high:", "Augmentations",
              "Pick or build an augmentation pipeline and preview it on your images."),
-    PageSpec("pages/3_Search.py", "Search", ":material/tune:", "Search",
+    PageSpec("pages/3_Train.py", "Train", ":material/model_training:", "Train",
+             "Train one model with the method you choose (feature extraction, fine-tuning from depth k, or "
+             "two-phase) and watch its loss and accuracy epoch by epoch; then try it on Predict."),
+    PageSpec("pages/4_Search.py", "Search", ":material/tune:", "Search",
              "Let Optuna search how many backbone blocks to freeze and which learning rate to use; watch the "
              "trials come in, stop and resume."),
-    PageSpec("pages/4_Results.py", "Results", ":material/query_stats:", "Results",
+    PageSpec("pages/5_Results.py", "Results", ":material/query_stats:", "Results",
              "Compare the trials of a search, look at the best model's mistakes and download it."),
-    PageSpec("pages/5_Predict.py", "Predict", ":material/image_search:", "Predict",
+    PageSpec("pages/6_Predict.py", "Predict", ":material/image_search:", "Predict",
              "Try a trained model on new photos: top-k labels with confidence and a Grad-CAM heat map. "
              "Train one with `python -m tlcore train --data demo`."),
 )

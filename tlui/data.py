@@ -215,5 +215,5 @@ def cached_model(path: str, mtime_ns: int):
     from tlcore.predict import load_model
 
     loaded = load_model(path)
-    return loaded, GradCam(loaded.model)
+    return loaded, GradCam(loaded.model, temperature=loaded.temperature)  # calibrated probabilities
 

@@ -3,10 +3,12 @@
 ``evaluate_section`` (keys ``rs_eval*``, ``rs_dl_*``, ``rs_export*``, ``rs_top_n``,
 ``rs_cam``): the chosen trial's successive-halving rungs, or why it has no model;
 for a complete trial its run folder (``tlcore.search.fetch_trial_run``) with
-downloads of its files, its stored test report, and on request its evaluation
+downloads of its files, its stored test report and calibration (temperature, ECE
+before → after, reliability diagram: ``tlui.calibration_widgets``), and on request its evaluation
 again on the test split (``results_widgets.cached_evaluation``: the report, the most
-confused classes and the top losses with Grad-CAM) and an export for serving
-(``results_widgets.export_zip``). Loading a model, evaluating and exporting wait for
+confused classes and the top losses with Grad-CAM) and an export for serving, every
+format checked against the Keras model (``tlui.export_widgets``, through
+``results_widgets.export_zip``). Loading a model, evaluating and exporting wait for
 a button, and are cached by the run folder and its model's mtime.
 
 ``report_view`` draws a test report (accuracy, macro F1, confusion matrix,
@@ -25,29 +27,26 @@ import pandas as pd
 import streamlit as st
 from optuna.trial import TrialState
 
+from tlcore.calibration import expected_calibration_error
 from tlcore.errors import NotFoundError, TLCoreError
 from tlcore.evaluate import most_confused, top_losses
-from tlcore.export import FORMATS
 from tlcore.runfolder import RunFolder
 from tlcore.search import attrs, fetch_trial_run, rung_path
 from tlcore.search.compare import TrialSet, parse_key
+from tlcore.workspace import Workspace
+from tlui import calibration_widgets as cw
 from tlui import data
 from tlui import fmt as tf
 from tlui import results_widgets as rw
 from tlui.common import md_escape, show_error
+from tlui.export_widgets import FORMAT_LABELS, export_section
 
-__all__ = ["evaluate_section", "report_view", "report_card", "FORMAT_LABELS"]
+__all__ = ["evaluate_section", "evaluate_run_view", "report_view", "report_card", "FORMAT_LABELS"]
 
 TOP_LOSSES_DEFAULT = 8
 TOP_LOSSES_MAX = 32
 GALLERY_COLUMNS = 4
 MOST_CONFUSED = 10  # pairs of classes listed
-FORMAT_LABELS = {
-    "keras": "Keras 3 (.keras)",
-    "savedmodel": "TensorFlow SavedModel",
-    "tflite": "TFLite, float32",
-    "tflite_dynamic": "TFLite, dynamic-range quantized",
-}
 
 
 # ---------------------------------------------------------------- reports
@@ -103,45 +102,6 @@ def downloads(run: Path, name: str) -> None:
     if metrics.is_file():
         c[2].download_button(metrics.name, data=metrics.read_bytes(), file_name=f"{name}-{metrics.name}",
                              mime="application/json", key="rs_dl_metrics", on_click="ignore")
-
-
-def export_section(run: Path, name: str, mtime: int) -> None:
-    """Export the run for serving in the chosen formats, as a zip with the model card."""
-    import keras
-
-    folder = RunFolder(run)
-    card = folder.model_card_file.name
-    with st.expander("Export for serving: Keras, SavedModel, TFLite, with the model card"):
-        tf_ok = keras.backend.backend() == "tensorflow"
-        options = list(FORMATS) if tf_ok else ["keras"]
-        rw.keep_valid("rs_formats", options, [f for f in ("keras", "tflite") if f in options], many=True)
-        st.multiselect("Formats", options, key="rs_formats", format_func=lambda f: FORMAT_LABELS.get(f, f))
-        if not tf_ok:
-            st.caption("SavedModel and TFLite need the TensorFlow backend (KERAS\\_BACKEND=tensorflow).")
-        st.caption(f"Every export holds {md_escape(folder.labels_file.name)} and {md_escape(card)} (what the "
-                   "model expects and returns, how it was trained, its metrics). TFLite conversion takes a minute "
-                   "or more.")
-        formats = tuple(f for f in FORMATS if f in st.session_state["rs_formats"])
-        request = [str(run), mtime, list(formats)]
-        if st.button("Build the export", key="rs_export_btn", disabled=not formats):
-            st.session_state["rs_export_req"] = request
-        if st.session_state.get("rs_export_req") != request:
-            return
-        try:
-            with st.spinner("Exporting…"):
-                out = rw.export_zip(str(run), mtime, formats, name)
-        except TLCoreError as exc:
-            st.session_state.pop("rs_export_req", None)
-            show_error(exc)
-            return
-        c1, c2 = st.columns(2)
-        c1.download_button("Download the export (.zip)", data=out["zip"], file_name=f"{name}-export.zip",
-                           mime="application/zip", key="rs_dl_export", on_click="ignore", type="primary",
-                           icon=":material/download:")
-        c2.download_button(card, data=out["card"], file_name=f"{name}-{card}",
-                           mime="application/json", key="rs_dl_card", on_click="ignore")
-        files = pd.DataFrame([{"file": f, "bytes": v.get("bytes")} for f, v in out["files"].items()])
-        st.dataframe(files, hide_index=True, column_config={"bytes": st.column_config.NumberColumn(format="compact")})
 
 
 # ------------------------------------------------------------- evaluation
@@ -217,18 +177,22 @@ def evaluation_view(res: dict[str, Any], run: str, mtime: int) -> None:
         if pairs:
             st.markdown("**Most confused**")
             st.dataframe(pd.DataFrame(pairs, columns=["true", "predicted", "images"]), hide_index=True)
+    cw.calibration_view(cw.stored_calibration(run), "rs_eval",
+                        ece_now=expected_calibration_error(res["probabilities"], res["y_true"]))
     top_losses_view(res, run, mtime)
 
 
-def _evaluate_run(ts: TrialSet, run: Path, mtime: int, report: Any) -> None:
-    """The stored report and the Evaluate button; once pressed (for this model file), the evaluation."""
+def evaluate_run_view(ws: Workspace, run: Path, mtime: int, report: Any) -> None:
+    """The stored report and the Evaluate button; once pressed (for this model file), the evaluation.
+    Also the Results page's trained runs' (``tlui.run_widgets``)."""
     eval_id = f"{run}|{mtime}"
     ss = st.session_state
     ss.setdefault("rs_evaluated", [])
     if eval_id not in ss["rs_evaluated"]:
         if isinstance(report, dict) and report.get("confusion_matrix"):
-            st.caption("As measured when the trial finished:")
+            st.caption("As measured when it finished training:")
             report_view(report, rw.report_class_names(report), "rs_stored")
+        cw.calibration_view(cw.stored_calibration(run), "rs_stored")
         if st.button("Evaluate on the test split", key="rs_eval_btn", type="primary",
                      help="Load the model, classify its test images again, and show its worst mistakes "
                      "with Grad-CAM."):
@@ -236,7 +200,7 @@ def _evaluate_run(ts: TrialSet, run: Path, mtime: int, report: Any) -> None:
             st.rerun()
         return
     try:
-        res = rw.cached_evaluation(str(ts.ws.root), str(run), mtime, rw.dataset_token(ts.ws, run))
+        res = rw.cached_evaluation(str(ws.root), str(run), mtime, rw.dataset_token(ws, run))
     except TLCoreError as exc:
         show_error(exc)
     else:
@@ -277,5 +241,5 @@ def evaluate_section(ts: TrialSet) -> None:
                          f"{attrs.epochs(t)} · run folder {run}"))
     downloads(run, name)
     mtime = rw.model_mtime(run)
-    _evaluate_run(ts, run, mtime, m.get("test"))
-    export_section(run, name, mtime)
+    evaluate_run_view(ts.ws, run, mtime, m.get("test"))
+    export_section(run, name, mtime, str(ts.ws.root))

@@ -449,18 +449,21 @@ def gradcam_overlays(run_dir: str, mtime_ns: int, files: tuple[str, ...],
 
 # ----------------------------------------------------------------- exports
 @st.cache_data(show_spinner=False, max_entries=2)
-def export_zip(run_dir: str, mtime_ns: int, formats: tuple[str, ...], name: str) -> dict[str, Any]:
+def export_zip(run_dir: str, mtime_ns: int, formats: tuple[str, ...], name: str,
+               ws_root: str | None = None) -> dict[str, Any]:
     """Export the run with ``tlcore.export.export_model`` into a temporary folder; return the zip
     archive of that folder (``zip``, its files under ``<name>/``), the model card as JSON bytes
-    (``card``) and the files written with their sizes (``files``)."""
+    (``card``), the files written with their sizes (``files``), and what the checks found
+    (``checks``, ``warnings``: the dataset's images are looked up in the workspace ``ws_root``)."""
     from tlcore.export import export_model
 
     with tempfile.TemporaryDirectory(prefix="tlcore-export-") as tmp:
-        result = export_model(run_dir, Path(tmp) / name, formats=formats)
+        result = export_model(run_dir, Path(tmp) / name, formats=formats, workspace=ws_root)
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             for p in sorted(result.out_dir.rglob("*")):
                 if p.is_file():
                     zf.write(p, f"{name}/{p.relative_to(result.out_dir).as_posix()}")
         card = json.dumps(result.model_card, indent=2, default=str).encode("utf-8")
-        return {"zip": buf.getvalue(), "card": card, "files": dict(result.files), "formats": result.formats}
+        return {"zip": buf.getvalue(), "card": card, "files": dict(result.files), "formats": result.formats,
+                "checks": result.checks, "warnings": list(result.warnings)}

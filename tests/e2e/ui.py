@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -88,3 +89,11 @@ def upload(page: Page, label: str, files: list[Path]) -> None:
 
 def wait_for_text(page: Page, text: str | re.Pattern, timeout: float = 120.0) -> None:
     expect(page.get_by_text(text).first).to_be_visible(timeout=timeout * 1000)
+
+
+def shot(page: Page, name: str) -> None:
+    """A full-page screenshot ``<name>.png`` in ``$TLCORE_SCREENSHOTS`` (the README's pictures), when it is set."""
+    folder = os.environ.get("TLCORE_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)

@@ -7,9 +7,12 @@ module (``tests/test_layout.py`` checks it). Fixtures stay in ``tests/conftest.p
   (``TINY_CLASSES``) and the image tree it is trained on (``write_tinted_tree``).
 - ``idx``: ``write_idx``, an IDX (MNIST-format) file writer.
 - ``yamlbombs``: ``alias_bomb``, a "billion laughs" YAML spec.
-- ``tflite``: ``tflite_predict``, an exported ``.tflite`` model run by TensorFlow Lite's interpreter.
+- ``tflite``: ``tflite_predict`` (an exported ``.tflite`` model run by TensorFlow Lite's interpreter,
+  quantized inputs and outputs included) and ``tflite_interpreter``.
 - ``imagegen``: synthetic images and image trees (every format, broken files, EXIF rotations).
 - ``searchfix``: the session's tiny study and its spec (``tiny_spec``, ``tiny_study``), trained once.
+- ``handmodel``: Keras models built by hand (right by construction on tinted images, or mirror-
+  sensitive), saved as run or export folders; a run's files put in the artifact store.
 - ``handstudy``: studies built by hand, trial by trial, for pages that must show every outcome
   without training anything.
 - ``pagetest``: running pages under Streamlit's ``AppTest`` and reading what they show.

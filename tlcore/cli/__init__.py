@@ -9,12 +9,15 @@ comes before the command (default ``$TLCORE_HOME`` or ``./workspace``, see
   import-fashion-mnist | restore-demo | allow-root`` (``tlcore.datasets``)
 - ``_augment``   ``augment list | show | save | delete | preview | catalogue``
   (``tlcore.augment``)
-- ``_train``     ``train``, ``predict``, ``export``, ``models list | evaluate``
-  (``tlcore.trainer``, ``tlcore.predict``, ``tlcore.export``)
+- ``_train``     ``train``, ``export``, ``models list | evaluate``
+  (``tlcore.trainer``, ``tlcore.predict``, ``tlcore.export``, ``tlcore.catalog``)
+- ``_predict``   ``predict`` (images, ``--folder``, ``--zip``; ``tlcore.batch_predict``) and
+  what ``models list`` prints
 - ``_scout``     ``scout`` (``tlcore.scout``)
 - ``_search``    ``search ...`` and ``worker`` (``tlcore.search``)
 - ``_app``       ``app``: the dashboard (``streamlit run``) with the project's settings
 - ``_progress``  the stderr progress bar they share
+- ``_export``    the table of checks ``export`` prints, its warnings in red (``tlcore.export``)
 
 Each group module has a ``register(subparsers)`` function and imports most library
 modules inside its handlers (Keras only when a command needs it). A handler takes
@@ -42,7 +45,7 @@ from tlcore.workspace import Workspace
 __all__ = ["main", "build_parser", "console_main"]
 
 # Command groups, in the order `--help` lists them.
-_GROUPS = ("datasets", "augment", "train", "scout", "search", "app")
+_GROUPS = ("datasets", "augment", "train", "predict", "scout", "search", "app")
 
 
 def build_parser(prog: str = "python -m tlcore") -> argparse.ArgumentParser:

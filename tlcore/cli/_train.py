@@ -1,21 +1,30 @@
-"""``python -m tlcore train | predict | export | models``: one run, its use and its export.
+"""``python -m tlcore train | export | models``: one run, its export, the models.
 
 - ``train``    one transfer-learning run from flags or a spec file; prints one line per epoch.
-- ``predict``  classify image files (or folders of them) with a trained model.
-- ``export``   write Keras / SavedModel / TFLite files, labels and a model card.
-- ``models``   list the trained runs of the workspace; re-evaluate one on its test split.
+- ``export``   write Keras / SavedModel / TFLite / ONNX files, labels and a model card (by default
+               into ``<workspace>/exports/<name>``, where the Predict page lists exports), and
+               print each format's check (``cli._export``); exit 1 when one failed.
+- ``models``   list every model of the workspace (``cli._predict.cmd_models_list``:
+               runs, search trials, exports); re-evaluate one on its test split
+               (``--tta``: with and without test-time augmentation).
+  (``predict`` is ``cli._predict``.)
 
 ``train`` builds a ``TrainSpec`` (``tlcore.config``) from ``--spec`` and the flags,
 registers a ``--data`` folder on first use, and calls ``tlcore.trainer.train`` with
-terminal progress hooks; ``predict`` and ``models`` use ``tlcore.predict``;
-``export`` uses ``tlcore.export``. A model is named by a path (run folder, search
-trial folder, export folder, ``.keras`` file) or by a run name under
-``<workspace>/models``.
+terminal progress hooks and a training job's (``tlcore.train_jobs``: the one ``--job``
+names, which the Train page started, or one registered for this run, so the page shows
+a terminal's run too, with its epochs; its stop request ends the run early);
+``models`` uses ``tlcore.predict`` and ``tlcore.catalog``;
+``export`` uses ``tlcore.export``. A model is named by a key from ``models list``
+(``run:NAME``, ``trial:STUDY:N``, ``export:NAME``), a path (run folder, search trial
+folder, export folder, ``.keras`` file) or a run name under ``<workspace>/models``
+(``tlcore.catalog.resolve``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -40,6 +49,19 @@ def _ws(args: argparse.Namespace):
 
 def _pct(value: Any) -> str:
     return f"{100.0 * value:.1f} %" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+def _calibration_line(cal: Any) -> str:
+    """A run's stored calibration in words: the temperature and the ECE before → after (or "not calibrated")."""
+    if not isinstance(cal, dict) or not isinstance(cal.get("temperature"), (int, float)):
+        return "not calibrated (a run from before temperature scaling: raw softmax, temperature 1)"
+
+    def ece(v: Any) -> str:
+        return f"{100.0 * v:.2f} %" if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"
+
+    split = cal.get("split") or "test"
+    return (f"temperature {cal['temperature']:.3f} (fitted on the validation split), ECE {ece(cal.get('ece_before'))}"
+            f" -> {ece(cal.get('ece_after'))} on the {split} split ({cal.get('num_samples', '?')} images)")
 
 
 # ------------------------------------------------------------------- train
@@ -163,11 +185,39 @@ class _TerminalHooks:
         print(text, file=sys.stderr, flush=True)
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from tlcore.config import TrainSpec
-    from tlcore.trainer import ProgressHooks, train
+def _both(*fns):
+    """One hook that calls each of ``fns`` in turn."""
+    def call(*a):
+        for fn in fns:
+            fn(*a)
+    return call
 
-    ws = _ws(args)
+
+@contextlib.contextmanager
+def _reporting(reporter):
+    """Tell the job (``tlcore.train_jobs.JobReporter``; None: no job) how the block ended, if not well."""
+    from tlcore import train_jobs
+    from tlcore.errors import TLCoreError
+
+    if reporter is None:
+        yield
+        return
+    try:
+        yield
+    except train_jobs.JobStopped:
+        reporter.stopped_before_training()
+        raise
+    except KeyboardInterrupt:
+        reporter.interrupted()
+        raise
+    except BaseException as exc:
+        reporter.crashed(str(exc) if isinstance(exc, TLCoreError) else f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _train_spec(args: argparse.Namespace, ws):
+    from tlcore.config import TrainSpec
+
     if args.data is None and not args.spec:
         raise ConfigError("No dataset to train on.", fix="Give --data NAME_OR_FOLDER (or a --spec file naming one).")
     dataset = _dataset_name(ws, args.data) if args.data is not None else None
@@ -176,24 +226,59 @@ def _cmd_train(args: argparse.Namespace) -> int:
         name = _dataset_name(ws, spec.dataset)
         if name != spec.dataset:
             spec = TrainSpec.from_dict({**spec.to_dict(), "dataset": name})
-    term = _TerminalHooks(spec.epochs, sys.stderr if args.json else sys.stdout)
-    hooks = ProgressHooks(on_batch=term.on_batch, on_epoch=term.on_epoch, on_status=term.on_status)
-    print(f"Training {spec.backbone} ({spec.method}) on {spec.dataset!r} at {spec.image_size}px "
-          f"for {spec.epochs} epochs", file=sys.stderr, flush=True)
+    return spec
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from tlcore import train_jobs
+    from tlcore.trainer import ProgressHooks, train
+
+    ws = _ws(args)
+    if args.job:  # a background job: its log starts without the backend's CPU-only CUDA noise
+        from tlcore.startup import start_backend_quietly
+
+        start_backend_quietly()
+    # A job: the Train page's (--job, started by train_jobs.launch_training), else one registered here
+    # for a terminal's run, so that the page shows it too. The job hears how the run went.
+    reporter = train_jobs.JobReporter(train_jobs.open_job(ws, args.job)) if args.job else None
     try:
-        result = train(spec, ws, run_dir=Path(args.out).expanduser() if args.out else None, hooks=hooks)
-    finally:
-        term.close_bar()
+        with _reporting(reporter):
+            if reporter is not None:
+                reporter.start()
+            spec = _train_spec(args, ws)
+        if reporter is None:
+            reporter = train_jobs.JobReporter(train_jobs.register_job(ws, spec, source="cli"))
+            reporter.start()
+        term = _TerminalHooks(spec.epochs, sys.stderr if args.json else sys.stdout)
+        hooks = ProgressHooks(on_batch=_both(term.on_batch, reporter.on_batch),
+                              on_epoch=_both(term.on_epoch, reporter.on_epoch),
+                              on_status=_both(reporter.on_status, term.on_status),
+                              should_stop=reporter.should_stop)
+        print(f"Training {spec.backbone} ({spec.method}) on {spec.dataset!r} at {spec.image_size}px "
+              f"for {spec.epochs} epochs (job {reporter.job.id})", file=sys.stderr, flush=True)
+        with _reporting(reporter):
+            try:
+                result = train(spec, ws, run_dir=Path(args.out).expanduser() if args.out else None, hooks=hooks)
+            finally:
+                term.close_bar()
+    except train_jobs.JobStopped:
+        print("Stopped on request before the first epoch ended: nothing was saved.", file=sys.stderr)
+        return 0
+    if reporter.finished(result.run_dir, result.metrics) == "stopped":
+        print(f"Stopped on request after {len(result.history)} epoch(s); the best epoch was saved.",
+              file=sys.stderr)
     m = result.metrics
     if args.json:
         payload = {
             "run_dir": str(result.run_dir),
+            "job": reporter.job.id,
             "best_epoch": m.get("best_epoch"),
             "best_val_accuracy": m.get("best_val_accuracy"),
             "test_accuracy": m.get("test_accuracy"),
             "epochs_run": m.get("epochs_run"),
             "stopped_early": m.get("stopped_early"),
             "train_seconds": m.get("train_seconds"),
+            "calibration": {k: v for k, v in (m.get("calibration") or {}).items() if k != "bins"} or None,
             "cache": result.cache,
             "spec": spec.to_dict(),
             "history": result.history,
@@ -213,66 +298,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         probe = m["linear_probe"]
         print(f"Head started from: the linear probe, val accuracy {_pct(probe.get('val_accuracy'))} "
               f"({'fitted now' if probe.get('fitted_here') else 'shared, from the cache'})")
+    print(f"Calibration:       {_calibration_line(m.get('calibration'))}")
     print(f"Caches:            images {hits('images')}, features {hits('features')}")
     print(f"Next: python -m tlcore predict {result.run_dir} IMAGE...   |   "
           f"python -m tlcore export {result.run_dir} --out DIR")
     return 0
-
-
-# ----------------------------------------------------------------- predict
-def _expand_images(items: list[str]) -> list[str]:
-    """Image arguments, with folders replaced by the image files under them (sorted)."""
-    from tlcore.datasets import IMAGE_EXTENSIONS
-
-    out: list[str] = []
-    for item in items:
-        p = Path(item).expanduser()
-        if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                raise NotFoundError("The folder holds no image files.", received=item,
-                                    fix="Give image files (JPEG, PNG, GIF, BMP, WebP, TIFF) or folders of them.")
-            out.extend(found)
-        else:
-            out.append(item)
-    return out
-
-
-def _cmd_predict(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from tlcore.errors import TLCoreError
-    from tlcore.predict import load_model, predict_arrays, prepare_image, resolve_model_path, top_predictions
-
-    if args.top_k < 1:
-        raise ConfigError("--top-k must be at least 1.", received=f"--top-k {args.top_k}")
-    images = _expand_images(args.images)
-    loaded = load_model(resolve_model_path(_ws(args), args.model))
-    if not 1 <= args.top_k <= loaded.num_classes:
-        raise ConfigError(f"--top-k must be between 1 and the number of classes ({loaded.num_classes}).",
-                          received=f"--top-k {args.top_k}")
-    prepared: list[tuple[str, np.ndarray]] = []
-    failed: list[tuple[str, str]] = []
-    for item in images:
-        try:
-            prepared.append((item, prepare_image(loaded, item)))
-        except TLCoreError as exc:
-            failed.append((item, str(exc)))
-    results: list[dict[str, Any]] = []
-    if prepared:
-        probs = predict_arrays(loaded, np.stack([x for _, x in prepared]))
-        for (item, _), p in zip(prepared, probs):
-            results.append({"file": item, "predictions": top_predictions(p, loaded.class_names, args.top_k)})
-    if args.json:
-        payload = [{"file": r["file"], "predictions": [p.to_dict() for p in r["predictions"]]} for r in results]
-        payload += [{"file": f, "error": e} for f, e in failed]
-        print(json.dumps({"model": str(loaded.run_dir or loaded.model_path), "results": payload}, indent=2))
-    else:
-        for r in results:
-            print(f"{r['file']}: " + ", ".join(str(p) for p in r["predictions"]))
-    for _, err in failed:
-        print(f"error: {err}", file=sys.stderr)
-    return 2 if failed else 0
 
 
 # ------------------------------------------------------------------ export
@@ -285,16 +315,20 @@ def _human(n: int) -> str:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from tlcore.export import export_model
-    from tlcore.predict import resolve_model_path
+    from tlcore.catalog import export_name, resolve
+    from tlcore.export import DEFAULT_FORMATS, export_model
 
-    path = resolve_model_path(_ws(args), args.model)
-    result = export_model(path, args.out, args.format, overwrite=args.overwrite,
+    ws = _ws(args)
+    path = resolve(ws, args.model, storage=os.environ.get("TLCORE_STORAGE") or None)
+    out = args.out or ws.exports_dir / export_name(args.model, path)  # where the Predict page lists exports
+    formats = DEFAULT_FORMATS if args.format is None else args.format
+    result = export_model(path, out, formats, overwrite=args.overwrite, workspace=ws,
                           on_status=lambda text: print(text + "…", file=sys.stderr, flush=True))
     if args.json:
-        print(json.dumps({"out_dir": str(result.out_dir), "formats": list(result.formats), "files": result.files},
+        print(json.dumps({"out_dir": str(result.out_dir), "formats": list(result.formats), "files": result.files,
+                          "checks": result.checks, "warnings": list(result.warnings)},
                          indent=2))
-        return 0
+        return 1 if result.warnings else 0
     print(f"Exported {', '.join(result.formats)} to {result.out_dir}")
     top: dict[str, int] = {}
     for rel, info in result.files.items():
@@ -303,45 +337,40 @@ def _cmd_export(args: argparse.Namespace) -> int:
     width = max(len(k) for k in top)
     for name, size in top.items():
         print(f"  {name + ('/' if (result.out_dir / name).is_dir() else ''):<{width + 1}}  {_human(size):>9}")
-    print(f"  {'model_card.json':<{width + 1}}  (input spec, metrics, sha256 of every file)")
-    return 0
+    print(f"  {'model_card.json':<{width + 1}}  (input spec, metrics, checks, sha256 of every file)")
+    from tlcore.cli._export import print_checks
+
+    print_checks(result)  # the checks of every format; failed ones in red, and exit status 1
+    return 1 if result.warnings else 0
 
 
 # ------------------------------------------------------------------ models
-def _cmd_models_list(args: argparse.Namespace) -> int:
-    from tlcore.predict import list_models
-
-    models = list_models(_ws(args))
-    if args.json:
-        print(json.dumps([m.to_dict() for m in models], indent=2))
-        return 0
-    if not models:
-        print("No trained models yet. Train one with: python -m tlcore train --data demo --epochs 5")
-        return 0
-    rows = [(m.name, m.dataset or "-", m.backbone or "-", m.method or "-", str(m.image_size or "-"),
-             _pct(m.best_val_accuracy), _pct(m.test_accuracy), m.created.replace("T", " ")) for m in models]
-    head = ("NAME", "DATASET", "BACKBONE", "METHOD", "SIZE", "VAL ACC", "TEST ACC", "CREATED")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    for r in [head, *rows]:
-        print("  ".join(c.ljust(w) if i < 4 or i == 7 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
-    return 0
-
-
 def _cmd_models_evaluate(args: argparse.Namespace) -> int:
-    from tlcore.predict import evaluate_run, load_model, resolve_model_path
+    from tlcore.calibration import expected_calibration_error
+    from tlcore.catalog import resolve
+    from tlcore.predict import evaluate_run, load_model
 
     ws = _ws(args)
-    loaded = load_model(resolve_model_path(ws, args.model))
+    loaded = load_model(resolve(ws, args.model, storage=args.storage))
     bar = ProgressBar("Decoding test images")
     res = evaluate_run(loaded, ws, progress=bar)
     bar.close()
+    plain = res["report"]["accuracy"]
+    if args.tta:  # the flip average (tlcore.tta); the images come from the cache this time
+        res = evaluate_run(loaded, ws, tta=True)
     rep = res["report"]
+    ece_now = expected_calibration_error(res["probabilities"], res["y_true"])
     if args.json:
         print(json.dumps({"dataset": res["dataset"], "report": rep, "missing": res["missing"],
-                          "same_test_set": res["same_test_set"]}, indent=2))
+                          "same_test_set": res["same_test_set"], "temperature": loaded.temperature,
+                          "ece": ece_now, "tta": bool(args.tta),
+                          **({"accuracy_without_tta": plain} if args.tta else {})}, indent=2))
         return 0
-    print(f"{loaded.name} on the test split of {res['dataset']!r}: accuracy {_pct(rep['accuracy'])}, "
+    tta = f" with test-time augmentation ({_pct(plain)} without)" if args.tta else ""
+    print(f"{loaded.name} on the test split of {res['dataset']!r}: accuracy {_pct(rep['accuracy'])}{tta}, "
           f"macro F1 {_pct(rep['macro_f1'])}, {rep['num_samples']} images")
+    print(f"  ECE {100.0 * ece_now:.2f} % with temperature {loaded.temperature:.3f} applied; at training: "
+          f"{_calibration_line(loaded.metrics.get('calibration'))}")
     if res["missing"]:
         print(f"  {len(res['missing'])} test images are gone or unusable now and were skipped.")
     elif not res["same_test_set"]:
@@ -394,31 +423,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="the run folder to create (default: <workspace>/models/<name>)")
     p.add_argument("--spec", metavar="FILE.yaml", help="a TrainSpec YAML file; flags override it")
     p.add_argument("--json", action="store_true", help="print the result as JSON (epoch lines go to stderr)")
+    p.add_argument("--job", metavar="ID", help="report to this training job (the Train page starts runs so); "
+                   "without it a job is registered for the run")
     p.set_defaults(handler=_cmd_train)
 
-    p = sub.add_parser("predict", help="classify images with a trained model",
-                       description="Print the top classes of each image: 'file: label (93.1 %), ...'.")
-    p.add_argument("model", help="a run folder, a run name (see 'models list'), an export folder or a .keras file")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders of them")
-    p.add_argument("--top-k", type=int, default=3, metavar="N", help="classes shown per image (default 3)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=_cmd_predict)
-
-    p = sub.add_parser("export", help="export a trained model (Keras, SavedModel, TFLite) with a model card")
-    p.add_argument("model", help="a run folder, a run name or a .keras file")
-    p.add_argument("--format", default="keras,savedmodel,tflite,tflite_dynamic",
-                   help="comma-separated: keras, savedmodel, tflite, tflite_dynamic (default: all)")
-    p.add_argument("--out", required=True, metavar="DIR", help="the export folder to create")
+    p = sub.add_parser("export", help="export a trained model (Keras, SavedModel, TFLite, ONNX), check every "
+                       "format against it, write a model card",
+                       description="Export, then run every format in its own runtime on the run's test split: "
+                       "a table of size, accuracy, agreement with the Keras model and latency. Exits 1 when a "
+                       "format disagrees beyond its threshold (the files are still written).")
+    p.add_argument("model", help="a run folder, a run name, a key from 'models list' or a .keras file")
+    p.add_argument("--format", default=None,
+                   help="comma-separated: keras, savedmodel, tflite, tflite_dynamic, tflite_float16, tflite_int8 "
+                   "(uint8 in, calibrated on the run's training images), onnx "
+                   "(default: keras,savedmodel,tflite,tflite_dynamic)")
+    p.add_argument("--out", metavar="DIR",
+                   help="the export folder to create (default: <workspace>/exports/<model name>)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_export)
 
-    p = sub.add_parser("models", help="the trained models of the workspace")
+    from tlcore.cli._predict import add_storage_flag, cmd_models_list
+
+    p = sub.add_parser("models", help="the models of the workspace: runs, search trials, exports")
     g = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    c = g.add_parser("list", help="trained runs, newest first")
+    c = g.add_parser("list", help="every model with its key: trained runs, search trials, exports")
     c.add_argument("--json", action="store_true")
-    c.set_defaults(handler=_cmd_models_list)
+    add_storage_flag(c)
+    c.set_defaults(handler=cmd_models_list)
     c = g.add_parser("evaluate", help="evaluate a run again on the test images it was trained with")
-    c.add_argument("model", help="a run folder or run name")
+    c.add_argument("model", help="a run folder, a run name or a key (run:NAME, trial:STUDY:N)")
+    c.add_argument("--tta", action="store_true",
+                   help="also with test-time augmentation (each image averaged with its mirror image)")
     c.add_argument("--json", action="store_true")
+    add_storage_flag(c)
     c.set_defaults(handler=_cmd_models_evaluate)

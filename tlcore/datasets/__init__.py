@@ -4,7 +4,8 @@
 - ``load_rgb``       decode any supported image to RGB uint8 correctly
 - ``assign_splits``  deterministic stratified train/val/test split that stays put
 - ``import_idx``     IDX (MNIST-format) files to a folder-per-class tree
-- ``extract_zip``    safe extraction of uploaded archives
+- ``extract_zip``    safe extraction of uploaded archives (``zip_members``, ``read_member``:
+  the same checks for readers that keep the files in memory)
 - ``add_dataset`` … the workspace operations (register, rescan, load, remove)
 - ``ensure_demo``    the bundled demo dataset
 - ``registry_table`` … datasets described for people: the registry as a table, what a scan
@@ -21,7 +22,7 @@ pages (through ``tlui.data``'s cached loaders and ``tlui.datasets_widgets``),
 ``resize_to``).
 """
 
-from tlcore.datasets._archive import extract_zip
+from tlcore.datasets._archive import MAX_ZIP_BYTES, extract_zip, read_member, zip_members
 from tlcore.datasets._demo import DEMO_NAME, DEMO_PATH, ensure_demo
 from tlcore.datasets._idx import (
     FASHION_MNIST_CLASSES,
@@ -64,6 +65,7 @@ __all__ = [
     "DEMO_PATH",
     "FASHION_MNIST_CLASSES",
     "IMAGE_EXTENSIONS",
+    "MAX_ZIP_BYTES",
     "OWNED_SOURCES",
     "REGISTRY_COLUMNS",
     "SPLITS",
@@ -92,6 +94,7 @@ __all__ = [
     "problems_advice",
     "read_header",
     "read_idx",
+    "read_member",
     "registry_table",
     "remove_dataset",
     "rescan_dataset",
@@ -101,4 +104,5 @@ __all__ = [
     "scan_summary",
     "split_counts",
     "thumbnail",
+    "zip_members",
 ]

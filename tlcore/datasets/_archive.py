@@ -10,10 +10,12 @@ target and is renamed into place only when it completes.
 A zip holding one top-level folder (what zipping a folder produces) is unwrapped,
 so ``pets.zip`` holding ``pets/cat/…`` gives a dataset whose classes are ``cat…``.
 
-Entry point: ``extract_zip(archive, target, max_bytes=..., max_files=...,
+Entry points: ``extract_zip(archive, target, max_bytes=..., max_files=...,
 max_ratio=...)`` (defaults ``MAX_ZIP_BYTES`` 4 GiB, ``MAX_ZIP_FILES`` 200,000,
 ``MAX_ZIP_RATIO`` 200); ``_ops.add_zip_dataset`` calls it for the Datasets page's
-upload and then scans the folder.
+upload and then scans the folder. ``zip_members`` (the checks and the unwrapping,
+without writing anything) and ``read_member`` (one entry's bytes, counted against a
+limit) serve readers that keep the files in memory: ``tlcore.batch_predict``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import IO
 from tlcore._fsutil import atomic_directory
 from tlcore.errors import DatasetError, UnsafeArchiveError
 
-__all__ = ["extract_zip", "MAX_ZIP_BYTES", "MAX_ZIP_FILES", "MAX_ZIP_RATIO"]
+__all__ = ["extract_zip", "zip_members", "read_member", "MAX_ZIP_BYTES", "MAX_ZIP_FILES", "MAX_ZIP_RATIO"]
 
 MAX_ZIP_BYTES = 4 * 1024**3
 MAX_ZIP_FILES = 200_000
@@ -50,6 +52,84 @@ def _safe_member_path(name: str) -> PurePosixPath | None:
     if not parts or any(x in _SKIP_PARTS or x.startswith(".") for x in parts):
         return None
     return PurePosixPath(*parts)
+
+
+def zip_members(
+    zf: zipfile.ZipFile,
+    *,
+    max_bytes: int = MAX_ZIP_BYTES,
+    max_files: int = MAX_ZIP_FILES,
+    max_ratio: float = MAX_ZIP_RATIO,
+) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
+    """The files of an open zip archive with their safe relative paths, every entry checked.
+
+    Directories, ``__MACOSX`` and hidden entries are left out; a single top-level folder
+    holding everything is unwrapped (``pets/cat/1.jpg`` -> ``cat/1.jpg``). Nothing is
+    read: the sizes checked are the declared ones (``read_member`` counts the real bytes).
+
+    Raises:
+        UnsafeArchiveError: an entry would escape the folder (absolute, ``..``, drive
+            letter), is a symbolic link or encrypted; too many entries; more than
+            ``max_bytes`` declared; an entry compressed more than ``max_ratio`` times.
+    """
+    infos = zf.infolist()
+    if len(infos) > max_files:
+        raise UnsafeArchiveError(
+            f"The zip file has too many entries (limit {max_files:,}).", received=f"{len(infos):,} entries"
+        )
+    plan: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
+    declared = 0
+    for info in infos:
+        rel = _safe_member_path(info.filename)
+        mode = info.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            raise UnsafeArchiveError(
+                "The zip file contains a symbolic link, which is not allowed.",
+                received=repr(info.filename),
+                fix="Zip the real files (e.g. 'zip -r --symlinks' off, the default).",
+            )
+        if info.flag_bits & 0x1:
+            raise UnsafeArchiveError("The zip file has encrypted entries.", received=repr(info.filename),
+                                     fix="Upload an archive without a password.")
+        if rel is None or info.is_dir():
+            continue
+        declared += info.file_size
+        if info.compress_size > 0 and info.file_size / info.compress_size > max_ratio and info.file_size > _CHUNK:
+            raise UnsafeArchiveError(
+                "The zip file looks like a zip bomb (an entry expands far beyond its compressed size).",
+                received=f"{info.filename!r}: {info.compress_size:,} → {info.file_size:,} bytes",
+            )
+        plan.append((info, rel))
+    if declared > max_bytes:
+        raise UnsafeArchiveError(
+            f"The zip file expands to more than the limit of {max_bytes / 1024**3:.1f} GiB.",
+            received=f"{declared / 1024**3:.2f} GiB",
+            fix="Upload a smaller archive, or put the folder under a data root and give its path.",
+        )
+    tops = {rel.parts[0] for _, rel in plan}
+    if len(tops) == 1 and all(len(rel.parts) > 1 for _, rel in plan):
+        plan = [(info, PurePosixPath(*rel.parts[1:])) for info, rel in plan]
+    return plan
+
+
+def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int) -> bytes:
+    """The content of one entry of ``zip_members``, refused once more than ``max_bytes`` come out
+    (counted while reading, so a lying header does not help).
+
+    Raises:
+        UnsafeArchiveError: the entry expands beyond ``max_bytes``.
+        zipfile.BadZipFile, EOFError: the entry is damaged.
+    """
+    parts: list[bytes] = []
+    size = 0
+    with zf.open(info) as src:
+        while chunk := src.read(_CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                raise UnsafeArchiveError(f"A zip entry expands to more than the limit of {max_bytes:,} bytes.",
+                                         received=f"{info.filename!r}: more than {size:,} bytes")
+            parts.append(chunk)
+    return b"".join(parts)
 
 
 def extract_zip(
@@ -88,52 +168,15 @@ def extract_zip(
             fix="Upload a .zip archive of a folder holding one sub-folder per class.",
         ) from exc
     with zf:
-        infos = zf.infolist()
-        if len(infos) > max_files:
-            raise UnsafeArchiveError(
-                f"The zip file has too many entries (limit {max_files:,}).", received=f"{len(infos):,} entries"
-            )
-        plan: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
-        declared = 0
-        for info in infos:
-            rel = _safe_member_path(info.filename)
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                raise UnsafeArchiveError(
-                    "The zip file contains a symbolic link, which is not allowed.",
-                    received=repr(info.filename),
-                    fix="Zip the real files (e.g. 'zip -r --symlinks' off, the default).",
-                )
-            if info.flag_bits & 0x1:
-                raise UnsafeArchiveError("The zip file has encrypted entries.", received=repr(info.filename),
-                                         fix="Upload an archive without a password.")
-            if rel is None or info.is_dir():
-                continue
-            declared += info.file_size
-            if info.compress_size > 0 and info.file_size / info.compress_size > max_ratio and info.file_size > _CHUNK:
-                raise UnsafeArchiveError(
-                    "The zip file looks like a zip bomb (an entry expands far beyond its compressed size).",
-                    received=f"{info.filename!r}: {info.compress_size:,} → {info.file_size:,} bytes",
-                )
-            plan.append((info, rel))
-        if declared > max_bytes:
-            raise UnsafeArchiveError(
-                f"The zip file expands to more than the limit of {max_bytes / 1024**3:.1f} GiB.",
-                received=f"{declared / 1024**3:.2f} GiB",
-                fix="Upload a smaller dataset, or put the folder under a data root and add it by path.",
-            )
-        if not plan:
+        members = zip_members(zf, max_bytes=max_bytes, max_files=max_files, max_ratio=max_ratio)
+        if not members:
             raise DatasetError("The zip file holds no files.", fix="Zip a folder holding one sub-folder per class.")
-
-        # Unwrap a single top-level folder.
-        tops = {rel.parts[0] for _, rel in plan}
-        strip = 1 if len(tops) == 1 and all(len(rel.parts) > 1 for _, rel in plan) else 0
 
         try:
             with atomic_directory(target) as tmp:
                 written = 0
-                for info, rel in plan:
-                    dest = tmp.joinpath(*rel.parts[strip:])
+                for info, rel in members:
+                    dest = tmp.joinpath(*rel.parts)
                     if not dest.resolve().is_relative_to(tmp.resolve()):  # belt and braces
                         raise UnsafeArchiveError("An entry would be written outside the target.",
                                                  received=info.filename)

@@ -18,7 +18,7 @@
 Trial attributes are read through ``tlcore.search.attrs``, the best value by
 ``tlcore.search.direction``. Read-only over ``study``, ``storage`` and ``artifacts``; used by
 ``search best`` (``cli._search``), the Search page (``tlui.search_widgets``: best so far,
-diverged trials, rungs) and the Results page (``tlui.results_widgets``, ``pages/4_Results.py``).
+diverged trials, rungs) and the Results page (``tlui.results_widgets``, ``pages/5_Results.py``).
 """
 
 from __future__ import annotations

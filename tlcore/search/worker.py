@@ -104,7 +104,7 @@ class _State:
 
 def _summary_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     keep = ("best_epoch", "best_val_accuracy", "best_val_loss", "epochs_run", "stopped_early", "train_seconds",
-            "num_train", "num_val", "num_test", "test_accuracy", "test", "cache", "runtime")
+            "num_train", "num_val", "num_test", "test_accuracy", "test", "calibration", "cache", "runtime")
     return {k: metrics[k] for k in keep if k in metrics}
 
 

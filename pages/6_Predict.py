@@ -1,12 +1,16 @@
-"""Predict: try a trained model on new photos, with Grad-CAM to show where it looked.
+"""Predict: try any model of the workspace on new photos, with Grad-CAM to show where it looked.
 
-Thin: ``tlcore.predict`` loads models and prepares images (the same decoding and
-resize rule as training), ``tlcore.gradcam`` explains. The model is loaded once per
-server process with ``st.cache_resource`` keyed by its path and modification time
-(so a retrained or replaced file is picked up) and never mutated; per-image results
-are cached with ``st.cache_data`` by model and image content. The selected model
-lives in ``st.query_params["model"]``. User-controlled text (file, class and model
-names, messages quoting them) is Markdown-escaped or shown as plain text.
+Thin: ``tlcore.catalog`` lists the models (trained runs, search trials that saved a
+model, exports; a trial's run folder is fetched only when chosen), ``tlcore.predict``
+loads them and prepares images (the same decoding and resize rule as training),
+``tlcore.gradcam`` explains, ``tlcore.batch_predict`` classifies a whole folder or zip
+(``tlui.predict_widgets`` draws the picker, the batch source and the TTA check). The
+model is loaded once per server process with ``st.cache_resource`` keyed by its path and
+modification time (so a retrained or replaced file is picked up) and never mutated;
+per-image results are cached with ``st.cache_data`` by model, image content and the
+test-time-augmentation switch. The selected model's key lives in
+``st.query_params["model"]``. User-controlled text (file, class and model names,
+messages quoting them) is Markdown-escaped or shown as plain text.
 """
 
 from __future__ import annotations
@@ -21,14 +25,17 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
+from tlcore.catalog import list_catalog
 from tlcore.datasets import load_rgb
 from tlcore.errors import TLCoreError
 from tlcore.gradcam import overlay
-from tlcore.predict import LoadedModel, ModelSummary, list_models, prepare_image, top_predictions
+from tlcore.predict import LoadedModel, predict_arrays, prepare_image, top_predictions
 from tlcore.runfolder import RunFolder
+from tlcore.tta import mirror
 from tlcore.workspace import Workspace
 from tlui import data
 from tlui import fmt as tf
+from tlui import predict_widgets as pw
 from tlui.common import md_escape, show_error, workspace
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
@@ -36,22 +43,19 @@ DISPLAY_PX = 224  # side of the images drawn on the page
 MAX_IMAGES = 24  # uploads analysed per run
 TOP_K_DEFAULT = 3
 TOP_K_MAX = 10
-SOURCES = ("Upload images", "Pick from a dataset")
+SOURCES = ("Upload images", "Pick from a dataset", "Batch: a folder or a zip")
 TRAIN_HINT = "python -m tlcore train --data demo --epochs 5 --image-size 96"
 
 
 # ------------------------------------------------------------------- state
-def init_state(model_names: list[str]) -> str:
-    """Initialise every session-state key of this page; return the selected model's name."""
+def init_state() -> None:
+    """Initialise the session-state keys of this page (the model's: ``pw.model_picker``)."""
     ss = st.session_state
     ss.setdefault("pr_top_k", TOP_K_DEFAULT)
     ss.setdefault("pr_gradcam", True)
+    ss.setdefault("pr_tta", False)
     ss.setdefault("pr_source", SOURCES[0])
     ss.setdefault("pr_pick_seed", 0)
-    if ss.get("pr_model") not in model_names:
-        wanted = st.query_params.get("model")
-        ss["pr_model"] = wanted if wanted in model_names else model_names[0]
-    return ss["pr_model"]
 
 
 def init_dataset_state(names: list[str], preferred: str | None) -> None:
@@ -62,11 +66,12 @@ def init_dataset_state(names: list[str], preferred: str | None) -> None:
 
 # ------------------------------------------------------------------ caches
 @st.cache_data(show_spinner=False, max_entries=256)
-def analyse(model_path: str, mtime_ns: int, source: str | bytes, version: int = 0) -> dict[str, Any]:
+def analyse(model_path: str, mtime_ns: int, source: str | bytes, version: int = 0, tta: bool = False) -> dict[str, Any]:
     """Decode one image (a path or an upload's bytes), classify it and explain the top class.
 
     ``version`` is the image file's modification time (0 for uploads, keyed by content),
-    so an edited file is analysed again.
+    so an edited file is analysed again. With ``tta`` the probabilities are the average of
+    the image's and its mirror image's (``tlcore.tta``); Grad-CAM explains the image itself.
 
     Returns the image for display (longer side ``DISPLAY_PX``), the model's input
     (S×S×3 uint8, resized by the training rule), the probabilities and the Grad-CAM
@@ -77,6 +82,9 @@ def analyse(model_path: str, mtime_ns: int, source: str | bytes, version: int = 
     rgb = load_rgb(source)
     x = prepare_image(loaded, rgb)
     res = cam.explain(x[None])
+    probs = res.probabilities[0]
+    if tta:
+        probs = (probs + predict_arrays(loaded, mirror(x[None]))[0]) / 2.0
     shown = Image.fromarray(rgb)
     scale = DISPLAY_PX / max(shown.size)  # small images are enlarged too, so results line up
     shown = shown.resize((max(1, round(shown.width * scale)), max(1, round(shown.height * scale))),
@@ -84,7 +92,7 @@ def analyse(model_path: str, mtime_ns: int, source: str | bytes, version: int = 
     return {
         "display": np.asarray(shown),
         "input": x,
-        "probs": res.probabilities[0],
+        "probs": probs,
         "heatmap": res.heatmaps[0],
         "explained": int(res.class_indices[0]),
     }
@@ -110,19 +118,6 @@ def top_k_chart(probs: np.ndarray, class_names: list[str], k: int) -> go.Figure:
         yaxis={"autorange": "reversed"},
     )
     return fig
-
-
-def model_section(summary: ModelSummary) -> None:
-    m = st.columns(4)
-    m[0].metric("Validation accuracy", tf.pct(summary.best_val_accuracy), help="Best epoch's validation accuracy.")
-    m[1].metric("Test accuracy", tf.pct(summary.test_accuracy), help="On the held-out test split, after training.")
-    m[2].metric("Classes", summary.num_classes)
-    m[3].metric("Input", f"{summary.image_size or '?'} px")
-    st.caption(
-        f"{md_escape(summary.backbone or '?')} · {md_escape(summary.method or '?')} · dataset "
-        f"{md_escape(summary.dataset or '?')} · {summary.epochs_run or '?'} epochs · saved "
-        f"{md_escape(summary.created.replace('T', ' '))}"
-    )
 
 
 def per_class_table(loaded: LoadedModel) -> None:
@@ -214,45 +209,50 @@ def bad_image(name: str, exc: BaseException) -> None:
 def main() -> None:
     ws = workspace()
     st.title("Predict")
+    init_state()
     try:
-        models = list_models(ws)
+        cat = list_catalog(ws)
     except TLCoreError as exc:
         show_error(exc)
         st.stop()
-    if not models:
+    for note in cat.notes:
+        st.warning(md_escape(note))
+    if not cat.entries:
         st.info(
             "No trained models in this workspace yet. Train one from a terminal (the demo dataset works "
-            "offline), and it appears here when it finishes; the Search page finds the best settings for you."
+            "offline), and it appears here when it finishes; the Search page finds the best settings for you, "
+            "and its trials appear here too."
         )
         st.code(TRAIN_HINT, language="bash")
         return
-    by_name = {m.name: m for m in models}
-    init_state(list(by_name))
-    st.selectbox(
-        "Model", list(by_name), key="pr_model",
-        format_func=lambda n: f"{n}  ·  val {tf.pct(by_name[n].best_val_accuracy)}",
-        help="Trained runs of this workspace, newest first.",
-    )
-    summary = by_name[st.session_state["pr_model"]]
-    st.query_params["model"] = summary.name
-    model_section(summary)
-    mtime = RunFolder(summary.path).model_mtime_ns()
+    entry = pw.model_picker(cat)
     try:
-        loaded, _ = data.cached_model(str(summary.path), mtime)
+        folder = pw.model_folder_for(ws, entry)
+        mtime = RunFolder(folder).model_mtime_ns()
+        loaded, _ = data.cached_model(str(folder), mtime)
     except TLCoreError as exc:
+        pw.model_section(entry, None)
         show_error(exc)
         st.caption("Pick another model, or train this one again.")
         return
+    pw.model_section(entry, loaded)
     per_class_table(loaded)
+    pw.tta_section(ws, entry, loaded, str(folder), mtime)
 
     st.subheader("Images")
-    c1, c2, c3 = st.columns([2, 2, 3], vertical_alignment="bottom")
-    c1.radio("Source", SOURCES, key="pr_source", horizontal=True, label_visibility="collapsed")
+    st.radio("Source", SOURCES, key="pr_source", horizontal=True, label_visibility="collapsed")
+    c2, c3, c4 = st.columns([3, 2, 2], vertical_alignment="bottom")
     max_k = min(TOP_K_MAX, loaded.num_classes)
     if st.session_state["pr_top_k"] > max_k:
         st.session_state["pr_top_k"] = max_k
     k = c2.slider("Top classes shown", min_value=1, max_value=max(2, max_k), key="pr_top_k")
     k = min(int(k), loaded.num_classes)
+    tta = c4.toggle("Test-time augmentation", key="pr_tta",
+                    help="Average each image's probabilities with its mirror image's (one more pass per image).")
+    source = st.session_state["pr_source"]
+    if source == SOURCES[2]:
+        pw.batch_section(ws, entry, loaded, mtime, k, tta)
+        return
     show_cam = c3.checkbox("Show Grad-CAM", key="pr_gradcam")
     if show_cam:
         st.caption(
@@ -260,18 +260,18 @@ def main() -> None:
             "(red strongest, blue none), on the image as the model saw it."
         )
     try:
-        items = upload_items() if st.session_state["pr_source"] == SOURCES[0] else dataset_items(ws, loaded)
+        items = upload_items() if source == SOURCES[0] else dataset_items(ws, loaded)
     except TLCoreError as exc:
         show_error(exc)
         return
     if not items:
-        if st.session_state["pr_source"] == SOURCES[0]:
+        if source == SOURCES[0]:
             st.caption("Upload one or more images to see what the model makes of them.")
         return
-    for i, (name, source, true) in enumerate(items):
+    for i, (name, src, true) in enumerate(items):
         try:
-            version = os.stat(source).st_mtime_ns if isinstance(source, str) else 0
-            res = analyse(str(summary.path), mtime, source, version)
+            version = os.stat(src).st_mtime_ns if isinstance(src, str) else 0
+            res = analyse(str(folder), mtime, src, version, tta)
         except (TLCoreError, ValueError, OSError) as exc:
             bad_image(name, exc)
             continue

@@ -5,7 +5,9 @@ trials, ranked across studies, and their learning curves; Optuna's views; a tria
 run folder); ``tlui.results_widgets`` holds the cached loaders, the charts and the
 trial labels and tables; ``tlui.evaluate_widgets`` the test reports and the
 "Evaluate a trial" section (evaluation again, Grad-CAM, export); ``tlui.scout_widgets``
-the scout's agreement with the trials. Heavy work (loading a model, evaluating,
+the scout's agreement with the trials; ``tlui.run_widgets`` the same views over single
+trained runs of ``<workspace>/models`` ("Trained runs", offered when there are any:
+``?run=NAME`` opens one, as the Train page links). Heavy work (loading a model, evaluating,
 exporting) waits for a button and is cached. The chosen studies live in
 ``st.query_params["study"]`` (repeated for several). User-controlled text (study,
 class and file names, messages quoting them) is Markdown-escaped, HTML-escaped in
@@ -20,23 +22,42 @@ from pathlib import Path
 import streamlit as st
 
 from tlcore.errors import TLCoreError
+from tlcore.predict import ModelSummary, list_models
 from tlcore.search import StudySummary, check_storage_location, dashboard_command, list_studies
 from tlcore.search.compare import TrialSet
 from tlcore.workspace import Workspace
 from tlui import evaluate_widgets as ev
 from tlui import fmt as tf
 from tlui import results_widgets as rw
+from tlui import run_widgets as rn
 from tlui import scout_widgets as sc
 from tlui.common import md_escape, show_error, workspace
 
 APP_DIR = Path(__file__).resolve().parent.parent
-SEARCH_PAGE = "pages/3_Search.py"
+SEARCH_PAGE = "pages/4_Search.py"
 CURVES_DEFAULT = 5  # trials whose curves are drawn at first (the best ones)
 SEARCH_HINT = ("python -m tlcore search create --spec study.yaml\n"
                "python -m tlcore search run --study NAME --workers 2")
+SOURCES = ("Searches", "Trained runs")  # what the page shows: rs_source
 
 
 # ---------------------------------------------------------------- sections
+def choose_source(has_studies: bool, models: list[ModelSummary]) -> bool:
+    """Whether to show the trained runs rather than the searches (a choice offered when there are runs)."""
+    if not models:
+        return False
+    ss = st.session_state
+    if ss.get("rs_source") not in SOURCES or rn.linked_runs():  # first visit, or a link to a run (?run=)
+        ss["rs_source"] = SOURCES[1] if "run" in st.query_params or not has_studies else SOURCES[0]
+    st.radio("Show", SOURCES, key="rs_source", horizontal=True, label_visibility="collapsed",
+             help="The trials of Optuna searches, or single runs trained on the Train page or with "
+                  "python -m tlcore train.")
+    runs = ss["rs_source"] == SOURCES[1]
+    if not runs and "run" in st.query_params:
+        del st.query_params["run"]
+    return runs
+
+
 def sidebar_storage() -> str | None:
     with st.sidebar.expander("Study storage"):
         st.text_input(
@@ -211,6 +232,14 @@ def main() -> None:
     except TLCoreError as exc:
         show_error(exc)
         st.stop()
+    try:
+        models = list_models(ws)
+    except TLCoreError as exc:
+        show_error(exc)
+        models = []
+    if choose_source(bool(summaries), models):
+        rn.runs_section(ws, models)
+        return
     if not summaries:
         no_studies(storage)
         return
