@@ -31,10 +31,9 @@ from tlui import fmt as tf
 from tlui import results_widgets as rw
 from tlui import run_widgets as rn
 from tlui import scout_widgets as sc
-from tlui.common import md_escape, show_error, workspace
+from tlui.common import md_escape, page, show_error, workspace
 
 APP_DIR = Path(__file__).resolve().parent.parent
-SEARCH_PAGE = "pages/4_Search.py"
 CURVES_DEFAULT = 5  # trials whose curves are drawn at first (the best ones)
 SEARCH_HINT = ("python -m tlcore search create --spec study.yaml\n"
                "python -m tlcore search run --study NAME --workers 2")
@@ -76,8 +75,8 @@ def no_studies(storage: str | None) -> None:
         "freeze depths and learning rates and keeps each trial's model, learning curves and test results. "
         "Start one on the Search page; its trials appear here as they finish."
     )
-    if (APP_DIR / SEARCH_PAGE).is_file():
-        st.page_link(SEARCH_PAGE, label="Go to the Search page", icon=":material/tune:")
+    if (APP_DIR / page("Search").script).is_file():
+        st.page_link(page("Search").script, label="Go to the Search page", icon=":material/tune:")
     else:
         st.caption("Or start one from a terminal:")
     st.code(SEARCH_HINT, language="bash")

@@ -36,7 +36,7 @@ from tlcore.workspace import Workspace
 from tlui import data
 from tlui import fmt as tf
 from tlui import predict_widgets as pw
-from tlui.common import md_escape, show_error, workspace
+from tlui.common import md_escape, page, show_error, workspace
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 DISPLAY_PX = 224  # side of the images drawn on the page
@@ -219,10 +219,11 @@ def main() -> None:
         st.warning(md_escape(note))
     if not cat.entries:
         st.info(
-            "No trained models in this workspace yet. Train one from a terminal (the demo dataset works "
-            "offline), and it appears here when it finishes; the Search page finds the best settings for you, "
-            "and its trials appear here too."
+            "No trained models in this workspace yet. Train one on the Train page (the demo dataset works "
+            "offline) and it appears here when it finishes; the Search page finds the best settings for you, "
+            "and its trials appear here too. From a terminal:"
         )
+        st.page_link(page("Train").script, label="Train a model", icon=page("Train").icon)
         st.code(TRAIN_HINT, language="bash")
         return
     entry = pw.model_picker(cat)

@@ -40,6 +40,7 @@ __all__ = [
     "APP_TITLE",
     "PAGES",
     "PageSpec",
+    "page",
     "md_escape",
     "show_error",
     "frame",
@@ -94,9 +95,18 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/5_Results.py", "Results", ":material/query_stats:", "Results",
              "Compare the trials of a search, look at the best model's mistakes and download it."),
     PageSpec("pages/6_Predict.py", "Predict", ":material/image_search:", "Predict",
-             "Try a trained model on new photos: top-k labels with confidence and a Grad-CAM heat map. "
-             "Train one with `python -m tlcore train --data demo`."),
+             "Try any model of the workspace (a trained run, a search trial, an export) on new photos, one "
+             "or a whole folder or zip: top-k labels with calibrated confidence and a Grad-CAM heat map."),
 )
+
+
+def page(title: str) -> PageSpec:
+    """The page called ``title`` in ``PAGES`` (its ``script`` is what ``st.page_link`` takes): pages
+    link to each other by title, so a page's file can be renamed in ``PAGES`` alone."""
+    for spec in PAGES:
+        if spec.title == title:
+            return spec
+    raise KeyError(f"no page titled {title!r}; the pages are {[s.title for s in PAGES]}")
 
 _WORKSPACE_KEY = "tl_workspace"
 _MD_SPECIAL = re.compile("([" + re.escape(string.punctuation) + "])")

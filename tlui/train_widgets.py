@@ -38,14 +38,13 @@ from tlcore.workspace import Workspace
 from tlui import evaluate_widgets as ev
 from tlui import fmt as tf
 from tlui import results_widgets as rw
-from tlui.common import md_escape, show_error
+from tlui.common import md_escape, page, show_error
 from tlui.search_form import RESIZE_HELP, backbone_label
 
 __all__ = ["init_form", "form_section", "spec_from_widgets", "start", "select_job", "jobs_frame", "epochs_frame",
            "curves_frame", "status_box", "stop_buttons", "result_section", "flash", "show_flash", "note",
-           "show_notes", "METHOD_HELP", "RESULTS_PAGE", "PREDICT_PAGE"]
+           "show_notes", "METHOD_HELP"]
 
-RESULTS_PAGE, PREDICT_PAGE = "pages/5_Results.py", "pages/6_Predict.py"
 NO_AUGMENT = "none"
 RANDOM_WEIGHTS = "none"
 WEIGHTS = {"imagenet": "ImageNet (pretrained)", RANDOM_WEIGHTS: "random init (tests/offline)"}
@@ -381,9 +380,9 @@ def result_section(s: tj.JobStatus) -> None:
     c[1].metric("Best val accuracy", tf.pct(m.get("best_val_accuracy")))
     c[2].metric("Training time", tf.seconds(m.get("train_seconds")))
     c = st.columns(2)
-    c[0].page_link(RESULTS_PAGE, label="Open in Results", icon=":material/query_stats:",
+    c[0].page_link(page("Results").script, label="Open in Results", icon=":material/query_stats:",
                    query_params={"run": folder.name}, help="Its curves, evaluation with top losses and Grad-CAM, export.")
-    c[1].page_link(PREDICT_PAGE, label="Try it on Predict", icon=":material/image_search:",
+    c[1].page_link(page("Predict").script, label="Try it on Predict", icon=":material/image_search:",
                    query_params={"model": f"run:{folder.name}"}, help="Classify new photos with it.")
     st.caption(f"Run folder: {md_escape(run)}")
     report = m.get("test")
