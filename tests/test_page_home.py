@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.helpers.pagetest import assert_ok
 from tlcore.datasets import add_dataset
-from tlui.common import PAGES
+from tlui.common import PAGES, page
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,6 +28,15 @@ def test_every_page_file_is_declared_once_and_every_declared_file_exists():
     assert len(set(declared)) == len(declared)
     assert all((REPO / script).is_file() for script in declared), declared
     assert sorted(declared) == sorted(f"pages/{f.name}" for f in (REPO / "pages").glob("*.py"))
+
+
+def test_pages_are_found_by_title_and_no_page_names_another_page_file():
+    assert page("Train").script == "pages/3_Train.py" and page("Home").is_home
+    with pytest.raises(KeyError, match="no page titled 'Nope'"):
+        page("Nope")
+    sources = [*(REPO / "pages").glob("*.py"), *(REPO / "tlui").glob("*.py")]
+    named = {f.name: [p.script for p in PAGES if p.script in f.read_text()] for f in sources}
+    assert {f: scripts for f, scripts in named.items() if scripts} == {"common.py": [p.script for p in PAGES]}
 
 
 def test_home_comes_first_and_every_url_is_the_one_the_file_name_gave():

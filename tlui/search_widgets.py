@@ -1,6 +1,6 @@
 """Data and drawing helpers for the Search page: one poll of a study, spec uploads, its plots and texts.
 
-Nothing here draws widgets; ``pages/4_Search.py`` and ``tlui.search_form`` do. A poll (``poll_study``)
+Nothing here draws widgets; the Search page and ``tlui.search_form`` do. A poll (``poll_study``)
 is what the page's live section runs on every refresh: one ``list_studies``,
 one ``load_study_frame``, one read of the trials from the (already open,
 process-wide) storage (their per-epoch values for the curves, the best value so

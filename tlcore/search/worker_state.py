@@ -29,7 +29,7 @@ epoch), ``state``, ``trials_done``; while a trial trains ``trial``, ``params``,
 Writer: ``worker.run_worker`` (through ``WorkerRecord.update`` and ``write``) and
 ``local.launch_workers``. Readers: ``list_workers`` (``WorkerInfo.record``; used by
 ``local.stop_workers``, ``study.delete_study``, the CLI's ``search status`` and the
-Search page: ``tlui.search_widgets``, ``pages/4_Search.py``).
+Search page, through ``tlui.search_widgets``).
 
 Example:
 
