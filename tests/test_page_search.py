@@ -123,6 +123,27 @@ def test_invalid_widget_values_are_explained(tiny_ws):
     assert list_studies(tiny_ws) == []
 
 
+def test_an_out_of_range_number_blocks_create_and_says_why(tiny_ws):
+    """Trials = 0 was refused by the browser, which kept the old value, and Create used it: now the
+    typed value reaches the page, the field says what is allowed and nothing is created."""
+    at = _page()
+    at.text_input(key="se_new_name").set_value("zero")
+    at.number_input(key="se_new_trials").set_value(0).run()
+    _ok(at)
+    assert at.number_input(key="se_new_trials").value == 0  # what the user typed, not the old value
+    assert "Trials must be between 1 and 100,000 (it is 0)." in _text(at.error)
+    at.checkbox(key="se_new_start").uncheck()
+    at.button(key="se_new_create").click().run()
+    _ok(at)
+    assert "Nothing was created. Fix the fields first: Trials must be between 1 and 100,000 (it is 0)." in _text(at.error)
+    assert list_studies(tiny_ws) == []
+    at.number_input(key="se_new_trials").set_value(2)
+    at.button(key="se_new_create").click().run()
+    _ok(at)
+    assert not at.error
+    assert [(s.name, s.n_trials) for s in list_studies(tiny_ws)] == [("zero", 2)]
+
+
 @pytest.mark.parametrize("body, words", [
     (b"name: x\ndataset: [", "not valid YAML"),
     (b"- 1\n- 2\n", "must be a mapping"),

@@ -81,6 +81,21 @@ def test_the_form_starts_at_trainspecs_defaults_and_explains_a_bad_value(workspa
     assert tj.list_jobs(workspace) == []
 
 
+def test_an_out_of_range_number_blocks_train_and_says_why(workspace):
+    """Epochs = 0 reaches the page as typed (the browser no longer swaps in the old value): the field
+    says what is allowed and Train starts nothing until it is fixed."""
+    at = _page()
+    at.number_input(key="tr_epochs").set_value(0).run()
+    assert not at.exception
+    assert at.number_input(key="tr_epochs").value == 0
+    assert shown_text(at.error) == "Epochs must be between 1 and 1,000 (it is 0)."
+    at.button(key="tr_start").click().run()
+    assert not at.exception
+    assert "Nothing was started. Fix the fields first: Epochs must be between 1 and 1,000 (it is 0)." in \
+        shown_text(at.error)
+    assert tj.list_jobs(workspace) == []
+
+
 def test_train_launches_the_forms_spec_as_a_job_and_selects_it(workspace, monkeypatch):
     launched: list[TrainSpec] = []
 

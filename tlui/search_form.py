@@ -32,6 +32,7 @@ from tlcore.errors import TLCoreError
 from tlcore.search import StudySpec, create_study, launch_workers
 from tlcore.search.spec import OBJECTIVES, PRUNERS, SAMPLERS
 from tlcore.workspace import Workspace
+from tlui import fields
 from tlui import scout_widgets as sc
 from tlui import search_state as state
 from tlui import search_widgets as sw
@@ -194,7 +195,7 @@ def _what_to_search(ws: Workspace, datasets: list[str]) -> tuple[int, list[int]]
     c1, c2, c3 = st.columns([3, 1, 2])
     c1.multiselect("Backbones", bb.list_backbones(), key="se_new_backbones", format_func=backbone_label,
                    help="More than one makes the backbone a searched parameter.")
-    c2.number_input("Image size (px)", min_value=IMAGE_SIZES[0], max_value=IMAGE_SIZES[1], step=16, key="se_new_size")
+    fields.number(c2, "Image size (px)", lo=IMAGE_SIZES[0], hi=IMAGE_SIZES[1], step=16, key="se_new_size")
     c3.multiselect("Methods", list(METHODS), key="se_new_methods",
                    help="fine_tune freezes the first blocks; two_phase trains the head first, then unfreezes; "
                         "feature_extraction freezes the whole backbone.")
@@ -211,10 +212,10 @@ def _what_to_search(ws: Workspace, datasets: list[str]) -> tuple[int, list[int]]
     c1.slider("Frozen blocks (freeze depth)", min_value=0, max_value=blocks, key="se_new_depth",
               help=f"How many of the backbone's {blocks} blocks stay frozen, counted from the input. "
                    "0 trains the whole backbone; all blocks keeps it fixed.")
-    c2.number_input("Learning rate from", min_value=LR_BOUNDS[0], max_value=LR_BOUNDS[1], step=1e-5,
-                    format="%.1e", key="se_new_lr_lo", help="Searched on a log scale.")
-    c3.number_input("to", min_value=LR_BOUNDS[0], max_value=LR_BOUNDS[1], step=1e-3, format="%.1e",
-                    key="se_new_lr_hi",
+    fields.number(c2, "Learning rate from", lo=LR_BOUNDS[0], hi=LR_BOUNDS[1], step=1e-5,
+                  format="%.1e", key="se_new_lr_lo", help="Searched on a log scale.")
+    fields.number(c3, "to", lo=LR_BOUNDS[0], hi=LR_BOUNDS[1], step=1e-3, format="%.1e",
+                  key="se_new_lr_hi",
                     help="The high end at full depth. A trial that unfreezes more gets a lower ceiling, down to "
                          f"{spec_default('lr_ceiling_at_depth0'):g} times this at depth 0 (lr_ceiling_at_depth0 "
                          "in a YAML spec changes it).")
@@ -226,17 +227,16 @@ def _what_to_search(ws: Workspace, datasets: list[str]) -> tuple[int, list[int]]
                              help="Phase 2's learning rate is the learning rate times this factor. "
                                   f"Off: {TrainSpec.fine_tune_factor:g}.")
             a, b = st.columns(2)
-            a.number_input("from", min_value=1e-4, max_value=1.0, step=0.01, format="%.3f", key="se_new_ftf_lo",
-                           disabled=not on)
-            b.number_input("to", min_value=1e-4, max_value=1.0, step=0.01, format="%.3f", key="se_new_ftf_hi",
-                           disabled=not on)
+            fields.number(a, "from", lo=1e-4, hi=1.0, step=0.01, format="%.3f", key="se_new_ftf_lo",
+                          disabled=not on)
+            fields.number(b, "to", lo=1e-4, hi=1.0, step=0.01, format="%.3f", key="se_new_ftf_hi",
+                          disabled=not on)
         with c2:
             on = st.checkbox("Search the dropout", key="se_new_do_on", help=f"Off: {TrainSpec.dropout:g}.")
             st.slider("Dropout", min_value=0.0, max_value=0.9, step=0.05, key="se_new_do", disabled=not on)
         with c3:
             st.multiselect("Batch sizes to try", BATCH_SIZES, key="se_new_bss", help="Empty: the fixed batch size.")
-            st.number_input("Fixed batch size", min_value=1, max_value=4096, key="se_new_bs",
-                            disabled=bool(ss["se_new_bss"]))
+            fields.number(st, "Fixed batch size", lo=1, hi=4096, key="se_new_bs", disabled=bool(ss["se_new_bss"]))
     return blocks, counts
 
 
@@ -244,22 +244,22 @@ def _budget_and_search() -> None:
     """Epochs, trials, time limit, objective, sampler, pruner, seed, workers; the advanced settings."""
     st.markdown("**Budget and search**")
     c = st.columns(4)
-    c[0].number_input("Epochs per trial", min_value=1, max_value=1000, key="se_new_epochs")
-    c[1].number_input("Trials", min_value=1, max_value=100_000, key="se_new_trials",
-                      help="The study stops when this many trials finished (complete or pruned).")
+    fields.number(c[0], "Epochs per trial", lo=1, hi=1000, key="se_new_epochs")
+    fields.number(c[1], "Trials", lo=1, hi=100_000, key="se_new_trials",
+                  help="The study stops when this many trials finished (complete or pruned).")
     with c[2]:
         on = st.checkbox("Time limit", key="se_new_to_on", help="No new trial starts after this long.")
-        st.number_input("Minutes", min_value=1.0, max_value=1e6, step=10.0, key="se_new_to", disabled=not on,
-                        label_visibility="collapsed")
+        fields.number(st, "Minutes", lo=1.0, hi=1e6, step=10.0, key="se_new_to", disabled=not on,
+                      label_visibility="collapsed")
     c[3].selectbox("Objective", OBJECTIVES, key="se_new_objective", format_func=OBJECTIVE_LABELS.get)
     c = st.columns(4)
     c[0].selectbox("Sampler", SAMPLERS, key="se_new_sampler",
                    help="tpe learns from the finished trials; random tries settings at random.")
     c[1].selectbox("Pruner", PRUNERS, key="se_new_pruner", format_func=lambda p: PRUNER_LABELS.get(p, p),
                    help="Stops unpromising trials early, after their warm-up epoch.")
-    c[2].number_input("Seed", min_value=0, max_value=2**31 - 1, key="se_new_seed")
-    c[3].number_input("Local workers", min_value=1, max_value=state.MAX_WORKERS, key="se_new_workers",
-                      help="Background processes on this machine; one per GPU, or 1-2 on a CPU.")
+    fields.number(c[2], "Seed", lo=0, hi=2**31 - 1, key="se_new_seed")
+    fields.number(c[3], "Local workers", lo=1, hi=state.MAX_WORKERS, key="se_new_workers",
+                  help="Background processes on this machine; one per GPU, or 1-2 on a CPU.")
 
     with st.expander("Advanced"):
         c1, c2, c3 = st.columns(3)
@@ -277,6 +277,10 @@ def from_widgets(ws: Workspace, datasets: list[str]) -> None:
     c1, c2 = st.columns([1, 3], vertical_alignment="center")
     start = c2.checkbox("Start now", key="se_new_start", help="Off: create the study and start workers later.")
     if c1.button("Create study", key="se_new_create", type="primary"):
+        problems = fields.out_of_range("se_new_")
+        if problems:  # never a value the field no longer shows
+            st.error("Nothing was created. Fix the fields first: " + " ".join(problems), icon=":material/error:")
+            return
         try:
             spec = spec_from_widgets(blocks, counts)
         except TLCoreError as exc:
@@ -310,9 +314,13 @@ def from_upload(ws: Workspace) -> None:
         st.warning(f"Its dataset {md_escape(spec.dataset)} is not registered in this workspace: "
                    "add it on the Datasets page first.")
     c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
-    c2.number_input("Local workers", min_value=1, max_value=state.MAX_WORKERS, key="se_up_workers")
+    fields.number(c2, "Local workers", lo=1, hi=state.MAX_WORKERS, key="se_up_workers")
     start = c3.checkbox("Start now", key="se_up_start")
     if c1.button("Create study", key="se_up_create", type="primary"):
+        problems = fields.out_of_range("se_up_")
+        if problems:
+            st.error("Nothing was created. Fix the fields first: " + " ".join(problems), icon=":material/error:")
+            return
         create_and_start(ws, spec, int(st.session_state["se_up_workers"]) if start else 0)
 
 

@@ -36,6 +36,7 @@ from tlcore.errors import TLCoreError
 from tlcore.runfolder import RunFolder
 from tlcore.workspace import Workspace
 from tlui import evaluate_widgets as ev
+from tlui import fields
 from tlui import fmt as tf
 from tlui import results_widgets as rw
 from tlui.common import md_escape, page, show_error
@@ -123,7 +124,7 @@ def _main_fields(ws: Workspace, datasets: list[str]) -> None:
     c[1].selectbox("Augmentation", augments, key="tr_augment", format_func=_augment_label,
                    help="A preset or a pipeline saved on the Augmentations page.")
     c[2].selectbox("Backbone", bb.list_backbones(), key="tr_backbone", format_func=backbone_label)
-    c[3].number_input("Image size (px)", min_value=32, max_value=1024, step=16, key="tr_size")
+    fields.number(c[3], "Image size (px)", lo=32, hi=1024, step=16, key="tr_size")
 
     info = bb.get(ss["tr_backbone"])
     n = info.num_blocks
@@ -140,11 +141,11 @@ def _main_fields(ws: Workspace, datasets: list[str]) -> None:
         st.caption(f"Feature extraction keeps all {n} blocks frozen." if frozen_all else
                    f"Blocks: {md_escape(', '.join(info.block_names))}.")
     c = st.columns(3)
-    c[0].number_input("Learning rate", min_value=1e-6, max_value=1.0, step=1e-4, format="%.1e", key="tr_lr",
-                      help="Adam's learning rate (two-phase: of the head phase).")
-    c[1].number_input("Epochs", min_value=1, max_value=1000, key="tr_epochs",
-                      help="Two-phase: both phases together.")
-    c[2].number_input("Batch size", min_value=1, max_value=4096, key="tr_bs")
+    fields.number(c[0], "Learning rate", lo=1e-6, hi=1.0, step=1e-4, format="%.1e", key="tr_lr",
+                  help="Adam's learning rate (two-phase: of the head phase).")
+    fields.number(c[1], "Epochs", lo=1, hi=1000, key="tr_epochs",
+                  help="Two-phase: both phases together.")
+    fields.number(c[2], "Batch size", lo=1, hi=4096, key="tr_bs")
 
 
 def _advanced_fields() -> None:
@@ -155,22 +156,22 @@ def _advanced_fields() -> None:
         c[1].selectbox("Resize mode", RESIZE_MODES, key="tr_resize", help=RESIZE_HELP)
         c[2].selectbox("Learning-rate schedule", LR_SCHEDULES, key="tr_schedule",
                        help="cosine: each phase decays its rate to 0 along a half cosine.")
-        c[3].number_input("Warm-up epochs", min_value=0.0, max_value=1000.0, step=0.5, key="tr_warmup",
-                          help="The rate rises linearly at the start of a phase that unfreezes blocks.")
+        fields.number(c[3], "Warm-up epochs", lo=0.0, hi=1000.0, step=0.5, key="tr_warmup",
+                      help="The rate rises linearly at the start of a phase that unfreezes blocks.")
         c = st.columns(4)
-        c[0].number_input("Fine-tune factor (two-phase)", min_value=1e-4, max_value=1.0, step=0.05, format="%.3f",
-                          key="tr_ftf", help="Phase 2's learning rate is the learning rate times this.")
+        fields.number(c[0], "Fine-tune factor (two-phase)", lo=1e-4, hi=1.0, step=0.05, format="%.3f",
+                      key="tr_ftf", help="Phase 2's learning rate is the learning rate times this.")
         with c[1]:
             on = st.checkbox("Set the head phase's epochs", key="tr_head_on", help="Off: half of the epochs.")
-            st.number_input("Head epochs (two-phase)", min_value=1, max_value=1000, key="tr_head_epochs",
-                            disabled=not on)
-        c[2].number_input("Dropout", min_value=0.0, max_value=0.95, step=0.05, key="tr_dropout")
-        c[3].number_input("Label smoothing", min_value=0.0, max_value=0.5, step=0.05, key="tr_smoothing")
+            fields.number(st, "Head epochs (two-phase)", lo=1, hi=1000, key="tr_head_epochs",
+                          disabled=not on)
+        fields.number(c[2], "Dropout", lo=0.0, hi=0.95, step=0.05, key="tr_dropout")
+        fields.number(c[3], "Label smoothing", lo=0.0, hi=0.5, step=0.05, key="tr_smoothing")
         c = st.columns(4)
-        c[0].number_input("Augmented copies cached (K)", min_value=0, max_value=64, key="tr_copies",
-                          help="0 augments exactly, on the fly, through the frozen part (slower).")
-        c[1].number_input("Early stopping patience", min_value=0, max_value=1000, key="tr_es",
-                          help="Stop after this many epochs without a better validation accuracy; 0 = off.")
+        fields.number(c[0], "Augmented copies cached (K)", lo=0, hi=64, key="tr_copies",
+                      help="0 augments exactly, on the fly, through the frozen part (slower).")
+        fields.number(c[1], "Early stopping patience", lo=0, hi=1000, key="tr_es",
+                      help="Stop after this many epochs without a better validation accuracy; 0 = off.")
         c[2].selectbox("BatchNorm in unfrozen blocks", BATCHNORM_MODES, key="tr_bn")
         c[3].selectbox("Head starts from", HEAD_INITS, key="tr_head_init",
                        help="linear_probe: a softmax regression fitted on the frozen features (shared by every run "
@@ -180,12 +181,12 @@ def _advanced_fields() -> None:
         c[1].checkbox("Class weights", key="tr_cw", help="Weight classes inversely to their frequency.")
         c[2].checkbox("Divergence guard", key="tr_guard",
                       help="Stop when the loss is not finite or validation accuracy stays at chance.")
-        c[3].number_input("Seed", min_value=0, max_value=2**31 - 1, key="tr_seed")
+        fields.number(c[3], "Seed", lo=0, hi=2**31 - 1, key="tr_seed")
         on = st.checkbox("Use another split than the dataset's", key="tr_split_on")
         c = st.columns(3)
-        c[0].number_input("Validation share", min_value=0.0, max_value=0.9, step=0.05, key="tr_val", disabled=not on)
-        c[1].number_input("Test share", min_value=0.0, max_value=0.9, step=0.05, key="tr_test", disabled=not on)
-        c[2].number_input("Split seed", min_value=0, max_value=2**31 - 1, key="tr_split_seed", disabled=not on)
+        fields.number(c[0], "Validation share", lo=0.0, hi=0.9, step=0.05, key="tr_val", disabled=not on)
+        fields.number(c[1], "Test share", lo=0.0, hi=0.9, step=0.05, key="tr_test", disabled=not on)
+        fields.number(c[2], "Split seed", lo=0, hi=2**31 - 1, key="tr_split_seed", disabled=not on)
 
 
 def spec_from_widgets() -> TrainSpec:
@@ -214,6 +215,10 @@ def spec_from_widgets() -> TrainSpec:
 
 def start(ws: Workspace) -> None:
     """Validate the form, launch the job and select it; errors show in place."""
+    problems = fields.out_of_range("tr_")
+    if problems:  # never a value the field no longer shows
+        st.error("Nothing was started. Fix the fields first: " + " ".join(problems), icon=":material/error:")
+        return
     try:
         job = tj.launch_training(ws, spec_from_widgets())
     except TLCoreError as exc:

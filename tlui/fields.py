@@ -1,0 +1,89 @@
+"""Number fields whose bounds are checked by the page, never silently by the browser.
+
+``st.number_input(min_value=1)`` refuses a typed 0 in the browser: the field turns red but
+the widget keeps its previous value, so a *Create* pressed next uses a number the user
+never saw there (Trials = 0 created a study with the old trial count). ``number`` draws
+the field without bounds in the browser, so the typed value always reaches the page,
+and checks the bounds itself: out of range, the field's own slot (always drawn, so the
+widgets below never move) says what is allowed. ``out_of_range(prefix)`` lists the
+fields of a form that are out of range right now (read from the session state, so a
+button callback can use it too); the form's action refuses to run while it is not
+empty and says why.
+
+Example:
+
+>>> fields.number(c, "Trials", lo=1, hi=100_000, key="se_new_trials")
+>>> problems = fields.out_of_range("se_new_")
+>>> if problems: st.error("Fix these first: " + "; ".join(problems))
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import streamlit as st
+
+__all__ = ["number", "out_of_range", "range_problem"]
+
+_BOUNDS_KEY = "tl_field_bounds"  # session state: widget key -> (label, lo, hi, disabled when last drawn)
+
+
+def _bounds() -> dict[str, tuple[str, float | None, float | None, bool]]:
+    return st.session_state.setdefault(_BOUNDS_KEY, {})
+
+
+def _show(v: float | None) -> str:
+    if v is None:
+        return ""
+    if float(v).is_integer() and abs(v) < 1e15:
+        return f"{int(v):,}"
+    return f"{v:g}"
+
+
+def range_problem(label: str, value: Any, lo: float | None, hi: float | None) -> str | None:
+    """What is wrong with ``value`` for the field ``label`` (None when it is within [lo, hi])."""
+    if value is None:
+        return f"{label}: enter a number."
+    v = float(value)
+    if math.isnan(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
+        if lo is not None and hi is not None:
+            allowed = f"between {_show(lo)} and {_show(hi)}"
+        elif lo is not None:
+            allowed = f"at least {_show(lo)}"
+        else:
+            allowed = f"at most {_show(hi)}"
+        return f"{label} must be {allowed} (it is {_show(v)})."
+    return None
+
+
+def number(container: Any, label: str, *, lo: float | None, hi: float | None, key: str, **kw: Any) -> Any:
+    """A number input with the bounds ``lo``..``hi`` checked here, not in the browser.
+
+    The field's message slot under it is always drawn (empty when the value is fine), so
+    that a message appearing or going never moves the widgets below. ``kw`` goes to
+    ``st.number_input`` (``step``, ``format``, ``help``, ``disabled``, ...).
+    """
+    if "min_value" in kw or "max_value" in kw:
+        raise TypeError("fields.number takes lo= and hi=, checked by the page, not min_value/max_value")
+    value = container.number_input(label, key=key, **kw)
+    disabled = bool(kw.get("disabled"))
+    _bounds()[key] = (label, lo, hi, disabled)
+    slot = container.empty()
+    problem = None if disabled else range_problem(label, value, lo, hi)
+    if problem:
+        slot.error(problem, icon=":material/error:")
+    return value
+
+
+def out_of_range(prefix: str = "") -> list[str]:
+    """The problems of the enabled fields drawn by ``number`` whose key starts with ``prefix``,
+    with their values as they are in the session state now (a disabled field is not used)."""
+    ss = st.session_state
+    out = []
+    for key, (label, lo, hi, disabled) in _bounds().items():
+        if key.startswith(prefix) and key in ss and not disabled:
+            problem = range_problem(label, ss[key], lo, hi)
+            if problem:
+                out.append(problem)
+    return out
