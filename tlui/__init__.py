@@ -10,6 +10,8 @@ never in ``tlcore``.
                         ``show_error`` (every page)
 - ``fmt``               flash messages, numbers and seconds, Plotly-label escaping
                         (every page)
+- ``fields``            number fields bounded by the page, not the browser, and the
+                        out-of-range check a form's action runs first (Search, Train)
 - ``data``              cached dataset loaders, thumbnails and the shared model
                         loader (Home, Datasets, Predict, Results)
 - ``datasets_widgets``  session state, button actions and charts (Datasets)
@@ -29,6 +31,9 @@ never in ``tlcore``.
                         downloads and export (Results)
 - ``predict_widgets``   the model picker over every model, the model's card, batch
                         prediction with its progress and table, the TTA check (Predict)
+- ``export_widgets``    the export section: formats, the checks table, failed checks in red
+                        (Results)
+- ``calibration_widgets`` temperature, ECE before and after, the reliability diagram (Results)
 - ``run_widgets``       single trained runs opened like trials: table, curves, evaluation,
                         export (Results' "Trained runs")
 """
