@@ -29,8 +29,10 @@ Map of the package, one idea per module (each module's docstring says more):
                  run's starting head
 - ``scout``      transferability scores (LogME, TransRate, LEEP, NCE) at every
                  block boundary in one forward pass: rank depths before training
-- ``background`` tlcore processes started in the background (search workers, scouts):
-                 start, still running?, the end of the log
+- ``background`` tlcore processes started in the background (search workers, scouts,
+                 training jobs): start, reap, still running?, the end of the log
+- ``startup``    start the Keras backend in a background process without its CPU-only
+                 CUDA start-up noise in the log
 - ``runtime``    backend set-up per process (threads, GPU memory growth, mixed
                  precision, seeds)
 - ``trainer``    ``train``: one run from a ``TrainSpec`` (the three methods, the
@@ -39,6 +41,8 @@ Map of the package, one idea per module (each module's docstring says more):
                  and the atomic writer the trainer uses
 - ``train_jobs`` one training run as a background job (the Train page, and every
                  ``python -m tlcore train``): its folder, state, per-epoch progress, stop
+- ``calibration`` temperature scaling fitted on the validation split, expected calibration
+                 error, reliability diagrams
 - ``evaluate``   accuracy, per-class metrics, confusion matrix, top losses
 - ``gradcam``    class activation heat maps, exact and backend-neutral
 - ``predict``    load a trained model safely, predict "label (confidence %)", list
