@@ -13,8 +13,8 @@ empty and says why.
 Example:
 
 >>> fields.number(c, "Trials", lo=1, hi=100_000, key="se_new_trials")
->>> problems = fields.out_of_range("se_new_")
->>> if problems: st.error("Fix these first: " + "; ".join(problems))
+>>> if fields.refused("se_new_", "Nothing was created."):
+...     return
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 import streamlit as st
 
-__all__ = ["number", "out_of_range", "range_problem"]
+__all__ = ["number", "out_of_range", "refused", "range_problem"]
 
 _BOUNDS_KEY = "tl_field_bounds"  # session state: widget key -> (label, lo, hi, disabled when last drawn)
 
@@ -87,3 +87,13 @@ def out_of_range(prefix: str = "") -> list[str]:
             if problem:
                 out.append(problem)
     return out
+
+
+def refused(prefix: str, outcome: str) -> bool:
+    """Whether a form's action must not run because a field whose key starts with ``prefix`` is
+    out of range; if so, an error says ``outcome`` ("Nothing was created.") and what to fix."""
+    problems = out_of_range(prefix)
+    if problems:  # never a value the field no longer shows
+        st.error(f"{outcome} Fix the fields first: " + " ".join(problems), icon=":material/error:")
+    return bool(problems)
+

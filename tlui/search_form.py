@@ -277,9 +277,7 @@ def from_widgets(ws: Workspace, datasets: list[str]) -> None:
     c1, c2 = st.columns([1, 3], vertical_alignment="center")
     start = c2.checkbox("Start now", key="se_new_start", help="Off: create the study and start workers later.")
     if c1.button("Create study", key="se_new_create", type="primary"):
-        problems = fields.out_of_range("se_new_")
-        if problems:  # never a value the field no longer shows
-            st.error("Nothing was created. Fix the fields first: " + " ".join(problems), icon=":material/error:")
+        if fields.refused("se_new_", "Nothing was created."):
             return
         try:
             spec = spec_from_widgets(blocks, counts)
@@ -317,9 +315,7 @@ def from_upload(ws: Workspace) -> None:
     fields.number(c2, "Local workers", lo=1, hi=state.MAX_WORKERS, key="se_up_workers")
     start = c3.checkbox("Start now", key="se_up_start")
     if c1.button("Create study", key="se_up_create", type="primary"):
-        problems = fields.out_of_range("se_up_")
-        if problems:
-            st.error("Nothing was created. Fix the fields first: " + " ".join(problems), icon=":material/error:")
+        if fields.refused("se_up_", "Nothing was created."):
             return
         create_and_start(ws, spec, int(st.session_state["se_up_workers"]) if start else 0)
 

@@ -215,9 +215,7 @@ def spec_from_widgets() -> TrainSpec:
 
 def start(ws: Workspace) -> None:
     """Validate the form, launch the job and select it; errors show in place."""
-    problems = fields.out_of_range("tr_")
-    if problems:  # never a value the field no longer shows
-        st.error("Nothing was started. Fix the fields first: " + " ".join(problems), icon=":material/error:")
+    if fields.refused("tr_", "Nothing was started."):
         return
     try:
         job = tj.launch_training(ws, spec_from_widgets())
