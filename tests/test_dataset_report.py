@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pandas as pd
 import pytest
 
@@ -9,6 +12,9 @@ from tlcore.datasets import (
     REGISTRY_COLUMNS,
     add_dataset,
     filter_problems,
+    identical_copies,
+    load_index,
+    load_problems,
     name_from_filename,
     problem_counts,
     problems_advice,
@@ -74,6 +80,28 @@ def test_problem_counts_put_errors_first_then_the_most_frequent():
     counts = problem_counts(probs)
     assert counts.values.tolist() == [["corrupt", "error", 1], ["skipped", "warning", 2],
                                       ["duplicate", "warning", 1]]
+
+
+def test_problem_counts_say_what_to_do_about_each_kind():
+    probs = _problems(("warning", "duplicate", "a"), ("warning", "duplicate", "b"), ("error", "corrupt", "c"))
+    probs["fix"] = ["Delete the extra copies.", "Delete the extra copies.", "Replace it."]
+    counts = problem_counts(probs).set_index("kind")
+    assert counts.loc["duplicate", "fix"] == "Delete the extra copies." and counts.loc["corrupt", "fix"] == "Replace it."
+
+
+def test_identical_copies_group_duplicates_and_label_conflicts_with_their_classes(workspace, tiny_dataset):
+    shutil.copy(tiny_dataset / "cat" / "cat_000.png", tiny_dataset / "cat" / "copy.png")  # a duplicate in cat
+    shutil.copy(tiny_dataset / "cat" / "cat_001.png", tiny_dataset / "dog" / "clash.png")  # in cat and in dog
+    add_dataset(workspace, "tiny", tiny_dataset)
+    copies = identical_copies(load_problems(workspace, "tiny"), load_index(workspace, "tiny"))
+    groups = [g for _, g in copies.groupby("group", sort=True)]
+    assert [(g["kind"].iloc[0], list(zip(g["relpath"], g["label"]))) for g in groups] == [
+        ("conflicting_labels", [("cat/cat_001.png", "cat"), ("dog/clash.png", "dog")]),  # conflicts first
+        ("duplicate", [("cat/cat_000.png", "cat"), ("cat/copy.png", "cat")]),
+    ]
+    assert "Decide which class" in groups[0]["fix"].iloc[0] and "Delete the extra copies" in groups[1]["fix"].iloc[0]
+    assert copies["path"].map(os.path.isfile).all()
+    assert identical_copies(load_problems(workspace, "tiny").iloc[0:0], load_index(workspace, "tiny")).empty
 
 
 def test_filter_problems_by_severity_kind_and_literal_text():

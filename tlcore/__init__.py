@@ -29,6 +29,9 @@ Map of the package, one idea per module (each module's docstring says more):
                  run's starting head
 - ``scout``      transferability scores (LogME, TransRate, LEEP, NCE) at every
                  block boundary in one forward pass: rank depths before training
+- ``audit/``     trust the data: suspected label errors (confident learning on cached
+                 features), near-duplicates and leakage across splits, photo quality; as
+                 a background job; answered by the override manifest of ``datasets``
 - ``background`` tlcore processes started in the background (search workers, scouts,
                  training jobs): start, reap, still running?, the end of the log
 - ``startup``    start the Keras backend in a background process without its CPU-only

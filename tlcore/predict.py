@@ -641,7 +641,7 @@ def evaluate_run(
         NotFoundError: the dataset is no longer registered.
     """
     from tlcore.cache import ArrayCache
-    from tlcore.datasets import load_index
+    from tlcore.datasets import apply_overrides, load_index, load_overrides
     from tlcore.evaluate import classification_report
     from tlcore.pipeline import dataset_fingerprint, load_image_array
 
@@ -653,7 +653,7 @@ def evaluate_run(
             fix="Load the model from its run folder under <workspace>/models.",
         )
     dataset = str(data["dataset"])
-    index = load_index(ws, dataset)
+    index = apply_overrides(load_index(ws, dataset), load_overrides(ws, dataset))  # relabels count, exclusions go
     usable = index[index["usable"].astype(bool)] if "usable" in index else index
     by_rel = usable.drop_duplicates("relpath").set_index("relpath", drop=False)
     lookup = {c: i for i, c in enumerate(loaded.class_names)}

@@ -723,6 +723,9 @@ def _init_head_from_probe(clf: Classifier, spec: TrainSpec, data: TrainingData, 
     n = clf.num_blocks
     parts = {**features.base, "kind": "linear_probe", "version": PROBE_VERSION, "train": data.fingerprint["train"],
              "val": data.fingerprint["val"], "classes": data.class_names, "class_weights": spec.class_weights}
+    if any("original_label" in data.rows[s] for s in ("train", "val")):
+        # Relabelled images (the override manifest) keep their content fingerprint: key the labels too.
+        parts["labels"] = hashlib.sha1(np.concatenate([data.y["train"], data.y["val"]]).tobytes()).hexdigest()[:16]
     t0 = time.perf_counter()
     fitted = []
 

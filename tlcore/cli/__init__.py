@@ -7,6 +7,8 @@ comes before the command (default ``$TLCORE_HOME`` or ``./workspace``, see
 
 - ``_datasets``  ``datasets inspect | add | list | rescan | remove | import-idx |
   import-fashion-mnist | restore-demo | allow-root`` (``tlcore.datasets``)
+- ``_audit``     ``datasets audit | relabel | exclude | keep | overrides`` (``tlcore.audit``,
+  the override manifest), registered into the ``datasets`` group
 - ``_augment``   ``augment list | show | save | delete | preview | catalogue``
   (``tlcore.augment``)
 - ``_train``     ``train``, ``export``, ``models list | evaluate``

@@ -7,7 +7,8 @@ registering anything (exit status 1 when unusable); ``add`` / ``rescan`` /
 ``import-fashion-mnist`` write a folder-per-class tree under
 ``<workspace>/data/``; ``allow-root`` adds a data root to ``workspace.yaml``;
 ``restore-demo`` registers the demo dataset again. Zip uploads are the
-Datasets page's alone.
+Datasets page's alone. ``audit``, ``relabel``, ``exclude``, ``keep`` and ``overrides``
+(trust the data: ``tlcore.audit`` and the override manifest) are ``cli._audit``'s.
 """
 
 from __future__ import annotations
@@ -255,3 +256,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = g.add_parser("allow-root", help="allow datasets under another folder (stored in workspace.yaml)")
     c.add_argument("path")
     c.set_defaults(handler=_cmd_allow_root)
+
+    from tlcore.cli._audit import register as register_audit
+
+    register_audit(g)  # audit, relabel, exclude, keep, overrides

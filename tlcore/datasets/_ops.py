@@ -7,6 +7,9 @@ in ``<workspace>/datasets/<name>/``, what the last scan found:
 - ``problems.parquet``  the problem report
 - ``scan.json``         layout, classes, counts and timings of the last scan
 - ``split.yaml``        the dataset's ``SplitSpec`` (fractions and seed), once saved
+- ``overrides.jsonl``   people's keep / relabel / exclude decisions (``_manifest``, ``_overrides``)
+- ``split_groups.json`` near-duplicate groups the split keeps together (``_groups``)
+- ``audits/``           label, near-duplicate and quality audits (``tlcore.audit``)
 
 Each file is written atomically and the registry entry last, so a crash leaves
 the previous registration intact. Images are never modified; removing a dataset
@@ -38,7 +41,9 @@ import yaml
 from tlcore._fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from tlcore.config import SplitSpec
 from tlcore.datasets._archive import extract_zip
+from tlcore.datasets._groups import group_keys, load_split_groups
 from tlcore.datasets._idx import import_fashion_mnist, import_idx
+from tlcore.datasets._manifest import apply_overrides, load_overrides
 from tlcore.datasets._scan import ScanOptions, ScanResult, scan_dataset
 from tlcore.datasets._split import assign_splits, split_counts
 from tlcore.errors import ConfigError, DatasetError, NotFoundError, TLCoreError, WorkspaceError
@@ -317,9 +322,20 @@ def save_split_spec(ws: Workspace, name: str, spec: SplitSpec) -> None:
 
 
 def dataset_splits(ws: Workspace, name: str, spec: SplitSpec | None = None) -> pd.DataFrame:
-    """The index with its ``split`` column filled in ("train"/"val"/"test", "" if unusable)."""
-    index = load_index(ws, name)
-    index["split"] = assign_splits(index, spec or load_split_spec(ws, name))
+    """The index with its ``split`` column filled in ("train"/"val"/"test", "" if unusable).
+
+    This is the one read that the split, training, search, the scout and the audit share, so
+    the dataset's override manifest is applied here (``_manifest.apply_overrides``: excluded
+    images are gone, relabelled ones carry their new label, ``attrs["overrides"]`` reports
+    decisions about files no longer present) and its near-duplicate groups are kept on one
+    side (``_groups``).
+
+    Raises:
+        ConfigError: the override manifest has a line that is not a valid decision.
+    """
+    index = apply_overrides(load_index(ws, name), load_overrides(ws, name))
+    keys = group_keys(index, load_split_groups(ws, name))
+    index["split"] = assign_splits(index, spec or load_split_spec(ws, name), group_keys=keys)
     return index
 
 

@@ -6,7 +6,8 @@ and train. So
 
 - the same seed always gives the same split;
 - adding or removing other images never moves an image (no ranking involved);
-- exact duplicates always land in the same split (no leakage from train to test);
+- exact duplicates always land in the same split (no leakage from train to test), and so
+  do the near-duplicate groups an audit found (``group_keys``, from ``_groups``);
 - every class is split in the same proportions in expectation (stratified).
 
 One exception keeps small classes usable: when a class with at least three
@@ -44,13 +45,17 @@ def _unit_hash(seed: int, key: str) -> float:
     return int.from_bytes(digest, "big") / 2.0**64
 
 
-def assign_splits(index: pd.DataFrame, spec: SplitSpec | None = None) -> pd.Series:
+def assign_splits(index: pd.DataFrame, spec: SplitSpec | None = None, *,
+                  group_keys: pd.Series | None = None) -> pd.Series:
     """Give each usable image of ``index`` a split; unusable ones get ``""``.
 
     Args:
         index: a dataset index (columns ``relpath``, ``label``, ``sha1``, ``usable``
             and, for pre-split datasets, ``split``).
         spec: fractions and seed. Defaults to ``SplitSpec()`` (70/15/15, seed 0).
+        group_keys: per row, a key that replaces its content hash ("" keeps its own):
+            rows sharing a key land in the same split, as exact duplicates do (the
+            near-duplicate groups of ``_groups``). Defaults to None.
 
     Returns:
         A string Series aligned with ``index``: "train", "val", "test" or "".
@@ -63,6 +68,9 @@ def assign_splits(index: pd.DataFrame, spec: SplitSpec | None = None) -> pd.Seri
     given = index["split"].fillna("").astype(str) if "split" in index else pd.Series("", index=index.index)
     keys = index["sha1"].fillna("").astype(str) if "sha1" in index else pd.Series("", index=index.index)
     keys = keys.where(keys != "", index["relpath"].astype(str))
+    if group_keys is not None:
+        grouped = group_keys.reindex(index.index).fillna("").astype(str)
+        keys = keys.where(grouped == "", grouped)
     u = pd.Series([_unit_hash(spec.seed, k) for k in keys], index=index.index, dtype=float)
 
     if given[usable].ne("").all() and usable.any():
