@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tlcore import datasets as tds
 from tlcore.errors import TLCoreError
 from tlcore.workspace import Workspace
-from tlui import data
 from tlui.common import APP_TITLE, PAGES, show_error, workspace
 
 HOME_COLUMNS = ("name", "images", "classes", "problems", "source", "path")
@@ -25,6 +23,10 @@ def saved_pipelines(ws: Workspace) -> int:
 def main() -> None:
     ws = workspace()
     st.title(APP_TITLE)
+    # Imported once the title is drawn: Home is a fresh server's first page, and these load pandas.
+    from tlcore import datasets as tds
+    from tlui import data
+
     st.markdown(
         "Get the best image classifier a pretrained ImageNet backbone can give you, without writing "
         "training code.  \nLook at your data, try augmentations, let Optuna search how much of the backbone "

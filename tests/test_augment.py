@@ -421,3 +421,14 @@ def test_cli_preview_writes_pngs(tmp_path, capsys):
     (tmp_path / "broken.png").write_bytes(b"not an image")
     assert _cli(tmp_path, "preview", "light", "--image", str(tmp_path / "broken.png"), "--out", str(out)) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_border_modes_are_opencvs_values_written_out():
+    """``tlcore.augment`` writes OpenCV's border constants out so that importing it does not load OpenCV."""
+    import cv2
+
+    schemas = [p for info in au.CATALOGUE.values() for p in info.params if p.name == "border_mode"]
+    assert schemas
+    for schema in schemas:
+        assert dict(schema.albu_values) == {"reflect_101": cv2.BORDER_REFLECT_101, "reflect": cv2.BORDER_REFLECT,
+                                            "replicate": cv2.BORDER_REPLICATE, "constant": cv2.BORDER_CONSTANT}

@@ -12,7 +12,10 @@ tests/fixtures/parity (made by scripts/make_parity_fixture.py). Backend-neutral
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import re
+import subprocess
 import sys
 import urllib.error
 from pathlib import Path
@@ -491,3 +494,45 @@ def test_the_library_is_backend_neutral() -> None:
     for module in modules:
         source = module.read_text()
         assert "import tensorflow" not in source and "tf." not in source, module.name
+
+
+# ------------------------------------------------------------- without Keras
+def _fresh_python(code: str) -> str:
+    """Run ``code`` in a fresh interpreter (nothing imported yet); its last line of output."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def test_the_records_are_read_without_importing_keras() -> None:
+    """Pages list backbones, blocks, sizes and preprocessing without waiting for TensorFlow."""
+    out = _fresh_python(
+        "import json, sys\n"
+        "from tlcore import backbones\n"
+        "facts = {n: [backbones.get(n).display_name, backbones.get(n).block_names, backbones.get(n).default_size,\n"
+        "             backbones.get(n).preprocessing, backbones.get(n).weights_sources,\n"
+        "             backbones.imagenet_weights_available(n)] for n in backbones.list_backbones()}\n"
+        "print(json.dumps({'facts': facts, 'keras': [m for m in ('keras', 'tensorflow') if m in sys.modules]}))"
+    )
+    report = json.loads(out)
+    assert report["keras"] == []
+    assert set(report["facts"]) == set(NAMES)
+    resnet = report["facts"]["resnet50"]
+    assert resnet[0] == "ResNet50" and resnet[2] == 224 and "Caffe" in resnet[3] and len(resnet[1]) == 17
+
+
+def test_a_saved_caffe_style_model_loads_where_no_backbone_was_built(tmp_path: Path) -> None:
+    """``tlcore.predict`` registers the backbones' own layer (``register_layers``) before loading."""
+    model = backbones.build("resnet50", input_shape=(32, 32, 3), weights=None)
+    outputs = keras.layers.Dense(2, activation="softmax")(model.output)
+    keras.Model(model.input, outputs).save(tmp_path / "model.keras")
+    (tmp_path / "labels.txt").write_text("a\nb\n")
+    out = _fresh_python(
+        "import sys\n"
+        "from tlcore.predict import load_model\n"
+        f"loaded = load_model({str(tmp_path / 'model.keras')!r})\n"
+        "print(type(loaded.model.get_layer('preprocess')).__name__)"
+    )
+    assert out == "CaffePreprocess"

@@ -27,7 +27,6 @@ from tests.helpers.imagegen import (
 from tlcore.datasets._imageio import (
     IMAGE_EXTENSIONS,
     MAX_IMAGE_PIXELS,
-    THUMB_BACKGROUND,
     ImageHeader,
     load_rgb,
     read_header,
@@ -399,16 +398,18 @@ def test_thumbnail_keeps_aspect_and_uses_draft_for_jpeg(tmp_path, monkeypatch):
 
 def test_a_boxed_thumbnail_is_square_with_the_image_centred(tmp_path):
     """A 4 x 3,000 px image: unboxed it is a 1-px-wide sliver that a grid scaled to one width draws
-    tens of thousands of pixels tall; boxed it is 128 x 128, the sliver centred on grey bars."""
+    tens of thousands of pixels tall; boxed it is 128 x 128, the sliver centred on transparent bars
+    (the page's background shows through, light or dark)."""
     Image.fromarray(np.full((3000, 4, 3), (200, 0, 0), np.uint8)).save(tmp_path / "sliver.png")
     assert thumbnail(tmp_path / "sliver.png", 128).shape == (128, 1, 3)
     boxed = thumbnail(tmp_path / "sliver.png", 128, box=True)
-    assert boxed.shape == (128, 128, 3) and boxed.dtype == np.uint8
-    assert tuple(boxed[64, 63]) == (200, 0, 0) and tuple(boxed[64, 0]) == tuple(boxed[64, 127]) == THUMB_BACKGROUND
+    assert boxed.shape == (128, 128, 4) and boxed.dtype == np.uint8
+    assert tuple(boxed[64, 63]) == (200, 0, 0, 255) and boxed[64, 0, 3] == boxed[64, 127, 3] == 0
     wide = thumbnail(make_image(tmp_path / "w.png", size=(40, 10)), 32, box=True)
-    assert wide.shape == (32, 32, 3) and tuple(wide[0, 16]) == THUMB_BACKGROUND
+    assert wide.shape == (32, 32, 4) and wide[0, 16, 3] == 0 and wide[16, 16, 3] == 255
     square = make_image(tmp_path / "sq.png", size=(20, 20))
-    assert np.array_equal(thumbnail(square, 32, box=True), thumbnail(square, 32))
+    boxed_square = thumbnail(square, 32, box=True)
+    assert np.array_equal(boxed_square[..., :3], thumbnail(square, 32)) and (boxed_square[..., 3] == 255).all()
 
 
 def test_thumbnail_small_portrait_and_orientation(tmp_path):

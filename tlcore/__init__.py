@@ -73,6 +73,12 @@ splits them (``datasets``), decodes them once (``pipeline`` + ``cache``), builds
 with ``evaluate`` and writes a run folder (``runfolder``); ``predict``, ``gradcam`` and
 ``export`` use that folder. ``search`` runs many ``train`` calls as Optuna trials in
 worker processes.
+
+Import cost: what the dashboard's pages import (``backbones``, ``augment``, ``runtime``,
+``predict``, ``export``, ...) never loads Keras (TensorFlow) or albumentations; the
+functions that build, train or load a model, or build a pipeline, import them, so a page
+draws before they load (``tests/test_page_imports.py``). ``model`` and ``trainer`` import
+Keras at the top: only training and the CLI import them.
 """
 
 import os as _os

@@ -27,6 +27,10 @@ feature cache, or on-the-fly), ``python -m tlcore augment`` (``cli._augment``), 
 Augmentations page (``tlui.augment_widgets``) and the Search page's choice of
 pipeline.
 
+albumentations (and OpenCV, about a second together) is imported by the functions that
+build or read a pipeline, not with this module: the catalogue, the presets and the saved
+pipelines are listed without it, so a page that only offers them draws at once.
+
 Example:
 
 >>> spec = AugmentSpec(steps=[
@@ -51,20 +55,22 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
+import yaml
+
+from tlcore import _yaml
+from tlcore._fsutil import atomic_write_yaml
+from tlcore.config import Spec
+from tlcore.errors import AugmentationError, ConfigError, NotFoundError, WorkspaceError
+from tlcore.workspace import Workspace, validate_name
+
+if TYPE_CHECKING:
+    import albumentations as A
+
+# albumentations checks PyPI for a newer version when imported (by the functions below); never here.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-
-import albumentations as A  # noqa: E402
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
-
-from tlcore import _yaml  # noqa: E402
-from tlcore._fsutil import atomic_write_yaml  # noqa: E402
-from tlcore.config import Spec  # noqa: E402
-from tlcore.errors import AugmentationError, ConfigError, NotFoundError, WorkspaceError  # noqa: E402
-from tlcore.workspace import Workspace, validate_name  # noqa: E402
 
 __all__ = [
     "CATALOGUE",
@@ -228,11 +234,11 @@ def _ir(name: str, default: tuple[int, int], lo: int, hi: int, step: int, help: 
     return ParamSchema(name, "int_range", default, lo, hi, step, help, odd=odd)
 
 
-_BORDERS = {
-    "reflect_101": cv2.BORDER_REFLECT_101,
-    "reflect": cv2.BORDER_REFLECT,
-    "replicate": cv2.BORDER_REPLICATE,
-    "constant": cv2.BORDER_CONSTANT,
+_BORDERS = {  # OpenCV's cv2.BORDER_* values, written out so that listing them does not import OpenCV
+    "reflect_101": 4,  # cv2.BORDER_REFLECT_101
+    "reflect": 2,  # cv2.BORDER_REFLECT
+    "replicate": 1,  # cv2.BORDER_REPLICATE
+    "constant": 0,  # cv2.BORDER_CONSTANT
 }
 
 
@@ -576,6 +582,8 @@ def _albu_error_text(exc: BaseException) -> str:
 
 def _instantiate(info: TransformInfo, params: Mapping[str, Any], image_size: tuple[int, int], where: str) -> Any:
     """The albumentations transform; its own validation failures become AugmentationError."""
+    import albumentations as A
+
     cls = getattr(A, info.name)
     try:
         with warnings.catch_warnings():
@@ -855,6 +863,8 @@ def build_pipeline(
     if not isinstance(spec, AugmentSpec):
         raise AugmentationError("build_pipeline needs an AugmentSpec.", received=type(spec).__name__,
                                 fix="Make one with AugmentSpec(steps=[...]) or get_spec(ws, name).")
+    import albumentations as A
+
     size = _check_size(image_size)
     transforms = [step.build(size) for step in spec.steps]
     return A.Compose(transforms, p=1.0, seed=seed)
@@ -862,6 +872,8 @@ def build_pipeline(
 
 def pipeline_to_dict(pipeline: Any) -> dict[str, Any]:
     """albumentations' own ``A.to_dict`` of a pipeline, as plain lists and dicts."""
+    import albumentations as A
+
     return _plain(A.to_dict(pipeline))
 
 
@@ -943,6 +955,8 @@ def pipeline_from_dict(d: Mapping[str, Any]) -> A.Compose:
     Raises:
         AugmentationError: a transform is not allowed or its arguments are invalid.
     """
+    import albumentations as A
+
     t = _unwrap(d)
     _check_allowed(t)
     try:
@@ -970,6 +984,8 @@ def spec_from_albu_dict(d: Mapping[str, Any]) -> AugmentSpec:
         AugmentationError: a transform is not allowed, nested compositions are used,
             or an argument cannot be represented.
     """
+    import albumentations as A
+
     t = _unwrap(d)
     _check_allowed(t)
     name = _short(t.get("__class_fullname__"))
@@ -1090,6 +1106,8 @@ def preview(image: np.ndarray, spec_or_pipeline: AugmentSpec | A.Compose, n: int
     Returns:
         ``n`` arrays.
     """
+    import albumentations as A
+
     img = _as_rgb(image)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= 64:
         raise AugmentationError("n must be an integer in [1, 64].", received=f"n={n!r}")

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from tlcore.backbones import register_layers
 from tlcore.errors import ConfigError, TLCoreError
 from tlcore.predict import LoadedModel
 from tlcore.runtime import cpu_threads
@@ -282,6 +283,7 @@ class _TFLite:
 def _keras_runner(path: Path) -> Runner:
     import keras
 
+    register_layers()  # a model built on a Caffe-style backbone holds tlcore's own layer
     model = keras.saving.load_model(path, safe_mode=True, compile=False)
     return lambda x: keras.ops.convert_to_numpy(model(x.astype(np.float32), training=False))
 

@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from tlcore.backbones import register_layers
 from tlcore.calibration import apply_temperature, stored_temperature
 from tlcore.config import RESIZE_MODES, RESIZE_RULES
 from tlcore.datasets import load_rgb, resize_to
@@ -281,6 +282,7 @@ def _not_a_model(path: Path, detail: str) -> ConfigError:
 def _load_keras(model_path: Path):
     import keras
 
+    register_layers()  # a model built on a Caffe-style backbone holds tlcore's own layer
     try:
         if model_path.stat().st_size == 0:
             raise _not_a_model(model_path, "it is empty")

@@ -22,14 +22,18 @@ Entry points, all called by ``tlcore.trainer.train`` at the start of every run
 Not done here: JAX's GPU memory preallocation (75 % per process by default) is
 left as it is; set ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` in the environment
 before starting several JAX workers on one GPU.
+
+Importing this module does not import Keras (the backend): ``cpu_threads`` is read by
+modules a page imports; the functions that need the backend import it.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from functools import lru_cache
-
-import keras
+from pathlib import Path
 
 from tlcore.startup import backend_sees_gpu
 
@@ -39,7 +43,24 @@ THREADS_ENV = "TLCORE_CPU_THREADS"
 
 
 def backend_name() -> str:
-    return keras.backend.backend()
+    """The Keras backend in use ("tensorflow", "jax", ...), without importing Keras when it is not loaded.
+
+    Keras picks it, in order, from ``$KERAS_BACKEND``, the ``backend`` of
+    ``$KERAS_HOME/keras.json`` (``~/.keras/keras.json`` by default), or "tensorflow"; read
+    the same way here, so a page can offer the formats of the backend before the backend
+    has started (seconds for TensorFlow).
+    """
+    if "keras" in sys.modules:
+        return sys.modules["keras"].backend.backend()
+    env = os.environ.get("KERAS_BACKEND", "").strip()
+    if env:
+        return env
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    try:
+        backend = json.loads((home / "keras.json").read_text()).get("backend")
+    except (OSError, ValueError, AttributeError):
+        backend = None
+    return backend if isinstance(backend, str) and backend else "tensorflow"
 
 
 @lru_cache(maxsize=1)
@@ -79,6 +100,8 @@ def configure(*, mixed_precision: bool | None = None) -> dict[str, object]:
     precision is on unless ``mixed_precision=False``. On a CPU: float32, and
     TensorFlow uses every core for each op and two ops at a time.
     """
+    import keras
+
     global _configured
     gpu = has_gpu()
     use_mp = gpu if mixed_precision is None else bool(mixed_precision and gpu)
@@ -106,6 +129,8 @@ def configure(*, mixed_precision: bool | None = None) -> dict[str, object]:
 
 def set_seed(seed: int) -> None:
     """Seed Python, numpy and the backend; on TensorFlow also make ops deterministic."""
+    import keras
+
     keras.utils.set_random_seed(seed)
     if backend_name() == "tensorflow":
         import tensorflow as tf

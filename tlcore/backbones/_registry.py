@@ -16,7 +16,13 @@ layers: ``split_at`` gives the frozen prefix and the trainable rest for the
 feature cache, ``freeze_blocks`` marks the same boundary for ``fit``.
 ``imagenet_weights_available`` asks the record's weights source whether
 ``weights="imagenet"`` works without a download (the Search page labels
-backbones with it).
+backbones with it). ``register_layers`` registers the Keras layers backbones put
+into models (``_layers``), so that a saved model loads in any process.
+
+Importing the registry does not import Keras (TensorFlow): the records, and everything
+read from them (names, blocks, sizes, preprocessing, weights sources), come without it,
+so a page that lists backbones draws at once. Keras is imported by the functions that
+build or take a model.
 
 The package ``tlcore.backbones`` re-exports the public names; ``tlcore.model``
 builds the classifier on top, and ``search.spec`` checks freeze-depth ranges
@@ -28,13 +34,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-
-import keras
+from typing import TYPE_CHECKING
 
 from tlcore.backbones import _applications as apps
 from tlcore.backbones import _efficientnet_lite as lite
 from tlcore.backbones._info import BackboneInfo, Pooling
 from tlcore.errors import ConfigError
+
+if TYPE_CHECKING:
+    import keras
 
 __all__ = [
     "BackboneInfo",
@@ -46,6 +54,7 @@ __all__ = [
     "split_at",
     "freeze_blocks",
     "imagenet_weights_available",
+    "register_layers",
 ]
 
 # Block names a record uses twice (for block_names, and to name the layers that end the blocks).
@@ -78,7 +87,7 @@ _RECORDS = (
         name="mobilenet_v2",
         display_name="MobileNetV2",
         family="keras_applications",
-        builder=apps.KerasApplication(keras.applications.MobileNetV2),
+        builder=apps.KerasApplication("MobileNetV2"),
         preprocess=apps.TF_MODE,
         imagenet=apps.KerasWeights(
             notop="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5",
@@ -95,7 +104,7 @@ _RECORDS = (
         name="efficientnet_b0",
         display_name="EfficientNetB0",
         family="keras_applications",
-        builder=apps.KerasApplication(keras.applications.EfficientNetB0),
+        builder=apps.KerasApplication("EfficientNetB0"),
         preprocess=apps.KERAS_EFFICIENTNET,
         imagenet=apps.KerasWeights(notop="efficientnetb0_notop.h5", top="efficientnetb0.h5"),
         default_size=224,
@@ -109,7 +118,7 @@ _RECORDS = (
         name="resnet50",
         display_name="ResNet50",
         family="keras_applications",
-        builder=apps.KerasApplication(keras.applications.ResNet50),
+        builder=apps.KerasApplication("ResNet50"),
         preprocess=apps.CAFFE_MODE,
         imagenet=apps.KerasWeights(
             notop="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
@@ -125,7 +134,7 @@ _RECORDS = (
         name="inception_v3",
         display_name="InceptionV3",
         family="keras_applications",
-        builder=apps.KerasApplication(keras.applications.InceptionV3),
+        builder=apps.KerasApplication("InceptionV3"),
         preprocess=apps.TF_MODE,
         imagenet=apps.KerasWeights(
             notop="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
@@ -254,6 +263,8 @@ def build(
     >>> model.output.shape
     (None, 1280)
     """
+    import keras
+
     info = get(name)
     shape = _check_input_shape(info, input_shape)
     checked_weights = _check_weights(info, weights)
@@ -284,6 +295,16 @@ def imagenet_weights_available(name: str, *, include_top: bool = False, size: in
     the Keras cache. Nothing is downloaded or built.
     """
     return get(name).imagenet.available(include_top=include_top, size=size)
+
+
+def register_layers() -> None:
+    """Register the Keras layers backbones put into models (``_layers.CaffePreprocess``).
+
+    ``keras.saving.load_model`` reads a model holding them only once they are registered;
+    call this before loading a workbench model in a process that has built no backbone.
+    Imports Keras.
+    """
+    from tlcore.backbones import _layers  # noqa: F401 - importing the module registers its layers
 
 
 # --------------------------------------------------------------------- blocks
@@ -357,6 +378,8 @@ def block_layers(model: keras.Model, info: BackboneInfo) -> list[list[keras.laye
     >>> len(blocks), blocks[1][0].name
     (18, 'block00_dw_conv')
     """
+    import keras
+
     ends = _block_end_positions(model, info)
     model_layers = model.layers
     out: list[list[keras.layers.Layer]] = []
@@ -417,6 +440,8 @@ def split_at(model: keras.Model, info: BackboneInfo, k: int) -> tuple[keras.Mode
     >>> prefix.output.shape
     (None, 28, 28, 40)
     """
+    import keras
+
     boundary = block_output(model, info, k)
     prefix = keras.Model(model.inputs[0], boundary, name=f"{model.name}_prefix{k}")
     output = model.outputs[0]

@@ -584,9 +584,6 @@ def _pad_fill(pad_value: int | tuple[int, ...], channels: int) -> np.ndarray:
     return values.astype(np.uint8) if values.size == channels and channels > 1 else np.uint8(values[0])
 
 
-THUMB_BACKGROUND = (238, 238, 238)  # the letter-box bars of a boxed thumbnail: light grey, visible on white and dark
-
-
 def thumbnail(path: str | os.PathLike[str] | bytes, size: int = 128, *, box: bool = False) -> np.ndarray:
     """A small RGB preview whose longer side is ``size`` pixels, aspect ratio kept.
 
@@ -597,13 +594,15 @@ def thumbnail(path: str | os.PathLike[str] | bytes, size: int = 128, *, box: boo
     Args:
         path: the image file (or its bytes).
         size: the longer side of the result, in pixels. Defaults to 128.
-        box: centre the preview in a ``size`` × ``size`` square, the rest filled with
-            ``THUMB_BACKGROUND`` (letter-boxed). Pages show boxed thumbnails: a page that
-            scales every preview to one width would otherwise draw a 4 × 3,000 px image
-            thousands of pixels tall.
+        box: centre the preview in a ``size`` × ``size`` RGBA square whose bars are
+            transparent (letter-boxed), so the page's background shows through them in a
+            light or a dark theme. Pages show boxed thumbnails: a page that scales every
+            preview to one width would otherwise draw a 4 × 3,000 px image thousands of
+            pixels tall. Defaults to False.
 
     Returns:
-        An ``(h, w, 3)`` ``uint8`` array with ``max(h, w) == size`` (``(size, size, 3)`` boxed).
+        An ``(h, w, 3)`` RGB ``uint8`` array with ``max(h, w) == size``; boxed, a
+        ``(size, size, 4)`` RGBA one, opaque where the image is.
 
     Raises:
         ImageDecodeError: as ``load_rgb``.
@@ -618,10 +617,10 @@ def thumbnail(path: str | os.PathLike[str] | bytes, size: int = 128, *, box: boo
     nw, nh = max(1, min(size, round(w * scale))), max(1, min(size, round(h * scale)))
     if (nw, nh) != (w, h):
         rgb = np.asarray(Image.fromarray(rgb).resize((nw, nh), _RESAMPLE), dtype=np.uint8).copy()
-    if not box or (nw, nh) == (size, size):
+    if not box:
         return rgb
-    out = np.empty((size, size, 3), dtype=np.uint8)
-    out[:] = THUMB_BACKGROUND
+    out = np.zeros((size, size, 4), dtype=np.uint8)  # transparent bars
     top, left = (size - nh) // 2, (size - nw) // 2
-    out[top:top + nh, left:left + nw] = rgb
+    out[top:top + nh, left:left + nw, :3] = rgb
+    out[top:top + nh, left:left + nw, 3] = 255
     return out
