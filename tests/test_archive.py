@@ -4,7 +4,8 @@ import zipfile
 
 import pytest
 
-from tlcore.datasets import extract_zip
+from tests.helpers.zips import zip_with_a_link_and_an_empty_class
+from tlcore.datasets import _archive, add_zip_dataset, extract_zip, load_problems, problems_advice, rescan_dataset
 from tlcore.errors import DatasetError, UnsafeArchiveError
 
 
@@ -35,11 +36,106 @@ def test_escaping_entries_are_refused_and_nothing_is_left(tmp_path, evil):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_symlinks_are_refused(tmp_path):
-    z = make_zip({"cat/a.png": b"x"}, symlink=("cat/link.png", "/etc/passwd"))
-    with pytest.raises(UnsafeArchiveError, match="symbolic link"):
+def odd_zip(files, *, special=(), folders=(), encrypted=()):
+    """A zip of ``files`` (name -> bytes), plus ``special`` entries ((name, unix mode)), bare folder
+    entries, and ``encrypted`` entries (flagged so in the central directory, as readers see them)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name in folders:
+            zf.writestr(zipfile.ZipInfo(name), b"")
+        for name, data in files.items():
+            zf.writestr(name, data)
+        for name, mode in special:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = mode << 16
+            zf.writestr(info, b"/etc/passwd")
+        for name in encrypted:
+            zf.writestr(name, b"ciphertext")
+    raw = bytearray(buf.getvalue())
+    for name in encrypted:  # zipfile cannot write encrypted entries: set the flag bit by hand
+        header = raw.rindex(name.encode()) - 46  # the central directory's entry for it
+        assert raw[header:header + 4] == b"PK\x01\x02"
+        raw[header + 8] |= 0x1
+    return io.BytesIO(bytes(raw))
+
+
+def _files(folder):
+    """The files extracted into ``folder`` (hidden ones, such as the skipped-entries note, left out)."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
+                  and not p.name.startswith("."))
+
+
+LINK, FIFO, DEVICE = stat.S_IFLNK | 0o777, stat.S_IFIFO | 0o644, stat.S_IFCHR | 0o600
+
+
+def test_links_and_special_files_are_skipped_and_noted_not_refused(tmp_path):
+    z = odd_zip({"pets/cat/a.png": b"x", "pets/dog/b.png": b"y"},
+                special=[("pets/cat/link.png", LINK), ("pets/dog/pipe.png", FIFO), ("pets/dog/tty.png", DEVICE)],
+                encrypted=["pets/cat/secret.png"])
+    out = extract_zip(z, tmp_path / "out")
+    assert _files(out) == ["cat/a.png", "dog/b.png"]  # unwrapped as before; nothing else written
+    skipped = {s.relpath: s for s in _archive.read_skipped_note(out)}
+    assert set(skipped) == {"cat/link.png", "dog/pipe.png", "dog/tty.png", "cat/secret.png"}
+    assert "symbolic link" in skipped["cat/link.png"].reason
+    assert "not a regular file" in skipped["dog/pipe.png"].reason
+    assert "encrypted" in skipped["cat/secret.png"].reason
+    assert skipped["cat/link.png"].entry == "pets/cat/link.png" and skipped["cat/link.png"].fix
+
+
+def test_absurd_names_and_a_file_where_a_folder_is_are_skipped(tmp_path):
+    long = "x" * 300 + ".png"
+    out = extract_zip(odd_zip({"cat/a.png": b"x", f"cat/{long}": b"y", "dog/b\x01.png": b"z", "dog/c.png": b"w",
+                               "cat": b"a file named like the folder", "o\x02wl/d.png": b"v"},
+                              folders=["o\x02wl/"]), tmp_path / "out")
+    assert _files(out) == ["cat/a.png", "dog/c.png"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["cat", "dog"]
+    skipped = {s.relpath: s.reason for s in _archive.read_skipped_note(out)}
+    assert set(skipped) == {f"cat/{long}", "dog/b\x01.png", "cat", "o\x02wl/d.png"}
+    assert "could not be written" in skipped["cat"]
+
+
+def test_an_escaping_entry_still_refuses_the_archive_with_skippable_ones(tmp_path):
+    z = odd_zip({"cat/a.png": b"x", "../evil.png": b"bad"}, special=[("cat/link.png", LINK)])
+    with pytest.raises(UnsafeArchiveError, match="outside the target"):
         extract_zip(z, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_nothing_but_skipped_entries_is_refused_saying_why(tmp_path):
+    with pytest.raises(DatasetError, match="symbolic link"):
+        extract_zip(odd_zip({}, special=[("cat/link.png", LINK)]), tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_empty_class_folders_are_kept(tmp_path):
+    z = odd_zip({"pets/cat/a.png": b"x", "pets/dog/b.png": b"y", "pets/fish/.DS_Store": b""},
+                folders=["pets/", "pets/cat/", "pets/dog/", "pets/owl/", "__MACOSX/", ".git/"])
+    out = extract_zip(z, tmp_path / "out")
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["cat", "dog", "fish", "owl"]
+    assert _files(out) == ["cat/a.png", "dog/b.png"]
+    assert _archive.read_skipped_note(out) == []
+
+
+def test_an_upload_reports_skipped_entries_and_empty_classes_like_a_folder_scan(workspace, tmp_path, make_image_tree):
+    pets = make_image_tree(tmp_path / "pets", {"cat": 3, "dog": 3})
+    buf = zip_with_a_link_and_an_empty_class(pets)
+    result = add_zip_dataset(workspace, "pets", buf)
+    assert result.classes == ["cat", "dog"]
+    rows = {(p.kind, p.relpath): p for p in result.problems.itertuples()}
+    assert ("empty_class", "owl") in rows
+    link = rows[("archive_skipped", "cat/link.png")]
+    assert link.severity == "warning" and "symbolic link" in link.message and link.fix
+    assert "not extracted" in problems_advice(result, "upload")
+    # Stored like any scan's problems (the page's Problems tab, the CLI), and kept by a rescan.
+    stored = load_problems(workspace, "pets")
+    assert {("archive_skipped", "cat/link.png"), ("empty_class", "owl")} <= set(zip(stored["kind"], stored["relpath"]))
+    assert workspace.get_dataset("pets").num_problems == len(stored)
+    again = rescan_dataset(workspace, "pets")
+    assert ("archive_skipped", "cat/link.png") in set(zip(again.problems["kind"], again.problems["relpath"]))
+    # Putting the missing file in place answers it.
+    (workspace.data_dir / "pets" / "cat" / "link.png").write_bytes((pets / "dog" / "dog_000.png").read_bytes())
+    fixed = rescan_dataset(workspace, "pets")
+    assert "archive_skipped" not in set(fixed.problems["kind"])
 
 
 def test_limits(tmp_path):

@@ -10,7 +10,9 @@ from PIL import Image
 
 from tests.helpers.idx import write_idx
 from tests.helpers.imagegen import corrupt_file, make_png_bomb, make_tree, truncate_file, write_bytes
+from tests.helpers.zips import zip_with_a_link_and_an_empty_class
 from tlcore.cli import main
+from tlcore.datasets import add_zip_dataset
 
 
 def run(capsys, *argv):
@@ -84,6 +86,19 @@ def test_add_list_rescan_remove(workspace, capsys):
     code, _, err = run(capsys, "--workspace", str(workspace.root), "datasets", "remove", "pets", "--yes")
     assert code == 0
     assert not workspace.has_dataset("pets")
+
+
+def test_inspect_an_upload_lists_the_entries_its_zip_skipped_and_its_empty_classes(workspace, tmp_path, capsys):
+    pets = make_tree(tmp_path / "pets", {"cat": 3, "dog": 3})
+    buf = zip_with_a_link_and_an_empty_class(pets)
+    add_zip_dataset(workspace, "pets", buf)
+    code, out, err = run(capsys, "--workspace", str(workspace.root), "datasets", "inspect", "pets")
+    assert code == 0, err
+    lines = out.splitlines()
+    skipped = next(i for i, line in enumerate(lines) if "archive_skipped" in line)
+    assert "cat/link.png was not extracted" in lines[skipped] and "symbolic link" in lines[skipped]
+    assert "->" in lines[skipped + 1]  # what to do
+    assert any("empty_class" in line and "owl" in line for line in lines)
 
 
 def test_add_outside_data_roots_is_refused_with_a_way_out(workspace, tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -23,6 +24,7 @@ from tests.helpers.imagegen import (
     write_bytes,
 )
 from tlcore.datasets import _scan
+from tlcore.datasets._archive import SKIPPED_NOTE
 from tlcore.datasets._scan import INDEX_COLUMNS, PROBLEM_COLUMNS, PROBLEM_KINDS, ScanOptions, scan_dataset
 from tlcore.errors import ConfigError, PathNotAllowedError
 
@@ -593,6 +595,9 @@ def test_kitchen_sink_reports_every_kind(tmp_path, monkeypatch):
     os.symlink(outside / "x" / "0.png", d / "cat" / "escape.png")
     os.symlink(d / "dog", d / "dog" / "loop")
     write_bytes(d / "fox" / "readme.txt", b"notes")
+    skipped = {"entry": "data/fox/link.png", "relpath": "fox/link.png", "reason": "it is a symbolic link",
+               "fix": "Put the file it points to in the archive."}
+    write_bytes(d / SKIPPED_NOTE, json.dumps({"skipped": [skipped]}).encode())  # what a zip extraction left out
 
     real_read = _scan._read_file
     monkeypatch.setattr(

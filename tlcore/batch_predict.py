@@ -9,9 +9,10 @@ Sources (``BatchSource``, a context manager):
   passes no workspace (its user owns the shell).
 - ``open_zip(archive)``: the images of a zip archive, read in memory entry by entry;
   nothing is extracted. Every entry is checked first by ``tlcore.datasets``'
-  ``zip_members`` (no absolute or ``..`` paths, no links, no encrypted entries, entry
-  count, declared size and compression-ratio limits; one top folder unwrapped) and each
-  entry is read with a byte limit (``MAX_ENTRY_BYTES``) counted while reading.
+  ``zip_members`` (no absolute or ``..`` paths; links, devices and encrypted entries
+  skipped and counted; entry count, declared size and compression-ratio limits; one top
+  folder unwrapped) and each entry is read with a byte limit (``MAX_ENTRY_BYTES``)
+  counted while reading.
 - ``open_files(paths)``: image files given one by one.
 
 Files are images by their extension (``tlcore.datasets.IMAGE_EXTENSIONS``); other files
@@ -100,7 +101,8 @@ class BatchSource:
 
     Attributes:
         items: the images, sorted by name.
-        skipped: files left out because their extension is not an image's.
+        skipped: files left out because their extension is not an image's (or, in a zip, because
+            they are links, devices or encrypted).
         description: what it is, for messages ("folder /data/x", "zip photos.zip").
     """
 
@@ -205,7 +207,7 @@ def open_zip(archive: str | os.PathLike[str] | bytes | IO[bytes], *, name: str |
         max_bytes: the most uncompressed bytes the archive may declare. Defaults to 4 GiB.
 
     Raises:
-        UnsafeArchiveError: an entry would escape (zip-slip), a link, encryption, a limit.
+        UnsafeArchiveError: an entry would escape (zip-slip), a limit.
         DatasetError: not a zip file, or no image in it.
     """
     label = name or (str(archive) if isinstance(archive, (str, os.PathLike)) else getattr(archive, "name", "upload"))
@@ -219,8 +221,8 @@ def open_zip(archive: str | os.PathLike[str] | bytes | IO[bytes], *, name: str |
                            fix="Give a .zip of a folder of images.") from exc
     try:
         members = zip_members(zf, max_bytes=max_bytes)
-        items, skipped = [], 0
-        for info, rel in members:
+        items, skipped = [], len(members.skipped)  # links, devices, encrypted entries: counted, never read
+        for info, rel in members.files:
             if not _is_image(rel.name):
                 skipped += 1
                 continue

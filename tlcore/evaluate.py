@@ -65,7 +65,11 @@ def classification_report(y_true: np.ndarray, probs: np.ndarray, class_names: Se
 
 
 def top_losses(y_true: np.ndarray, probs: np.ndarray, k: int = 16, *, mistakes_only: bool = True) -> list[dict[str, Any]]:
-    """The ``k`` samples with the highest loss (most confident mistakes first).
+    """The ``k`` samples with the highest loss, highest first.
+
+    The loss is ``-log(prob_true)``, so the order is the probability given to the true class,
+    lowest first; the predicted class's own probability (``prob_pred``) need not be ordered, so
+    show the loss or ``prob_true`` beside each sample for the list to read in order.
 
     Returns dicts with ``index``, ``true``, ``pred``, ``prob_true``, ``prob_pred``, ``loss``.
     """

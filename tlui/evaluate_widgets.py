@@ -20,6 +20,7 @@ and file names, error messages) is Markdown-escaped.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,9 +114,31 @@ def _image_version(path: str) -> int:
         return 0
 
 
+def _prob(p: float) -> str:
+    return "< 0.1 %" if p < 0.0005 else tf.pct(p)
+
+
+def _top_loss_caption(rank: int, file: str, item: dict[str, Any], class_names: Sequence[str]) -> str:
+    """One top loss's caption (Markdown; names escaped), what orders the list first:
+    ``**1.** loss 3.00 · true cat at 5.0 % · predicted dog at 90.0 % · img0.png``.
+
+    Args:
+        rank: its place in the list, from 1.
+        file: the image's file name.
+        item: a row of ``tlcore.evaluate.top_losses`` (``loss``, ``true``, ``prob_true``, ``pred``,
+            ``prob_pred``).
+        class_names: the model's classes, in output order.
+    """
+    true, pred = class_names[item["true"]], class_names[item["pred"]]
+    return (f"**{rank}.** loss {item['loss']:.2f} · true {md_escape(true)} at {_prob(item['prob_true'])} · "
+            f"predicted {md_escape(pred)} at {_prob(item['prob_pred'])} · {md_escape(file)}")
+
+
 def top_losses_view(res: dict[str, Any], run: str, mtime: int) -> None:
     """The test images the model got most confidently wrong, with Grad-CAM on request."""
-    st.markdown("**Top losses**: the test images the model got most confidently wrong.")
+    st.markdown("**Top losses**: the test images the model got most confidently wrong, highest loss first. "
+                "The loss grows as the probability the model gave the true class falls, so that probability "
+                "rises along the list; what it predicted instead comes after.")
     probs, y_true = res["probabilities"], res["y_true"]
     mistakes = int((probs.argmax(axis=1) != y_true).sum()) if len(y_true) else 0
     if not mistakes:
@@ -146,15 +169,13 @@ def top_losses_view(res: dict[str, Any], run: str, mtime: int) -> None:
         with cols[i % GALLERY_COLUMNS].container(border=True):
             version = _image_version(files[i])
             picture = data.thumb(files[i], version, rw.DISPLAY_PX) if version else None
-            true, pred = names[item["true"]], names[item["pred"]]
-            caption = (f"{md_escape(Path(rel).name)}: true {md_escape(true)}, predicted {md_escape(pred)} "
-                       f"({tf.pct(item['prob_pred'], 0)})")
+            caption = _top_loss_caption(i + 1, Path(rel).name, item, names)
             if picture is not None:
                 st.image(picture, caption=caption)
             else:
                 st.caption(caption + " (the image can no longer be read)")
             if cams is not None and cams[i] is not None:
-                st.image(cams[i], caption=f"Grad-CAM: where it saw {md_escape(pred)}")
+                st.image(cams[i], caption=f"Grad-CAM: where it saw {md_escape(names[item['pred']])}")
 
 
 def evaluation_view(res: dict[str, Any], run: str, mtime: int) -> None:

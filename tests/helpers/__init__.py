@@ -18,4 +18,7 @@ module (``tests/test_layout.py`` checks it). Fixtures stay in ``tests/conftest.p
 - ``pagetest``: running pages under Streamlit's ``AppTest`` and reading what they show.
 - ``pgserver``: a private throw-away PostgreSQL cluster for the database tests (``conftest.py``'s
   fixtures use it).
+- ``zips``: zip archives as users make them, with a symbolic link and an empty class folder.
+- ``auditgen``: photo-like images and their near-duplicates (resized, re-encoded, cropped), blurred
+  and darkened copies, for the audit's tests.
 """

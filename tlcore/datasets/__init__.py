@@ -119,6 +119,7 @@ __all__ = [
     "ensure_demo",
     "extract_zip",
     "filter_problems",
+    "identical_copies",
     "find_fashion_mnist",
     "import_fashion_mnist",
     "import_idx",

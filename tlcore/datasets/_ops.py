@@ -19,8 +19,8 @@ Entry points: ``add_dataset`` (path checked against the data roots), ``rescan_da
 (only changed files are read again), ``add_zip_dataset``, ``add_idx_dataset``,
 ``add_fashion_mnist`` (each writes under ``<workspace>/data/<name>/`` first),
 ``remove_dataset``, ``load_index`` / ``load_problems`` / ``load_scan_info``,
-``load_split_spec`` / ``save_split_spec``, ``dataset_splits`` (the index with a
-``split`` column, what the trainer trains on) and ``dataset_summary``. Built on
+``load_split_spec`` / ``save_split_spec``, ``dataset_splits`` (the index with the override
+manifest applied and a ``split`` column, what the trainer trains on) and ``dataset_summary``. Built on
 ``_scan``, ``_split``, ``_archive``, ``_idx`` and the registry of
 ``tlcore.workspace``.
 """
@@ -235,7 +235,9 @@ def add_zip_dataset(
     """Extract an uploaded zip into ``<workspace>/data/<name>`` and register it.
 
     The archive is extracted safely (see ``extract_zip``); if extraction or the
-    scan fails, the extracted files are removed and nothing is registered.
+    scan fails, the extracted files are removed and nothing is registered. Entries it
+    skipped (links, devices, encrypted files) are ``archive_skipped`` problems of this
+    scan and of every rescan, and empty class folders are kept (``empty_class``).
     """
     validate_name(name, "dataset name")
     if ws.has_dataset(name):

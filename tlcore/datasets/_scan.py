@@ -25,6 +25,9 @@ Rules:
   outside ``allowed_roots`` (``symlink_escape``, skipped, never read) or back to a
   folder being walked (``symlink_loop``, skipped, so the scan always ends).
 - A folder named like an image (``cat.jpg/``) is a folder.
+- **Extracted archives**: entries ``extract_zip`` skipped (links, devices, encrypted
+  entries, impossible names) are listed in the folder's hidden ``SKIPPED_NOTE``; each
+  one still missing from the folder gets an ``archive_skipped`` warning.
 - ``classes`` lists the class folders that have at least one usable image; a class
   folder without one gets an ``empty_class`` warning instead.
 
@@ -76,6 +79,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tlcore.datasets._archive import read_skipped_note
 from tlcore.datasets._imageio import IMAGE_EXTENSIONS, _failure_text, _Probe, _probe_bytes, _probe_header
 from tlcore.errors import ConfigError, PathNotAllowedError
 
@@ -110,6 +114,7 @@ PROBLEM_KINDS: dict[str, str] = {
     "non_image_file": "warning",
     # skipped, never indexed
     "root_file": "warning",
+    "archive_skipped": "warning",
     "symlink_escape": "error",
     "symlink_loop": "warning",
 }
@@ -577,7 +582,8 @@ def scan_dataset(
     index, n_read = _build_index(walker.files, previous, options, progress)
     index, file_problems = _per_file_checks(index, options)
     index, dup_problems = _duplicate_problems(index)
-    problems = walker.problems + file_problems + dup_problems + _folder_problems(index, walker, layout, options)
+    problems = (walker.problems + _archive_problems(root_path) + file_problems + dup_problems
+                + _folder_problems(index, walker, layout, options))
     problem_df = _problem_frame(problems)
 
     usable_rows = index[index["usable"]]
@@ -799,6 +805,18 @@ def _duplicate_problems(index: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[st
                 ))
             issues[pos] = "|".join(kinds)
     return index.assign(issues=pd.Series(issues, index=index.index, dtype=str)), problems
+
+
+def _archive_problems(root: Path) -> list[dict[str, str]]:
+    """An ``archive_skipped`` warning for each entry extraction skipped that is still missing (a file
+    put in its place answers it)."""
+    return [
+        _problem(s.relpath, "archive_skipped",
+                 f"{s.relpath} was not extracted from the uploaded zip file: {s.reason}; it is not in the dataset.",
+                 s.fix)
+        for s in read_skipped_note(root)
+        if not os.path.isfile(root.joinpath(*s.relpath.split("/")))
+    ]
 
 
 def _problem(rel: str, kind: str, message: str, fix: str) -> dict[str, str]:
