@@ -2,11 +2,13 @@
 
 The page's layout, top to bottom: add a dataset (folder, zip upload, Fashion-MNIST), the
 registered datasets (select, rescan, remove), then the selected one's Overview, Samples,
-Problems and Split tabs. ``tlcore.datasets`` does the work and words what a scan found;
-``tlui.data`` caches the reads; ``tlui.datasets_widgets`` holds the session state, what the
-buttons do and the charts. The selected dataset lives in ``st.query_params["dataset"]`` so a
-link to the page shows the same dataset. User-controlled text (class and file names, paths,
-messages quoting them) is shown as plain text, in tables, or Markdown-escaped.
+Problems, Split and Audit tabs (``tlui.audit_widgets``: suspected label errors, near-duplicates,
+photo quality, and the keep / relabel / exclude decisions). ``tlcore.datasets`` does the work
+and words what a scan found; ``tlui.data`` caches the reads; ``tlui.datasets_widgets`` holds
+the session state, what the buttons do and the charts. The selected dataset lives in
+``st.query_params["dataset"]`` so a link to the page shows the same dataset. User-controlled
+text (class and file names, paths, messages quoting them) is shown as plain text, in tables,
+or Markdown-escaped.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from tlcore import datasets as tds
 from tlcore.config import SplitSpec
 from tlcore.errors import TLCoreError
 from tlcore.workspace import DatasetRecord, Workspace
-from tlui import data
+from tlui import audit_widgets as aw
+from tlui import data, fields, place
 from tlui import datasets_widgets as dw
-from tlui import fmt as tf
 from tlui.common import md_escape, show_error, workspace
 
 SAMPLE_PX = 128
@@ -78,11 +80,13 @@ def add_fashion_mnist(ws: Workspace, found: dict) -> None:
     st.code(str(folder), language=None)
     c1, c2, c3 = st.columns(3)
     c1.text_input("Name", key="ds_fm_name")
-    c2.number_input("Training images per class", min_value=0, max_value=6000, step=100, key="ds_fm_train",
-                    help="0 imports all 6,000.")
-    c3.number_input("Test images per class", min_value=0, max_value=1000, step=50, key="ds_fm_test",
-                    help="0 imports all 1,000.")
+    fields.number(c2, "Training images per class", lo=0, hi=6000, step=100, key="ds_fm_train",
+                  help="0 imports all 6,000.")
+    fields.number(c3, "Test images per class", lo=0, hi=1000, step=50, key="ds_fm_test",
+                  help="0 imports all 1,000.")
     if st.button("Import", key="ds_fm_btn", type="primary"):
+        if fields.refused("ds_fm_", "Nothing was imported."):
+            return
         ss = st.session_state
         name = ss["ds_fm_name"].strip()
         limits = {"train": int(ss["ds_fm_train"]), "test": int(ss["ds_fm_test"])}
@@ -93,10 +97,10 @@ def add_fashion_mnist(ws: Workspace, found: dict) -> None:
 
 
 def add_section(ws: Workspace, expanded: bool) -> None:
-    with st.expander("Add a dataset", expanded=expanded, icon=":material/add:"):
+    with place.expander("Add a dataset", key=dw.ADD_OPEN, expanded=expanded, icon=":material/add:"):
         found = tds.find_fashion_mnist()
         labels = ["From a folder", "Upload a .zip"] + (["Import Fashion-MNIST"] if found else [])
-        tabs = st.tabs(labels)
+        tabs = place.tabs(labels, key=dw.ADD_TAB)
         with tabs[0]:
             add_from_folder(ws)
         with tabs[1]:
@@ -117,7 +121,7 @@ def registered_section(ws: Workspace, records: list[DatasetRecord], names: list[
     c1, c2 = st.columns([1, 3])
     if c1.button("Rescan", key="ds_rescan_btn", help="Read the files that changed since the last scan."):
         dw.rescan(ws, name)
-    with c2.expander("Remove this dataset"):
+    with place.expander("Remove this dataset", key=dw.REMOVE_OPEN, where=c2):
         owned = rec.source in tds.OWNED_SOURCES
         st.caption(
             "Removing forgets the dataset's index, problem report and split settings. "
@@ -188,19 +192,23 @@ def samples_tab(root: str, name: str, version: str, classes: list[str]) -> None:
 def problems_tab(root: str, name: str, version: str, probs: pd.DataFrame) -> None:
     if probs.empty:
         st.success("The scan found no problems.")
-        return
-    c1, c2 = st.columns([1, 3])
-    c1.dataframe(tds.problem_counts(probs), hide_index=True)
-    with c2:
-        f1, f2, f3 = st.columns(3)
-        sev = f1.multiselect("Severity", sorted(probs["severity"].astype(str).unique()), key=f"ds_prob_sev::{name}")
-        kinds = f2.multiselect("Kind", sorted(probs["kind"].astype(str).unique()), key=f"ds_prob_kind::{name}")
-        text = f3.text_input("File name contains", key=f"ds_prob_text::{name}")
-        view = tds.filter_problems(probs, sev, kinds, text)
-        st.caption(f"{len(view):,} of {len(probs):,} problems shown.")
-        st.dataframe(view, hide_index=True, column_order=["severity", "kind", "relpath", "message", "fix"])
-        st.download_button("Download the report (CSV)", data.problems_csv(root, name, version),
-                           file_name=f"{name}-problems.csv", mime="text/csv", key="ds_prob_csv", on_click="ignore")
+    else:
+        scan_problems(root, name, version, probs)
+    aw.problems_near_duplicates(Workspace(root), name)
+
+
+def scan_problems(root: str, name: str, version: str, probs: pd.DataFrame) -> None:
+    st.dataframe(tds.problem_counts(probs), hide_index=True, column_config=dw.COUNTS_COLUMNS)
+    f1, f2, f3 = st.columns(3)
+    sev = f1.multiselect("Severity", sorted(probs["severity"].astype(str).unique()), key=f"ds_prob_sev::{name}")
+    kinds = f2.multiselect("Kind", sorted(probs["kind"].astype(str).unique()), key=f"ds_prob_kind::{name}")
+    text = f3.text_input("File name contains", key=f"ds_prob_text::{name}")
+    view = tds.filter_problems(probs, sev, kinds, text)
+    st.caption(f"{len(view):,} of {len(probs):,} problems shown.")
+    st.dataframe(view, hide_index=True, column_order=dw.PROBLEM_ORDER, column_config=dw.PROBLEM_COLUMNS)
+    st.download_button("Download the report (CSV)", data.problems_csv(root, name, version),
+                       file_name=f"{name}-problems.csv", mime="text/csv", key="ds_prob_csv", on_click="ignore")
+    dw.copies_view(root, name, version, view)
 
 
 def split_tab(ws: Workspace, rec: DatasetRecord, root: str, version: str) -> None:
@@ -216,18 +224,25 @@ def split_tab(ws: Workspace, rec: DatasetRecord, root: str, version: str) -> Non
             "Each image's split follows from the seed and the image's content alone: the same settings always "
             "give the same split, adding images never moves the others, and duplicates stay together."
         )
-    c1, c2, c3 = st.columns(3)
-    val = c1.number_input("Validation fraction", min_value=0.0, max_value=0.9, step=0.05, format="%.2f",
-                          key=f"ds_split_val::{name}")
-    test = c2.number_input("Test fraction", min_value=0.0, max_value=0.9, step=0.05, format="%.2f",
-                           key=f"ds_split_test::{name}")
-    seed = c3.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=f"ds_split_seed::{name}")
+    split_fields = (("Validation fraction", 0.0, 0.9, "val", {"step": 0.05, "format": "%.2f"}),
+                    ("Test fraction", 0.0, 0.9, "test", {"step": 0.05, "format": "%.2f"}),
+                    ("Seed", 0, 2**31 - 1, "seed", {"step": 1}))
+    val, test, seed = values = [fields.number(c, label, lo=lo, hi=hi, key=f"ds_split_{k}::{name}", **kw)
+                                for c, (label, lo, hi, k, kw) in zip(st.columns(3), split_fields)]
+    if any(fields.range_problem(label, v, lo, hi) for v, (label, lo, hi, _, _) in zip(values, split_fields)):
+        st.caption("Nothing is previewed or saved while a field above is out of range.")  # the field says why
+        return
     try:
         spec = SplitSpec(val_fraction=round(float(val), 4), test_fraction=round(float(test), 4), seed=int(seed))
     except TLCoreError as exc:
         show_error(exc)
         return
-    table = data.split_table(root, name, version, spec.val_fraction, spec.test_fraction, spec.seed).copy()
+    try:
+        table = data.split_table(root, name, version, spec.val_fraction, spec.test_fraction, spec.seed,
+                                 data.decisions_version(root, name)).copy()
+    except TLCoreError as exc:  # a corrupt override manifest: training refuses it too
+        show_error(exc)
+        return
     if len(table):
         table.loc["all classes"] = table.sum(axis=0)
     st.dataframe(table)
@@ -254,7 +269,8 @@ def dataset_section(ws: Workspace, rec: DatasetRecord) -> None:
         return
     classes = list(ov["summary"]["class_counts"])
     dw.init_dataset_state(ws, name, classes, probs)
-    t_over, t_samples, t_probs, t_split = st.tabs(["Overview", "Samples", f"Problems ({len(probs):,})", "Split"])
+    t_over, t_samples, t_probs, t_split, t_audit = place.tabs(
+        ["Overview", "Samples", f"Problems ({len(probs):,})", "Split", "Audit"], key=dw.TAB)
     with t_over:
         overview_tab(ov, probs)
     with t_samples:
@@ -263,6 +279,8 @@ def dataset_section(ws: Workspace, rec: DatasetRecord) -> None:
         problems_tab(root, name, version, probs)
     with t_split:
         split_tab(ws, rec, root, version)
+    with t_audit:
+        aw.audit_tab(ws, name, version, classes)
 
 
 # -------------------------------------------------------------------- page
@@ -280,7 +298,7 @@ def main() -> None:
         st.stop()
     names = [r.name for r in records]
     selected = dw.init_state(names)
-    tf.show_flash(dw.FLASH)
+    place.banners()
 
     add_section(ws, expanded=len(names) <= 1)
     if selected is None:

@@ -23,7 +23,7 @@ from tlcore.errors import TLCoreError
 from tlcore.workspace import Workspace
 from tlui import augment_editor as ed
 from tlui import augment_widgets as aw
-from tlui import data
+from tlui import data, fields, place
 from tlui.common import md_escape, show_error, workspace
 
 N_RANGE = (4, 24)
@@ -114,7 +114,7 @@ def image_section(ws: Workspace) -> tuple[np.ndarray | None, str]:
 def step_editor(step: dict, pos: int, total: int) -> None:
     info = au.CATALOGUE[step["name"]]
     sid = step["id"]
-    with st.expander(f"{pos + 1}. {info.name}  ·  p={step['params'].get('p', 1.0):g}", key=f"aug_exp::{sid}"):
+    with place.expander(f"{pos + 1}. {info.name}  ·  p={step['params'].get('p', 1.0):g}", key=ed.open_key(sid)):
         st.caption(f"{au.GROUPS[info.group]}: {info.description}")
         for ps in info.params:
             aw.param_widget(ps, ed.wkey(sid, ps.name))
@@ -181,8 +181,8 @@ def preview_section(image: np.ndarray | None, label: str, spec: au.AugmentSpec |
     st.subheader("Preview")
     c1, c2, c3 = st.columns([3, 2, 2], vertical_alignment="bottom")
     n = c1.slider("Versions", min_value=N_RANGE[0], max_value=N_RANGE[1], key="aug_n")
-    seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="aug_seed",
-                           help="The same seed shows the same versions.")
+    seed = fields.number(c2, "Seed", lo=0, hi=2**31 - 1, step=1, key="aug_seed",
+                         help="The same seed shows the same versions.")
     c3.button("Re-roll", key="aug_reroll", on_click=ed.on_reroll, icon=":material/casino:", width="stretch",
               help="Draw a new seed.")
     if image is None:
@@ -192,6 +192,8 @@ def preview_section(image: np.ndarray | None, label: str, spec: au.AugmentSpec |
         st.warning("Fix the pipeline's error to see the preview.")
         st.image(image, caption=md_escape(f"Original: {label}"))
         return
+    if fields.range_problem("Seed", seed, 0, 2**31 - 1):
+        return  # the field says what is allowed; no preview with a seed it does not show
     try:
         images = aw.augmented(json.dumps(spec.to_dict(), sort_keys=True), image, int(n), int(seed))
     except TLCoreError as exc:
@@ -214,7 +216,7 @@ def serialized_section(spec: au.AugmentSpec | None, image: np.ndarray | None) ->
     size = tuple(image.shape[:2]) if image is not None else au.DEFAULT_IMAGE_SIZE
     pipeline = au.build_pipeline(spec, image_size=size)
     as_yaml, as_json = au.pipeline_to_yaml(pipeline), au.pipeline_to_json(pipeline)
-    t1, t2, t3 = st.tabs(["albumentations YAML", "albumentations JSON", "Workbench spec"])
+    t1, t2, t3 = place.tabs(["albumentations YAML", "albumentations JSON", "Workbench spec"], key="aug_format_tab")
     with t1:
         st.code(as_yaml, language="yaml")
     with t2:
@@ -237,7 +239,7 @@ def save_section(ws: Workspace) -> None:
         st.checkbox("Overwrite a pipeline saved under that name", key="aug_save_overwrite")
         st.form_submit_button("Save", type="primary", on_click=ed.on_save, args=(str(ws.root),),
                               icon=":material/save:")
-    ed.show_save_message()
+    place.banners(ed.SAVE_SLOT)
     st.caption("Saved pipelines can be chosen for training and used from the command line: "
                "`python -m tlcore augment show NAME`.")
 
@@ -254,7 +256,7 @@ def main() -> None:
 
     options = au.pipeline_names(ws)
     ed.init_state(ws, options)
-    ed.show_flash()
+    place.banners()
 
     left, right = st.columns([2, 3], gap="large")
     with left:

@@ -26,7 +26,7 @@ from tlcore import train_jobs as tj
 from tlcore.background import log_tail
 from tlcore.errors import TLCoreError
 from tlcore.workspace import Workspace
-from tlui import data
+from tlui import data, place
 from tlui import results_widgets as rw
 from tlui import train_widgets as tw
 from tlui.common import md_escape, show_error, workspace
@@ -46,7 +46,7 @@ def live_section(ws: Workspace, job_id: str, was_active: bool) -> None:
         return
     if was_active and s.final and not st.session_state.get("tr_full_run"):
         st.rerun()  # it ended: draw the whole page again (the result, and no more timer)
-    tw.show_notes(job_id)
+    place.banners(tw.live_slot(job_id))
     tw.status_box(s)
     tw.stop_buttons(ws, s)
     progress = tj.read_progress(s.job)
@@ -58,7 +58,7 @@ def live_section(ws: Workspace, job_id: str, was_active: bool) -> None:
                      key="tr_epochs_table")
     elif not s.final:
         st.caption("The curves and the epoch table appear when the first epoch ends.")
-    with st.expander("What it is doing (stage messages and log)"):
+    with place.expander("What it is doing (stage messages and log)", key="tr_log_open"):
         for e in progress.events[-EVENTS_SHOWN:]:
             when = time.strftime("%H:%M:%S", time.localtime(e.get("time", 0)))
             st.text(f"{when}  {e.get('text', '')}")
@@ -74,7 +74,7 @@ def job_section(ws: Workspace, jobs: list[tj.JobStatus]) -> None:
     job_id = tw.select_job(list(by_id))
     st.selectbox("Job", list(by_id), key="tr_job", format_func=lambda i: tw.job_label(by_id[i]),
                  help="Newest first; runs started from a terminal are here too.")
-    with st.expander(f"All jobs ({len(jobs)})"):
+    with place.expander(f"All jobs ({len(jobs)})", key="tr_jobs_open"):
         st.dataframe(tw.jobs_frame(jobs), hide_index=True, column_config=tw.JOBS_CONFIG, key="tr_jobs_table")
     s = by_id[job_id]
     spec = s.spec
@@ -91,7 +91,7 @@ def job_section(ws: Workspace, jobs: list[tj.JobStatus]) -> None:
     if s.final:
         tw.result_section(s)
     if spec is not None:
-        with st.expander("The run's spec (YAML)"):
+        with place.expander("The run's spec (YAML)", key="tr_spec_open"):
             st.code(spec.to_yaml(), language="yaml")
 
 
@@ -111,7 +111,7 @@ def main() -> None:
         show_error(exc)
         st.stop()
     tw.init_form(datasets)
-    tw.show_flash()
+    place.banners()
     tw.form_section(ws, datasets, expanded=not jobs)
     if not jobs:
         st.info("No training runs yet. Choose the settings above and press Train, or from a terminal:")

@@ -34,7 +34,7 @@ from tlcore.search import (
     log_tail,
 )
 from tlcore.workspace import Workspace
-from tlui import data
+from tlui import data, fields, place
 from tlui import fmt as tf
 from tlui import scout_widgets as sc
 from tlui import search_form as form
@@ -122,7 +122,8 @@ def workers_section(s: StudySummary, snap: sw.Snapshot) -> None:
     if len(crashed) > MAX_CRASHED_SHOWN:
         st.caption(f"{len(crashed) - MAX_CRASHED_SHOWN} more crashed worker(s): see the table above.")
     for w in sorted(snap.workers, key=lambda w: not w.alive)[:MAX_LOGS]:
-        with st.expander(f"Log of {md_escape(w.worker_id)} ({md_escape(w.state)})"):
+        with place.expander(f"Log of {md_escape(w.worker_id)} ({md_escape(w.state)})",
+                            key=f"se_log_open::{w.worker_id}"):
             st.code(log_tail(w.log_path, LOG_LINES) or "(empty so far)", language=None)
 
 
@@ -135,8 +136,8 @@ def control_section(ws: Workspace, s: StudySummary, snap: sw.Snapshot) -> None:
                   disabled=s.stop_requested and not snap.alive_workers,
                   help="Workers end their running trial at its next batch (marked interrupted) and exit.")
     with c2:
-        st.number_input("Workers to start", min_value=0, max_value=state.MAX_WORKERS, key="se_workers",
-                        help="For Resume and Add workers. 0 resumes without starting any here.")
+        fields.number(st, "Workers to start", lo=0, hi=state.MAX_WORKERS, key="se_workers", step=1,
+                      help="For Resume and Add workers. 0 resumes without starting any here.")
         a, b = st.columns(2)
         a.button("Resume", key="se_resume", on_click=state.on_resume, args=(ws, name), icon=":material/play_arrow:",
                  help="Clears the stop, queues the interrupted trials again and starts the workers.")
@@ -152,7 +153,7 @@ def control_section(ws: Workspace, s: StudySummary, snap: sw.Snapshot) -> None:
                       help="Its worker abandons it and moves on. Use it for a trial that hangs.")
         else:
             st.caption("No trial is running: nothing to mark failed.")
-    with st.expander("Delete this study"):
+    with place.expander("Delete this study", key=state.DELETE_OPEN):
         st.caption("Deletes the study, its trials and their saved models. Stop the study and wait for its "
                    "workers to exit first.")
         typed = st.text_input("Type the study's name to confirm", key=state.delete_key(name))
@@ -173,7 +174,7 @@ def live_section(ws: Workspace, name: str, spec: StudySpec | None) -> None:
         st.warning(f"Study {md_escape(name)} no longer exists.")
         return
     s = snap.summary
-    state.show_notes(name)
+    place.banners(state.live_slot(name))
     progress_section(s, snap, spec)
     trials_section(s, snap)
     workers_section(s, snap)
@@ -205,11 +206,11 @@ def study_section(ws: Workspace, summaries: list[StudySummary]) -> None:
         st.fragment(run_every=ss["se_refresh"] if ss["se_auto"] else None)(live_section)(ws, name, spec)
 
     if spec is not None:
-        with st.expander("Study spec (YAML)"):
+        with place.expander("Study spec (YAML)", key="se_spec_open"):
             st.code(spec.to_yaml(), language="yaml")
             st.download_button("Download", spec.to_yaml(), file_name=f"{name}.yaml", mime="application/x-yaml",
                                key="se_spec_download", on_click="ignore")
-    with st.expander("Open it in optuna-dashboard, or follow it from a terminal"):
+    with place.expander("Open it in optuna-dashboard, or follow it from a terminal", key="se_dash_open"):
         st.caption(f"Storage: {md_escape(describe_storage(ws, None))}")
         st.code(dashboard_command(ws), language="bash")
         st.code(f"python -m tlcore search status --study {name}", language="bash")
@@ -233,7 +234,7 @@ def main() -> None:
     names = [s.name for s in summaries]
     form.init_form(names, datasets)
     selected = state.select_study(names)
-    state.show_flash()
+    place.banners()
     sc.scout_section(ws, datasets, expanded=not names)
     form.new_study_section(ws, datasets, expanded=not names)
     if selected is None:

@@ -28,6 +28,7 @@ from tlcore.search.compare import TrialSet
 from tlcore.workspace import Workspace
 from tlui import evaluate_widgets as ev
 from tlui import fmt as tf
+from tlui import place
 from tlui import results_widgets as rw
 from tlui import run_widgets as rn
 from tlui import scout_widgets as sc
@@ -137,7 +138,7 @@ def figures_section(ts: TrialSet) -> None:
         order = [focus] + [n for n in order if n != focus]
     tokens = tuple(rw.study_token(ts.studies[n]) for n in order)
     figs = rw.study_figures_cached(str(ts.ws.root), ts.storage, tuple(order), tokens)
-    tabs = st.tabs([name.capitalize() for name in figs])
+    tabs = place.tabs([name.capitalize() for name in figs], key="rs_views_tab")
     for tab, (name, fig) in zip(tabs, figs.items()):
         with tab:
             if rw.FIGURE_HELP.get(name):
@@ -213,7 +214,7 @@ def compare_section(ts: TrialSet) -> None:
 
 
 def dashboard_section(ws: Workspace, storage: str | None) -> None:
-    with st.expander("Open the studies in optuna-dashboard"):
+    with place.expander("Open the studies in optuna-dashboard", key="rs_dashboard_open"):
         st.caption("optuna-dashboard shows the same studies live, with more of Optuna's views. Run in a terminal:")
         try:
             st.code(dashboard_command(ws, storage), language="bash")

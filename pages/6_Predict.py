@@ -33,7 +33,7 @@ from tlcore.predict import LoadedModel, predict_arrays, prepare_image, top_predi
 from tlcore.runfolder import RunFolder
 from tlcore.tta import mirror
 from tlcore.workspace import Workspace
-from tlui import data
+from tlui import data, place
 from tlui import fmt as tf
 from tlui import predict_widgets as pw
 from tlui.common import md_escape, page, show_error, workspace
@@ -123,7 +123,7 @@ def top_k_chart(probs: np.ndarray, class_names: list[str], k: int) -> go.Figure:
 def per_class_table(loaded: LoadedModel) -> None:
     rows = ((loaded.metrics.get("test") or {}).get("per_class") or []) if isinstance(loaded.metrics, dict) else []
     if rows:
-        with st.expander("Per-class results on the test split"):
+        with place.expander("Per-class results on the test split", key="pr_per_class_open"):
             st.dataframe(rows, hide_index=True, column_order=["class", "precision", "recall", "f1", "support"])
 
 

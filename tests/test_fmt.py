@@ -1,7 +1,6 @@
-"""tlui.fmt: the display text every page shares (numbers, seconds, Plotly labels, flash messages).
+"""tlui.fmt: the display text every page shares (numbers, seconds, Plotly labels).
 
-The message queues live in ``st.session_state``; ``AppTest.from_function`` runs a tiny
-app that flashes, notes and shows them, so what it draws is what a page draws.
+Banners (flash messages) are ``tlui.place``'s: tests/test_place.py.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ import math
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from tlui import fmt as tf
 
@@ -53,50 +51,3 @@ def test_plot_text_shows_html_literally():
     assert tf.plot_text('say "hi"') == 'say "hi"'  # labels are not attributes: quotes stay
     assert tf.plot_text(3) == "3"
 
-
-def _flash_app():
-    import streamlit as st
-
-    from tlui import fmt as tf
-
-    if st.button("act", key="act"):
-        tf.flash("t_flash", "success", "done once")
-        tf.flash("t_flash", "warning", "and a warning")
-        tf.note("t_notes", "a", "info", "about a", ttl=60)
-        tf.note("t_notes", "b", "info", "about b", ttl=60)
-        st.rerun()
-    tf.show_flash("t_flash")
-    tf.show_notes("t_notes", "a", ttl=st.session_state.get("t_ttl", 60))
-
-
-def test_a_flash_shows_once_and_a_note_stays_for_its_subject():
-    at = AppTest.from_function(_flash_app).run()
-    assert not at.success and not at.info
-    at.button(key="act").click().run()
-    assert not at.exception
-    assert [m.value for m in at.success] == ["done once"] and [m.value for m in at.warning] == ["and a warning"]
-    assert [m.value for m in at.info] == ["about a"]  # not b's
-    at.run()
-    assert not at.success and not at.warning  # shown once
-    assert [m.value for m in at.info] == ["about a"]  # a note stays for its time
-    at.session_state["t_ttl"] = 0
-    at.run()
-    assert not at.info  # and then no longer
-
-
-def test_take_flash_hands_the_queue_over_and_empties_it():
-    at = AppTest.from_function(_take_app).run()
-    assert not at.exception
-    assert [m.value for m in at.markdown] == ["2 messages", "0 left"]
-
-
-def _take_app():
-    import streamlit as st
-
-    from tlui import fmt as tf
-
-    tf.flash("q", "info", "one")
-    tf.flash("q", "error", "two")
-    messages = tf.take_flash("q")
-    st.markdown(f"{len(messages)} messages")
-    st.markdown(f"{len(tf.take_flash('q'))} left")

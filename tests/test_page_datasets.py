@@ -7,6 +7,7 @@ The page is opened the way a user reaches it: the app's main script, then
 from __future__ import annotations
 
 import io
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -14,7 +15,16 @@ import pytest
 import yaml
 from streamlit.testing.v1 import AppTest
 
-from tlcore.datasets import add_dataset, add_zip_dataset, find_fashion_mnist
+from tests.helpers.pagetest import expander_path, is_open, open_tab, shown_text, tab_path
+from tlcore.datasets import (
+    add_dataset,
+    add_overrides,
+    add_zip_dataset,
+    find_fashion_mnist,
+    load_index,
+    overrides_path,
+)
+from tlui import datasets_widgets as dw
 
 PAGE = "pages/1_Datasets.py"
 
@@ -150,6 +160,50 @@ def test_problems_tab_filters_and_download(workspace, tiny_dataset):
     assert set(shown["severity"]) == {"warning"}
 
 
+def _copy_groups(at: AppTest) -> list:
+    """The Problems tab's groups of identical images: one image list each, captioned "path · class"."""
+    return [img for img in at.get("image") if " · class " in img.proto.imgs[0].caption.replace("\\", "")]
+
+
+def test_problems_tab_shows_identical_images_side_by_side_and_what_to_do(workspace, tiny_dataset):
+    shutil.copy(tiny_dataset / "cat" / "cat_001.png", tiny_dataset / "dog" / "clash.png")  # in cat and in dog
+    shutil.copy(tiny_dataset / "cat" / "cat_000.png", tiny_dataset / "cat" / "copy.png")
+    add_dataset(workspace, "tiny", tiny_dataset)
+    at = _page(dataset="tiny")
+    _ok(at)
+    # What to do is beside each file, before the long message, and summed up per kind.
+    table = next(df for df in at.dataframe if "message" in df.value.columns)
+    order = list(table.proto.column_order)
+    assert order.index("relpath") < order.index("fix") < order.index("message"), order
+    counts = next(df.value for df in at.dataframe if "count" in df.value.columns).set_index("kind")
+    assert "Decide which class" in counts.loc["conflicting_labels", "fix"]
+    # A group per content, label conflicts first: the copies side by side (thumbnails letter-boxed
+    # by tlui.data.thumb), each captioned with its path and class, under what to do about them.
+    groups = _copy_groups(at)
+    assert [[i.caption.replace("\\", "") for i in g.proto.imgs] for g in groups] == [
+        ["cat/cat_001.png · class cat", "dog/clash.png · class dog"],
+        ["cat/cat_000.png · class cat", "cat/copy.png · class cat"],
+    ]
+    text = " ".join(m.value for m in at.markdown).replace("\\", "")
+    assert "Decide which class the image belongs to" in text and "Delete the extra copies" in text
+    # The filters choose the groups too.
+    at.multiselect(key="ds_prob_kind::tiny").set_value(["conflicting_labels"]).run()
+    _ok(at)
+    assert len(_copy_groups(at)) == 1
+
+
+def test_many_identical_groups_are_shown_a_page_at_a_time(workspace, tiny_dataset):
+    for src in sorted((tiny_dataset / "cat").glob("*.png")) + sorted((tiny_dataset / "bird").glob("*.png")):
+        shutil.copy(src, tiny_dataset / "dog" / f"copy-{src.name}")  # 10 label conflicts
+    add_dataset(workspace, "tiny", tiny_dataset)
+    at = _page(dataset="tiny")
+    _ok(at)
+    assert len(_copy_groups(at)) == dw.GROUPS_PER_PAGE < 10
+    at.number_input(key="ds_copies_page::tiny").set_value(2).run()
+    _ok(at)
+    assert len(_copy_groups(at)) == 10 - dw.GROUPS_PER_PAGE
+
+
 def test_split_settings_preview_and_save(workspace, tiny_dataset):
     add_dataset(workspace, "tiny", tiny_dataset)
     at = _page(dataset="tiny")
@@ -165,6 +219,46 @@ def test_split_settings_preview_and_save(workspace, tiny_dataset):
     assert at.button(key="ds_split_save").disabled is True
     table = next(df.value for df in at.dataframe if "train" in df.value.columns)
     assert int(table.loc["all classes", "total"]) == 15
+
+
+def test_the_split_preview_counts_what_training_will_see_after_decisions(workspace, tiny_dataset):
+    """Excluded and relabelled images (the override manifest) move the split table, as they move
+    training; a corrupt manifest is an error box, not a traceback."""
+    add_dataset(workspace, "tiny", tiny_dataset)
+    at = _page(dataset="tiny")
+    _ok(at)
+
+    def totals():
+        table = next(df.value for df in at.dataframe if "train" in df.value.columns)
+        return {cls: int(table.loc[cls, "total"]) for cls in table.index}
+
+    before = totals()
+    index = load_index(workspace, "tiny")
+    cats = sorted(index.loc[index["label"] == "cat", "relpath"])
+    add_overrides(workspace, "tiny", cats[:2], "exclude")
+    add_overrides(workspace, "tiny", cats[2:3], "relabel", label="dog")
+    at.run()
+    _ok(at)
+    after = totals()
+    assert after["cat"] == before["cat"] - 3
+    assert after["dog"] == before["dog"] + 1
+    assert after["all classes"] == before["all classes"] - 2
+
+    overrides_path(workspace, "tiny").write_text("{not json\n")
+    at.run()
+    _ok(at)
+    assert "Line 1 of the override manifest" in _error_text(at)
+
+
+def test_an_out_of_range_split_field_says_so_and_nothing_is_saved(workspace, tiny_dataset):
+    add_dataset(workspace, "tiny", tiny_dataset)
+    at = _page(dataset="tiny")
+    at.number_input(key="ds_split_val::tiny").set_value(0.95).run()
+    _ok(at)
+    assert "Validation fraction must be between 0 and 0.9 (it is 0.95)." in _error_text(at)
+    assert "out of range" in shown_text(at.caption)
+    assert not [b for b in at.button if b.key == "ds_split_save"]
+    assert not (workspace.root / "datasets" / "tiny" / "split.yaml").exists()
 
 
 def test_split_fractions_that_leave_nothing_to_train_on(workspace, tiny_dataset):
@@ -191,6 +285,7 @@ def test_add_from_a_folder(workspace, tiny_dataset):
     assert at.query_params["dataset"] == "tiny"
     assert sorted(at.dataframe[0].value["name"]) == ["demo", "tiny"]
     assert at.text_input(key="ds_add_name").value == ""  # the form is ready for the next one
+    assert not is_open(at, "Add a dataset")  # and closed: the new dataset is below
 
 
 def test_add_outside_the_data_roots_is_refused(workspace):
@@ -300,6 +395,23 @@ def test_upload_a_zip_with_damaged_and_non_image_files(workspace, tmp_path, make
     assert "Rescanned pets" in " ".join(s.value for s in at.success).replace("\\", "")
 
 
+def test_upload_a_zip_with_a_link_and_an_empty_class_reports_both_on_the_problems_tab(workspace, tmp_path,
+                                                                                      make_image_tree):
+    buf = io.BytesIO(_zip_of(make_image_tree(tmp_path / "pets", {"cat": 3, "dog": 3})))
+    with zipfile.ZipFile(buf, "a") as zf:
+        zf.writestr(zipfile.ZipInfo("pets/owl/"), b"")
+        link = zipfile.ZipInfo("pets/cat/link.jpg")
+        link.external_attr = 0o120777 << 16  # a symbolic link
+        zf.writestr(link, b"/etc/passwd")
+    at = _upload_zip(_page(), "pets.zip", buf.getvalue())
+    _ok(at)
+    assert not at.error and workspace.get_dataset("pets").num_images == 6  # skipped, not refused
+    assert "1 entry of the zip file was not extracted" in " ".join(w.value for w in at.warning).replace("\\", "")
+    problems = next(df.value for df in at.dataframe if "message" in df.value.columns)
+    rows = set(zip(problems["kind"], problems["relpath"]))
+    assert {("archive_skipped", "cat/link.jpg"), ("empty_class", "owl")} <= rows
+
+
 @pytest.mark.parametrize("evil", ["../evil.jpg", "pets/../../evil.jpg", "ABSOLUTE"])
 def test_upload_a_zip_whose_entries_escape_the_target(workspace, tmp_path, make_image_tree, evil):
     folder = make_image_tree(tmp_path / "pets", {"cat": 3, "dog": 3})
@@ -326,6 +438,11 @@ def test_import_fashion_mnist(workspace):
     at = _page()
     at.text_input(key="ds_fm_name").set_value("fm")
     at.number_input(key="ds_fm_train").set_value(3)
+    at.number_input(key="ds_fm_test").set_value(5000)  # out of range: refused, never the previous value
+    at.button(key="ds_fm_btn").click().run()
+    assert "Nothing was imported. Fix the fields first: Test images per class must be between 0 and 1,000 " \
+           "(it is 5,000)." in _error_text(at)
+    assert "fm" not in [d.name for d in workspace.list_datasets()]
     at.number_input(key="ds_fm_test").set_value(1)
     at.button(key="ds_fm_btn").click().run()
     _ok(at)
@@ -380,3 +497,48 @@ def test_no_delete_files_option_for_user_folders(workspace, tiny_dataset):
     add_dataset(workspace, "tiny", tiny_dataset)
     at = _page(dataset="tiny")
     assert "ds_rm_files::tiny" not in [c.key for c in at.checkbox]
+
+
+# --------------------------------------------------------- keeping the place
+def test_a_banner_moves_nothing_after_it_and_shows_once(workspace):
+    """The browser tells unkeyed elements apart by their place: a banner that comes and goes
+    must not move the tabs or the expanders after it (they would close, or go back to Overview)."""
+    at = _page()
+    labels = ("Overview", "Split")
+    tabs = {label: tab_path(at, label) for label in labels}
+    remove = expander_path(at, "Remove this dataset")
+    assert None not in tabs.values() and remove is not None
+    at.button(key="ds_rescan_btn").click().run()
+    _ok(at)
+    assert "Rescanned demo" in shown_text(at.success)
+    assert {label: tab_path(at, label) for label in labels} == tabs
+    assert expander_path(at, "Remove this dataset") == remove
+    at.run()  # the next interaction
+    assert "Rescanned" not in shown_text(at.success)  # a banner shows once
+    assert {label: tab_path(at, label) for label in labels} == tabs
+    assert expander_path(at, "Remove this dataset") == remove
+
+
+def test_the_open_tab_and_the_remove_expander_stay_as_left(workspace, tiny_dataset):
+    add_dataset(workspace, "tiny", tiny_dataset)
+    at = _page(dataset="tiny")
+    assert open_tab(at, "Split") == "Overview" and not is_open(at, "Remove this dataset")
+    at.session_state["ds_tab"] = 3  # what opening the Split tab and the expander leave (tlui.place)
+    at.session_state["ds_rm_open"] = True
+    at.run()
+    problems = next(t.label for t in at.tabs if t.label.startswith("Problems"))
+    # A rescan that finds a problem: a banner, and the Problems tab's label changes.
+    (tiny_dataset / "cat" / "broken.png").write_bytes(b"not an image")
+    at.button(key="ds_rescan_btn").click().run()
+    _ok(at)
+    assert "Rescanned tiny" in shown_text(at.success)
+    assert next(t.label for t in at.tabs if t.label.startswith("Problems")) != problems
+    assert open_tab(at, "Split") == "Split" and is_open(at, "Remove this dataset")
+    at.number_input(key="ds_split_val::tiny").set_value(0.3).run()  # the next interaction
+    assert open_tab(at, "Split") == "Split" and is_open(at, "Remove this dataset")
+    at.checkbox(key="ds_rm_confirm::tiny").check().run()
+    assert is_open(at, "Remove this dataset") and not at.button(key="ds_rm_btn").disabled
+    at.button(key="ds_rm_btn").click().run()
+    _ok(at)
+    assert not is_open(at, "Remove this dataset")  # closed once the dataset is gone
+    assert open_tab(at, "Split") == "Split"  # the tab stays for the dataset selected now

@@ -123,6 +123,10 @@ def test_scout_step_shows_the_ranking_narrows_the_range_and_seeds_the_study(scou
     assert f"Freeze-depth range set to {min(depths)}–{max(depths)}" in shown_text(at.success)
 
     assert "will start with the scout's top" not in shown_text(at.info)
+    at.number_input(key="se_scout_k").set_value(0).run()  # out of range: refused, never the old K
+    at.button(key="se_scout_seed_btn").click().run()
+    assert "No configuration was queued. K must be between 1 and" in shown_text(at.error)
+    assert "will start with the scout's top" not in shown_text(at.info)
     at.number_input(key="se_scout_k").set_value(2).run()
     at.button(key="se_scout_seed_btn").click().run()
     assert_ok(at)

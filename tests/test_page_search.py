@@ -22,6 +22,7 @@ import pytest
 from optuna.trial import TrialState
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers.pagetest import expander_path, is_open, tab_path
 from tests.helpers.searchfix import add_tiny_dataset, tiny_spec
 from tests.helpers.yamlbombs import alias_bomb
 from tlcore.config import RESIZE_RULES
@@ -37,6 +38,7 @@ from tlcore.search import (
     stop_workers,
 )
 from tlcore.search.storage import study_local_dir
+from tlui import search_state as state
 from tlui.search_widgets import poll_study
 
 PAGE = "pages/4_Search.py"
@@ -272,6 +274,35 @@ def test_the_study_in_the_query_params_is_shown_again(tiny_ws):
     assert at.selectbox(key="se_study").value == "second"
 
 
+def test_a_banner_moves_nothing_and_the_new_study_form_stays_open(tiny_ws):
+    create_study(tiny_ws, tiny_spec("kept"))
+    at = AppTest.from_file("../streamlit_app.py", default_timeout=180)
+    at.query_params["study"] = "gone"
+    _page(at)
+    _ok(at)
+    assert "no study named gone" in _text(at.warning)
+    labels = ("New study", "Delete this study")
+    where = {label: expander_path(at, label) for label in labels}
+    upload = tab_path(at, "Upload a spec (YAML)")
+    assert None not in where.values() and upload is not None
+    at.run()  # the next interaction
+    assert "no study named" not in _text(at.warning)  # a banner shows once
+    assert {label: expander_path(at, label) for label in labels} == where  # and moved nothing
+    assert tab_path(at, "Upload a spec (YAML)") == upload
+
+    at.session_state["se_new_open"] = True  # what opening the form leaves (tlui.place)
+    at.run()
+    at.text_input(key="se_new_name").set_value("next").run()
+    assert is_open(at, "New study")
+    at.checkbox(key="se_new_start").uncheck()
+    at.button(key="se_new_create").click().run()
+    _ok(at)
+    assert "Created study next" in _text(at.success)
+    assert not is_open(at, "New study")  # closed: the new study is below
+    at.run()
+    assert "Created study" not in _text(at.success)
+
+
 def test_stop_resume_fail_and_delete_buttons(tiny_ws):
     name = "buttons"
     create_study(tiny_ws, tiny_spec(name))
@@ -285,6 +316,16 @@ def test_stop_resume_fail_and_delete_buttons(tiny_ws):
     assert "Stop requested; 0 local worker(s) signalled" in _text(at.success)
     assert "Stopped" in _text(at.warning)
     assert at.button(key="se_add").disabled  # resume first
+
+    # A typed number out of range blocks Resume and says why: never the previous value.
+    too_many = state.MAX_WORKERS + 1
+    at.number_input(key="se_workers").set_value(too_many).run()
+    at.button(key="se_resume").click().run()
+    assert not at.exception
+    assert stop_requested(tiny_ws, name)
+    assert f"Nothing was resumed. Workers to start must be between 0 and {state.MAX_WORKERS} (it is {too_many})" \
+        in _text(at.error)
+    assert list_workers(tiny_ws, name) == []
 
     at.number_input(key="se_workers").set_value(0)
     at.button(key="se_resume").click().run()

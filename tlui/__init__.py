@@ -8,13 +8,16 @@ never in ``tlcore``.
 - ``common``            the page list (``PAGES``, the one declaration) and the frame
                         (``st.navigation``, sidebar), the workspace, ``md_escape``,
                         ``show_error`` (every page)
-- ``fmt``               flash messages, numbers and seconds, Plotly-label escaping
-                        (every page)
+- ``fmt``               numbers and seconds, Plotly-label escaping (every page)
+- ``place``             keeping the user's place: one-shot banners in fixed slots (``flash``,
+                        ``banners``), expanders and tabs that keep their state (every page)
 - ``fields``            number fields bounded by the page, not the browser, and the
                         out-of-range check a form's action runs first (Search, Train)
 - ``data``              cached dataset loaders, thumbnails and the shared model
                         loader (Home, Datasets, Predict, Results)
 - ``datasets_widgets``  session state, button actions and charts (Datasets)
+- ``audit_widgets``     the Audit tab: run an audit in the background, its flags as thumbnails,
+                        keep / relabel / exclude and undo, the decisions as CSV (Datasets)
 - ``augment_widgets``   catalogue-parameter widgets and cached previews (Augmentations)
 - ``augment_editor``    the pipeline editor's session state and callbacks (Augmentations)
 - ``train_widgets``     the new-run form from TrainSpec's defaults, the job list, one job's

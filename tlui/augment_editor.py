@@ -12,8 +12,9 @@ as), and so does ``st.query_params["pipeline"]``, so a link opens the same pipel
   it differs from the pipeline it was loaded from.
 - ``on_*`` are the widgets' callbacks (choose a pipeline, discard changes, add, move and
   remove steps, re-roll the seed, pick a random image, save, delete). They run before the
-  page, so their messages wait (``tlui.fmt.flash``, Markdown-escaped) under ``FLASH`` and
-  ``SAVE_FLASH`` until ``show_flash`` and ``show_save_message`` show them.
+  page, so their messages wait as banners (``tlui.place.flash``, Markdown-escaped): at the top
+  of the page, and what a save said in the slot ``SAVE_SLOT`` under the save form. Each step's
+  expander keeps its state under ``open_key(step id)`` (``tlui.place``).
 - ``spread`` picks the images the image picker offers from a long list.
 
 Everything here may import streamlit; the catalogue, validation and storage are
@@ -31,7 +32,7 @@ from tlcore import augment as au
 from tlcore.errors import TLCoreError
 from tlcore.workspace import Workspace
 from tlui import augment_widgets as aw
-from tlui import fmt as tf
+from tlui import place
 from tlui.common import md_escape
 
 __all__ = [
@@ -39,8 +40,8 @@ __all__ = [
     "wkey",
     "init_state",
     "sync_steps",
-    "show_flash",
-    "show_save_message",
+    "SAVE_SLOT",
+    "open_key",
     "current_spec",
     "is_edited",
     "spread",
@@ -56,7 +57,7 @@ __all__ = [
 ]
 
 DEFAULT_SOURCE = "light"
-FLASH, SAVE_FLASH = "aug_flash", "aug_save_msg"  # session keys of the messages (tlui.fmt.flash)
+SAVE_SLOT = "aug_save"  # the banner slot under the save form (tlui.place)
 
 
 def wkey(step_id: int, param: str) -> str:
@@ -77,7 +78,13 @@ def _new_step(name: str, params: dict) -> dict:
                                                      for ps in info.params}}
 
 
+def open_key(step_id: int) -> str:
+    """The session key of whether a step's expander is open (``tlui.place.expander``)."""
+    return f"aug_exp::{step_id}"
+
+
 def _drop_widgets(step: dict) -> None:
+    st.session_state.pop(open_key(step["id"]), None)
     for ps in au.CATALOGUE[step["name"]].params:
         st.session_state.pop(wkey(step["id"], ps.name), None)
 
@@ -90,25 +97,11 @@ def _set_steps(spec: au.AugmentSpec, loaded: str | None) -> None:
     ss["aug_loaded"] = loaded
 
 
-def _flash(kind: str, text: str) -> None:
-    tf.flash(FLASH, kind, md_escape(text))
-
-
-def show_flash() -> None:
-    """Show the messages the callbacks left for the top of the page, then forget them."""
-    tf.show_flash(FLASH)
-
-
-def show_save_message() -> None:
-    """Show what the last save said (under the save form), then forget it."""
-    tf.show_flash(SAVE_FLASH)
-
-
 def _load_source(ws_root: str, name: str) -> bool:
     try:
         _set_steps(au.get_spec(Workspace(ws_root), name), name)
     except TLCoreError as exc:
-        _flash("error", str(exc))
+        place.flash("error", md_escape(exc))
         return False
     st.query_params["pipeline"] = name
     return True
@@ -123,8 +116,6 @@ def init_state(ws: Workspace, options: list[str]) -> None:
     """
     ss = st.session_state
     defaults = {
-        FLASH: [],
-        SAVE_FLASH: [],
         "aug_next_id": 0,
         "aug_n": 8,
         "aug_seed": 0,
@@ -244,9 +235,10 @@ def on_save(ws_root: str) -> None:
         spec = current_spec()
         path = au.save_pipeline(Workspace(ws_root), name, spec, overwrite=bool(ss.get("aug_save_overwrite")))
     except TLCoreError as exc:
-        tf.flash(SAVE_FLASH, "error", md_escape(exc))
+        place.flash("error", md_escape(exc), slot=SAVE_SLOT)
         return
-    tf.flash(SAVE_FLASH, "success", md_escape(f"Saved the pipeline {name} ({len(spec.steps)} steps) to {path}."))
+    place.flash("success", md_escape(f"Saved the pipeline {name} ({len(spec.steps)} steps) to {path}."),
+                slot=SAVE_SLOT)
     ss["aug_pending_source"] = name
     ss["aug_loaded"] = name
     st.query_params["pipeline"] = name
@@ -257,8 +249,8 @@ def on_delete(ws_root: str, name: str) -> None:
     try:
         au.delete_pipeline(Workspace(ws_root), name)
     except TLCoreError as exc:
-        _flash("error", str(exc))
+        place.flash("error", md_escape(exc))
         return
-    _flash("success", f"Deleted the saved pipeline {name}.")
+    place.flash("success", md_escape(f"Deleted the saved pipeline {name}."))
     if _load_source(ws_root, DEFAULT_SOURCE):
         st.session_state["aug_pending_source"] = DEFAULT_SOURCE

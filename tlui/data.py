@@ -32,12 +32,19 @@ import streamlit as st
 
 from tlcore.config import SplitSpec
 from tlcore.datasets import (
+    apply_overrides,
     assign_splits,
     dataset_summary,
     ensure_demo,
+    group_keys,
+    identical_copies,
     load_index,
+    load_overrides,
     load_problems,
+    load_split_groups,
+    overrides_path,
     split_counts,
+    split_groups_path,
     thumbnail,
 )
 from tlcore.errors import TLCoreError
@@ -50,9 +57,11 @@ __all__ = [
     "index",
     "problems",
     "problems_csv",
+    "copies",
     "overview",
     "samples",
     "split_table",
+    "decisions_version",
     "thumb",
     "thumbs",
     "forget_dataset",
@@ -103,6 +112,13 @@ def problems(ws_root: str, name: str, scanned_at: str) -> pd.DataFrame:
 def problems_csv(ws_root: str, name: str, scanned_at: str) -> bytes:
     """The problem report as UTF-8 CSV, for the download button."""
     return problems(ws_root, name, scanned_at).to_csv(index=False).encode("utf-8")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def copies(ws_root: str, name: str, scanned_at: str) -> pd.DataFrame:
+    """The files of the problem report's duplicates and label conflicts, grouped by content
+    (``tlcore.datasets.identical_copies``, over the whole report)."""
+    return identical_copies(problems(ws_root, name, scanned_at), index(ws_root, name, scanned_at))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -165,12 +181,34 @@ def samples(
     return out
 
 
+def decisions_version(ws_root: str, name: str) -> str:
+    """Changes whenever the dataset's override manifest or near-duplicate groups do (a cache key)."""
+    ws = Workspace(ws_root)
+    stamps = []
+    for path in (overrides_path(ws, name), split_groups_path(ws, name)):
+        try:
+            st_ = path.stat()
+            stamps.append(f"{st_.st_mtime_ns}:{st_.st_size}")
+        except OSError:
+            stamps.append("-")
+    return "/".join(stamps)
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
-def split_table(ws_root: str, name: str, scanned_at: str, val: float, test: float, seed: int) -> pd.DataFrame:
-    """The class × split table (train/val/test/total) for these split settings."""
+def split_table(ws_root: str, name: str, scanned_at: str, val: float, test: float, seed: int,
+                decisions: str) -> pd.DataFrame:
+    """The class × split table (train/val/test/total) for these split settings, as training splits:
+    the override manifest applied and near-duplicate groups kept on one side. ``decisions`` is
+    ``decisions_version``'s.
+
+    Raises:
+        ConfigError: the override manifest has a line that is not a valid decision.
+    """
     # What ``dataset_splits`` does, on the cached index instead of a second parquet read.
-    idx = index(ws_root, name, scanned_at)
-    splits = assign_splits(idx, SplitSpec(val_fraction=val, test_fraction=test, seed=seed))
+    ws = Workspace(ws_root)
+    idx = apply_overrides(index(ws_root, name, scanned_at), load_overrides(ws, name))
+    keys = group_keys(idx, load_split_groups(ws, name))
+    splits = assign_splits(idx, SplitSpec(val_fraction=val, test_fraction=test, seed=seed), group_keys=keys)
     keep = splits != ""
     return split_counts(idx[keep], splits[keep])
 
@@ -200,11 +238,12 @@ def thumbs(paths: Sequence[str], size: int = 128) -> list[np.ndarray | None]:
 
 def forget_dataset() -> None:
     """Drop the cached data of every dataset (after a removal, so nothing of it lingers)."""
-    for fn in (index, problems, problems_csv, overview, samples, split_table):
+    for fn in (index, problems, problems_csv, copies, overview, samples, split_table):
         fn.clear()
 
 
-@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+@st.cache_resource(show_spinner="Loading the model (the first one after the server started starts TensorFlow too)…",
+                   max_entries=4)
 def cached_model(path: str, mtime_ns: int):
     """A trained model and its Grad-CAM explainer, shared by all sessions and pages: read-only.
 

@@ -3,12 +3,16 @@
 - ``init_state`` and ``init_dataset_state`` set every ``ds_*`` session key in one place: the
   page-wide ones, and the per-dataset widget keys (classes shown, split settings, problem
   filters), kept valid when a rescan drops a class or a problem kind.
-- ``flash`` queues a message for the top of the page after the next rerun; the page shows
-  the queue with ``tlui.fmt.show_flash(FLASH)``.
 - ``run_add``, ``rescan``, ``save_split`` and ``remove`` are what the page's buttons do: the work in
-  ``tlcore.datasets`` behind a progress bar, then a flash and a rerun, or the error in a box.
+  ``tlcore.datasets`` behind a progress bar, then a banner (``tlui.place.flash``) and a rerun, or the
+  error in a box. After an add, the add form closes (``ADD_OPEN``); after a removal, the Remove
+  expander (``REMOVE_OPEN``). ``TAB`` keeps the dataset's open tab, ``ADD_TAB`` the add form's
+  (``tlui.place``).
 - ``class_chart``, ``size_chart`` and ``aspect_chart`` are the Overview tab's figures, over
   the small tables of ``tlui.data.overview``; ``imbalance_warning`` is its advice.
+- The Problems tab's report: ``COUNTS_COLUMNS`` and ``PROBLEM_COLUMNS`` lay out its tables so
+  what to do sits beside each file, not off-screen after the long message; ``copies_view``
+  shows its duplicates and label conflicts as groups, every copy of an image side by side.
 
 The selected dataset is ``ds_selected``, mirrored in ``st.query_params["dataset"]`` by the page.
 Everything here may import streamlit; the sentences about a scan come from ``tlcore.datasets``
@@ -30,15 +34,17 @@ from tlcore.config import SplitSpec
 from tlcore.datasets import ScanResult
 from tlcore.errors import TLCoreError
 from tlcore.workspace import Workspace
-from tlui import data
+from tlui import data, fields, place
 from tlui import fmt as tf
 from tlui.common import md_escape, show_error
 
 __all__ = [
-    "FLASH",
+    "ADD_OPEN",
+    "ADD_TAB",
+    "REMOVE_OPEN",
+    "TAB",
     "init_state",
     "init_dataset_state",
-    "flash",
     "next_samples",
     "run_add",
     "rescan",
@@ -48,9 +54,16 @@ __all__ = [
     "size_chart",
     "aspect_chart",
     "imbalance_warning",
+    "THUMB_PX",
+    "GROUPS_PER_PAGE",
+    "COUNTS_COLUMNS",
+    "PROBLEM_ORDER",
+    "PROBLEM_COLUMNS",
+    "copies_view",
 ]
 
-FLASH = "ds_flash"  # the session key of the page's message queue
+# The session keys of the page's expanders and tabs (tlui.place): open or not, the open tab's index.
+ADD_OPEN, ADD_TAB, REMOVE_OPEN, TAB = "ds_add_open", "ds_add_tab", "ds_rm_open", "ds_tab"
 DEFAULT_CLASSES_SHOWN = 5
 IMBALANCE_WARN = 3.0  # largest / smallest class size from which the Overview warns
 
@@ -64,7 +77,6 @@ def init_state(names: list[str]) -> str | None:
     """
     ss = st.session_state
     defaults = {
-        FLASH: [],
         "ds_n_samples": 8,
         "ds_sample_seed": 0,
         "ds_add_name": "",
@@ -109,12 +121,7 @@ def init_dataset_state(ws: Workspace, name: str, classes: list[str], probs: pd.D
         present = sorted(probs[col].astype(str).unique()) if len(probs) else []
         ss[key] = [v for v in ss[key] if v in present] if key in ss else present
     ss.setdefault(f"ds_prob_text::{name}", "")
-
-
-def flash(kind: str, text: str) -> None:
-    """Queue a message (``kind`` is "success", "warning", ...; ``text`` Markdown) for the top of
-    the page after the next rerun (``tlui.fmt.flash`` under ``FLASH``)."""
-    tf.flash(FLASH, kind, text)
+    ss.setdefault(f"ds_copies_page::{name}", 1)
 
 
 def next_samples() -> None:
@@ -152,11 +159,12 @@ def run_add(name: str, label: str, verb: str, add: Callable[..., ScanResult], so
         show_error(exc)
         return
     # The sentences about the scan hold numbers and fixed words only; the name is the user's.
-    flash("success", f"{verb} {md_escape(name)}: {tds.scan_summary(result)} It is selected below.")
+    place.flash("success", f"{verb} {md_escape(name)}: {tds.scan_summary(result)} It is selected below.")
     advice = tds.problems_advice(result, source)
     if advice:
-        flash("warning", advice)
+        place.flash("warning", advice)
     st.session_state["ds_pending_select"] = name
+    st.session_state[ADD_OPEN] = False
     st.session_state["ds_clear_add_form"] = True
     st.rerun()
 
@@ -171,7 +179,7 @@ def rescan(ws: Workspace, name: str) -> None:
         show_error(exc)
         return
     s = result.stats
-    flash(
+    place.flash(
         "success",
         f"Rescanned {md_escape(name)}: {s.get('files_read', 0):,} files read, "
         f"{s.get('files_reused', 0):,} unchanged and reused, {len(result.problems):,} problems "
@@ -187,7 +195,7 @@ def save_split(ws: Workspace, name: str, spec: SplitSpec) -> None:
     except TLCoreError as exc:
         show_error(exc)
         return
-    flash("success", f"Saved the split settings of {md_escape(name)}.")
+    place.flash("success", f"Saved the split settings of {md_escape(name)}.")
     st.rerun()
 
 
@@ -200,10 +208,11 @@ def remove(ws: Workspace, name: str, names: list[str], delete_files: bool) -> No
         show_error(exc)
         return
     data.forget_dataset()
+    st.session_state[REMOVE_OPEN] = False
     rest = [n for n in names if n != name]
     if rest:
         st.session_state["ds_pending_select"] = tds.DEMO_NAME if tds.DEMO_NAME in rest else rest[0]
-    flash("success", f"Removed {md_escape(name)}" + (" and deleted its files." if delete_files else "."))
+    place.flash("success", f"Removed {md_escape(name)}" + (" and deleted its files." if delete_files else "."))
     st.rerun()
 
 
@@ -261,3 +270,63 @@ def imbalance_warning(summary: dict) -> str | None:
         f"{ratio:.1f}× the images of the smallest, {md_escape(small)} ({counts[small]:,}). "
         "Turn on class weights when training (class\\_weights), or collect more images of the small classes."
     )
+
+
+# ---------------------------------------------------------- problem report
+THUMB_PX = 128  # the letter-boxed thumbnails of the identical copies (tlui.data.thumb)
+GROUPS_PER_PAGE = 8  # groups of identical copies drawn at a time: a large report stays fast
+COPIES_SHOWN = 8  # thumbnails per group; the other copies are counted
+COUNTS_COLUMNS = {"fix": st.column_config.TextColumn("what to do", width="large")}
+PROBLEM_ORDER = ["severity", "kind", "relpath", "fix", "message"]
+PROBLEM_COLUMNS = {
+    "severity": st.column_config.TextColumn(width="small"),
+    "relpath": st.column_config.TextColumn("file", width="medium"),
+    "fix": st.column_config.TextColumn("what to do", width="large"),
+    "message": st.column_config.TextColumn(width="large"),
+}
+
+
+def copies_view(root: str, name: str, version: str, view: pd.DataFrame) -> None:
+    """The duplicates and label conflicts among the problems shown (``view``): a bordered group per
+    image, what to do about it above its copies side by side, each a ``THUMB_PX`` letter-boxed
+    thumbnail captioned with its path and class; label conflicts first, ``GROUPS_PER_PAGE`` groups a
+    page (``ds_copies_page::<name>``)."""
+    shown = view.loc[view["kind"].isin(tds.COPY_KINDS), "relpath"]
+    if shown.empty:
+        return
+    copies = data.copies(root, name, version)
+    ids = copies.loc[copies["relpath"].isin(shown), "group"].unique().tolist()
+    if not ids:
+        return
+    st.markdown(f"**Identical images**: {len(ids):,} images saved more than once, each group below one "
+                "image with what to do about its copies.")
+    start = fields.page_start(len(ids), GROUPS_PER_PAGE, f"ds_copies_page::{name}", where=st)
+    for gid in ids[start:start + GROUPS_PER_PAGE]:
+        _copy_group(copies[copies["group"] == gid])
+
+
+def _copy_group(group: pd.DataFrame) -> None:
+    """One image's copies: what they are and what to do, then their thumbnails in a row."""
+    classes = sorted(group["label"].astype(str).unique())
+    if group["kind"].iloc[0] == "conflicting_labels":
+        head = (f"**Label conflict**: one image in {len(group):,} files, in classes "
+                + ", ".join(md_escape(c) for c in classes))
+    else:
+        head = f"**Duplicate**: one image in {len(group):,} files of class {md_escape(classes[0])}"
+    fix = str(group["fix"].iloc[0])
+    with st.container(border=True):
+        st.markdown(head + (f". **What to do**: {md_escape(fix)}" if fix else "."))
+        first = group.head(COPIES_SHOWN)
+        arrays = data.thumbs(first["path"].astype(str).tolist(), THUMB_PX)
+        pics = [(a, f"{rel} · class {label}") for a, rel, label in zip(arrays, first["relpath"], first["label"])
+                if a is not None]
+        if pics:
+            st.image([a for a, _ in pics], caption=[md_escape(c) for _, c in pics], width=THUMB_PX)
+        notes = []
+        if len(group) > len(first):
+            notes.append(f"{len(group) - len(first):,} more copies are not shown.")
+        if len(pics) < len(first):
+            notes.append(f"{len(first) - len(pics):,} of these files could not be read: they changed since the "
+                         "scan. Rescan the dataset.")
+        if notes:
+            st.caption(" ".join(notes))

@@ -25,6 +25,8 @@ import streamlit as st
 from tlcore.errors import TLCoreError
 from tlcore.export import FORMATS
 from tlcore.runfolder import RunFolder
+from tlcore.runtime import backend_name
+from tlui import place
 from tlui import results_widgets as rw
 from tlui.common import md_escape, show_error
 
@@ -97,12 +99,11 @@ def checks_view(out: dict[str, Any]) -> None:
 
 def export_section(run: Path, name: str, mtime: int, ws_root: str | None = None) -> None:
     """Export the run for serving in the chosen formats, as a zip with the model card; show the checks."""
-    import keras
-
     folder = RunFolder(run)
     card = folder.model_card_file.name
-    with st.expander("Export for serving: Keras, SavedModel, TFLite, ONNX, checked, with the model card"):
-        tf_ok = keras.backend.backend() == "tensorflow"
+    with place.expander("Export for serving: Keras, SavedModel, TFLite, ONNX, checked, with the model card",
+                        key="rs_export_open"):
+        tf_ok = backend_name() == "tensorflow"  # which backend decides the formats offered
         options = list(FORMATS) if tf_ok else ["keras"]
         rw.keep_valid("rs_formats", options, [f for f in ("keras", "tflite") if f in options], many=True)
         st.multiselect("Formats", options, key="rs_formats", format_func=lambda f: FORMAT_LABELS.get(f, f))

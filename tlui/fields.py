@@ -24,7 +24,7 @@ from typing import Any
 
 import streamlit as st
 
-__all__ = ["number", "out_of_range", "refused", "range_problem"]
+__all__ = ["number", "out_of_range", "refused", "range_problem", "page_start"]
 
 _BOUNDS_KEY = "tl_field_bounds"  # session state: widget key -> (label, lo, hi, disabled when last drawn)
 
@@ -97,3 +97,22 @@ def refused(prefix: str, outcome: str) -> bool:
         st.error(f"{outcome} Fix the fields first: " + " ".join(problems), icon=":material/error:")
     return bool(problems)
 
+
+
+def page_start(total: int, per_page: int, key: str, *, where: Any = None) -> int:
+    """The index of the first item on the page the user is on: a "Page (of N)" field (``key``) when
+    ``total`` items take more than one page of ``per_page``. A page number left out of range (the
+    filters left fewer pages, a number typed) is brought back into range, never refused: it only
+    chooses what to look at."""
+    pages = max(1, -(-total // per_page))
+    ss = st.session_state
+    try:
+        current = int(ss.get(key, 1))
+    except (TypeError, ValueError):
+        current = 1
+    ss[key] = min(max(1, current), pages)
+    if pages == 1:
+        return 0
+    dg = st.columns([1, 4])[0] if where is None else where
+    page = int(dg.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1, key=key))
+    return (page - 1) * per_page

@@ -1,15 +1,7 @@
-"""Display text the pages share: flash messages, numbers and seconds, Plotly labels.
+"""Display text the pages share: numbers and seconds, Plotly labels.
 
 One owner for each small rule the pages used to restate in their own copy:
 
-- Flash messages. ``flash(key, kind, text)`` queues an ``st.<kind>`` message
-  ("success", "info", "warning", "error") under the session key ``key``;
-  ``show_flash(key)`` draws the queue once and empties it. A callback, or code
-  that calls ``st.rerun()`` next, flashes its outcome and the page shows it on
-  the following run. ``take_flash`` hands the queue over to a section that draws
-  it itself (``show_messages``). ``note`` / ``show_notes``: a message about one
-  subject (a study) that stays ``ttl`` seconds, for a section that reruns on a
-  timer and would otherwise show a button's outcome for one refresh only.
 - Numbers. ``MISSING`` ("–") stands for a missing value everywhere. ``number``: an
   objective value or a parameter in a sentence (four decimals; scientific below
   0.01); ``cell``: a cell of a table that mixes kinds of values (four significant
@@ -20,7 +12,7 @@ One owner for each small rule the pages used to restate in their own copy:
   a little HTML there (``<b>``, ``<br>``), so the text is HTML-escaped to show as typed.
 
 Markdown escaping is ``tlui.common.md_escape``; the text these functions return
-holds no Markdown of its own.
+holds no Markdown of its own. Banners (flash messages) are ``tlui.place``'s.
 """
 
 from __future__ import annotations
@@ -28,56 +20,11 @@ from __future__ import annotations
 import html
 import math
 import numbers
-import time
 from typing import Any
 
-import streamlit as st
-
-__all__ = ["MISSING", "flash", "take_flash", "show_flash", "show_messages", "note", "show_notes",
-           "number", "cell", "fixed", "pct", "seconds", "finite", "plot_text"]
+__all__ = ["MISSING", "number", "cell", "fixed", "pct", "seconds", "finite", "plot_text"]
 
 MISSING = "–"  # a value that is missing, not a number, or not finite
-
-Message = tuple[str, str]  # (kind: an st message function's name, text)
-
-
-# ---------------------------------------------------------------- messages
-def flash(key: str, kind: str, text: str) -> None:
-    """Queue ``st.<kind>(text)`` under the session key ``key``, for the next ``show_flash(key)``."""
-    st.session_state[key] = [*st.session_state.get(key, []), (kind, text)]
-
-
-def take_flash(key: str) -> list[Message]:
-    """The messages queued under ``key``, oldest first; the queue is emptied."""
-    messages = list(st.session_state.get(key, []))
-    st.session_state[key] = []
-    return messages
-
-
-def show_messages(messages: list[Message]) -> None:
-    """Draw each (kind, text) with ``st.<kind>``."""
-    for kind, text in messages:
-        getattr(st, kind)(text)
-
-
-def show_flash(key: str) -> None:
-    """Draw the messages queued under ``key`` once."""
-    show_messages(take_flash(key))
-
-
-def note(key: str, about: str, kind: str, text: str, ttl: float) -> None:
-    """Keep ``st.<kind>(text)`` about ``about`` under the session key ``key`` for ``ttl`` seconds."""
-    now = time.time()
-    kept = [n for n in st.session_state.get(key, []) if now - n[2] < ttl]
-    st.session_state[key] = [*kept, (kind, text, now, about)]
-
-
-def show_notes(key: str, about: str, ttl: float) -> None:
-    """Draw the notes under ``key`` about ``about`` that are younger than ``ttl`` seconds."""
-    now = time.time()
-    for kind, text, when, subject in st.session_state.get(key, []):
-        if subject == about and now - when < ttl:
-            getattr(st, kind)(text)
 
 
 # ----------------------------------------------------------------- numbers

@@ -31,6 +31,7 @@ from tlcore.errors import TLCoreError
 from tlcore.predict import LoadedModel
 from tlcore.workspace import Workspace
 from tlui import fmt as tf
+from tlui import place
 from tlui.common import md_escape, show_error
 
 __all__ = ["model_picker", "model_folder_for", "model_section", "batch_section", "tta_section", "BATCH_KINDS"]
@@ -181,7 +182,7 @@ def _tta_effect(ws_root: str, model_path: str, mtime_ns: int) -> dict[str, Any]:
 
 def tta_section(ws: Workspace, entry: CatalogEntry, loaded: LoadedModel, model_path: str, mtime: int) -> None:
     """Whether test-time augmentation helps this model: its test split without and with it, on request."""
-    with st.expander("Does test-time augmentation help this model?"):
+    with place.expander("Does test-time augmentation help this model?", key="pr_tta_open"):
         st.caption("Test-time augmentation classifies each image and its mirror image and averages the two "
                    "probabilities: one more pass per image, often a little more accurate.")
         if loaded.run_dir is None or not loaded.data.get("test_files"):

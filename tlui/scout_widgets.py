@@ -9,14 +9,16 @@ score against the depth and as the ranked table. Two buttons act on the form
 through callbacks (which run before the next rerun, so before its widgets exist):
 "Narrow" sets the freeze-depth slider (``se_new_depth``) to the top depths, and
 "Start the study with the top K" asks the form (``scout_spec_option``) to give the
-new study a scout that reuses these cached features and seeds its first K trials.
+new study a scout that reuses these cached features and seeds its first K trials. The
+section's banners show in its own slot (``SLOT``); it opens (``OPEN``, ``tlui.place``) while a
+scout runs or when it has a banner or an error to show.
 
 Results page (``agreement_section``, keys ``re_scout_*``): a study's scout record
 (``tlcore.search.attrs.scout_record``) and ``tlcore.search.seeding.scout_agreement``: Kendall's tau between each
 score and the trials' validation accuracy.
 
 User text (dataset and study names, error messages) is Markdown-escaped, or
-HTML-escaped in plotly labels; messages, numbers and labels go through ``tlui.fmt``.
+HTML-escaped in plotly labels; numbers and labels go through ``tlui.fmt``.
 """
 
 from __future__ import annotations
@@ -44,15 +46,17 @@ from tlcore.search import StudySpec, attrs, load_spec
 from tlcore.search.seeding import scout_agreement
 from tlcore.search.spec import SCOUT_DEFAULTS
 from tlcore.workspace import Workspace
+from tlui import fields, place
 from tlui import fmt as tf
 from tlui.common import md_escape
 
-__all__ = ["scout_section", "scout_spec_option", "seed_note", "depth_figure", "ranked_view",
+__all__ = ["SLOT", "OPEN", "scout_section", "scout_spec_option", "seed_note", "depth_figure", "ranked_view",
            "agreement_section", "agreement_table", "SCORE_LABELS"]
 
 TITLE = "Scout: rank the depths before training"
 DEFAULT_IMAGES = SCOUT_DEFAULTS["images"]
-MESSAGES = "se_scout_msg"  # the section's flash messages (tlui.fmt)
+SLOT = "scout"  # the section's banner slot (tlui.place)
+OPEN = "se_scout_open"  # whether the section's expander is open (tlui.place)
 DEFAULT_K = 3
 NARROW_TOP = 3  # depths the "Narrow" button keeps the range around
 MAX_K = 20
@@ -79,11 +83,6 @@ def _display(backbone: str) -> str:
         return bb.get(backbone).display_name
     except TLCoreError:
         return backbone
-
-
-def _say(kind: str, text: str) -> None:
-    """A message for the Scout section, shown once at its next render."""
-    tf.flash(MESSAGES, kind, text)
 
 
 def _settings_key(dataset: str, size: int, backbones: list[str]) -> str:
@@ -174,8 +173,12 @@ def _resize() -> str:
 
 def _on_run(ws: Workspace, dataset: str, backbones: list[str], size: int) -> None:
     ss = st.session_state
-    images = int(ss.get("se_scout_images", DEFAULT_IMAGES))
     ss.pop("se_scout_error", None)
+    problems = fields.out_of_range("se_scout_images")
+    if problems:  # never the count the field showed before the one typed
+        ss["se_scout_error"] = "The scout did not start. " + " ".join(problems)
+        return
+    images = int(ss.get("se_scout_images", DEFAULT_IMAGES))
     try:
         state = launch_scout(ws, dataset, backbones=backbones, image_size=size, images=images,
                              weights=_weights(), resize_mode=_resize())
@@ -193,21 +196,27 @@ def _on_narrow(result: ScoutResult) -> None:
     lo, hi = (int(v) for v in ss.get("se_new_depth", (0, 10**6)))
     top = result.top_configs(NARROW_TOP, depth_range=[lo, hi])
     if not top:
-        _say("warning", f"None of the scored depths lies within the current range {lo}–{hi} (below the full "
-                        "depth): widen the freeze-depth range in the New study form, then narrow again.")
+        place.flash("warning", f"None of the scored depths lies within the current range {lo}–{hi} (below the "
+                                "full depth): widen the freeze-depth range in the New study form, then narrow "
+                                "again.", slot=SLOT)
         return
     depths = sorted({c["freeze_depth"] for c in top})
     ss["se_new_depth"] = (depths[0], depths[-1])
-    _say("success", f"Freeze-depth range set to {depths[0]}–{depths[-1]} in the New study form below: it spans "
-                    f"the scout's top {len(top)} depth(s) ({', '.join(map(str, depths))}).")
+    place.flash("success", f"Freeze-depth range set to {depths[0]}–{depths[-1]} in the New study form below: it "
+                            f"spans the scout's top {len(top)} depth(s) ({', '.join(map(str, depths))}).", slot=SLOT)
 
 
 def _on_seed(images: int) -> None:
     ss = st.session_state
+    problems = fields.out_of_range("se_scout_k")
+    if problems:
+        place.flash("error", "No configuration was queued. " + " ".join(problems), slot=SLOT)
+        return
     k = int(ss.get("se_scout_k", DEFAULT_K))
     ss["se_scout_seed"] = {"images": int(images), "seed_trials": k}
-    _say("success", f"The next study you create in the New study form below starts with the scout's top {k} "
-                    "configuration(s) as its first trials (its worker reuses these cached features).")
+    place.flash("success", f"The next study you create in the New study form below starts with the scout's top "
+                            f"{k} configuration(s) as its first trials (its worker reuses these cached features).",
+                slot=SLOT)
 
 
 def _on_unseed() -> None:
@@ -253,7 +262,7 @@ def _settle(run: dict[str, Any]) -> dict[str, Any] | None:
                                 "backbones (ImageNet weights need internet unless bundled or cached), then "
                                 "run it again.")
     else:
-        _say("success", f"Scout finished in {tf.seconds(float(status.get('seconds') or 0), 1)}.")
+        place.flash("success", f"Scout finished in {tf.seconds(float(status.get('seconds') or 0), 1)}.", slot=SLOT)
     return None
 
 
@@ -305,9 +314,9 @@ def _show_result(result: ScoutResult, backbones: list[str], asked: int | None) -
               help=f"Sets the form's Frozen blocks range to span the scout's top {NARROW_TOP} depths within "
                    "the current range (the full depth, feature extraction, is left out).")
     ss.setdefault("se_scout_k", DEFAULT_K)
-    k = int(c2.number_input("K", min_value=1, max_value=MAX_K, key="se_scout_k",
-                            help="How many of the scout's best configurations become the study's first trials."))
-    c3.button(f"Start the study with the top {k} configurations", key="se_scout_seed_btn", on_click=_on_seed,
+    k = fields.number(c2, "K", lo=1, hi=MAX_K, key="se_scout_k", step=1,
+                      help="How many of the scout's best configurations become the study's first trials.")
+    c3.button(f"Start the study with the top {tf.cell(k)} configurations", key="se_scout_seed_btn", on_click=_on_seed,
               args=(asked or result.images,), icon=":material/playlist_add:",
               help="The study's first worker scouts again (from these cached features) and queues the best "
                    f"{k} configurations within the study's ranges as its first trials; their learning rates "
@@ -320,13 +329,13 @@ def scout_section(ws: Workspace, datasets: list[str], expanded: bool = False) ->
     ss.setdefault("se_scout_images", DEFAULT_IMAGES)
     if ss.get("se_scout_run"):
         _settle(ss["se_scout_run"])  # ended since the last rerun: show its outcome now
-    messages = tf.take_flash(MESSAGES)
     running = bool(ss.get("se_scout_run"))
-    with st.expander(TITLE, expanded=expanded or running or bool(messages) or "se_scout_error" in ss,
-                     icon=":material/travel_explore:"):
+    if running or place.pending(SLOT) or "se_scout_error" in ss:
+        ss[OPEN] = True  # something to see here
+    with place.expander(TITLE, key=OPEN, expanded=expanded, icon=":material/travel_explore:"):
         st.caption(EXPLAIN)
         st.caption(CAVEAT)
-        tf.show_messages(messages)
+        place.banners(SLOT)
         dataset = ss.get("se_new_dataset")
         backbones = [b for b in ss.get("se_new_backbones") or [] if b in bb.list_backbones()]
         size = int(ss.get("se_new_size") or 0)
@@ -340,14 +349,13 @@ def scout_section(ws: Workspace, datasets: list[str], expanded: bool = False) ->
                     f"at {size} px: the dataset, backbones and image size of the New study form below (change "
                     "them there).")
         c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
-        images = c1.number_input("Images to score", min_value=2, max_value=1_000_000, step=500,
-                                 key="se_scout_images",
-                                 help="At most this many training images, stratified by class. More is steadier "
-                                      "and slower; 2,000 is plenty for a ranking.")
+        images = fields.number(c1, "Images to score", lo=2, hi=1_000_000, step=500, key="se_scout_images",
+                               help="At most this many training images, stratified by class. More is steadier "
+                                    "and slower; 2,000 is plenty for a ranking.")
         c2.button("Run scout", key="se_scout_go", type="primary", on_click=_on_run, args=(ws, dataset, backbones, size),
                   disabled=running, icon=":material/play_arrow:",
                   help="Runs in the background; the result is saved and shown here when it is done.")
-        if not running:
+        if not running and not fields.range_problem("Images to score", images, 2, 1_000_000):
             est = scout_cost_estimate(int(images), size, backbones)
             st.caption(f"About {tf.seconds(est)} on one CPU core the first time (a GPU is much faster); "
                        "seconds once its features are cached.")
@@ -443,6 +451,6 @@ def agreement_section(ws: Workspace, storage: str | None, studies: dict[str, Any
     st.caption(md_escape(facts + (f"; combined = the mean rank under {', '.join(used)}" if used else "") + "."))
     for note in attr.get("notes") or []:
         st.caption(md_escape(note))
-    with st.expander("The scout's ranking"):
+    with place.expander("The scout's ranking", key="re_scout_rows_open"):
         st.dataframe(ranked_view(pd.DataFrame(attr["rows"])), hide_index=True, column_config=_table_config(),
                      key="re_scout_rows")

@@ -13,7 +13,8 @@ their first values are ``StudySpec``'s defaults (``spec_default``), so the form 
 YAML spec that leaves a field out start alike; only the ranges offered when an
 optional search is switched on (fine-tune factor, dropout, time limit) are the form's
 own. A created study clears the form for the next (``se_clear_form``: a new free name,
-the scout's seeds dropped). The Scout step (``tlui.scout_widgets``) reads the form's
+the scout's seeds dropped) and closes it. Its expanders and tabs keep their state in
+``NEW_OPEN`` and the ``se_*_open`` / ``se_new_tab`` keys (``tlui.place``). The Scout step (``tlui.scout_widgets``) reads the form's
 dataset, backbones, size, weights and resize mode, and can set its freeze-depth range
 (``se_new_depth``) and seeds. User text is Markdown-escaped.
 """
@@ -32,14 +33,14 @@ from tlcore.errors import TLCoreError
 from tlcore.search import StudySpec, create_study, launch_workers
 from tlcore.search.spec import OBJECTIVES, PRUNERS, SAMPLERS
 from tlcore.workspace import Workspace
-from tlui import fields
+from tlui import fields, place
 from tlui import scout_widgets as sc
 from tlui import search_state as state
 from tlui import search_widgets as sw
 from tlui.common import md_escape, show_error
 
 __all__ = ["init_form", "new_study_section", "spec_from_widgets", "spec_default", "create_and_start",
-           "example_spec"]
+           "example_spec", "NEW_OPEN"]
 
 IMAGE_SIZES = (32, 1024)
 LR_BOUNDS = (1e-6, 1.0)
@@ -47,6 +48,7 @@ BATCH_SIZES = (8, 16, 32, 64, 128, 256)
 FTF_RANGE = (0.01, 0.5)  # offered when the fine-tune factor is searched
 DROPOUT_RANGE = (0.1, 0.5)  # offered when the dropout is searched
 TIMEOUT_MINUTES = 60.0  # offered when a time limit is set
+NEW_OPEN = "se_new_open"  # whether the New study expander is open (tlui.place)
 NO_AUGMENT = "none"
 RANDOM_WEIGHTS = "none"  # the Weights option of StudySpec.weights None
 WEIGHTS = {"imagenet": "ImageNet (pretrained)", RANDOM_WEIGHTS: "random init (tests/offline)"}
@@ -126,8 +128,8 @@ def create_and_start(ws: Workspace, spec: StudySpec, workers: int) -> None:
         try:
             ids = launch_workers(ws, spec.name, workers)
         except TLCoreError as exc:
-            state.flash("warning", f"Created study {md_escape(spec.name)}, but its workers did not start: "
-                                   f"{md_escape(exc)}")
+            place.flash("warning", f"Created study {md_escape(spec.name)}, but its workers did not start: "
+                                    f"{md_escape(exc)}")
             msg = ""
         else:
             msg += (f" Started {len(ids)} worker(s); the first trial begins once they have loaded "
@@ -135,9 +137,10 @@ def create_and_start(ws: Workspace, spec: StudySpec, workers: int) -> None:
     else:
         msg += " No worker was started: start some below when you are ready."
     if msg:
-        state.flash("success", msg)
+        place.flash("success", msg)
     state.select_next(spec.name)
     st.session_state["se_clear_form"] = True
+    st.session_state[NEW_OPEN] = st.session_state[sc.OPEN] = False  # the study is below now
     st.rerun()
 
 
@@ -220,7 +223,7 @@ def _what_to_search(ws: Workspace, datasets: list[str]) -> tuple[int, list[int]]
                          f"{spec_default('lr_ceiling_at_depth0'):g} times this at depth 0 (lr_ceiling_at_depth0 "
                          "in a YAML spec changes it).")
 
-    with st.expander("More to search: fine-tune factor, dropout, batch size"):
+    with place.expander("More to search: fine-tune factor, dropout, batch size", key="se_more_open"):
         c1, c2, c3 = st.columns(3)
         with c1:
             on = st.checkbox("Search the fine-tune factor (two_phase)", key="se_new_ftf_on",
@@ -261,7 +264,7 @@ def _budget_and_search() -> None:
     fields.number(c[3], "Local workers", lo=1, hi=state.MAX_WORKERS, key="se_new_workers",
                   help="Background processes on this machine; one per GPU, or 1-2 on a CPU.")
 
-    with st.expander("Advanced"):
+    with place.expander("Advanced", key="se_adv_open"):
         c1, c2, c3 = st.columns(3)
         c1.radio("Weights", list(WEIGHTS), key="se_new_weights", format_func=WEIGHTS.get,
                  help="Random init trains from scratch: only for tests and offline checks.")
@@ -296,7 +299,7 @@ def from_upload(ws: Workspace) -> None:
     """The "Upload a spec (YAML)" tab."""
     st.caption("A study spec in YAML, as `python -m tlcore search create --spec FILE` takes. "
                "Fields left out take their defaults.")
-    with st.expander("Example"):
+    with place.expander("Example", key="se_example_open"):
         st.code(example_spec(), language="yaml")
     upload = st.file_uploader("Study spec (YAML)", type=["yaml", "yml"], key="se_spec_file")
     if upload is None:
@@ -322,11 +325,11 @@ def from_upload(ws: Workspace) -> None:
 
 def new_study_section(ws: Workspace, datasets: list[str], expanded: bool) -> None:
     """The "New study" expander with its two tabs."""
-    with st.expander("New study", expanded=expanded, icon=":material/add:"):
+    with place.expander("New study", key=NEW_OPEN, expanded=expanded, icon=":material/add:"):
         if not datasets:
             st.info("No datasets are registered: add one on the Datasets page first.")
             return
-        t_widgets, t_upload = st.tabs(["Choose settings", "Upload a spec (YAML)"])
+        t_widgets, t_upload = place.tabs(["Choose settings", "Upload a spec (YAML)"], key="se_new_tab")
         with t_widgets:
             from_widgets(ws, datasets)
         with t_upload:

@@ -8,19 +8,19 @@ Scout step's ``se_scout_*`` ``tlui.scout_widgets``'):
   one still selected, else the one in the URL (``?study=``), else the newest. A name
   in the URL that is not a study gets a warning, unless it is the study just deleted
   here (``se_deleted``), which leaves the URL quietly;
-- ``se_flash``: messages for the top of the page (``flash``, ``show_flash``);
-  ``se_notes``: messages of the live section, about one study, kept ``NOTE_SECONDS``
-  across its timed refreshes (``note``, ``show_notes``); both through ``tlui.fmt``;
+- banners (``tlui.place``): the page's own at its top; the live section's, about one study,
+  in its slot (``live_slot``), kept ``NOTE_SECONDS`` across its timed refreshes;
 - ``se_auto``, ``se_refresh``: whether and how often the live section refreshes;
   ``se_workers``: how many workers Resume and Add workers start;
   ``se_full_run``: True while the whole page draws the live fragment (``full_run``), False
   when the fragment reruns alone on its timer (``in_full_run``);
 - per study: ``se_fail_pick::<study>`` / ``se_fail_ok::<study>`` (the trial to mark
-  failed and its confirmation), ``se_del_name::<study>`` (the name typed to delete it).
+  failed and its confirmation), ``se_del_name::<study>`` (the name typed to delete it);
+- ``se_del_open``: whether the "Delete this study" expander is open (``tlui.place``).
 
 The button callbacks (``on_stop``, ``on_resume``, ``on_add``, ``on_fail``, ``on_delete``)
-run before the next rerun and leave their outcome as a note (or, for a deleted study,
-a flash): user text in them is Markdown-escaped.
+run before the next rerun and leave their outcome as a banner in the live section's slot (or,
+for a deleted study, at the top of the page): user text in them is Markdown-escaped.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ import streamlit as st
 from tlcore.errors import TLCoreError
 from tlcore.search import delete_study, fail_trial, launch_workers, resume_study, stop_workers
 from tlcore.workspace import Workspace
-from tlui import fmt as tf
+from tlui import fields, place
 from tlui.common import md_escape
 
-__all__ = ["select_study", "select_next", "flash", "show_flash", "note", "show_notes", "fail_keys", "delete_key",
+__all__ = ["select_study", "select_next", "live_slot", "fail_keys", "delete_key", "DELETE_OPEN",
            "full_run", "in_full_run",
            "on_stop", "on_resume", "on_add", "on_fail", "on_delete", "REFRESH_CHOICES", "NOTE_SECONDS",
            "MAX_WORKERS"]
@@ -46,27 +46,18 @@ REFRESH_CHOICES = (1, 2, 5, 10, 30)  # seconds between live refreshes
 DEFAULT_REFRESH = 2
 NOTE_SECONDS = 60  # how long a button's message stays
 MAX_WORKERS = 16  # local workers one click starts at most
-FLASH = "se_flash"
-NOTES = "se_notes"
+DELETE_OPEN = "se_del_open"
 
 
 # ------------------------------------------------------------- messages
-def flash(kind: str, text: str) -> None:
-    """A message for the top of the page, shown once (after the next rerun)."""
-    tf.flash(FLASH, kind, text)
+def live_slot(study: str) -> str:
+    """The banner slot at the top of the live section of ``study`` (``tlui.place.banners``)."""
+    return f"se_live::{study}"
 
 
-def show_flash() -> None:
-    tf.show_flash(FLASH)
-
-
-def note(study: str, kind: str, text: str) -> None:
-    """A message of the live section about ``study``: it stays ``NOTE_SECONDS`` across refreshes."""
-    tf.note(NOTES, study, kind, text, NOTE_SECONDS)
-
-
-def show_notes(study: str) -> None:
-    tf.show_notes(NOTES, study, NOTE_SECONDS)
+def _note(study: str, kind: place.Kind, text: str) -> None:
+    """A banner of the live section of ``study``: it stays ``NOTE_SECONDS`` across refreshes."""
+    place.flash(kind, text, slot=live_slot(study), seconds=NOTE_SECONDS)
 
 
 # ------------------------------------------------------------- selection
@@ -87,7 +78,7 @@ def select_study(names: list[str]) -> str | None:
             if wanted and wanted == ss.get("se_deleted"):
                 del st.query_params["study"]
             elif wanted:
-                flash("warning", f"There is no study named {md_escape(wanted)} in this workspace"
+                place.flash("warning", f"There is no study named {md_escape(wanted)} in this workspace"
                                  + ("; showing the newest." if names else "."))
             ss["se_study"] = names[0] if names else None
     return ss["se_study"]
@@ -128,35 +119,47 @@ _FAILED = object()
 
 
 def _attempt(study: str, action: Callable[[], Any]) -> Any:
-    """``action()``'s result; when it raises a ``TLCoreError``, a note about ``study`` with the
+    """``action()``'s result; when it raises a ``TLCoreError``, a banner about ``study`` with the
     error, and ``_FAILED``."""
     try:
         return action()
     except TLCoreError as exc:
-        note(study, "error", md_escape(exc))
+        _note(study, "error", md_escape(exc))
         return _FAILED
 
 
 def on_stop(ws: Workspace, name: str) -> None:
     n = _attempt(name, lambda: stop_workers(ws, name))
     if n is not _FAILED:
-        note(name, "success", f"Stop requested; {n} local worker(s) signalled. A running trial ends at its next "
+        _note(name, "success", f"Stop requested; {n} local worker(s) signalled. A running trial ends at its next "
                               "batch (marked interrupted) and no new trial starts. Resume queues it again.")
 
 
+def _workers_refused(name: str, outcome: str) -> bool:
+    """Whether "Workers to start" is out of range; if so, the study's section says so and why."""
+    problems = fields.out_of_range("se_workers")
+    if problems:  # never the value the field showed before the one typed
+        _note(name, "error", f"{outcome} " + " ".join(problems))
+    return bool(problems)
+
+
 def on_resume(ws: Workspace, name: str) -> None:
+    if _workers_refused(name, "Nothing was resumed."):
+        return
     n = int(st.session_state["se_workers"])
     done = _attempt(name, lambda: (resume_study(ws, name), launch_workers(ws, name, n) if n else []))
     if done is not _FAILED:
         again, ids = done
-        note(name, "success", f"Resumed: {again} interrupted trial(s) queued again"
+        _note(name, "success", f"Resumed: {again} interrupted trial(s) queued again"
                               + (f", {len(ids)} worker(s) started." if ids else "; no worker started."))
 
 
 def on_add(ws: Workspace, name: str) -> None:
+    if _workers_refused(name, "No worker was started."):
+        return
     ids = _attempt(name, lambda: launch_workers(ws, name, int(st.session_state["se_workers"])))
     if ids is not _FAILED:
-        note(name, "success", f"Started {len(ids)} worker(s).")
+        _note(name, "success", f"Started {len(ids)} worker(s).")
 
 
 def on_fail(ws: Workspace, name: str) -> None:
@@ -165,7 +168,7 @@ def on_fail(ws: Workspace, name: str) -> None:
     number = ss.get(pick)
     ss[ok] = False
     if number is not None and _attempt(name, lambda: fail_trial(ws, name, int(number))) is not _FAILED:
-        note(name, "success", f"Trial {int(number)} marked failed; its worker moves on to the next trial.")
+        _note(name, "success", f"Trial {int(number)} marked failed; its worker moves on to the next trial.")
 
 
 def on_delete(ws: Workspace, name: str) -> None:
@@ -176,4 +179,5 @@ def on_delete(ws: Workspace, name: str) -> None:
     ss[delete_key(name)] = ""
     ss["se_deleted"] = name
     ss.pop("se_study", None)
-    flash("success", f"Deleted study {md_escape(name)} and {removed} trial file(s).")
+    ss[DELETE_OPEN] = False
+    place.flash("success", f"Deleted study {md_escape(name)} and {removed} trial file(s).")

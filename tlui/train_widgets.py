@@ -13,8 +13,9 @@ list), ``epochs_frame`` (one row per epoch) and ``curves_frame`` (the rows
 ``results_widgets.curves_figure`` draws, as for a search's trials), ``status_box``
 (where it is, in words: the error and the end of its log when it crashed),
 ``result_section`` (a finished run's test report and the links to Results and
-Predict). Messages: ``flash`` / ``show_flash`` (``tr_flash``), ``note`` /
-``show_notes`` (``tr_notes``: a button's outcome, kept across the live refreshes).
+Predict). Banners (``tlui.place``): the page's own at its top; a job's in its live section's
+slot (``live_slot``: a button's outcome, kept across the live refreshes). The form's expanders
+keep their state in ``FORM_OPEN`` and ``tr_adv_open``; a started job closes the form.
 User text (dataset, class and file names, messages quoting them) is Markdown-escaped.
 """
 
@@ -36,15 +37,15 @@ from tlcore.errors import TLCoreError
 from tlcore.runfolder import RunFolder
 from tlcore.workspace import Workspace
 from tlui import evaluate_widgets as ev
-from tlui import fields
+from tlui import fields, place
 from tlui import fmt as tf
 from tlui import results_widgets as rw
 from tlui.common import md_escape, page, show_error
 from tlui.search_form import RESIZE_HELP, backbone_label
 
 __all__ = ["init_form", "form_section", "spec_from_widgets", "start", "select_job", "jobs_frame", "epochs_frame",
-           "curves_frame", "status_box", "stop_buttons", "result_section", "flash", "show_flash", "note",
-           "show_notes", "METHOD_HELP"]
+           "curves_frame", "status_box", "stop_buttons", "result_section", "live_slot", "FORM_OPEN",
+           "METHOD_HELP"]
 
 NO_AUGMENT = "none"
 RANDOM_WEIGHTS = "none"
@@ -58,7 +59,8 @@ METHOD_HELP = {
                  "training goes on at a lower learning rate: one continuous learning curve.",
 }
 STOP_GRACE_S = 60  # after a stop request, a job still running this long is offered "Terminate"
-FLASH, NOTES, NOTE_SECONDS = "tr_flash", "tr_notes", 60
+NOTE_SECONDS = 60  # how long a button's banner stays in a job's live section
+FORM_OPEN = "tr_form_open"  # whether the New training run expander is open (tlui.place)
 
 
 def _default(name: str) -> Any:
@@ -66,20 +68,14 @@ def _default(name: str) -> Any:
 
 
 # ------------------------------------------------------------------ messages
-def flash(kind: str, text: str) -> None:
-    tf.flash(FLASH, kind, text)
+def live_slot(job_id: str) -> str:
+    """The banner slot at the top of the live section of job ``job_id`` (``tlui.place.banners``)."""
+    return f"tr_live::{job_id}"
 
 
-def show_flash() -> None:
-    tf.show_flash(FLASH)
-
-
-def note(job_id: str, kind: str, text: str) -> None:
-    tf.note(NOTES, job_id, kind, text, NOTE_SECONDS)
-
-
-def show_notes(job_id: str) -> None:
-    tf.show_notes(NOTES, job_id, NOTE_SECONDS)
+def _note(job_id: str, kind: place.Kind, text: str) -> None:
+    """A banner of the job's live section: it stays ``NOTE_SECONDS`` across refreshes."""
+    place.flash(kind, text, slot=live_slot(job_id), seconds=NOTE_SECONDS)
 
 
 # ------------------------------------------------------------------ the form
@@ -149,7 +145,7 @@ def _main_fields(ws: Workspace, datasets: list[str]) -> None:
 
 
 def _advanced_fields() -> None:
-    with st.expander("Advanced"):
+    with place.expander("Advanced", key="tr_adv_open"):
         c = st.columns(4)
         c[0].radio("Weights", list(WEIGHTS), key="tr_weights", format_func=WEIGHTS.get,
                    help="Random init trains from scratch: only for tests and offline checks.")
@@ -222,14 +218,15 @@ def start(ws: Workspace) -> None:
     except TLCoreError as exc:
         show_error(exc)
         return
-    flash("success", f"Started job {job.id}: the process loads TensorFlow first (up to a minute), then the "
-                     "epochs appear below as they finish.")
+    place.flash("success", f"Started job {job.id}: the process loads TensorFlow first (up to a minute), then the "
+                            "epochs appear below as they finish.")
     st.session_state["tr_pending"] = job.id
+    st.session_state[FORM_OPEN] = False  # the job is below now
     st.rerun()
 
 
 def form_section(ws: Workspace, datasets: list[str], *, expanded: bool) -> None:
-    with st.expander("New training run", expanded=expanded, icon=":material/add:"):
+    with place.expander("New training run", key=FORM_OPEN, expanded=expanded, icon=":material/add:"):
         if not datasets:
             st.info("No datasets are registered: add one on the Datasets page first.")
             return
@@ -349,9 +346,9 @@ def _on_stop(ws: Workspace, job_id: str, force: bool) -> None:
     try:
         status = tj.stop_job(tj.open_job(ws, job_id), force=force)
     except TLCoreError as exc:
-        note(job_id, "error", md_escape(exc))
+        _note(job_id, "error", md_escape(exc))
         return
-    note(job_id, "success", "Terminated." if force and status != "running" else
+    _note(job_id, "success", "Terminated." if force and status != "running" else
          "Stop requested: the run stops after its current batch, keeps the best epoch so far and saves it.")
 
 

@@ -97,3 +97,24 @@ def shot(page: Page, name: str) -> None:
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def expander(page: Page, title: str | re.Pattern) -> Locator:
+    """The ``<details>`` of the expander whose summary shows ``title``."""
+    return page.locator('[data-testid="stExpander"] details').filter(
+        has=page.locator("summary").filter(has_text=title)).first
+
+
+def tab(page: Page, name: str | re.Pattern) -> Locator:
+    return page.get_by_role("tab", name=name, exact=isinstance(name, str)).first
+
+
+def open_tab(page: Page, name: str | re.Pattern) -> None:
+    tab(page, name).click()
+    wait_idle(page)
+
+
+def tick(page: Page, label: str) -> None:
+    """Click the checkbox labelled ``label``, as a user does (on its label)."""
+    page.locator('[data-testid="stCheckbox"]').filter(has_text=label).first.locator("label").click()
+    wait_idle(page)

@@ -1,0 +1,136 @@
+"""Keeping the user's place across reruns: banners in fixed slots, expanders and tabs that stay as left.
+
+The browser tells a page's unkeyed elements apart by their position. A banner that shows on
+one run and not on the next moves every element after it by one place, and the browser then
+draws new ones there: the open expander closes, the tab goes back to the first, the form
+being filled in collapses. So this module owns the two ways a page keeps the user's place:
+
+- Banners. ``flash(kind, text)`` queues ``st.<kind>(text)`` ("success", "info", "warning",
+  "error"; ``text`` is Markdown, user text in it escaped by the caller) for a slot;
+  ``banners(slot)`` draws the slot: one container, drawn on every run whether it holds a
+  banner or not, so nothing after it ever moves. A banner shows once, at the slot's next
+  drawing (a callback, or code that calls ``st.rerun()`` next, flashes its outcome and the
+  page shows it on the following run); one given ``seconds`` shows at every drawing for that
+  long, for a section that reruns on a timer and would otherwise show a button's outcome for
+  one refresh only. A new banner replaces the ones its slot has already shown. ``PAGE`` is
+  the slot at the top of each page; a section names its own (``"scout"``, a study's live
+  section). ``pending(slot)``: whether a slot has something to show. One queue for the app,
+  the session key ``BANNERS``.
+- Expanders and tabs. ``expander`` and ``tabs`` keep their state in the session key the page
+  gives them: ``st.session_state[key]`` is True while the expander is open, or the index of
+  the open tab. The element tracks its state (``on_change``), so the state survives reruns,
+  a moved element, a label that changes ("Problems (12)"), and a visit to another page; code
+  opens or closes one by setting the key (the New study form closes once its study exists).
+
+Example::
+
+    place.banners()                              # right under the page's title
+    with place.expander("Remove this dataset", key="ds_rm_open"):
+        if st.button("Remove"):
+            place.flash("success", "Removed pets.")
+            st.rerun()
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Literal
+
+import streamlit as st
+
+__all__ = ["PAGE", "BANNERS", "Kind", "flash", "pending", "banners", "expander", "tabs"]
+
+PAGE = "page"  # the slot at the top of each page
+BANNERS = "tl_banners"  # session key: the queued banners, a list of dicts
+Kind = Literal["success", "info", "warning", "error"]
+_KINDS = ("success", "info", "warning", "error")
+_WIDGET = "{}::w"  # the widget key of an expander or tabs whose state lives under the page's key
+
+
+# ------------------------------------------------------------------ banners
+def flash(kind: Kind, text: str, *, slot: str = PAGE, seconds: float = 0.0) -> None:
+    """Queue ``st.<kind>(text)`` for the next drawing of ``slot`` (``banners``).
+
+    Args:
+        kind: "success", "info", "warning" or "error".
+        text: Markdown; escape user text in it (``tlui.common.md_escape``).
+        slot: where it shows. Defaults to ``PAGE``, the top of the page.
+        seconds: 0 (the default) shows it once; more shows it at every drawing for that long.
+    """
+    if kind not in _KINDS:
+        raise ValueError(f"A banner's kind is one of {_KINDS}. Received: kind={kind!r}")
+    queue = [b for b in st.session_state.get(BANNERS, []) if not (b["slot"] == slot and b["shown"])]
+    until = time.time() + seconds if seconds > 0 else None
+    st.session_state[BANNERS] = [*queue, {"slot": slot, "kind": kind, "text": text, "until": until, "shown": False}]
+
+
+def pending(slot: str = PAGE) -> bool:
+    """Whether ``slot`` has a banner to show."""
+    now = time.time()
+    return any(b["slot"] == slot and (b["until"] is None or b["until"] > now)
+               for b in st.session_state.get(BANNERS, []))
+
+
+def banners(slot: str = PAGE) -> None:
+    """Draw ``slot`` here: a container, always, with the banners queued for it.
+
+    A banner without ``seconds`` is shown this once; a timed one until it expires.
+    """
+    now = time.time()
+    box = st.container()
+    kept = []
+    for b in st.session_state.get(BANNERS, []):
+        if b["slot"] != slot:
+            kept.append(b)
+            continue
+        if b["until"] is not None and b["until"] <= now:
+            continue
+        getattr(box, b["kind"])(b["text"])
+        if b["until"] is not None:
+            kept.append({**b, "shown": True})
+    st.session_state[BANNERS] = kept
+
+
+# ------------------------------------------------------- expanders and tabs
+def _keep(key: str, labels: Sequence[str] | None = None) -> None:
+    """The callback of a state-tracking expander or tabs: copy its state to the page's key."""
+    value = st.session_state[_WIDGET.format(key)]
+    if labels is None:
+        st.session_state[key] = bool(value)
+    else:
+        st.session_state[key] = labels.index(value) if value in labels else 0
+
+
+def expander(label: str, *, key: str, expanded: bool = False, icon: str | None = None, where=None):
+    """``st.expander`` that stays open or closed as the user left it; ``st.session_state[key]``
+    says which (True: open) and can be set to open or close it.
+
+    Args:
+        label: its label; it may change from run to run.
+        key: the session key of its state.
+        expanded: its state when the session has none yet. Defaults to False.
+        icon: as ``st.expander``'s.
+        where: the container to draw it in (a column). Defaults to the current one.
+    """
+    ss = st.session_state
+    ss[_WIDGET.format(key)] = bool(ss.setdefault(key, expanded))
+    dg = st if where is None else where
+    return dg.expander(label, key=_WIDGET.format(key), icon=icon, on_change=_keep, args=(key,))
+
+
+def tabs(labels: Sequence[str], *, key: str, where=None):
+    """``st.tabs`` that keeps the tab the user opened; ``st.session_state[key]`` is its index
+    and can be set to open another.
+
+    Args:
+        labels: the tabs' labels; they may change from run to run (a count in one).
+        key: the session key of the open tab's index.
+        where: the container to draw them in. Defaults to the current one.
+    """
+    ss = st.session_state
+    labels = list(labels)
+    index = ss.setdefault(key, 0)
+    ss[_WIDGET.format(key)] = labels[index] if isinstance(index, int) and 0 <= index < len(labels) else labels[0]
+    dg = st if where is None else where
+    return dg.tabs(labels, key=_WIDGET.format(key), on_change=_keep, args=(key, tuple(labels)))
