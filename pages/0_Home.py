@@ -11,7 +11,7 @@ import streamlit as st
 
 from tlcore.errors import TLCoreError
 from tlcore.workspace import Workspace
-from tlui.common import APP_TITLE, PAGES, show_error, workspace
+from tlui.common import PAGES, show_error, workspace
 
 HOME_COLUMNS = ("name", "images", "classes", "problems", "source", "path")
 
@@ -22,8 +22,7 @@ def saved_pipelines(ws: Workspace) -> int:
 
 def main() -> None:
     ws = workspace()
-    st.title(APP_TITLE)
-    # Imported once the title is drawn: Home is a fresh server's first page, and these load pandas.
+    # Imported once the frame has drawn the title: Home is a fresh server's first page, and these load pandas.
     from tlcore import datasets as tds
     from tlui import data
 

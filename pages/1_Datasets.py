@@ -286,7 +286,6 @@ def dataset_section(ws: Workspace, rec: DatasetRecord) -> None:
 # -------------------------------------------------------------------- page
 def main() -> None:
     ws = workspace()
-    st.title("Datasets")
     try:
         data.ensure_demo_registered(ws)
     except TLCoreError as exc:

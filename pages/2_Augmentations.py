@@ -247,7 +247,6 @@ def save_section(ws: Workspace) -> None:
 # -------------------------------------------------------------------- page
 def main() -> None:
     ws = workspace()
-    st.title("Augmentations")
     st.caption("Start from a preset or a saved pipeline, tune its steps, preview them on your images, save the result.")
     try:
         data.ensure_demo_registered(ws)

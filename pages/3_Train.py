@@ -97,7 +97,6 @@ def job_section(ws: Workspace, jobs: list[tj.JobStatus]) -> None:
 
 def main() -> None:
     ws = workspace()
-    st.title("Train")
     st.caption("Train one model with the method you choose, and watch its loss and accuracy epoch by epoch. "
                "The run goes on in the background when you close the page.")
     try:

@@ -218,7 +218,6 @@ def study_section(ws: Workspace, summaries: list[StudySummary]) -> None:
 
 def main() -> None:
     ws = workspace()
-    st.title("Search")
     st.caption("Optuna tries freeze depths and learning rates (and whatever else you choose) on your dataset, "
                "in background workers that keep running when you close the page.")
     try:

@@ -226,7 +226,6 @@ def dashboard_section(ws: Workspace, storage: str | None) -> None:
 def main() -> None:
     ws = workspace()
     storage = sidebar_storage()
-    st.title("Results")
     try:
         summaries = list_studies(ws, check_storage_location(ws, storage))
     except TLCoreError as exc:

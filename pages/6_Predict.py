@@ -208,7 +208,6 @@ def bad_image(name: str, exc: BaseException) -> None:
 # -------------------------------------------------------------------- page
 def main() -> None:
     ws = workspace()
-    st.title("Predict")
     init_state()
     try:
         cat = list_catalog(ws)

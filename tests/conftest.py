@@ -36,6 +36,20 @@ runtime.configure()
 TINY_CLASSES: dict[str, int] = {"bird": 4, "cat": 6, "dog": 5}
 
 
+@pytest.fixture(autouse=True)
+def _keep_main_module() -> Iterator[None]:
+    """Put ``sys.modules["__main__"]`` back after each test.
+
+    Streamlit's ``AppTest`` leaves it set to the script it ran (a temporary file for
+    ``AppTest.from_function``), and a later test's ``multiprocessing`` "spawn" child then
+    re-runs that script as its main module and dies before doing its work.
+    """
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
+
+
 def write_image_tree(
     root: str | os.PathLike[str],
     classes: Mapping[str, int] = TINY_CLASSES,

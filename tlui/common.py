@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
@@ -129,8 +130,9 @@ def frame() -> StreamlitPage:
     """The frame every page runs in; returns the page to run (``st.navigation``'s choice).
 
     Declares the pages (``st.navigation`` over ``PAGES``: Streamlit's sidebar menu), sets the
-    browser tab's title and the wide layout, opens the workspace (``open_workspace``) and notes
-    in the sidebar where it is. ``streamlit_app.py`` calls it, then runs the page; a page that
+    browser tab's title and the wide layout, opens the workspace (``open_workspace``), draws the
+    page's title (the pages do not: it shows before a page's imports run) and notes in the
+    sidebar where the workspace is. ``streamlit_app.py`` calls it, then runs the page; a page that
     Streamlit ran without ``streamlit_app.py`` gets it from ``workspace`` instead.
     """
     page = st.navigation([
@@ -140,7 +142,11 @@ def frame() -> StreamlitPage:
     ])
     st.set_page_config(page_title=APP_TITLE if page.url_path == "" else f"{page.title} · {APP_TITLE}",
                        layout="wide")
-    sidebar_workspace(open_workspace())
+    ws = open_workspace()
+    # The page's title, drawn here: before the page file runs and imports what it needs (pandas,
+    # Plotly, Optuna: a second or more on a busy machine), so every page paints at once.
+    st.title(APP_TITLE if page.url_path == "" else page.title)
+    sidebar_workspace(ws)
     return page
 
 
@@ -165,7 +171,10 @@ def workspace() -> Workspace:
     (``_skipped_the_frame``), it draws the frame here.
     """
     ctx = get_script_run_ctx()
-    if ctx is not None and _skipped_the_frame():
+    alone = _run_as_the_main_script(ctx)
+    if alone is not None:  # ``streamlit run pages/1_Datasets.py``: no frame at all, but its title
+        st.title(APP_TITLE if alone.is_home else alone.title)
+    elif ctx is not None and _skipped_the_frame():
         # st.navigation makes the main script's hash the active one (the frame's elements carry it
         # when streamlit_app.py draws them); the page's own elements and widgets keep the page's,
         # as when streamlit_app.py runs the page, so their ids and state carry over to later runs.
@@ -173,6 +182,16 @@ def workspace() -> Workspace:
             frame()  # opens the workspace too
     ws = st.session_state.get(_WORKSPACE_KEY)
     return ws if isinstance(ws, Workspace) else open_workspace()
+
+
+def _run_as_the_main_script(ctx) -> PageSpec | None:
+    """The page whose file Streamlit runs as the app's main script (``streamlit run
+    pages/1_Datasets.py``, ``AppTest.from_file`` of a page), else None."""
+    if ctx is None or not getattr(ctx, "main_script_path", None):
+        return None
+    main = Path(ctx.main_script_path).resolve()
+    app = Path(__file__).resolve().parent.parent
+    return next((p for p in PAGES if (app / p.script).resolve() == main), None)
 
 
 def _skipped_the_frame() -> bool:
