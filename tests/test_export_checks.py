@@ -120,6 +120,8 @@ def test_int8_takes_raw_uint8_pixels_and_returns_probabilities(exported, held_ou
     assert rep["split"] == "train" and rep["same_as_training"] is True
     assert 0 < rep["images"] <= rep["train_images"]
     assert exported.model_card["input"]["dtype_by_format"]["tflite_int8"] == "uint8"
+    rounding = q["weight_rounding"]  # data-aware rounding by default (tlcore.quantize)
+    assert rounding["layers"] > 0 and rounding["images"] == min(32, rep["images"]) and "data-aware" in rounding["method"]
 
 
 def test_onnx_round_trip(exported, held_out):

@@ -323,7 +323,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     out = args.out or ws.exports_dir / export_name(args.model, path)  # where the Predict page lists exports
     formats = DEFAULT_FORMATS if args.format is None else args.format
     result = export_model(path, out, formats, overwrite=args.overwrite, workspace=ws,
-                          on_status=lambda text: print(text + "…", file=sys.stderr, flush=True))
+                          int8_rounding=args.int8_rounding, on_status=lambda text: print(text + "…", file=sys.stderr, flush=True))
     if args.json:
         print(json.dumps({"out_dir": str(result.out_dir), "formats": list(result.formats), "files": result.files,
                           "checks": result.checks, "warnings": list(result.warnings)},
@@ -440,6 +440,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR",
                    help="the export folder to create (default: <workspace>/exports/<model name>)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    p.add_argument("--int8-rounding", dest="int8_rounding", choices=("data_aware", "nearest"), default="data_aware",
+                   help="tflite_int8: round the weights on training images before conversion (data_aware, the "
+                   "default) or leave TFLite's nearest rounding")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_export)
 
