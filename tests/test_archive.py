@@ -178,3 +178,23 @@ def test_target_must_not_exist(tmp_path):
     (tmp_path / "out").mkdir()
     with pytest.raises(DatasetError, match="already exists"):
         extract_zip(make_zip({"c/a": b"x"}), tmp_path / "out")
+
+
+def test_a_repeated_path_keeps_the_first_entry_and_reports_the_second(workspace, tmp_path, make_image_tree):
+    pets = make_image_tree(tmp_path / "pets", {"cat": 3, "dog": 3})
+    first = (pets / "cat" / "cat_000.png").read_bytes()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in sorted(pets.rglob("*.png")):
+            zf.write(f, f.relative_to(pets.parent).as_posix())
+        with pytest.warns(UserWarning, match="Duplicate name"):  # what an appending zip tool leaves
+            zf.writestr("pets/cat/cat_000.png", (pets / "dog" / "dog_000.png").read_bytes())
+    buf.seek(0)
+    result = add_zip_dataset(workspace, "pets", buf)
+    # The first entry stays: a later one of the same path never overwrites a file silently.
+    assert (workspace.data_dir / "pets" / "cat" / "cat_000.png").read_bytes() == first
+    rows = {(p.kind, p.relpath): p for p in result.problems.itertuples()}
+    twice = rows[("archive_skipped", "cat/cat_000.png")]
+    assert "twice" in twice.message and "kept" in twice.message and "rename" in twice.fix
+    again = rescan_dataset(workspace, "pets")  # still said by a rescan, although the path exists
+    assert ("archive_skipped", "cat/cat_000.png") in set(zip(again.problems["kind"], again.problems["relpath"]))

@@ -8,10 +8,11 @@ file; an archive with no file left to extract.
 
 Skipped, and said so, like the folder scan skips a link it will not follow: symbolic
 links, devices, pipes and sockets (only regular files are written), encrypted entries,
-and names no file can have here (a control character, a part over 255 bytes) or that
-clash with another entry (a file where a folder is). What was skipped is written to
+names no file can have here (a control character, a part over 255 bytes) or that
+clash with another entry (a file where a folder is), and a second entry with the path of
+an earlier one (the first is kept; a zip tool that appends keeps both). What was skipped is written to
 ``SKIPPED_NOTE`` in the extracted folder; ``read_skipped_note`` gives it back, and the
-folder scan turns each entry still missing into an ``archive_skipped`` problem, so it
+folder scan turns each entry still missing (and each repeated one) into an ``archive_skipped`` problem, so it
 reaches the problem report of every scan (the Datasets page, ``python -m tlcore
 datasets inspect``), not only the message after the upload.
 
@@ -52,6 +53,7 @@ __all__ = [
     "zip_members",
     "read_member",
     "read_skipped_note",
+    "REPEATED_ENTRY",
     "SkippedEntry",
     "ZipMembers",
     "SKIPPED_NOTE",
@@ -73,6 +75,8 @@ _MAX_NOTED = 10_000  # skipped entries kept in the note (and read back from one)
 _NAME_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL, errno.ENOTDIR, errno.EISDIR,
                           errno.EEXIST})
 _RE_ARCHIVE = "Fix it in the archive and upload it again, or add the file to the dataset folder and rescan."
+REPEATED_ENTRY = "an earlier entry of the archive has the same path, and that one was kept"
+"""The reason of a ``SkippedEntry`` whose path the dataset does hold, from another entry."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,7 @@ def zip_members(
     folders: set[tuple[str, ...]] = set()
     skipped: list[tuple[zipfile.ZipInfo, tuple[str, ...], tuple[str, str]]] = []
     declared = 0
+    taken: set[tuple[str, ...]] = set()  # file paths already kept (a case-only clash fails at writing, and says so)
     for info in infos:
         parts = _entry_parts(info.filename)  # every entry, skipped or not, must stay inside
         seen = _visible(parts)
@@ -193,9 +198,13 @@ def zip_members(
         if _bad_name(parts[:-1]) is None:
             folders.add(parts[:-1])  # kept even when the file is skipped: an empty class still shows
         why = _why_skipped(info, parts)
+        if why is None and parts in taken:
+            why = (REPEATED_ENTRY, "Give every file in the archive its own path (rename one of the two), "
+                   "or add the second file to the dataset folder under another name and rescan.")
         if why is not None:
             skipped.append((info, parts, why))
             continue
+        taken.add(parts)
         declared += info.file_size
         if info.compress_size > 0 and info.file_size / info.compress_size > max_ratio and info.file_size > _CHUNK:
             raise UnsafeArchiveError(
@@ -308,7 +317,7 @@ def extract_zip(
                                                  received=info.filename)
                     try:
                         dest.parent.mkdir(parents=True, exist_ok=True)
-                        out = open(dest, "wb")  # a later entry of the same name wins, as with unzip -o
+                        out = open(dest, "xb")  # repeated paths were skipped: nothing is overwritten
                     except OSError as exc:
                         if exc.errno not in _NAME_ERRNOS:
                             raise

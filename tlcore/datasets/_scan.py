@@ -79,7 +79,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tlcore.datasets._archive import read_skipped_note
+from tlcore.datasets._archive import REPEATED_ENTRY, read_skipped_note
 from tlcore.datasets._imageio import IMAGE_EXTENSIONS, _failure_text, _Probe, _probe_bytes, _probe_header
 from tlcore.errors import ConfigError, PathNotAllowedError
 
@@ -809,14 +809,18 @@ def _duplicate_problems(index: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[st
 
 def _archive_problems(root: Path) -> list[dict[str, str]]:
     """An ``archive_skipped`` warning for each entry extraction skipped that is still missing (a file
-    put in its place answers it)."""
-    return [
-        _problem(s.relpath, "archive_skipped",
-                 f"{s.relpath} was not extracted from the uploaded zip file: {s.reason}; it is not in the dataset.",
-                 s.fix)
-        for s in read_skipped_note(root)
-        if not os.path.isfile(root.joinpath(*s.relpath.split("/")))
-    ]
+    put in its place answers it), and for each entry repeating an earlier one's path."""
+    out = []
+    for s in read_skipped_note(root):
+        if s.reason == REPEATED_ENTRY:
+            out.append(_problem(s.relpath, "archive_skipped",
+                                f"The uploaded zip file held {s.relpath} twice: {s.reason}; the second is not in "
+                                "the dataset.", s.fix))
+        elif not os.path.isfile(root.joinpath(*s.relpath.split("/"))):
+            out.append(_problem(s.relpath, "archive_skipped",
+                                f"{s.relpath} was not extracted from the uploaded zip file: {s.reason}; it is not "
+                                "in the dataset.", s.fix))
+    return out
 
 
 def _problem(rel: str, kind: str, message: str, fix: str) -> dict[str, str]:
