@@ -220,6 +220,15 @@ def test_export_offers_a_zip_and_the_model_card(results_ws):
     assert "Download the export (.zip)" in labels and "model_card.json" in labels
     files = next(d.value for d in at.dataframe if "file" in d.value.columns)
     assert {"model.keras", "labels.txt"} <= set(files["file"])
+    # Saved in the workspace too, where the Predict page lists it; another export never replaces it.
+    from tlcore.catalog import list_exports
+
+    exports = list_exports(results_ws)
+    assert len(exports) == 1 and (exports[0].path / "model.keras").is_file()
+    assert "Saved in" in " ".join(c.value for c in at.caption)
+    from tlui.results_widgets import free_export_dir
+
+    assert free_export_dir(results_ws.exports_dir, exports[0].path.name).name == f"{exports[0].path.name}-2"
 
 
 @pytest.mark.parametrize("number, words", [(3, "was pruned"), (4, "failed (ResourceExhaustedError")])

@@ -93,7 +93,7 @@ from tlcore.runfolder import MODEL_FILE, RunFolder, labels_text
 from tlcore.workspace import Workspace
 
 __all__ = ["export_model", "ExportResult", "FORMATS", "DEFAULT_FORMATS", "FILE_NAMES", "MIN_AGREEMENT",
-           "REPRESENTATIVE_IMAGES", "MAX_CHECK_IMAGES"]
+           "REPRESENTATIVE_IMAGES", "MAX_CHECK_IMAGES", "INT8_ROUNDING", "workspace_for"]
 
 FORMATS = ("keras", "savedmodel", "tflite", "tflite_dynamic", "tflite_float16", "tflite_int8", "onnx")
 DEFAULT_FORMATS = ("keras", "savedmodel", "tflite", "tflite_dynamic")
@@ -377,7 +377,7 @@ def _onnx_tools(fmts: Sequence[str]) -> None:
         )
 
 
-def _workspace_for(loaded: LoadedModel, workspace: Workspace | str | os.PathLike[str] | None) -> Workspace:
+def workspace_for(loaded: LoadedModel, workspace: Workspace | str | os.PathLike[str] | None) -> Workspace:
     """The workspace holding the run's dataset: the one given, else the one a run under
     ``<workspace>/models/`` lies in, else the default (``$TLCORE_HOME``)."""
     if isinstance(workspace, Workspace):
@@ -590,7 +590,7 @@ def export_model(
             received=f"out_dir={out}",
             fix="Export into a new folder outside the run folder.",
         )
-    ws = _workspace_for(loaded, workspace)
+    ws = workspace_for(loaded, workspace)
     representative, rep_info, rounding = None, {}, {"method": "nearest (TFLite's own)"}
     if "tflite_int8" in fmts:  # before anything is written: no data, no int8 export
         status("Decoding the training images int8 quantization calibrates on")

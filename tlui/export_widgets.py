@@ -3,7 +3,9 @@
 ``export_section(run, name, mtime, ws_root=None)`` (keys ``rs_formats``, ``rs_export_btn``,
 ``rs_export_req``, ``rs_dl_export``, ``rs_dl_card``): the formats (``FORMAT_LABELS``),
 a button that exports through ``results_widgets.export_zip`` (cached by the run folder
-and its model's mtime), the downloads, the files, and ``checks_view``. ``ws_root`` is the
+and its model's mtime) into ``<workspace>/exports/`` (a new folder each time: ``NAME``,
+``NAME-2``…), where the Predict page lists it, with a link there; the downloads, the
+files, and ``checks_view``. ``ws_root`` is the
 workspace holding the run's dataset (None: the one a run under ``<workspace>/models/`` lies in).
 
 ``checks_view(out)``: every format's check (``tlcore.export``: run in its own runtime on
@@ -22,13 +24,14 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from tlcore.catalog import export_key
 from tlcore.errors import TLCoreError
 from tlcore.export import FORMATS
 from tlcore.runfolder import RunFolder
 from tlcore.runtime import backend_name
 from tlui import place
 from tlui import results_widgets as rw
-from tlui.common import md_escape, show_error
+from tlui.common import md_escape, page, show_error
 
 __all__ = ["export_section", "checks_view", "checks_frame", "FORMAT_LABELS"]
 
@@ -126,6 +129,12 @@ def export_section(run: Path, name: str, mtime: int, ws_root: str | None = None)
             show_error(exc)
             return
         checks_view(out)
+        saved = Path(out["saved"])
+        if saved.is_dir():  # it stays in the workspace: the Predict page lists it
+            c1, c2 = st.columns([3, 1])
+            c1.caption(f"Saved in {md_escape(saved)}.")
+            c2.page_link(page("Predict").script, label="Try it on Predict", icon=":material/image_search:",
+                         query_params={"model": export_key(saved.name)})
         c1, c2 = st.columns(2)
         c1.download_button("Download the export (.zip)", data=out["zip"], file_name=f"{name}-export.zip",
                            mime="application/zip", key="rs_dl_export", on_click="ignore", type="primary",

@@ -10,7 +10,7 @@ numbers so Streamlit hashes their keys cheaply:
 - ``cached_evaluation``: ``tlcore.predict.evaluate_run`` keyed by the run folder, the
   model file's mtime and the dataset's version (a rescan evaluates again);
 - ``gradcam_overlays``: Grad-CAM of some test images, keyed likewise;
-- ``export_zip``: ``tlcore.export.export_model`` written into a temporary folder and
+- ``export_zip``: ``tlcore.export.export_model`` written into the workspace's exports folder and
   returned as the bytes of a zip archive.
 
 How a trial ended, in words: ``state_word`` ("diverged" for a pruned trial that
@@ -36,7 +36,6 @@ import contextlib
 import hashlib
 import io
 import json
-import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -448,22 +447,35 @@ def gradcam_overlays(run_dir: str, mtime_ns: int, files: tuple[str, ...],
 
 
 # ----------------------------------------------------------------- exports
+def free_export_dir(exports: Path, name: str) -> Path:
+    """``exports/name``, or ``name-2``, ``name-3``… when taken: an export never replaces another."""
+    target, n = exports / name, 2
+    while target.exists():
+        target, n = exports / f"{name}-{n}", n + 1
+    return target
+
+
 @st.cache_data(show_spinner=False, max_entries=2)
 def export_zip(run_dir: str, mtime_ns: int, formats: tuple[str, ...], name: str,
                ws_root: str | None = None) -> dict[str, Any]:
-    """Export the run with ``tlcore.export.export_model`` into a temporary folder; return the zip
-    archive of that folder (``zip``, its files under ``<name>/``), the model card as JSON bytes
-    (``card``), the files written with their sizes (``files``), and what the checks found
-    (``checks``, ``warnings``: the dataset's images are looked up in the workspace ``ws_root``)."""
-    from tlcore.export import export_model
+    """Export the run with ``tlcore.export.export_model`` into the workspace's exports folder
+    (``<workspace>/exports/<name>``, or ``<name>-2``… when taken: the Predict page lists it) and
+    return the zip archive of that folder (``zip``, its files under ``<name>/``), where it was saved
+    (``saved``), the model card as JSON bytes (``card``), the files written with their sizes
+    (``files``), and what the checks found (``checks``, ``warnings``: the dataset's images are
+    looked up in the workspace ``ws_root``, by default the one a run under ``models/`` lies in)."""
+    from tlcore.export import export_model, workspace_for
+    from tlcore.predict import load_model
 
-    with tempfile.TemporaryDirectory(prefix="tlcore-export-") as tmp:
-        result = export_model(run_dir, Path(tmp) / name, formats=formats, workspace=ws_root)
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-            for p in sorted(result.out_dir.rglob("*")):
-                if p.is_file():
-                    zf.write(p, f"{name}/{p.relative_to(result.out_dir).as_posix()}")
-        card = json.dumps(result.model_card, indent=2, default=str).encode("utf-8")
-        return {"zip": buf.getvalue(), "card": card, "files": dict(result.files), "formats": result.formats,
-                "checks": result.checks, "warnings": list(result.warnings)}
+    loaded = load_model(run_dir)
+    ws = workspace_for(loaded, ws_root)
+    target = free_export_dir(ws.exports_dir, name)
+    result = export_model(loaded, target, formats=formats, workspace=ws)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        for p in sorted(result.out_dir.rglob("*")):
+            if p.is_file():
+                zf.write(p, f"{name}/{p.relative_to(result.out_dir).as_posix()}")
+    card = json.dumps(result.model_card, indent=2, default=str).encode("utf-8")
+    return {"zip": buf.getvalue(), "card": card, "files": dict(result.files), "formats": result.formats,
+            "checks": result.checks, "warnings": list(result.warnings), "saved": str(result.out_dir)}
