@@ -138,3 +138,18 @@ def test_python_dash_m_entry_point(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "demo" in proc.stdout
+
+
+def test_add_takes_a_zip_file_as_the_page_upload_does(workspace, tmp_path, capsys):
+    pets = make_tree(tmp_path / "pets", {"cat": 3, "dog": 3})
+    archive = tmp_path / "pets.zip"
+    archive.write_bytes(zip_with_a_link_and_an_empty_class(pets).getvalue())
+    code, out, err = run(capsys, "--workspace", str(workspace.root), "datasets", "add", "pets", str(archive))
+    assert code == 0, err
+    record = workspace.get_dataset("pets")
+    assert record.source == "upload" and record.num_images == 6
+    assert "extracted into" in out and "not extracted" in out  # the skipped link, said at once
+    assert (workspace.data_dir / "pets" / "cat").is_dir() and archive.is_file()  # the archive is left as it was
+    code, _, err = run(capsys, "--workspace", str(workspace.root), "datasets", "add", "again", str(archive),
+                       "--overwrite")
+    assert code == 2 and "not to a zip file" in err and not workspace.has_dataset("again")

@@ -100,17 +100,32 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
-    from tlcore.datasets import add_dataset, dataset_summary
+    from pathlib import Path
+
+    from tlcore.datasets import add_dataset, add_zip_dataset, dataset_summary, problems_advice
+    from tlcore.errors import ConfigError
 
     ws = _ws(args)
+    archive = Path(args.path).suffix.lower() == ".zip" and Path(args.path).is_file()
+    if archive and (args.overwrite or args.allow_root):
+        raise ConfigError("--overwrite and --allow-root apply to folders, not to a zip file, which is extracted "
+                          "into the workspace's data folder.", received=args.path,
+                          fix="Remove the flag (to replace a dataset: 'datasets remove NAME' first).")
     if args.allow_root:
         ws.add_data_root(args.path)
     bar = ProgressBar("Scanning")
-    result = add_dataset(ws, args.name, args.path, overwrite=args.overwrite, progress=bar)
+    if archive:  # as the Datasets page's upload: extracted safely into <workspace>/data/NAME
+        result = add_zip_dataset(ws, args.name, args.path, progress=bar)
+    else:
+        result = add_dataset(ws, args.name, args.path, overwrite=args.overwrite, progress=bar)
     bar.close()
     s = dataset_summary(result.index)
-    print(f"Registered {args.name!r}: {s['num_images']} images in {len(result.classes)} classes, "
+    where = f" (extracted into {ws.get_dataset(args.name).path})" if archive else ""
+    print(f"Registered {args.name!r}{where}: {s['num_images']} images in {len(result.classes)} classes, "
           f"{len(result.problems)} problems (see 'python -m tlcore datasets inspect {args.name}').")
+    advice = problems_advice(result, "upload" if archive else "folder")
+    if advice:
+        print(advice)
     return 0
 
 
@@ -215,9 +230,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--max-aspect", type=float, default=5.0, help="flag images more elongated than this (default 5)")
     c.set_defaults(handler=_cmd_inspect)
 
-    c = g.add_parser("add", help="scan a folder and register it under a name")
+    c = g.add_parser("add", help="scan a folder (or extract a .zip file) and register it under a name")
     c.add_argument("name")
-    c.add_argument("path")
+    c.add_argument("path", help="a folder of class folders, or a .zip file of one (extracted safely into the "
+                   "workspace's data folder; links and unsafe entries are skipped and reported)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing registration")
     c.add_argument("--allow-root", action="store_true", help="also add PATH to the allowed data roots")
     c.set_defaults(handler=_cmd_add)
