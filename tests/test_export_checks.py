@@ -122,6 +122,13 @@ def test_int8_takes_raw_uint8_pixels_and_returns_probabilities(exported, held_ou
     assert exported.model_card["input"]["dtype_by_format"]["tflite_int8"] == "uint8"
     rounding = q["weight_rounding"]  # data-aware rounding by default (tlcore.quantize)
     assert rounding["layers"] > 0 and rounding["images"] == min(32, rep["images"]) and "data-aware" in rounding["method"]
+    import io
+
+    from tlcore.cli._export import print_checks
+
+    out, err = io.StringIO(), io.StringIO()
+    print_checks(exported, out=out, err=err)  # the CLI says how the int8 weights were rounded
+    assert "int8 weights: data-aware rounding" in out.getvalue() and f"{rounding['layers']} convolution(s)" in out.getvalue()
 
 
 def test_onnx_round_trip(exported, held_out):

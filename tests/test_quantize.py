@@ -145,3 +145,15 @@ def test_an_unknown_int8_rounding_is_refused_before_anything_is_loaded(tmp_path)
         export_model(tmp_path / "no-such-run", tmp_path / "out", ("keras",), int8_rounding="stochastic")
     assert "data_aware" in exc.value.fix and "nearest" in exc.value.fix
     assert not (tmp_path / "out").exists()
+
+
+def test_an_export_whose_rounding_fails_keeps_nearest_rounding_and_says_why(monkeypatch, tmp_path):
+    from tlcore import export, quantize
+
+    def broken(model, images, **_):
+        raise ValueError("an unusual layer")
+
+    monkeypatch.setattr(quantize, "round_for_int8", broken)
+    path, report = export._rounded_saved_model(type("L", (), {"model": None})(), np.zeros((2, 8, 8, 3)), tmp_path)
+    assert path is None and report["method"].startswith("nearest")
+    assert "ValueError: an unusual layer" in report["note"] and not (tmp_path / "saved_model_int8").exists()

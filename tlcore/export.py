@@ -463,21 +463,24 @@ def _check_all(tmp: Path, fmts: Sequence[str], loaded: LoadedModel, images: _che
     return checks, warnings
 
 
-def _rounded_saved_model(loaded: LoadedModel, representative: np.ndarray, scratch: Path) -> tuple[Path, dict[str, Any]]:
-    """A SavedModel of a copy of the model with data-aware int8 rounding (``tlcore.quantize``), and its report."""
+def _rounded_saved_model(loaded: LoadedModel, representative: np.ndarray, scratch: Path) -> tuple[Path | None, dict[str, Any]]:
+    """A SavedModel of a copy of the model with data-aware int8 rounding (``tlcore.quantize``), and its
+    report; ``(None, report)`` when the rounding cannot be done on this model (the int8 file then keeps
+    TFLite's nearest rounding, and the report says why): an improvement that fails never blocks the export."""
     from tlcore.quantize import ROUNDING_IMAGES, round_for_int8
 
-    try:
-        copy, report = round_for_int8(loaded.model, representative[:ROUNDING_IMAGES])
-    except Exception as exc:  # Keras/TensorFlow errors have many types
-        raise _failed("Rounding the weights for int8", exc) from exc
     path = scratch / "saved_model_int8"
     try:
+        copy, report = round_for_int8(loaded.model, representative[:ROUNDING_IMAGES])
         copy.export(str(path), format="tf_saved_model", verbose=False)
     except OSError:
-        raise
-    except Exception as exc:
-        raise _failed("Writing the SavedModel of the int8-rounded copy", exc) from exc
+        raise  # a full disk is the export's failure, reported with its folder
+    except Exception as exc:  # Keras/TensorFlow errors have many types
+        shutil.rmtree(path, ignore_errors=True)
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        return None, {"method": "nearest (TFLite's own)",
+                      "note": f"data-aware rounding failed on this model ({type(exc).__name__}: {detail}); "
+                              "TFLite's nearest rounding was used"}
     return path, report
 
 
@@ -618,6 +621,7 @@ def export_model(
                         status("Rounding the weights for int8 on training images")
                         scratch = scratch or Path(tempfile.mkdtemp(prefix=".savedmodel.", dir=out.parent))
                         source_model, rounding = _rounded_saved_model(loaded, representative, scratch)
+                        source_model = source_model or saved
                     status(f"Converting to TFLite ({mode})")
                     _tflite(source_model, tmp / FILE_NAMES[f], mode=mode, representative=representative)
             if "onnx" in fmts:

@@ -77,5 +77,11 @@ def print_checks(result: Any, *, out: IO[str] | None = None, err: IO[str] | None
     else:
         print(_colour(err, YELLOW, f"warning: nothing was checked against data: {checks.get('reason') or 'unknown'}. "
                       "Sizes and latency only."), file=err)
+    rounding = ((result.model_card or {}).get("quantization") or {}).get("tflite_int8", {}).get("weight_rounding")
+    if rounding:  # how the int8 weights were rounded (tlcore.quantize), and why not when it fell back
+        done = (f": {rounding['layers']} convolution(s) on {rounding['images']} training images"
+                if rounding.get("layers") else "")
+        print(f"int8 weights: {rounding['method']}{done}." + (f" {rounding['note']}." if rounding.get("note") else ""),
+              file=out)
     for w in result.warnings:
         print(_colour(err, RED, f"warning: {w}"), file=err)
