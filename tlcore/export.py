@@ -22,7 +22,7 @@ Formats (``FORMATS``; ``DEFAULT_FORMATS`` are the first four):
   conversion the convolution weights of a copy of the model are rounded to the int8 grid
   by data-aware rounding on ``quantize.ROUNDING_IMAGES`` of those images
   (``tlcore.quantize``; ``int8_rounding="nearest"`` skips it), which on the demo model
-  took the int8 file's agreement with Keras from 66 to 69 of 70 test images.
+  took the int8 file's agreement with Keras from 66 to 70 of 70 test images.
 - ``onnx``: ``model.onnx``, ONNX (float32, dynamic batch) for ONNX Runtime and the many
   tools that read ONNX. Written by Keras' own ``model.export(format="onnx")``, which on the
   TensorFlow backend traces the same function as the SavedModel and converts it with
