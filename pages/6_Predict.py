@@ -81,8 +81,8 @@ def analyse(model_path: str, mtime_ns: int, source: str | bytes, version: int = 
     loaded, cam = data.cached_model(model_path, mtime_ns)
     rgb = load_rgb(source)
     x = prepare_image(loaded, rgb)
-    res = cam.explain(x[None])
-    probs = res.probabilities[0]
+    res = cam.explain(x[None]) if cam is not None else None  # None: a model Grad-CAM cannot explain
+    probs = res.probabilities[0] if res is not None else predict_arrays(loaded, x[None])[0]
     if tta:
         probs = (probs + predict_arrays(loaded, mirror(x[None]))[0]) / 2.0
     shown = Image.fromarray(rgb)
@@ -93,8 +93,8 @@ def analyse(model_path: str, mtime_ns: int, source: str | bytes, version: int = 
         "display": np.asarray(shown),
         "input": x,
         "probs": probs,
-        "heatmap": res.heatmaps[0],
-        "explained": int(res.class_indices[0]),
+        "heatmap": res.heatmaps[0] if res is not None else None,
+        "explained": int(res.class_indices[0]) if res is not None else int(np.argmax(probs)),
     }
 
 
@@ -191,7 +191,7 @@ def image_result(i: int, name: str, res: dict[str, Any], loaded: LoadedModel, tr
         cols[0].image(res["display"], caption="the image")
         cols[1].plotly_chart(top_k_chart(probs, loaded.class_names, k), key=f"pr_chart::{i}",
                              config={"displayModeBar": False})
-        if show_cam:
+        if show_cam and res["heatmap"] is not None:
             seen = np.asarray(Image.fromarray(res["input"]).resize((DISPLAY_PX, DISPLAY_PX), Image.Resampling.BILINEAR))
             label = loaded.class_names[res["explained"]]
             cols[2].image(overlay(seen, res["heatmap"], alpha=0.45), caption=f"Grad-CAM: {md_escape(label)}")
@@ -229,7 +229,7 @@ def main() -> None:
     try:
         folder = pw.model_folder_for(ws, entry)
         mtime = RunFolder(folder).model_mtime_ns()
-        loaded, _ = data.cached_model(str(folder), mtime)
+        loaded, cam = data.cached_model(str(folder), mtime)
     except TLCoreError as exc:
         pw.model_section(entry, None)
         show_error(exc)
@@ -253,7 +253,10 @@ def main() -> None:
     if source == SOURCES[2]:
         pw.batch_section(ws, entry, loaded, mtime, k, tta)
         return
-    show_cam = c3.checkbox("Show Grad-CAM", key="pr_gradcam")
+    show_cam = c3.checkbox("Show Grad-CAM", key="pr_gradcam", disabled=cam is None,
+                           help=data.GRADCAM_MISSING if cam is None else None) and cam is not None
+    if cam is None:
+        st.caption(data.GRADCAM_MISSING)
     if show_cam:
         st.caption(
             "Grad-CAM colours the parts of the image that raised the predicted class's score the most "

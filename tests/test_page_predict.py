@@ -274,3 +274,25 @@ def test_tta_switch_and_its_effect_on_the_test_split(with_model):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Without TTA"].endswith("%") and metrics["With TTA"].endswith("%")
     assert int(metrics["Test images"]) > 0
+
+
+def test_a_model_made_elsewhere_predicts_without_grad_cam(with_model):
+    import keras
+
+    inp = keras.Input((64, 64, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(keras.layers.Rescaling(1 / 255)(inp))
+    out = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D(name="gap")(x))
+    folder = with_model.exports_dir / "made-elsewhere"
+    folder.mkdir(parents=True)
+    keras.Model(inp, out).save(folder / "model.keras")
+    (folder / "labels.txt").write_text("cat\ndog\nowl\n")
+    (folder / "model_card.json").write_text('{"classes": ["cat", "dog", "owl"], "input": {"image_size": 64}}')
+    at = _page()
+    at.selectbox(key="pr_model").set_value("export:made-elsewhere").run()
+    _ok(at)
+    assert not at.error
+    assert at.checkbox(key="pr_gradcam").disabled
+    assert any("Grad-CAM is not available" in c.value for c in at.caption)
+    at.file_uploader(key="pr_uploads").set_value(("a.png", image_bytes((50, 40), seed=2), "image/png")).run()
+    _ok(at)
+    assert not at.error and len(at.get("plotly_chart")) == 1 and len(_result_images(at)) == 1

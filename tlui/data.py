@@ -52,6 +52,7 @@ from tlcore.workspace import DatasetRecord, Workspace
 
 __all__ = [
     "cached_model",
+    "GRADCAM_MISSING",
     "ensure_demo_registered",
     "dataset_version",
     "index",
@@ -248,11 +249,23 @@ def cached_model(path: str, mtime_ns: int):
     """A trained model and its Grad-CAM explainer, shared by all sessions and pages: read-only.
 
     ``mtime_ns`` (of model.keras) is part of the key so a replaced file is loaded
-    again; failures are not cached. Returns ``(LoadedModel, GradCam)``.
+    again; failures are not cached. Returns ``(LoadedModel, GradCam | None)``: None for a
+    model without the workbench's head (a ``.keras`` file made elsewhere), which still
+    predicts; ``gradcam_missing`` says why.
     """
+    from tlcore.errors import ConfigError
     from tlcore.gradcam import GradCam
     from tlcore.predict import load_model
 
     loaded = load_model(path)
-    return loaded, GradCam(loaded.model, temperature=loaded.temperature)  # calibrated probabilities
+    try:
+        return loaded, GradCam(loaded.model, temperature=loaded.temperature)  # calibrated probabilities
+    except ConfigError:
+        return loaded, None
+
+
+GRADCAM_MISSING = ("Grad-CAM is not available for this model: it needs the workbench's head (a global average "
+                   "pooling 'pool' and a linear 'classifier'), which a model made elsewhere may not have. "
+                   "Its predictions are not affected.")
+"""What the pages say where a model (``cached_model`` gave no explainer) cannot be explained."""
 

@@ -429,6 +429,8 @@ def gradcam_overlays(run_dir: str, mtime_ns: int, files: tuple[str, ...],
     """Grad-CAM of class ``classes[i]`` on image ``files[i]``, drawn over the image as the model
     saw it (``DISPLAY_PX`` square); None for an image that can no longer be read."""
     loaded, cam = data.cached_model(run_dir, mtime_ns)
+    if cam is None:  # a model Grad-CAM cannot explain (not the workbench's head)
+        return [None] * len(files)
     prepared: list[np.ndarray | None] = []
     for f in files:
         try:
