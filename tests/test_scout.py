@@ -270,3 +270,14 @@ def test_a_scout_never_queues_more_trials_than_the_budget_runs(workspace):
     study = load_study(workspace, "small")
     assert len(study.user_attrs[SCOUT_ATTR]["seeded"]) == 2
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 2  # nothing left WAITING
+
+
+def test_a_scout_that_finishes_between_the_status_read_and_the_pid_check_is_not_called_failed(monkeypatch, tmp_path):
+    from tlcore import _fsutil, background
+    from tlcore.scout import scout_status
+
+    reads = iter([{"state": "running", "done": 1, "total": 2}, {"state": "finished", "result": "r.json"}])
+    monkeypatch.setattr(_fsutil, "read_json", lambda path, default=None: next(reads))
+    monkeypatch.setattr(background, "pid_alive", lambda pid: False)  # it has exited meanwhile
+    out = scout_status({"pid": 1, "status": str(tmp_path / "s.json"), "log": str(tmp_path / "l.log")})
+    assert out["state"] == "finished" and out["result"] == "r.json"

@@ -559,6 +559,9 @@ def scout_status(state: dict[str, Any]) -> dict[str, Any]:
     if info.get("state") in ("finished", "failed"):
         return info
     if not pid_alive(int(state["pid"])):
+        info = read_json(state["status"], default=None) or info  # it may have finished since the first read
+        if info.get("state") in ("finished", "failed"):
+            return info
         tail = log_tail(state["log"], 1).strip()
         return {**info, "state": "failed", "error": tail or "The scout stopped without a result (see its log)."}
     return {**info, "state": "running"}
