@@ -89,6 +89,7 @@ from tlcore._fsutil import atomic_directory, atomic_write_json, atomic_write_tex
 from tlcore.config import RESIZE_RULES
 from tlcore.errors import ConfigError, TLCoreError, WorkspaceError
 from tlcore.predict import LoadedModel, load_model
+from tlcore.quantize import INT8_ROUNDING
 from tlcore.runfolder import MODEL_FILE, RunFolder, labels_text
 from tlcore.workspace import Workspace
 
@@ -123,8 +124,8 @@ whose top two classes were 0.003 apart)."""
 REPRESENTATIVE_IMAGES = 200
 """Training images the int8 quantization is calibrated on (stratified; fewer when the split is smaller)."""
 
-INT8_ROUNDING = ("data_aware", "nearest")
-"""How the int8 export rounds the weights: data-aware (``tlcore.quantize``) or TFLite's nearest."""
+NEAREST_ROUNDING = {"method": "nearest (TFLite's own)"}
+"""The model card's ``weight_rounding`` when TFLite rounds the int8 weights itself."""
 
 MAX_CHECK_IMAGES = 2000
 """The most test images an export is checked on (a stratified, deterministic subset beyond it)."""
@@ -199,12 +200,17 @@ def _inventory(folder: Path) -> dict[str, dict[str, Any]]:
     return files
 
 
+def _first_line(exc: Exception, limit: int) -> str:
+    """The first line of an error's message (its type's name when it has none), cut at ``limit``."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]
+
+
 def _failed(what: str, exc: Exception) -> Exception:
     """A converter's error as a ``ConfigError``; a full disk (TensorFlow reports it in its own
     error types) as the ``OSError`` that ``atomic_directory`` turns into "the disk is full"."""
     if "No space left on device" in str(exc):
         return OSError(errno.ENOSPC, f"{what}: no space left on device")
-    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    detail = _first_line(exc, 300)
     return ConfigError(
         f"{what} failed ({type(exc).__name__}: {detail}).",
         fix="Export the 'keras' format, which always works, and report the problem with the backbone's name.",
@@ -477,10 +483,9 @@ def _rounded_saved_model(loaded: LoadedModel, representative: np.ndarray, scratc
         raise  # a full disk is the export's failure, reported with its folder
     except Exception as exc:  # Keras/TensorFlow errors have many types
         shutil.rmtree(path, ignore_errors=True)
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        return None, {"method": "nearest (TFLite's own)",
-                      "note": f"data-aware rounding failed on this model ({type(exc).__name__}: {detail}); "
-                              "TFLite's nearest rounding was used"}
+        return None, {**NEAREST_ROUNDING,
+                      "note": f"data-aware rounding failed on this model ({type(exc).__name__}: "
+                              f"{_first_line(exc, 200)}); TFLite's nearest rounding was used"}
     return path, report
 
 
@@ -594,7 +599,7 @@ def export_model(
             fix="Export into a new folder outside the run folder.",
         )
     ws = workspace_for(loaded, workspace)
-    representative, rep_info, rounding = None, {}, {"method": "nearest (TFLite's own)"}
+    representative, rep_info, rounding = None, {}, dict(NEAREST_ROUNDING)
     if "tflite_int8" in fmts:  # before anything is written: no data, no int8 export
         status("Decoding the training images int8 quantization calibrates on")
         representative, rep_info = _check.representative_images(loaded, ws, count=REPRESENTATIVE_IMAGES)

@@ -32,8 +32,8 @@ the report says so.
 Example:
 
 >>> copy, report = round_for_int8(loaded.model, training_images[:32])
->>> report["layers"], report["images"]
-(67, 32)
+>>> report["layers"], report["images"]          # EfficientNet-Lite0
+(49, 32)
 """
 
 from __future__ import annotations
@@ -43,7 +43,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["round_for_int8", "ROUNDING_IMAGES"]
+__all__ = ["round_for_int8", "ROUNDING_IMAGES", "INT8_ROUNDING"]
+
+INT8_ROUNDING = ("data_aware", "nearest")
+"""How an int8 export rounds the weights: data-aware (``round_for_int8``) or TFLite's nearest.
+Here, not in ``tlcore.export``, so the CLI's parser can offer them without importing the export."""
 
 ROUNDING_IMAGES = 32
 """Training images whose activations the rounding is fitted on."""
@@ -271,8 +275,7 @@ def round_for_int8(model: Any, images: np.ndarray, *, log: Callable[[str], None]
     report: dict[str, Any] = {"method": "data-aware rounding (AdaRound's per-layer objective, greedy) and bias "
                                         "correction", "images": int(len(x)), "layers": 0, "skipped": 0}
     rng = np.random.default_rng(0)
-    originals = {id(o): o for o in _functional_models(model)}
-    for owner, float_owner in zip(_functional_models(copy), originals.values()):
+    for owner, float_owner in zip(_functional_models(copy), _functional_models(model)):  # same structure
         pairs = _pairs(owner)
         float_pairs = _pairs(float_owner)
         if not pairs:

@@ -440,7 +440,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR",
                    help="the export folder to create (default: <workspace>/exports/<model name>)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
-    p.add_argument("--int8-rounding", dest="int8_rounding", choices=("data_aware", "nearest"), default="data_aware",
+    from tlcore.quantize import INT8_ROUNDING  # numpy only: the parser stays quick to build
+
+    p.add_argument("--int8-rounding", dest="int8_rounding", choices=INT8_ROUNDING, default=INT8_ROUNDING[0],
                    help="tflite_int8: round the weights on training images before conversion (data_aware, the "
                    "default) or leave TFLite's nearest rounding")
     p.add_argument("--json", action="store_true")
