@@ -36,9 +36,10 @@ time, best validation accuracy, and the time each needs to reach the unseeded si
 
 Usage:
     python bench/bench_scout.py [--dataset fmnist|shapes|both] [--images 3000] [--size 96]
-        [--scout-images 2000] [--depths all|1,4,8,...] [--epochs 2] [--lr 1e-3] [--sweep-seeds 0,1]
+        [--scout-images 2000] [--depths all|1,4,8,...|none] [--epochs 2] [--lr 1e-3] [--sweep-seeds 0,1]
         [--workspace DIR] [--out FILE] [--quick]
-    python bench/bench_scout.py --merge A.json B.json [--out FILE]
+    python bench/bench_scout.py --merge A.json B.json [--out FILE]   (scores from A: with A a
+        --depths none run, the scores of the current code against sweeps run before)
     python bench/bench_scout.py --search [--dataset fmnist] [--seeds 0] [--trials 12] [--epochs 3]
         [--seed-trials 3] [--out FILE]
 
@@ -228,7 +229,8 @@ def run_dataset(ws, kind: str, args: argparse.Namespace, log) -> dict[str, Any]:
         f"{cold.images} images")
     lite = cold.table[cold.table["backbone"] == "efficientnet_lite0"].sort_values("depth")
     all_depths = lite["depth"].astype(int).tolist()
-    depths = all_depths if args.depths == "all" else [int(x) for x in args.depths.split(",")]
+    depths = all_depths if args.depths == "all" else [] if args.depths == "none" else \
+        [int(x) for x in args.depths.split(",")]
     scores = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
               for r in lite.to_dict("records")]
     rows = sweep(ws, name, kind, args, depths, log)
@@ -356,7 +358,8 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=None)
     ap.add_argument("--size", type=int, default=None)
     ap.add_argument("--scout-images", dest="scout_images", type=int, default=2000)
-    ap.add_argument("--depths", default=None, help="'all' or comma-separated depths")
+    ap.add_argument("--depths", default=None, help="'all', comma-separated depths, or 'none' (the scout only: "
+                    "its time and scores, to --merge with sweeps run before)")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--sweep-seeds", dest="sweep_seeds", default="0",

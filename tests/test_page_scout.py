@@ -75,7 +75,7 @@ def test_scout_step_explains_what_to_do_without_a_result(workspace):
     assert_ok(at)
     captions = shown_text(at.caption)
     assert "No scout of tiny at 32 px with these backbones yet: press Run scout" in captions
-    assert "favour deep, wide features" in captions
+    assert "A hint for the search, not its answer" in captions
     assert at.button(key="se_scout_go").disabled is False
     assert at.number_input(key="se_scout_images").value == 2000
     assert _ranked(at) is None and _scout_figure(at) is None
@@ -106,11 +106,11 @@ def test_scout_step_shows_the_ranking_narrows_the_range_and_seeds_the_study(scou
     fig = _scout_figure(at)
     assert fig is not None
     titles = [a["text"] for a in fig["layout"]["annotations"]]
-    assert titles[:2] == ["LogME", "TransRate"]
+    assert titles[:3] == ["stacked LogME", "LogME", "TransRate"]
     lines = [t for t in fig["data"] if t["mode"] == "lines+markers"]
-    assert len(lines) == 2  # one backbone, two scores
+    assert len(lines) == 3  # one backbone, three per-depth scores
     by_depth = result.table.set_index("depth")
-    for trace, score in zip(lines, ("logme", "transrate")):
+    for trace, score in zip(lines, ("logme_stack", "logme", "transrate")):
         assert trace["x"] == list(range(1, 19))
         assert trace["y"] == pytest.approx([by_depth.loc[d, score] for d in range(1, 19)])
 
@@ -249,9 +249,9 @@ def test_results_page_shows_how_well_each_score_ranked_the_trials(results_ws):
     assert "Scout vs the trials" in [h.value for h in at.subheader]
     table = _agreement(at)
     assert table is not None
-    assert list(table["score"]) == ["LogME", "TransRate", "LEEP", "NCE", "combined"]
+    assert list(table["score"]) == ["stacked LogME", "LogME", "TransRate", "LEEP", "NCE", "combined"]
     complete = sum(t.state.name == "COMPLETE" for t in trials)
-    assert complete >= 3 and list(table["trials"]) == [complete] * 5
+    assert complete >= 3 and list(table["trials"]) == [complete] * 6
     shown = dict(zip(table["score"], table["Kendall τ"]))
     assert shown["LEEP"] == "—" and shown["NCE"] == "—"  # random weights: no ImageNet head
     notes = dict(zip(table["score"], table["note"]))

@@ -14,7 +14,17 @@ import pytest
 from tests.helpers.searchfix import add_tiny_dataset
 from tlcore.cache import ArrayCache
 from tlcore.errors import DatasetError
-from tlcore.scout import kendall_tau, latest_result, leep, logme, nce, rank_table, scout, transrate
+from tlcore.scout import (
+    kendall_tau,
+    latest_result,
+    leep,
+    logme,
+    logme_stack,
+    nce,
+    rank_table,
+    scout,
+    transrate,
+)
 
 
 def _one_hot_features(n: int, k: int, noise: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -68,6 +78,47 @@ def test_transrate_matches_the_coding_rate_formula():
     assert transrate(*_one_hot_features(60, 3, noise=0.1)) > transrate(*_one_hot_features(60, 3, noise=3.0))
 
 
+# ------------------------------------------------------------------ stacked LogME
+def _standardized(block):
+    z = (block - block.mean(axis=0)) / block.std(axis=0)
+    return z / math.sqrt(block.shape[1])
+
+
+def test_stacked_logme_is_logme_of_the_standardized_blocks_from_each_depth_to_the_top():
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    blocks = [rng.normal(size=(60, w)) + 0.3 * k * (y[:, None] == 1) for k, w in enumerate((5, 30, 40))]
+    got = logme_stack(blocks, y)
+    # depth 3 alone is 40 columns (< 60 images: the covariance route), depths 2 and 1 are 70
+    # and 75 (the Gram route): both must give LogME of the stacked, standardized blocks
+    for i in range(3):
+        expected = logme(np.concatenate([_standardized(b) for b in blocks[i:]], axis=1), y)
+        assert got[i] == pytest.approx(expected, abs=1e-9)
+
+
+def test_stacked_logme_weighs_blocks_equally_and_charges_for_columns_that_add_nothing():
+    rng = np.random.default_rng(1)
+    y = np.arange(200) % 4
+    signal = rng.normal(size=(200, 8)) + np.eye(4)[y] @ rng.normal(size=(4, 8)) * 2
+    noise = rng.normal(size=(200, 64))
+    top = rng.normal(size=(200, 16)) + np.eye(4)[y] @ rng.normal(size=(4, 16))
+    base = logme_stack([noise, signal, top], y)
+    # a block's scale, offset and constant columns do not matter: each block is standardized
+    scaled = logme_stack([noise * 1e3 + 5, np.c_[signal * 1e-3, np.ones(200)], top], y)
+    assert scaled == pytest.approx(base, abs=1e-9)
+    # an informative block raises the score of the depths that train it; pure noise lowers it
+    assert base[1] > base[2]
+    assert base[0] < base[1]
+
+
+def test_stacked_logme_of_constant_blocks_is_none():
+    y = np.arange(20) % 2
+    got = logme_stack([np.zeros((20, 3)), np.ones((20, 2))], y)
+    assert got == [None, None]
+    one = logme_stack([np.random.default_rng(0).normal(size=(20, 3)), np.ones((20, 2))], y)
+    assert one[1] is None and math.isfinite(one[0])
+
+
 # ------------------------------------------------------------------ LEEP and NCE
 def test_leep_is_the_log_likelihood_of_the_empirical_predictor():
     rng = np.random.default_rng(0)
@@ -114,6 +165,15 @@ def test_kendall_tau_and_the_combined_rank():
     ])
     assert table.attrs["combined_from"] == ["logme", "transrate"]
     assert table["depth"].tolist()[0] == 3  # ranks 2 and 1: the best mean rank
+    # with the stacked score, it alone ranks the depths of one backbone (LEEP and NCE are the
+    # same for every depth); LogME and TransRate of the boundary are shown, not ranked by
+    table = rank_table([
+        {"backbone": "b", "depth": 1, "logme_stack": 0.20, "logme": 0.1, "transrate": 5.0, "leep": -1.0},
+        {"backbone": "b", "depth": 2, "logme_stack": 0.25, "logme": 0.3, "transrate": 4.0, "leep": -1.0},
+        {"backbone": "b", "depth": 3, "logme_stack": 0.10, "logme": 0.2, "transrate": 9.0, "leep": -1.0},
+    ])
+    assert table.attrs["combined_from"] == ["logme_stack"]
+    assert table["depth"].tolist() == [2, 1, 3]
 
 
 # ------------------------------------------------------------------ the scout
@@ -196,7 +256,7 @@ def test_a_study_scouts_once_seeds_its_first_trials_and_measures_the_scores(work
     assert [t.params["freeze_depth"] for t in trials[:2]] == [p["freeze_depth"] for p in record["seeded"]]
     assert sum("scout: " in line for line in lines) == 2  # started, finished: once
     agreement = scout_agreement(trials, record, load_spec(workspace, "scouted"))
-    assert set(agreement["score"]) == {"logme", "transrate", "leep", "nce", "combined"}
+    assert set(agreement["score"]) == {"logme_stack", "logme", "transrate", "leep", "nce", "combined"}
     complete = sum(t.state == TrialState.COMPLETE for t in trials)
     assert (agreement["trials"] == complete).all()
     leep_row = agreement[agreement["score"] == "leep"].iloc[0]

@@ -4,8 +4,16 @@ One forward pass over up to ``images`` stratified training images gives, for eac
 backbone, the globally pooled output at **every block boundary** (depth d = the
 first d blocks, the part a trial at freeze depth d keeps frozen) and, where the
 backbone's ImageNet head is available offline, its 1,000-class probabilities.
-From those, four published transferability scores:
+From those, four published transferability scores and one built on LogME for the
+question a freeze depth asks:
 
+- **Stacked LogME** (``logme_stack``): LogME of the pooled features of every boundary
+  from d to the top side by side, each block standardized to the same total variance.
+  A trial at freeze depth d trains every block after d, so it can build on all of
+  them, not on the boundary at d alone; Head2Toe (Evci et al., ICML 2022) found that
+  a linear probe on many layers' pooled features comes close to fine-tuning, and the
+  evidence's Occam factor keeps shallow blocks that add little from raising the
+  score by their columns alone. Per depth; the score the ranking uses for depths.
 - **LogME** (You et al., ICML 2021): the log marginal evidence of a Bayesian
   linear regression from the features to each one-hot label column, its prior
   and noise precisions (alpha, beta) maximised by MacKay's fixed point, averaged
@@ -22,9 +30,13 @@ From those, four published transferability scores:
 - **NCE** (Tran et al., ICCV 2019): the negative conditional entropy ``-H(Y|Z)`` of
   the labels given the source head's hard predictions. Per backbone.
 
-No single score wins on every dataset (Agostinelli et al., ECCV 2022): the table
-shows them all, and ``combined`` is the mean of each row's rank under each score
-that every row has. The Results page measures, per study, how well each score
+LogME and TransRate of the boundary alone say how well the *frozen* features at d
+separate the classes: what feature extraction at d would give. On data far from
+ImageNet they rise with depth while fine-tuning from the deepest boundaries does
+worst (BENCHMARKS.md, issue 12), so they are shown but do not rank. No single score
+wins on every dataset (Agostinelli et al., ECCV 2022): the table shows them all, and
+``combined`` is the mean of each row's rank under the ranking scores
+(``RANK_SCORES``: stacked LogME, LEEP, NCE) that every row has and that differ. The Results page measures, per study, how well each score
 ranked the trials that were actually trained (Kendall's tau).
 
 The pooled features are cached (``<workspace>/cache/features``, kind
@@ -51,12 +63,17 @@ import pandas as pd
 
 from tlcore.errors import ConfigError, DatasetError
 
-__all__ = ["ScoutResult", "scout", "logme", "leep", "nce", "transrate", "kendall_tau", "SCORES",
+__all__ = ["ScoutResult", "scout", "logme", "logme_stack", "leep", "nce", "transrate", "kendall_tau", "SCORES",
+           "DEPTH_SCORES", "RANK_SCORES", "ranking_scores",
            "scout_cost_estimate"]
 
-SCORES = ("logme", "transrate", "leep", "nce")
+SCORES = ("logme_stack", "logme", "transrate", "leep", "nce")
 # Scores computed per depth; the others are one value per backbone.
-DEPTH_SCORES = ("logme", "transrate")
+DEPTH_SCORES = ("logme_stack", "logme", "transrate")
+# The scores the ranking (``combined``) averages: the ones that score what a trial at
+# (backbone, depth) trains. LogME and TransRate of the boundary alone score the frozen
+# features there (what feature extraction at that depth gives) and are shown beside them.
+RANK_SCORES = ("logme_stack", "leep", "nce")
 TRANSRATE_EPS = 1e-4
 
 
@@ -81,20 +98,31 @@ def logme(features: np.ndarray, labels: np.ndarray, *, max_iter: int = 100, tol:
     The log evidence per image, averaged over classes, is returned.
     """
     f = _clean(features)
-    y_all = np.asarray(labels)
     n = f.shape[0]
     if n < 2 or f.shape[1] == 0:
         return None
-    d = f.shape[1]
+    onehot = _one_hot(labels)
     u, s, _ = np.linalg.svd(f, full_matrices=False)
-    s2 = s ** 2
+    keep = s > s.max(initial=0.0) * 1e-10
+    return _logme_from_spectrum(u[:, keep].T @ onehot, s[keep] ** 2, f.shape[1], onehot.sum(axis=0),
+                                n, max_iter=max_iter, tol=tol)
+
+
+def _one_hot(labels: np.ndarray) -> np.ndarray:
+    y = np.asarray(labels)
+    return (y[:, None] == np.unique(y)[None, :]).astype(np.float64)
+
+
+def _logme_from_spectrum(proj: np.ndarray, s2: np.ndarray, d: int, counts: np.ndarray, n: int, *,
+                         max_iter: int = 100, tol: float = 1e-6) -> float | None:
+    """LogME from the SVD ``F = U S Vᵀ`` of an n × d feature matrix: ``proj = Uᵀ Y`` (r × classes,
+    Y the one-hot labels, U over the r non-zero singular values), ``s2`` their squares, and
+    ``counts`` the images per class (``|y_c|²``)."""
     r = len(s2)
     values = []
-    for c in np.unique(y_all):
-        y = (y_all == c).astype(np.float64)
-        x = u.T @ y
-        x2 = x ** 2
-        out_of_span = max(float(y @ y - x2.sum()), 0.0)
+    for c in range(proj.shape[1]):
+        x2 = proj[:, c] ** 2
+        out_of_span = max(float(counts[c] - x2.sum()), 0.0)
         alpha, beta = 1.0, 1.0
         for _ in range(max_iter):
             t = alpha / beta
@@ -116,6 +144,87 @@ def logme(features: np.ndarray, labels: np.ndarray, *, max_iter: int = 100, tol:
         values.append(evidence / n)
     out = float(np.mean(values))
     return out if math.isfinite(out) else None
+
+
+def _standardized_block(features: np.ndarray) -> np.ndarray:
+    """A block's columns z-scored and scaled by 1/sqrt(width): every block then carries the same
+    total variance (one unit), whatever its width or scale."""
+    f = _clean(features)
+    if f.shape[1] == 0:
+        return f
+    f = (f - f.mean(axis=0)) / f.std(axis=0)
+    return f / math.sqrt(f.shape[1])
+
+
+def _nonzero(lam: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keep = lam > lam.max(initial=0.0) * 1e-10
+    return lam[keep], vectors[:, keep]
+
+
+def logme_stack(blocks: Sequence[np.ndarray], labels: np.ndarray, *,
+                progress: Callable[[int, int], None] | None = None) -> list[float | None]:
+    """Stacked LogME of each depth: entry ``i`` is the LogME of blocks ``i, i+1, …, last`` side by side.
+
+    Fine-tuning from freeze depth d trains every block after d, so what it can build on is
+    not the boundary at d alone (what ``logme`` scores) but everything from there to the top.
+    Head2Toe (Evci et al., ICML 2022) showed that a linear probe on the pooled features of
+    many layers gets close to fine-tuning; the stacked score is LogME's evidence for that
+    probe restricted to the layers a trial at depth d trains. Each block is standardized
+    (``_standardized_block``) so that a wide block does not outweigh a narrow one; the
+    evidence's Occam factor is what stops shallow blocks that add little from raising the
+    score merely by adding columns.
+
+    Args:
+        blocks: pooled features per boundary (n × width each), shallowest first.
+        labels: n integer labels.
+        progress: ``progress(done, total)`` after each depth.
+
+    Returns:
+        One score per block (None where every block from it on is constant). Computed from
+        the deepest block up, one block at a time: while the stack is narrower than n, from
+        its D × D covariance, grown by the new block's rows and columns; from then on, from
+        the n × n Gram matrix, grown by the new block's outer product. Each depth costs one
+        eigendecomposition of the smaller of the two.
+    """
+    y_all = np.asarray(labels)
+    n = len(y_all)
+    out: list[float | None] = [None] * len(blocks)
+    if n < 2:
+        return out
+    onehot = _one_hot(y_all)
+    counts = onehot.sum(axis=0)
+    stack: np.ndarray | None = None  # the standardized blocks so far (the covariance route)
+    cov = fty = gram = None
+    d = 0
+    for i in range(len(blocks) - 1, -1, -1):
+        z = _standardized_block(blocks[i])
+        if z.shape[0] != n:
+            raise ValueError(f"block {i} has {z.shape[0]} rows for {n} labels")
+        if z.shape[1] == 0:
+            out[i] = out[i + 1] if i + 1 < len(blocks) else None  # the same stack as the next depth
+        elif gram is None and d + z.shape[1] < n:
+            if stack is None:
+                cov, fty, stack = z.T @ z, z.T @ onehot, z
+            else:
+                cross = z.T @ stack
+                cov = np.block([[z.T @ z, cross], [cross.T, cov]])
+                fty = np.vstack([z.T @ onehot, fty])
+                stack = np.concatenate([z, stack], axis=1)
+            d += z.shape[1]
+            s2, v = _nonzero(*np.linalg.eigh(cov))
+            out[i] = _logme_from_spectrum((v.T @ fty) / np.sqrt(s2)[:, None], s2, d, counts, n)
+        else:
+            if gram is None:
+                full = z if stack is None else np.concatenate([z, stack], axis=1)
+                gram, stack, cov, fty = full @ full.T, None, None, None
+            else:
+                gram += z @ z.T
+            d += z.shape[1]
+            s2, u = _nonzero(*np.linalg.eigh(gram))
+            out[i] = _logme_from_spectrum(u.T @ onehot, s2, d, counts, n)
+        if progress is not None:
+            progress(len(blocks) - i, len(blocks))
+    return out
 
 
 def _coding_rate(z: np.ndarray, eps: float) -> float:
@@ -270,8 +379,8 @@ class ScoutResult:
     Attributes:
         dataset, image_size, images: what was scored (``images`` = the number used).
         table: one row per (backbone, depth): the scores, each score's rank (1 = best),
-            ``combined`` (the mean of the ranks under the scores every row has) and
-            ``combined_rank``; sorted by it.
+            ``combined`` (the mean of the ranks under the ranking scores every row has, see
+            ``rank_table``) and ``combined_rank``; sorted by it.
         notes: what was skipped or undefined, in words.
         seconds: wall time, with ``feature_seconds`` of it spent in the forward passes.
         cached: backbones whose features came from the cache.
@@ -333,17 +442,22 @@ def _jsonable_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
+def ranking_scores(table: pd.DataFrame) -> list[str]:
+    """The scores the combined rank averages: the ranking scores (``RANK_SCORES``) that every row
+    has and that differ between rows; when there is none, every score that does."""
+    usable = [s for s in SCORES if s in table and table[s].notna().all() and table[s].nunique() > 1]
+    return [s for s in usable if s in RANK_SCORES] or usable
+
+
 def rank_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Rank each score (1 = best, ties share the lower rank) and combine the scores every row has."""
+    """Rank each score (1 = best, ties share the lower rank) and combine those ``ranking_scores`` names."""
     table = pd.DataFrame(rows)
-    complete = []
     for score in SCORES:
         if score not in table:
             table[score] = np.nan
         table[score] = pd.to_numeric(table[score], errors="coerce")
         table[f"{score}_rank"] = table[score].rank(ascending=False, method="min")
-        if table[score].notna().all() and table[score].nunique() > 1:
-            complete.append(score)
+    complete = ranking_scores(table)
     if complete:
         table["combined"] = table[[f"{s}_rank" for s in complete]].mean(axis=1)
     else:
@@ -354,12 +468,16 @@ def rank_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def scout_cost_estimate(images: int, image_size: int, backbones: Sequence[str]) -> float:
-    """A rough estimate of a cold scout's seconds on one core (the forward passes dominate), for
-    deciding whether a default study scouts. Calibrated on EfficientNet-Lite0: 2,000 Fashion-MNIST
-    images at 96 px took 16.4 s on one core (12.2 s of it building the model and the forward pass);
-    the per-image cost grows with the pixel count."""
+    """A rough estimate of a cold scout's seconds on one core, for deciding whether a default study
+    scouts. Calibrated on EfficientNet-Lite0 and 2,000 Fashion-MNIST images at 96 px: 16.4 s on one
+    core for the model, the forward pass and the per-boundary scores (the per-image cost grows with
+    the pixel count), plus about 0.9 s a depth for stacked LogME (one eigendecomposition of a
+    matrix as large as the images or the stack's width, whichever is smaller: cubic in it)."""
+    from tlcore import backbones as bb
+
     per_image = 0.004 * (image_size / 96) ** 2
-    return len(backbones) * images * per_image + 3.0 * len(backbones) + 5.0
+    stacked = sum(bb.get(b).num_blocks for b in backbones) * 0.9 * (min(images, 3000) / 2000) ** 3
+    return len(backbones) * images * per_image + 3.0 * len(backbones) + 5.0 + stacked
 
 
 def scout(ws: Any, dataset: str, *, backbones: Sequence[str] = ("efficientnet_lite0",), image_size: int = 128,
@@ -455,9 +573,13 @@ def scout(ws: Any, dataset: str, *, backbones: Sequence[str] = ("efficientnet_li
         source = feats[:, offsets[-1]:] if has_head else None
         leep_v = leep(source, y) if source is not None else None
         nce_v = nce(source.argmax(axis=1), y) if source is not None else None
+        blocks = [feats[:, offsets[k]:offsets[k + 1]] for k in range(info.num_blocks)]
+        cb = (lambda d, t, name=name: progress(f"{bb.get(name).display_name}: stacked LogME", d, t)) \
+            if progress is not None else None
+        stacked = logme_stack(blocks, y, progress=cb)
         for depth in range(1, info.num_blocks + 1):
-            f = feats[:, offsets[depth - 1]:offsets[depth]]
-            row = {"backbone": name, "depth": depth, "width": widths[depth - 1],
+            f = blocks[depth - 1]
+            row = {"backbone": name, "depth": depth, "width": widths[depth - 1], "logme_stack": stacked[depth - 1],
                    "logme": logme(f, y), "transrate": transrate(f, y), "leep": leep_v, "nce": nce_v}
             for score in DEPTH_SCORES:
                 if row[score] is None:

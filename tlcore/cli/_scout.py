@@ -18,7 +18,7 @@ import time
 from tlcore.cli._progress import ProgressBar
 from tlcore.errors import TLCoreError
 
-COLUMNS = ("backbone", "depth", "width", "logme", "transrate", "leep", "nce", "combined_rank")
+COLUMNS = ("backbone", "depth", "width", "logme_stack", "logme", "transrate", "leep", "nce", "combined_rank")
 
 
 def _fmt(v) -> str:
@@ -34,7 +34,7 @@ def print_table(result, *, out=None, limit: int | None = None) -> None:
     w = (out or sys.stdout).write
     rows = [[_fmt(int(r[c]) if c in ("depth", "width", "combined_rank") and r[c] == r[c] else r[c])
              for c in COLUMNS] for r in result.table.to_dict("records")[:limit]]
-    header = ["backbone", "depth", "width", "LogME", "TransRate", "LEEP", "NCE", "rank"]
+    header = ["backbone", "depth", "width", "stacked", "LogME", "TransRate", "LEEP", "NCE", "rank"]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     w("  ".join(h.ljust(n) for h, n in zip(header, widths)).rstrip() + "\n")
     for r in rows:
@@ -42,7 +42,9 @@ def print_table(result, *, out=None, limit: int | None = None) -> None:
     combined = result.table.attrs.get("combined_from") or []
     w(f"\n{result.images} training images at {result.image_size}px in {result.seconds:.1f}s "
       f"(features {result.feature_seconds:.1f}s{', from the cache' if result.cached else ''}); "
-      f"rank = mean rank under {', '.join(combined) or 'no score'}.\n")
+      f"rank = mean rank under {', '.join(combined) or 'no score'}. stacked = LogME of the blocks from the "
+      "depth to the top (what a trial at that depth trains); LogME and TransRate score the frozen features at "
+      "the depth alone.\n")
     for note in result.notes:
         w(f"note: {note}\n")
 

@@ -30,6 +30,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from tlcore.errors import TLCoreError
+from tlcore.scout import SCORES as _SCORES
 from tlcore.search import attrs
 from tlcore.search.spec import StudySpec
 from tlcore.workspace import Workspace
@@ -37,7 +38,7 @@ from tlcore.workspace import Workspace
 __all__ = ["SCOUT_ATTR", "maybe_scout", "seed_params", "scout_agreement"]
 
 SCOUT_ATTR = attrs.SCOUT  # the key under its older name (``tlcore.search.attrs`` owns it)
-_ROW_KEYS = ("backbone", "depth", "width", "logme", "transrate", "leep", "nce", "combined_rank")
+_ROW_KEYS = ("backbone", "depth", "width", *_SCORES, "combined_rank")
 
 
 def seed_params(spec: StudySpec, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -164,7 +165,8 @@ def scout_agreement(trials: list[FrozenTrial], scout_attr: dict[str, Any] | None
             pairs.append((row, float(acc)))
     out = []
     for score in (*SCORES, "combined_rank"):
-        xs = [(-r[score] if score == "combined_rank" and r[score] is not None else r[score]) for r, _ in pairs]
+        xs = [(-r[score] if score == "combined_rank" and r.get(score) is not None else r.get(score))
+              for r, _ in pairs]
         tau = kendall_tau(xs, [a for _, a in pairs])
         note = ""
         if tau is None:
