@@ -265,7 +265,8 @@ def test_results_page_shows_how_well_each_score_ranked_the_trials(results_ws):
     seeded = attr["seeded"]
     assert len(seeded) == 2
     numbers = [t.number for t in trials if t.system_attrs.get("fixed_params") == seeded[0]]
-    assert f"Seeded from the scout: trial {numbers[0]} (freeze depth {seeded[0]['freeze_depth']})" in captions
+    assert (f"Seeded from the scout: trial {numbers[0]} (freeze depth {seeded[0]['freeze_depth']}, "
+            f"learning rate {seeded[0]['learning_rate']:.3g})") in captions
     assert len(next(d.value for d in at.dataframe if "combined_rank" in d.value.columns)) == 18
 
 

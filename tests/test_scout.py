@@ -177,17 +177,25 @@ def test_kendall_tau_and_the_combined_rank():
 
 
 # ------------------------------------------------------------------ the scout
-def test_scout_scores_every_depth_and_reuses_its_features(workspace):
+def test_scout_scores_every_depth_and_reuses_its_features(workspace, monkeypatch):
+    import tlcore.scout as scout_mod
+
     add_tiny_dataset(workspace)
     first = scout(workspace, "tiny", image_size=32, images=2000, weights=None)
     assert sorted(first.table["depth"]) == list(range(1, 19))
     assert first.table["logme"].notna().all() and first.table["transrate"].notna().all()
+    assert first.table["logme_stack"].notna().all() and first.table.attrs["combined_from"] == ["logme_stack"]
     assert first.table["leep"].isna().all()
     assert any("LEEP and NCE are skipped" in n for n in first.notes)
     assert first.cached == []
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("the stacked scores are cached with the features")
+
+    monkeypatch.setattr(scout_mod, "logme_stack", no_recompute)
     second = scout(workspace, "tiny", image_size=32, images=2000, weights=None)
     assert second.cached == ["efficientnet_lite0"]
     np.testing.assert_allclose(second.table["logme"], first.table["logme"])
+    np.testing.assert_allclose(second.table["logme_stack"], first.table["logme_stack"])
     top = first.top_configs(2, depth_range=[5, 18])
     assert len(top) == 2 and all(5 <= c["freeze_depth"] < 18 for c in top)
 
@@ -341,3 +349,17 @@ def test_a_scout_that_finishes_between_the_status_read_and_the_pid_check_is_not_
     monkeypatch.setattr(background, "pid_alive", lambda pid: False)  # it has exited meanwhile
     out = scout_status({"pid": 1, "status": str(tmp_path / "s.json"), "log": str(tmp_path / "l.log")})
     assert out["state"] == "finished" and out["result"] == "r.json"
+
+
+def test_seeded_trials_take_the_recipe_learning_rate_of_their_depth():
+    from tlcore.search.seeding import seed_params
+    from tlcore.search.spec import StudySpec
+
+    spec = StudySpec(name="s", dataset="d", freeze_depth=[2, 16])
+    configs = [{"backbone": "efficientnet_lite0", "freeze_depth": d} for d in (4, 6, 4, 12)]
+    seeds = seed_params(spec, configs)
+    assert [p["freeze_depth"] for p in seeds] == [4, 6, 12]  # a repeated pair is seeded once
+    for p in seeds:
+        lo, hi = spec.lr_range("efficientnet_lite0", "fine_tune", p["freeze_depth"])
+        assert p["learning_rate"] == pytest.approx(math.sqrt(lo * hi))
+    assert seeds[0]["learning_rate"] < seeds[2]["learning_rate"]  # the depth-aware ceiling: lower when shallower

@@ -40,8 +40,9 @@ wins on every dataset (Agostinelli et al., ECCV 2022): the table shows them all,
 ranked the trials that were actually trained (Kendall's tau).
 
 The pooled features are cached (``<workspace>/cache/features``, kind
-``scout_features``, one atomic entry per backbone with every depth side by side)
-so a second scout of the same data costs only the scoring.
+``scout_features``, one atomic entry per backbone with every depth side by side),
+and so are the stacked LogME scores computed from them (kind ``scout_logme_stack``),
+so a second scout of the same data costs only the per-boundary scores.
 
 Example:
 
@@ -576,7 +577,12 @@ def scout(ws: Any, dataset: str, *, backbones: Sequence[str] = ("efficientnet_li
         blocks = [feats[:, offsets[k]:offsets[k + 1]] for k in range(info.num_blocks)]
         cb = (lambda d, t, name=name: progress(f"{bb.get(name).display_name}: stacked LogME", d, t)) \
             if progress is not None else None
-        stacked = logme_stack(blocks, y, progress=cb)
+        def make_stacked(blocks=blocks, cb=cb) -> np.ndarray:
+            return np.asarray([np.nan if v is None else v for v in logme_stack(blocks, y, progress=cb)])
+
+        # cached beside the features (the eigendecompositions cost more than a warm forward pass)
+        stacked = [float(v) if np.isfinite(v) else None for v in feat_cache.get_or_create(
+            {**parts, "kind": "scout_logme_stack", "version": 1}, make_stacked, exclusive=True)]
         for depth in range(1, info.num_blocks + 1):
             f = blocks[depth - 1]
             row = {"backbone": name, "depth": depth, "width": widths[depth - 1], "logme_stack": stacked[depth - 1],

@@ -75,7 +75,7 @@ EXPLAIN = (
 )
 CAVEAT = (
     "A hint for the search, not its answer: on our benchmarks the stacked score ranked the depths the right "
-    "way round but far from perfectly (Kendall τ 0.48–0.56 on Fashion-MNIST, 0.87 on drawn shapes), and "
+    "way round but far from perfectly (Kendall τ 0.55 on Fashion-MNIST, 0.87 on drawn shapes), and "
     "LogME and TransRate of the frozen features favour the deepest depths, which fine-tune worst on data "
     "unlike ImageNet. The Results page measures how well each score ranked your own trials."
 )
@@ -243,7 +243,7 @@ def seed_note() -> None:
         return
     c1, c2 = st.columns([4, 1], vertical_alignment="center")
     c1.info(f"The study will start with the scout's top {int(seed['seed_trials'])} depth(s) as its first trials, "
-            "after the quick linear-probe trial (its first worker scouts "
+            "after the quick linear-probe and recipe trials (its first worker scouts "
             f"{int(seed['images'])} images again, from the cache when the settings match the scout above); then "
             "the sampler takes over.", icon=":material/travel_explore:")
     c2.button("Don't seed", key="se_scout_unseed", on_click=_on_unseed,
@@ -323,8 +323,8 @@ def _show_result(result: ScoutResult, backbones: list[str], asked: int | None) -
     c3.button(f"Start the study with the top {tf.cell(k)} configurations", key="se_scout_seed_btn", on_click=_on_seed,
               args=(asked or result.images,), icon=":material/playlist_add:",
               help="The study's first worker scouts again (from these cached features) and queues the best "
-                   f"{k} configurations within the study's ranges as its first trials; their learning rates "
-                   "come from the sampler.")
+                   f"{k} configurations within the study's ranges as its next trials, each at the recipe trial's "
+                   "learning rate for its depth.")
 
 
 def scout_section(ws: Workspace, datasets: list[str], expanded: bool = False) -> None:
@@ -400,7 +400,7 @@ def agreement_table(agreement: pd.DataFrame) -> pd.DataFrame:
 def _seeded_text(seeded: list[dict[str, Any]], trials: list[Any]) -> str:
     """Which trials the scout seeded, with their parameters."""
     def words(p: dict[str, Any]) -> str:
-        return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in p.items())
+        return ", ".join(f"{k.replace('_', ' ')} {f'{v:.3g}' if isinstance(v, float) else v}" for k, v in p.items())
 
     parts = []
     for p in seeded:

@@ -8,8 +8,8 @@ and the first fine-tuned one come first) have been taken, runs
 a cross-process lock, so two workers compute them once), stores a summary in the
 study's ``tl_scout`` attribute (``attrs.SCOUT``), saves the full result where the
 Search page finds it, and enqueues the best ``seed_trials`` pairs within the
-study's ranges as the next trials (their learning rates come from the sampler), never more than
-the trial budget has left.
+study's ranges as the next trials (each at the geometric middle of its depth's learning-rate
+range, as the recipe trial), never more than the trial budget has left.
 A scout whose estimated cost is above ``max_seconds`` is recorded as skipped. A
 scout that fails is recorded with its error and never stops the search.
 
@@ -42,20 +42,27 @@ _ROW_KEYS = ("backbone", "depth", "width", *_SCORES, "combined_rank")
 
 
 def seed_params(spec: StudySpec, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The fixed parameters of the seeded trials (only those the spec searches)."""
+    """The fixed parameters of the seeded trials (only those the spec searches): the scout's
+    backbone and depth, at the geometric middle of that depth's learning-rate range, as the
+    recipe trial takes it (a random draw would often be too low to survive the first rung, and
+    the seed would say nothing about its depth)."""
     methods = [m for m in spec.methods if m != "feature_extraction"]
     if not methods:
         return []
+    method = "fine_tune" if "fine_tune" in methods else methods[0]
     out = []
     for c in configs:
         p: dict[str, Any] = {}
         if len(spec.backbones) > 1:
             p["backbone"] = c["backbone"]
         if len(spec.methods) > 1:
-            p["method"] = "fine_tune" if "fine_tune" in methods else methods[0]
+            p["method"] = method
         lo, hi = spec.depth_range(c["backbone"])
         if lo < hi:
             p["freeze_depth"] = int(c["freeze_depth"])
+        lr_lo, lr_hi = spec.lr_range(c["backbone"], method, int(c["freeze_depth"]))
+        if lr_lo < lr_hi:
+            p["learning_rate"] = math.sqrt(lr_lo * lr_hi)
         if p and p not in out:
             out.append(p)
     return out

@@ -149,15 +149,15 @@ class StudySpec(Spec):
             Defaults to True.
         scout: rank the (backbone, freeze depth) pairs with ``tlcore.scout`` before sampling,
             and make the best ``seed_trials`` of them the study's next trials (after the
-            probe and recipe trials; the sampler picks their learning rates; 0 = scout, record and
+            probe and recipe trials; each at the recipe's learning rate for its depth; 0 = scout, record and
             measure, but seed nothing). ``images``: at most this many
             training images are scored; ``max_seconds``: the scout runs only when its
             estimated cost (``tlcore.scout.scout_cost_estimate``) is below this (None: always).
             The first worker runs it once and stores it in the study (``tl_scout``); the
             Results page then shows how well each score ranked the trained trials. Defaults to
             ``{"images": 2000, "seed_trials": 0, "max_seconds": 60}``: the scout is recorded and
-            its agreement with the trials measured, but it seeds nothing unless asked (its
-            ranking of fine-tuning depths was measured wrong way round on Fashion-MNIST).
+            its agreement with the trials measured, but it seeds nothing unless asked (seeding
+            was measured not to help on Fashion-MNIST: BENCHMARKS.md, issue 12).
             None = no scout.
         learning_rate: range, searched on a log scale. Defaults to [1e-4, 1e-2].
         lr_ceiling_at_depth0: a depth-aware ceiling on a fine_tune trial's learning rate: at
