@@ -363,3 +363,15 @@ def test_seeded_trials_take_the_recipe_learning_rate_of_their_depth():
         lo, hi = spec.lr_range("efficientnet_lite0", "fine_tune", p["freeze_depth"])
         assert p["learning_rate"] == pytest.approx(math.sqrt(lo * hi))
     assert seeds[0]["learning_rate"] < seeds[2]["learning_rate"]  # the depth-aware ceiling: lower when shallower
+
+
+def test_the_cost_estimate_counts_no_more_images_than_the_dataset_has(workspace):
+    from tlcore.scout import scout_cost_estimate, scout_cost_for
+
+    add_tiny_dataset(workspace)
+    have = workspace.get_dataset("tiny").num_images
+    assert 0 < have < 2000
+    lite = ["efficientnet_lite0"]
+    assert scout_cost_for(workspace, "tiny", 2000, 96, lite) == pytest.approx(scout_cost_estimate(have, 96, lite))
+    assert scout_cost_for(workspace, "tiny", 2000, 96, lite) < scout_cost_estimate(2000, 96, lite)
+    assert scout_cost_for(workspace, "no-such", 2000, 96, lite) == pytest.approx(scout_cost_estimate(2000, 96, lite))

@@ -66,7 +66,7 @@ from tlcore.errors import ConfigError, DatasetError
 
 __all__ = ["ScoutResult", "scout", "logme", "logme_stack", "leep", "nce", "transrate", "kendall_tau", "SCORES",
            "DEPTH_SCORES", "RANK_SCORES", "ranking_scores",
-           "scout_cost_estimate"]
+           "scout_cost_estimate", "scout_cost_for"]
 
 SCORES = ("logme_stack", "logme", "transrate", "leep", "nce")
 # Scores computed per depth; the others are one value per backbone.
@@ -479,6 +479,18 @@ def scout_cost_estimate(images: int, image_size: int, backbones: Sequence[str]) 
     per_image = 0.004 * (image_size / 96) ** 2
     stacked = sum(bb.get(b).num_blocks for b in backbones) * 0.9 * (min(images, 3000) / 2000) ** 3
     return len(backbones) * images * per_image + 3.0 * len(backbones) + 5.0 + stacked
+
+
+def scout_cost_for(ws: Any, dataset: str, images: int, image_size: int, backbones: Sequence[str]) -> float:
+    """``scout_cost_estimate`` for ``dataset``: no more images than it has are counted (the scout
+    scores at most its training split)."""
+    from tlcore.errors import TLCoreError
+
+    try:
+        have = ws.get_dataset(dataset).num_images
+    except TLCoreError:
+        have = 0
+    return scout_cost_estimate(min(images, have) if have > 0 else images, image_size, backbones)
 
 
 def scout(ws: Any, dataset: str, *, backbones: Sequence[str] = ("efficientnet_lite0",), image_size: int = 128,

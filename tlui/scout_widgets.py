@@ -40,7 +40,7 @@ from tlcore.scout import (
     latest_result,
     launch_scout,
     ranking_scores,
-    scout_cost_estimate,
+    scout_cost_for,
     scout_status,
 )
 from tlcore.search import StudySpec, attrs, load_spec
@@ -360,7 +360,7 @@ def scout_section(ws: Workspace, datasets: list[str], expanded: bool = False) ->
                   disabled=running, icon=":material/play_arrow:",
                   help="Runs in the background; the result is saved and shown here when it is done.")
         if not running and not fields.range_problem("Images to score", images, 2, 1_000_000):
-            est = scout_cost_estimate(int(images), size, backbones)
+            est = scout_cost_for(ws, dataset, int(images), size, backbones)
             st.caption(f"About {tf.seconds(est)} on one CPU core the first time (a GPU is much faster); "
                        "seconds once its features are cached.")
         if "se_scout_error" in ss:

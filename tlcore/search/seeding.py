@@ -75,7 +75,7 @@ def _queue_waiting(study: optuna.Study) -> bool:
 def maybe_scout(ws: Workspace, study: optuna.Study, spec: StudySpec, storage: Any,
                 log: Callable[[str], None] = print) -> None:
     """Run the study's scout if it wants one and has none yet (see the module docstring)."""
-    from tlcore.scout import save_result, scout, scout_cost_estimate
+    from tlcore.scout import save_result, scout, scout_cost_for
 
     if spec.scout is None:
         return
@@ -84,7 +84,7 @@ def maybe_scout(ws: Workspace, study: optuna.Study, spec: StudySpec, storage: An
     if _queue_waiting(study):
         return  # the queued trials (the probe and the recipe trial) go first
     opts = spec.scout
-    estimate = scout_cost_estimate(opts["images"], spec.image_size, spec.backbones)
+    estimate = scout_cost_for(ws, spec.dataset, opts["images"], spec.image_size, spec.backbones)
     if opts["max_seconds"] is not None and estimate > opts["max_seconds"]:
         record = {"skipped": f"estimated {estimate:.0f} s, above its {opts['max_seconds']:g} s limit "
                              "(scout.max_seconds)"}

@@ -152,7 +152,7 @@ class StudySpec(Spec):
             probe and recipe trials; each at the recipe's learning rate for its depth; 0 = scout, record and
             measure, but seed nothing). ``images``: at most this many
             training images are scored; ``max_seconds``: the scout runs only when its
-            estimated cost (``tlcore.scout.scout_cost_estimate``) is below this (None: always).
+            estimated cost (``tlcore.scout.scout_cost_for``) is below this (None: always).
             The first worker runs it once and stores it in the study (``tl_scout``); the
             Results page then shows how well each score ranked the trained trials. Defaults to
             ``{"images": 2000, "seed_trials": 0, "max_seconds": 60}``: the scout is recorded and
