@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tlcore.errors import ConfigError, DatasetError
+from tlcore.errors import ConfigError, DatasetError, TLCoreError
 
 __all__ = ["ScoutResult", "scout", "logme", "logme_stack", "leep", "nce", "transrate", "kendall_tau", "SCORES",
            "DEPTH_SCORES", "RANK_SCORES", "ranking_scores",
@@ -104,9 +104,9 @@ def logme(features: np.ndarray, labels: np.ndarray, *, max_iter: int = 100, tol:
         return None
     onehot = _one_hot(labels)
     u, s, _ = np.linalg.svd(f, full_matrices=False)
-    keep = s > s.max(initial=0.0) * 1e-10
-    return _logme_from_spectrum(u[:, keep].T @ onehot, s[keep] ** 2, f.shape[1], onehot.sum(axis=0),
-                                n, max_iter=max_iter, tol=tol)
+    s, u = _nonzero(s, u)
+    return _logme_from_spectrum(u.T @ onehot, s ** 2, f.shape[1], onehot.sum(axis=0), n,
+                                max_iter=max_iter, tol=tol)
 
 
 def _one_hot(labels: np.ndarray) -> np.ndarray:
@@ -158,6 +158,7 @@ def _standardized_block(features: np.ndarray) -> np.ndarray:
 
 
 def _nonzero(lam: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The values above 1e-10 of the largest (singular values or eigenvalues), with their vectors."""
     keep = lam > lam.max(initial=0.0) * 1e-10
     return lam[keep], vectors[:, keep]
 
@@ -484,8 +485,6 @@ def scout_cost_estimate(images: int, image_size: int, backbones: Sequence[str]) 
 def scout_cost_for(ws: Any, dataset: str, images: int, image_size: int, backbones: Sequence[str]) -> float:
     """``scout_cost_estimate`` for ``dataset``: no more images than it has are counted (the scout
     scores at most its training split)."""
-    from tlcore.errors import TLCoreError
-
     try:
         have = ws.get_dataset(dataset).num_images
     except TLCoreError:

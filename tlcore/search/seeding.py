@@ -60,9 +60,9 @@ def seed_params(spec: StudySpec, configs: list[dict[str, Any]]) -> list[dict[str
         lo, hi = spec.depth_range(c["backbone"])
         if lo < hi:
             p["freeze_depth"] = int(c["freeze_depth"])
-        lr_lo, lr_hi = spec.lr_range(c["backbone"], method, int(c["freeze_depth"]))
-        if lr_lo < lr_hi:
-            p["learning_rate"] = math.sqrt(lr_lo * lr_hi)
+        lr = spec.middle_lr(c["backbone"], method, int(c["freeze_depth"]))
+        if lr is not None:
+            p["learning_rate"] = lr
         if p and p not in out:
             out.append(p)
     return out

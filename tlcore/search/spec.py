@@ -23,6 +23,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from tlcore.config import (
@@ -350,6 +351,12 @@ class StudySpec(Spec):
             return [lo, hi]
         ceiling = hi * self.lr_ceiling_at_depth0 ** (1.0 - depth / blocks)
         return [lo, max(lo, ceiling)]
+
+    def middle_lr(self, backbone: str, method: str, depth: int | None) -> float | None:
+        """The geometric middle of ``lr_range``: the learning rate of the recipe trial and of the
+        scout's seeded trials. None when the range is a single value (nothing is searched)."""
+        lo, hi = self.lr_range(backbone, method, depth)
+        return math.sqrt(lo * hi) if lo < hi else None
 
     def suggest(self, trial: Any) -> dict[str, Any]:
         """Ask an Optuna trial for this spec's parameters; returns them."""

@@ -25,7 +25,6 @@ rebuilt from the spec: ``make_sampler``, ``make_pruner``), ``list_studies``
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import shutil
 import time
 import warnings
@@ -154,7 +153,7 @@ RECIPE_UNFROZEN = 1 / 3  # the recipe trial unfreezes the last third of the back
 def recipe_trial_params(spec: StudySpec) -> dict[str, Any] | None:
     """The parameters of the trial after the probe when ``spec.recipe_trial``: the classic recipe,
     fine-tune the last third of the first backbone's blocks (the depth clipped to the searched
-    range) at the geometric middle of that depth's learning-rate range (``StudySpec.lr_range``,
+    range) at the geometric middle of that depth's learning-rate range (``StudySpec.middle_lr``,
     under the depth-aware ceiling). None when the space has no fine-tuning method or the recipe
     would repeat the probe trial. Only the parameters the spec searches are fixed.
 
@@ -180,9 +179,9 @@ def recipe_trial_params(spec: StudySpec) -> dict[str, Any] | None:
         params["method"] = method
     if lo < hi:
         params["freeze_depth"] = depth
-    lr_lo, lr_hi = spec.lr_range(backbone, method, depth)
-    if lr_lo < lr_hi:
-        params["learning_rate"] = math.sqrt(lr_lo * lr_hi)
+    lr = spec.middle_lr(backbone, method, depth)
+    if lr is not None:
+        params["learning_rate"] = lr
     return params or None
 
 
