@@ -33,6 +33,9 @@ With ``--search``, instead: **a scout-seeded search against an unseeded one**, s
 "seed_trials": --seed-trials, "max_seconds": None}``. Reported per seed: each side's wall
 time, best validation accuracy, and the time each needs to reach the unseeded side's final best
 (its first COMPLETE trial at or above it); target: seeded <= half the unseeded time.
+``--no-recipe``: both sides without the recipe trial (``recipe_trial: false``), so the unseeded
+side's fine-tuning trials are all the sampler's draws and the seeded side's first ones the
+scout's: what the scout is worth where no hand-made recipe seeds the search.
 
 Usage:
     python bench/bench_scout.py [--dataset fmnist|shapes|both] [--images 3000] [--size 96]
@@ -41,7 +44,7 @@ Usage:
     python bench/bench_scout.py --merge A.json B.json [--out FILE]   (scores from A: with A a
         --depths none run, the scores of the current code against sweeps run before)
     python bench/bench_scout.py --search [--dataset fmnist] [--seeds 0] [--trials 12] [--epochs 3]
-        [--seed-trials 3] [--out FILE]
+        [--seed-trials 3] [--no-recipe] [--out FILE]
 
 ``--quick``: 600 images, 48 px, depths 6,12,18, 1 epoch. Results: bench/results/bench_scout.json
 (quick: bench_scout_quick.json). Not part of the test suite.
@@ -273,7 +276,7 @@ def search_child(args: argparse.Namespace) -> None:
                                                       "max_seconds": None}
     study = f"{args.role}-s{args.seed}-{time.strftime('%H%M%S')}"
     spec = StudySpec(name=study, dataset=name, image_size=args.size, n_trials=args.trials, epochs=args.epochs,
-                     seed=args.seed, scout=scout_opt)
+                     seed=args.seed, scout=scout_opt, recipe_trial=not args.no_recipe)
     from tlcore import backbones as bb
 
     bb.build("efficientnet_lite0", input_shape=(args.size, args.size, 3), cache_dir=ws.cache_dir)  # weights, untimed
@@ -320,7 +323,8 @@ def run_search(args: argparse.Namespace) -> None:
                    "--role", role, "--workspace", str(run / f"ws-{role}"), "--dataset", args.dataset,
                    "--images", str(args.images), "--size", str(args.size), "--trials", str(args.trials),
                    "--epochs", str(args.epochs), "--seed", str(seed), "--scout-images", str(args.scout_images),
-                   "--seed-trials", str(args.seed_trials), "--sync-dir", str(sync), "--result", str(results[role])]
+                   "--seed-trials", str(args.seed_trials), "--sync-dir", str(sync), "--result", str(results[role]),
+                   *(["--no-recipe"] if args.no_recipe else [])]
             log = open(run / f"{role}.log", "w")
             procs[role] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                            env={**os.environ, "TLCORE_CPU_THREADS": "1"})
@@ -372,6 +376,8 @@ def main() -> None:
     ap.add_argument("--seeds", default=None, help="--search: comma-separated seeds (default 0)")
     ap.add_argument("--trials", type=int, default=12, help="--search: trials per search")
     ap.add_argument("--seed-trials", dest="seed_trials", type=int, default=3, help="--search: seeded trials")
+    ap.add_argument("--no-recipe", dest="no_recipe", action="store_true",
+                    help="--search: both searches without the recipe trial (the sampler's draws against the scout's)")
     ap.add_argument("--role", choices=("driver", "seeded", "unseeded"), default="driver", help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--sync-dir", dest="sync_dir", default=None, help=argparse.SUPPRESS)
