@@ -367,12 +367,17 @@ def curves_figure(curves: pd.DataFrame, labels: dict[str, str]) -> go.Figure:
 
 
 def confusion_figure(cm: Sequence[Sequence[int]], class_names: Sequence[str], title: str = "") -> go.Figure:
-    """A confusion-matrix heatmap: rows true class, columns predicted class, counts written in."""
+    """A confusion-matrix heatmap: rows true class, columns predicted class, counts written in.
+
+    No colorscale of its own: Streamlit's chart theme gives heatmaps its sequential scale for the
+    light or the dark theme (a fixed "Blues" painted the empty cells near-white in dark mode),
+    and plotly writes each count in black or white to contrast with its cell.
+    """
     z = np.asarray(cm, dtype=int)
     names = [tf.plot_text(c) for c in class_names] if len(class_names) == len(z) else [str(i) for i in range(len(z))]
     fig = go.Figure(
         go.Heatmap(
-            z=z.tolist(), x=names, y=names, colorscale="Blues", showscale=False,
+            z=z.tolist(), x=names, y=names, showscale=False,
             texttemplate="%{z}", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>",
         )
     )

@@ -8,6 +8,7 @@ its menu (top right) offers System, Light and Dark. The charts use Streamlit's P
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from playwright.sync_api import expect
 
@@ -84,5 +85,50 @@ def test_charts_have_no_background_of_their_own_in_dark_mode(browser, app):
         backgrounds = page.evaluate(_CHART_BACKGROUNDS)
         assert backgrounds, "no Plotly chart on the Datasets page"
         assert all(_alpha(c) == 0 or _luminance(c) < 0.2 for c in backgrounds), backgrounds
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def theme_model(app):
+    """A short real run on the demo data (EfficientNet-Lite0, ImageNet weights, 64 px): its test
+    report's confusion matrix is what the Results page draws for it."""
+    from tlcore.config import TrainSpec
+    from tlcore.datasets import ensure_demo
+    from tlcore.trainer import train
+    from tlcore.workspace import Workspace
+
+    ws = Workspace(app.workspace)
+    ensure_demo(ws)
+    run = ws.models_dir / "demo-theme"
+    if not (run / "model.keras").is_file():
+        train(TrainSpec(dataset="demo", image_size=64, method="feature_extraction", epochs=1), ws, run_dir=run)
+    return run
+
+
+def _heatmap_luminance(page) -> float:
+    """The mean luminance of the confusion matrix's cells, from a screenshot of the heatmap."""
+    import io
+
+    from PIL import Image
+
+    cells = page.locator('[data-testid="stPlotlyChart"] .heatmaplayer image').first
+    cells.wait_for()
+    pixels = np.asarray(Image.open(io.BytesIO(cells.screenshot())).convert("RGB"), dtype=float) / 255
+    return float((pixels @ np.array([0.2126, 0.7152, 0.0722])).mean())
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_confusion_matrix_follows_the_theme(browser, app, theme_model, scheme):
+    """Its empty cells (most of them) take the page's side of the scale: a fixed light scale
+    painted them near-white on the dark page."""
+    context, page = _open(browser, app, scheme, f"Results?run={theme_model.name}")
+    try:
+        luminance = _heatmap_luminance(page)
+        if scheme == "dark":
+            assert luminance < 0.45, luminance
+        else:
+            assert luminance > 0.55, luminance
+        ui.assert_no_errors(page)
     finally:
         context.close()
