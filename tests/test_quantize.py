@@ -157,3 +157,29 @@ def test_an_export_whose_rounding_fails_keeps_nearest_rounding_and_says_why(monk
     path, report = export._rounded_saved_model(type("L", (), {"model": None})(), np.zeros((2, 8, 8, 3)), tmp_path)
     assert path is None and report["method"].startswith("nearest")
     assert "ValueError: an unusual layer" in report["note"] and not (tmp_path / "saved_model_int8").exists()
+
+
+@pytest.mark.parametrize("kernel, stride, padding, dilation, side", [
+    (3, 1, "same", 1, 16), (3, 2, "same", 1, 16), (5, 2, "same", 1, 15), (5, 1, "same", 1, 14),
+    (3, 1, "valid", 1, 13), (3, 1, "same", 2, 12), (5, 2, "valid", 1, 17), (3, 2, "same", 1, 7)])
+def test_a_depthwise_convs_taps_gathered_per_channel_are_its_patches(kernel, stride, padding, dilation, side):
+    """The per-channel gather (TensorFlow's padding, the odd pixel after) against the patches
+    TensorFlow's own depthwise conv computes with one-hot taps, for every output row and for a
+    sample of them."""
+    from tlcore.quantize import _DepthwiseTaps
+
+    conv = keras.layers.DepthwiseConv2D(kernel, strides=stride, padding=padding, dilation_rate=dilation)
+    conv(keras.Input((side, side, 6)))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, side, side, 6)).astype("float32")
+    one_hot = np.zeros((kernel, kernel, 6, kernel * kernel), np.float32)  # output channel c * taps + tap
+    for tap in range(kernel * kernel):
+        one_hot[tap // kernel, tap % kernel, :, tap] = 1.0
+    full = keras.ops.convert_to_numpy(keras.ops.depthwise_conv(x, one_hot, strides=stride, padding=padding,
+                                                               dilation_rate=dilation))
+    full = full.reshape(-1, 6, kernel * kernel)  # rows × channels × taps
+    sample = rng.choice(len(full), size=min(len(full), 40), replace=False)
+    for rows, expected in ((None, full), (sample, full[sample])):
+        taps = _DepthwiseTaps(conv, x, rows)
+        for c in range(6):
+            np.testing.assert_allclose(taps.channel(c), expected[:, c, :], rtol=0, atol=1e-6)

@@ -108,22 +108,48 @@ def _pairs(owner: Any) -> list[tuple[Any, Any, tuple[float, float] | None]]:
 
 
 def _patches(conv: Any, x: np.ndarray) -> np.ndarray:
-    """The conv's input patches: rows × fan-in (regular) or rows × channels × taps (depthwise)."""
+    """A regular conv's input patches: rows (image, y, x) × fan-in. Depthwise convs: ``_DepthwiseTaps``."""
     import keras
 
     kh, kw = conv.kernel_size
     cin = x.shape[-1]
-    common = {"strides": conv.strides, "padding": conv.padding, "dilation_rate": conv.dilation_rate}
-    if isinstance(conv, keras.layers.DepthwiseConv2D):
-        taps = np.zeros((kh, kw, cin, kh * kw), np.float32)
-        for i in range(kh):
-            for j in range(kw):
-                taps[i, j, :, i * kw + j] = 1.0
-        p = keras.ops.convert_to_numpy(keras.ops.depthwise_conv(x, taps, **common))
-        return p.reshape(-1, cin, kh * kw)
+    if (kh, kw) == (1, 1) and tuple(conv.strides) == (1, 1):  # a pointwise conv's patches are its input
+        return np.asarray(x, np.float32).reshape(-1, cin)
     eye = np.eye(kh * kw * cin, dtype=np.float32).reshape(kh, kw, cin, kh * kw * cin)
+    common = {"strides": conv.strides, "padding": conv.padding, "dilation_rate": conv.dilation_rate}
     p = keras.ops.convert_to_numpy(keras.ops.conv(x, eye, **common))
     return p.reshape(-1, kh * kw * cin)
+
+
+class _DepthwiseTaps:
+    """A depthwise conv's input patches one channel at a time: ``channel(c)`` is rows × taps
+    (float64; tap = ky * kernel width + kx), gathered from the padded input rather than computed
+    for every channel and row at once (at 28 × 28 with 240 channels and 5 × 5 taps that is a
+    gigabyte in float64, and writing it took longer than the rounding).
+
+    ``rows``: indices into the conv's output positions (image, y, x in C order); None = all."""
+
+    def __init__(self, conv: Any, x: np.ndarray, rows: np.ndarray | None):
+        n, h, w, _ = x.shape
+        kh, kw = conv.kernel_size
+        (sh, sw), (dh, dw) = conv.strides, conv.dilation_rate
+        if conv.padding == "same":  # as TensorFlow pads: the odd pixel after
+            ho, wo = -(-h // sh), -(-w // sw)
+            ph = max((ho - 1) * sh + (kh - 1) * dh + 1 - h, 0)
+            pw = max((wo - 1) * sw + (kw - 1) * dw + 1 - w, 0)
+            x = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+        else:
+            ho, wo = (h - (kh - 1) * dh - 1) // sh + 1, (w - (kw - 1) * dw - 1) // sw + 1
+        hp, wp = x.shape[1:3]
+        self.channels = np.ascontiguousarray(np.moveaxis(x, -1, 0), np.float32).reshape(x.shape[-1], -1)
+        rows = np.arange(n * ho * wo) if rows is None else np.asarray(rows)
+        img, rest = np.divmod(rows, ho * wo)
+        y, xo = np.divmod(rest, wo)
+        ty, tx = np.divmod(np.arange(kh * kw), kw)
+        self.index = ((img * hp * wp)[:, None] + (y[:, None] * sh + ty * dh) * wp + xo[:, None] * sw + tx * dw)
+
+    def channel(self, c: int) -> np.ndarray:
+        return self.channels[c][self.index].astype(np.float64)
 
 
 def _descend(w: np.ndarray, gram: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -161,7 +187,14 @@ def _objective(xq: np.ndarray, xf: np.ndarray, w: np.ndarray) -> tuple[np.ndarra
     error's mean out afterwards, so only the error around it is worth minimising."""
     xq = xq - xq.mean(axis=0)
     xf = xf - xf.mean(axis=0)
-    return xq.T @ xq, xq.T @ (xf @ w)
+    # X_qᵀ X_f w in the cheaper order: rows × fan-in² against rows × fan-in × channels
+    target = (xq.T @ xf) @ w if xq.shape[1] < w.shape[1] else xq.T @ (xf @ w)
+    return xq.T @ xq, target
+
+
+def _mean_shift(xq: np.ndarray, xf: np.ndarray, q: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The mean of ``X_q q - X_f w`` over the rows (the bias correction), from the inputs' means."""
+    return xq.mean(axis=0) @ q - xf.mean(axis=0) @ w
 
 
 def _round_pair(conv: Any, bn: Any, window: tuple[float, float] | None, x_float: np.ndarray,
@@ -169,7 +202,8 @@ def _round_pair(conv: Any, bn: Any, window: tuple[float, float] | None, x_float:
     """Round one conv (BatchNorm folded) in place; returns whether it was changed.
 
     ``x_float``/``x_rounded``: the conv's input in the float model and in the copy with the
-    earlier layers rounded; ``pre``: the float conv's output (before BatchNorm)."""
+    earlier layers rounded; ``pre``: the float conv's output (before BatchNorm); all three for
+    the images ``_layer_images`` picks."""
     import keras
 
     gamma = keras.ops.convert_to_numpy(bn.gamma) if bn.scale else np.ones(bn.moving_mean.shape, np.float32)
@@ -180,34 +214,34 @@ def _round_pair(conv: Any, bn: Any, window: tuple[float, float] | None, x_float:
         return False
     kernel = keras.ops.convert_to_numpy(conv.kernel).astype(np.float64)
     depthwise = isinstance(conv, keras.layers.DepthwiseConv2D)
-    # Enough images, evenly spread, for the rows the objective samples: a layer at 112 x 112 needs
-    # 4 of them, so its patches (rows x fan-in) stay a few hundred MB, not gigabytes.
-    per_image = max(1, int(np.prod(pre.shape[1:-1])))
-    take = min(len(x_float), max(4, -(-2 * _MAX_ROWS // per_image)))
-    pick_images = np.unique(np.linspace(0, len(x_float) - 1, take).round().astype(int))
-    x_float, x_rounded, pre = x_float[pick_images], x_rounded[pick_images], pre[pick_images]
-    pf = _patches(conv, x_float).astype(np.float64)
-    pq = _patches(conv, x_rounded).astype(np.float64)
-    pre_act = pre.reshape(-1, pre.shape[-1]).astype(np.float64)
-    if len(pf) > _MAX_ROWS:
-        pick = rng.choice(len(pf), size=_MAX_ROWS, replace=False)
-        pf, pq, pre_act = pf[pick], pq[pick], pre_act[pick]
+    pre_act = pre.reshape(-1, pre.shape[-1])
+    pick = rng.choice(len(pre_act), size=_MAX_ROWS, replace=False) if len(pre_act) > _MAX_ROWS else None
+    if pick is not None:
+        pre_act = pre_act[pick]
+    pre_act = pre_act.astype(np.float64)
+    if depthwise:
+        pf, pq = _DepthwiseTaps(conv, x_float, pick), _DepthwiseTaps(conv, x_rounded, pick)
+    else:
+        pf, pq = _patches(conv, x_float), _patches(conv, x_rounded)
+        if pick is not None:  # sampled before the float64 copies: those of every row cost more than the rest
+            pf, pq = pf[pick], pq[pick]
+        pf, pq = pf.astype(np.float64), pq.astype(np.float64)
     shift = np.zeros(len(fold))
     new_kernel = kernel.copy()
     channels = kernel.shape[2] if depthwise else kernel.shape[-1]
     per_channel = depthwise or (window is not None and pf.shape[1] <= _PER_CHANNEL_MAX_FAN_IN)
     if per_channel:
-        folded_pre = pre_act * fold + (_beta(bn) - mean * fold)
+        folded_pre = np.ascontiguousarray((pre_act * fold + (_beta(bn) - mean * fold)).T)  # channel-major
         for c in range(channels):
             w = (kernel[:, :, c, 0] if depthwise else kernel[..., c]).reshape(-1, 1) * fold[c]
-            xf = pf[:, c, :] if depthwise else pf
-            xq = pq[:, c, :] if depthwise else pq
+            xf = pf.channel(c) if depthwise else pf
+            xq = pq.channel(c) if depthwise else pq
             if window is not None:
-                keep = (folded_pre[:, c] > window[0] - 0.5) & (folded_pre[:, c] < window[1] + 0.5)
+                keep = (folded_pre[c] > window[0] - 0.5) & (folded_pre[c] < window[1] + 0.5)
                 if keep.sum() >= _MIN_WINDOW_ROWS:  # else a channel almost always clipped: every row counts
                     xf, xq = xf[keep], xq[keep]
             q = _descend(w, *_objective(xq, xf, w))
-            shift[c] = float((xq @ q - xf @ w).mean())
+            shift[c] = float(_mean_shift(xq, xf, q, w)[0])
             unfolded = (q[:, 0] / fold[c]).reshape(kernel.shape[:2] if depthwise else kernel.shape[:3])
             if depthwise:
                 new_kernel[:, :, c, 0] = unfolded
@@ -216,7 +250,7 @@ def _round_pair(conv: Any, bn: Any, window: tuple[float, float] | None, x_float:
     else:
         w = kernel.reshape(-1, channels) * fold
         q = _descend(w, *_objective(pq, pf, w))
-        shift = (pq @ q - pf @ w).mean(axis=0)
+        shift = _mean_shift(pq, pf, q, w)
         new_kernel = (q / fold).reshape(kernel.shape)
     conv.kernel.assign(new_kernel.astype(np.float32))
     # bias correction: the rounding's mean output shift, taken out where the channel's offset lives
@@ -232,6 +266,34 @@ def _beta(bn: Any) -> np.ndarray:
 
     return keras.ops.convert_to_numpy(bn.beta).astype(np.float64) if bn.center else \
         np.zeros(bn.moving_mean.shape, np.float64)
+
+
+def _layer_images(n: int, conv: Any) -> np.ndarray:
+    """Which of ``n`` images a conv's rounding looks at: enough, evenly spread, for the rows the
+    objective samples (``_MAX_ROWS``, twice over). A layer at 112 × 112 needs 4 of them, so its
+    patches (rows × fan-in) stay a few hundred MB, not gigabytes."""
+    per_image = max(1, int(np.prod(conv.output.shape[1:-1])))
+    take = min(n, max(4, -(-2 * _MAX_ROWS // per_image)))
+    return np.unique(np.linspace(0, n - 1, take).round().astype(int))
+
+
+def _prefix(owner: Any, tensors: list[Any], x: np.ndarray, batch_size: int = 8) -> list[np.ndarray]:
+    """``tensors`` of ``owner``'s graph when it sees ``x``, computed eagerly a batch at a time.
+
+    Eagerly, because each such prefix model is used once: ``predict`` would trace a graph for
+    each (most of the rounding's time when it did). Only the images a layer needs go through
+    (``_layer_images``), and only the tensors it needs come back: materialising every conv's
+    input and output for every image (1.7 GB at 224 px) took longer than the rounding itself."""
+    import keras
+
+    inputs = owner.inputs[0] if len(owner.inputs) == 1 else owner.inputs
+    model = keras.Model(inputs, list(tensors))
+    parts: list[list[np.ndarray]] = [[] for _ in tensors]
+    for i in range(0, len(x), batch_size):
+        outs = model(x[i : i + batch_size], training=False)
+        for part, out in zip(parts, outs if isinstance(outs, (list, tuple)) else [outs]):
+            part.append(keras.ops.convert_to_numpy(out))
+    return [np.concatenate(p) for p in parts]
 
 
 def _owner_input(model: Any, owner: Any, images: np.ndarray) -> np.ndarray | None:
@@ -284,13 +346,13 @@ def round_for_int8(model: Any, images: np.ndarray, *, log: Callable[[str], None]
         if feed is None or len(float_pairs) != len(pairs):
             report["skipped"] += len(pairs)
             continue
-        # the float model's inputs and outputs of every conv, once; the copy's input of each conv
-        # again after the convs before it are rounded, so each layer makes up for their error
-        probe = keras.Model(float_owner.inputs, [t for conv, _, _ in float_pairs for t in (conv.input, conv.output)])
-        outs = probe.predict(feed, batch_size=8, verbose=0)
-        for i, (conv, bn, window) in enumerate(pairs):
-            rounded_in = np.asarray(keras.Model(owner.inputs, conv.input).predict(feed, batch_size=8, verbose=0))
-            if _round_pair(conv, bn, window, np.asarray(outs[2 * i]), rounded_in, np.asarray(outs[2 * i + 1]), rng):
+        # each conv's input and output in the float model, and its input in the copy once the convs
+        # before it are rounded, so that each layer makes up for their error
+        for (conv, bn, window), (float_conv, _, _) in zip(pairs, float_pairs):
+            seen = feed[_layer_images(len(feed), conv)]
+            x_float, pre = _prefix(float_owner, [float_conv.input, float_conv.output], seen)
+            (x_rounded,) = _prefix(owner, [conv.input], seen)
+            if _round_pair(conv, bn, window, x_float, x_rounded, pre, rng):
                 report["layers"] += 1
             else:
                 report["skipped"] += 1
