@@ -66,6 +66,23 @@ def app(tmp_path_factory, browser) -> Iterator[StreamlitServer]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def demo_model(app) -> Path:
+    """A short real run in the module's workspace: the demo data, EfficientNet-Lite0 with its
+    ImageNet weights, feature extraction, 3 epochs at 64 px (with its test report)."""
+    from tlcore.config import TrainSpec
+    from tlcore.datasets import ensure_demo
+    from tlcore.trainer import train
+    from tlcore.workspace import Workspace
+
+    ws = Workspace(app.workspace)
+    ensure_demo(ws)
+    run = ws.models_dir / "demo-e2e"
+    if not (run / "model.keras").is_file():
+        train(TrainSpec(dataset="demo", image_size=64, method="feature_extraction", epochs=3), ws, run_dir=run)
+    return run
+
+
 def _artifact_dir(nodeid: str) -> Path:
     return ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::", 1)[-1])[:120]
 

@@ -159,21 +159,6 @@ def test_results_every_view_renders(page, app):
     shot(page, "results")
 
 
-@pytest.fixture(scope="module")
-def demo_model(app) -> Path:
-    """A short real run on the demo data (EfficientNet-Lite0, ImageNet weights, 64 px)."""
-    from tlcore.config import TrainSpec
-    from tlcore.datasets import ensure_demo
-    from tlcore.trainer import train
-
-    ws = Workspace(app.workspace)
-    ensure_demo(ws)
-    run = ws.models_dir / "demo-e2e"
-    if not (run / "model.keras").is_file():
-        train(TrainSpec(dataset="demo", image_size=64, method="feature_extraction", epochs=3), ws, run_dir=run)
-    return run
-
-
 def demo_image(name: str = "Sneaker") -> Path:
     root = Path(__file__).resolve().parents[2] / "demo_data" / "fashion-mnist-demo" / name
     return sorted(root.iterdir())[0]

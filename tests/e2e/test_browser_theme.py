@@ -89,23 +89,6 @@ def test_charts_have_no_background_of_their_own_in_dark_mode(browser, app):
         context.close()
 
 
-@pytest.fixture(scope="module")
-def theme_model(app):
-    """A short real run on the demo data (EfficientNet-Lite0, ImageNet weights, 64 px): its test
-    report's confusion matrix is what the Results page draws for it."""
-    from tlcore.config import TrainSpec
-    from tlcore.datasets import ensure_demo
-    from tlcore.trainer import train
-    from tlcore.workspace import Workspace
-
-    ws = Workspace(app.workspace)
-    ensure_demo(ws)
-    run = ws.models_dir / "demo-theme"
-    if not (run / "model.keras").is_file():
-        train(TrainSpec(dataset="demo", image_size=64, method="feature_extraction", epochs=1), ws, run_dir=run)
-    return run
-
-
 def _heatmap_luminance(page) -> float:
     """The mean luminance of the confusion matrix's cells, from a screenshot of the heatmap."""
     import io
@@ -119,10 +102,10 @@ def _heatmap_luminance(page) -> float:
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_the_confusion_matrix_follows_the_theme(browser, app, theme_model, scheme):
+def test_the_confusion_matrix_follows_the_theme(browser, app, demo_model, scheme):
     """Its empty cells (most of them) take the page's side of the scale: a fixed light scale
     painted them near-white on the dark page."""
-    context, page = _open(browser, app, scheme, f"Results?run={theme_model.name}")
+    context, page = _open(browser, app, scheme, f"Results?run={demo_model.name}")
     try:
         luminance = _heatmap_luminance(page)
         if scheme == "dark":
