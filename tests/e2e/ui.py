@@ -73,6 +73,9 @@ def click(page: Page, name: str | re.Pattern, *, timeout: float = 60.0) -> None:
 
 
 def open_expander(page: Page, title: str | re.Pattern) -> None:
+    # The run under way first: an expander the run is about to close still shows open until the
+    # run reaches it (e.g. right after a banner above it appeared), and would then not be clicked.
+    wait_idle(page)
     summary = page.locator('[data-testid="stExpander"] summary').filter(has_text=title).first
     details = summary.locator("xpath=..")
     if details.get_attribute("open") is None:
