@@ -236,6 +236,17 @@ def test_the_cli_prints_a_ranked_table_and_saves_it(workspace):
     data = json.loads(run.stdout)
     assert len(data["rows"]) == 18 and data["rows"][0]["combined_rank"] == 1
     assert latest_result(workspace, "tiny", image_size=32) is not None
+    table = subprocess.run([sys.executable, "-m", "tlcore", "--workspace", str(workspace.root), "scout",
+                            "--data", "tiny", "--image-size", "32", "--weights", "none"],
+                           capture_output=True, text=True, timeout=300)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("backbone"))
+    assert lines[head].split() == ["backbone", "depth", "width", "stacked", "LogME", "TransRate", "LEEP", "NCE",
+                                   "rank"]
+    rows = [line.split() for line in lines[head + 1 : head + 19]]
+    assert all(len(r) == 9 and r[0] == "efficientnet_lite0" for r in rows), rows
+    assert sorted(int(r[1]) for r in rows) == list(range(1, 19)) and rows[0][-1] == "1"
     bad = subprocess.run([sys.executable, "-m", "tlcore", "--workspace", str(workspace.root), "scout",
                           "--data", "nope"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "error: " in bad.stderr and "Traceback" not in bad.stderr

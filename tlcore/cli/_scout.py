@@ -18,7 +18,9 @@ import time
 from tlcore.cli._progress import ProgressBar
 from tlcore.errors import TLCoreError
 
-COLUMNS = ("backbone", "depth", "width", "logme_stack", "logme", "transrate", "leep", "nce", "combined_rank")
+# The table's columns: (the result table's column, its header here)
+COLUMNS = (("backbone", "backbone"), ("depth", "depth"), ("width", "width"), ("logme_stack", "stacked"),
+           ("logme", "LogME"), ("transrate", "TransRate"), ("leep", "LEEP"), ("nce", "NCE"), ("combined_rank", "rank"))
 
 
 def _fmt(v) -> str:
@@ -33,8 +35,8 @@ def print_table(result, *, out=None, limit: int | None = None) -> None:
     """The ranked table, one line per (backbone, depth), best first."""
     w = (out or sys.stdout).write
     rows = [[_fmt(int(r[c]) if c in ("depth", "width", "combined_rank") and r[c] == r[c] else r[c])
-             for c in COLUMNS] for r in result.table.to_dict("records")[:limit]]
-    header = ["backbone", "depth", "width", "stacked", "LogME", "TransRate", "LEEP", "NCE", "rank"]
+             for c, _ in COLUMNS] for r in result.table.to_dict("records")[:limit]]
+    header = [h for _, h in COLUMNS]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     w("  ".join(h.ljust(n) for h, n in zip(header, widths)).rstrip() + "\n")
     for r in rows:
