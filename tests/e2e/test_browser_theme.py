@@ -26,10 +26,12 @@ def _channels(css_colour: str) -> list[float]:
     return [float(x) for x in css_colour[css_colour.index("(") + 1:css_colour.index(")")].split(",")]
 
 
+_RGB_WEIGHTS = np.array([0.2126, 0.7152, 0.0722])  # relative luminance of red, green and blue (Rec. 709)
+
+
 def _luminance(css_colour: str) -> float:
     """0 (black) to 1 (white)."""
-    r, g, b = _channels(css_colour)[:3]
-    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+    return float(np.asarray(_channels(css_colour)[:3]) @ _RGB_WEIGHTS / 255)
 
 
 def _alpha(css_colour: str) -> float:
@@ -98,7 +100,7 @@ def _heatmap_luminance(page) -> float:
     cells = page.locator('[data-testid="stPlotlyChart"] .heatmaplayer image').first
     cells.wait_for()
     pixels = np.asarray(Image.open(io.BytesIO(cells.screenshot())).convert("RGB"), dtype=float) / 255
-    return float((pixels @ np.array([0.2126, 0.7152, 0.0722])).mean())
+    return float((pixels @ _RGB_WEIGHTS).mean())
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
