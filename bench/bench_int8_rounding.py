@@ -32,17 +32,21 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--images", type=int, default=32)
     ap.add_argument("--tree", default=str(HERE.parent), help="the checkout whose tlcore is timed")
-    ap.add_argument("--cache", default=None, help="weights cache folder (default: a temporary one)")
+    ap.add_argument("--cache", default=None, help="weights cache folder, kept (default: a temporary one, removed)")
     ap.add_argument("--weights", default=None, help="save the rounded model's weights here (.npz)")
     args = ap.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.path.insert(0, str(Path(args.tree).resolve()))
+    with tempfile.TemporaryDirectory(prefix="bench-int8-") as tmp:  # removed afterwards, unless --cache
+        run(args, args.cache or tmp)
+
+
+def run(args: argparse.Namespace, cache: str) -> None:
     import numpy as np
 
     from tlcore import quantize
     from tlcore.model import Classifier
 
-    cache = args.cache or tempfile.mkdtemp(prefix="bench-int8-")
     model = Classifier.build("efficientnet_lite0", num_classes=5, image_size=args.size, cache_dir=cache).model
     x = np.random.default_rng(0).uniform(0, 255, (args.images, args.size, args.size, 3)).astype("float32")
     spent: dict[str, list[float]] = {}

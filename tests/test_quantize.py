@@ -103,7 +103,7 @@ def test_the_stems_output_is_closer_to_the_float_model_than_with_nearest_roundin
     conv.kernel.assign((np.round(k / s) * s / fold).astype("float32"))
 
     def stem(m):
-        return np.asarray(keras.Model(m.inputs, _layer(m, "stem_relu").output)(x))
+        return np.asarray(keras.Model(m.inputs[0], _layer(m, "stem_relu").output)(x))
 
     ref = stem(model)
     err_nearest = float(((stem(nearest) - ref) ** 2).mean())

@@ -59,7 +59,7 @@ def test_freeze_depth_semantics():
     # With batchnorm="frozen", BatchNorm (and stochastic depth) run in inference mode even when training;
     # with "train" (the default) the unfrozen blocks' BatchNorm uses batch statistics; frozen blocks never do.
     x = np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 3)).astype("float32")
-    no_dropout = keras.Model(clf.model.inputs, clf.model.get_layer("pool").output)
+    no_dropout = keras.Model(clf.model.inputs[0], clf.model.get_layer("pool").output)
     for depth, mode, same in ((0, "frozen", True), (0, "train", False), (n, "train", True)):
         clf.set_freeze_depth(depth, batchnorm=mode)
         a = np.asarray(no_dropout(x, training=True))
