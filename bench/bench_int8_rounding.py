@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace, cache: str) -> None:
     total = time.perf_counter() - t0
     print(json.dumps({"tree": str(Path(args.tree).resolve()), "size": args.size, "images": args.images,
                       "seconds": round(total, 1), "layers": report["layers"], "skipped": report["skipped"],
+                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                       "calls": {k: {"count": v[0], "seconds": round(v[1], 1)} for k, v in spent.items()}}))
     if args.weights:
         np.savez(args.weights, *copy.get_weights())

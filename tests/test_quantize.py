@@ -90,6 +90,25 @@ def test_folded_weights_land_on_the_int8_grid_with_each_channels_scale_unchanged
         np.testing.assert_array_equal(a, b)  # the float model is untouched
 
 
+def test_one_float_pass_for_the_convs_on_the_same_images_gives_the_same_rounding(monkeypatch):
+    """The float model's activations come from one prefix pass per group of convs that look at the
+    same images (``_float_group``); with no room for a group (a pass per conv, as before) the rounded
+    weights are the same, bit for bit, and only the number of passes differs."""
+    from tlcore import quantize
+
+    calls = []
+    prefix = quantize._prefix
+    monkeypatch.setattr(quantize, "_prefix", lambda *a, **k: calls.append(len(a[1])) or prefix(*a, **k))
+    grouped, _ = round_for_int8(_model(nested=False), _images())
+    assert calls == [6, 1, 1, 1]  # the float inputs and outputs of all 3 convs at once, then the copy's inputs
+    calls.clear()
+    monkeypatch.setattr(quantize, "_GROUP_BYTES", 0)
+    alone, _ = round_for_int8(_model(nested=False), _images())
+    assert calls == [2, 1] * 3
+    for a, b in zip(grouped.get_weights(), alone.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_the_stems_output_is_closer_to_the_float_model_than_with_nearest_rounding():
     model = _model(nested=False)
     x = _images(32)

@@ -55,6 +55,7 @@ _SWEEPS = 8
 _MAX_ROWS = 20_000  # activation patches per layer the objective is measured on (sampled)
 _PER_CHANNEL_MAX_FAN_IN = 32  # regular convs with a ReLU6 window and a small fan-in get per-channel masks
 _MIN_WINDOW_ROWS = 50
+_GROUP_BYTES = 128 * 2**20  # float activations one prefix pass may hold (``_float_group``)
 _GRID = 127.0
 
 
@@ -296,6 +297,24 @@ def _prefix(owner: Any, tensors: list[Any], x: np.ndarray, batch_size: int = 8) 
     return [np.concatenate(p) for p in parts]
 
 
+def _float_group(float_pairs: list[tuple[Any, Any, Any]], picks: list[np.ndarray], start: int) -> list[int]:
+    """The convs from ``start`` on whose float inputs and outputs one prefix pass computes: the
+    next ones that look at the same images, while their activations stay under ``_GROUP_BYTES``
+    (at 224 px the 39 convs at 28, 14 and 7 px all take every image: 0.7 GB of activations, held
+    about twice over while a pass runs, against the one conv's at a time of a pass per conv)."""
+    group, size = [start], 0
+    for j in range(start, len(float_pairs)):
+        if not np.array_equal(picks[j], picks[start]):
+            break
+        conv = float_pairs[j][0]
+        size += 4 * len(picks[j]) * sum(int(np.prod(t.shape[1:])) for t in (conv.input, conv.output))
+        if j > start:
+            if size > _GROUP_BYTES:
+                break
+            group.append(j)
+    return group
+
+
 def _owner_input(model: Any, owner: Any, images: np.ndarray) -> np.ndarray | None:
     """What ``owner`` (the model or a model nested in it) receives when ``model`` sees ``images``."""
     import keras
@@ -347,10 +366,19 @@ def round_for_int8(model: Any, images: np.ndarray, *, log: Callable[[str], None]
             report["skipped"] += len(pairs)
             continue
         # each conv's input and output in the float model, and its input in the copy once the convs
-        # before it are rounded, so that each layer makes up for their error
-        for (conv, bn, window), (float_conv, _, _) in zip(pairs, float_pairs):
-            seen = feed[_layer_images(len(feed), conv)]
-            x_float, pre = _prefix(float_owner, [float_conv.input, float_conv.output], seen)
+        # before it are rounded, so that each layer makes up for their error. The float model does
+        # not change, so one pass gives those of the next convs that look at the same images
+        # (``_float_group``); the copy's must follow each rounding.
+        picks = [_layer_images(len(feed), conv) for conv, _, _ in pairs]
+        float_acts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for i, (conv, bn, window) in enumerate(pairs):
+            seen = feed[picks[i]]
+            if i not in float_acts:
+                group = _float_group(float_pairs, picks, i)
+                outs = _prefix(float_owner, [t for j in group for t in (float_pairs[j][0].input,
+                                                                       float_pairs[j][0].output)], seen)
+                float_acts.update({j: (outs[2 * k], outs[2 * k + 1]) for k, j in enumerate(group)})
+            x_float, pre = float_acts.pop(i)
             (x_rounded,) = _prefix(owner, [conv.input], seen)
             if _round_pair(conv, bn, window, x_float, x_rounded, pre, rng):
                 report["layers"] += 1
