@@ -300,8 +300,8 @@ def _prefix(owner: Any, tensors: list[Any], x: np.ndarray, batch_size: int = 8) 
 def _float_group(float_pairs: list[tuple[Any, Any, Any]], picks: list[np.ndarray], start: int) -> list[int]:
     """The convs from ``start`` on whose float inputs and outputs one prefix pass computes: the
     next ones that look at the same images, while their activations stay under ``_GROUP_BYTES``
-    (at 224 px the 39 convs at 28, 14 and 7 px all take every image: 0.7 GB of activations, held
-    about twice over while a pass runs, against the one conv's at a time of a pass per conv)."""
+    (at 224 px the 39 convs at 28, 14 and 7 px all take every image: 0.7 GB of activations, which
+    one pass would hold about twice over)."""
     group, size = [start], 0
     for j in range(start, len(float_pairs)):
         if not np.array_equal(picks[j], picks[start]):
