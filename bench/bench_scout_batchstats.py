@@ -52,8 +52,7 @@ def main() -> None:
     from tlcore import backbones as bb
     from tlcore.cache import ArrayCache
     from tlcore.config import TrainSpec
-    from tlcore.pipeline import nested_subset
-    from tlcore.scout import _pooled_outputs, kendall_tau, logme_stack
+    from tlcore.scout import _pooled_outputs, _sample_positions, kendall_tau, logme_stack
     from tlcore.trainer import prepare_data
     from tlcore.workspace import Workspace
 
@@ -62,10 +61,8 @@ def main() -> None:
     spec = TrainSpec(dataset=name, image_size=96, resize_mode="pad", weights="imagenet", seed=0)
     set_seed(0)
     data = prepare_data(ws, spec, cache=ArrayCache(ws.cache_dir / "images"))
-    y_all = data.y["train"]
-    subset = nested_subset(data.rows["train"], y_all, min(1.0, 2000 / len(y_all)))  # as the scout takes them
-    pos = np.arange(len(y_all)) if subset is None else subset
-    x, y = data.x["train"][pos], y_all[pos]
+    pos = _sample_positions(data, 2000)  # the scout's own images
+    x, y = data.x["train"][pos], data.y["train"][pos]
 
     info = bb.get("efficientnet_lite0")
     base = bb.build("efficientnet_lite0", input_shape=(96, 96, 3), include_top=False, weights="imagenet",
@@ -78,6 +75,7 @@ def main() -> None:
             layer.momentum = 1.0  # batch statistics in the pass; the moving ones (the frozen prefix's) never change
     blocks_layers = bb.block_layers(base, info)
     order = np.random.default_rng(0).permutation(len(y))
+    restore = np.argsort(order)
     scores: dict[int, float | None] = {}
     t0 = time.perf_counter()
     for d in range(1, info.num_blocks + 1):
@@ -87,7 +85,6 @@ def main() -> None:
                     layer.trainable = i >= d  # Keras 3: batch statistics only where trainable and training=True
         parts = [[np.asarray(o, dtype=np.float64) for o in model(x[order[s:s + args.batch]], training=True)]
                  for s in range(0, len(y), args.batch)]
-        restore = np.argsort(order)
         blocks = [np.concatenate([p[k] for p in parts])[restore] for k in range(d - 1, info.num_blocks)]
         scores[d] = logme_stack(blocks, y)[0]
         print(f"depth {d}: {scores[d]:.5f} ({time.perf_counter() - t0:.0f} s)", flush=True)

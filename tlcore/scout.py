@@ -492,6 +492,17 @@ def scout_cost_for(ws: Any, dataset: str, images: int, image_size: int, backbone
     return scout_cost_estimate(min(images, have) if have > 0 else images, image_size, backbones)
 
 
+def _sample_positions(data: Any, images: int) -> np.ndarray:
+    """The positions in ``data``'s training split of the images the scout scores: at most
+    ``images``, stratified by class and nested by content hash, as the search's subsets are
+    (``tlcore.pipeline.nested_subset``); every image when there are no more than that."""
+    from tlcore.pipeline import nested_subset
+
+    y = data.y["train"]
+    subset = nested_subset(data.rows["train"], y, min(1.0, images / len(y)))
+    return np.arange(len(y)) if subset is None else subset
+
+
 def scout(ws: Any, dataset: str, *, backbones: Sequence[str] = ("efficientnet_lite0",), image_size: int = 128,
           images: int = 2000, weights: str | None = "imagenet", resize_mode: str = "pad", seed: int = 0,
           batch_size: int = 64, progress: Callable[[str, int, int], None] | None = None,
@@ -529,7 +540,6 @@ def scout(ws: Any, dataset: str, *, backbones: Sequence[str] = ("efficientnet_li
         bb.get(name)
     from tlcore.cache import ArrayCache
     from tlcore.config import TrainSpec
-    from tlcore.pipeline import nested_subset
     from tlcore.runtime import configure, set_seed
     from tlcore.trainer import _weights_id, prepare_data
 
@@ -551,8 +561,7 @@ def scout(ws: Any, dataset: str, *, backbones: Sequence[str] = ("efficientnet_li
                            "scores are undefined on fewer.",
                            received=f"{len(y_all)} training images for {n_classes} classes",
                            fix="Add images, or give the training split a larger share on the Datasets page.")
-    subset = nested_subset(data.rows["train"], y_all, min(1.0, images / len(y_all)))
-    pos = np.arange(len(y_all)) if subset is None else subset
+    pos = _sample_positions(data, images)
     x, y = data.x["train"][pos], y_all[pos]
 
     rows: list[dict[str, Any]] = []
