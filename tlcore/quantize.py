@@ -302,16 +302,16 @@ def _float_group(float_pairs: list[tuple[Any, Any, Any]], picks: list[np.ndarray
     next ones that look at the same images, while their activations stay under ``_GROUP_BYTES``
     (at 224 px the 39 convs at 28, 14 and 7 px all take every image: 0.7 GB of activations, which
     one pass would hold about twice over)."""
-    group, size = [start], 0
-    for j in range(start, len(float_pairs)):
-        if not np.array_equal(picks[j], picks[start]):
-            break
+    def nbytes(j: int) -> int:
         conv = float_pairs[j][0]
-        size += 4 * len(picks[j]) * sum(int(np.prod(t.shape[1:])) for t in (conv.input, conv.output))
-        if j > start:
-            if size > _GROUP_BYTES:
-                break
-            group.append(j)
+        return 4 * len(picks[j]) * sum(int(np.prod(t.shape[1:])) for t in (conv.input, conv.output))
+
+    group, size = [start], nbytes(start)  # the first is needed, whatever its size
+    for j in range(start + 1, len(float_pairs)):
+        size += nbytes(j)
+        if not np.array_equal(picks[j], picks[start]) or size > _GROUP_BYTES:
+            break
+        group.append(j)
     return group
 
 
