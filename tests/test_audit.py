@@ -364,14 +364,6 @@ def test_two_audits_at_once_both_land_whole(workspace, photos):
         assert len(load_audit(workspace, "photos", r.id).labels) == len(r.labels)
 
 
-def test_weights_identity_matches_the_trainers():
-    from tlcore.audit._run import weights_identity
-    from tlcore.config import TrainSpec
-    from tlcore.trainer import _weights_id
-
-    for weights in (None, "imagenet", __file__):
-        spec = TrainSpec(dataset="x", weights=weights, seed=3)
-        assert weights_identity(weights, 3) == _weights_id(spec)
 
 
 def test_background_job_runs_and_is_found_again(workspace, photos):

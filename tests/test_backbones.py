@@ -536,3 +536,21 @@ def test_a_saved_caffe_style_model_loads_where_no_backbone_was_built(tmp_path: P
         "print(type(loaded.model.get_layer('preprocess')).__name__)"
     )
     assert out == "CaffePreprocess"
+
+
+def test_weights_identity_names_the_weights_without_building_a_model(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache keys' name for weights (the trainer's, the scout's, the audit's): a missing file is
+    the same ConfigError as build's, a ~ path is the user's home, and a file saved again is new."""
+    assert backbones.weights_identity(None, 3) == "random-seed3"
+    assert backbones.weights_identity("imagenet", 3) == "imagenet"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    w = tmp_path / "mine.weights.h5"
+    w.write_bytes(b"1234")
+    first = backbones.weights_identity("~/mine.weights.h5", 0)
+    assert first == backbones.weights_identity(str(w), 7) and first.startswith(f"file:{w.resolve()}:4:")
+    os.utime(w, ns=(1, 2))
+    assert backbones.weights_identity(str(w), 0) != first
+    with pytest.raises(ConfigError) as info:
+        backbones.weights_identity("~/missing.weights.h5", 0)
+    assert "does not exist" in str(info.value) and "missing.weights.h5" in str(info.value)

@@ -538,13 +538,16 @@ def scout(ws: Any, dataset: str, *, backbones: Sequence[str] = ("efficientnet_li
                           fix=f"For example: {bb.list_backbones()[0]}.")
     for name in backbones:
         bb.get(name)
-    from tlcore.cache import ArrayCache
     from tlcore.config import TrainSpec
-    from tlcore.runtime import configure, set_seed
-    from tlcore.trainer import _weights_id, prepare_data
 
+    # The options and the weights file, checked before TensorFlow starts.
     spec = TrainSpec(dataset=dataset, image_size=image_size, resize_mode=resize_mode, weights=weights, seed=seed,
                      val_fraction=val_fraction, test_fraction=test_fraction, split_seed=split_seed)
+    weights_id = bb.weights_identity(weights, seed)
+    from tlcore.cache import ArrayCache
+    from tlcore.runtime import configure, set_seed
+    from tlcore.trainer import prepare_data
+
     configure()
     set_seed(seed)
     img_cache = ArrayCache(ws.cache_dir / "images")
@@ -570,7 +573,7 @@ def scout(ws: Any, dataset: str, *, backbones: Sequence[str] = ("efficientnet_li
     feature_seconds = 0.0
     for name in backbones:
         info = bb.get(name)
-        parts = {"kind": "scout_features", "version": 1, "backbone": name, "weights": _weights_id(spec),
+        parts = {"kind": "scout_features", "version": 1, "backbone": name, "weights": weights_id,
                  "size": image_size, "resize": resize_mode, "data": data.fingerprint["train"],
                  "rows": int(len(pos)), "images": int(images)}
         has_head, note = _head_available(name, image_size, weights)

@@ -63,6 +63,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from tlcore.backbones import weights_identity
 from tlcore.cache import ArrayCache
 from tlcore.calibration import calibration_report
 from tlcore.config import TrainSpec
@@ -371,13 +372,7 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 # ------------------------------------------------------------------ training
 def _weights_id(spec: TrainSpec) -> str:
-    if spec.weights is None:
-        return f"random-seed{spec.seed}"
-    if spec.weights == "imagenet":
-        return "imagenet"
-    p = Path(spec.weights)
-    st = p.stat()
-    return f"file:{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    return weights_identity(spec.weights, spec.seed)
 
 
 def _aug_factory(ws: Workspace, spec: TrainSpec) -> tuple[Callable[[int], Any] | None, str | None]:

@@ -90,6 +90,7 @@ from tlcore.audit._quality import (
     luminance,
     quality_flags,
 )
+from tlcore.backbones import weights_identity
 from tlcore.config import RESIZE_MODES, Spec, _check_float, _check_int
 from tlcore.errors import ConfigError, DatasetError, NotFoundError, TLCoreError
 from tlcore.workspace import Workspace
@@ -287,23 +288,6 @@ def _new_id() -> str:
 
 
 # ------------------------------------------------------------------ cached inputs
-def weights_identity(weights: str | None, seed: int) -> str:
-    """What identifies the backbone's weights in a cache key: the same as ``tlcore.trainer``'s
-    ``_weights_id`` (a test holds that), written here so that an audit whose features are cached
-    never starts TensorFlow."""
-    if weights is None:
-        return f"random-seed{seed}"
-    if weights == "imagenet":
-        return "imagenet"
-    p = Path(weights)
-    try:
-        st = p.stat()
-    except OSError as exc:
-        raise ConfigError("The weights file does not exist.", received=f"weights={weights!r}",
-                          fix="Give the path of an existing weights file, 'imagenet', or None.") from exc
-    return f"file:{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
-
-
 def _fingerprint(rows: pd.DataFrame) -> str:
     from tlcore.pipeline import dataset_fingerprint
 

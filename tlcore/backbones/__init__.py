@@ -45,6 +45,7 @@ from tlcore.backbones._registry import (
     list_backbones,
     register_layers,
     split_at,
+    weights_identity,
 )
 
 __all__ = [
@@ -58,4 +59,5 @@ __all__ = [
     "freeze_blocks",
     "imagenet_weights_available",
     "register_layers",
+    "weights_identity",
 ]

@@ -205,6 +205,14 @@ def _check_input_shape(info: BackboneInfo, input_shape: Sequence[int | None]) ->
     return shape  # type: ignore[return-value]
 
 
+def _missing_weights(weights: object, of: str = "") -> ConfigError:
+    return ConfigError(
+        f"The weights file{' for ' + of if of else ''} does not exist.",
+        received=f"weights={str(weights)!r}",
+        fix="Give the path of an existing weights file, 'imagenet', or None for random weights.",
+    )
+
+
 def _check_weights(info: BackboneInfo, weights: object) -> str | Path | None:
     if weights is None or weights == "imagenet":
         return weights  # type: ignore[return-value]
@@ -212,14 +220,27 @@ def _check_weights(info: BackboneInfo, weights: object) -> str | Path | None:
         path = Path(weights).expanduser()
         if path.is_file():
             return path
-        raise ConfigError(
-            f"The weights file for {info.display_name} does not exist.",
-            received=f"weights={str(weights)!r}",
-            fix="Give the path of an existing weights file, 'imagenet', or None for random weights.",
-        )
+        raise _missing_weights(weights, info.display_name)
     raise ConfigError(
         "weights must be 'imagenet', a path to a weights file, or None.", received=f"weights={weights!r}"
     )
+
+
+def weights_identity(weights: str | os.PathLike | None, seed: int) -> str:
+    """What identifies a backbone's weights in a cache key, without building the model: random
+    weights by their seed, ``"imagenet"``, or a file by its resolved path, size and modification
+    time (so a file saved again misses the caches). A missing file gets the same ``ConfigError``
+    as :func:`build`, before any TensorFlow work."""
+    if weights is None:
+        return f"random-seed{seed}"
+    if weights == "imagenet":
+        return "imagenet"
+    path = Path(weights).expanduser()
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise _missing_weights(weights) from exc
+    return f"file:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def build(
