@@ -153,3 +153,23 @@ def test_add_takes_a_zip_file_as_the_page_upload_does(workspace, tmp_path, capsy
     code, _, err = run(capsys, "--workspace", str(workspace.root), "datasets", "add", "again", str(archive),
                        "--overwrite")
     assert code == 2 and "not to a zip file" in err and not workspace.has_dataset("again")
+
+
+@pytest.mark.parametrize("argv", [["datasets", "inspect", "demo"], ["datasets", "rescan", "demo"],
+                                  ["datasets", "audit", "demo", "--list"], ["datasets", "overrides", "demo"]])
+def test_commands_that_name_the_demo_find_it_on_a_fresh_workspace(workspace, capsys, argv):
+    """The dashboard registers the built-in demo on its first page; the commands that name it do too
+    (and only they: another name leaves the workspace as it was)."""
+    code, _, err = run(capsys, "datasets", "rescan", "pets")
+    assert code == 2 and "Registered datasets: none yet" in err and not workspace.has_dataset("demo")
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert workspace.has_dataset("demo")
+
+
+def test_a_removed_demo_stays_removed_when_a_command_names_it(workspace, capsys):
+    assert run(capsys, "datasets", "list")[0] == 0
+    assert run(capsys, "datasets", "remove", "demo", "--yes")[0] == 0
+    code, _, err = run(capsys, "datasets", "rescan", "demo")
+    assert code == 2 and "No dataset is registered under that name" in err
+    assert not workspace.has_dataset("demo")

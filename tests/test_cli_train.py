@@ -173,17 +173,29 @@ def test_train_errors(workspace, capsys):
     assert code == 2 and "outside the allowed data roots" in err and "allow-root" in err
 
 
+def test_bad_flags_are_refused_before_keras_is_imported(workspace):
+    """A typo costs a second, not TensorFlow's start-up: the spec is checked before the trainer is imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from tlcore.cli import main; rc = main(['train', '--data', 'demo', '--epochs', '0']); "
+            "print(rc, 'keras' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["2", "False"], done.stderr
+    assert "epochs must be an integer" in done.stderr
+
+
 def test_train_from_a_folder_registers_it_once(workspace, capsys):
-    from tlcore.cli._train import _dataset_name
+    from tlcore.cli._dataset_arg import dataset_name
 
     folder = write_tinted_tree(workspace.root / "My Photos", per_class=4)
-    assert _dataset_name(workspace, str(folder)) == "My-Photos"
+    assert dataset_name(workspace, str(folder)) == "My-Photos"
     assert "Registered" in capsys.readouterr().err
     assert Workspace(workspace.root).get_dataset("My-Photos").num_images == 12
-    assert _dataset_name(workspace, str(folder)) == "My-Photos"  # reused, not registered again
+    assert dataset_name(workspace, str(folder)) == "My-Photos"  # reused, not registered again
     assert "Using the registered dataset 'My-Photos'" in capsys.readouterr().err
     other = write_tinted_tree(workspace.root / "x" / "My Photos", per_class=4)
-    assert _dataset_name(workspace, str(other)) == "My-Photos-2"
+    assert dataset_name(workspace, str(other)) == "My-Photos-2"
 
 
 def test_spec_file_and_flags(tmp_path):

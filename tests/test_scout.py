@@ -250,7 +250,23 @@ def test_the_cli_prints_a_ranked_table_and_saves_it(workspace):
     bad = subprocess.run([sys.executable, "-m", "tlcore", "--workspace", str(workspace.root), "scout",
                           "--data", "nope"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "error: " in bad.stderr and "Traceback" not in bad.stderr
-    assert "Registered datasets: tiny" in bad.stderr
+    assert "Registered datasets: demo, tiny" in bad.stderr
+
+
+def test_the_cli_takes_the_demo_or_a_folder_and_refuses_a_missing_weights_file(workspace, tmp_path, capsys):
+    from tests.helpers.runs import write_tinted_tree
+    from tlcore.cli import main
+
+    base = ["scout", "--image-size", "32", "--images", "40", "--weights", "none", "--json"]
+    assert main([*base, "--data", "demo"]) == 0  # a fresh workspace: the built-in demo, as train finds it
+    assert json.loads(capsys.readouterr().out)["dataset"] == "demo"
+    folder = write_tinted_tree(workspace.root / "My Photos", per_class=4)  # inside the allowed data roots
+    assert main([*base, "--data", str(folder)]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["dataset"] == "My-Photos" and "Registered" in err
+    assert main(["scout", "--data", "demo", "--weights", str(tmp_path / "missing.weights.h5")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: The weights file does not exist.") and len(err.strip().splitlines()) == 1
 
 
 # ------------------------------------------------------------------ a study's scout

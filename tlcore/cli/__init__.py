@@ -19,6 +19,7 @@ comes before the command (default ``$TLCORE_HOME`` or ``./workspace``, see
 - ``_search``    ``search ...`` and ``worker`` (``tlcore.search``)
 - ``_app``       ``app``: the dashboard (``streamlit run``) with the project's settings
 - ``_progress``  the stderr progress bar they share
+- ``_dataset_arg`` the dataset a command names: a registered name, a folder, the built-in demo
 - ``_export``    the table of checks ``export`` prints, its warnings in red (``tlcore.export``)
 
 Each group module has a ``register(subparsers)`` function and imports most library

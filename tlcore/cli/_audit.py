@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tlcore.cli._dataset_arg import demo_if_named
 from tlcore.cli._progress import ProgressBar
 from tlcore.errors import ConfigError, TLCoreError
 
@@ -33,9 +34,12 @@ FROM_AUDIT = ("label_issues", "quality", "duplicates")
 
 
 def _ws(args: argparse.Namespace):
+    """The workspace, with the built-in demo registered if the command names it (a fresh workspace)."""
     from tlcore.cli import workspace_from
 
-    return workspace_from(args)
+    ws = workspace_from(args)
+    demo_if_named(ws, args.name)
+    return ws
 
 
 class _StagedBar:

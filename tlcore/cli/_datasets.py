@@ -18,6 +18,7 @@ import json
 import sys
 from pathlib import Path
 
+from tlcore.cli._dataset_arg import demo_if_named
 from tlcore.cli._progress import ProgressBar
 from tlcore.errors import DatasetError
 
@@ -72,6 +73,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     path = Path(args.path).expanduser()
     if not path.exists():
         ws = _ws(args)
+        demo_if_named(ws, args.path)
         if ws.has_dataset(args.path):
             path = Path(ws.get_dataset(args.path).path)
     opts = ScanOptions(min_side=args.min_side, max_aspect=args.max_aspect)
@@ -151,8 +153,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_rescan(args: argparse.Namespace) -> int:
     from tlcore.datasets import rescan_dataset
 
+    ws = _ws(args)
+    demo_if_named(ws, args.name)
     bar = ProgressBar("Rescanning")
-    result = rescan_dataset(_ws(args), args.name, progress=bar)
+    result = rescan_dataset(ws, args.name, progress=bar)
     bar.close()
     st = result.stats
     print(f"Rescanned {args.name!r}: {st.get('files_read', 0)} files read, {st.get('files_reused', 0)} unchanged, "

@@ -54,9 +54,11 @@ def print_table(result, *, out=None, limit: int | None = None) -> None:
 def cmd_scout(args: argparse.Namespace) -> int:
     from tlcore._fsutil import atomic_write_json
     from tlcore.cli import workspace_from
+    from tlcore.cli._dataset_arg import dataset_name
     from tlcore.scout import save_result, scout
 
     ws = workspace_from(args)
+    data = dataset_name(ws, args.data)
     status = args.status_file
     if status:  # the page's background scout: its log starts without the CPU-only CUDA noise
         from tlcore.startup import start_backend_quietly
@@ -75,7 +77,7 @@ def cmd_scout(args: argparse.Namespace) -> int:
 
     backbones = [b.strip() for b in args.backbones.split(",") if b.strip()] if args.backbones else ["efficientnet_lite0"]
     try:
-        result = scout(ws, args.data, backbones=backbones, image_size=args.image_size, images=args.images,
+        result = scout(ws, data, backbones=backbones, image_size=args.image_size, images=args.images,
                        weights=None if args.weights == "none" else args.weights, resize_mode=args.resize,
                        progress=progress)
     except TLCoreError as exc:
@@ -106,7 +108,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "TransRate at every block boundary, LEEP and NCE from the ImageNet head where it is available offline. "
         "Prints the ranked table and saves it under <workspace>/scouts/<dataset>/.",
     )
-    p.add_argument("--data", required=True, metavar="NAME", help="a registered dataset")
+    p.add_argument("--data", required=True, metavar="NAME_OR_PATH",
+                   help="a registered dataset, or a folder (registered on first use, as train does)")
     p.add_argument("--backbones", metavar="A,B", help="comma-separated backbones (default efficientnet_lite0)")
     p.add_argument("--image-size", type=int, default=128, metavar="S", help="input side in pixels (default 128)")
     p.add_argument("--images", type=int, default=2000, metavar="N",

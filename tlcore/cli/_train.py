@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tlcore.cli._dataset_arg import dataset_name
 from tlcore.cli._progress import ProgressBar
 from tlcore.errors import ConfigError, NotFoundError
 
@@ -65,39 +66,6 @@ def _calibration_line(cal: Any) -> str:
 
 
 # ------------------------------------------------------------------- train
-def _dataset_name(ws, data: str) -> str:
-    """A registered name for ``--data``: the name itself, or a folder registered (once) under a derived name."""
-    from tlcore.datasets import add_dataset, ensure_demo
-
-    ensure_demo(ws)
-    if ws.has_dataset(data):
-        return data
-    folder = Path(data).expanduser()
-    if not folder.is_dir():
-        known = ", ".join(r.name for r in ws.list_datasets()) or "none yet"
-        raise NotFoundError(
-            "--data is neither a registered dataset nor a folder.",
-            received=data,
-            fix=f"Registered datasets: {known}. Or give a folder with one sub-folder per class.",
-        )
-    real = os.path.realpath(folder)
-    for rec in ws.list_datasets():
-        if os.path.realpath(rec.path) == real:
-            print(f"Using the registered dataset {rec.name!r} ({rec.path}).", file=sys.stderr)
-            return rec.name
-    base = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(real).name).strip("-._")[:60] or "dataset"
-    name, n = base, 2
-    while ws.has_dataset(name):
-        name, n = f"{base}-{n}", n + 1
-    bar = ProgressBar(f"Scanning {folder}")
-    result = add_dataset(ws, name, folder, progress=bar)
-    bar.close()
-    usable = int(result.index["usable"].sum()) if len(result.index) else 0
-    print(f"Registered {folder} as dataset {name!r}: {usable} images in {len(result.classes)} classes, "
-          f"{len(result.problems)} problems (see 'python -m tlcore datasets inspect {name}').", file=sys.stderr)
-    return name
-
-
 def _spec_from_args(args: argparse.Namespace, dataset: str | None):
     from tlcore.config import TrainSpec
 
@@ -220,10 +188,10 @@ def _train_spec(args: argparse.Namespace, ws):
 
     if args.data is None and not args.spec:
         raise ConfigError("No dataset to train on.", fix="Give --data NAME_OR_FOLDER (or a --spec file naming one).")
-    dataset = _dataset_name(ws, args.data) if args.data is not None else None
+    dataset = dataset_name(ws, args.data) if args.data is not None else None
     spec = _spec_from_args(args, dataset)
     if dataset is None:  # the spec file's dataset: a name (the demo too) or a folder to register
-        name = _dataset_name(ws, spec.dataset)
+        name = dataset_name(ws, spec.dataset)
         if name != spec.dataset:
             spec = TrainSpec.from_dict({**spec.to_dict(), "dataset": name})
     return spec
@@ -231,7 +199,6 @@ def _train_spec(args: argparse.Namespace, ws):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from tlcore import train_jobs
-    from tlcore.trainer import ProgressHooks, train
 
     ws = _ws(args)
     if args.job:  # a background job: its log starts without the backend's CPU-only CUDA noise
@@ -246,6 +213,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             if reporter is not None:
                 reporter.start()
             spec = _train_spec(args, ws)
+        from tlcore.trainer import ProgressHooks, train  # Keras: after the spec, so bad flags fail at once
+
         if reporter is None:
             reporter = train_jobs.JobReporter(train_jobs.register_job(ws, spec, source="cli"))
             reporter.start()
