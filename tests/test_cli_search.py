@@ -152,7 +152,7 @@ def test_create_stores_the_spec_as_a_new_study(fresh, tmp_path, capsys):
 @pytest.mark.parametrize("text, words", [
     (None, ["Cannot read the spec file.", "Check the path (No such file or directory)"]),
     ("- a\n- b\n", ["A StudySpec must be a mapping", "'field: value' per line"]),
-    ("name: [unclosed\n", ["The StudySpec is not valid YAML"]),
+    ("name: [unclosed\n", ["The StudySpec is not valid YAML", "line 2, column 1: expected ',' or ']'"]),
     ("name: x\ndataset: tiny\nbogus: 1\n", ["Unknown StudySpec field(s): bogus", "Known fields: "]),
     ("name: x\ndataset: tiny\nepochs: -1\n", ["epochs must be an integer [1, 10000]", "epochs=-1"]),
     ("name: x\ndataset: nope\n", ["The study's dataset 'nope' is not registered", "Registered datasets: "]),
@@ -164,7 +164,8 @@ def test_create_refuses_a_bad_spec_file_and_creates_nothing(fresh, tmp_path, cap
     spec_file = tmp_path / "spec.yaml"
     if text is not None:
         spec_file.write_text(text, encoding="utf-8")
-    assert_error(cli(capsys, fresh.root, "search", "create", "--spec", spec_file), *words)
+    err = assert_error(cli(capsys, fresh.root, "search", "create", "--spec", spec_file), *words)
+    assert len(err.strip().splitlines()) == 1, err
     assert list_studies(fresh) == []
 
 

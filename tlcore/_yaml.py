@@ -6,7 +6,8 @@ structure with billions of items, which is cheap to load and then hangs whatever
 walks it (validation, ``repr`` in an error message, JSON). Specs and settings never
 need aliases, so here an alias is a ``yaml.YAMLError`` naming its line.
 
-``safe_load(text)`` is the entry point; ``config`` (every ``Spec.from_yaml``, so
+``safe_load(text)`` is the entry point, ``error_line(exc)`` its error in one line for a
+message; ``config`` (every ``Spec.from_yaml``, so
 also study and augmentation specs), ``augment`` (``parse_spec_text``: pipelines
 uploaded or pasted as YAML or JSON), ``workspace`` (``workspace.yaml``) and
 ``runfolder`` (``RunFolder.read_spec``: a run's ``spec.yaml``, which ``predict``
@@ -25,7 +26,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["safe_load"]
+__all__ = ["safe_load", "error_line"]
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -46,3 +47,11 @@ def safe_load(text: str | bytes) -> Any:
         return loader.get_single_data()
     finally:
         loader.dispose()
+
+
+def error_line(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line, where and what (1-based, as editors count): e.g.
+    ``line 2, column 1: expected ',' or ']', but got '<stream end>'``."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem

@@ -1053,7 +1053,7 @@ def parse_spec_text(text: str, *, source: str = "the text") -> AugmentSpec:
     try:
         data = _yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise AugmentationError(f"{source} is not valid YAML or JSON.", received=str(exc).splitlines()[0],
+        raise AugmentationError(f"{source} is not valid YAML or JSON.", received=_yaml.error_line(exc),
                                 fix="Fix the syntax; a spec looks like 'steps: [{name: HorizontalFlip, params: {p: 0.5}}]'.") from exc
     if isinstance(data, Mapping) and "spec" in data:
         return AugmentSpec.from_dict(data["spec"])

@@ -80,7 +80,8 @@ class Spec:
         try:
             data = _yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"The {cls.__name__} is not valid YAML.", fix=str(exc)) from exc
+            raise ConfigError(f"The {cls.__name__} is not valid YAML.", received=_yaml.error_line(exc),
+                              fix="Fix the syntax: one 'field: value' per line.") from exc
         return cls.from_dict(data)
 
 

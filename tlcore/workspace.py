@@ -200,7 +200,8 @@ class Workspace:
             return {}
         except yaml.YAMLError as exc:
             raise ConfigError(
-                "workspace.yaml is not valid YAML.", received=str(self.settings_path), fix=f"Fix it: {exc}"
+                "workspace.yaml is not valid YAML.", received=f"{self.settings_path}: {_yaml.error_line(exc)}",
+                fix="Fix the syntax: one 'key: value' per line, e.g. 'data_roots: [/data]'."
             ) from exc
         if not isinstance(data, dict):
             raise ConfigError(
