@@ -517,6 +517,18 @@ def test_worker_stops_after_its_max_trials(fresh, capsys, signal_handlers_kept):
     assert load_study(fresh, "s").trials == []
 
 
+@pytest.mark.parametrize("flag, value, words", [
+    ("--worker-index", "-1", "worker_index must be an integer [0, 2147483647]"),
+    ("--max-trials", "-1", "max_trials must be an integer [0, 1000000]"),
+    ("--heartbeat-interval", "0", "The grace period must be longer than the heartbeat interval."),
+])
+def test_worker_refuses_bad_options_before_it_touches_the_study(fresh, capsys, signal_handlers_kept, flag, value,
+                                                                   words):
+    hand_study(fresh, "s")
+    assert_error(cli(capsys, fresh.root, "worker", "--study", "s", flag, value), words, f"={value}")
+    assert load_study(fresh, "s").trials == [] and list_workers(fresh, "s") == []
+
+
 def test_worker_exits_1_when_its_trials_keep_failing(fresh, capsys, signal_handlers_kept):
     hand_study(fresh, "s")
     fresh.remove_dataset("tiny")  # registered when the study was made; gone now

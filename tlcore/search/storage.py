@@ -133,6 +133,14 @@ _OPEN: dict[tuple[Any, ...], BaseStorage] = {}
 _OPEN_LOCK = threading.Lock()
 
 
+def check_heartbeat(heartbeat_interval: int, grace_period: int) -> None:
+    """Refuse a heartbeat interval under 1 s, or a grace period that is not longer than it."""
+    if heartbeat_interval < 1 or grace_period <= heartbeat_interval:
+        raise ConfigError("The grace period must be longer than the heartbeat interval.",
+                          received=f"heartbeat_interval={heartbeat_interval}, grace_period={grace_period}",
+                          fix="For example heartbeat every 10 s, grace period 60 s.")
+
+
 def open_storage(
     ws: Workspace,
     storage: str | None = None,
@@ -147,10 +155,7 @@ def open_storage(
         ConfigError: the URL is not a storage this can open (the message says which are).
         WorkspaceError: the journal file cannot be created.
     """
-    if heartbeat_interval < 1 or grace_period <= heartbeat_interval:
-        raise ConfigError("The grace period must be longer than the heartbeat interval.",
-                          received=f"heartbeat_interval={heartbeat_interval}, grace_period={grace_period}",
-                          fix="For example heartbeat every 10 s, grace period 60 s.")
+    check_heartbeat(heartbeat_interval, grace_period)
     key = (str(ws.root), storage, heartbeat_interval, grace_period, max_retry)
     with _OPEN_LOCK:
         if key in _OPEN:

@@ -55,7 +55,7 @@ from tlcore.search import attrs
 from tlcore.search.artifacts import artifact_store
 from tlcore.search.heartbeat import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, HeartbeatThread
 from tlcore.search.spec import StudySpec
-from tlcore.search.storage import open_storage
+from tlcore.search.storage import check_heartbeat, open_storage
 from tlcore.search.study import FINISHED, load_spec, load_study, study_started
 from tlcore.search.worker_state import TRAINING_STATUS, WorkerRecord, WorkerState, new_worker_id, state_path
 from tlcore.workspace import Workspace
@@ -114,6 +114,19 @@ def _objective_value(spec: StudySpec, history: list[dict[str, Any]]) -> float:
     return float(max(h["val_accuracy"] for h in history))
 
 
+def check_worker_options(*, worker_index: int = 0, max_trials: int | None = None,
+                         heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL,
+                         grace_period: int = DEFAULT_GRACE_PERIOD) -> None:
+    """Refuse a worker's options before it starts anything: a negative index (it offsets the
+    sampler's seed) or trial count, a heartbeat the grace period does not outlast."""
+    from tlcore.config import _check_int
+
+    _check_int("worker_index", worker_index, 0, 2**31 - 1)
+    if max_trials is not None:
+        _check_int("max_trials", max_trials, 0, 1_000_000)
+    check_heartbeat(heartbeat_interval, grace_period)
+
+
 def run_worker(
     ws: Workspace,
     name: str,
@@ -147,6 +160,8 @@ def run_worker(
     Returns:
         A ``WorkerResult``: the trial numbers this worker ran and why it stopped.
     """
+    check_worker_options(worker_index=worker_index, max_trials=max_trials, heartbeat_interval=heartbeat_interval,
+                         grace_period=grace_period)
     worker_id = worker_id or new_worker_id()
     storage_kw = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period}
     st = open_storage(ws, storage, **storage_kw)
