@@ -100,12 +100,48 @@ def test_one_float_pass_for_the_convs_on_the_same_images_gives_the_same_rounding
     prefix = quantize._prefix
     monkeypatch.setattr(quantize, "_prefix", lambda *a, **k: calls.append(len(a[1])) or prefix(*a, **k))
     grouped, _ = round_for_int8(_model(nested=False), _images())
-    assert calls == [6, 1, 1, 1]  # the float inputs and outputs of all 3 convs at once, then the copy's inputs
+    assert calls == [6]  # the float inputs and outputs of all 3 convs at once
     calls.clear()
     monkeypatch.setattr(quantize, "_GROUP_BYTES", 0)
     alone, _ = round_for_int8(_model(nested=False), _images())
-    assert calls == [2, 1] * 3
+    assert calls == [2] * 3
     for a, b in zip(grouped.get_weights(), alone.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def _residual_model() -> keras.Model:
+    """stem -> depthwise -> projection added back to the stem's output -> 1x1 conv, each with a BatchNorm."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 16, 3))
+    stem = _conv_bn(inp, keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="stem"), "stem")
+    x = _conv_bn(stem, keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw"), "dw")
+    x = _conv_bn(x, keras.layers.Conv2D(8, 1, use_bias=False, name="project"), "project", relu=False)
+    x = keras.layers.Add(name="add")([stem, x])
+    x = _conv_bn(x, keras.layers.Conv2D(4, 1, use_bias=False, name="after"), "after")
+    out = keras.layers.Dense(3, activation="softmax", name="head")(keras.layers.GlobalAveragePooling2D()(x))
+    return keras.Model(inp, out)
+
+
+def test_the_copys_inputs_from_the_last_convs_inputs_give_the_same_rounding(monkeypatch):
+    """Each conv's input in the rounded copy runs only the layers after the inputs already known
+    for the same images (``_RoundedInputs``), across a residual branch too; from the model's input
+    every time (nothing kept) the rounded weights are the same, bit for bit."""
+    from tlcore import quantize
+
+    starts = []
+    run = quantize._run
+    monkeypatch.setattr(quantize, "_run", lambda i, o, v, **k: starts.append(len(i)) or run(i, o, v, **k))
+    model = _residual_model()
+    kept, report = round_for_int8(model, _images())
+    assert report["layers"] == 4
+    # the float pass, then the copy: the stem from the image, each later conv from the known inputs;
+    # the conv after the residual add from two of them (the stem's output and the projection's input)
+    assert starts == [1, 1, 1, 1, 2]
+    starts.clear()
+    monkeypatch.setattr(quantize, "_KEEP_INPUTS", 0)
+    scratch, _ = round_for_int8(model, _images())
+    assert starts == [1] * 5
+    for a, b in zip(kept.get_weights(), scratch.get_weights()):
         np.testing.assert_array_equal(a, b)
 
 

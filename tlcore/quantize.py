@@ -278,23 +278,14 @@ def _layer_images(n: int, conv: Any) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, take).round().astype(int))
 
 
-def _prefix(owner: Any, tensors: list[Any], x: np.ndarray, batch_size: int = 8) -> list[np.ndarray]:
+def _prefix(owner: Any, tensors: list[Any], x: np.ndarray) -> list[np.ndarray]:
     """``tensors`` of ``owner``'s graph when it sees ``x``, computed eagerly a batch at a time.
 
     Eagerly, because each such prefix model is used once: ``predict`` would trace a graph for
     each (most of the rounding's time when it did). Only the images a layer needs go through
     (``_layer_images``), and only the tensors it needs come back: materialising every conv's
     input and output for every image (1.7 GB at 224 px) took longer than the rounding itself."""
-    import keras
-
-    inputs = owner.inputs[0] if len(owner.inputs) == 1 else owner.inputs
-    model = keras.Model(inputs, list(tensors))
-    parts: list[list[np.ndarray]] = [[] for _ in tensors]
-    for i in range(0, len(x), batch_size):
-        outs = model(x[i : i + batch_size], training=False)
-        for part, out in zip(parts, outs if isinstance(outs, (list, tuple)) else [outs]):
-            part.append(keras.ops.convert_to_numpy(out))
-    return [np.concatenate(p) for p in parts]
+    return _run(list(owner.inputs), list(tensors), [x] * len(owner.inputs))
 
 
 def _float_group(float_pairs: list[tuple[Any, Any, Any]], picks: list[np.ndarray], start: int) -> list[int]:
@@ -313,6 +304,65 @@ def _float_group(float_pairs: list[tuple[Any, Any, Any]], picks: list[np.ndarray
             break
         group.append(j)
     return group
+
+
+_KEEP_INPUTS = 4  # the copy's latest conv inputs ``_RoundedInputs`` keeps (a block's input is 3 convs back)
+
+
+class _RoundedInputs:
+    """Each conv's input in the copy as its earlier convs are rounded, computed from the inputs of
+    the last convs already worked out for the same images rather than from the model's input.
+
+    The convs are rounded in graph order, so a conv's input, once computed, depends on rounded
+    convs only and stays right for the rest of the rounding. Going back from the conv's input
+    through the graph, the walk stops at those known inputs (a residual branch reaches the input
+    of its block) or at the model's input, and only the layers in between run."""
+
+    def __init__(self, owner: Any):
+        self.owner = owner
+        self.images: np.ndarray | None = None
+        self.known: dict[int, tuple[Any, np.ndarray]] = {}  # id(tensor) -> (tensor, value), in order
+
+    def __call__(self, conv: Any, seen: np.ndarray, which: np.ndarray) -> np.ndarray:
+        if self.images is None or not np.array_equal(which, self.images):
+            self.images, self.known = which, {}
+        target = conv.input
+        if id(target) in self.known:
+            return self.known[id(target)][1]
+        start = {id(t): (t, seen) for t in self.owner.inputs}
+        frontier: dict[int, tuple[Any, np.ndarray]] = {}
+        stack, visited = [target], set()
+        while stack:
+            t = stack.pop()
+            if id(t) in visited:
+                continue
+            visited.add(id(t))
+            if id(t) in self.known or id(t) in start:
+                frontier[id(t)] = self.known.get(id(t)) or start[id(t)]
+                continue
+            op, node_index, _ = t._keras_history
+            stack.extend(op._inbound_nodes[node_index].input_tensors)
+        tensors = [t for t, _ in frontier.values()]
+        value = _run(tensors, [target], [v for _, v in frontier.values()])[0]
+        self.known[id(target)] = (target, value)
+        while len(self.known) > _KEEP_INPUTS:
+            self.known.pop(next(iter(self.known)))
+        return value
+
+
+def _run(inputs: list[Any], outputs: list[Any], values: list[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
+    """``outputs`` of the graph between the tensors ``inputs`` (given ``values``) and them, computed
+    eagerly a batch at a time."""
+    import keras
+
+    model = keras.Model(inputs[0] if len(inputs) == 1 else inputs, list(outputs))
+    parts: list[list[np.ndarray]] = [[] for _ in outputs]
+    for i in range(0, len(values[0]), batch_size):
+        batch = [v[i : i + batch_size] for v in values]
+        outs = model(batch[0] if len(batch) == 1 else batch, training=False)
+        for part, out in zip(parts, outs if isinstance(outs, (list, tuple)) else [outs]):
+            part.append(keras.ops.convert_to_numpy(out))
+    return [np.concatenate(p) for p in parts]
 
 
 def _owner_input(model: Any, owner: Any, images: np.ndarray) -> np.ndarray | None:
@@ -371,6 +421,7 @@ def round_for_int8(model: Any, images: np.ndarray, *, log: Callable[[str], None]
         # (``_float_group``); the copy's must follow each rounding.
         picks = [_layer_images(len(feed), conv) for conv, _, _ in pairs]
         float_acts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        rounded_input = _RoundedInputs(owner)
         for i, (conv, bn, window) in enumerate(pairs):
             seen = feed[picks[i]]
             if i not in float_acts:
@@ -379,7 +430,7 @@ def round_for_int8(model: Any, images: np.ndarray, *, log: Callable[[str], None]
                                                                        float_pairs[j][0].output)], seen)
                 float_acts.update({j: (outs[2 * k], outs[2 * k + 1]) for k, j in enumerate(group)})
             x_float, pre = float_acts.pop(i)
-            (x_rounded,) = _prefix(owner, [conv.input], seen)
+            x_rounded = rounded_input(conv, seen, picks[i])
             if _round_pair(conv, bn, window, x_float, x_rounded, pre, rng):
                 report["layers"] += 1
             else:
