@@ -418,7 +418,8 @@ def round_for_int8(model: Any, images: np.ndarray, *, log: Callable[[str], None]
         # each conv's input and output in the float model, and its input in the copy once the convs
         # before it are rounded, so that each layer makes up for their error. The float model does
         # not change, so one pass gives those of the next convs that look at the same images
-        # (``_float_group``); the copy's must follow each rounding.
+        # (``_float_group``); the copy's must follow each rounding, so each is computed from the
+        # inputs of the convs just before it (``_RoundedInputs``).
         picks = [_layer_images(len(feed), conv) for conv, _, _ in pairs]
         float_acts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         rounded_input = _RoundedInputs(owner)
