@@ -133,6 +133,23 @@ def test_import_idx(workspace, tmp_path, capsys):
     assert not (workspace.data_dir / "digits2").exists()
 
 
+def test_import_fashion_mnist_limits_each_split_as_asked(workspace, tmp_path, capsys, monkeypatch):
+    """A limit given for one split only leaves the other whole; 0 is refused (it once meant 'every image')."""
+    fm = tmp_path / "fm"
+    fm.mkdir()
+    for stem, n in (("train-images-idx3-ubyte", 40), ("t10k-images-idx3-ubyte", 20)):
+        write_idx(fm / stem, np.zeros((n, 28, 28), np.uint8))
+        write_idx(fm / stem.replace("images-idx3", "labels-idx1"), np.arange(n, dtype=np.uint8) % 10)
+    monkeypatch.setenv("TLCORE_FASHION_MNIST", str(fm))
+    code, _, err = run(capsys, "datasets", "import-fashion-mnist", "small", "--train-per-class", "2")
+    assert code == 0, err
+    root = workspace.data_dir / "small"
+    assert len(list((root / "train").rglob("*.png"))) == 20 and len(list((root / "test").rglob("*.png"))) == 20
+    code, _, err = run(capsys, "datasets", "import-fashion-mnist", "none", "--test-per-class", "0")
+    assert code == 2 and "at least 1" in err and "per_class=0 (test)" in err
+    assert not workspace.has_dataset("none") and not (workspace.data_dir / "none").exists()
+
+
 def test_python_dash_m_entry_point(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tlcore", "--workspace", str(tmp_path), "datasets", "list"],
                           capture_output=True, text=True, timeout=120)

@@ -4,7 +4,7 @@ from PIL import Image
 
 from tests.helpers.idx import write_idx
 from tlcore.datasets import FASHION_MNIST_CLASSES, find_fashion_mnist, import_idx, read_idx
-from tlcore.errors import DatasetError
+from tlcore.errors import ConfigError, DatasetError
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -58,6 +58,17 @@ def test_import_idx_refuses_mismatch_and_leaves_nothing(tmp_path):
         import_idx({"all": (ip, lp)}, tmp_path / "out", class_names=["a", "b", "../c", "d"])
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+@pytest.mark.parametrize("per_class", [0, -1, "3", True, {"train": 0}])
+def test_import_idx_refuses_a_per_class_limit_under_one_and_writes_nothing(tmp_path, per_class):
+    images = np.zeros((6, 4, 4), np.uint8)
+    ip, lp = write_idx(tmp_path / "i", images), write_idx(tmp_path / "l", np.array([0, 1] * 3, np.uint8))
+    split = "train" if isinstance(per_class, dict) else "all"
+    with pytest.raises(ConfigError, match="at least 1") as info:
+        import_idx({split: (ip, lp)}, tmp_path / "out", per_class=per_class)
+    assert "Leave it out to keep every image" in str(info.value)
+    assert not (tmp_path / "out").exists()
 
 
 def test_fashion_mnist_found_through_env(tmp_path, monkeypatch):

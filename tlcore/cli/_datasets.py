@@ -197,7 +197,7 @@ def _cmd_import_fmnist(args: argparse.Namespace) -> int:
 
     per_class = None
     if args.train_per_class is not None or args.test_per_class is not None:
-        per_class = {"train": args.train_per_class or 10**9, "test": args.test_per_class or 10**9}
+        per_class = {"train": args.train_per_class, "test": args.test_per_class}  # None: every image of that split
     result = add_fashion_mnist(_ws(args), args.name, per_class=per_class)
     print(f"Imported Fashion-MNIST as {args.name!r}: {len(result.index)} images ({result.root}).")
     return 0

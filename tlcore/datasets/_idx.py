@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from tlcore._fsutil import atomic_directory
-from tlcore.errors import DatasetError
+from tlcore.errors import ConfigError, DatasetError
 
 __all__ = [
     "read_idx",
@@ -173,6 +173,12 @@ def import_idx(
     Returns:
         ``out_dir``.
     """
+    for split in splits:
+        limit = per_class.get(split) if isinstance(per_class, dict) else per_class
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ConfigError("The number of images to keep per class must be a whole number of at least 1.",
+                              received=f"per_class={limit!r}" + (f" ({split})" if isinstance(per_class, dict) else ""),
+                              fix="Leave it out to keep every image.")
     out = Path(out_dir)
     if out.exists():
         raise DatasetError(
