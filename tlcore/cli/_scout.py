@@ -58,7 +58,6 @@ def cmd_scout(args: argparse.Namespace) -> int:
     from tlcore.scout import save_result, scout
 
     ws = workspace_from(args)
-    data = dataset_name(ws, args.data)
     status = args.status_file
     if status:  # the page's background scout: its log starts without the CPU-only CUDA noise
         from tlcore.startup import start_backend_quietly
@@ -77,6 +76,7 @@ def cmd_scout(args: argparse.Namespace) -> int:
 
     backbones = [b.strip() for b in args.backbones.split(",") if b.strip()] if args.backbones else ["efficientnet_lite0"]
     try:
+        data = dataset_name(ws, args.data)
         result = scout(ws, data, backbones=backbones, image_size=args.image_size, images=args.images,
                        weights=None if args.weights == "none" else args.weights, resize_mode=args.resize,
                        progress=progress)
