@@ -371,10 +371,6 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 
 # ------------------------------------------------------------------ training
-def _weights_id(spec: TrainSpec) -> str:
-    return weights_identity(spec.weights, spec.seed)
-
-
 def _aug_factory(ws: Workspace, spec: TrainSpec) -> tuple[Callable[[int], Any] | None, str | None]:
     if not spec.augment or spec.augment == "none":
         return None, None
@@ -599,8 +595,9 @@ class _FeatureStore:
     def __init__(self, clf: Classifier, spec: TrainSpec, data: TrainingData, cache: ArrayCache,
                  hooks: ProgressHooks):
         self.clf, self.spec, self.data, self.cache, self.hooks = clf, spec, data, cache, hooks
-        self.base = {"kind": "features", "backbone": spec.backbone, "weights": _weights_id(spec),
-                     "size": spec.image_size, "resize": spec.resize_mode}
+        self.base = {"kind": "features", "backbone": spec.backbone,
+                     "weights": weights_identity(spec.weights, spec.seed), "size": spec.image_size,
+                     "resize": spec.resize_mode}
         self.incremental = 0
         self.rows_computed = 0
         # The nested training subsets of the phase being trained, largest first (``train`` sets them):
