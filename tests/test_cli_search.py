@@ -157,9 +157,11 @@ def test_create_stores_the_spec_as_a_new_study(fresh, tmp_path, capsys):
     ("name: x\ndataset: tiny\nepochs: -1\n", ["epochs must be an integer [1, 10000]", "epochs=-1"]),
     ("name: x\ndataset: nope\n", ["The study's dataset 'nope' is not registered", "Registered datasets: "]),
     ("dataset: tiny\n", ["Invalid study name."]),
+    ("name: x\ndataset: tiny\nweights: /no/such/file.weights.h5\n",
+     ["The weights file does not exist.", "/no/such/file.weights.h5"]),
     (alias_bomb("backbones"), [r"aliases (*a0) are not allowed"]),
 ], ids=["missing", "not-a-mapping", "not-yaml", "unknown-field", "bad-value", "unknown-dataset", "no-name",
-        "alias-bomb"])
+        "missing-weights", "alias-bomb"])
 def test_create_refuses_a_bad_spec_file_and_creates_nothing(fresh, tmp_path, capsys, text, words):
     spec_file = tmp_path / "spec.yaml"
     if text is not None:

@@ -178,11 +178,13 @@ def test_bad_flags_are_refused_before_keras_is_imported(workspace):
     import subprocess
     import sys
 
-    code = ("import sys; from tlcore.cli import main; rc = main(['train', '--data', 'demo', '--epochs', '0']); "
-            "print(rc, 'keras' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.stdout.split() == ["2", "False"], done.stderr
-    assert "epochs must be an integer" in done.stderr
+    for flags, words in ((["--epochs", "0"], "epochs must be an integer"),
+                         (["--weights", "/no/such/file.weights.h5"], "The weights file does not exist.")):
+        code = (f"import sys; from tlcore.cli import main; rc = main(['train', '--data', 'demo', *{flags!r}]); "
+                "print(rc, 'keras' in sys.modules)")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert done.stdout.split() == ["2", "False"], done.stderr
+        assert words in done.stderr
 
 
 def test_train_from_a_folder_registers_it_once(workspace, capsys):

@@ -199,6 +199,7 @@ def _train_spec(args: argparse.Namespace, ws):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from tlcore import train_jobs
+    from tlcore.backbones import weights_identity
 
     ws = _ws(args)
     if args.job:  # a background job: its log starts without the backend's CPU-only CUDA noise
@@ -213,6 +214,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             if reporter is not None:
                 reporter.start()
             spec = _train_spec(args, ws)
+            weights_identity(spec.weights, spec.seed)  # a missing weights file, before Keras starts
         from tlcore.trainer import ProgressHooks, train  # Keras: after the spec, so bad flags fail at once
 
         if reporter is None:

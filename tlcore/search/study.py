@@ -98,12 +98,16 @@ def create_study(ws: Workspace, spec: StudySpec, storage: str | None = None) -> 
     """Create the study named ``spec.name`` and store ``spec`` in it.
 
     Raises:
-        ConfigError: a study of that name exists already, or its dataset is not registered.
+        ConfigError: a study of that name exists already, its dataset is not registered, or its
+            weights file does not exist (every trial would fail on it).
     """
+    from tlcore.backbones import weights_identity
+
     if not ws.has_dataset(spec.dataset):
         known = ", ".join(r.name for r in ws.list_datasets()) or "none yet"
         raise ConfigError(f"The study's dataset {spec.dataset!r} is not registered in this workspace.",
                           received=f"dataset={spec.dataset!r}", fix=f"Registered datasets: {known}.")
+    weights_identity(spec.weights, spec.seed)  # a missing weights file: the same ConfigError as a trial's
     st = open_storage(ws, storage)
     try:
         study = optuna.create_study(study_name=spec.name, storage=st, direction=spec.direction,
