@@ -270,6 +270,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from tlcore.search.worker import check_worker_options
     from tlcore.startup import start_backend_quietly
 
+    # run_worker checks them too; here they fail before TensorFlow starts (start_backend_quietly)
     check_worker_options(worker_index=args.worker_index, max_trials=args.max_trials,
                          heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period)
 
