@@ -333,7 +333,9 @@ def test_presets_win_and_damaged_files_are_reported(ws):
     (folder / "broken.yaml").write_text("steps: [{name: Foo}]\n")
     (folder / "garbage.yaml").write_text("transforms: [\n")
     (folder / "other.yaml").write_text("transforms: []\n")
-    for name, match in (("broken", "unknown transform"), ("garbage", "not valid YAML"), ("other", "no augmentation pipeline")):
+    (folder / "binary.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\xbb\xff")
+    for name, match in (("broken", "unknown transform"), ("garbage", "not valid YAML"), ("other", "no augmentation pipeline"),
+                        ("binary", "not UTF-8 text")):
         with pytest.raises(AugmentationError) as info:
             au.load_pipeline(ws, name)
         assert match in str(info.value) and f"'{name}'" in str(info.value) and str(folder / f"{name}.yaml") in str(info.value)

@@ -1236,6 +1236,9 @@ def load_pipeline(ws: Workspace, name: str) -> AugmentSpec:
         raise _not_found(ws, name) from None
     except OSError as exc:
         raise WorkspaceError(f"Cannot read the saved pipeline {name!r}: {exc.strerror}.", received=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise AugmentationError(f"The saved pipeline {name!r} is invalid: it is not UTF-8 text.", received=str(path),
+                                fix=f"Fix or delete {path}.") from exc
     try:
         return parse_spec_text(text, source=f"The saved pipeline {name!r}")
     except AugmentationError as exc:

@@ -23,10 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from tlcore.cli._dataset_arg import demo_if_named
+from tlcore.cli._files import read_text
 from tlcore.cli._progress import ProgressBar
 from tlcore.errors import ConfigError, TLCoreError
 
@@ -68,11 +68,7 @@ def _spec_from(args: argparse.Namespace):
 
     data: dict[str, Any] = {}
     if args.spec:
-        try:
-            text = Path(args.spec).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError("Cannot read the audit spec file.", received=args.spec,
-                              fix="Give the path of a YAML file written by AuditSpec.to_yaml().") from exc
+        text = read_text(args.spec, "the audit spec file", "Give a YAML file written by AuditSpec.to_yaml().")
         loaded = safe_load(text)
         if not isinstance(loaded, dict):
             raise ConfigError("The audit spec file must be a mapping of field: value pairs.", received=args.spec)
@@ -281,11 +277,8 @@ def cmd_overrides(args: argparse.Namespace) -> int:
             print(f"undone: #{d.seq} {d.action}{' ' + repr(d.label) if d.label else ''} {d.relpath}")
         return 0
     if args.import_file:
-        try:
-            text = sys.stdin.read() if args.import_file == "-" else Path(args.import_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError("Cannot read the CSV to import.", received=args.import_file,
-                              fix="Give a UTF-8 CSV written by 'datasets overrides NAME --export FILE'.") from exc
+        text = read_text(args.import_file, "the CSV to import",
+                         "Give a UTF-8 CSV written by 'datasets overrides NAME --export FILE'.", stdin=True)
         new = import_overrides_csv(ws, name, text, replace=args.replace)
         print(f"Imported {len(new)} decisions into {name!r}{' (replacing the previous ones)' if args.replace else ''}.")
         return 0

@@ -17,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from tlcore.cli._files import read_text
 from tlcore.errors import AugmentationError
 
 
@@ -73,14 +74,8 @@ def _cmd_save(args: argparse.Namespace) -> int:
     from tlcore import augment as au
 
     path = Path(args.from_file).expanduser()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise AugmentationError(
-            f"Cannot read the spec file: {exc.strerror or exc}.",
-            received=str(path),
-            fix="Give a YAML or JSON file with 'steps: [...]' or an albumentations A.to_dict / A.save output.",
-        ) from exc
+    text = read_text(args.from_file, "the spec file",
+                     "Give a YAML or JSON file with 'steps: [...]' or an albumentations A.to_dict / A.save output.")
     spec = au.parse_spec_text(text, source=f"The file {path.name}")
     out = au.save_pipeline(_ws(args), args.name, spec, overwrite=args.overwrite)
     print(f"Saved {args.name!r} ({len(spec.steps)} steps: {', '.join(spec.names) or 'none'}) to {out}")

@@ -26,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+from tlcore.cli._files import read_text
 from tlcore.errors import ConfigError, NotFoundError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -84,11 +85,7 @@ def _cmd_create(args: argparse.Namespace) -> int:
 
     ws = _ws(args)
     ensure_demo(ws)
-    try:
-        text = Path(args.spec).expanduser().read_text(encoding="utf-8")
-    except OSError as exc:
-        raise NotFoundError("Cannot read the spec file.", received=args.spec,
-                            fix=f"Check the path ({exc.strerror or exc}).") from exc
+    text = read_text(args.spec, "the spec file", "Give a StudySpec as YAML (e.g. 'name: pets-search').")
     spec = StudySpec.from_yaml(text)
     if args.name:
         spec = StudySpec.from_dict({**spec.to_dict(), "name": args.name})

@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from tlcore.cli._dataset_arg import dataset_name
+from tlcore.cli._files import read_text
 from tlcore.cli._progress import ProgressBar
-from tlcore.errors import ConfigError, NotFoundError
+from tlcore.errors import ConfigError
 
 # TensorFlow's C++ start-up chatter (CUDA probing, absl) is noise for a terminal user.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -71,11 +72,7 @@ def _spec_from_args(args: argparse.Namespace, dataset: str | None):
 
     base: dict[str, Any] = {}
     if args.spec:
-        try:
-            text = Path(args.spec).expanduser().read_text(encoding="utf-8")
-        except OSError as exc:
-            raise NotFoundError("Cannot read the spec file.", received=args.spec,
-                                fix=f"Check the path ({exc.strerror or exc}).") from exc
+        text = read_text(args.spec, "the spec file", "Give a TrainSpec as YAML (e.g. 'dataset: demo').")
         base = TrainSpec.from_yaml(text).to_dict()
     overrides = {
         "dataset": dataset,
