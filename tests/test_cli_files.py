@@ -1,4 +1,4 @@
-"""The files a user names on the command line: a missing one and a binary one get one line each."""
+"""Text a user hands over (files named on the command line, uploads): a missing or binary file gets one line."""
 
 from __future__ import annotations
 
@@ -29,3 +29,13 @@ def test_a_file_that_cannot_be_read_as_text_is_one_line_not_a_traceback(workspac
         assert "is not UTF-8 text" in err and "byte 0: b'\\x89'" in err
     else:
         assert "Cannot read the" in err and "No such file or directory" in err
+
+
+def test_user_text_drops_a_byte_order_mark_and_names_the_first_bad_byte():
+    from tlcore._usertext import decode_text
+    from tlcore.errors import ConfigError
+
+    assert decode_text(b"\xef\xbb\xbfname: x\n", "the spec file", "fix") == "name: x\n"  # as spreadsheets save it
+    with pytest.raises(ConfigError) as info:
+        decode_text("name: caf\xe9\n".encode("latin-1"), "the spec file", "Save it as UTF-8.")
+    assert str(info.value) == "The spec file is not UTF-8 text. Received: byte 9: b'\\xe9'. Save it as UTF-8."

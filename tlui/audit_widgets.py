@@ -42,6 +42,7 @@ import streamlit as st
 
 from tlcore import audit as ta
 from tlcore import datasets as tds
+from tlcore._usertext import decode_text
 from tlcore.background import log_tail
 from tlcore.datasets import Override
 from tlcore.errors import TLCoreError
@@ -253,11 +254,8 @@ def _on_import(ws: Workspace, name: str) -> None:
         place.flash("error", "Choose a CSV file of decisions first.", slot=SLOT)
         return
     try:
-        text = upload.getvalue().decode("utf-8-sig")
+        text = decode_text(upload.getvalue(), "the file", "Export the decisions again and import that file.")
         new = tds.import_overrides_csv(ws, name, text, replace=bool(ss.get(f"aud_import_replace::{name}")))
-    except UnicodeDecodeError:
-        place.flash("error", "The file is not UTF-8 text: export the decisions again and import that file.", slot=SLOT)
-        return
     except TLCoreError as exc:
         place.flash("error", md_escape(str(exc)), slot=SLOT)
         return

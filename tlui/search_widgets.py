@@ -27,7 +27,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from optuna.trial import FrozenTrial
 
-from tlcore.errors import ConfigError
+from tlcore._usertext import decode_text
 from tlcore.search import (
     StudySpec,
     StudySummary,
@@ -130,11 +130,7 @@ def poll_study(ws: Workspace, name: str) -> Snapshot:
 def parse_spec_text(data: bytes | str) -> StudySpec:
     """A ``StudySpec`` from an uploaded YAML file; every problem is a ``ConfigError``."""
     if isinstance(data, bytes):
-        try:
-            data = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigError("The spec file is not UTF-8 text.", received=f"byte {exc.start}",
-                              fix="Save it as a plain-text YAML file (UTF-8).") from None
+        data = decode_text(data, "the spec file", "Save it as a plain-text YAML file (UTF-8).")
     return StudySpec.from_yaml(data)
 
 
