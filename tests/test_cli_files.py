@@ -39,3 +39,16 @@ def test_user_text_drops_a_byte_order_mark_and_names_the_first_bad_byte():
     with pytest.raises(ConfigError) as info:
         decode_text("name: caf\xe9\n".encode("latin-1"), "the spec file", "Save it as UTF-8.")
     assert str(info.value) == "The spec file is not UTF-8 text. Received: byte 9: b'\\xe9'. Save it as UTF-8."
+
+
+def test_overrides_import_reads_standard_input(workspace, capsys, monkeypatch):
+    import io
+
+    assert main(["datasets", "overrides", "demo", "--export", "-"]) == 0
+    exported = capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"\xef\xbb\xbf" + exported.encode())))
+    assert main(["datasets", "overrides", "demo", "--import", "-"]) == 0
+    assert "Imported 0 decisions into 'demo'" in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"\xff\xfe")))
+    assert main(["datasets", "overrides", "demo", "--import", "-"]) == 2
+    assert "The CSV to import (-) is not UTF-8 text." in capsys.readouterr().err

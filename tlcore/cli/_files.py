@@ -20,7 +20,10 @@ __all__ = ["read_text"]
 def read_text(path: str, what: str, fix: str, *, stdin: bool = False) -> str:
     """The content of the file ``path`` (``what`` names it in a message, e.g. "the spec file")."""
     try:
-        data = sys.stdin.buffer.read() if stdin and path == "-" else Path(path).expanduser().read_bytes()
+        if stdin and path == "-":
+            data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode("utf-8")
+        else:
+            data = Path(path).expanduser().read_bytes()
     except OSError as exc:
         raise NotFoundError(f"Cannot read {what}.", received=path,
                             fix=f"Check the path ({exc.strerror or exc}).") from exc
