@@ -554,3 +554,5 @@ def test_weights_identity_names_the_weights_without_building_a_model(tmp_path: P
     with pytest.raises(ConfigError) as info:
         backbones.weights_identity("~/missing.weights.h5", 0)
     assert "does not exist" in str(info.value) and "missing.weights.h5" in str(info.value)
+    with pytest.raises(ConfigError, match="does not exist"):  # a folder, as build refuses it
+        backbones.weights_identity(str(tmp_path), 0)

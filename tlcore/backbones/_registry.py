@@ -32,6 +32,7 @@ against ``num_blocks``.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -240,6 +241,8 @@ def weights_identity(weights: str | os.PathLike | None, seed: int) -> str:
         st = path.stat()
     except OSError as exc:
         raise _missing_weights(weights) from exc
+    if not stat.S_ISREG(st.st_mode):  # a folder: refused here as build refuses it
+        raise _missing_weights(weights)
     return f"file:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
