@@ -145,6 +145,19 @@ def test_unknown_formats(run_dir, tmp_path, formats):
     assert not (tmp_path / "exp").exists()
 
 
+def test_an_unknown_format_is_refused_before_keras_is_imported(tmp_path):
+    """A mistyped --format costs a second, not TensorFlow's start-up."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from tlcore.errors import ConfigError; from tlcore.export import export_model\n"
+            f"try: export_model({str(tmp_path / 'no-run')!r}, {str(tmp_path / 'exp')!r}, 'banana')\n"
+            "except ConfigError as e: print('refused', 'keras' in sys.modules, str(e).splitlines()[0])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split()[:3] == ["refused", "False", "Unknown"], done.stderr
+    assert not (tmp_path / "exp").exists()
+
+
 def test_tensorflow_formats_need_the_tensorflow_backend(run_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     with pytest.raises(ConfigError, match="KERAS_BACKEND=tensorflow"):

@@ -560,10 +560,10 @@ def export_model(
         WorkspaceError: ``out_dir`` exists (without ``overwrite``), holds the model being
             exported, or cannot be written (a full disk: nothing is left behind).
     """
+    fmts = _check_formats(formats)  # before Keras starts: a mistyped format fails in a second
     import keras
 
     status = on_status or (lambda text: None)
-    fmts = _check_formats(formats)
     tf_needed = [f for f in fmts if f in _TF_FORMATS]
     if tf_needed and keras.backend.backend() != "tensorflow":
         raise ConfigError(
