@@ -133,8 +133,9 @@ def control_section(ws: Workspace, s: StudySummary, snap: sw.Snapshot) -> None:
     c1, c2, c3 = st.columns([1, 2, 2])
     with c1:
         st.button("Stop study", key="se_stop", on_click=state.on_stop, args=(ws, name), icon=":material/stop:",
-                  disabled=s.stop_requested and not snap.alive_workers,
-                  help="Workers end their running trial at its next batch (marked interrupted) and exit.")
+                  disabled=(s.stop_requested or s.complete) and not snap.alive_workers,
+                  help="Workers end their running trial at its next batch (marked interrupted) and exit."
+                  + (" This study has finished its trials: there is nothing to stop." if s.complete else ""))
     with c2:
         fields.number(st, "Workers to start", lo=0, hi=state.MAX_WORKERS, key="se_workers", step=1,
                       help="For Resume and Add workers. 0 resumes without starting any here.")

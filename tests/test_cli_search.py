@@ -383,6 +383,21 @@ def test_stop_marks_the_study_stopped(stoppable, capsys):
     assert cli(capsys, stoppable.root, "search", "list")[1].rstrip().endswith("[stopped]")
 
 
+def test_stop_refuses_a_negative_wait(stoppable, capsys):
+    for wait in ("-3", "nan", "inf"):
+        assert_error(cli(capsys, stoppable.root, "search", "stop", "--study", "s", "--wait", wait),
+                     "The time to wait for the workers must be a number of seconds, 0 or more.", f"wait={wait}")
+    assert not stop_requested(stoppable, "s")
+
+
+def test_stop_of_a_finished_study_changes_nothing(own_copy, capsys):
+    """Its trial budget is spent: a stop flag would only make the next run wait for a resume."""
+    code, out, err = cli(capsys, own_copy.root, "search", "stop", "--study", STUDY)
+    assert (code, out) == (0, f"Study {STUDY!r} has finished its 3 trials and nothing is running: "
+                              "there is nothing to stop.\n"), err
+    assert not stop_requested(own_copy, STUDY)
+
+
 def test_resume_queues_the_interrupted_trials_again(stoppable, capsys):
     ws = stoppable
     request_stop(ws, "s")

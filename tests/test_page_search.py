@@ -9,6 +9,7 @@ and is marked slow; every worker a test starts is stopped and killed at teardown
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ import pytest
 from optuna.trial import TrialState
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers.handstudy import hand_study, hand_trial
 from tests.helpers.pagetest import expander_path, is_open, tab_path
 from tests.helpers.searchfix import add_tiny_dataset, tiny_spec
 from tests.helpers.yamlbombs import alias_bomb
@@ -301,6 +303,15 @@ def test_a_banner_moves_nothing_and_the_new_study_form_stays_open(tiny_ws):
     assert not is_open(at, "New study")  # closed: the new study is below
     at.run()
     assert "Created study" not in _text(at.success)
+
+
+def test_a_finished_study_has_nothing_to_stop(tiny_ws):
+    t0 = dt.datetime(2026, 1, 5, 9, 0, 0)
+    hand_study(tiny_ws, "done", [hand_trial(t0, 10 * i, 10 * i + 9, value=0.5, freeze_depth=14) for i in range(3)])
+    at = _page()
+    _ok(at)
+    stop = at.button(key="se_stop")
+    assert stop.disabled and "finished its trials" in stop.help
 
 
 def test_stop_resume_fail_and_delete_buttons(tiny_ws):

@@ -188,9 +188,16 @@ def _cmd_export_csv(args: argparse.Namespace) -> int:
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
-    from tlcore.search import stop_workers
+    from tlcore.search import list_studies, list_workers, stop_workers
 
-    n = stop_workers(_ws(args), args.study, args.storage, wait=args.wait)
+    ws = _ws(args)
+    s = next((x for x in list_studies(ws, args.storage) if x.name == args.study), None)
+    if s is not None and s.complete and not any(w.alive for w in list_workers(ws, args.study)):
+        # a stop flag here would only make the next 'search run' wait for a resume
+        print(f"Study {args.study!r} has finished its {s.n_trials} trials and nothing is running: "
+              "there is nothing to stop.")
+        return 0
+    n = stop_workers(ws, args.study, args.storage, wait=args.wait)
     print(f"Stop requested for {args.study!r}; {n} local worker(s) signalled. "
           f"Resume with: python -m tlcore search resume --study {args.study}")
     return 0
@@ -326,7 +333,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = cmd("export-csv", _cmd_export_csv, "the trial table as CSV")
     q.add_argument("--out", default=None, metavar="FILE", help="file to write (default: standard output)")
     q = cmd("stop", _cmd_stop, "stop the study's workers (running trials are queued again on resume)")
-    q.add_argument("--wait", type=float, default=0.0, metavar="S", help="seconds to wait for local workers to exit")
+    q.add_argument("--wait", type=float, default=0.0, metavar="S",
+                   help="seconds to wait for local workers to exit (default 0)")
     cmd("resume", _cmd_resume, "allow a stopped study to run again")
     q = cmd("fail-trial", _cmd_fail_trial, "mark a running trial failed")
     q.add_argument("--trial", type=int, required=True, metavar="N")

@@ -21,6 +21,7 @@ whether it still runs, ``tlcore.background``'s.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
@@ -104,6 +105,9 @@ def launch_workers(
 def stop_workers(ws: Workspace, name: str, storage: str | None = None, *, wait: float = 0.0) -> int:
     """Request a stop in the storage (every worker, any machine) and signal this machine's
     workers; returns how many local workers were signalled. ``wait`` seconds for them to exit."""
+    if not (isinstance(wait, (int, float)) and 0 <= wait < math.inf):
+        raise ConfigError("The time to wait for the workers must be a number of seconds, 0 or more.",
+                          received=f"wait={wait!r}", fix="Give 0 not to wait, or the seconds to wait (e.g. 60).")
     study.request_stop(ws, name, storage)
     alive = [w for w in list_workers(ws, name) if w.alive]
     for w in alive:

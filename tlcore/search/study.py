@@ -236,6 +236,11 @@ class StudySummary:
     def running(self) -> int:
         return self.counts.get("RUNNING", 0)
 
+    @property
+    def complete(self) -> bool:
+        """Its trial budget is spent and nothing runs: no worker would start another trial."""
+        return self.n_trials is not None and self.finished >= self.n_trials and not self.running
+
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "finished": self.finished}
 
