@@ -29,7 +29,7 @@ from tlcore.catalog import list_catalog
 from tlcore.datasets import load_rgb
 from tlcore.errors import TLCoreError
 from tlcore.gradcam import overlay
-from tlcore.predict import LoadedModel, predict_arrays, prepare_image, top_predictions
+from tlcore.predict import DEFAULT_TOP_K, LoadedModel, predict_arrays, prepare_image, top_predictions
 from tlcore.runfolder import RunFolder
 from tlcore.tta import mirror
 from tlcore.workspace import Workspace
@@ -41,7 +41,6 @@ from tlui.common import md_escape, page, show_error, workspace
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 DISPLAY_PX = 224  # side of the images drawn on the page
 MAX_IMAGES = 24  # uploads analysed per run
-TOP_K_DEFAULT = 3
 TOP_K_MAX = 10
 SOURCES = ("Upload images", "Pick from a dataset", "Batch: a folder or a zip")
 TRAIN_HINT = "python -m tlcore train --data demo --epochs 5 --image-size 96"
@@ -51,7 +50,7 @@ TRAIN_HINT = "python -m tlcore train --data demo --epochs 5 --image-size 96"
 def init_state() -> None:
     """Initialise the session-state keys of this page (the model's: ``pw.model_picker``)."""
     ss = st.session_state
-    ss.setdefault("pr_top_k", TOP_K_DEFAULT)
+    ss.setdefault("pr_top_k", DEFAULT_TOP_K)
     ss.setdefault("pr_gradcam", True)
     ss.setdefault("pr_tta", False)
     ss.setdefault("pr_source", SOURCES[0])

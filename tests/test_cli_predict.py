@@ -75,6 +75,18 @@ def test_predict_lines_show_the_truth(ws, capsys):
     assert "4 images" in err and "accuracy 75.0 % on 4 labelled images" in err
 
 
+def test_predict_with_a_two_class_model_shows_both_classes(workspace, capsys):
+    """The default --top-k (3) fits a model with fewer classes; an explicit one still must fit."""
+    model = write_model_folder(workspace.models_dir / "pair", channel_model(2, 8), ["cat", "dog"])
+    photos = write_tinted_tree(workspace.root / "photos", per_class=1)
+    code, out, err = run(capsys, "--workspace", workspace.root, "predict", "run:pair", photos / "cat" / "cat_000.png")
+    assert code == 0, err
+    assert re.fullmatch(r".*/cat_000\.png: (cat|dog) \(\d+\.\d %\), (cat|dog) \(\d+\.\d %\)\n", out)
+    code, _, err = run(capsys, "--workspace", workspace.root, "predict", model, photos / "cat" / "cat_000.png",
+                       "--top-k", "3")
+    assert code == 2 and "--top-k must be between 1 and the number of classes (2)" in err
+
+
 def test_predict_source_errors(ws, capsys, tmp_path):
     workspace, model, photos = ws
     code, _, err = run(capsys, "--workspace", workspace.root, "predict", model)

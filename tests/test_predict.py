@@ -22,6 +22,7 @@ from tlcore.errors import ConfigError, ImageDecodeError, NotFoundError
 from tlcore.pipeline import decode_resized
 from tlcore.predict import (
     Prediction,
+    check_top_k,
     evaluate_run,
     list_models,
     load_model,
@@ -211,6 +212,15 @@ def test_missing_image_file(loaded, tmp_path):
 def test_huge_image_is_refused_undecoded(loaded):
     with pytest.raises(ImageDecodeError, match="decompression bomb"):
         predict_images(loaded, [png_header_bytes(20_000, 20_000)])
+
+
+def test_the_default_top_k_fits_a_model_with_fewer_classes():
+    """Three classes unless asked; a two-class model (cats and dogs) shows its two, not an error."""
+    assert [p.label for p in top_predictions(np.array([0.3, 0.7]), ["cat", "dog"])] == ["dog", "cat"]
+    assert len(top_predictions(np.full(5, 0.2), list("abcde"))) == 3
+    assert check_top_k(None, 2) == 2 and check_top_k(None, 10) == 3 and check_top_k(2, 10) == 2
+    with pytest.raises(ConfigError, match="from 1 to the number of classes"):
+        check_top_k(3, 2)
 
 
 @pytest.mark.parametrize("top_k", [0, 4, -1, True, 1.5])

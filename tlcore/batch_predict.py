@@ -60,7 +60,7 @@ import pandas as pd
 
 from tlcore.datasets import IMAGE_EXTENSIONS, MAX_ZIP_BYTES, read_member, zip_members
 from tlcore.errors import ConfigError, DatasetError, NotFoundError, TLCoreError
-from tlcore.predict import LoadedModel, Prediction, predict_arrays, prepare_image, top_predictions
+from tlcore.predict import LoadedModel, Prediction, check_top_k, predict_arrays, prepare_image, top_predictions
 from tlcore.tta import flip_average
 from tlcore.workspace import Workspace
 
@@ -341,7 +341,7 @@ def predict_batch(
     loaded: LoadedModel,
     source: BatchSource,
     *,
-    top_k: int = 3,
+    top_k: int | None = None,
     tta: bool = False,
     batch_size: int = 32,
     chunk_size: int = CHUNK_SIZE,
@@ -353,7 +353,8 @@ def predict_batch(
     Args:
         loaded: the model (``tlcore.predict.load_model``).
         source: from ``open_folder``, ``open_zip`` or ``open_files``.
-        top_k: classes kept per image, 1 to the number of classes. Defaults to 3.
+        top_k: classes kept per image, 1 to the number of classes. Defaults to
+            ``tlcore.predict.DEFAULT_TOP_K`` (3), or every class of a model with fewer.
         tta: average each image's probabilities with its mirror image's. Defaults to False.
         batch_size: images per model call. Defaults to 32.
         chunk_size: images decoded at a time (memory bound). Defaults to 64.
@@ -363,9 +364,7 @@ def predict_batch(
     Raises:
         ConfigError: ``top_k``, ``batch_size`` or ``chunk_size`` out of range.
     """
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or not 1 <= top_k <= loaded.num_classes:
-        raise ConfigError(f"top_k must be an integer from 1 to the number of classes ({loaded.num_classes}).",
-                          received=f"top_k={top_k!r}")
+    top_k = check_top_k(top_k, loaded.num_classes)
     for what, value in (("batch_size", batch_size), ("chunk_size", chunk_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{what} must be a positive integer.", received=f"{what}={value!r}")
@@ -402,11 +401,11 @@ def predict_batch(
                 if isinstance(outcome, BaseException):
                     rows.append(BatchRow(item.name, (), truth, _error_text(outcome)))
                 else:
-                    preds = tuple(top_predictions(by_index[i], loaded.class_names, int(top_k)))
+                    preds = tuple(top_predictions(by_index[i], loaded.class_names, top_k))
                     rows.append(BatchRow(item.name, preds, truth))
             if progress:
                 progress(min(start + len(chunk), total), total)
-    return BatchResult(rows=rows, class_names=list(loaded.class_names), top_k=int(top_k), tta=bool(tta),
+    return BatchResult(rows=rows, class_names=list(loaded.class_names), top_k=top_k, tta=bool(tta),
                        skipped=source.skipped, seconds=time.perf_counter() - started)
 
 

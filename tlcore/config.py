@@ -129,6 +129,7 @@ RESIZE_MODES = tuple(RESIZE_RULES)  # ("pad", "crop", "stretch"); implemented by
 LR_SCHEDULES = ("constant", "cosine")
 BATCHNORM_MODES = ("train", "frozen")  # tlcore.model.Classifier.set_freeze_depth
 HEAD_INITS = ("linear_probe", "random")
+DEFAULT_TOP_K = 3  # classes a prediction shows per image unless asked (tlcore.predict, the CLI, the Predict page)
 
 
 def check_fractions(name: str, value: Any) -> list[float]:

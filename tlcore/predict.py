@@ -47,7 +47,7 @@ import numpy as np
 
 from tlcore.backbones import register_layers
 from tlcore.calibration import apply_temperature, stored_temperature
-from tlcore.config import RESIZE_MODES, RESIZE_RULES
+from tlcore.config import DEFAULT_TOP_K, RESIZE_MODES, RESIZE_RULES
 from tlcore.datasets import load_rgb, resize_to
 from tlcore.errors import ConfigError, NotFoundError, WorkspaceError
 from tlcore.pipeline import decode_resized
@@ -67,6 +67,8 @@ __all__ = [
     "predict_arrays",
     "predict_images",
     "top_predictions",
+    "check_top_k",
+    "DEFAULT_TOP_K",  # from tlcore.config, which the CLI's parser reads without this module
     "list_models",
     "evaluate_run",
 ]
@@ -470,7 +472,11 @@ def _check_positive(name: str, value: object) -> int:
     return int(value)
 
 
-def _check_top_k(top_k: object, num_classes: int) -> int:
+def check_top_k(top_k: object, num_classes: int) -> int:
+    """``top_k`` checked against the number of classes; None gives ``DEFAULT_TOP_K``, or every
+    class of a model with fewer (a two-class model shows two)."""
+    if top_k is None:
+        return min(DEFAULT_TOP_K, num_classes)
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or not 1 <= top_k <= num_classes:
         raise ConfigError(
             f"top_k must be an integer from 1 to the number of classes ({num_classes}).",
@@ -480,7 +486,7 @@ def _check_top_k(top_k: object, num_classes: int) -> int:
     return int(top_k)
 
 
-def top_predictions(probs: np.ndarray, class_names: Sequence[str], top_k: int = 3) -> list[Prediction]:
+def top_predictions(probs: np.ndarray, class_names: Sequence[str], top_k: int | None = None) -> list[Prediction]:
     """The ``top_k`` most probable classes of one probability vector, most probable first.
 
     Ties keep output order (a stable sort).
@@ -489,7 +495,7 @@ def top_predictions(probs: np.ndarray, class_names: Sequence[str], top_k: int = 
     if len(probs) != len(class_names):
         raise ConfigError("One probability per class is needed.",
                           received=f"{len(probs)} probabilities, {len(class_names)} classes")
-    k = _check_top_k(top_k, len(class_names))
+    k = check_top_k(top_k, len(class_names))
     order = np.argsort(-probs, kind="stable")[:k]
     return [Prediction(label=str(class_names[i]), index=int(i), probability=float(probs[i])) for i in order]
 
@@ -497,7 +503,7 @@ def top_predictions(probs: np.ndarray, class_names: Sequence[str], top_k: int = 
 def predict_images(
     loaded: LoadedModel,
     images: Sequence[ImageSource],
-    top_k: int = 3,
+    top_k: int | None = None,
     batch_size: int = 32,
 ) -> list[list[Prediction]]:
     """Classify images: the ``top_k`` classes of each, most probable first.
@@ -506,7 +512,8 @@ def predict_images(
         loaded: from ``load_model``.
         images: file paths, file contents (bytes) or RGB arrays (any size; they are
             resized by the run's rule).
-        top_k: classes reported per image, 1 to the number of classes. Defaults to 3.
+        top_k: classes reported per image, 1 to the number of classes. Defaults to
+            ``DEFAULT_TOP_K`` (3), or every class of a model with fewer.
         batch_size: images per model call. Defaults to 32.
 
     Returns:
@@ -516,7 +523,7 @@ def predict_images(
         ImageDecodeError: an image cannot be decoded (the message names the file).
         ConfigError: ``top_k`` or ``batch_size`` out of range, or a malformed array.
     """
-    k = _check_top_k(top_k, loaded.num_classes)
+    k = check_top_k(top_k, loaded.num_classes)
     _check_positive("batch_size", batch_size)
     if isinstance(images, (str, bytes, os.PathLike, np.ndarray)) and not (
         isinstance(images, np.ndarray) and images.ndim == 4

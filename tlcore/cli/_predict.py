@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tlcore.cli._progress import ProgressBar
+from tlcore.config import DEFAULT_TOP_K
 from tlcore.errors import ConfigError, NotFoundError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -76,7 +77,7 @@ def _row_line(row) -> str:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from tlcore.batch_predict import open_files, open_folder, open_zip, predict_batch, summary_line
 
-    if args.top_k < 1:
+    if args.top_k is not None and args.top_k < 1:
         raise ConfigError("--top-k must be at least 1.", received=f"--top-k {args.top_k}")
     batch = args.folder is not None or args.zip is not None
     if batch and args.images:
@@ -89,7 +90,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
               else open_files(_expand_images(args.images)))
     with source:
         loaded = _load(args)
-        if not 1 <= args.top_k <= loaded.num_classes:
+        if args.top_k is not None and not 1 <= args.top_k <= loaded.num_classes:
             raise ConfigError(f"--top-k must be between 1 and the number of classes ({loaded.num_classes}).",
                               received=f"--top-k {args.top_k}")
         bar = ProgressBar("Classifying") if batch else None
@@ -197,7 +198,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--folder", metavar="DIR", help="classify every image under DIR (a batch)")
     src.add_argument("--zip", metavar="FILE", help="classify every image in a zip archive (read in memory)")
     p.add_argument("--csv", metavar="OUT", help="write the table (file, top-k, true label, correct, error) as CSV")
-    p.add_argument("--top-k", type=int, default=3, metavar="N", help="classes shown per image (default 3)")
+    p.add_argument("--top-k", type=int, default=None, metavar="N",
+                   help=f"classes shown per image (default {DEFAULT_TOP_K}, or every class of a model with fewer)")
     p.add_argument("--tta", action="store_true",
                    help="test-time augmentation: average each image's probabilities with its mirror image's")
     p.add_argument("--json", action="store_true")
