@@ -86,3 +86,26 @@ def test_a_real_backend_start_writes_no_noise():
         pytest.skip("this backend build writes no start-up noise here")
     assert quiet.stdout.strip() == "False"
     assert [line for line in quiet.stderr.splitlines() if startup.is_noise(line)] == []
+
+
+def _noise_free(done: subprocess.CompletedProcess) -> None:
+    assert done.returncode == 0, done.stderr
+    assert [line for line in done.stderr.splitlines() if startup.is_noise(line)] == []
+
+
+def test_the_scout_and_the_audit_start_the_backend_quietly():
+    """``runtime.configure`` is where their first Keras import happens."""
+    _noise_free(_run("from tlcore.runtime import configure; configure(); import keras"))
+
+
+def test_the_cli_starts_the_backend_quietly(tmp_path):
+    """``predict`` (as ``train``, ``export`` and ``models evaluate``): the model's lines, no CUDA noise."""
+    from tests.helpers.handmodel import channel_model, write_model_folder
+    from tests.helpers.runs import TINY_CLASSES, write_tinted_tree
+
+    model = write_model_folder(tmp_path / "ws" / "models" / "hand", channel_model(3, 8), TINY_CLASSES)
+    image = write_tinted_tree(tmp_path / "photos", per_class=1) / "cat" / "cat_000.png"
+    done = _run(f"from tlcore.cli import main; raise SystemExit(main(['--workspace', {str(tmp_path / 'ws')!r}, "
+                f"'predict', {str(model)!r}, {str(image)!r}]))")
+    _noise_free(done)
+    assert done.stdout.startswith(f"{image}: ")

@@ -93,7 +93,7 @@ from tlcore.quantize import INT8_ROUNDING
 from tlcore.runfolder import MODEL_FILE, RunFolder, labels_text
 from tlcore.workspace import Workspace
 
-__all__ = ["export_model", "ExportResult", "FORMATS", "DEFAULT_FORMATS", "FILE_NAMES", "MIN_AGREEMENT",
+__all__ = ["export_model", "check_formats", "ExportResult", "FORMATS", "DEFAULT_FORMATS", "FILE_NAMES", "MIN_AGREEMENT",
            "REPRESENTATIVE_IMAGES", "MAX_CHECK_IMAGES", "INT8_ROUNDING", "workspace_for"]
 
 FORMATS = ("keras", "savedmodel", "tflite", "tflite_dynamic", "tflite_float16", "tflite_int8", "onnx")
@@ -161,7 +161,10 @@ class ExportResult:
         return self.out_dir / FILE_NAMES[fmt]
 
 
-def _check_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
+def check_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
+    """The formats asked for (a list, or a comma-separated string), in ``FORMATS`` order; a
+    ``ConfigError`` for an unknown one or none. Numpy only: the CLI checks ``--format`` with it
+    before the backend starts."""
     if isinstance(formats, str):
         formats = [f for f in formats.replace(" ", "").split(",") if f]
     wanted = list(formats)
@@ -560,7 +563,7 @@ def export_model(
         WorkspaceError: ``out_dir`` exists (without ``overwrite``), holds the model being
             exported, or cannot be written (a full disk: nothing is left behind).
     """
-    fmts = _check_formats(formats)  # before Keras starts: a mistyped format fails in a second
+    fmts = check_formats(formats)  # before Keras starts: a mistyped format fails in a second
     import keras
 
     status = on_status or (lambda text: None)

@@ -7,7 +7,9 @@ is guarded by the backend in use.
 Entry points, all called by ``tlcore.trainer.train`` at the start of every run
 (so a search worker, the CLI and tests get the same set-up):
 
-- ``configure()``: once per process, on TensorFlow, turns GPU memory growth on
+- ``configure()``: starts the backend without its CPU-only start-up noise when it is
+  not imported yet (``tlcore.startup.start_backend_quietly``: the scout's and the
+  audit's first Keras import is here); once per process, on TensorFlow, turns GPU memory growth on
   (several workers can share a card) or, without a GPU, uses every core per op
   (``cpu_threads()``: ``$TLCORE_CPU_THREADS`` when set, for several processes
   sharing a machine);
@@ -35,7 +37,7 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-from tlcore.startup import backend_sees_gpu
+from tlcore.startup import backend_sees_gpu, start_backend_quietly
 
 __all__ = ["configure", "cpu_threads", "has_gpu", "backend_name", "set_seed"]
 
@@ -100,6 +102,8 @@ def configure(*, mixed_precision: bool | None = None) -> dict[str, object]:
     precision is on unless ``mixed_precision=False``. On a CPU: float32, and
     TensorFlow uses every core for each op and two ops at a time.
     """
+    if "keras" not in sys.modules:  # the first start: without "failed call to cuInit" on a CPU
+        start_backend_quietly()
     import keras
 
     global _configured

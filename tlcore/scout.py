@@ -546,10 +546,11 @@ def scout(ws: Any, dataset: str, *, backbones: Sequence[str] = ("efficientnet_li
     weights_id = bb.weights_identity(weights, seed)
     from tlcore.cache import ArrayCache
     from tlcore.runtime import configure, set_seed
+
+    configure()  # the backend starts here (quietly), before the trainer's Keras import
+    set_seed(seed)
     from tlcore.trainer import prepare_data
 
-    configure()
-    set_seed(seed)
     img_cache = ArrayCache(ws.cache_dir / "images")
     feat_cache = ArrayCache(ws.cache_dir / "features")
     data = prepare_data(ws, spec, cache=img_cache)

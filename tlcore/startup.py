@@ -11,8 +11,11 @@ the process's stderr (file descriptor 2, which the C++ libraries write to) sent 
 temporary file, then restores stderr and copies every line back except the known
 start-up noise (``NOISE``) — and only when no GPU turned up: with a GPU, every line
 is kept, since a CUDA message may then be the problem. It returns whether a GPU was
-found. Background commands (``worker``, ``scout``, ``train --job``) call it first;
-an interactive command does not need it.
+found. Every command that starts the backend starts it here, after checking its
+options (``worker``, ``train``, ``predict``, ``export``, ``models evaluate``; the scout
+and the audit through ``tlcore.runtime.configure``): a background job's log, or a
+terminal, then starts with the command's own lines, not with "failed call to cuInit",
+which a user reads as the reason something went wrong.
 
 It never imports a backend at import time itself, so importing this module is cheap.
 """

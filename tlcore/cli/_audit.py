@@ -175,11 +175,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.show is not None:
         result = load_audit(ws, args.name, None if args.show == "latest" else args.show)
     else:
-        status = StatusWriter(args.status_file)
-        if args.status_file:  # the page's background job: its log starts without the CPU-only CUDA noise
-            from tlcore.startup import start_backend_quietly
-
-            start_backend_quietly()
+        status = StatusWriter(args.status_file)  # the backend starts quietly in tlcore.runtime.configure
         bar = _StagedBar()
 
         def progress(text: str, done: int, total: int) -> None:

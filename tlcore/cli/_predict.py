@@ -44,8 +44,11 @@ def _pct(value: Any) -> str:
 def _load(args: argparse.Namespace):
     from tlcore.catalog import resolve
     from tlcore.predict import load_model
+    from tlcore.startup import start_backend_quietly
 
-    return load_model(resolve(_ws(args), args.model, storage=args.storage))
+    path = resolve(_ws(args), args.model, storage=args.storage)
+    start_backend_quietly()  # Keras starts here: without the CPU-only "failed call to cuInit" lines
+    return load_model(path)
 
 
 # ----------------------------------------------------------------- predict

@@ -58,11 +58,7 @@ def cmd_scout(args: argparse.Namespace) -> int:
     from tlcore.scout import save_result, scout
 
     ws = workspace_from(args)
-    status = args.status_file
-    if status:  # the page's background scout: its log starts without the CPU-only CUDA noise
-        from tlcore.startup import start_backend_quietly
-
-        start_backend_quietly()
+    status = args.status_file  # the backend starts without its CPU-only noise (tlcore.runtime.configure)
     started = time.time()
     bar = ProgressBar("Scouting")
     last = [0.0]

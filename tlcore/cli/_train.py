@@ -36,6 +36,7 @@ from tlcore.cli._dataset_arg import dataset_name
 from tlcore.cli._files import read_text
 from tlcore.cli._progress import ProgressBar
 from tlcore.errors import ConfigError
+from tlcore.startup import start_backend_quietly
 
 # TensorFlow's C++ start-up chatter (CUDA probing, absl) is noise for a terminal user.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -199,10 +200,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from tlcore.backbones import weights_identity
 
     ws = _ws(args)
-    if args.job:  # a background job: its log starts without the backend's CPU-only CUDA noise
-        from tlcore.startup import start_backend_quietly
-
-        start_backend_quietly()
     # A job: the Train page's (--job, started by train_jobs.launch_training), else one registered here
     # for a terminal's run, so that the page shows it too. The job hears how the run went.
     reporter = train_jobs.JobReporter(train_jobs.open_job(ws, args.job)) if args.job else None
@@ -212,7 +209,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 reporter.start()
             spec = _train_spec(args, ws)
             weights_identity(spec.weights, spec.seed)  # a missing weights file, before Keras starts
-        from tlcore.trainer import ProgressHooks, train  # Keras: after the spec, so bad flags fail at once
+        start_backend_quietly()  # after the spec, so bad flags fail at once; without the CPU-only noise
+        from tlcore.trainer import ProgressHooks, train
 
         if reporter is None:
             reporter = train_jobs.JobReporter(train_jobs.register_job(ws, spec, source="cli"))
@@ -284,12 +282,13 @@ def _human(n: int) -> str:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from tlcore.catalog import export_name, resolve
-    from tlcore.export import DEFAULT_FORMATS, export_model
+    from tlcore.export import DEFAULT_FORMATS, check_formats, export_model
 
     ws = _ws(args)
     path = resolve(ws, args.model, storage=os.environ.get("TLCORE_STORAGE") or None)
+    formats = DEFAULT_FORMATS if args.format is None else check_formats(args.format)
+    start_backend_quietly()
     out = args.out or ws.exports_dir / export_name(args.model, path)  # where the Predict page lists exports
-    formats = DEFAULT_FORMATS if args.format is None else args.format
     result = export_model(path, out, formats, overwrite=args.overwrite, workspace=ws,
                           int8_rounding=args.int8_rounding, on_status=lambda text: print(text + "…", file=sys.stderr, flush=True))
     if args.json:
@@ -319,7 +318,9 @@ def _cmd_models_evaluate(args: argparse.Namespace) -> int:
     from tlcore.predict import evaluate_run, load_model
 
     ws = _ws(args)
-    loaded = load_model(resolve(ws, args.model, storage=args.storage))
+    path = resolve(ws, args.model, storage=args.storage)
+    start_backend_quietly()
+    loaded = load_model(path)
     bar = ProgressBar("Decoding test images")
     res = evaluate_run(loaded, ws, progress=bar)
     bar.close()
