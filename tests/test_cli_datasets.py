@@ -88,6 +88,17 @@ def test_add_list_rescan_remove(workspace, capsys):
     assert not workspace.has_dataset("pets")
 
 
+def test_add_says_which_commands_show_and_mend_a_folders_problems(workspace, capsys):
+    pets = make_tree(workspace.root / "pets", {"cat": 3, "dog": 3})
+    (pets / "dog" / "notes.jpg").write_text("not a photo")
+    code, out, err = run(capsys, "--workspace", str(workspace.root), "datasets", "add", "pets", str(pets))
+    assert code == 0, err
+    assert out.splitlines()[0] == "Registered 'pets': 6 images in 2 classes, 1 problems."
+    assert ("'python -m tlcore datasets inspect pets' names each file and what to do: fix or delete those files "
+            "in the folder, then 'python -m tlcore datasets rescan pets'.") in out
+    assert "Problems tab" not in out and "press Rescan" not in out
+
+
 def test_inspect_an_upload_lists_the_entries_its_zip_skipped_and_its_empty_classes(workspace, tmp_path, capsys):
     pets = make_tree(tmp_path / "pets", {"cat": 3, "dog": 3})
     buf = zip_with_a_link_and_an_empty_class(pets)
@@ -134,7 +145,7 @@ def test_import_idx(workspace, tmp_path, capsys):
 
 
 def test_import_fashion_mnist_limits_each_split_as_asked(workspace, tmp_path, capsys, monkeypatch):
-    """A limit given for one split only leaves the other whole; 0 is refused (it once meant 'every image')."""
+    """A limit given for one split only leaves the other whole; 0 keeps none of it; a negative one is refused."""
     fm = tmp_path / "fm"
     fm.mkdir()
     for stem, n in (("train-images-idx3-ubyte", 40), ("t10k-images-idx3-ubyte", 20)):
@@ -145,8 +156,16 @@ def test_import_fashion_mnist_limits_each_split_as_asked(workspace, tmp_path, ca
     assert code == 0, err
     root = workspace.data_dir / "small"
     assert len(list((root / "train").rglob("*.png"))) == 20 and len(list((root / "test").rglob("*.png"))) == 20
-    code, _, err = run(capsys, "datasets", "import-fashion-mnist", "none", "--test-per-class", "0")
-    assert code == 2 and "at least 1" in err and "per_class=0 (test)" in err
+    # 0 keeps none of that split (it once meant 'every image'): the validation and test images then come
+    # from the training ones.
+    code, _, err = run(capsys, "datasets", "import-fashion-mnist", "trainonly", "--train-per-class", "2",
+                       "--test-per-class", "0")
+    assert code == 0, err
+    root = workspace.data_dir / "trainonly"
+    assert len(list((root / "train").rglob("*.png"))) == 20 and not list((root / "test").rglob("*.png"))
+    assert workspace.get_dataset("trainonly").num_images == 20
+    code, _, err = run(capsys, "datasets", "import-fashion-mnist", "none", "--test-per-class", "-1")
+    assert code == 2 and "0 or more" in err and "per_class=-1 (test)" in err
     assert not workspace.has_dataset("none") and not (workspace.data_dir / "none").exists()
 
 
@@ -166,6 +185,9 @@ def test_add_takes_a_zip_file_as_the_page_upload_does(workspace, tmp_path, capsy
     record = workspace.get_dataset("pets")
     assert record.source == "upload" and record.num_images == 6
     assert "extracted into" in out and "not extracted" in out  # the skipped link, said at once
+    # The advice names commands, not the Datasets page's tab and buttons.
+    assert "'python -m tlcore datasets inspect pets' names each file" in out
+    assert "'python -m tlcore datasets remove pets'" in out and "Problems tab" not in out
     assert (workspace.data_dir / "pets" / "cat").is_dir() and archive.is_file()  # the archive is left as it was
     code, _, err = run(capsys, "--workspace", str(workspace.root), "datasets", "add", "again", str(archive),
                        "--overwrite")

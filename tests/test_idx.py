@@ -60,15 +60,27 @@ def test_import_idx_refuses_mismatch_and_leaves_nothing(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 
 
-@pytest.mark.parametrize("per_class", [0, -1, "3", True, {"train": 0}])
-def test_import_idx_refuses_a_per_class_limit_under_one_and_writes_nothing(tmp_path, per_class):
+@pytest.mark.parametrize("per_class, words", [(-1, "0 or more"), ("3", "0 or more"), (True, "0 or more"),
+                                               ({"train": -2}, "0 or more"), (0, "Nothing would be imported"),
+                                               ({"train": 0}, "Nothing would be imported")])
+def test_import_idx_refuses_a_bad_per_class_limit_and_writes_nothing(tmp_path, per_class, words):
     images = np.zeros((6, 4, 4), np.uint8)
     ip, lp = write_idx(tmp_path / "i", images), write_idx(tmp_path / "l", np.array([0, 1] * 3, np.uint8))
     split = "train" if isinstance(per_class, dict) else "all"
-    with pytest.raises(ConfigError, match="at least 1") as info:
+    with pytest.raises(ConfigError, match=words) as info:
         import_idx({split: (ip, lp)}, tmp_path / "out", per_class=per_class)
     assert "Leave it out to keep every image" in str(info.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_limit_of_zero_leaves_that_splits_class_folders_empty(tmp_path):
+    """The benchmarks' training subsets: a pre-split tree whose test part holds no image."""
+    images = np.zeros((6, 4, 4), np.uint8)
+    ip, lp = write_idx(tmp_path / "i", images), write_idx(tmp_path / "l", np.array([0, 1] * 3, np.uint8))
+    out = import_idx({"train": (ip, lp), "test": (ip, lp)}, tmp_path / "out", per_class={"train": 2, "test": 0})
+    assert len(list((out / "train").rglob("*.png"))) == 4
+    assert sorted(p.name for p in (out / "test").iterdir()) == ["0", "1"]
+    assert not list((out / "test").rglob("*.png"))
 
 
 def test_fashion_mnist_found_through_env(tmp_path, monkeypatch):

@@ -122,10 +122,11 @@ def _cmd_add(args: argparse.Namespace) -> int:
         result = add_dataset(ws, args.name, args.path, overwrite=args.overwrite, progress=bar)
     bar.close()
     s = dataset_summary(result.index)
+    advice = problems_advice(result, "upload" if archive else "folder", cli_name=args.name)
     where = f" (extracted into {ws.get_dataset(args.name).path})" if archive else ""
     print(f"Registered {args.name!r}{where}: {s['num_images']} images in {len(result.classes)} classes, "
-          f"{len(result.problems)} problems (see 'python -m tlcore datasets inspect {args.name}').")
-    advice = problems_advice(result, "upload" if archive else "folder")
+          f"{len(result.problems)} problems" + ("." if advice else
+                                                   f" (see 'python -m tlcore datasets inspect {args.name}')."))
     if advice:
         print(advice)
     return 0
@@ -266,8 +267,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     c = g.add_parser("import-fashion-mnist", help="import Fashion-MNIST (apt-get install dataset-fashion-mnist)")
     c.add_argument("name", nargs="?", default="fashion-mnist")
-    c.add_argument("--train-per-class", type=int, help="keep at most this many training images per class")
-    c.add_argument("--test-per-class", type=int, help="keep at most this many test images per class")
+    c.add_argument("--train-per-class", type=int, help="keep at most this many training images per class "
+                   "(default: all 6,000)")
+    c.add_argument("--test-per-class", type=int, help="keep at most this many test images per class (default: all "
+                   "1,000; 0: none, and the validation and test images come from the training ones)")
     c.set_defaults(handler=_cmd_import_fmnist)
 
     c = g.add_parser("restore-demo", help="register the built-in demo dataset again after removing it")

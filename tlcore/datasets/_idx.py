@@ -168,17 +168,22 @@ def import_idx(
         out_dir: the folder to create. It must not exist; it appears complete or not at all.
         class_names: one name per label. Defaults to the label numbers.
         per_class: keep at most this many images per class (the first ones in file
-            order), or a dict of such limits per split. Defaults to all.
+            order), or a dict of such limits per split (a split it leaves out: all). 0 for
+            a split writes its class folders empty: with ``{"test": 0}`` a pre-split
+            dataset without test images (the benchmarks' training subsets). Defaults to all.
 
     Returns:
         ``out_dir``.
     """
-    for split in splits:
-        limit = per_class.get(split) if isinstance(per_class, dict) else per_class
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise ConfigError("The number of images to keep per class must be a whole number of at least 1.",
+    limits = {split: per_class.get(split) if isinstance(per_class, dict) else per_class for split in splits}
+    for split, limit in limits.items():
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise ConfigError("The number of images to keep per class must be a whole number, 0 or more.",
                               received=f"per_class={limit!r}" + (f" ({split})" if isinstance(per_class, dict) else ""),
-                              fix="Leave it out to keep every image.")
+                              fix="Leave it out to keep every image; 0 keeps none of that split.")
+    if limits and all(limit == 0 for limit in limits.values()):
+        raise ConfigError("Nothing would be imported: the limit is 0 images per class for every split.",
+                          received=f"per_class={per_class!r}", fix="Leave it out to keep every image.")
     out = Path(out_dir)
     if out.exists():
         raise DatasetError(

@@ -60,10 +60,12 @@ def scan_summary(result: ScanResult) -> str:
     return f"{images:,} images in {len(result.classes)} classes, {len(result.problems):,} problems."
 
 
-def problems_advice(result: ScanResult, source: str) -> str | None:
+def problems_advice(result: ScanResult, source: str, *, cli_name: str | None = None) -> str | None:
     """What the problems a new dataset's scan found mean and what to do about them; None when
     there were none. ``source`` is the dataset's source ("upload" for an uploaded archive: the
-    fix is a new archive; otherwise the folder is fixed in place and rescanned)."""
+    fix is a new archive; otherwise the folder is fixed in place and rescanned). ``cli_name``:
+    the dataset's name, for the CLI's advice, which names commands instead of the Datasets
+    page's Problems tab and Rescan button."""
     probs = result.problems
     errors = int((probs["severity"] == "error").sum()) if len(probs) else 0
     warnings = len(probs) - errors
@@ -80,9 +82,15 @@ def problems_advice(result: ScanResult, source: str) -> str | None:
     if skipped:
         found += (f"; {skipped:,} entr{'y' if skipped == 1 else 'ies'} of the zip file {'was' if skipped == 1 else 'were'}"
                   " not extracted (links, devices, encrypted files or impossible names)")
-    redo = ("remove this dataset, fix or delete those files in the archive and upload it again"
-            if source == "upload" else "fix or delete those files in the folder, then press Rescan")
-    return f"The scan found {found}. The Problems tab below names each file and what to do: {redo}."
+    if cli_name is None:
+        redo = ("remove this dataset, fix or delete those files in the archive and upload it again"
+                if source == "upload" else "fix or delete those files in the folder, then press Rescan")
+        return f"The scan found {found}. The Problems tab below names each file and what to do: {redo}."
+    redo = (f"'python -m tlcore datasets remove {cli_name}', fix or delete those files in the zip file and add it "
+            "again" if source == "upload" else
+            f"fix or delete those files in the folder, then 'python -m tlcore datasets rescan {cli_name}'")
+    return (f"The scan found {found}. 'python -m tlcore datasets inspect {cli_name}' names each file and what to "
+            f"do: {redo}.")
 
 
 def problem_counts(problems: pd.DataFrame) -> pd.DataFrame:
