@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -109,3 +111,27 @@ def test_debian_fashion_mnist_package_is_found_when_installed():
     labels = read_idx(found["test"][1])
     assert imgs.shape == (10000, 28, 28) and labels.shape == (10000,)
     assert np.bincount(labels).tolist() == [1000] * 10
+
+
+def test_the_benchmarks_training_subset_registers(tmp_path, monkeypatch):
+    """bench/_fmnist.add_train_subset, the data step of the calibration, audit, scout and search
+    benchmarks, on small IDX files: train images only, the test part empty, the layout pre-split."""
+    import importlib.util
+
+    from tlcore.workspace import Workspace
+
+    fm = tmp_path / "fm"
+    fm.mkdir()
+    for stem, n in (("train-images-idx3-ubyte", 60), ("t10k-images-idx3-ubyte", 20)):
+        write_idx(fm / stem, (np.arange(n * 28 * 28) % 251).astype(np.uint8).reshape(n, 28, 28))
+        write_idx(fm / stem.replace("images-idx3", "labels-idx1"), np.arange(n, dtype=np.uint8) % 10)
+    monkeypatch.setenv("TLCORE_FASHION_MNIST", str(fm))
+    bench = Path(__file__).resolve().parent.parent / "bench"
+    monkeypatch.syspath_prepend(str(bench))
+    spec = importlib.util.spec_from_file_location("_fmnist", bench / "_fmnist.py")
+    fmnist = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fmnist)
+    ws = Workspace(tmp_path / "ws")
+    fmnist.add_train_subset(ws, "subset", 40)
+    record = ws.get_dataset("subset")
+    assert record.num_images == 40 and record.layout == "presplit"
