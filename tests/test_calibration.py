@@ -120,10 +120,36 @@ def test_over_and_under_confidence_are_undone(sharpen, expected):
 def test_the_fitted_temperature_minimises_the_nll():
     z, y = calibrated_set(n=3000, seed=4)
     p = softmax(2.2 * z)
-    t = fit_temperature(p, y)
+    t = fit_temperature(p, y, prior_sd=None)
     best = negative_log_likelihood(apply_temperature(p, t), y)
     for other in (t * 0.97, t * 1.03, 1.0, 2.0, 3.0):
         assert negative_log_likelihood(apply_temperature(p, other), y) >= best - 1e-12
+
+
+def test_the_prior_holds_a_small_split_near_one_and_leaves_a_large_one_alone():
+    """Two images, as confident when wrong as when right: the plain fit flattens everything (T = 20)."""
+    p, y = np.array([[0.6, 0.4], [0.6, 0.4]]), np.array([0, 1])
+    assert fit_temperature(p, y, prior_sd=None) == pytest.approx(20.0)
+    t = fit_temperature(p, y)
+    assert 1.0 < t < 3.0
+    # The most probable T: N·NLL + ½ (log T)² is lowest there.
+    def objective(temp: float) -> float:
+        return 2 * negative_log_likelihood(apply_temperature(p, temp), y) + 0.5 * math.log(temp) ** 2
+
+    assert all(objective(t) <= objective(other) + 1e-9 for other in (t * 0.97, t * 1.03, 1.0, 20.0))
+    # A narrower prior holds it nearer 1; with 100 images or more the prior moves T by under 1 %.
+    assert fit_temperature(p, y, prior_sd=0.3) < t
+    for n in (100, 438):
+        for seed in range(5):
+            z, labels = calibrated_set(n=n, seed=seed)
+            q = softmax(1.34 * z)
+            assert fit_temperature(q, labels) == pytest.approx(fit_temperature(q, labels, prior_sd=None), rel=0.01)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True, "1"])
+def test_a_bad_prior_is_refused(bad):
+    with pytest.raises(ConfigError, match="prior's standard deviation"):
+        fit_temperature(HAND_PROBS, HAND_LABELS, prior_sd=bad)
 
 
 # --------------------------------------------------------------- degenerate

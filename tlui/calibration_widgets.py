@@ -94,7 +94,8 @@ def calibration_view(cal: Mapping[str, Any] | None, key: str, *, ece_now: float 
     split = "test" if cal.get("split") == "test" else "validation"
     m = st.columns(3)
     m[0].metric("Temperature", tf.fixed(cal.get("temperature"), 3),
-                help="Fitted on the validation split by minimising its log-loss (Guo et al., 2017): above 1 the "
+                help="Fitted on the validation split by minimising its log-loss (Guo et al., 2017), with a prior "
+                "centred on 1 that matters only on a few images: above 1 the "
                 "model was over-confident and its probabilities are softened, below 1 sharpened. Predictions "
                 "(Predict page, predict, evaluate) apply it; the predicted class never changes.")
     m[1].metric(f"ECE ({split})", tf.pct(cal.get("ece_after"), 2),
