@@ -156,7 +156,7 @@ def test_create_stores_the_spec_as_a_new_study(fresh, tmp_path, capsys):
     ("name: x\ndataset: tiny\nbogus: 1\n", ["Unknown StudySpec field(s): bogus", "Known fields: "]),
     ("name: x\ndataset: tiny\nepochs: -1\n", ["epochs must be an integer [1, 10000]", "epochs=-1"]),
     ("name: x\ndataset: nope\n", ["The study's dataset 'nope' is not registered", "Registered datasets: "]),
-    ("dataset: tiny\n", ["Invalid study name."]),
+    ("dataset: tiny\n", ["A study needs a name."]),
     ("name: x\ndataset: tiny\nweights: /no/such/file.weights.h5\n",
      ["The weights file does not exist.", "/no/such/file.weights.h5"]),
     (alias_bomb("backbones"), [r"aliases (*a0) are not allowed"]),

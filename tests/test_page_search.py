@@ -109,7 +109,7 @@ def test_invalid_widget_values_are_explained(tiny_ws):
     at.text_input(key="se_new_name").set_value("").run()
     at.button(key="se_new_create").click().run()
     _ok(at)
-    assert "Invalid study name" in _text(at.error)
+    assert "A study needs a name." in _text(at.error)
 
     at.text_input(key="se_new_name").set_value("ok")
     at.number_input(key="se_new_lr_lo").set_value(0.1)
@@ -125,6 +125,22 @@ def test_invalid_widget_values_are_explained(tiny_ws):
     _ok(at)
     assert "backbones must be a non-empty list" in _text(at.error)
     assert list_studies(tiny_ws) == []
+
+
+def test_a_dataset_removed_on_another_tab_creates_nothing(tiny_ws):
+    """Create pressed on the rerun that finds the chosen dataset gone: no study on the fallback."""
+    from tlcore.datasets import remove_dataset
+
+    at = _page()
+    at.selectbox(key="se_new_dataset").set_value("tiny").run()
+    at.checkbox(key="se_new_start").uncheck()
+    remove_dataset(tiny_ws, "tiny")  # on another tab
+    at.button(key="se_new_create").click().run()
+    _ok(at)
+    assert ("Nothing was created. The dataset 'tiny' is no longer there (removed, perhaps on another tab): the "
+            "form now shows 'demo'.") in _text(at.error)
+    assert list_studies(tiny_ws) == []
+    assert at.selectbox(key="se_new_dataset").value == "demo"
 
 
 def test_an_out_of_range_number_blocks_create_and_says_why(tiny_ws):

@@ -96,6 +96,39 @@ def test_an_out_of_range_number_blocks_train_and_says_why(workspace):
     assert tj.list_jobs(workspace) == []
 
 
+def test_a_dataset_or_pipeline_removed_on_another_tab_starts_nothing(workspace, monkeypatch):
+    """The rerun that finds the chosen dataset (or saved pipeline) gone must not train on the one the
+    form falls back to: it says what changed and starts nothing; the next press trains what is shown."""
+    from tests.helpers.runs import write_tinted_tree
+    from tlcore import augment as au
+    from tlcore.datasets import add_dataset, remove_dataset
+
+    launched: list[TrainSpec] = []
+    monkeypatch.setattr(tj, "launch_training", lambda ws, spec: launched.append(spec) or tj.register_job(ws, spec))
+    add_dataset(workspace, "sp", write_tinted_tree(workspace.root / "sp", per_class=3))
+    au.save_pipeline(workspace, "mypipe", au.preset_spec("light"))
+    at = _page()
+    at.selectbox(key="tr_dataset").set_value("sp").run()
+    at.selectbox(key="tr_augment").set_value("mypipe").run()
+    remove_dataset(workspace, "sp")  # on another tab
+    at.button(key="tr_start").click().run()
+    assert not at.exception
+    assert launched == [] and tj.list_jobs(workspace) == []
+    assert ("Nothing was started. The dataset 'sp' is no longer there (removed, perhaps on another tab): the form "
+            "now shows 'demo'.") in shown_text(at.error)
+    assert at.selectbox(key="tr_dataset").value == "demo"
+
+    au.delete_pipeline(workspace, "mypipe")  # on another tab
+    at.run()  # a rerun without a press: the change is said once, as a warning
+    assert "The augmentation pipeline 'mypipe' is no longer there" in shown_text(at.warning)
+    at.run()
+    assert "no longer there" not in shown_text(at.warning)
+    at.button(key="tr_start").click().run()
+    assert_ok(at)
+    [spec] = launched
+    assert (spec.dataset, spec.augment) == ("demo", None)
+
+
 def test_train_launches_the_forms_spec_as_a_job_and_selects_it(workspace, monkeypatch):
     launched: list[TrainSpec] = []
 

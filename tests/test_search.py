@@ -79,6 +79,8 @@ def test_spec_round_trips_through_yaml():
     ({"n_trials": None, "timeout_minutes": None}, "needs a budget"),
     ({"n_trials": 0}, "n_trials"),
     ({"name": "../x"}, "Invalid study name"),
+    ({"name": 123}, "was read as a number"),
+    ({"name": ""}, "A study needs a name."),
     ({"dataset": ""}, "needs a dataset"),
     ({"epochs": 0}, "epochs"),
     ({"colour": "red"}, "Unknown StudySpec field"),
@@ -88,6 +90,20 @@ def test_spec_refuses_bad_fields_with_a_clear_message(bad, words):
     with pytest.raises(ConfigError) as err:
         StudySpec.from_dict(data)
     assert words in str(err.value)
+
+
+@pytest.mark.parametrize("field", ["learning_rate", "fine_tune_factor", "dropout", "freeze_depth"])
+def test_the_example_a_range_message_gives_is_accepted(field):
+    """'For example learning_rate: [0.0, 1.0]' was itself refused (the low end must be above 0)."""
+    import re
+
+    import yaml
+
+    with pytest.raises(ConfigError) as err:
+        StudySpec.from_dict({"name": "s", "dataset": "demo", field: 0.01})
+    example = re.search(rf"For example ({field}: \[[^\]]*\])", str(err.value)).group(1)
+    spec = StudySpec.from_dict({"name": "s", "dataset": "demo", **yaml.safe_load(example)})
+    assert getattr(spec, field) == yaml.safe_load(example)[field]
 
 
 def test_trial_specs_follow_the_parameters():

@@ -78,6 +78,9 @@ def default_root() -> Path:
 
 def validate_name(name: str, what: str = "name") -> str:
     """Check a user-chosen name (dataset, pipeline, study) is a safe file name."""
+    if isinstance(name, (int, float)) and not isinstance(name, bool):  # YAML reads name: 123 as a number
+        raise ConfigError(f"Invalid {what}: it must be text, and {name!r} was read as a number.",
+                          received=repr(name), fix=f"In a YAML file, put it in quotes: \"{name}\".")
     if not isinstance(name, str) or not _NAME_RE.match(name) or name in {".", ".."}:
         raise ConfigError(
             f"Invalid {what}.",

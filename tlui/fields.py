@@ -10,6 +10,13 @@ fields of a form that are out of range right now (read from the session state, s
 button callback can use it too); the form's action refuses to run while it is not
 empty and says why.
 
+A choice can vanish too: a dataset or a saved pipeline removed on another tab.
+``fall_back(key, choices, fallback, what)`` then puts ``fallback`` in the field and
+remembers the change, so that the action pressed on that very rerun (the one that found
+the choice gone) is refused by ``refused``, with the reason, instead of running on a
+dataset or pipeline the user never chose; ``show_fallbacks(prefix)``, drawn after the
+action's button, says what changed when nothing was pressed.
+
 Example:
 
 >>> fields.number(c, "Trials", lo=1, hi=100_000, key="se_new_trials")
@@ -24,9 +31,10 @@ from typing import Any
 
 import streamlit as st
 
-__all__ = ["number", "out_of_range", "refused", "range_problem", "page_start"]
+__all__ = ["number", "out_of_range", "refused", "range_problem", "page_start", "fall_back", "show_fallbacks"]
 
 _BOUNDS_KEY = "tl_field_bounds"  # session state: widget key -> (label, lo, hi, disabled when last drawn)
+_FALLBACKS_KEY = "tl_field_fallbacks"  # session state: widget key -> what fall_back changed there
 
 
 def _bounds() -> dict[str, tuple[str, float | None, float | None, bool]]:
@@ -91,11 +99,42 @@ def out_of_range(prefix: str = "") -> list[str]:
 
 def refused(prefix: str, outcome: str) -> bool:
     """Whether a form's action must not run because a field whose key starts with ``prefix`` is
-    out of range; if so, an error says ``outcome`` ("Nothing was created.") and what to fix."""
+    out of range, or had its choice replaced on this rerun (``fall_back``); if so, an error says
+    ``outcome`` ("Nothing was created.") and what to fix."""
+    changed = _pop_fallbacks(prefix)
+    if changed:  # never a dataset or pipeline the user did not choose
+        st.error(f"{outcome} " + " ".join(changed) + " Check the form, then press the button again.",
+                 icon=":material/error:")
+        return True
     problems = out_of_range(prefix)
     if problems:  # never a value the field no longer shows
         st.error(f"{outcome} Fix the fields first: " + " ".join(problems), icon=":material/error:")
     return bool(problems)
+
+
+def fall_back(key: str, choices: list[Any], fallback: Any, what: str) -> None:
+    """Put ``fallback`` in the choice field ``key`` when its value is no longer among ``choices``
+    (``what`` names it in the notice: "dataset"); an empty field just gets ``fallback``."""
+    ss = st.session_state
+    old = ss.get(key)
+    if old in choices:
+        return
+    ss[key] = fallback
+    if old is not None:
+        ss.setdefault(_FALLBACKS_KEY, {})[key] = (
+            f"The {what} {str(old)!r} is no longer there (removed, perhaps on another tab): the form now shows "
+            f"{str(fallback)!r}.")
+
+
+def _pop_fallbacks(prefix: str) -> list[str]:
+    notes = st.session_state.get(_FALLBACKS_KEY) or {}
+    return [notes.pop(k) for k in sorted(notes) if k.startswith(prefix)]
+
+
+def show_fallbacks(prefix: str) -> None:
+    """Say once what ``fall_back`` changed in the fields whose keys start with ``prefix``."""
+    for note in _pop_fallbacks(prefix):
+        st.warning(note, icon=":material/warning:")
 
 
 

@@ -31,7 +31,8 @@ from tlcore import backbones as bb
 from tlcore.config import METHODS, RESIZE_MODES, RESIZE_RULES, TrainSpec
 from tlcore.errors import TLCoreError
 from tlcore.search import StudySpec, create_study, launch_workers
-from tlcore.search.spec import OBJECTIVES, PRUNERS, SAMPLERS
+from tlcore.search.spec import DROPOUT_RANGE, OBJECTIVES, PRUNERS, SAMPLERS
+from tlcore.search.spec import FINE_TUNE_FACTOR_RANGE as FTF_RANGE
 from tlcore.workspace import Workspace
 from tlui import fields, place
 from tlui import scout_widgets as sc
@@ -45,8 +46,6 @@ __all__ = ["init_form", "new_study_section", "spec_from_widgets", "spec_default"
 IMAGE_SIZES = (32, 1024)
 LR_BOUNDS = (1e-6, 1.0)
 BATCH_SIZES = (8, 16, 32, 64, 128, 256)
-FTF_RANGE = (0.01, 0.5)  # offered when the fine-tune factor is searched
-DROPOUT_RANGE = (0.1, 0.5)  # offered when the dropout is searched
 TIMEOUT_MINUTES = 60.0  # offered when a time limit is set
 NEW_OPEN = "se_new_open"  # whether the New study expander is open (tlui.place)
 NO_AUGMENT = "none"
@@ -96,8 +95,8 @@ def init_form(names: list[str], datasets: list[str]) -> None:
     if ss.pop("se_clear_form", False) or "se_new_name" not in ss:
         ss["se_new_name"] = _free_name(names)
         ss.pop("se_scout_seed", None)  # a scout's seeds are for the one study created after asking
-    if ss.get("se_new_dataset") not in datasets:
-        ss["se_new_dataset"] = "demo" if "demo" in datasets else (datasets[0] if datasets else None)
+    fields.fall_back("se_new_dataset", datasets,
+                     "demo" if "demo" in datasets else (datasets[0] if datasets else None), "dataset")
 
 
 def backbone_label(name: str) -> str:
@@ -191,7 +190,9 @@ def _what_to_search(ws: Workspace, datasets: list[str]) -> tuple[int, list[int]]
     c1.text_input("Study name", key="se_new_name", max_chars=64,
                   help="1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.")
     c2.selectbox("Dataset", datasets, key="se_new_dataset", help="Registered datasets (add one on the Datasets page).")
-    c3.selectbox("Augmentation", au.pipeline_names(ws), key="se_new_augment", format_func=_augment_label,
+    augments = au.pipeline_names(ws)
+    fields.fall_back("se_new_augment", augments, NO_AUGMENT, "augmentation pipeline")  # a saved one deleted since
+    c3.selectbox("Augmentation", augments, key="se_new_augment", format_func=_augment_label,
                  help="A preset or a pipeline saved on the Augmentations page.")
 
     st.markdown("**What to search**")
@@ -288,6 +289,7 @@ def from_widgets(ws: Workspace, datasets: list[str]) -> None:
             show_error(exc)
             return
         create_and_start(ws, spec, int(st.session_state["se_new_workers"]) if start else 0)
+    fields.show_fallbacks("se_new_")
 
 
 def example_spec() -> str:

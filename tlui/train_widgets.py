@@ -95,8 +95,8 @@ def init_form(datasets: list[str]) -> None:
     ss = st.session_state
     for key, value in defaults.items():
         ss.setdefault(key, value)
-    if ss.get("tr_dataset") not in datasets:
-        ss["tr_dataset"] = "demo" if "demo" in datasets else (datasets[0] if datasets else None)
+    fields.fall_back("tr_dataset", datasets, "demo" if "demo" in datasets else (datasets[0] if datasets else None),
+                     "dataset")
 
 
 def depth_label(names: tuple[str, ...], k: int) -> str:
@@ -115,8 +115,7 @@ def _main_fields(ws: Workspace, datasets: list[str]) -> None:
     c = st.columns([2, 2, 3, 1])
     c[0].selectbox("Dataset", datasets, key="tr_dataset", help="Registered datasets (add one on the Datasets page).")
     augments = [NO_AUGMENT, *(n for n in au.pipeline_names(ws) if n != NO_AUGMENT)]
-    if ss["tr_augment"] not in augments:  # a saved pipeline deleted since
-        ss["tr_augment"] = NO_AUGMENT
+    fields.fall_back("tr_augment", augments, NO_AUGMENT, "augmentation pipeline")  # a saved one deleted since
     c[1].selectbox("Augmentation", augments, key="tr_augment", format_func=_augment_label,
                    help="A preset or a pipeline saved on the Augmentations page.")
     c[2].selectbox("Backbone", bb.list_backbones(), key="tr_backbone", format_func=backbone_label)
@@ -235,6 +234,7 @@ def form_section(ws: Workspace, datasets: list[str], *, expanded: bool) -> None:
         if st.button("Train", key="tr_start", type="primary",
                      help="Starts a background process: it keeps running when you close the page."):
             start(ws)
+        fields.show_fallbacks("tr_")
 
 
 # ------------------------------------------------------------------ the jobs

@@ -56,14 +56,20 @@ VERSION_DEFAULTS = {3: {"lr_ceiling_at_depth0": None, "scout": None}, 4: {"lr_sc
 # round (Kendall tau -0.44) and a seeded search never reached the unseeded one's best (BENCHMARKS.md).
 SCOUT_DEFAULTS = {"images": 2000, "seed_trials": 0, "max_seconds": 60.0}
 OBJECTIVES = ("val_accuracy", "val_loss")
+# The ranges the Search page offers when the fine-tune factor or the dropout is searched, and the
+# examples the spec's messages give.
+FINE_TUNE_FACTOR_RANGE = (0.01, 0.5)
+DROPOUT_RANGE = (0.1, 0.5)
 
 
 def _range(name: str, value: Any, *, lo: float, hi: float, integer: bool = False,
-           positive: bool = False) -> list[Any]:
-    """Check a ``[low, high]`` range and return it as a list."""
+           positive: bool = False, example: tuple[float, float] | None = None) -> list[Any]:
+    """Check a ``[low, high]`` range and return it as a list. ``example``: a range the message may
+    suggest (default ``[lo, hi]``, which a ``positive`` range would refuse)."""
     if not isinstance(value, (list, tuple)) or len(value) != 2:
+        a, b = example or (lo, hi)
         raise ConfigError(f"{name} must be a range [low, high].", received=f"{name}={value!r}",
-                          fix=f"For example {name}: [{lo}, {hi}].")
+                          fix=f"For example {name}: [{a}, {b}].")
     a, b = value
     if integer:
         a, b = _check_int(f"{name}[0]", a, int(lo), int(hi)), _check_int(f"{name}[1]", b, int(lo), int(hi))
@@ -258,6 +264,9 @@ class StudySpec(Spec):
         from tlcore import backbones as bb
         from tlcore.workspace import validate_name
 
+        if self.name in ("", None):  # an empty spec file, or one without its name
+            raise ConfigError("A study needs a name.", received=f"name={self.name!r}",
+                              fix="Add a line such as 'name: my-study' (1-64 letters, digits, '.', '_' or '-').")
         validate_name(self.name, "study name")
         if not isinstance(self.dataset, str) or not self.dataset:
             raise ConfigError("A study needs a dataset.", received=f"dataset={self.dataset!r}",
@@ -271,14 +280,15 @@ class StudySpec(Spec):
         blocks = min(bb.get(b).num_blocks for b in self.backbones)
         if self.freeze_depth is not None:
             fix(self, "freeze_depth", _range("freeze_depth", self.freeze_depth, lo=0, hi=blocks, integer=True))
-        fix(self, "learning_rate", _range("learning_rate", self.learning_rate, lo=0.0, hi=1.0, positive=True))
+        fix(self, "learning_rate", _range("learning_rate", self.learning_rate, lo=0.0, hi=1.0, positive=True,
+                                          example=(1e-4, 1e-2)))
         if self.lr_ceiling_at_depth0 is not None:
             _check_float("lr_ceiling_at_depth0", self.lr_ceiling_at_depth0, 0.0, 1.0, lo_open=True)
         if self.fine_tune_factor is not None:
             fix(self, "fine_tune_factor", _range("fine_tune_factor", self.fine_tune_factor, lo=0.0, hi=1.0,
-                                                 positive=True))
+                                                 positive=True, example=FINE_TUNE_FACTOR_RANGE))
         if self.dropout is not None:
-            fix(self, "dropout", _range("dropout", self.dropout, lo=0.0, hi=0.95))
+            fix(self, "dropout", _range("dropout", self.dropout, lo=0.0, hi=0.95, example=DROPOUT_RANGE))
         if self.batch_sizes is not None:
             if not isinstance(self.batch_sizes, (list, tuple)) or not self.batch_sizes:
                 raise ConfigError("batch_sizes must be a non-empty list of integers.",
