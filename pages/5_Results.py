@@ -83,6 +83,25 @@ def no_studies(storage: str | None) -> None:
     st.code(SEARCH_HINT, language="bash")
 
 
+def linked_studies(summaries: list[StudySummary], storage: str | None) -> None:
+    """Say which studies a link or a reload names (``?study=``) that are not in the storage (deleted
+    since, or in another storage), and drop them from the URL, so that it is said once."""
+    linked = list(dict.fromkeys(st.query_params.get_all("study")))
+    names = {s.name for s in summaries}
+    gone = [n for n in linked if n not in names]
+    if not gone:
+        return
+    where = "this storage" if storage else "this workspace"
+    st.warning(f"There is no study named {', '.join(md_escape(n) for n in gone)} in {where}"
+               + (" (deleted, or in another storage: see Study storage in the sidebar)." if not storage else "."),
+               icon=":material/warning:")
+    kept = [n for n in linked if n in names]
+    if kept:
+        st.query_params["study"] = kept
+    else:
+        del st.query_params["study"]
+
+
 def choose_studies(by_name: dict[str, StudySummary]) -> list[str]:
     names = list(by_name)
     if "rs_studies" in st.session_state:
@@ -236,6 +255,7 @@ def main() -> None:
     except TLCoreError as exc:
         show_error(exc)
         models = []
+    linked_studies(summaries, storage)
     if choose_source(bool(summaries), models):
         rn.runs_section(ws, models)
         return

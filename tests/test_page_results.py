@@ -92,6 +92,15 @@ def test_no_studies_explains_and_points_to_search(workspace):
     assert not at.sidebar.get("page_link")
 
 
+def test_a_link_to_a_deleted_study_says_so_once(workspace):
+    at = _page("upone")
+    assert not at.exception
+    assert "There is no study named upone in this workspace" in shown_text(at.warning)
+    assert "study" not in at.query_params
+    at.run()
+    assert "There is no study named" not in shown_text(at.warning)
+
+
 # ------------------------------------------------------------------- views
 def test_every_view_renders_as_a_chart_or_an_explanation(results_ws):
     at = _page(STUDY)
