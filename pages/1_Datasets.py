@@ -232,6 +232,10 @@ def split_tab(ws: Workspace, rec: DatasetRecord, root: str, version: str) -> Non
     if any(fields.range_problem(label, v, lo, hi) for v, (label, lo, hi, _, _) in zip(values, split_fields)):
         st.caption("Nothing is previewed or saved while a field above is out of range.")  # the field says why
         return
+    if round(float(val) + float(test), 4) >= 1:  # in the fields' words (SplitSpec says val_fraction + ...)
+        st.error(f"Validation fraction + test fraction is {float(val) + float(test):.2f}: it must stay below 1, so "
+                 "that some images are left to train on. Lower one of them.", icon=":material/error:")
+        return
     try:
         spec = SplitSpec(val_fraction=round(float(val), 4), test_fraction=round(float(test), 4), seed=int(seed))
     except TLCoreError as exc:

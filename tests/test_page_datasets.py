@@ -268,7 +268,9 @@ def test_split_fractions_that_leave_nothing_to_train_on(workspace, tiny_dataset)
     at.number_input(key="ds_split_test::tiny").set_value(0.5)
     at.run()
     _ok(at)
-    assert "leave something to train on" in _error_text(at)
+    assert ("Validation fraction + test fraction is 1.10: it must stay below 1, so that some images are left "
+            "to train on.") in _error_text(at)
+    assert "val_fraction" not in _error_text(at)  # the fields' labels, not the spec's names
 
 
 # ------------------------------------------------------------------- adding

@@ -117,13 +117,18 @@ def test_invalid_widget_values_are_explained(tiny_ws):
     at.button(key="se_new_create").click().run()
     _ok(at)
     errors = _text(at.error)
-    assert "learning_rate" in errors and "low end is above the high end" in errors
+    assert "Nothing was created. Learning rate: 'from' (1.0e-01) is above 'to' (1.0e-02); swap them." in errors
 
     at.number_input(key="se_new_lr_lo").set_value(1e-4)
     at.multiselect(key="se_new_backbones").set_value([])
     at.button(key="se_new_create").click().run()
     _ok(at)
-    assert "backbones must be a non-empty list" in _text(at.error)
+    assert "Nothing was created. Choose at least one backbone." in _text(at.error)
+    at.multiselect(key="se_new_backbones").set_value(["efficientnet_lite0"])
+    at.multiselect(key="se_new_methods").set_value([])
+    at.button(key="se_new_create").click().run()
+    _ok(at)
+    assert "Nothing was created. Choose at least one method." in _text(at.error)
     assert list_studies(tiny_ws) == []
 
 

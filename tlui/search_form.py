@@ -40,7 +40,7 @@ from tlui import search_state as state
 from tlui import search_widgets as sw
 from tlui.common import md_escape, show_error
 
-__all__ = ["init_form", "new_study_section", "spec_from_widgets", "spec_default", "create_and_start",
+__all__ = ["init_form", "form_problems", "new_study_section", "spec_from_widgets", "spec_default", "create_and_start",
            "example_spec", "NEW_OPEN"]
 
 IMAGE_SIZES = (32, 1024)
@@ -182,6 +182,25 @@ def spec_from_widgets(blocks: int, counts: list[int]) -> StudySpec:
     )
 
 
+def form_problems() -> list[str]:
+    """What the form's choices get wrong together, in the form's labels: nothing chosen in a
+    list, a range whose 'from' is above its 'to'."""
+    ss = st.session_state
+    out = []
+    if not ss["se_new_backbones"]:
+        out.append("Choose at least one backbone.")
+    if not ss["se_new_methods"]:
+        out.append("Choose at least one method.")
+    ranges = [("Learning rate", "se_new_lr_lo", "se_new_lr_hi", ".1e")]
+    if ss["se_new_ftf_on"]:
+        ranges.append(("Fine-tune factor", "se_new_ftf_lo", "se_new_ftf_hi", ".3f"))
+    for label, lo_key, hi_key, fmt in ranges:
+        lo, hi = float(ss[lo_key]), float(ss[hi_key])
+        if lo > hi:
+            out.append(f"{label}: 'from' ({lo:{fmt}}) is above 'to' ({hi:{fmt}}); swap them.")
+    return out
+
+
 # ------------------------------------------------------------ widgets
 def _what_to_search(ws: Workspace, datasets: list[str]) -> tuple[int, list[int]]:
     """Name, data, backbones, methods and the searched ranges; returns the blocks of the backbones."""
@@ -282,6 +301,10 @@ def from_widgets(ws: Workspace, datasets: list[str]) -> None:
     start = c2.checkbox("Start now", key="se_new_start", help="Off: create the study and start workers later.")
     if c1.button("Create study", key="se_new_create", type="primary"):
         if fields.refused("se_new_", "Nothing was created."):
+            return
+        problems = form_problems()
+        if problems:  # in the form's words, before the spec's field names would say it
+            st.error("Nothing was created. " + " ".join(problems), icon=":material/error:")
             return
         try:
             spec = spec_from_widgets(blocks, counts)
