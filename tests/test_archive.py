@@ -198,3 +198,22 @@ def test_a_repeated_path_keeps_the_first_entry_and_reports_the_second(workspace,
     assert "twice" in twice.message and "kept" in twice.message and "rename" in twice.fix
     again = rescan_dataset(workspace, "pets")  # still said by a rescan, although the path exists
     assert ("archive_skipped", "cat/cat_000.png") in set(zip(again.problems["kind"], again.problems["relpath"]))
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_an_unusable_upload_names_the_zip_not_its_extraction_folder(workspace, named):
+    """A zip of loose images: the message is about the zip the user gave, and nothing is left behind."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("photo.png", b"\x89PNG not really")
+    buf.seek(0)
+    if named:
+        buf.name = "/home/me/holiday.zip"  # as the page's UploadedFile carries its name
+    with pytest.raises(DatasetError) as exc:
+        add_zip_dataset(workspace, "flat", buf)
+    text = str(exc.value)
+    assert text.startswith("This zip file cannot be used as a dataset: it has no class sub-folders (1 image lies "
+                           "directly in it)")
+    assert ("Received: holiday.zip." if named else "Received: the uploaded zip file.") in text
+    assert "inside the zip" in text and str(workspace.data_dir) not in text
+    assert not workspace.has_dataset("flat") and not (workspace.data_dir / "flat").exists()

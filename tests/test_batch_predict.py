@@ -121,8 +121,11 @@ def test_a_folder_outside_the_data_roots_is_refused(model, workspace, tmp_path):
     assert "outside the allowed data roots" in text and str(workspace.root) in text and "allow-root" in text
     with open_folder(outside) as src:  # the command line passes no workspace: no check
         assert len(src) == 3
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError, match="No folder there"):
         open_folder(workspace.root / "missing", ws=workspace)
+    (workspace.root / "afile.txt").write_text("hello")
+    with pytest.raises(NotFoundError, match="That is a file, not a folder"):
+        open_folder(workspace.root / "afile.txt", ws=workspace)
     (workspace.root / "empty").mkdir()
     with pytest.raises(DatasetError, match="holds no images"):
         open_folder(workspace.root / "empty", ws=workspace)

@@ -469,8 +469,11 @@ def test_unusable_no_class_folders(tmp_path):
     for i in range(3):
         make_image(tmp_path / f"{i}.jpg", seed=i)
     result = scan(tmp_path)
-    assert not result.usable and "no class sub-folders" in result.reason and "3 images" in result.reason
+    assert not result.usable and "no class sub-folders (3 images lie directly in it)" in result.reason
     assert len(problems_of(result, "root_file")) == 3
+    for i in (1, 2):
+        (tmp_path / f"{i}.jpg").unlink()
+    assert "(1 image lies directly in it)" in scan(tmp_path).reason
 
 
 def test_many_root_files_are_summed_up(tmp_path):

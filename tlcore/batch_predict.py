@@ -169,7 +169,8 @@ def open_folder(folder: str | os.PathLike[str], *, ws: Workspace | None = None) 
     raw = str(folder).strip()
     root = ws.check_data_path(raw) if ws is not None else Path(raw).expanduser()
     if not raw or not root.is_dir():
-        raise NotFoundError("No folder there.", received=raw or "(nothing)",
+        raise NotFoundError("That is a file, not a folder." if raw and root.is_file() else "No folder there.",
+                            received=raw or "(nothing)",
                             fix="Give the path of a folder of images (one sub-folder per class gives accuracy).")
     items: list[BatchItem] = []
     skipped = 0

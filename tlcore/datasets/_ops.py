@@ -144,6 +144,7 @@ def add_dataset(
     overwrite: bool = False,
     options: ScanOptions | None = None,
     progress: Progress | None = None,
+    origin: str | None = None,
 ) -> ScanResult:
     """Scan the folder ``path`` and register it as ``name``.
 
@@ -154,6 +155,8 @@ def add_dataset(
         source: how the folder came to be: folder, upload, idx or demo. Defaults to "folder".
         overwrite: replace an existing registration of ``name``. Defaults to False.
         options: scan thresholds. Defaults to ``ScanOptions()``.
+        origin: what the user gave, named in the messages: an uploaded zip file's name (its
+            extraction folder is not theirs to look for). Defaults to ``path``.
         progress: called as ``progress(done, total)`` while scanning.
 
     Returns:
@@ -173,10 +176,13 @@ def add_dataset(
     root = ws.check_data_path(path)
     result = scan_dataset(root, options=options, allowed_roots=ws.data_roots, progress=progress)
     if not result.usable:
+        upload = source == "upload"
         raise DatasetError(
-            f"This folder cannot be used as a dataset: {result.reason.rstrip('.')}.",
-            received=str(path),
-            fix="Arrange the images as one sub-folder per class (at least two classes), e.g. photos/cat/*.jpg, photos/dog/*.jpg.",
+            f"This {'zip file' if upload else 'folder'} cannot be used as a dataset: {result.reason.rstrip('.')}.",
+            received=str(origin or path),
+            fix="Arrange the images as one folder per class (at least two classes), e.g. cat/1.jpg and dog/2.jpg "
+            "inside the zip." if upload else
+            "Arrange the images as one sub-folder per class (at least two classes), e.g. photos/cat/*.jpg, photos/dog/*.jpg.",
         )
     with ws.lock(f"dataset-{name}"):
         _save_scan(ws, name, result)
@@ -216,9 +222,10 @@ def _new_data_folder(ws: Workspace, name: str) -> Path:
     return target
 
 
-def _register_new_folder(ws: Workspace, name: str, folder: Path, source: str, progress: Progress | None) -> ScanResult:
+def _register_new_folder(ws: Workspace, name: str, folder: Path, source: str, progress: Progress | None,
+                         origin: str | None = None) -> ScanResult:
     try:
-        return add_dataset(ws, name, folder, source=source, progress=progress)
+        return add_dataset(ws, name, folder, source=source, progress=progress, origin=origin)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # nothing half-registered
         raise
@@ -244,7 +251,9 @@ def add_zip_dataset(
         raise ConfigError("A dataset with that name is already registered.", received=repr(name),
                           fix="Choose another name.")
     folder = extract_zip(archive, _new_data_folder(ws, name), **limits)
-    return _register_new_folder(ws, name, folder, "upload", progress)
+    shown = getattr(archive, "name", archive)  # a path, or a file object's name (the page's upload has one)
+    origin = Path(shown).name if isinstance(shown, (str, os.PathLike)) and str(shown) else "the uploaded zip file"
+    return _register_new_folder(ws, name, folder, "upload", progress, origin)
 
 
 def add_idx_dataset(

@@ -903,7 +903,8 @@ def _unusable_reason(
     if not walker.class_dirs:
         if root_images:
             return (
-                f"it has no class sub-folders ({_sized_note(root_images, 'image')} lie directly in it); "
+                f"it has no class sub-folders ({_sized_note(root_images, 'image')} "
+                f"{'lies' if root_images == 1 else 'lie'} directly in it); "
                 "put each class's images in a sub-folder named after the class"
             )
         return "it has no class sub-folders; put each class's images in a sub-folder named after the class"
