@@ -218,6 +218,19 @@ def test_delete_a_saved_pipeline(no_demo):
     assert any("Deleted" in s.value for s in at.success)
 
 
+def test_discard_changes_after_the_pipeline_was_deleted_on_another_tab(no_demo):
+    au.save_pipeline(no_demo, "old", au.preset_spec("heavy"))
+    at = _page(pipeline="old")
+    at.button(key="aug_rm::0").click().run()
+    au.delete_pipeline(no_demo, "old")  # on another tab
+    at.button(key="aug_reload").click().run()
+    _ok(at)
+    text = _errors(at)
+    assert "The pipeline old is no longer saved (deleted, perhaps on another tab)" in text
+    assert "Save the steps shown under a name" in text and "augment save" not in text
+    assert len(_steps(at)) == len(au.preset_spec("heavy").names) - 1  # the edited steps are kept
+
+
 def test_a_damaged_saved_pipeline_is_an_error_not_a_traceback(no_demo):
     (no_demo.augmentations_dir / "broken.yaml").write_text("steps: [{name: Nope}]\n")
     at = _page(pipeline="broken")

@@ -29,7 +29,7 @@ import numpy as np
 import streamlit as st
 
 from tlcore import augment as au
-from tlcore.errors import TLCoreError
+from tlcore.errors import NotFoundError, TLCoreError
 from tlcore.workspace import Workspace
 from tlui import augment_widgets as aw
 from tlui import place
@@ -100,6 +100,11 @@ def _set_steps(spec: au.AugmentSpec, loaded: str | None) -> None:
 def _load_source(ws_root: str, name: str) -> bool:
     try:
         _set_steps(au.get_spec(Workspace(ws_root), name), name)
+    except NotFoundError:  # deleted since (on another tab): said in this page's terms
+        place.flash("error", f"The pipeline {md_escape(name)} is no longer saved (deleted, perhaps on another tab), "
+                             "so there is nothing to go back to. Save the steps shown under a name, or choose "
+                             "another pipeline in Start from.")
+        return False
     except TLCoreError as exc:
         place.flash("error", md_escape(exc))
         return False
