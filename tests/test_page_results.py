@@ -235,9 +235,15 @@ def test_export_offers_a_zip_and_the_model_card(results_ws):
     exports = list_exports(results_ws)
     assert len(exports) == 1 and (exports[0].path / "model.keras").is_file()
     assert "Saved in" in " ".join(c.value for c in at.caption)
-    from tlui.results_widgets import free_export_dir
+    from tlui.results_widgets import claim_export_dir
 
-    assert free_export_dir(results_ws.exports_dir, exports[0].path.name).name == f"{exports[0].path.name}-2"
+    taken = exports[0].path.name
+    first, second = (claim_export_dir(results_ws.exports_dir, taken) for _ in range(2))  # two tabs at once
+    assert (first.name, second.name) == (f"{taken}-2", f"{taken}-3") and first.is_dir() and second.is_dir()
+    # Another press exports anew (the cache is per press): a new folder, the first one kept.
+    at.button(key="rs_export_btn").click().run()
+    assert_ok(at)
+    assert sorted(e.path.name for e in list_exports(results_ws)) == sorted([taken, f"{taken}-4"])
 
 
 @pytest.mark.parametrize("number, words", [(3, "was pruned"), (4, "failed (ResourceExhaustedError")])

@@ -155,3 +155,20 @@ def test_split_spec_round_trip_and_validation():
         SplitSpec.from_dict({"val": 0.1})
     with pytest.raises(ConfigError, match="seed"):
         SplitSpec(seed="x")
+
+
+def test_atomic_directory_never_replaces_a_folder_made_meanwhile(tmp_path):
+    """Two exports to one name at once: the second to finish must not swap out the first's folder."""
+    from tlcore._fsutil import atomic_directory
+
+    target = tmp_path / "export"
+    with pytest.raises(WorkspaceError, match="created by someone else"):
+        with atomic_directory(target) as tmp:
+            (tmp / "mine.txt").write_text("mine")
+            target.mkdir()  # another process got there first
+            (target / "theirs.txt").write_text("theirs")
+    assert [p.name for p in target.iterdir()] == ["theirs.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]  # no partial folder left
+    with atomic_directory(target, replace=True) as tmp:  # asked for: replaced
+        (tmp / "mine.txt").write_text("mine")
+    assert [p.name for p in target.iterdir()] == ["mine.txt"]

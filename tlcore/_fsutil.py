@@ -120,6 +120,9 @@ def atomic_directory(target: str | os.PathLike[str], *, replace: bool = False) -
         raise _disk_error(target, exc) from exc
     try:
         yield tmp
+        if target.exists() and not replace:  # made meanwhile by another process: it is not ours to replace
+            raise WorkspaceError("The target folder was created by someone else while this one was being made.",
+                                 received=str(target), fix="Choose another name, and try again.")
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             os.replace(target, old)

@@ -611,7 +611,7 @@ def export_model(
 
     scratch: Path | None = None
     try:
-        with atomic_directory(out, replace=True) as tmp:
+        with atomic_directory(out, replace=overwrite) as tmp:  # a folder made meanwhile is never replaced
             if "keras" in fmts:
                 status(f"Copying {MODEL_FILE}")
                 shutil.copyfile(loaded.model_path, tmp / FILE_NAMES["keras"])

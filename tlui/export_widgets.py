@@ -18,6 +18,7 @@ figure never looks better than it is (agreement and accuracy down, size up).
 from __future__ import annotations
 
 import math
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -119,11 +120,12 @@ def export_section(run: Path, name: str, mtime: int, ws_root: str | None = None)
         request = [str(run), mtime, list(formats)]
         if st.button("Build the export", key="rs_export_btn", disabled=not formats):
             st.session_state["rs_export_req"] = request
+            st.session_state["rs_export_press"] = uuid.uuid4().hex  # each press exports anew
         if st.session_state.get("rs_export_req") != request:
             return
         try:
             with st.spinner("Exporting and checking…"):
-                out = rw.export_zip(str(run), mtime, formats, name, ws_root)
+                out = rw.export_zip(str(run), mtime, formats, name, ws_root, st.session_state["rs_export_press"])
         except TLCoreError as exc:
             st.session_state.pop("rs_export_req", None)
             show_error(exc)

@@ -454,30 +454,43 @@ def gradcam_overlays(run_dir: str, mtime_ns: int, files: tuple[str, ...],
 
 
 # ----------------------------------------------------------------- exports
-def free_export_dir(exports: Path, name: str) -> Path:
-    """``exports/name``, or ``name-2``, ``name-3``… when taken: an export never replaces another."""
+def claim_export_dir(exports: Path, name: str) -> Path:
+    """Create and return ``exports/name``, or ``name-2``, ``name-3``… when taken: an export never
+    replaces another. The name is claimed by creating the (empty) folder, which only one process
+    can do, so two exports started at once (two tabs) get two folders."""
+    exports.mkdir(parents=True, exist_ok=True)
     target, n = exports / name, 2
-    while target.exists():
-        target, n = exports / f"{name}-{n}", n + 1
-    return target
+    while True:
+        try:
+            target.mkdir()
+            return target
+        except FileExistsError:
+            target, n = exports / f"{name}-{n}", n + 1
 
 
 @st.cache_data(show_spinner=False, max_entries=2)
 def export_zip(run_dir: str, mtime_ns: int, formats: tuple[str, ...], name: str,
-               ws_root: str | None = None) -> dict[str, Any]:
+               ws_root: str | None = None, press: str = "") -> dict[str, Any]:
     """Export the run with ``tlcore.export.export_model`` into the workspace's exports folder
     (``<workspace>/exports/<name>``, or ``<name>-2``… when taken: the Predict page lists it) and
     return the zip archive of that folder (``zip``, its files under ``<name>/``), where it was saved
     (``saved``), the model card as JSON bytes (``card``), the files written with their sizes
     (``files``), and what the checks found (``checks``, ``warnings``: the dataset's images are
-    looked up in the workspace ``ws_root``, by default the one a run under ``models/`` lies in)."""
+    looked up in the workspace ``ws_root``, by default the one a run under ``models/`` lies in).
+    ``press`` names the button press: each press exports anew (the cache serves only the reruns
+    of that press, never another press or another session an export that may be gone since)."""
     from tlcore.export import export_model, workspace_for
     from tlcore.predict import load_model
 
     loaded = load_model(run_dir)
     ws = workspace_for(loaded, ws_root)
-    target = free_export_dir(ws.exports_dir, name)
-    result = export_model(loaded, target, formats=formats, workspace=ws)
+    target = claim_export_dir(ws.exports_dir, name)
+    try:
+        result = export_model(loaded, target, formats=formats, workspace=ws, overwrite=True)  # the claimed folder
+    except BaseException:
+        with contextlib.suppress(OSError):
+            target.rmdir()  # still the empty claim: the export left nothing
+        raise
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
         for p in sorted(result.out_dir.rglob("*")):
