@@ -175,6 +175,28 @@ def test_csv_export_and_import(workspace, pets):
     assert [(d.seq, d.relpath) for d in load_overrides(workspace, "pets")] == [(1, "cat/cat_005.png")]
 
 
+def test_an_import_checks_the_images_adds_nothing_twice_and_never_empties_by_replace(workspace, pets):
+    add_overrides(workspace, "pets", ["cat/cat_001.png"], "relabel", label="dog")
+    add_overrides(workspace, "pets", ["owl/owl_002.png"], "exclude")
+    add_overrides(workspace, "pets", ["owl/owl_002.png"], "keep")  # a history: exclude, then keep
+    text = overrides_csv(workspace, "pets")
+    before = overrides_path(workspace, "pets").read_text()
+    assert import_overrides_csv(workspace, "pets", text) == []  # the same file again: nothing new
+    assert overrides_path(workspace, "pets").read_text() == before
+    # A path the index does not hold (a typo, another dataset's file) refuses the file, naming its line.
+    for path in ("nope/doesnotexist.png", "../../etc/passwd", " cat/cat_003.png", "./cat/cat_003.png"):
+        with pytest.raises(ConfigError, match=r"Line 3 of the imported CSV.*not an image of the dataset's index"):
+            import_overrides_csv(workspace, "pets", f"relpath,action\ncat/cat_003.png,keep\n\"{path}\",exclude\n")
+    # Replacing with a file of no rows would delete every decision: refused.
+    with pytest.raises(ConfigError, match="would delete all 3 current decisions"):
+        import_overrides_csv(workspace, "pets", "seq,relpath,action,label,flag,note,at\n", replace=True)
+    assert overrides_path(workspace, "pets").read_text() == before
+    # A changed decision for one image is added; the unchanged one is not.
+    changed = text.replace(",keep,", ",exclude,")
+    added = import_overrides_csv(workspace, "pets", changed)
+    assert [(d.relpath, d.action) for d in added] == [("owl/owl_002.png", "exclude"), ("owl/owl_002.png", "exclude")]
+
+
 def test_decisions_from_two_processes_at_once_all_land(workspace, pets):
     errors = []
 

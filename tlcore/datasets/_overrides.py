@@ -154,6 +154,10 @@ def undo_overrides(ws: Workspace, name: str, *, relpaths: Iterable[str] | None =
 
 
 
+def _same_decision(a: Override, b: Override) -> bool:
+    return (a.action, a.label, a.flag, a.note) == (b.action, b.label, b.flag, b.note)
+
+
 def _bad_row(lineno: int, line: str, why: str) -> ConfigError:
     return line_error("the imported CSV", lineno, line, why,
                       "Correct that row and import the file again; the manifest was not changed.")
@@ -162,7 +166,11 @@ def _bad_row(lineno: int, line: str, why: str) -> ConfigError:
 def import_overrides_csv(ws: Workspace, name: str, text: str, *, replace: bool = False) -> list[Override]:
     """Add the decisions of a CSV (as ``overrides_csv`` writes it; ``seq`` and ``at`` may be left
     empty), or with ``replace`` make them the whole manifest. Every row is checked first: one bad
-    row refuses the whole file, naming its line, and the manifest stays as it was.
+    row (a malformed field, an unknown class, an image the dataset's index does not hold) refuses
+    the whole file, naming its line, and the manifest stays as it was. A file without a row does
+    not replace decisions (it would delete them all). When adding, the rows of an image whose last
+    row repeats the decision that counts now for it are left out, so importing the same file twice
+    adds nothing.
 
     Returns:
         The decisions added (renumbered after the existing ones unless ``replace``).
@@ -179,6 +187,7 @@ def import_overrides_csv(ws: Workspace, name: str, text: str, *, replace: bool =
                               fix=f"The header must be: {','.join(OVERRIDE_COLUMNS)} (seq, label, flag, note and "
                                   "at may be left out).")
         classes = set(_classes(ws, name))
+        known = set(load_index(ws, name)["relpath"].astype(str))
         parsed: list[Override] = []
         for row in reader:
             k = reader.line_num
@@ -194,6 +203,10 @@ def import_overrides_csv(ws: Workspace, name: str, text: str, *, replace: bool =
             if item.action == "relabel" and item.label not in classes:
                 raise _bad_row(k, shown, f"{item.label!r} is not a class of the dataset "
                                          f"({', '.join(sorted(classes))})")
+            if item.relpath not in known:
+                raise _bad_row(k, shown, f"{item.relpath!r} is not an image of the dataset's index (paths are "
+                                         "relative to the dataset folder, as the export writes them; rescan the "
+                                         "dataset if the file is new)")
             parsed.append(item)
     except csv.Error as exc:
         raise ConfigError(f"Line {reader.line_num} of the imported CSV cannot be read: {exc}.",
@@ -201,11 +214,20 @@ def import_overrides_csv(ws: Workspace, name: str, text: str, *, replace: bool =
                           fix=f"Export the decisions with 'datasets overrides {name} --export FILE' to see the "
                               "format.") from exc
     with ws.lock(f"overrides-{name}"):
+        if replace and not parsed and load_overrides(ws, name):
+            raise ConfigError(f"The imported CSV holds no decision: replacing with it would delete all "
+                              f"{len(load_overrides(ws, name))} current decisions of {name!r}.",
+                              received="a CSV with no rows",
+                              fix="Import it without replacing, or undo the decisions one by one.")
         existing = [] if replace else load_overrides(ws, name)
+        now, wanted = current_overrides(existing), current_overrides(parsed)
+        settled = {r for r, d in wanted.items() if r in now and _same_decision(now[r], d)}
         seq = max((d.seq for d in existing), default=0)
         at = _now()
         new = []
         for item in parsed:
+            if item.relpath in settled:
+                continue  # the file would end where the image stands now (the same file imported again)
             seq += 1
             new.append(dataclasses.replace(item, seq=seq, at=item.at or at))
         write_overrides(ws, name, existing + new)
