@@ -40,3 +40,26 @@ def test_top_losses_show_the_loss_and_the_true_class_probability_in_order(tmp_pa
     assert true_probs == [("cat", "5.0"), ("dog", "10.0"), ("cat", "30.0"), ("owl", "49.0")]
     assert "predicted dog at 90.0 %" in captions[0]  # what it said instead comes after
     assert captions[0].index("loss") < captions[0].index("true") < captions[0].index("predicted")
+
+
+def test_the_evaluation_cache_key_changes_with_a_decision(workspace):
+    """Results' evaluation and Predict's TTA check are cached by dataset_token: an excluded test image
+    (or its decision undone) must give a new key, so that the page evaluates again as the CLI does."""
+    import json as _json
+
+    from tests.helpers.searchfix import add_tiny_dataset
+    from tlcore.datasets import add_overrides, load_index, undo_overrides
+    from tlui.results_widgets import dataset_token
+
+    add_tiny_dataset(workspace)
+    run = workspace.models_dir / "r"
+    run.mkdir(parents=True)
+    (run / "data.json").write_text(_json.dumps({"dataset": "tiny"}))
+    before = dataset_token(workspace, run)
+    assert before.startswith("tiny|")
+    first = str(load_index(workspace, "tiny")["relpath"].iloc[0])
+    [d] = add_overrides(workspace, "tiny", [first], "exclude")
+    excluded = dataset_token(workspace, run)
+    assert excluded != before
+    undo_overrides(workspace, "tiny", seqs=[d.seq])
+    assert dataset_token(workspace, run) not in (excluded, "")

@@ -412,13 +412,16 @@ def model_mtime(run_dir: str | Path) -> int:
 
 
 def dataset_token(ws: Workspace, run_dir: str | Path) -> str:
-    """The version of the dataset a run was trained on (changes when it is rescanned); "" when unknown."""
+    """The version of the dataset a run was trained on (changes when it is rescanned, and when a keep,
+    relabel or exclude decision changes which test images count and how); "" when unknown."""
     try:
         name = RunFolder(run_dir).read_data().get("dataset")
         rec = next((r for r in ws.list_datasets() if r.name == name), None)
     except (TLCoreError, OSError, AttributeError):
         return ""
-    return f"{name}|{data.dataset_version(ws, rec)}" if rec is not None else ""
+    if rec is None:
+        return ""
+    return f"{name}|{data.dataset_version(ws, rec)}|{data.decisions_version(str(ws.root), name)}"
 
 
 @st.cache_data(show_spinner="Evaluating on the test split…", max_entries=8)
