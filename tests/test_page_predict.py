@@ -155,6 +155,24 @@ def test_an_old_link_with_a_run_name_still_selects_it(with_model):
     assert at.query_params["model"] == "run:other-run"
 
 
+def test_a_model_deleted_under_the_page_is_said_not_swapped_silently(with_model):
+    shutil.copytree(with_model.models_dir / "tiny-run", with_model.models_dir / "other-run")
+    at = _page()
+    at.selectbox(key="pr_model").set_value("run:other-run").run()
+    shutil.rmtree(with_model.models_dir / "other-run")  # deleted on disk (another tab, a terminal)
+    at.run()
+    _ok(at)
+    assert at.selectbox(key="pr_model").value == "run:tiny-run"
+    assert "The model run:other-run is no longer there" in " ".join(w.value for w in at.warning).replace("\\", "")
+    # A link naming a model that is not there says so too.
+    at = AppTest.from_file("../streamlit_app.py", default_timeout=120)
+    at.switch_page(PAGE)
+    at.query_params["model"] = "run:gone-run"
+    at.run()
+    _ok(at)
+    assert "The model run:gone-run is no longer there" in " ".join(w.value for w in at.warning).replace("\\", "")
+
+
 def test_search_trials_are_listed_and_fetched_when_chosen(with_model):
     ids = upload_trial_run(with_model, with_model.models_dir / "tiny-run", "t")
     t0 = dt.datetime(2026, 1, 1)

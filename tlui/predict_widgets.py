@@ -46,10 +46,15 @@ def model_picker(cat: Catalog) -> CatalogEntry:
     """The model selectbox over ``cat``; the selection is kept in ``st.query_params["model"]``."""
     ss = st.session_state
     keys = cat.keys
-    if ss.get("pr_model") not in keys:
-        wanted = cat.find(st.query_params.get("model"))
-        ss["pr_model"] = wanted.key if wanted is not None else keys[0]
     by_key = {e.key: e for e in cat.entries}
+    if ss.get("pr_model") not in keys:
+        chosen, linked = ss.get("pr_model"), st.query_params.get("model")
+        wanted = cat.find(linked)
+        ss["pr_model"] = wanted.key if wanted is not None else keys[0]
+        gone = chosen if chosen is not None else (linked if linked and wanted is None else None)
+        if gone:  # never predictions from a model the user did not pick, without a word
+            st.warning(f"The model {md_escape(gone)} is no longer there (deleted, or its files cannot be read): "
+                       f"showing {md_escape(by_key[ss['pr_model']].label)} instead.", icon=":material/warning:")
     st.selectbox("Model", keys, key="pr_model", format_func=lambda k: by_key[k].label,
                  help="Trained runs (newest first), search trials that saved a model (each study's best "
                       "first) and exports under the workspace's exports folder.")
