@@ -259,7 +259,7 @@ def _on_import(ws: Workspace, name: str) -> None:
     except TLCoreError as exc:
         place.flash("error", md_escape(str(exc)), slot=SLOT)
         return
-    place.flash("success", f"Imported {len(new):,} decisions from {md_escape(upload.name)}.", slot=SLOT)
+    place.flash("success", f"Imported {len(new):,} decision{'' if len(new) == 1 else 's'} from {md_escape(upload.name)}.", slot=SLOT)
 
 
 def _show_confused(name: str, a: str, b: str) -> None:

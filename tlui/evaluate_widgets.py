@@ -185,8 +185,9 @@ def evaluation_view(res: dict[str, Any], run: str, mtime: int) -> None:
         st.info("None of this trial's test images are in the dataset any more, so there is nothing to evaluate.")
         return
     if res["missing"]:
-        st.warning(f"{len(res['missing'])} of the run's test images are gone from the dataset or no longer usable; "
-                   f"these results are on the other {report['num_samples']}.")
+        n = len(res["missing"])
+        st.warning(f"{n} of the run's test images {'is' if n == 1 else 'are'} gone from the dataset, excluded by a "
+                   f"decision or no longer usable; these results are on the other {report['num_samples']}.")
     elif not res["same_test_set"]:
         st.caption("The test images changed since training (the dataset was edited and rescanned).")
     st.caption(f"Evaluated again on the run's {report['num_samples']} test images:")

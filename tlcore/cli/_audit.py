@@ -276,7 +276,8 @@ def cmd_overrides(args: argparse.Namespace) -> int:
         text = read_text(args.import_file, "the CSV to import",
                          "Give a UTF-8 CSV written by 'datasets overrides NAME --export FILE'.", stdin=True)
         new = import_overrides_csv(ws, name, text, replace=args.replace)
-        print(f"Imported {len(new)} decisions into {name!r}{' (replacing the previous ones)' if args.replace else ''}.")
+        replaced = " (replacing the previous ones)" if args.replace else ""
+        print(f"Imported {len(new)} decision{'' if len(new) == 1 else 's'} into {name!r}{replaced}.")
         return 0
     if args.export:
         text = overrides_csv(ws, name)

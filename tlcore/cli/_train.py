@@ -341,7 +341,9 @@ def _cmd_models_evaluate(args: argparse.Namespace) -> int:
     print(f"  ECE {100.0 * ece_now:.2f} % with temperature {loaded.temperature:.3f} applied; at training: "
           f"{_calibration_line(loaded.metrics.get('calibration'))}")
     if res["missing"]:
-        print(f"  {len(res['missing'])} test images are gone or unusable now and were skipped.")
+        n = len(res["missing"])
+        print(f"  {n} test image{'' if n == 1 else 's'} {'is' if n == 1 else 'are'} gone, excluded by a decision or "
+              "unusable now, and skipped.")
     elif not res["same_test_set"]:
         print("  The test images changed since training.")
     width = max(len(c) for c in res["class_names"])
