@@ -27,7 +27,7 @@ def _res(folder) -> dict:
 
 
 def test_top_losses_show_the_loss_and_the_true_class_probability_in_order(tmp_path):
-    at = AppTest.from_function(_page, args=(_res(tmp_path),))
+    at = AppTest.from_function(_page, args=(_res(tmp_path),), default_timeout=60)
     at.session_state["rs_cam"] = False
     at.run(timeout=60)
     assert not at.exception, [e.value for e in at.exception]

@@ -29,7 +29,7 @@ def _page(out: dict) -> None:
 
 def test_a_failed_check_is_an_error_box_and_a_failed_row():
     warning = "tflite_int8 (model_int8.tflite) agrees with the Keras model on only 94.28 % of 70 test images"
-    at = AppTest.from_function(_page, args=({"checks": _checks(False), "warnings": [warning]},)).run()
+    at = AppTest.from_function(_page, args=({"checks": _checks(False), "warnings": [warning]},), default_timeout=60).run()
     assert not at.exception
     assert [e.value.replace("\\", "") for e in at.error] == [warning]
     frame = at.dataframe[0].value
@@ -40,13 +40,13 @@ def test_a_failed_check_is_an_error_box_and_a_failed_row():
 
 
 def test_all_checks_passed_shows_no_error():
-    at = AppTest.from_function(_page, args=({"checks": _checks(True), "warnings": []},)).run()
+    at = AppTest.from_function(_page, args=({"checks": _checks(True), "warnings": []},), default_timeout=60).run()
     assert not at.exception and not at.error and not at.warning
     assert list(at.dataframe[0].value["check"]) == ["ok", "ok"]
 
 
 def test_an_unchecked_export_says_so():
-    at = AppTest.from_function(_page, args=({"checks": _checks(None, checked=False), "warnings": []},)).run()
+    at = AppTest.from_function(_page, args=({"checks": _checks(None, checked=False), "warnings": []},), default_timeout=60).run()
     assert not at.exception and not at.error
     assert "Nothing was checked" in at.warning[0].value and "run folder" in at.warning[0].value
     assert list(at.dataframe[0].value["check"]) == ["not checked", "not checked"]
