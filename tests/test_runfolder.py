@@ -87,7 +87,12 @@ def test_write_then_read_round_trip(tmp_path):
     assert TrainSpec.from_dict(run.read_spec()) == SPEC
     assert run.read_labels() == CLASSES
     assert run.read_model_card() == {}  # a run folder has none; export folders do
-    assert run.model_mtime_ns() == run.model_file.stat().st_mtime_ns > 0
+    version = run.model_mtime_ns()
+    assert version != 0 and version == run.model_mtime_ns()
+    # Loading reads labels.txt and metrics.json (the temperature) too: a change there is a new version.
+    run.labels_file.write_text("bird\ncat\nhound\n")
+    assert run.model_mtime_ns() not in (0, version)
+    run.labels_file.write_text("bird\ncat\ndog\n")
     # The formats the trainer has always written.
     assert run.labels_file.read_text() == "bird\ncat\ndog\n"
     assert run.metrics_file.read_text() == json.dumps(METRICS, indent=2, sort_keys=True) + "\n"

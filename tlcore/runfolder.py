@@ -163,11 +163,21 @@ class RunFolder:
         return all(p.is_file() for p in self.files())
 
     def model_mtime_ns(self) -> int:
-        """The model file's modification time in nanoseconds (a cache key part); 0 when it cannot be read."""
+        """A version of what loading the model reads (a cache key part): the model file's modification
+        time in nanoseconds, combined with the size and time of labels.txt, metrics.json (the
+        temperature), spec.yaml and data.json, so that a changed label or temperature is read again;
+        0 when the model file cannot be read."""
         try:
-            return os.stat(self.model_file).st_mtime_ns
+            stamps = [os.stat(self.model_file).st_mtime_ns]
         except OSError:
             return 0
+        for path in (self.labels_file, self.metrics_file, self.spec_file, self.data_file):
+            try:
+                st_ = os.stat(path)
+                stamps += [st_.st_mtime_ns, st_.st_size]
+            except OSError:
+                stamps += [0, -1]
+        return hash(tuple(stamps)) or 1  # ints hash alike in every process
 
     # ---------------------------------------------------------- readers
     def read_history(self) -> list[Any]:
