@@ -364,7 +364,7 @@ def test_the_decisions_export_as_csv_and_undo_the_last(ws, monkeypatch):
     at.button(key=f"aud_undo_last::{NAME}").click().run()
     assert_ok(at)
     assert [d.action for d in load_overrides(ws, NAME)] == ["exclude"]
-    assert "Undid decision 2" in shown_text(at.success)
+    assert "Undid decision 2" in shown_text(at.success) and "the image is as it was before" in shown_text(at.success)
 
 
 def test_a_decision_about_a_file_that_is_gone_is_reported_not_fatal(ws):
@@ -374,6 +374,11 @@ def test_a_decision_about_a_file_that_is_gone_is_reported_not_fatal(ws):
     at = _page()
     assert_ok(at)
     assert "1 decision names a file no longer in the dataset (cat/gone.png)" in shown_text(at.warning)
+    with manifest.open("a") as fh:  # a second decision about the same file: counted as decisions, not files
+        fh.write(json.dumps({"seq": 2, "relpath": "cat/gone.png", "action": "keep", "label": "", "flag": "",
+                             "note": "", "at": ""}) + "\n")
+    at.run()
+    assert "2 decisions name a file no longer in the dataset (cat/gone.png)" in shown_text(at.warning)
     assert _captions(_tab(at, "Labels"))  # the audit still shows
     at.button(key=f"aud_forget::{NAME}").click().run()
     assert_ok(at)

@@ -231,11 +231,13 @@ def _on_undo(ws: Workspace, name: str, relpath: str) -> None:
 def _on_undo_last(ws: Workspace, name: str) -> None:
     try:
         [removed] = tds.undo_overrides(ws, name, last=True)
+        earlier = tds.current_overrides(tds.load_overrides(ws, name)).get(removed.relpath)
     except TLCoreError as exc:
         place.flash("error", md_escape(str(exc)), slot=SLOT)
         return
-    place.flash("success", f"Undid decision {removed.seq} ({decision_text(removed)}: {md_escape(removed.relpath)}).",
-                slot=SLOT)
+    text = f"Undid decision {removed.seq} ({decision_text(removed)}: {md_escape(removed.relpath)})"
+    place.flash("success", text + (f"; its earlier decision counts again: {decision_text(earlier)}." if earlier
+                                   else "; the image is as it was before."), slot=SLOT)
 
 
 def _on_forget(ws: Workspace, name: str, seqs: list[int]) -> None:
@@ -684,7 +686,9 @@ def _stale(ctx: _Ctx, index: pd.DataFrame, everything: list[Override]) -> set[st
     rels = {d.relpath for d in gone}
     shown = ", ".join(md_escape(r) for r in sorted(rels)[:5]) + (" and more" if len(rels) > 5 else "")
     c1, c2 = st.columns([4, 1], vertical_alignment="center")
-    what = "1 decision names a file" if len(rels) == 1 else f"{len(rels):,} decisions name files"
+    n = sum(d.relpath in rels for d in everything)  # what "Forget them" removes
+    what = (f"{n:,} decision{'' if n == 1 else 's'} name{'s' if n == 1 else ''} "
+            + ("a file" if len(rels) == 1 else f"{len(rels):,} files"))
     c1.warning(f"{what} no longer in the dataset ({shown}): training skips them. Forget them, or rescan if the "
                "files are back.", icon=":material/warning:")
     c2.button("Forget them", key=f"aud_forget::{ctx.name}", on_click=_on_forget,
