@@ -105,17 +105,18 @@ def test_a_dataset_or_pipeline_removed_on_another_tab_starts_nothing(workspace, 
 
     launched: list[TrainSpec] = []
     monkeypatch.setattr(tj, "launch_training", lambda ws, spec: launched.append(spec) or tj.register_job(ws, spec))
-    add_dataset(workspace, "sp", write_tinted_tree(workspace.root / "sp", per_class=3))
+    add_dataset(workspace, "my_set", write_tinted_tree(workspace.root / "my_set", per_class=3))
     au.save_pipeline(workspace, "mypipe", au.preset_spec("light"))
     at = _page()
-    at.selectbox(key="tr_dataset").set_value("sp").run()
+    at.selectbox(key="tr_dataset").set_value("my_set").run()
     at.selectbox(key="tr_augment").set_value("mypipe").run()
-    remove_dataset(workspace, "sp")  # on another tab
+    remove_dataset(workspace, "my_set")  # on another tab
     at.button(key="tr_start").click().run()
     assert not at.exception
     assert launched == [] and tj.list_jobs(workspace) == []
-    assert ("Nothing was started. The dataset 'sp' is no longer there (removed, perhaps on another tab): the form "
-            "now shows 'demo'.") in shown_text(at.error)
+    assert ("Nothing was started. The dataset 'my_set' is no longer there (removed, perhaps on another tab): the "
+            "form now shows 'demo'.") in shown_text(at.error)
+    assert "my\\_set" in at.error[0].value  # escaped: the underscore does not start italics
     assert at.selectbox(key="tr_dataset").value == "demo"
 
     au.delete_pipeline(workspace, "mypipe")  # on another tab

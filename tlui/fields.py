@@ -31,6 +31,8 @@ from typing import Any
 
 import streamlit as st
 
+from tlui.common import md_escape
+
 __all__ = ["number", "out_of_range", "refused", "range_problem", "page_start", "fall_back", "show_fallbacks"]
 
 _BOUNDS_KEY = "tl_field_bounds"  # session state: widget key -> (label, lo, hi, disabled when last drawn)
@@ -121,9 +123,9 @@ def fall_back(key: str, choices: list[Any], fallback: Any, what: str) -> None:
         return
     ss[key] = fallback
     if old is not None:
-        ss.setdefault(_FALLBACKS_KEY, {})[key] = (
-            f"The {what} {str(old)!r} is no longer there (removed, perhaps on another tab): the form now shows "
-            f"{str(fallback)!r}.")
+        ss.setdefault(_FALLBACKS_KEY, {})[key] = (  # Markdown-escaped: my_data_set must not turn italic
+            f"The {what} {md_escape(repr(str(old)))} is no longer there (removed, perhaps on another tab): the form "
+            f"now shows {md_escape(repr(str(fallback)))}.")
 
 
 def _pop_fallbacks(prefix: str) -> list[str]:
