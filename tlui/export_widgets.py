@@ -1,9 +1,9 @@
 """The Results page's export: choose formats, build the zip, and show what the checks found.
 
 ``export_section(run, name, mtime, ws_root=None)`` (keys ``rs_formats``, ``rs_export_btn``,
-``rs_export_req``, ``rs_dl_export``, ``rs_dl_card``): the formats (``FORMAT_LABELS``),
-a button that exports through ``results_widgets.export_zip`` (cached by the run folder
-and its model's mtime) into ``<workspace>/exports/`` (a new folder each time: ``NAME``,
+``rs_export_req``, ``rs_export_press``, ``rs_dl_export``, ``rs_dl_card``): the formats
+(``FORMAT_LABELS``), a button that exports through ``results_widgets.export_zip`` (cached
+per press, for the page's reruns) into ``<workspace>/exports/`` (a new folder each time: ``NAME``,
 ``NAME-2``…), where the Predict page lists it, with a link there; the downloads, the
 files, and ``checks_view``. ``ws_root`` is the
 workspace holding the run's dataset (None: the one a run under ``<workspace>/models/`` lies in).
