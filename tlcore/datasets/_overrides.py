@@ -214,12 +214,13 @@ def import_overrides_csv(ws: Workspace, name: str, text: str, *, replace: bool =
                           fix=f"Export the decisions with 'datasets overrides {name} --export FILE' to see the "
                               "format.") from exc
     with ws.lock(f"overrides-{name}"):
-        if replace and not parsed and load_overrides(ws, name):
+        current = load_overrides(ws, name)
+        if replace and not parsed and current:
             raise ConfigError(f"The imported CSV holds no decision: replacing with it would delete all "
-                              f"{len(load_overrides(ws, name))} current decisions of {name!r}.",
+                              f"{len(current)} current decisions of {name!r}.",
                               received="a CSV with no rows",
                               fix="Import it without replacing, or undo the decisions one by one.")
-        existing = [] if replace else load_overrides(ws, name)
+        existing = [] if replace else current
         now, wanted = current_overrides(existing), current_overrides(parsed)
         settled = {r for r, d in wanted.items() if r in now and _same_decision(now[r], d)}
         seq = max((d.seq for d in existing), default=0)
