@@ -111,10 +111,17 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status_lines(ws, name: str, storage: str | None) -> list[str]:
-    from tlcore.search import WorkerState, list_studies, list_workers
+def _summary(ws, name: str, storage: str | None):
+    """The ``StudySummary`` of study ``name``; None when the storage has no such study."""
+    from tlcore.search import list_studies
 
-    s = next((x for x in list_studies(ws, storage) if x.name == name), None)
+    return next((x for x in list_studies(ws, storage) if x.name == name), None)
+
+
+def _status_lines(ws, name: str, storage: str | None) -> list[str]:
+    from tlcore.search import WorkerState, list_workers
+
+    s = _summary(ws, name, storage)
     if s is None:
         return [f"study {name!r}: not found"]
     lines = [f"study {name}: {s.finished}/{s.n_trials or '-'} finished ({s.counts.get('COMPLETE', 0)} complete, "
@@ -188,10 +195,10 @@ def _cmd_export_csv(args: argparse.Namespace) -> int:
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
-    from tlcore.search import list_studies, list_workers, stop_workers
+    from tlcore.search import list_workers, stop_workers
 
     ws = _ws(args)
-    s = next((x for x in list_studies(ws, args.storage) if x.name == args.study), None)
+    s = _summary(ws, args.study, args.storage)
     if s is not None and s.complete and not any(w.alive for w in list_workers(ws, args.study)):
         # a stop flag here would only make the next 'search run' wait for a resume
         print(f"Study {args.study!r} has finished its {s.n_trials} trials and nothing is running: "
@@ -237,7 +244,7 @@ def _cmd_delete(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from tlcore.search import launch_workers, list_studies, list_workers, stop_workers
+    from tlcore.search import launch_workers, list_workers, stop_workers
     from tlcore.search.worker_state import workers_dir
 
     ws = _ws(args)
@@ -262,7 +269,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("\nStopping the study (the running trials end at their next batch)...", file=sys.stderr)
         stop_workers(ws, args.study, args.storage, wait=60)
         return 130
-    s = next((x for x in list_studies(ws, args.storage) if x.name == args.study), None)
+    s = _summary(ws, args.study, args.storage)
     if s is not None and s.best_trial is not None:
         print(f"Best trial {s.best_trial}: {s.objective} {_fmt(s.best_value)}. "
               f"Details: python -m tlcore search best --study {args.study}")
