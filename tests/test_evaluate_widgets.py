@@ -49,7 +49,7 @@ def test_the_evaluation_cache_key_changes_with_a_decision(workspace):
 
     from tests.helpers.searchfix import add_tiny_dataset
     from tlcore.datasets import add_overrides, load_index, undo_overrides
-    from tlui.results_widgets import dataset_token
+    from tlui.data import dataset_token
 
     add_tiny_dataset(workspace)
     run = workspace.models_dir / "r"

@@ -13,7 +13,8 @@ pages still treat them as read-only: copy before adding columns or rows.
 The registry itself is not cached: ``Workspace.list_datasets`` reads one small
 JSON file (well under a millisecond), so listings are always current.
 
-``cached_model`` (``st.cache_resource``, keyed by path and model-file mtime) loads a
+``cached_model`` (``st.cache_resource``, keyed by path and the run folder's version,
+``RunFolder.model_mtime_ns``: the model file's time with its labels' and metrics') loads a
 trained model once per server with ``tlcore.predict.load_model`` and its
 ``tlcore.gradcam.GradCam``; the Predict and Results pages share it. The data comes
 from ``tlcore.datasets``; ``ensure_demo_registered`` registers the demo dataset once
@@ -48,6 +49,7 @@ from tlcore.datasets import (
     thumbnail,
 )
 from tlcore.errors import TLCoreError
+from tlcore.runfolder import RunFolder
 from tlcore.workspace import DatasetRecord, Workspace
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "GRADCAM_MISSING",
     "ensure_demo_registered",
     "dataset_version",
+    "dataset_token",
     "index",
     "problems",
     "problems_csv",
@@ -193,6 +196,20 @@ def decisions_version(ws_root: str, name: str) -> str:
         except OSError:
             stamps.append("-")
     return "/".join(stamps)
+
+
+def dataset_token(ws: Workspace, run_dir: str | os.PathLike[str]) -> str:
+    """The version of the dataset a run was trained on, a cache key of what is measured on its test
+    split (Results' evaluation, Predict's TTA check): it changes when the dataset is rescanned, and
+    when a keep, relabel or exclude decision changes which test images count and how; "" when unknown."""
+    try:
+        name = RunFolder(run_dir).read_data().get("dataset")
+        rec = next((r for r in ws.list_datasets() if r.name == name), None)
+    except (TLCoreError, OSError, AttributeError):
+        return ""
+    if rec is None:
+        return ""
+    return f"{name}|{dataset_version(ws, rec)}|{decisions_version(str(ws.root), name)}"
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

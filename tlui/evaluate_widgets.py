@@ -222,7 +222,7 @@ def evaluate_run_view(ws: Workspace, run: Path, mtime: int, report: Any) -> None
             st.rerun()
         return
     try:
-        res = rw.cached_evaluation(str(ws.root), str(run), mtime, rw.dataset_token(ws, run))
+        res = rw.cached_evaluation(str(ws.root), str(run), mtime, data.dataset_token(ws, run))
     except TLCoreError as exc:
         show_error(exc)
     else:

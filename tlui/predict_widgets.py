@@ -30,9 +30,8 @@ from tlcore.catalog import Catalog, CatalogEntry, model_folder
 from tlcore.errors import TLCoreError
 from tlcore.predict import LoadedModel
 from tlcore.workspace import Workspace
+from tlui import data, place
 from tlui import fmt as tf
-from tlui import place
-from tlui import results_widgets as rw
 from tlui.common import md_escape, show_error
 
 __all__ = ["model_picker", "model_folder_for", "model_section", "batch_section", "tta_section", "BATCH_KINDS"]
@@ -175,9 +174,8 @@ def batch_result(result: BatchResult) -> None:
 @st.cache_data(show_spinner=False, max_entries=32)
 def _tta_effect(ws_root: str, model_path: str, mtime_ns: int, dataset_version: str) -> dict[str, Any]:
     """Test-split accuracy without and with the flip average (``evaluate_run``); ``dataset_version``
-    (``results_widgets.dataset_token``) is a cache key: a rescan or a decision changes the test split."""
+    (``tlui.data.dataset_token``) is a cache key: a rescan or a decision changes the test split."""
     from tlcore.predict import evaluate_run
-    from tlui import data
 
     loaded, _ = data.cached_model(model_path, mtime_ns)
     ws = Workspace(ws_root)
@@ -203,7 +201,7 @@ def tta_section(ws: Workspace, entry: CatalogEntry, loaded: LoadedModel, model_p
             return
         try:
             with st.spinner("Evaluating the test split twice…"):
-                res = _tta_effect(str(ws.root), model_path, mtime, rw.dataset_token(ws, loaded.run_dir))
+                res = _tta_effect(str(ws.root), model_path, mtime, data.dataset_token(ws, loaded.run_dir))
         except TLCoreError as exc:
             show_error(exc)
             return

@@ -71,7 +71,7 @@ from tlui.common import md_escape, show_error
 __all__ = [
     "study_token", "study_figures_cached", "FIGURE_HELP",
     "curves_figure", "confusion_figure", "per_class_frame", "cached_evaluation",
-    "gradcam_overlays", "export_zip", "model_mtime", "dataset_token", "guard", "DISPLAY_PX",
+    "gradcam_overlays", "export_zip", "model_mtime", "guard", "DISPLAY_PX",
     "STATE_WORDS", "state_word", "not_tested_reason", "rungs_frame", "rung_facts", "trial_table",
     "studies_frame", "trial_label", "trials_frame", "table_config", "keep_states", "shown_trials",
     "trial_facts", "facts_table", "keep_valid",
@@ -407,21 +407,9 @@ def report_class_names(report: dict[str, Any]) -> list[str]:
 
 # ------------------------------------------------------- model, evaluation
 def model_mtime(run_dir: str | Path) -> int:
-    """The run's model file's mtime in nanoseconds (a cache key part); 0 when it cannot be read."""
+    """The run folder's version for the model caches (``RunFolder.model_mtime_ns``: the model file's
+    time with labels.txt's, metrics.json's, ...); 0 when the model file cannot be read."""
     return RunFolder(run_dir).model_mtime_ns()
-
-
-def dataset_token(ws: Workspace, run_dir: str | Path) -> str:
-    """The version of the dataset a run was trained on (changes when it is rescanned, and when a keep,
-    relabel or exclude decision changes which test images count and how); "" when unknown."""
-    try:
-        name = RunFolder(run_dir).read_data().get("dataset")
-        rec = next((r for r in ws.list_datasets() if r.name == name), None)
-    except (TLCoreError, OSError, AttributeError):
-        return ""
-    if rec is None:
-        return ""
-    return f"{name}|{data.dataset_version(ws, rec)}|{data.decisions_version(str(ws.root), name)}"
 
 
 @st.cache_data(show_spinner="Evaluating on the test split…", max_entries=8)
