@@ -65,7 +65,7 @@ def init_dataset_state(names: list[str], preferred: str | None) -> None:
 
 # ------------------------------------------------------------------ caches
 @st.cache_data(show_spinner=False, max_entries=256)
-def analyse(model_path: str, mtime_ns: int, source: str | bytes, version: int = 0, tta: bool = False) -> dict[str, Any]:
+def analyse(model_path: str, run_version: int, source: str | bytes, version: int = 0, tta: bool = False) -> dict[str, Any]:
     """Decode one image (a path or an upload's bytes), classify it and explain the top class.
 
     ``version`` is the image file's modification time (0 for uploads, keyed by content),
@@ -77,7 +77,7 @@ def analyse(model_path: str, mtime_ns: int, source: str | bytes, version: int = 
     heatmap of the most probable class. Raises ``TLCoreError`` for an image that
     cannot be used (not cached).
     """
-    loaded, cam = data.cached_model(model_path, mtime_ns)
+    loaded, cam = data.cached_model(model_path, run_version)
     rgb = load_rgb(source)
     x = prepare_image(loaded, rgb)
     res = cam.explain(x[None]) if cam is not None else None  # None: a model Grad-CAM cannot explain
@@ -227,8 +227,8 @@ def main() -> None:
     entry = pw.model_picker(cat)
     try:
         folder = pw.model_folder_for(ws, entry)
-        mtime = RunFolder(folder).model_mtime_ns()
-        loaded, cam = data.cached_model(str(folder), mtime)
+        run_version = RunFolder(folder).load_version()
+        loaded, cam = data.cached_model(str(folder), run_version)
     except TLCoreError as exc:
         pw.model_section(entry, None)
         show_error(exc)
@@ -236,7 +236,7 @@ def main() -> None:
         return
     pw.model_section(entry, loaded)
     per_class_table(loaded)
-    pw.tta_section(ws, entry, loaded, str(folder), mtime)
+    pw.tta_section(ws, entry, loaded, str(folder), run_version)
 
     st.subheader("Images")
     st.radio("Source", SOURCES, key="pr_source", horizontal=True, label_visibility="collapsed")
@@ -250,7 +250,7 @@ def main() -> None:
                     help="Average each image's probabilities with its mirror image's (one more pass per image).")
     source = st.session_state["pr_source"]
     if source == SOURCES[2]:
-        pw.batch_section(ws, entry, loaded, mtime, k, tta)
+        pw.batch_section(ws, entry, loaded, run_version, k, tta)
         return
     show_cam = c3.checkbox("Show Grad-CAM", key="pr_gradcam", disabled=cam is None,
                            help=data.GRADCAM_MISSING if cam is None else None) and cam is not None
@@ -273,7 +273,7 @@ def main() -> None:
     for i, (name, src, true) in enumerate(items):
         try:
             version = os.stat(src).st_mtime_ns if isinstance(src, str) else 0
-            res = analyse(str(folder), mtime, src, version, tta)
+            res = analyse(str(folder), run_version, src, version, tta)
         except (TLCoreError, ValueError, OSError) as exc:
             bad_image(name, exc)
             continue

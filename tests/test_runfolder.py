@@ -87,11 +87,11 @@ def test_write_then_read_round_trip(tmp_path):
     assert TrainSpec.from_dict(run.read_spec()) == SPEC
     assert run.read_labels() == CLASSES
     assert run.read_model_card() == {}  # a run folder has none; export folders do
-    version = run.model_mtime_ns()
-    assert version != 0 and version == run.model_mtime_ns()
+    version = run.load_version()
+    assert version != 0 and version == run.load_version()
     # Loading reads labels.txt and metrics.json (the temperature) too: a change there is a new version.
     run.labels_file.write_text("bird\ncat\nhound\n")
-    assert run.model_mtime_ns() not in (0, version)
+    assert run.load_version() not in (0, version)
     run.labels_file.write_text("bird\ncat\ndog\n")
     # The formats the trainer has always written.
     assert run.labels_file.read_text() == "bird\ncat\ndog\n"
@@ -105,7 +105,7 @@ def test_missing_files_give_empty_values(tmp_path):
     run = RunFolder(tmp_path / "nothing-here")
     assert run.read_history() == [] and run.read_metrics() == {} and run.read_data() == {}
     assert run.read_spec() == {} and run.read_labels() == [] and run.read_model_card() == {}
-    assert run.model_mtime_ns() == 0
+    assert run.load_version() == 0
     assert not run.is_complete()
 
 

@@ -162,7 +162,7 @@ class RunFolder:
         """Whether every file of ``RUN_FILES`` is there."""
         return all(p.is_file() for p in self.files())
 
-    def model_mtime_ns(self) -> int:
+    def load_version(self) -> int:
         """A version of what loading the model reads (a cache key part): the model file's modification
         time in nanoseconds, combined with the size and time of labels.txt, metrics.json (the
         temperature), spec.yaml and data.json, so that a changed label or temperature is read again;

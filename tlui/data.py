@@ -14,7 +14,7 @@ The registry itself is not cached: ``Workspace.list_datasets`` reads one small
 JSON file (well under a millisecond), so listings are always current.
 
 ``cached_model`` (``st.cache_resource``, keyed by path and the run folder's version,
-``RunFolder.model_mtime_ns``: the model file's time with its labels' and metrics') loads a
+``RunFolder.load_version``: the model file's time with its labels' and metrics') loads a
 trained model once per server with ``tlcore.predict.load_model`` and its
 ``tlcore.gradcam.GradCam``; the Predict and Results pages share it. The data comes
 from ``tlcore.datasets``; ``ensure_demo_registered`` registers the demo dataset once
@@ -262,13 +262,14 @@ def forget_dataset() -> None:
 
 @st.cache_resource(show_spinner="Loading the model (the first one after the server started starts TensorFlow too)…",
                    max_entries=4)
-def cached_model(path: str, mtime_ns: int):
+def cached_model(path: str, run_version: int):
     """A trained model and its Grad-CAM explainer, shared by all sessions and pages: read-only.
 
-    ``mtime_ns`` (of model.keras) is part of the key so a replaced file is loaded
-    again; failures are not cached. Returns ``(LoadedModel, GradCam | None)``: None for a
-    model without the workbench's head (a ``.keras`` file made elsewhere), which still
-    predicts; ``gradcam_missing`` says why.
+    ``run_version`` (``RunFolder.load_version``: the model file's and its companions' times) is
+    part of the key so a replaced model, label file or temperature is loaded again; failures
+    are not cached. Returns ``(LoadedModel, GradCam | None)``: None for a model without the
+    workbench's head (a ``.keras`` file made elsewhere), which still predicts;
+    ``gradcam_missing`` says why.
     """
     from tlcore.errors import ConfigError
     from tlcore.gradcam import GradCam

@@ -9,7 +9,7 @@ again on the test split (``results_widgets.cached_evaluation``: the report, the 
 confused classes and the top losses with Grad-CAM) and an export for serving, every
 format checked against the Keras model (``tlui.export_widgets``, through
 ``results_widgets.export_zip``). Loading a model, evaluating and exporting wait for
-a button, and are cached by the run folder and its model's mtime.
+a button, and are cached by the run folder and its version (RunFolder.load_version).
 
 ``report_view`` draws a test report (accuracy, macro F1, confusion matrix,
 per-class table); ``report_card`` a trial's stored one, for the side-by-side
@@ -134,7 +134,7 @@ def _top_loss_caption(rank: int, file: str, item: dict[str, Any], class_names: S
             f"predicted {md_escape(pred)} at {_prob(item['prob_pred'])} · {md_escape(file)}")
 
 
-def top_losses_view(res: dict[str, Any], run: str, mtime: int) -> None:
+def top_losses_view(res: dict[str, Any], run: str, run_version: int) -> None:
     """The test images the model got most confidently wrong, with Grad-CAM on request."""
     st.markdown("**Top losses**: the test images the model got most confidently wrong, highest loss first. "
                 "The loss grows as the probability the model gave the true class falls, so that probability "
@@ -162,7 +162,7 @@ def top_losses_view(res: dict[str, Any], run: str, mtime: int) -> None:
     losses = top_losses(y_true, probs, int(k))
     names = res["class_names"]
     files = [res["files"][x["index"]] for x in losses]
-    cams = rw.gradcam_overlays(run, mtime, tuple(files), tuple(int(x["pred"]) for x in losses)) if show_cam else None
+    cams = rw.gradcam_overlays(run, run_version, tuple(files), tuple(int(x["pred"]) for x in losses)) if show_cam else None
     cols = st.columns(GALLERY_COLUMNS)
     for i, item in enumerate(losses):
         rel = res["relpaths"][item["index"]]
@@ -178,7 +178,7 @@ def top_losses_view(res: dict[str, Any], run: str, mtime: int) -> None:
                 st.image(cams[i], caption=f"Grad-CAM: where it saw {md_escape(names[item['pred']])}")
 
 
-def evaluation_view(res: dict[str, Any], run: str, mtime: int) -> None:
+def evaluation_view(res: dict[str, Any], run: str, run_version: int) -> None:
     """The trial evaluated again: its report, the most confused classes, the top losses."""
     report = res["report"]
     if not report.get("num_samples"):
@@ -201,13 +201,13 @@ def evaluation_view(res: dict[str, Any], run: str, mtime: int) -> None:
             st.dataframe(pd.DataFrame(pairs, columns=["true", "predicted", "images"]), hide_index=True)
     cw.calibration_view(cw.stored_calibration(run), "rs_eval",
                         ece_now=expected_calibration_error(res["probabilities"], res["y_true"]))
-    top_losses_view(res, run, mtime)
+    top_losses_view(res, run, run_version)
 
 
-def evaluate_run_view(ws: Workspace, run: Path, mtime: int, report: Any) -> None:
+def evaluate_run_view(ws: Workspace, run: Path, run_version: int, report: Any) -> None:
     """The stored report and the Evaluate button; once pressed (for this model file), the evaluation.
     Also the Results page's trained runs' (``tlui.run_widgets``)."""
-    eval_id = f"{run}|{mtime}"
+    eval_id = f"{run}|{run_version}"
     ss = st.session_state
     ss.setdefault("rs_evaluated", [])
     if eval_id not in ss["rs_evaluated"]:
@@ -222,11 +222,11 @@ def evaluate_run_view(ws: Workspace, run: Path, mtime: int, report: Any) -> None
             st.rerun()
         return
     try:
-        res = rw.cached_evaluation(str(ws.root), str(run), mtime, data.dataset_token(ws, run))
+        res = rw.cached_evaluation(str(ws.root), str(run), run_version, data.dataset_token(ws, run))
     except TLCoreError as exc:
         show_error(exc)
     else:
-        evaluation_view(res, str(run), mtime)
+        evaluation_view(res, str(run), run_version)
 
 
 def evaluate_section(ts: TrialSet) -> None:
@@ -262,6 +262,6 @@ def evaluate_section(ts: TrialSet) -> None:
     st.caption(md_escape(f"{params} · best epoch {m.get('best_epoch', '?')} of "
                          f"{attrs.epochs(t)} · run folder {run}"))
     downloads(run, name)
-    mtime = rw.model_mtime(run)
-    evaluate_run_view(ts.ws, run, mtime, m.get("test"))
-    export_section(run, name, mtime, str(ts.ws.root))
+    run_version = rw.run_version(run)
+    evaluate_run_view(ts.ws, run, run_version, m.get("test"))
+    export_section(run, name, run_version, str(ts.ws.root))

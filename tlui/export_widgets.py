@@ -1,6 +1,6 @@
 """The Results page's export: choose formats, build the zip, and show what the checks found.
 
-``export_section(run, name, mtime, ws_root=None)`` (keys ``rs_formats``, ``rs_export_btn``,
+``export_section(run, name, run_version, ws_root=None)`` (keys ``rs_formats``, ``rs_export_btn``,
 ``rs_export_req``, ``rs_export_press``, ``rs_dl_export``, ``rs_dl_card``): the formats
 (``FORMAT_LABELS``), a button that exports through ``results_widgets.export_zip`` (cached
 per press, for the page's reruns) into ``<workspace>/exports/`` (a new folder each time: ``NAME``,
@@ -101,7 +101,7 @@ def checks_view(out: dict[str, Any]) -> None:
                              + (f" {checks['note']}" if checks.get("note") else "")))
 
 
-def export_section(run: Path, name: str, mtime: int, ws_root: str | None = None) -> None:
+def export_section(run: Path, name: str, run_version: int, ws_root: str | None = None) -> None:
     """Export the run for serving in the chosen formats, as a zip with the model card; show the checks."""
     folder = RunFolder(run)
     card = folder.model_card_file.name
@@ -117,7 +117,7 @@ def export_section(run: Path, name: str, mtime: int, ws_root: str | None = None)
                    "model expects and returns, how it was trained, its metrics), and every format is run on the "
                    "test split and compared with the Keras model. TFLite conversion takes a minute or more.")
         formats = tuple(f for f in FORMATS if f in st.session_state["rs_formats"])
-        request = [str(run), mtime, list(formats)]
+        request = [str(run), run_version, list(formats)]
         if st.button("Build the export", key="rs_export_btn", disabled=not formats):
             st.session_state["rs_export_req"] = request
             st.session_state["rs_export_press"] = uuid.uuid4().hex  # each press exports anew
@@ -125,7 +125,7 @@ def export_section(run: Path, name: str, mtime: int, ws_root: str | None = None)
             return
         try:
             with st.spinner("Exporting and checking…"):
-                out = rw.export_zip(str(run), mtime, formats, name, ws_root, st.session_state["rs_export_press"])
+                out = rw.export_zip(str(run), run_version, formats, name, ws_root, st.session_state["rs_export_press"])
         except TLCoreError as exc:
             st.session_state.pop("rs_export_req", None)
             show_error(exc)

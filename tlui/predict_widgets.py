@@ -95,7 +95,7 @@ def _roots_text(ws: Workspace) -> str:
     return ", ".join("`" + str(r).replace("`", "'") + "`" for r in ws.data_roots)
 
 
-def batch_section(ws: Workspace, entry: CatalogEntry, loaded: LoadedModel, mtime: int, k: int, tta: bool) -> None:
+def batch_section(ws: Workspace, entry: CatalogEntry, loaded: LoadedModel, run_version: int, k: int, tta: bool) -> None:
     """Classify every image of an uploaded zip or a folder under the data roots."""
     kind = st.radio("Batch source", BATCH_KINDS, key="pr_batch_kind", horizontal=True)
     if kind == BATCH_KINDS[0]:
@@ -124,7 +124,7 @@ def batch_section(ws: Workspace, entry: CatalogEntry, loaded: LoadedModel, mtime
         def opener():
             return open_folder(folder.strip(), ws=ws)
 
-    signature = (entry.key, mtime, ident, k, tta)
+    signature = (entry.key, run_version, ident, k, tta)
     if st.button("Classify every image", key="pr_batch_run", type="primary"):
         bar = st.progress(0.0, text="Reading the images…")
 
@@ -172,12 +172,12 @@ def batch_result(result: BatchResult) -> None:
 
 # --------------------------------------------------------------------- TTA
 @st.cache_data(show_spinner=False, max_entries=32)
-def _tta_effect(ws_root: str, model_path: str, mtime_ns: int, dataset_version: str) -> dict[str, Any]:
+def _tta_effect(ws_root: str, model_path: str, run_version: int, dataset_version: str) -> dict[str, Any]:
     """Test-split accuracy without and with the flip average (``evaluate_run``); ``dataset_version``
     (``tlui.data.dataset_token``) is a cache key: a rescan or a decision changes the test split."""
     from tlcore.predict import evaluate_run
 
-    loaded, _ = data.cached_model(model_path, mtime_ns)
+    loaded, _ = data.cached_model(model_path, run_version)
     ws = Workspace(ws_root)
     plain = evaluate_run(loaded, ws)
     flipped = evaluate_run(loaded, ws, tta=True)  # decoded images come from the cache
@@ -185,7 +185,7 @@ def _tta_effect(ws_root: str, model_path: str, mtime_ns: int, dataset_version: s
             "images": plain["report"]["num_samples"], "dataset": plain["dataset"]}
 
 
-def tta_section(ws: Workspace, entry: CatalogEntry, loaded: LoadedModel, model_path: str, mtime: int) -> None:
+def tta_section(ws: Workspace, entry: CatalogEntry, loaded: LoadedModel, model_path: str, run_version: int) -> None:
     """Whether test-time augmentation helps this model: its test split without and with it, on request."""
     with place.expander("Does test-time augmentation help this model?", key="pr_tta_open"):
         st.caption("Test-time augmentation classifies each image and its mirror image and averages the two "
@@ -194,14 +194,14 @@ def tta_section(ws: Workspace, entry: CatalogEntry, loaded: LoadedModel, model_p
             st.caption("It is measured on the model's test split, which only a run folder names (a trained run "
                        "or a search trial); this model has none.")
             return
-        flag = f"pr_tta_eval::{entry.key}::{mtime}"
+        flag = f"pr_tta_eval::{entry.key}::{run_version}"
         if st.button("Measure on the test split", key="pr_tta_run"):
             st.session_state[flag] = True
         if not st.session_state.get(flag):
             return
         try:
             with st.spinner("Evaluating the test split twice…"):
-                res = _tta_effect(str(ws.root), model_path, mtime, data.dataset_token(ws, loaded.run_dir))
+                res = _tta_effect(str(ws.root), model_path, run_version, data.dataset_token(ws, loaded.run_dir))
         except TLCoreError as exc:
             show_error(exc)
             return

@@ -8,7 +8,7 @@ numbers so Streamlit hashes their keys cheaply:
   that changes whenever one of their trials changes (state, value, epochs reported);
 - models load through ``tlui.data.cached_model`` (shared with the Predict page);
 - ``cached_evaluation``: ``tlcore.predict.evaluate_run`` keyed by the run folder, the
-  model file's mtime and the dataset's version (a rescan evaluates again);
+  run folder's version (RunFolder.load_version) and the dataset's version (a rescan evaluates again);
 - ``gradcam_overlays``: Grad-CAM of some test images, keyed likewise;
 - ``export_zip``: ``tlcore.export.export_model`` written into the workspace's exports folder and
   returned as the bytes of a zip archive.
@@ -71,7 +71,7 @@ from tlui.common import md_escape, show_error
 __all__ = [
     "study_token", "study_figures_cached", "FIGURE_HELP",
     "curves_figure", "confusion_figure", "per_class_frame", "cached_evaluation",
-    "gradcam_overlays", "export_zip", "model_mtime", "guard", "DISPLAY_PX",
+    "gradcam_overlays", "export_zip", "run_version", "guard", "DISPLAY_PX",
     "STATE_WORDS", "state_word", "not_tested_reason", "rungs_frame", "rung_facts", "trial_table",
     "studies_frame", "trial_label", "trials_frame", "table_config", "keep_states", "shown_trials",
     "trial_facts", "facts_table", "keep_valid",
@@ -406,25 +406,25 @@ def report_class_names(report: dict[str, Any]) -> list[str]:
 
 
 # ------------------------------------------------------- model, evaluation
-def model_mtime(run_dir: str | Path) -> int:
-    """The run folder's version for the model caches (``RunFolder.model_mtime_ns``: the model file's
+def run_version(run_dir: str | Path) -> int:
+    """The run folder's version for the model caches (``RunFolder.load_version``: the model file's
     time with labels.txt's, metrics.json's, ...); 0 when the model file cannot be read."""
-    return RunFolder(run_dir).model_mtime_ns()
+    return RunFolder(run_dir).load_version()
 
 
 @st.cache_data(show_spinner="Evaluating on the test split…", max_entries=8)
-def cached_evaluation(ws_root: str, run_dir: str, mtime_ns: int, dataset_version: str) -> dict[str, Any]:
+def cached_evaluation(ws_root: str, run_dir: str, run_version: int, dataset_version: str) -> dict[str, Any]:
     """``evaluate_run`` of the trial's model on its own test images (see ``tlcore.predict``)."""
-    loaded, _ = data.cached_model(run_dir, mtime_ns)
+    loaded, _ = data.cached_model(run_dir, run_version)
     return evaluate_run(loaded, Workspace(ws_root))
 
 
 @st.cache_data(show_spinner="Computing Grad-CAM…", max_entries=32)
-def gradcam_overlays(run_dir: str, mtime_ns: int, files: tuple[str, ...],
+def gradcam_overlays(run_dir: str, run_version: int, files: tuple[str, ...],
                      classes: tuple[int, ...]) -> list[np.ndarray | None]:
     """Grad-CAM of class ``classes[i]`` on image ``files[i]``, drawn over the image as the model
     saw it (``DISPLAY_PX`` square); None for an image that can no longer be read."""
-    loaded, cam = data.cached_model(run_dir, mtime_ns)
+    loaded, cam = data.cached_model(run_dir, run_version)
     if cam is None:  # a model Grad-CAM cannot explain (not the workbench's head)
         return [None] * len(files)
     prepared: list[np.ndarray | None] = []
@@ -460,7 +460,7 @@ def claim_export_dir(exports: Path, name: str) -> Path:
 
 
 @st.cache_data(show_spinner=False, max_entries=2)
-def export_zip(run_dir: str, mtime_ns: int, formats: tuple[str, ...], name: str,
+def export_zip(run_dir: str, run_version: int, formats: tuple[str, ...], name: str,
                ws_root: str | None = None, press: str = "") -> dict[str, Any]:
     """Export the run with ``tlcore.export.export_model`` into the workspace's exports folder
     (``<workspace>/exports/<name>``, or ``<name>-2``… when taken: the Predict page lists it) and

@@ -82,9 +82,9 @@ def evaluate_run(ws: Workspace, m: ModelSummary) -> None:
                          f"learning rate {tf.cell(spec.get('learning_rate'))} · best epoch "
                          f"{metrics.get('best_epoch', '?')} of {m.epochs_run} · run folder {run}"))
     ev.downloads(run, m.name)
-    mtime = rw.model_mtime(run)
-    ev.evaluate_run_view(ws, run, mtime, metrics.get("test"))
-    xw.export_section(run, m.name, mtime, str(ws.root))
+    run_version = rw.run_version(run)
+    ev.evaluate_run_view(ws, run, run_version, metrics.get("test"))
+    xw.export_section(run, m.name, run_version, str(ws.root))
 
 
 def runs_section(ws: Workspace, models: list[ModelSummary]) -> None:
