@@ -22,7 +22,7 @@ from pathlib import Path
 import streamlit as st
 
 from tlcore.errors import TLCoreError
-from tlcore.predict import ModelSummary, list_models
+from tlcore.predict import ModelSummary, scan_models
 from tlcore.search import StudySummary, check_storage_location, dashboard_command, list_studies
 from tlcore.search.compare import TrialSet
 from tlcore.workspace import Workspace
@@ -251,10 +251,12 @@ def main() -> None:
         show_error(exc)
         st.stop()
     try:
-        models = list_models(ws)
+        models, notes = scan_models(ws)
     except TLCoreError as exc:
         show_error(exc)
-        models = []
+        models, notes = [], []
+    for note in notes:
+        st.warning(md_escape(note))
     linked_studies(summaries, storage)
     if choose_source(bool(summaries), models):
         rn.runs_section(ws, models)

@@ -221,3 +221,14 @@ def test_results_opens_a_trained_run_like_a_trial(run_ws):
     at.radio(key="rs_source").set_value("Searches").run()
     assert_ok(at)
     assert "No studies in this workspace" in shown_text(at.info)
+
+
+def test_results_says_why_a_damaged_run_is_not_listed(run_ws):
+    broken = run_ws.models_dir / "broken-run"
+    shutil.copytree(run_ws.models_dir / "tiny-run", broken)
+    (broken / "labels.txt").write_bytes("caf\xe9\n".encode("latin-1"))  # saved by an editor in Latin-1
+    at = _page(page=RESULTS)
+    assert_ok(at)
+    assert "Run 'broken-run' is not listed: its labels.txt is not UTF-8 text" in shown_text(at.warning)
+    assert at.radio(key="rs_source").value == "Trained runs"
+    assert at.multiselect(key="rs_runs").options == ["tiny-run"]

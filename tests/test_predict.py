@@ -18,6 +18,7 @@ from PIL import Image
 
 from tests.helpers.imagegen import png_header_bytes
 from tests.helpers.runs import TINY_CLASSES, tiny_run
+from tlcore.catalog import list_catalog
 from tlcore.errors import ConfigError, ImageDecodeError, NotFoundError
 from tlcore.pipeline import decode_resized
 from tlcore.predict import (
@@ -30,6 +31,7 @@ from tlcore.predict import (
     predict_images,
     prepare_image,
     resolve_model_path,
+    scan_models,
     top_predictions,
 )
 from tlcore.workspace import Workspace
@@ -259,6 +261,37 @@ def test_list_models_skips_partial_and_broken(run_dir, tmp_path):
     assert isinstance(good.best_val_accuracy, float) and good.created
     assert found["bad-metrics"].best_val_accuracy is None
     assert good.to_dict()["path"] == str(models / "good")
+
+
+def test_scan_models_says_why_a_run_is_not_listed(run_dir, tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    models = ws.models_dir
+    shutil.copytree(run_dir, models / "good")
+    (models / "empty").mkdir()
+    (models / "notes").mkdir()
+    (models / "notes" / "readme.md").write_text("mine")
+    latin = models / "latin1-labels"
+    shutil.copytree(run_dir, latin)
+    (latin / "labels.txt").write_bytes("caf\xe9\nna\xefve\nx\n".encode("latin-1"))
+    no_model = models / "no-model"
+    shutil.copytree(run_dir, no_model)
+    (no_model / "model.keras").unlink()
+    bad_spec = models / "bad-spec"
+    shutil.copytree(run_dir, bad_spec)
+    (bad_spec / "spec.yaml").write_text("- just\n- a list\n")
+    bad_metrics = models / "bad-metrics"
+    shutil.copytree(run_dir, bad_metrics)
+    (bad_metrics / "metrics.json").write_text("{ not json")
+    runs, notes = scan_models(ws)
+    assert {m.name for m in runs} == {"good", "bad-metrics"}
+    by_run = {n.split("'")[1]: n for n in notes}
+    assert set(by_run) == {"latin1-labels", "no-model", "bad-spec", "bad-metrics"}  # not the stray folders
+    assert "labels.txt is not UTF-8 text" in by_run["latin1-labels"]
+    assert "model.keras is missing" in by_run["no-model"] and str(no_model) in by_run["no-model"]
+    assert "spec.yaml is not a YAML mapping" in by_run["bad-spec"]
+    assert "metrics.json is not a JSON object" in by_run["bad-metrics"] and "accuracies" in by_run["bad-metrics"]
+    cat = list_catalog(ws)
+    assert {e.name for e in cat.entries} == {"good", "bad-metrics"} and cat.notes == notes
 
 
 def test_list_models_of_an_empty_workspace(tmp_path):

@@ -15,8 +15,9 @@ it in its URL, the CLI takes it wherever a model is given):
 study (newest first) with its complete trials that saved a model, best first (the
 study's own direction), then the exports. Studies are read from their storage's summaries
 and trial attributes only. A storage that cannot be opened or read is skipped with a note
-in ``Catalog.notes``, never an error; so is a workspace without any study yet (its journal
-is not created by listing).
+in ``Catalog.notes``, never an error, and so is a run folder that cannot be listed
+(``tlcore.predict.scan_models``); a workspace without any study yet is no error either (its
+journal is not created by listing).
 
 ``find`` takes a key, or a bare run name (links made before keys existed), and
 ``resolve(ws, text)`` turns a key or a path into the model's folder for the CLI.
@@ -38,7 +39,7 @@ from typing import Any
 from optuna.trial import TrialState
 
 from tlcore.errors import ConfigError, NotFoundError
-from tlcore.predict import ModelSummary, list_models, resolve_model_path
+from tlcore.predict import ModelSummary, resolve_model_path, scan_models
 from tlcore.runfolder import LABELS_FILE, MODEL_FILE, RunFolder
 from tlcore.search import attrs
 from tlcore.search._urls import scrub_secrets
@@ -253,7 +254,8 @@ def list_catalog(ws: Workspace, *, storage: str | None = None) -> Catalog:
         WorkspaceError: the models folder cannot be read (a storage that cannot be read is
             a note instead).
     """
-    cat = Catalog(entries=[_run_entry(s) for s in list_models(ws)])
+    runs, notes = scan_models(ws)
+    cat = Catalog(entries=[_run_entry(s) for s in runs], notes=notes)
     try:
         if storage is not None or default_journal_path(ws).exists():  # no study yet: no journal made
             cat.entries += _trial_entries(ws, storage)

@@ -20,8 +20,8 @@ the model file and its exports return.
 Entry points: ``resolve_model_path`` (a path or a run name under
 ``<workspace>/models``), ``load_model`` (``LoadedModel``), ``prepare_image``,
 ``predict_arrays``, ``predict_images``, ``top_predictions`` (``Prediction``),
-``list_models`` (``ModelSummary``; runs under ``<workspace>/models`` only:
-``tlcore.catalog`` lists search trials and exports too), ``evaluate_run`` (the run's
+``list_models`` (``ModelSummary``; runs under ``<workspace>/models`` only; ``scan_models``
+adds a note for each run folder it cannot list; ``tlcore.catalog`` lists search trials and exports too), ``evaluate_run`` (the run's
 test split again, via ``tlcore.evaluate``; ``tta=True``: flip-averaged, ``tlcore.tta``).
 Callers: ``python -m tlcore predict`` (``cli._predict``) and ``models`` (``cli._train``),
 ``tlcore.export``, ``tlcore.batch_predict``, the Predict and Results pages (``tlui.data``).
@@ -70,6 +70,7 @@ __all__ = [
     "check_top_k",
     "DEFAULT_TOP_K",  # from tlcore.config, which the CLI's parser reads without this module
     "list_models",
+    "scan_models",
     "evaluate_run",
 ]
 
@@ -547,18 +548,35 @@ def _created(path: Path) -> str:
     return _dt.datetime.fromtimestamp(ts).isoformat(timespec="seconds")
 
 
-def _summary(run: Path) -> ModelSummary | None:
-    """The summary of one run folder, or None when it is not a complete, readable run."""
+def _unreadable(path: Path, what: str) -> str:
+    """Why ``path`` (a run file) cannot be read, for a note: missing, an OS error, or ``what``."""
+    try:
+        path.read_bytes()
+    except FileNotFoundError:
+        return f"its {path.name} is missing"
+    except OSError as exc:
+        return f"its {path.name} cannot be read ({exc.strerror or exc})"
+    return f"its {path.name} {what}"
+
+
+def _summary(run: Path) -> ModelSummary | str | None:
+    """The summary of one run folder; a note saying why a run folder cannot be listed; None for a
+    folder that holds none of a run's files (not a run)."""
     folder = RunFolder(run)
     model_file = folder.model_file
-    if not model_file.is_file():
+    if not any(p.exists() for p in folder.files()):
         return None
+    fix = f"Restore it, train the model again, or delete the folder {run}."
+    if not model_file.is_file():
+        return f"Run '{run.name}' is not listed: {_unreadable(model_file, 'is not a file')}. {fix}"
     labels = folder.read_labels()
     if not labels:
-        return None
+        why = _unreadable(folder.labels_file, "is not UTF-8 text with one class name per line")
+        return f"Run '{run.name}' is not listed: {why}. {fix}"
     spec = folder.read_spec()
     if not spec:
-        return None
+        why = _unreadable(folder.spec_file, "is not a YAML mapping of the run's settings")
+        return f"Run '{run.name}' is not listed: {why}. {fix}"
     metrics = folder.read_metrics()
 
     def num(d: dict[str, Any], key: str) -> float | None:
@@ -582,35 +600,60 @@ def _summary(run: Path) -> ModelSummary | None:
     )
 
 
-def list_models(ws: Workspace) -> list[ModelSummary]:
-    """The trained runs under ``<workspace>/models``, newest first.
+def scan_models(ws: Workspace) -> tuple[list[ModelSummary], list[str]]:
+    """The trained runs under ``<workspace>/models`` (newest first), and a note for each run
+    folder that cannot be listed or whose metrics cannot be read.
 
-    Unfinished (``.partial``) and hidden folders, folders without ``model.keras``,
-    ``labels.txt`` or a readable ``spec.yaml`` are skipped, never fatal. Nothing is
-    loaded: a model file that turns out to be damaged fails in ``load_model``.
+    Unfinished (``.partial``) and hidden folders, and folders holding none of a run's files,
+    are skipped without a note. A folder without ``model.keras``, with a ``labels.txt`` or
+    ``spec.yaml`` that is missing or cannot be read, is not listed and gets a note saying which
+    file and what to do; a run whose ``metrics.json`` cannot be read is listed without its
+    accuracies, with a note. Nothing is loaded: a model file that turns out to be damaged fails
+    in ``load_model``.
+
+    Raises:
+        WorkspaceError: the models folder cannot be read.
     """
     root = ws.root / "models"
     try:
         entries = list(os.scandir(root))
     except FileNotFoundError:
-        return []
+        return [], []
     except OSError as exc:
         raise WorkspaceError(f"Cannot list the trained models: {exc.strerror or exc}.", received=str(root),
                              fix="Make the workspace readable.") from exc
     found: list[ModelSummary] = []
-    for entry in entries:
+    notes: list[str] = []
+    for entry in sorted(entries, key=lambda e: e.name):
         if entry.name.startswith(".") or entry.name.endswith(".partial"):
             continue
         try:
             if not entry.is_dir():
                 continue
             summary = _summary(Path(entry.path))
-        except OSError:
+        except OSError as exc:
+            notes.append(f"Run '{entry.name}' is not listed: its folder cannot be read ({exc.strerror or exc}).")
             continue
-        if summary is not None:
+        if isinstance(summary, str):
+            notes.append(summary)
+        elif summary is not None:
             found.append(summary)
+            if summary.epochs_run is None and not RunFolder(summary.path).read_metrics():
+                why = _unreadable(RunFolder(summary.path).metrics_file, "is not a JSON object")
+                notes.append(f"Run '{summary.name}': {why}, so its accuracies are not shown. It can still "
+                             "be used; restore metrics.json from a copy to see them.")
     found.sort(key=lambda s: (s.created, s.name), reverse=True)
-    return found
+    return found, notes
+
+
+def list_models(ws: Workspace) -> list[ModelSummary]:
+    """The trained runs under ``<workspace>/models``, newest first (``scan_models`` without its
+    notes: folders that cannot be listed are skipped, never fatal).
+
+    Raises:
+        WorkspaceError: the models folder cannot be read.
+    """
+    return scan_models(ws)[0]
 
 
 # -------------------------------------------------------------- evaluation
