@@ -52,3 +52,12 @@ def test_overrides_import_reads_standard_input(workspace, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"\xff\xfe")))
     assert main(["datasets", "overrides", "demo", "--import", "-"]) == 2
     assert "The CSV to import (-) is not UTF-8 text." in capsys.readouterr().err
+
+
+
+@pytest.mark.parametrize(("n", "noun", "words"), [(0, "image", "0 images"), (1, "image", "1 image"),
+                                                  (2, "image file", "2 image files")])
+def test_counted_is_plural_unless_one(n, noun, words):
+    from tlcore._usertext import counted
+
+    assert counted(n, noun) == words

@@ -58,6 +58,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from tlcore._usertext import counted
 from tlcore.datasets import IMAGE_EXTENSIONS, MAX_ZIP_BYTES, read_member, zip_members
 from tlcore.errors import ConfigError, DatasetError, NotFoundError, TLCoreError
 from tlcore.predict import LoadedModel, Prediction, check_top_k, predict_arrays, prepare_image, top_predictions
@@ -141,7 +142,7 @@ def _is_image(name: str) -> bool:
 
 
 def _no_images(what: str, skipped: int) -> DatasetError:
-    other = f" ({skipped} other file{'s' if skipped != 1 else ''})" if skipped else ""
+    other = f" ({counted(skipped, 'other file')})" if skipped else ""
     return DatasetError(
         f"The {what} holds no images{other}.",
         fix="Give a folder or zip of image files (JPEG, PNG, GIF, BMP, WebP, TIFF), optionally in one "
@@ -413,7 +414,7 @@ def predict_batch(
 def summary_line(result: BatchResult) -> str:
     """One sentence: how many images, errors, and the accuracy when there are true labels."""
     n = len(result.rows)
-    parts = [f"{n} image{'s' if n != 1 else ''} in {result.seconds:.1f} s"
+    parts = [f"{counted(n, 'image')} in {result.seconds:.1f} s"
              + (" with test-time augmentation" if result.tta else "")]
     if result.failed:
         parts.append(f"{len(result.failed)} could not be read")

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from tlcore._usertext import counted
 from tlcore.backbones import register_layers
 from tlcore.errors import ConfigError, TLCoreError
 from tlcore.predict import LoadedModel
@@ -412,4 +413,4 @@ def machine(threads: int | None = None) -> str:
         pass
     n = threads or cpu_threads()
     return (f"{name or platform.machine()}, {os.cpu_count()} CPUs visible, "
-            f"{n} thread{'s' if n != 1 else ''} for TFLite and ONNX Runtime")
+            f"{counted(n, 'thread')} for TFLite and ONNX Runtime")

@@ -32,6 +32,7 @@ import streamlit as st
 from tlcore import augment as au
 from tlcore import backbones as bb
 from tlcore import train_jobs as tj
+from tlcore._usertext import counted
 from tlcore.config import BATCHNORM_MODES, HEAD_INITS, LR_SCHEDULES, METHODS, RESIZE_MODES, TrainSpec
 from tlcore.errors import TLCoreError
 from tlcore.runfolder import RunFolder
@@ -333,7 +334,7 @@ def status_box(s: tj.JobStatus) -> None:
         frac = (done + (state.get("batch") or 0) / (state.get("batches") or 1)) / total if total else 0.0
         st.progress(max(0.0, min(1.0, frac)), text=md_escape(str(state.get("status_text") or "training")))
     elif s.status == "finished":
-        st.success(f"Finished: {done} epoch{'' if done == 1 else 's'}.")
+        st.success(f"Finished: {counted(done, 'epoch')}.")
     elif s.status == "stopped":
         st.warning(md_escape(f"Stopped after {done} epoch(s). {state.get('note') or ''}".strip()))
     else:

@@ -54,6 +54,7 @@ from typing import Literal
 
 import numpy as np
 
+from tlcore._usertext import counted
 from tlcore.errors import ConfigError, DatasetError
 
 __all__ = [
@@ -271,7 +272,7 @@ def confused_pairs(joint: np.ndarray, class_names: list[str], *, min_count: int 
             a, b = (i, j) if c[i, j] >= c[j, i] else (j, i)
             out.append({"a": class_names[a], "b": class_names[b], "a_as_b": int(c[a, b]), "b_as_a": int(c[b, a]),
                         "count": count,
-                        "text": f"{class_names[a]} vs {class_names[b]}: {count} image{'s' if count != 1 else ''} "
+                        "text": f"{class_names[a]} vs {class_names[b]}: {counted(count, 'image')} "
                                 f"look{'' if count != 1 else 's'} swapped"})
     return sorted(out, key=lambda d: (-int(d["count"]), str(d["a"]), str(d["b"])))
 

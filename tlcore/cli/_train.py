@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tlcore._usertext import counted
 from tlcore.cli._dataset_arg import dataset_name
 from tlcore.cli._files import read_text
 from tlcore.cli._progress import ProgressBar
@@ -342,7 +343,7 @@ def _cmd_models_evaluate(args: argparse.Namespace) -> int:
           f"{_calibration_line(loaded.metrics.get('calibration'))}")
     if res["missing"]:
         n = len(res["missing"])
-        print(f"  {n} test image{'' if n == 1 else 's'} {'is' if n == 1 else 'are'} gone, excluded by a decision or "
+        print(f"  {counted(n, 'test image')} {'is' if n == 1 else 'are'} gone, excluded by a decision or "
               "unusable now, and skipped.")
     elif not res["same_test_set"]:
         print("  The test images changed since training.")

@@ -79,6 +79,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tlcore._usertext import counted
 from tlcore.datasets._archive import REPEATED_ENTRY, read_skipped_note
 from tlcore.datasets._imageio import IMAGE_EXTENSIONS, _failure_text, _Probe, _probe_bytes, _probe_header
 from tlcore.errors import ConfigError, PathNotAllowedError
@@ -379,7 +380,7 @@ class _Walker:
             self.problem(
                 folder_rel,
                 "root_file",
-                f"{_sized_note(len(rest), 'more image file')} lie directly in {where} and were skipped "
+                f"{counted(len(rest), 'more image file')} lie directly in {where} and were skipped "
                 f"(e.g. {_describe(rest, 3)}).",
                 "Move them into the folders of their classes (or delete them).",
             )
@@ -513,10 +514,6 @@ def _per_file_problem(
 def _describe(rels: Sequence[str], limit: int = 3) -> str:
     shown = ", ".join(rels[:limit])
     return shown + (f" and {len(rels) - limit} more" if len(rels) > limit else "")
-
-
-def _sized_note(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 # ------------------------------------------------------------------- main
@@ -843,7 +840,7 @@ def _folder_problems(index: pd.DataFrame, walker: _Walker, layout: str, options:
         if counts_by_folder.get((split, label), 0) == 0:
             n_bad = found_by_folder.get((split, label), 0)
             why = (
-                f"its {_sized_note(n_bad, 'image file')} cannot be used (see their problems)"
+                f"its {counted(n_bad, 'image file')} cannot be used (see their problems)"
                 if n_bad
                 else "it holds no image files"
             )
@@ -859,7 +856,7 @@ def _folder_problems(index: pd.DataFrame, walker: _Walker, layout: str, options:
             add(
                 label if layout == "class_folders" else "",
                 "class_too_small",
-                f"Class '{label}' has only {_sized_note(n, 'usable image')}; at least {options.min_class_size} are "
+                f"Class '{label}' has only {counted(n, 'usable image')}; at least {options.min_class_size} are "
                 "needed to put one in each of train, validation and test.",
                 "Add more images of this class, or remove its folder.",
             )
@@ -875,7 +872,7 @@ def _folder_problems(index: pd.DataFrame, walker: _Walker, layout: str, options:
             add(
                 where,
                 "nested_folder",
-                f"{_sized_note(len(rels), 'image')} in sub-folders of {where} (e.g. {_describe(rels, 2)}) "
+                f"{counted(len(rels), 'image')} in sub-folders of {where} (e.g. {_describe(rels, 2)}) "
                 f"{'was' if len(rels) == 1 else 'were'} included in class '{label}': images below a class folder "
                 "belong to it at any depth.",
                 "Nothing to do if the sub-folders are parts of this class; if they are classes of their own, "
@@ -887,7 +884,7 @@ def _folder_problems(index: pd.DataFrame, walker: _Walker, layout: str, options:
         add(
             class_rel,
             "non_image_file",
-            f"{_sized_note(len(rels), 'file')} in {class_rel} "
+            f"{counted(len(rels), 'file')} in {class_rel} "
             f"{'is not an image and was' if len(rels) == 1 else 'are not images and were'} skipped "
             f"(e.g. {_describe([r.rsplit('/', 1)[-1] for r in rels], 3)}).",
             "Nothing to do if they are notes or metadata; supported images end in "
@@ -903,7 +900,7 @@ def _unusable_reason(
     if not walker.class_dirs:
         if root_images:
             return (
-                f"it has no class sub-folders ({_sized_note(root_images, 'image')} "
+                f"it has no class sub-folders ({counted(root_images, 'image')} "
                 f"{'lies' if root_images == 1 else 'lie'} directly in it); "
                 "put each class's images in a sub-folder named after the class"
             )
@@ -911,7 +908,7 @@ def _unusable_reason(
     if len(index) == 0:
         return "no image files were found in its class folders (supported: " + ", ".join(sorted(IMAGE_EXTENSIONS)) + ")"
     if not classes:
-        return f"none of its {_sized_note(len(index), 'image file')} can be used (see the problems)"
+        return f"none of its {counted(len(index), 'image file')} can be used (see the problems)"
     if len(classes) == 1:
         reason = f"only one class ('{classes[0]}') has usable images; a classifier needs at least two"
         base_depth = 1 if layout == "class_folders" else 2
