@@ -114,7 +114,7 @@ def add_section(ws: Workspace, expanded: bool) -> None:
 def registered_section(ws: Workspace, records: list[DatasetRecord], names: list[str]) -> DatasetRecord:
     st.subheader("Registered datasets")
     name = st.selectbox("Dataset", names, key="ds_selected")
-    st.query_params["dataset"] = name
+    place.keep_in_url("dataset", name, dw.default_dataset(names))
     st.dataframe(tds.registry_table(records), hide_index=True)
     rec = next(r for r in records if r.name == name)
 

@@ -59,7 +59,7 @@ def test_loads_with_the_demo(workspace):
     at = _page()
     _ok(at)
     assert not at.error
-    assert at.query_params["dataset"] == "demo"
+    assert "dataset" not in at.query_params  # the default is not written: one history entry per visit
     assert at.selectbox(key="ds_selected").value == "demo"
     assert len(at.get("plotly_chart")) >= 3  # classes, sizes, aspect
     assert {m.label: m.value for m in at.metric}["Images"] == "500"
@@ -90,6 +90,8 @@ def test_select_a_dataset_with_the_selectbox(workspace, tiny_dataset):
     assert at.multiselect(key="ds_classes::tiny").value == ["bird", "cat", "dog"]
     assert {m.label: m.value for m in at.metric}["Images"] == "15"
     assert [len(img.proto.imgs) for img in at.get("image")] == [4, 6, 5]  # fewer than 8 in each class
+    at.selectbox(key="ds_selected").set_value("demo").run()
+    assert at.query_params["dataset"] == "demo"  # back to the default: the URL says so, not tiny
 
 
 def test_query_param_selects_the_dataset(workspace, tiny_dataset):

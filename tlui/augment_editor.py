@@ -108,7 +108,7 @@ def _load_source(ws_root: str, name: str) -> bool:
     except TLCoreError as exc:
         place.flash("error", md_escape(exc))
         return False
-    st.query_params["pipeline"] = name
+    place.keep_in_url("pipeline", name, DEFAULT_SOURCE)
     return True
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "ADD_TAB",
     "REMOVE_OPEN",
     "TAB",
+    "default_dataset",
     "init_state",
     "init_dataset_state",
     "next_samples",
@@ -69,6 +70,11 @@ IMBALANCE_WARN = 3.0  # largest / smallest class size from which the Overview wa
 
 
 # ------------------------------------------------------------------- state
+def default_dataset(names: list[str]) -> str:
+    """The dataset the page shows for a URL without ``?dataset=``: the demo, else the first."""
+    return tds.DEMO_NAME if tds.DEMO_NAME in names else names[0]
+
+
 def init_state(names: list[str]) -> str | None:
     """Initialise the page-wide session keys; return the selected dataset (None when there is none).
 
@@ -98,7 +104,7 @@ def init_state(names: list[str]) -> str | None:
         if wanted in names:
             ss["ds_selected"] = wanted
         elif names:
-            ss["ds_selected"] = tds.DEMO_NAME if tds.DEMO_NAME in names else names[0]
+            ss["ds_selected"] = default_dataset(names)
         else:
             ss["ds_selected"] = None
     return ss["ds_selected"]

@@ -21,6 +21,10 @@ being filled in collapses. So this module owns the two ways a page keeps the use
   the open tab. The element tracks its state (``on_change``), so the state survives reruns,
   a moved element, a label that changes ("Problems (12)"), and a visit to another page; code
   opens or closes one by setting the key (the New study form closes once its study exists).
+- The URL. ``keep_in_url(param, value, default)`` mirrors a choice in ``st.query_params`` so a
+  reload or a link shows it again, but leaves a URL without the parameter alone while the
+  choice is the page's fixed default: each write is a browser history entry, and a page that
+  wrote its default on arrival took two presses of Back to leave.
 
 Example::
 
@@ -39,7 +43,7 @@ from typing import Literal
 
 import streamlit as st
 
-__all__ = ["PAGE", "BANNERS", "Kind", "flash", "pending", "banners", "expander", "tabs"]
+__all__ = ["PAGE", "BANNERS", "Kind", "flash", "pending", "banners", "expander", "tabs", "keep_in_url"]
 
 PAGE = "page"  # the slot at the top of each page
 BANNERS = "tl_banners"  # session key: the queued banners, a list of dicts
@@ -134,3 +138,19 @@ def tabs(labels: Sequence[str], *, key: str, where=None):
     ss[_WIDGET.format(key)] = labels[index] if isinstance(index, int) and 0 <= index < len(labels) else labels[0]
     dg = st if where is None else where
     return dg.tabs(labels, key=_WIDGET.format(key), on_change=_keep, args=(key, tuple(labels)))
+
+
+# ------------------------------------------------------------------ the URL
+def keep_in_url(param: str, value: str, default: str | None) -> None:
+    """Mirror ``value`` in ``st.query_params[param]``, unless the URL has no ``param`` and
+    ``value`` is ``default``, what the page shows without it (a link or reload shows it anyway).
+
+    Args:
+        param: the query parameter.
+        value: the page's choice now.
+        default: the choice the page makes for a URL without ``param``; use a fixed one (a
+            preset, the demo dataset), never "the newest", which changes. None: always write.
+    """
+    if st.query_params.get(param) == value or (value == default and param not in st.query_params):
+        return
+    st.query_params[param] = value
