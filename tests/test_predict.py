@@ -66,6 +66,15 @@ def test_load_a_run_folder(loaded, run_dir):
     assert loaded.name == "tiny-run"
 
 
+def test_class_names_keep_their_spaces(run_dir, tmp_path):
+    # A class folder named "  spaced  name " is that label in the dataset's index; labels.txt read
+    # back stripped made evaluate_run count its test images as gone and Predict never "correct".
+    spaced = ["  spaced  name ", "Café au lait", "猫 cat"]
+    run = shutil.copytree(run_dir, tmp_path / "spaced-run")
+    (run / "labels.txt").write_text("\n".join(spaced) + "\n", encoding="utf-8")
+    assert load_model(run).class_names == spaced
+
+
 def test_load_the_keras_file_of_a_run(run_dir):
     m = load_model(run_dir / "model.keras")
     assert m.run_dir == run_dir and m.class_names == list(TINY_CLASSES)

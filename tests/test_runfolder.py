@@ -149,7 +149,9 @@ def test_corrupt_file_gives_an_empty_value(tmp_path, name, content):
 def test_labels_format_both_ways():
     assert labels_text(CLASSES) == "bird\ncat\ndog\n"
     assert split_labels(labels_text(CLASSES)) == CLASSES
-    assert split_labels("  bird \r\ncat\n\n\n") == ["bird", "cat"]
+    assert split_labels("  bird \r\ncat\n \n\n") == ["  bird ", "cat"]  # a name keeps its spaces
+    spaced = ["  spaced  name ", "Café au lait", "猫 cat"]  # class folders as a user named them
+    assert split_labels(labels_text(spaced)) == spaced
     assert split_labels("bird\n\ncat") == ["bird", "", "cat"]  # the callers refuse the gap
 
 

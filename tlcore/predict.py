@@ -204,7 +204,7 @@ def read_labels(path: Path) -> list[str]:
         raise WorkspaceError(f"Cannot read {path.name}: {exc}.", received=str(path),
                              fix="Check the file is readable UTF-8 text.") from exc
     names = split_labels(text)
-    if not names or any(not n for n in names):
+    if not names or any(not n.strip() for n in names):
         raise ConfigError(
             "labels.txt must list one non-empty class name per line.",
             received=f"{path} ({len(names)} lines)",

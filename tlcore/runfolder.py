@@ -78,13 +78,14 @@ def labels_text(class_names: Sequence[str]) -> str:
 
 
 def split_labels(text: str) -> list[str]:
-    """The lines of a ``labels.txt``, stripped, trailing blank lines dropped.
+    """The lines of a ``labels.txt`` as they are (a class folder's name may begin or end with a
+    space, and the dataset's labels keep it), trailing blank lines dropped.
 
-    The result is valid class names when it is non-empty and no entry is empty
-    (a blank line between names is not); the callers decide what to do otherwise.
+    The result is valid class names when it is non-empty and no entry is blank (a blank line
+    between names is not); the callers decide what to do otherwise.
     """
-    names = [line.strip() for line in text.splitlines()]
-    while names and not names[-1]:
+    names = text.splitlines()
+    while names and not names[-1].strip():
         names.pop()
     return names
 
@@ -220,7 +221,7 @@ class RunFolder:
             names = split_labels(self.labels_file.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError):
             return []
-        return names if names and all(names) else []
+        return names if names and all(n.strip() for n in names) else []
 
     # ----------------------------------------------------------- writer
     @classmethod
