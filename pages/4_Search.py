@@ -193,7 +193,7 @@ def study_section(ws: Workspace, summaries: list[StudySummary]) -> None:
     c1.selectbox("Study", list(by_name), key="se_study", format_func=lambda n: sw.study_label(by_name[n]),
                  help="Newest first.")
     name = ss["se_study"]
-    st.query_params["study"] = name
+    place.keep_in_url("study", name)
     c2.toggle("Auto-refresh", key="se_auto", help="Read the study again every few seconds.")
     c3.selectbox("Every", state.REFRESH_CHOICES, key="se_refresh", format_func=lambda v: f"{v} s",
                  disabled=not ss["se_auto"], label_visibility="collapsed")

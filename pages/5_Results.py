@@ -53,8 +53,8 @@ def choose_source(has_studies: bool, models: list[ModelSummary]) -> bool:
              help="The trials of Optuna searches, or single runs trained on the Train page or with "
                   "python -m tlcore train.")
     runs = ss["rs_source"] == SOURCES[1]
-    if not runs and "run" in st.query_params:
-        del st.query_params["run"]
+    if not runs:
+        place.keep_in_url("run", None)
     return runs
 
 
@@ -96,10 +96,7 @@ def linked_studies(summaries: list[StudySummary], storage: str | None) -> None:
                + (" (deleted, or in another storage: see Study storage in the sidebar)." if not storage else "."),
                icon=":material/warning:")
     kept = [n for n in linked if n in names]
-    if kept:
-        st.query_params["study"] = kept
-    else:
-        del st.query_params["study"]
+    place.keep_in_url("study", kept)
 
 
 def choose_studies(by_name: dict[str, StudySummary]) -> list[str]:
@@ -117,10 +114,7 @@ def choose_studies(by_name: dict[str, StudySummary]) -> list[str]:
     )
     c2.button("Refresh", key="rs_refresh", help="Read the studies again (running trials move on).")
     chosen = list(st.session_state["rs_studies"])
-    if chosen:
-        st.query_params["study"] = chosen
-    elif "study" in st.query_params:
-        del st.query_params["study"]
+    place.keep_in_url("study", chosen)
     return chosen
 
 

@@ -1,10 +1,9 @@
-"""The app's frame (streamlit_app.py: st.navigation over tlui.common.PAGES) and the Home page
+"""The app's frame (streamlit_app.py: st.navigation over tlui.common.PAGES, its menu) and the Home page
 (pages/0_Home.py), run headlessly with AppTest."""
 
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -49,9 +48,22 @@ def test_home_comes_first_and_every_url_is_the_one_the_file_name_gave():
     assert all(p.icon.startswith(":material/") and p.what.strip() for p in PAGES)
 
 
-def test_the_projects_settings_leave_streamlits_page_menu_on():
-    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
-    assert config.get("client", {}).get("showSidebarNavigation", True) is True
+def test_the_menu_links_every_page_and_brings_back_the_place_left(workspace, tiny_dataset):
+    add_dataset(workspace, "tiny", tiny_dataset)
+    at = _home().run()
+    assert_ok(at)
+    links = at.sidebar.get("page_link")
+    assert [link.proto.label for link in links] == [p.title for p in PAGES]
+    assert not any(link.proto.query_string for link in links)
+    at.switch_page(page("Datasets").script).run()
+    at.selectbox(key="ds_selected").set_value("tiny").run()
+    at.query_params.clear()  # as the browser's URL for Home (AppTest keeps the last page's)
+    at.switch_page(page("Home").script).run()
+    assert_ok(at)
+    by_title = {link.proto.label: link.proto for link in at.sidebar.get("page_link")}
+    # One history entry to go back there, at the URL that shows tiny (Back used to stay put once).
+    assert by_title["Datasets"].query_string == "dataset=tiny"
+    assert by_title["Home"].query_string == "" and by_title["Search"].query_string == ""
 
 
 @pytest.mark.parametrize("spec", PAGES[1:], ids=lambda p: p.title)

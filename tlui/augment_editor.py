@@ -246,7 +246,7 @@ def on_save(ws_root: str) -> None:
                 slot=SAVE_SLOT)
     ss["aug_pending_source"] = name
     ss["aug_loaded"] = name
-    st.query_params["pipeline"] = name
+    place.keep_in_url("pipeline", name, DEFAULT_SOURCE)
 
 
 def on_delete(ws_root: str, name: str) -> None:

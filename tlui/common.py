@@ -36,6 +36,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from tlcore.errors import TLCoreError
 from tlcore.workspace import Workspace
+from tlui import place
 
 __all__ = [
     "APP_TITLE",
@@ -129,17 +130,27 @@ def show_error(exc: BaseException, *, where=None) -> None:
 def frame() -> StreamlitPage:
     """The frame every page runs in; returns the page to run (``st.navigation``'s choice).
 
-    Declares the pages (``st.navigation`` over ``PAGES``: Streamlit's sidebar menu), sets the
+    Declares the pages (``st.navigation`` over ``PAGES``, its own menu hidden) and draws the
+    sidebar's menu: a link per page (``st.page_link``, the current one highlighted) that carries
+    the URL parameters the page had when it was last left in this session (``tlui.place``), so
+    going back to a page shows the dataset, study or model chosen there at once, in the URL too,
+    and leaves one browser history entry (Streamlit's menu opened the bare URL, and the page's
+    own write of its choice made a second: Back then stayed on the page once). It sets the
     browser tab's title and the wide layout, opens the workspace (``open_workspace``), draws the
     page's title (the pages do not: it shows before a page's imports run) and notes in the
     sidebar where the workspace is. ``streamlit_app.py`` calls it, then runs the page; a page that
     Streamlit ran without ``streamlit_app.py`` gets it from ``workspace`` instead.
     """
-    page = st.navigation([
+    pages = [
         # Home's url_path stays unset: as the default page it is served at the root URL anyway.
         st.Page(p.script, title=p.title, icon=p.icon, url_path=p.url_path or None, default=p.is_home)
         for p in PAGES
-    ])
+    ]
+    page = st.navigation(pages, position="hidden")
+    place.arrive(page.url_path)
+    with st.sidebar.container(key="tl_menu"):
+        for spec, pg in zip(PAGES, pages):
+            st.page_link(pg, label=spec.title, icon=spec.icon, query_params=place.url_of(spec.url_path) or None)
     st.set_page_config(page_title=APP_TITLE if page.url_path == "" else f"{page.title} · {APP_TITLE}",
                        layout="wide")
     ws = open_workspace()

@@ -21,10 +21,14 @@ being filled in collapses. So this module owns the two ways a page keeps the use
   the open tab. The element tracks its state (``on_change``), so the state survives reruns,
   a moved element, a label that changes ("Problems (12)"), and a visit to another page; code
   opens or closes one by setting the key (the New study form closes once its study exists).
-- The URL. ``keep_in_url(param, value, default)`` mirrors a choice in ``st.query_params`` so a
-  reload or a link shows it again, but leaves a URL without the parameter alone while the
-  choice is the page's fixed default: each write is a browser history entry, and a page that
-  wrote its default on arrival took two presses of Back to leave.
+- The URL. A page's choices (the dataset, the study, the model) live in its URL's query
+  parameters, so a reload or a link shows them again. ``keep_in_url(param, value, default)``
+  writes one (a list for a repeated one, empty or None to drop it), but leaves a URL without
+  ``param`` alone while the choice is ``default``, what the page shows without it: each write
+  is a browser history entry. Every page's parameters are kept for the session
+  (``url_of(url_path)``), and the sidebar's menu (``tlui.common.frame``) links each page with
+  them, so going back to a page opens it at its place in one history entry; ``arrive``, which
+  the frame calls, keeps what the URL has on arrival.
 
 Example::
 
@@ -43,7 +47,7 @@ from typing import Literal
 
 import streamlit as st
 
-__all__ = ["PAGE", "BANNERS", "Kind", "flash", "pending", "banners", "expander", "tabs", "keep_in_url"]
+__all__ = ["PAGE", "BANNERS", "Kind", "flash", "pending", "banners", "expander", "tabs", "keep_in_url", "arrive", "url_of"]
 
 PAGE = "page"  # the slot at the top of each page
 BANNERS = "tl_banners"  # session key: the queued banners, a list of dicts
@@ -141,16 +145,46 @@ def tabs(labels: Sequence[str], *, key: str, where=None):
 
 
 # ------------------------------------------------------------------ the URL
-def keep_in_url(param: str, value: str, default: str | None) -> None:
+_PLACES = "tl_places"  # session key: {url_path: {param: [values]}}, each page's URL as last left
+_HERE = "tl_here"  # session key: the url_path of the page this run draws
+
+
+def _snapshot() -> None:
+    here = st.session_state.get(_HERE)
+    if here is not None:
+        params = {k: st.query_params.get_all(k) for k in st.query_params}
+        st.session_state[_PLACES] = {**st.session_state.get(_PLACES, {}), here: params}
+
+
+def arrive(url_path: str) -> None:
+    """Note that this run draws the page at ``url_path`` and keep its URL's parameters as they came."""
+    st.session_state[_HERE] = url_path
+    _snapshot()
+
+
+def url_of(url_path: str) -> dict[str, list[str]]:
+    """The query parameters the page at ``url_path`` had when last left in this session ({} if none)."""
+    return dict(st.session_state.get(_PLACES, {}).get(url_path, {}))
+
+
+def keep_in_url(param: str, value: str | Sequence[str] | None, default: str | Sequence[str] | None = None) -> None:
     """Mirror ``value`` in ``st.query_params[param]``, unless the URL has no ``param`` and
-    ``value`` is ``default``, what the page shows without it (a link or reload shows it anyway).
+    ``value`` is ``default``, what the page shows without it.
 
     Args:
         param: the query parameter.
-        value: the page's choice now.
-        default: the choice the page makes for a URL without ``param``; use a fixed one (a
-            preset, the demo dataset), never "the newest", which changes. None: always write.
+        value: the page's choice now: a string, a list for a repeated parameter, or empty or None
+            to drop the parameter.
+        default: the choice the page makes for a URL without ``param``. Defaults to None: the
+            choice is always written.
     """
-    if st.query_params.get(param) == value or (value == default and param not in st.query_params):
-        return
-    st.query_params[param] = value
+    def values(v: str | Sequence[str] | None) -> list[str]:
+        return [] if v is None else [v] if isinstance(v, str) else list(v)
+
+    wanted, now = values(value), st.query_params.get_all(param)
+    if wanted != now and not (not now and default is not None and wanted == values(default)):
+        if wanted:
+            st.query_params[param] = wanted
+        else:
+            del st.query_params[param]
+    _snapshot()

@@ -23,6 +23,7 @@ from tlcore.workspace import Workspace
 from tlui import evaluate_widgets as ev
 from tlui import export_widgets as xw
 from tlui import fmt as tf
+from tlui import place
 from tlui import results_widgets as rw
 from tlui.common import md_escape
 
@@ -64,10 +65,7 @@ def _choose(names: list[str]) -> list[str]:
         ss["rs_runs"] = list(dict.fromkeys(wanted)) or names[:1]
     st.multiselect("Runs", names, key="rs_runs", help="Newest first. Choose several to compare their curves.")
     chosen = list(ss["rs_runs"])
-    if chosen:
-        st.query_params["run"] = chosen
-    elif "run" in st.query_params:
-        del st.query_params["run"]
+    place.keep_in_url("run", chosen)  # always: a URL without ?run= opens the Searches view
     ss["rs_runs_url"] = chosen
     return chosen
 

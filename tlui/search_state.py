@@ -76,7 +76,7 @@ def select_study(names: list[str]) -> str | None:
             ss["se_study"] = wanted
         else:
             if wanted and wanted == ss.get("se_deleted"):
-                del st.query_params["study"]
+                place.keep_in_url("study", None)
             elif wanted:
                 place.flash("warning", f"There is no study named {md_escape(wanted)} in this workspace"
                                  + ("; showing the newest." if names else "."))

@@ -254,7 +254,8 @@ def select_job(ids: list[str]) -> str:
         if wanted and wanted not in ids:
             st.warning(f"There is no training job {md_escape(wanted)} in this workspace; showing the newest.")
         ss["tr_job"] = ids[0]
-    st.query_params["job"] = ss["tr_job_url"] = ss["tr_job"]
+    ss["tr_job_url"] = ss["tr_job"]
+    place.keep_in_url("job", ss["tr_job"])
     return ss["tr_job"]
 
 

@@ -1,4 +1,4 @@
-"""Navigation in Chromium: Streamlit's page menu (st.navigation over tlui.common.PAGES), the
+"""Navigation in Chromium: the sidebar menu (st.navigation over tlui.common.PAGES, a page link each), the
 URLs, the browser tab's title, and the frame on a page that is the server's first request.
 
 A server of its own: its first request is a page other than Home, which Streamlit runs
@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
 
 def _menu(page):
-    return page.locator('[data-testid="stSidebarNav"]')
+    return page.locator(".st-key-tl_menu")  # tlui.common.frame's menu of page links
 
 
 def test_a_page_asked_for_first_has_the_frame_and_the_menu(page, app):
