@@ -7,7 +7,8 @@ A crash at any point leaves either the old file or the new one, never half of it
 - ``atomic_directory(target)``: a folder built under a temporary name and renamed
   into place when the block ends (run folders, exports, zip extraction, IDX imports,
   downloaded trial runs);
-- ``read_json(path, default)``: the matching reader.
+- ``read_json(path, default)``: the matching reader (a missing file gives ``default``; a
+  damaged or unreadable one a ``WorkspaceError``).
 
 A full disk or a read-only folder becomes a ``WorkspaceError`` that says what to do.
 Used by nearly every module that writes (workspace registry, caches, trainer,
@@ -160,18 +161,58 @@ def atomic_write_yaml(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_text(path, yaml.safe_dump(obj, sort_keys=False))
 
 
+_RESTORE = "Restore it from a backup or delete it to start that part of the workspace afresh."
+
+
 def read_json(path: str | os.PathLike[str], default: Any = None) -> Any:
-    """Read JSON; a missing file gives ``default``; a corrupt one raises WorkspaceError."""
+    """Read JSON; a missing file gives ``default``; any other failure raises WorkspaceError.
+
+    A file that is not UTF-8 text or not valid JSON, a folder in the file's place, a file
+    this user may not read, or another read error: each becomes a ``WorkspaceError`` naming
+    the path and saying what to do, so callers (and pages, which catch ``TLCoreError``)
+    need not catch ``UnicodeDecodeError`` or ``OSError`` as well. Only a missing file
+    (``FileNotFoundError``) gives ``default``.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return default
+    except UnicodeDecodeError as exc:
+        raise WorkspaceError(
+            f"{path.name} is not valid JSON (it is not UTF-8 text: byte 0x{exc.object[exc.start]:02x} "
+            f"at offset {exc.start}); it may be damaged or overwritten by another program.",
+            received=str(path), fix=_RESTORE,
+        ) from exc
+    except IsADirectoryError as exc:
+        raise WorkspaceError(
+            f"{path.name} is a folder, where a JSON file was expected.",
+            received=str(path),
+            fix="Move that folder elsewhere (the file is then started afresh) or restore the file from a backup.",
+        ) from exc
+    except PermissionError as exc:
+        raise WorkspaceError(
+            f"Cannot read {path.name}: permission denied.",
+            received=str(path),
+            fix="Make the file (and its folders) readable by the user running tlcore, "
+                "or point TLCORE_HOME at a workspace that user owns.",
+        ) from exc
+    except OSError as exc:
+        raise WorkspaceError(
+            f"Cannot read {path.name}: {exc.strerror or exc}.",
+            received=str(path),
+            fix="Check the disk and the file's permissions; or restore the file from a backup, or delete it "
+                "to start that part of the workspace afresh.",
+        ) from exc
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise WorkspaceError(
             f"{path.name} is not valid JSON ({exc.msg} at line {exc.lineno}).",
-            received=str(path),
-            fix="Restore it from a backup or delete it to start that part of the workspace afresh.",
+            received=str(path), fix=_RESTORE,
+        ) from exc
+    except (ValueError, RecursionError) as exc:  # a number too long to convert, nesting too deep
+        raise WorkspaceError(
+            f"{path.name} is not valid JSON ({(str(exc).splitlines() or [type(exc).__name__])[0]}).",
+            received=str(path), fix=_RESTORE,
         ) from exc

@@ -31,8 +31,10 @@ The storage string comes from the CLI's ``--storage`` or ``$TLCORE_STORAGE``
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +131,102 @@ def check_storage_location(ws: Workspace, storage: str | None) -> str | None:
     )
 
 
+_OP_CODE = b'{"op_code":'  # how every journal record starts (Optuna writes compact JSON)
+_MAX_LISTED = 5
+
+
+def _record_ok(line: bytes) -> bool:
+    try:
+        log = json.loads(line)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8 (UnicodeDecodeError is a ValueError)
+        return False
+    return isinstance(log, dict) and "op_code" in log
+
+
+def _damaged_lines(path: Path) -> tuple[list[int], dict[int, int]]:
+    """The journal's damaged lines (1-based, the first ``_MAX_LISTED``), and of those that are a
+    record cut short with a whole record glued after it, the column where the whole one starts.
+
+    A last line without its newline is skipped: it may be a write in progress, and Optuna
+    ignores it. Reads the file once, on the error path only.
+    """
+    bad: list[int] = []
+    glued: dict[int, int] = {}
+    try:
+        with open(path, "rb") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.endswith(b"\n") or _record_ok(line):
+                    continue
+                bad.append(number)
+                at = line.rfind(_OP_CODE)
+                if at > 0 and _record_ok(line[at:]):
+                    glued[number] = at + 1
+                if len(bad) >= _MAX_LISTED:
+                    break
+    except OSError:
+        pass
+    return bad, glued
+
+
+def _journal_damaged(path: Path, exc: BaseException) -> WorkspaceError:
+    """The error for a journal Optuna cannot replay: which lines are damaged, and how to recover."""
+    bad, glued = _damaged_lines(path)
+    keep = f"Stop the workers of its studies, copy {path.name} aside as a backup, then "
+    if not bad:
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+        return WorkspaceError(
+            f"The study journal is damaged and cannot be replayed ({type(exc).__name__}: {detail}).",
+            received=str(path),
+            fix=keep + "restore the journal from a backup, or move it away to start with no studies "
+                "(the trials' run folders stay in the workspace).")
+    where = ("line " if len(bad) == 1 else "lines ") + ", ".join(map(str, bad)) + (
+        " (and maybe more)" if len(bad) >= _MAX_LISTED else "")
+    it, that = ("that line", "it") if len(bad) == 1 else ("those lines", "one of them")
+    if len(glued) == len(bad):
+        cols = ", ".join(f"line {n}: column {c}" for n, c in glued.items())
+        return WorkspaceError(
+            f"The study journal is damaged at {where}: a record cut short (a worker stopped while writing it) "
+            f"has the next record glued to it, so Optuna cannot read the studies.",
+            received=str(path),
+            fix=keep + f"on that line delete only the cut-off text before the last '{{\"op_code\"' ({cols}), "
+                "keeping the whole record after it. Only the unfinished record is lost.")
+    return WorkspaceError(
+        f"The study journal is damaged at {where}: not a valid journal record (not JSON, or not UTF-8 text), "
+        "so Optuna cannot read the studies.",
+        received=str(path),
+        fix=keep + f"delete {where} (with a text editor) and try again. What {it} recorded is lost; if {that} "
+            "created a study or a trial, the records after it no longer line up, and the trials recorded after "
+            "it may be lost or attached to the wrong trial: then restore the journal from a backup instead.")
+
+
+class _CheckedJournalFileBackend(JournalFileBackend):
+    """A journal file whose damaged lines raise a ``WorkspaceError`` saying which and what to do.
+
+    Optuna's own reader raises a bare ``JSONDecodeError`` or ``UnicodeDecodeError`` for a line
+    that is not a JSON record (a worker killed mid-write leaves a cut line, and the next append
+    is glued to it), on opening and on every later replay. A cut LAST line is still ignored,
+    as Optuna does. The file is never modified here.
+    """
+
+    def __init__(self, file_path: str) -> None:
+        super().__init__(file_path)
+        self._path = Path(file_path)
+
+    def read_logs(self, log_number_from: int) -> Generator[dict[str, Any], None, None]:
+        try:
+            for log in super().read_logs(log_number_from):
+                if not isinstance(log, dict) or "op_code" not in log:
+                    raise ValueError("a line is JSON but not a journal record")
+                yield log
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, "Invalid log format."
+            raise _journal_damaged(self._path, exc) from exc
+        except OSError as exc:
+            if isinstance(exc, WorkspaceError):
+                raise
+            raise WorkspaceError(f"Cannot read the study journal: {exc.strerror or exc}.", received=str(self._path),
+                                 fix="Check the file's permissions and the disk.") from exc
+
+
 _OPEN: dict[tuple[Any, ...], BaseStorage] = {}
 _OPEN_LOCK = threading.Lock()
 
@@ -153,7 +251,8 @@ def open_storage(
 
     Raises:
         ConfigError: the URL is not a storage this can open (the message says which are).
-        WorkspaceError: the journal file cannot be created.
+        WorkspaceError: the journal file cannot be created or read, or it is damaged (a line that is
+            not a journal record: the message names the line and how to recover).
     """
     check_heartbeat(heartbeat_interval, grace_period)
     key = (str(ws.root), storage, heartbeat_interval, grace_period, max_retry)
@@ -189,11 +288,14 @@ def open_storage(
                                   fix=f"Give a journal file, e.g. {path / 'studies.log'}, or a postgresql:// URL.")
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                backend = JournalFileBackend(str(path))
+                backend = _CheckedJournalFileBackend(str(path))
             except OSError as exc:
                 raise WorkspaceError(f"Cannot create the study journal: {exc.strerror or exc}.",
                                      received=str(path), fix="Make the folder writable, or pick another.") from exc
-            opened = HeartbeatJournalStorage(backend, heartbeat_interval=heartbeat_interval,
-                                             grace_period=grace_period, callback=callback)
+            try:
+                opened = HeartbeatJournalStorage(backend, heartbeat_interval=heartbeat_interval,
+                                                 grace_period=grace_period, callback=callback)
+            except (KeyError, TypeError, ValueError, IndexError) as exc:  # records that parse but do not replay
+                raise _journal_damaged(path, exc) from exc
         _OPEN[key] = opened
         return opened
