@@ -72,10 +72,12 @@ def analyse(model_path: str, run_version: int, source: str | bytes, version: int
     so an edited file is analysed again. With ``tta`` the probabilities are the average of
     the image's and its mirror image's (``tlcore.tta``); Grad-CAM explains the image itself.
 
-    Returns the image for display (longer side ``DISPLAY_PX``), the model's input
-    (S×S×3 uint8, resized by the training rule), the probabilities and the Grad-CAM
-    heatmap of the most probable class. Raises ``TLCoreError`` for an image that
-    cannot be used (not cached).
+    Returns the image for display (``DISPLAY_PX``×``DISPLAY_PX``×4 uint8: the image scaled
+    so that its longer side is ``DISPLAY_PX``, centred on transparent padding, so that a
+    very tall or wide image is drawn at its own shape in a square box, never stretched to the
+    column's width into a page-long strip), the model's input (S×S×3 uint8, resized by the
+    training rule), the probabilities and the Grad-CAM heatmap of the most probable class.
+    Raises ``TLCoreError`` for an image that cannot be used (not cached).
     """
     loaded, cam = data.cached_model(model_path, run_version)
     rgb = load_rgb(source)
@@ -88,8 +90,10 @@ def analyse(model_path: str, run_version: int, source: str | bytes, version: int
     scale = DISPLAY_PX / max(shown.size)  # small images are enlarged too, so results line up
     shown = shown.resize((max(1, round(shown.width * scale)), max(1, round(shown.height * scale))),
                          Image.Resampling.BILINEAR)
+    box = Image.new("RGBA", (DISPLAY_PX, DISPLAY_PX), (0, 0, 0, 0))  # letterbox: the page's background shows
+    box.paste(shown, ((DISPLAY_PX - shown.width) // 2, (DISPLAY_PX - shown.height) // 2))
     return {
-        "display": np.asarray(shown),
+        "display": np.asarray(box),
         "input": x,
         "probs": probs,
         "heatmap": res.heatmaps[0] if res is not None else None,

@@ -182,3 +182,86 @@ def test_bad_arguments(model, tree):
             predict_batch(model, src, top_k=4)
         with pytest.raises(Exception, match="chunk_size"):
             predict_batch(model, src, chunk_size=0)
+
+
+# ------------------------------------------------- true labels at any depth (the scanner's class folders)
+NESTED_CLASSES = ["bird", "猫 cat", "  spaced  name "]  # channel k wins for class k (channel_model)
+
+
+def _tinted(path, channel: int, seed: int):
+    from PIL import Image
+
+    arr = np.random.default_rng(seed).integers(0, 156, size=(12, 10, 3), dtype=np.uint8)
+    arr[..., channel] += 100
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+
+
+@pytest.fixture
+def nested_tree(workspace):
+    """<workspace>/nested: '猫 cat' with 2 images at its top, 2 in sub/ and 2 in sub/deeper/ (18 → 6 + 12 before
+    the fix); '  spaced  name ' (2, one level down); 'spaced  name' (the same name stripped: no class, 3);
+    'owl' (no class, 4, below owl/x/); bird (1)."""
+    root = workspace.root / "nested"
+    seed = 0
+    for rel, channel, n in [("猫 cat", 1, 2), ("猫 cat/sub", 1, 2), ("猫 cat/sub/deeper", 1, 2),
+                            ("  spaced  name /x", 2, 2), ("spaced  name", 2, 3), ("owl/x", 0, 4), ("bird", 0, 1)]:
+        for i in range(n):
+            seed += 1
+            _tinted(root / rel / f"img_{i}.png", channel, seed)
+    return root
+
+
+def _labels(result):
+    return {r.file: r.true_label for r in result.rows}
+
+
+def test_images_at_any_depth_under_a_class_folder_take_its_class(model, nested_tree, workspace):
+    m = loaded(channel_model(3, 8), NESTED_CLASSES)
+    with open_folder(nested_tree, ws=workspace) as src:
+        result = predict_batch(m, src, top_k=1)
+    labels = _labels(result)
+    assert len(labels) == 16
+    assert labels["猫 cat/sub/deeper/img_1.png"] == "猫 cat" and labels["猫 cat/img_0.png"] == "猫 cat"
+    assert sum(v == "猫 cat" for v in labels.values()) == 6
+    assert labels["  spaced  name /x/img_0.png"] == "  spaced  name "  # compared exactly, spaces and all
+    assert labels["spaced  name/img_0.png"] is None and labels["owl/x/img_3.png"] is None
+    assert len(result.labelled) == 9 and result.accuracy == 1.0
+    assert result.unmatched == {"owl": 4, "spaced  name": 3}
+    assert result.accuracy_basis == "on 9 of 16 images"
+    line = summary_line(result)
+    assert "accuracy 100.0 % on 9 labelled images of the 16" in line
+    assert "7 images are in folders that name no class of the model ('owl' (4), 'spaced  name' (3))" in line
+    # The same tree zipped, wrapped in one top folder (unwrapped) or not: the same labels.
+    for top in ("wrapper", None):
+        archive = zip_tree(nested_tree, workspace.root / f"nested-{top}.zip", top=top)
+        with open_zip(archive) as src:
+            got = predict_batch(m, src, top_k=1, workers=1)
+        assert _labels(got) == labels and got.unmatched == result.unmatched
+
+
+def test_a_split_folder_or_one_class_folder_given_still_labels_its_images(model, workspace):
+    m = loaded(channel_model(3, 8), NESTED_CLASSES)
+    root = workspace.root / "presplit"
+    _tinted(root / "test" / "猫 cat" / "a.png", 1, 1)
+    _tinted(root / "Test" / "猫 cat" / "sub" / "b.png", 1, 2)
+    _tinted(root / "test" / "owl" / "c.png", 0, 3)
+    _tinted(root / "test" / "d.png", 0, 4)  # directly in the split folder: no class folder
+    with open_folder(root) as src:
+        result = predict_batch(m, src, top_k=1)
+    assert _labels(result) == {"Test/猫 cat/sub/b.png": "猫 cat", "test/d.png": None, "test/owl/c.png": None,
+                               "test/猫 cat/a.png": "猫 cat"}
+    assert result.unmatched == {"test": 1, "test/owl": 1}
+    # One class's folder given itself: every image under it is of that class (its sub-folders name none).
+    with open_folder(root / "test" / "猫 cat") as src:
+        assert _labels(predict_batch(m, src, top_k=1)) == {"a.png": "猫 cat"}
+    with open_folder(root / "Test" / "猫 cat") as src:
+        inner = predict_batch(m, src, top_k=1)
+    assert _labels(inner) == {"sub/b.png": "猫 cat"} and inner.unmatched == {}
+    archive = zip_tree(root / "Test" / "猫 cat", workspace.root / "one.zip", top="猫 cat")
+    with open_zip(archive) as src:  # the zip's single top folder, unwrapped, is the class
+        assert _labels(predict_batch(m, src, top_k=1, workers=1)) == {"sub/b.png": "猫 cat"}
+    # Only a folder that names no class given: no label, no accuracy.
+    with open_folder(root / "test" / "owl") as src:
+        none = predict_batch(m, src, top_k=1)
+    assert none.accuracy is None and none.unmatched == {} and none.accuracy_basis == ""

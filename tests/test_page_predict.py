@@ -314,3 +314,36 @@ def test_a_model_made_elsewhere_predicts_without_grad_cam(with_model):
     at.file_uploader(key="pr_uploads").set_value(("a.png", image_bytes((50, 40), seed=2), "image/png")).run()
     _ok(at)
     assert not at.error and len(at.get("plotly_chart")) == 1 and len(_result_images(at)) == 1
+
+
+# ------------------------------------------------------------- display size
+def test_a_very_tall_narrow_upload_is_drawn_in_a_square_box(with_model, monkeypatch):
+    """A 1×5000 image was drawn as a 1×224 picture, which the browser stretched to the column's width
+    (a ~14,000 px tall element): it is now letterboxed in a 224×224 square, at its own shape."""
+    from PIL import Image
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    sent: dict[str, bytes] = {}  # media file id -> the bytes the browser would get
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def record(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        if isinstance(path_or_data, bytes):
+            sent[file_id] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    at = _page()
+    at.file_uploader(key="pr_uploads").set_value(
+        ("receipt.png", image_bytes((1, 5000), seed=11), "image/png")).run()
+    _ok(at)
+    assert not at.error and len(at.get("plotly_chart")) == 1
+    pictures = _result_images(at)
+    assert len(pictures) == 2  # the photo and its Grad-CAM overlay
+    sizes = {}
+    for img in pictures:
+        url = img.proto.imgs[0].url
+        file_id = url.rsplit("/", 1)[-1].split(".")[0]
+        sizes[img.proto.imgs[0].caption] = Image.open(io.BytesIO(sent[file_id])).size
+    assert sizes["the image"] == (224, 224)  # was (1, 224): drawn ~14,000 px tall at the column's width
+    assert all(w <= 224 and h <= 224 and h <= w for w, h in sizes.values()), sizes

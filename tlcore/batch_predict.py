@@ -25,10 +25,18 @@ memory stays bounded whatever the number of images; ``progress(done, total)`` is
 before the first chunk and after every one. A file that cannot be read or decoded becomes
 a row with an ``error``, never a failure of the batch.
 
-*True labels*: when the name of the folder holding an image is one of the model's
-classes, that class is its true label: a folder (or zip) with one sub-folder per class,
-or one class's folder itself, gives a ``correct`` column and an ``accuracy`` (over the
-labelled images).
+*True labels* follow the dataset scanner's rule (``tlcore.datasets``' ``scan_dataset``): an
+image's class folder is the top-level folder under the folder (or zip) given, whatever the
+depth of the image below it (``cat/indoor/2024/x.jpg`` is in the class folder ``cat``), and
+when that name is exactly one of the model's classes (compared as is: case, spaces and all)
+it is the image's true label. Two more layouts are labelled: a split folder on top
+(``test/cat/x.jpg``; ``train``, ``val``, ``valid``, ``validation``, ``test``, any case, as in
+the scanner's pre-split layout) takes the folder below it; and one class's folder given
+itself (``cat``, or a zip whose single top folder ``cat`` is unwrapped) labels every image
+under it whose own class folder names no class. Labels give a ``correct`` column and an
+``accuracy`` (over the labelled images); images in class folders that name no class of the
+model are counted (``BatchResult.unmatched``) and said in ``summary_line``, so an accuracy
+over a few of the images is never mistaken for one over all.
 
 Users: ``python -m tlcore predict MODEL --folder DIR | --zip FILE`` (``cli._train``) and
 the Predict page's batch source (``tlui.predict_widgets``).
@@ -84,8 +92,12 @@ class BatchItem:
 
     Attributes:
         name: its path relative to the folder or archive ('/'-separated), as shown.
-        folder: the name of the folder holding it (the folder given, for a file at its top;
-            "" at the top of a zip): a true label when it names one of the model's classes.
+        folder: its class folder: the top-level folder under the folder or archive given, at
+            any depth below it ("cat" for ``cat/sub/x.png``), or a split folder and the folder
+            below it ("test/cat" for ``test/cat/x.png``); "" for a file at the top.
+        root: the name of the folder given (of the single top folder a zip's paths were
+            unwrapped from; "" otherwise): the true label when it names a class and
+            ``folder`` does not (one class's folder given itself).
         path: the file on disk (None for a zip entry).
         member: the zip entry (None for a file on disk).
     """
@@ -94,6 +106,12 @@ class BatchItem:
     folder: str
     path: Path | None = None
     member: zipfile.ZipInfo | None = None
+    root: str = ""
+
+    def true_label(self, classes: set[str] | frozenset[str]) -> str | None:
+        """The class this item's folders name among ``classes`` (the module's *True labels*), or None."""
+        top, _, below = self.folder.partition("/")  # below: "cat" of "test/cat", a split folder's class folder
+        return next((name for name in (top, below, self.root) if name and name in classes), None)
 
 
 @dataclass
@@ -150,6 +168,18 @@ def _no_images(what: str, skipped: int) -> DatasetError:
     )
 
 
+SPLIT_FOLDERS = frozenset({"train", "val", "valid", "validation", "test"})  # the scanner's split names (lower case)
+
+
+def _class_folder(dirs: tuple[str, ...]) -> str:
+    """The class folder of an image in the folders ``dirs`` below the root (``BatchItem.folder``)."""
+    if not dirs:
+        return ""
+    if len(dirs) > 1 and dirs[0].lower() in SPLIT_FOLDERS:
+        return f"{dirs[0]}/{dirs[1]}"
+    return dirs[0]
+
+
 def _too_many(count: int) -> DatasetError:
     return DatasetError(f"Too many files for one batch (limit {MAX_BATCH_FILES:,}).", received=f"{count:,} files",
                         fix="Split the images into smaller folders.")
@@ -175,6 +205,7 @@ def open_folder(folder: str | os.PathLike[str], *, ws: Workspace | None = None) 
                             fix="Give the path of a folder of images (one sub-folder per class gives accuracy).")
     items: list[BatchItem] = []
     skipped = 0
+    root_name = Path(os.path.abspath(root)).name  # "." and ".." named too, links not followed
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         here = Path(dirpath)
@@ -190,7 +221,7 @@ def open_folder(folder: str | os.PathLike[str], *, ws: Workspace | None = None) 
                 skipped += 1  # a link out of the data roots is not read
                 continue
             rel = (rel_dir / fname).as_posix()
-            items.append(BatchItem(name=rel, folder=here.name, path=path))
+            items.append(BatchItem(name=rel, folder=_class_folder(rel_dir.parts), path=path, root=root_name))
             if len(items) > MAX_BATCH_FILES:
                 raise _too_many(len(items))
     if not items:
@@ -228,9 +259,12 @@ def open_zip(archive: str | os.PathLike[str] | bytes | IO[bytes], *, name: str |
             if not _is_image(rel.name):
                 skipped += 1
                 continue
-            # The folder holding it as archived (unwrapping the top folder does not change its class).
-            folder = PurePosixPath(info.filename.replace("\\", "/")).parent.name
-            items.append(BatchItem(name=rel.as_posix(), folder=folder, member=info))
+            # Its class folder counts from the unwrapped top, as for an extracted zip scanned; the
+            # folder unwrapped (if any) plays the part of the folder given.
+            archived = [p for p in PurePosixPath(info.filename.replace("\\", "/")).parts if p not in ("", ".", "/")]
+            cut = len(archived) - len(rel.parts)
+            items.append(BatchItem(name=rel.as_posix(), folder=_class_folder(rel.parts[:-1]), member=info,
+                                   root=archived[cut - 1] if cut > 0 else ""))
         if not items:
             raise _no_images("zip file", skipped)
     except BaseException:
@@ -258,12 +292,14 @@ class BatchRow:
         predictions: the top classes, most probable first (empty when ``error``).
         true_label: the class its folder names, or None.
         error: why it was not classified, or None.
+        folder: its class folder (``BatchItem.folder``; "" at the top of the source).
     """
 
     file: str
     predictions: tuple[Prediction, ...]
     true_label: str | None = None
     error: str | None = None
+    folder: str = ""
 
     @property
     def correct(self) -> bool | None:
@@ -306,6 +342,33 @@ class BatchResult:
     def has_truth(self) -> bool:
         """Whether any image has a true label (its folder names a class)."""
         return any(r.true_label is not None for r in self.rows)
+
+    @property
+    def unmatched(self) -> dict[str, int]:
+        """The class folders that name no class of the model, with their number of images (most first)."""
+        counts: dict[str, int] = {}
+        for r in self.rows:
+            if r.folder and r.true_label is None:
+                counts[r.folder] = counts.get(r.folder, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    @property
+    def accuracy_basis(self) -> str:
+        """What the accuracy is computed on, e.g. "on 6 of 18 images" ("" without labelled images)."""
+        n = len(self.labelled)
+        return f"on {n} of {counted(len(self.rows), 'image')}" if n else ""
+
+    def unmatched_note(self, limit: int = 3) -> str:
+        """One sentence naming the folders of ``unmatched`` (the first ``limit``), or "" when there are none."""
+        folders = self.unmatched
+        if not folders:
+            return ""
+        n = sum(folders.values())
+        named = ", ".join(f"{name!r} ({count})" for name, count in list(folders.items())[:limit])
+        more = f" and {counted(len(folders) - limit, 'more folder')}" if len(folders) > limit else ""
+        verb = "is in a folder that names" if n == 1 else "are in folders that name"
+        return (f"{counted(n, 'image')} {verb} no class of the model ({named}{more}), so "
+                f"{'it has' if n == 1 else 'they have'} no true label")
 
     @property
     def accuracy(self) -> float | None:
@@ -398,13 +461,13 @@ def predict_batch(
                 probs = flip_average(predict, x) if tta else predict(x)
             by_index = dict(zip(good, probs))
             for i, item in enumerate(chunk):
-                truth = item.folder if item.folder in classes else None
+                truth = item.true_label(classes)
                 outcome = prepared[i]
                 if isinstance(outcome, BaseException):
-                    rows.append(BatchRow(item.name, (), truth, _error_text(outcome)))
+                    rows.append(BatchRow(item.name, (), truth, _error_text(outcome), item.folder))
                 else:
                     preds = tuple(top_predictions(by_index[i], loaded.class_names, top_k))
-                    rows.append(BatchRow(item.name, preds, truth))
+                    rows.append(BatchRow(item.name, preds, truth, folder=item.folder))
             if progress:
                 progress(min(start + len(chunk), total), total)
     return BatchResult(rows=rows, class_names=list(loaded.class_names), top_k=top_k, tta=bool(tta),
@@ -412,7 +475,8 @@ def predict_batch(
 
 
 def summary_line(result: BatchResult) -> str:
-    """One sentence: how many images, errors, and the accuracy when there are true labels."""
+    """One sentence: how many images, errors, the accuracy when there are true labels (and on how many),
+    and the images in class folders that name no class of the model."""
     n = len(result.rows)
     parts = [f"{counted(n, 'image')} in {result.seconds:.1f} s"
              + (" with test-time augmentation" if result.tta else "")]
@@ -422,6 +486,11 @@ def summary_line(result: BatchResult) -> str:
         parts.append(f"{result.skipped} other file{'s' if result.skipped != 1 else ''} skipped")
     acc = result.accuracy
     if acc is not None:
-        parts.append(f"accuracy {100 * acc:.1f} % on {len(result.labelled)} labelled images")
+        n_rows, n_labelled = len(result.rows), len(result.labelled)
+        parts.append(f"accuracy {100 * acc:.1f} % on {n_labelled} labelled images"
+                     + (f" of the {n_rows}" if n_labelled < n_rows else ""))
+    note = result.unmatched_note()
+    if note:
+        parts.append(note)
     return "; ".join(parts) + "."
 

@@ -58,7 +58,7 @@ def model_picker(cat: Catalog) -> CatalogEntry:
                  help="Trained runs (newest first), search trials that saved a model (each study's best "
                       "first) and exports under the workspace's exports folder.")
     entry = by_key[ss["pr_model"]]
-    st.query_params["model"] = entry.key
+    place.keep_in_url("model", entry.key)
     return entry
 
 
@@ -153,7 +153,10 @@ def batch_result(result: BatchResult) -> None:
     m[0].metric("Images", len(result.rows))
     m[1].metric("Could not be read", len(result.failed))
     m[2].metric("Accuracy", tf.pct(result.accuracy) if result.has_truth else "-",
-                help="Top-1 accuracy over the images whose folder names one of the model's classes.")
+                help="Top-1 accuracy over the images whose class folder (the top-level folder, at any depth) "
+                     "names one of the model's classes.")
+    if result.has_truth and len(result.labelled) < len(result.rows):
+        m[2].caption(md_escape(result.accuracy_basis))  # never a bare 100 % over a third of the images
     st.caption(md_escape(summary_line(result)))
     if not result.has_truth:
         st.caption("No image sits in a folder named after one of the model's classes, so there is no "
