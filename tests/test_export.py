@@ -132,10 +132,18 @@ def test_existing_folder_refused_unless_overwrite(run_dir, tmp_path):
     with pytest.raises(WorkspaceError, match="already exists"):
         export_model(run_dir, out, ["keras"])
     assert (out / "old.txt").exists()
-    res = export_model(run_dir, out, "keras", overwrite=True)
+    # Not an earlier export: --overwrite would have deleted old.txt (a user's folder, the workspace's data).
+    with pytest.raises(WorkspaceError, match="not an earlier export"):
+        export_model(run_dir, out, "keras", overwrite=True)
+    assert (out / "old.txt").read_text() == "old"
+    (out / "old.txt").unlink()
+    res = export_model(run_dir, out, "keras", overwrite=True)  # an empty folder
     assert res.formats == ("keras",)
     assert sorted(p.name for p in out.iterdir()) == ["labels.txt", "model.keras", "model_card.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
+    (out / "notes.txt").write_text("mine")  # an earlier export: replaced whole, as --overwrite says
+    export_model(run_dir, out, "keras", overwrite=True)
+    assert not (out / "notes.txt").exists() and (out / "model_card.json").is_file()
 
 
 @pytest.mark.parametrize("formats", [["coreml"], [], "keras,tflite_int4"])
