@@ -172,3 +172,19 @@ def test_atomic_directory_never_replaces_a_folder_made_meanwhile(tmp_path):
     with atomic_directory(target, replace=True) as tmp:  # asked for: replaced
         (tmp / "mine.txt").write_text("mine")
     assert [p.name for p in target.iterdir()] == ["mine.txt"]
+
+
+@pytest.mark.parametrize("content", ['null', '[]', '{"Datasets": {}}', '{"datasets": {"fm": null}}',
+                                     '{"datasets": {"x": {"name": "x"}}}'])
+def test_a_registry_of_the_wrong_shape_is_an_error_and_left_alone(tmp_path, content):
+    # Read as empty, it was rewritten with the demo alone by the next listing: every registration lost.
+    from tlcore.datasets import ensure_demo
+
+    ws = Workspace(tmp_path / "ws")
+    reg = ws.root / "datasets" / "registry.json"
+    reg.parent.mkdir(parents=True)
+    reg.write_text(content)
+    for call in (ws.list_datasets, lambda: ensure_demo(ws)):  # what a listing does
+        with pytest.raises(WorkspaceError, match="registry cannot be read"):
+            call()
+    assert reg.read_text() == content
