@@ -276,9 +276,10 @@ def test_a_full_disk_leaves_nothing_and_names_the_folder(run_dir, ws, tmp_path, 
     import tlcore.export as export
 
     out = tmp_path / "exp"
-    if existing:
+    if existing:  # an earlier export, which --overwrite replaces
         out.mkdir()
         (out / "old.txt").write_text("old")
+        (out / "model_card.json").write_text("{}")
 
     def full(src, dst, *a, **kw):
         raise OSError(errno.ENOSPC, "No space left on device", str(dst))
@@ -290,7 +291,7 @@ def test_a_full_disk_leaves_nothing_and_names_the_folder(run_dir, ws, tmp_path, 
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == (["exp"] if existing else [])  # no temporary folder, no half export
     if existing:
-        assert sorted(p.name for p in out.iterdir()) == ["old.txt"]  # the old export is intact
+        assert sorted(p.name for p in out.iterdir()) == ["model_card.json", "old.txt"]  # the old export is intact
 
 
 def test_a_full_disk_while_writing_tflite(run_dir, ws, tmp_path, monkeypatch):

@@ -589,14 +589,6 @@ def export_model(
     if out.exists() and not out.is_dir():
         raise WorkspaceError("The export path exists and is not a folder.", received=str(out),
                              fix="Choose another path.")
-    if out.is_dir() and not RunFolder(out).model_card_file.is_file() and any(out.iterdir()):
-        # --overwrite replaces an earlier export, never a folder of the user's own files
-        raise WorkspaceError(
-            "The folder to overwrite is not an earlier export (it has no model_card.json), so overwriting "
-            "it would delete the files in it.",
-            received=str(out),
-            fix="Choose a new folder, or an earlier export folder to replace, or an empty one.",
-        )
     if isinstance(run_or_model_path, LoadedModel):
         loaded = run_or_model_path
     else:
@@ -608,6 +600,14 @@ def export_model(
             "The export folder would replace the folder of the model being exported.",
             received=f"out_dir={out}",
             fix="Export into a new folder outside the run folder.",
+        )
+    if out.is_dir() and not RunFolder(out).model_card_file.is_file() and any(out.iterdir()):
+        # --overwrite replaces an earlier export, never a folder of the user's own files
+        raise WorkspaceError(
+            "The folder to overwrite is not an earlier export (it has no model_card.json), so overwriting "
+            "it would delete the files in it.",
+            received=str(out),
+            fix="Choose a new folder, or an earlier export folder to replace, or an empty one.",
         )
     ws = workspace_for(loaded, workspace)
     representative, rep_info, rounding = None, {}, dict(NEAREST_ROUNDING)
