@@ -190,19 +190,14 @@ def read_json(path: str | os.PathLike[str], default: Any = None) -> Any:
             received=str(path),
             fix="Move that folder elsewhere (the file is then started afresh) or restore the file from a backup.",
         ) from exc
-    except PermissionError as exc:
-        raise WorkspaceError(
-            f"Cannot read {path.name}: permission denied.",
-            received=str(path),
-            fix="Make the file (and its folders) readable by the user running tlcore, "
-                "or point TLCORE_HOME at a workspace that user owns.",
-        ) from exc
     except OSError as exc:
+        denied = isinstance(exc, PermissionError)
         raise WorkspaceError(
-            f"Cannot read {path.name}: {exc.strerror or exc}.",
+            f"Cannot read {path.name}: {'permission denied' if denied else exc.strerror or exc}.",
             received=str(path),
-            fix="Check the disk and the file's permissions; or restore the file from a backup, or delete it "
-                "to start that part of the workspace afresh.",
+            fix="Make the file (and its folders) readable by the user running tlcore, or point TLCORE_HOME at "
+                "a workspace that user owns." if denied else "Check the disk and the file's permissions; or "
+                "restore the file from a backup, or delete it to start that part of the workspace afresh.",
         ) from exc
     try:
         return json.loads(text)

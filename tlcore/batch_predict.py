@@ -67,7 +67,7 @@ import numpy as np
 import pandas as pd
 
 from tlcore._usertext import counted
-from tlcore.datasets import IMAGE_EXTENSIONS, MAX_ZIP_BYTES, read_member, zip_members
+from tlcore.datasets import IMAGE_EXTENSIONS, MAX_ZIP_BYTES, SPLIT_NAMES, read_member, zip_members
 from tlcore.errors import ConfigError, DatasetError, NotFoundError, TLCoreError
 from tlcore.predict import LoadedModel, Prediction, check_top_k, predict_arrays, prepare_image, top_predictions
 from tlcore.tta import flip_average
@@ -168,14 +168,11 @@ def _no_images(what: str, skipped: int) -> DatasetError:
     )
 
 
-SPLIT_FOLDERS = frozenset({"train", "val", "valid", "validation", "test"})  # the scanner's split names (lower case)
-
-
 def _class_folder(dirs: tuple[str, ...]) -> str:
     """The class folder of an image in the folders ``dirs`` below the root (``BatchItem.folder``)."""
     if not dirs:
         return ""
-    if len(dirs) > 1 and dirs[0].lower() in SPLIT_FOLDERS:
+    if len(dirs) > 1 and dirs[0].lower() in SPLIT_NAMES:
         return f"{dirs[0]}/{dirs[1]}"
     return dirs[0]
 

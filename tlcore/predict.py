@@ -559,25 +559,29 @@ def _unreadable(path: Path, what: str) -> str:
     return f"its {path.name} {what}"
 
 
-def _summary(run: Path) -> ModelSummary | str | None:
-    """The summary of one run folder; a note saying why a run folder cannot be listed; None for a
-    folder that holds none of a run's files (not a run)."""
+def _summary(run: Path) -> tuple[ModelSummary | None, str | None]:
+    """One run folder's summary and a note: (summary, None) for a run; (summary, note) for a run
+    whose metrics.json cannot be read; (None, note) for a run folder that cannot be listed,
+    saying why; (None, None) for a folder that holds none of a run's files (not a run)."""
     folder = RunFolder(run)
     model_file = folder.model_file
     if not any(p.exists() for p in folder.files()):
-        return None
+        return None, None
     fix = f"Restore it, train the model again, or delete the folder {run}."
     if not model_file.is_file():
-        return f"Run '{run.name}' is not listed: {_unreadable(model_file, 'is not a file')}. {fix}"
+        return None, f"Run '{run.name}' is not listed: {_unreadable(model_file, 'is not a file')}. {fix}"
     labels = folder.read_labels()
     if not labels:
         why = _unreadable(folder.labels_file, "is not UTF-8 text with one class name per line")
-        return f"Run '{run.name}' is not listed: {why}. {fix}"
+        return None, f"Run '{run.name}' is not listed: {why}. {fix}"
     spec = folder.read_spec()
     if not spec:
         why = _unreadable(folder.spec_file, "is not a YAML mapping of the run's settings")
-        return f"Run '{run.name}' is not listed: {why}. {fix}"
+        return None, f"Run '{run.name}' is not listed: {why}. {fix}"
     metrics = folder.read_metrics()
+    note = None if metrics else (
+        f"Run '{run.name}': {_unreadable(folder.metrics_file, 'is not a JSON object')}, so its accuracies are not "
+        "shown. It can still be used; restore metrics.json from a copy to see them.")
 
     def num(d: dict[str, Any], key: str) -> float | None:
         v = d.get(key)
@@ -597,7 +601,7 @@ def _summary(run: Path) -> ModelSummary | str | None:
         freeze_depth=integer(spec, "freeze_depth"), epochs_run=integer(metrics, "epochs_run"),
         best_val_accuracy=num(metrics, "best_val_accuracy"), test_accuracy=num(metrics, "test_accuracy"),
         num_classes=len(labels), created=_created(model_file),
-    )
+    ), note
 
 
 def scan_models(ws: Workspace) -> tuple[list[ModelSummary], list[str]]:
@@ -630,18 +634,14 @@ def scan_models(ws: Workspace) -> tuple[list[ModelSummary], list[str]]:
         try:
             if not entry.is_dir():
                 continue
-            summary = _summary(Path(entry.path))
+            summary, note = _summary(Path(entry.path))
         except OSError as exc:
             notes.append(f"Run '{entry.name}' is not listed: its folder cannot be read ({exc.strerror or exc}).")
             continue
-        if isinstance(summary, str):
-            notes.append(summary)
-        elif summary is not None:
+        if summary is not None:
             found.append(summary)
-            if summary.epochs_run is None and not RunFolder(summary.path).read_metrics():
-                why = _unreadable(RunFolder(summary.path).metrics_file, "is not a JSON object")
-                notes.append(f"Run '{summary.name}': {why}, so its accuracies are not shown. It can still "
-                             "be used; restore metrics.json from a copy to see them.")
+        if note is not None:
+            notes.append(note)
     found.sort(key=lambda s: (s.created, s.name), reverse=True)
     return found, notes
 

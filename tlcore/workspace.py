@@ -292,22 +292,25 @@ class Workspace:
         """The registry's entries by name; {} before the first dataset. A registry that is JSON but
         not one (a hand edit, another program's file) is an error, never read as empty: the next
         write would then drop every registration."""
-        data = read_json(self._registry_path, default={"datasets": {}})
-        entries = data.get("datasets", {} if data == {} else None) if isinstance(data, dict) else None
-        bad = [k for k, v in entries.items() if not (isinstance(v, dict) and isinstance(v.get("name"), str)
-                                                     and isinstance(v.get("path"), str))] if isinstance(
-            entries, dict) else None
-        if bad is None or bad:
-            what = (f"its entry {bad[0]!r} is not a dataset record (a mapping with a name and a path)" if bad
-                    else 'it is not a mapping with a "datasets" mapping in it')
-            raise WorkspaceError(
-                f"The dataset registry cannot be read: {what}.",
-                received=str(self._registry_path),
-                fix="Restore registry.json from a backup, or mend it by hand: "
-                '{"version": 1, "datasets": {"NAME": {"name": "NAME", "path": "/path/to/it"}}}. '
-                "Nothing was written to it.",
-            )
-        return entries
+        data = read_json(self._registry_path, default={})
+        if data == {}:  # no dataset yet
+            return {}
+        entries = data.get("datasets") if isinstance(data, dict) else None
+        if not isinstance(entries, dict):
+            what = 'it is not a mapping with a "datasets" mapping in it'
+        else:
+            bad = next((k for k, v in entries.items() if not (
+                isinstance(v, dict) and isinstance(v.get("name"), str) and isinstance(v.get("path"), str))), None)
+            if bad is None:
+                return entries
+            what = f"its entry {bad!r} is not a dataset record (a mapping with a name and a path)"
+        raise WorkspaceError(
+            f"The dataset registry cannot be read: {what}.",
+            received=str(self._registry_path),
+            fix="Restore registry.json from a backup, or mend it by hand: "
+            '{"version": 1, "datasets": {"NAME": {"name": "NAME", "path": "/path/to/it"}}}. '
+            "Nothing was written to it.",
+        )
 
     def _write_registry(self, datasets: dict[str, dict[str, Any]]) -> None:
         atomic_write_json(self._registry_path, {"version": 1, "datasets": datasets})

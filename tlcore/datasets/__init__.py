@@ -78,7 +78,7 @@ from tlcore.datasets._report import (
     registry_table,
     scan_summary,
 )
-from tlcore.datasets._scan import ScanOptions, ScanResult, scan_dataset
+from tlcore.datasets._scan import SPLIT_NAMES, ScanOptions, ScanResult, scan_dataset
 from tlcore.datasets._split import SPLITS, assign_splits, split_counts
 
 __all__ = [
@@ -103,6 +103,7 @@ __all__ = [
     "DEMO_PATH",
     "FASHION_MNIST_CLASSES",
     "IMAGE_EXTENSIONS",
+    "SPLIT_NAMES",
     "MAX_ZIP_BYTES",
     "OWNED_SOURCES",
     "REGISTRY_COLUMNS",

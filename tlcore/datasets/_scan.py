@@ -85,6 +85,7 @@ from tlcore.datasets._imageio import IMAGE_EXTENSIONS, _failure_text, _Probe, _p
 from tlcore.errors import ConfigError, PathNotAllowedError
 
 __all__ = [
+    "SPLIT_NAMES",
     "ScanOptions",
     "ScanResult",
     "scan_dataset",
@@ -140,7 +141,8 @@ PROBLEM_COLUMNS: tuple[str, ...] = ("relpath", "kind", "severity", "message", "f
 
 # Kinds that come from a file's own bytes: stored in the index, reused unchanged on a rescan.
 _FILE_KINDS = ("unreadable", "empty_file", "not_an_image", "corrupt", "truncated", "decompression_bomb")
-_SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+"""A pre-split layout's top folder names (lower case; any case on disk) and the split each is."""
 _IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx", "$recycle.bin", "system volume information"})
 _MAX_DEPTH = 64  # a deeper tree is not a dataset; stops pathological (bind-mount) cycles too
 _MAX_ROOT_FILE_LINES = 20  # root_file lines per folder before the rest are summed up in one
@@ -619,14 +621,14 @@ def _walk_tree(walker: _Walker, root_path: Path, real_root: str) -> tuple[str, i
     walker.root_files(root_images, "the dataset folder", "")
 
     lowered = {n.lower() for n, _, _ in dirs}
-    presplit = bool(dirs) and lowered <= set(_SPLIT_NAMES) and "train" in lowered and len(lowered) >= 2
+    presplit = bool(dirs) and lowered <= set(SPLIT_NAMES) and "train" in lowered and len(lowered) >= 2
     if not presplit:
         for name, path, real in dirs:
             walker.walk_class(path, name, real, name, "", ancestors)
         return "class_folders", len(root_images)
 
     for split_name, path, real in dirs:
-        split = _SPLIT_NAMES[split_name.lower()]
+        split = SPLIT_NAMES[split_name.lower()]
         loose: list[str] = []
         for kind, name, cpath, creal in walker.entries(path, split_name, real, ancestors | {real}):
             rel = f"{split_name}/{name}"
