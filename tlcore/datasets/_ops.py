@@ -167,12 +167,8 @@ def add_dataset(
         DatasetError: the folder cannot be used as a dataset at all; nothing is registered.
     """
     validate_name(name, "dataset name")
-    if not overwrite and ws.has_dataset(name):
-        raise ConfigError(
-            "A dataset with that name is already registered.",
-            received=repr(name),
-            fix="Choose another name, or rescan the existing one.",
-        )
+    if not overwrite:
+        _check_name_free(ws, name)
     root = ws.check_data_path(path)
     result = scan_dataset(root, options=options, allowed_roots=ws.data_roots, progress=progress)
     if not result.usable:
@@ -185,9 +181,21 @@ def add_dataset(
             "Arrange the images as one sub-folder per class (at least two classes), e.g. photos/cat/*.jpg, photos/dog/*.jpg.",
         )
     with ws.lock(f"dataset-{name}"):
+        if not overwrite:  # again: another process may have added the name while this one scanned
+            _check_name_free(ws, name)
         _save_scan(ws, name, result)
-        ws.put_dataset(_record_from(name, result, source=source))
+        ws.put_dataset(_record_from(name, result, source=source), overwrite=overwrite)
     return result
+
+
+def _check_name_free(ws: Workspace, name: str) -> None:
+    if ws.has_dataset(name):
+        raise ConfigError(
+            "A dataset with that name is already registered.",
+            received=repr(name),
+            fix="Choose another name, or remove the registered dataset first "
+            f"('python -m tlcore datasets remove {name}').",
+        )
 
 
 def rescan_dataset(
@@ -247,9 +255,7 @@ def add_zip_dataset(
     scan and of every rescan, and empty class folders are kept (``empty_class``).
     """
     validate_name(name, "dataset name")
-    if ws.has_dataset(name):
-        raise ConfigError("A dataset with that name is already registered.", received=repr(name),
-                          fix="Choose another name.")
+    _check_name_free(ws, name)
     folder = extract_zip(archive, _new_data_folder(ws, name), **limits)
     shown = getattr(archive, "name", archive)  # a path, or a file object's name (the page's upload has one)
     origin = Path(shown).name if isinstance(shown, (str, os.PathLike)) and str(shown) else "the uploaded zip file"
@@ -268,8 +274,7 @@ def add_idx_dataset(
 ) -> ScanResult:
     """Import an IDX image/label pair into ``<workspace>/data/<name>`` and register it."""
     validate_name(name, "dataset name")
-    if ws.has_dataset(name):
-        raise ConfigError("A dataset with that name is already registered.", received=repr(name))
+    _check_name_free(ws, name)
     folder = import_idx({"all": (images, labels)}, _new_data_folder(ws, name), class_names=class_names,
                         per_class=per_class)
     return _register_new_folder(ws, name, folder, "idx", progress)
@@ -281,8 +286,7 @@ def add_fashion_mnist(
 ) -> ScanResult:
     """Import Fashion-MNIST (Debian's dataset-fashion-mnist) as a pre-split dataset and register it."""
     validate_name(name, "dataset name")
-    if ws.has_dataset(name):
-        raise ConfigError("A dataset with that name is already registered.", received=repr(name))
+    _check_name_free(ws, name)
     folder = import_fashion_mnist(_new_data_folder(ws, name), per_class=per_class)
     return _register_new_folder(ws, name, folder, "idx", progress)
 
