@@ -188,3 +188,58 @@ def test_a_registry_of_the_wrong_shape_is_an_error_and_left_alone(tmp_path, cont
         with pytest.raises(WorkspaceError, match="registry cannot be read"):
             call()
     assert reg.read_text() == content
+
+
+def test_a_settings_file_that_is_not_utf8_is_an_error_naming_it_and_left_alone(tmp_path):
+    from tlcore.datasets import ensure_demo
+
+    ws = Workspace(tmp_path / "ws")
+    ws.settings_path.parent.mkdir(parents=True)
+    content = "data_roots: [/données]\n".encode("latin-1")  # saved by an editor in another encoding
+    ws.settings_path.write_bytes(content)
+    for call in (lambda: ws.data_roots, lambda: ws.add_data_root(tmp_path), lambda: ensure_demo(ws, force=True)):
+        with pytest.raises(WorkspaceError, match=r"workspace.yaml is not UTF-8 text \(byte 0xe9 at offset 18\)") as e:
+            call()
+        assert e.value.received == str(ws.settings_path) and "delete it" in e.value.fix
+    assert ws.settings_path.read_bytes() == content
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("data_roots: 5\n", "holds 5"),
+    ("data_roots: true\n", "holds True"),
+    ("data_roots: {photos: /data}\n", "holds {'photos': '/data'}"),
+    ("data_roots: [/data, 7]\n", "holds 7 as entry 2"),
+    ("data_roots: [/data, null]\n", "holds None as entry 2"),
+    ("data_roots: ['']\n", "holds '' as entry 1"),  # read as the current folder, it would have allowed it
+])
+def test_data_roots_that_are_not_a_list_of_folders_are_an_error_and_left_alone(tmp_path, text, shown):
+    ws = Workspace(tmp_path / "ws")
+    ws.settings_path.parent.mkdir(parents=True)
+    ws.settings_path.write_text(text)
+    for call in (lambda: ws.data_roots, lambda: ws.check_data_path(ws.root), lambda: ws.add_data_root(tmp_path)):
+        with pytest.raises(ConfigError, match="data_roots must be a list of folders") as e:
+            call()
+        assert str(ws.settings_path) in str(e.value.received) and shown in str(e.value.received)
+    assert ws.settings_path.read_text() == text  # allow-root did not rewrite it
+
+
+def test_one_data_root_given_as_text_is_kept_when_another_is_added(tmp_path, monkeypatch):
+    monkeypatch.delenv("TLCORE_DATA_ROOTS", raising=False)
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    ws = Workspace(tmp_path / "ws")
+    ws.save_settings({"data_roots": str(first)})
+    assert first.resolve() in ws.data_roots
+    ws.add_data_root(second)  # it was split into one root per character
+    assert ws.settings()["data_roots"] == [str(first), str(second.resolve())]
+
+
+def test_a_workspace_below_a_file_is_refused_at_once(tmp_path):
+    f = tmp_path / "somefile"
+    f.write_text("x")
+    for root in (f / "ws", f / "a" / "b" / "ws"):
+        with pytest.raises(WorkspaceError, match="cannot be a folder") as e:
+            Workspace(root)
+        assert f"{f} above it is a file" in e.value.message and e.value.received == str(root)
+    assert f.read_text() == "x"

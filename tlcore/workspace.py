@@ -30,7 +30,9 @@ Dataset paths are confined to the *data roots*: the workspace itself, the
 bundled demo folder (``DEMO_DATA_DIR``: the checkout's ``demo_data/``, or the
 installed copy's, found by ``tlcore.appfiles``), and whatever ``workspace.yaml``'s
 ``data_roots`` list or the ``TLCORE_DATA_ROOTS`` variable (``os.pathsep``-separated)
-add.
+add. A ``workspace.yaml`` that is not UTF-8 text, not YAML, or whose ``data_roots`` is not a
+list of folders is an error that names it, and it is never rewritten then; a workspace path
+below a file is refused when the ``Workspace`` is made.
 
 This module only knows paths, settings and the registry; what a dataset holds is
 ``tlcore.datasets`` (``add_dataset`` and friends write the registry through
@@ -90,6 +92,15 @@ def validate_name(name: str, what: str = "name") -> str:
     return name
 
 
+def _file_above(path: Path) -> Path | None:
+    """The nearest existing parent of a missing ``path`` when it is not a folder (nothing can be made
+    below it), else None."""
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -132,6 +143,13 @@ class Workspace:
                 "The workspace path exists and is not a folder.",
                 received=str(self.root),
                 fix="Point TLCORE_HOME or --workspace at a folder.",
+            )
+        blocker = _file_above(self.root)
+        if blocker is not None:
+            raise WorkspaceError(
+                f"The workspace path cannot be a folder: {blocker} above it is a file, not a folder.",
+                received=str(self.root),
+                fix="Point TLCORE_HOME or --workspace at a folder that is not below a file.",
             )
 
     def __repr__(self) -> str:
@@ -196,11 +214,14 @@ class Workspace:
         return self.root / "workspace.yaml"
 
     def settings(self) -> dict[str, Any]:
-        """User-editable settings from ``workspace.yaml`` (empty if absent)."""
+        """User-editable settings from ``workspace.yaml`` (empty if absent).
+
+        Raises:
+            WorkspaceError: the file cannot be read (not UTF-8 text, a folder, no permission).
+            ConfigError: it is not valid YAML, or not a mapping.
+        """
         try:
-            data = _yaml.safe_load(self.settings_path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            return {}
+            data = _yaml.safe_load(self._read_settings_text()) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(
                 "workspace.yaml is not valid YAML.", received=f"{self.settings_path}: {_yaml.error_line(exc)}",
@@ -209,10 +230,38 @@ class Workspace:
         if not isinstance(data, dict):
             raise ConfigError(
                 "workspace.yaml must be a mapping of settings.",
-                received=type(data).__name__,
+                received=f"{self.settings_path}: a {type(data).__name__}",
                 fix="Write it as 'key: value' lines, e.g. 'data_roots: [/data]'.",
             )
         return data
+
+    def _read_settings_text(self) -> str:
+        """``workspace.yaml``'s text ("" when there is none); it is only read, never changed here."""
+        path = self.settings_path
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return ""
+        except UnicodeDecodeError as exc:
+            raise WorkspaceError(
+                f"workspace.yaml is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                "it may have been saved in another encoding or overwritten by another program.",
+                received=str(path),
+                fix="Nothing was written to it. Save it again as UTF-8 text ('key: value' lines: data_roots, a list of "
+                "folders datasets may come from; demo_removed: true or false), or delete it: it holds only those "
+                "settings.",
+            ) from exc
+        except IsADirectoryError as exc:
+            raise WorkspaceError("workspace.yaml is a folder, where the workspace's settings file belongs.",
+                                 received=str(path), fix="Move that folder elsewhere: the settings then start empty "
+                                 "(no extra data roots).") from exc
+        except OSError as exc:
+            raise WorkspaceError(
+                f"workspace.yaml cannot be read: "
+                f"{'permission denied' if isinstance(exc, PermissionError) else exc.strerror or exc}.",
+                received=str(path), fix="Make it readable by the user running tlcore, or point TLCORE_HOME at a "
+                "workspace that user owns.",
+            ) from exc
 
     def save_settings(self, settings: dict[str, Any]) -> None:
         self._dir()
@@ -223,12 +272,10 @@ class Workspace:
     def data_roots(self) -> list[Path]:
         """Folders dataset paths must lie in (resolved, symlinks followed)."""
         roots: list[Path] = [self.root, DEMO_DATA_DIR]
-        extra = self.settings().get("data_roots") or []
-        if isinstance(extra, str):
-            extra = [extra]
+        extra = self._data_roots_setting(self.settings())
         env = os.environ.get("TLCORE_DATA_ROOTS", "")
-        extra = list(extra) + [p for p in env.split(os.pathsep) if p.strip()]
-        roots += [Path(str(p)).expanduser() for p in extra]
+        extra += [p for p in env.split(os.pathsep) if p.strip()]
+        roots += [Path(p).expanduser() for p in extra]
         seen: list[Path] = []
         for r in roots:
             rr = Path(os.path.realpath(r))
@@ -242,12 +289,37 @@ class Workspace:
         if not p.is_dir():
             raise ConfigError("A data root must be an existing folder.", received=str(path))
         settings = self.settings()
-        roots = [str(x) for x in (settings.get("data_roots") or [])]
+        roots = self._data_roots_setting(settings)
         if str(p) not in roots:
             roots.append(str(p))
         settings["data_roots"] = roots
         self.save_settings(settings)
         return p
+
+    def _data_roots_setting(self, settings: dict[str, Any]) -> list[str]:
+        """``workspace.yaml``'s ``data_roots``: a list of folders (one folder alone may be given as text).
+
+        Raises:
+            ConfigError: it is something else (a number, a mapping, an entry that is not a path);
+                the file is left as it is.
+        """
+        value = settings.get("data_roots")
+        if value is None or value == "":
+            return []
+        entries = [value] if isinstance(value, str) else value
+        if not isinstance(entries, list):
+            what = repr(value)
+        else:
+            bad = [(i, e) for i, e in enumerate(entries, 1) if not (isinstance(e, str) and e.strip())]
+            if not bad:
+                return list(entries)
+            what = f"{bad[0][1]!r} as entry {bad[0][0]}, which is not a folder path"
+        raise ConfigError(
+            "workspace.yaml's data_roots must be a list of folders.",
+            received=f"{self.settings_path}: data_roots holds {what}",
+            fix="Write it as 'data_roots: [/data/photos, /mnt/shared]' (a path that looks like a number in quotes), "
+            "or remove the line. Nothing was written to the file.",
+        )
 
     def is_within_data_roots(self, path: str | os.PathLike[str]) -> bool:
         real = Path(os.path.realpath(Path(path).expanduser()))
