@@ -1,8 +1,11 @@
 import numpy as np
 import pandas as pd
+import pytest
 
 from tlcore.config import SplitSpec
 from tlcore.datasets import assign_splits, split_counts
+from tlcore.datasets._split import read_split_spec
+from tlcore.errors import ConfigError
 
 
 def make_index(n_per_class, classes=("a", "b", "c"), start=0):
@@ -71,3 +74,38 @@ def test_presplit_kept_and_val_carved_from_train():
 
 def test_empty_index():
     assert len(assign_splits(pd.DataFrame(columns=["relpath", "label", "sha1", "usable"]))) == 0
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    (b"seed: 3\nval_fraction: 0.2\xff\n", r"not UTF-8 text \(byte 0xff at offset 25\)"),
+    (b"val_fraction: [\n", "invalid: the SplitSpec is not valid YAML"),
+    (b"val_fraction: 2\n", r"invalid: val_fraction must be a number in \[0.0, 1.0\)"),
+    (b"- 0.2\n", "invalid: a SplitSpec must be a mapping"),
+])
+def test_a_damaged_split_file_is_an_error_naming_it_and_left_alone(tmp_path, content, words):
+    # Not UTF-8, it raised UnicodeDecodeError; other errors did not say which file was wrong.
+    path = tmp_path / "split.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=r"^The dataset's split settings are " + words) as e:
+        read_split_spec(path)
+    assert str(e.value.received).startswith(str(path)) and "Datasets page" in e.value.fix
+    assert path.read_bytes() == content
+
+
+def test_a_split_file_is_read_and_a_missing_one_is_the_default(tmp_path):
+    path = tmp_path / "split.yaml"
+    assert read_split_spec(path) == SplitSpec()
+    path.write_text(SplitSpec(val_fraction=0.2, seed=5).to_yaml())
+    assert read_split_spec(path) == SplitSpec(val_fraction=0.2, seed=5)
+
+
+def test_a_split_yaml_that_is_not_utf8_is_an_error_naming_it(workspace):
+    from tlcore.datasets import dataset_splits, ensure_demo, load_split_spec
+    ensure_demo(workspace)
+    path = workspace.dataset_dir("demo") / "split.yaml"
+    path.write_bytes(b"seed: \xff\n")
+    for call in (lambda: load_split_spec(workspace, "demo"), lambda: dataset_splits(workspace, "demo")):
+        with pytest.raises(ConfigError, match="split settings are not UTF-8 text") as e:
+            call()
+        assert e.value.received == str(path)
+    assert path.read_bytes() == b"seed: \xff\n"

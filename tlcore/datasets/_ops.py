@@ -45,7 +45,7 @@ from tlcore.datasets._groups import group_keys, load_split_groups
 from tlcore.datasets._idx import import_fashion_mnist, import_idx
 from tlcore.datasets._manifest import apply_overrides, load_overrides
 from tlcore.datasets._scan import ScanOptions, ScanResult, scan_dataset
-from tlcore.datasets._split import assign_splits, split_counts
+from tlcore.datasets._split import assign_splits, read_split_spec, split_counts
 from tlcore.errors import ConfigError, DatasetError, NotFoundError, TLCoreError, WorkspaceError
 from tlcore.workspace import DatasetRecord, Workspace, validate_name
 
@@ -324,11 +324,7 @@ def load_scan_info(ws: Workspace, name: str) -> dict[str, Any]:
 
 
 def load_split_spec(ws: Workspace, name: str) -> SplitSpec:
-    path = ws.dataset_dir(name, create=False) / "split.yaml"
-    try:
-        return SplitSpec.from_yaml(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return SplitSpec()
+    return read_split_spec(ws.dataset_dir(name, create=False) / "split.yaml")
 
 
 def save_split_spec(ws: Workspace, name: str, spec: SplitSpec) -> None:

@@ -22,20 +22,23 @@ folders give; when they have no ``val/`` folder, validation is carved out of
 
 Entry points: ``assign_splits(index, spec)`` (a ``split`` value per row: "train",
 "val", "test", or "" for unusable rows) and ``split_counts``; ``_ops.dataset_splits``
-applies them with the dataset's saved ``SplitSpec`` (``tlcore.config``), and the
-trainer trains on the result.
+applies them with the dataset's saved ``SplitSpec`` (``tlcore.config``; its file,
+``split.yaml``, read by ``read_split_spec``), and the trainer trains on the result.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from tlcore.config import SplitSpec
+from tlcore.errors import ConfigError
 
-__all__ = ["assign_splits", "split_counts", "SPLITS"]
+__all__ = ["assign_splits", "split_counts", "read_split_spec", "SPLITS"]
 
 SPLITS = ("train", "val", "test")
 
@@ -111,3 +114,31 @@ def split_counts(index: pd.DataFrame, splits: pd.Series) -> pd.DataFrame:
     table["total"] = table.sum(axis=1)
     table.index.name = "class"
     return table
+
+
+def read_split_spec(path: str | os.PathLike[str]) -> SplitSpec:
+    """A dataset's saved split settings (``split.yaml``); the default ``SplitSpec()`` when it has none.
+
+    Raises:
+        ConfigError: the file is not UTF-8 text, not valid YAML, or not valid split settings; the
+            message names the file, which is left as it is.
+    """
+    path = Path(path)
+    fix = (f"Set the split again on the Datasets page (it rewrites {path.name}), or delete the file to use the "
+           "default split (70/15/15, seed 0), which may move images between splits.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return SplitSpec()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"The dataset's split settings are not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                          f"offset {exc.start}).", received=str(path), fix=fix) from exc
+    except OSError as exc:
+        raise ConfigError(f"The dataset's split settings cannot be read: {exc.strerror or exc}.",
+                          received=str(path), fix=fix) from exc
+    try:
+        return SplitSpec.from_yaml(text)
+    except ConfigError as exc:
+        raise ConfigError(f"The dataset's split settings are invalid: {exc.message[:1].lower()}{exc.message[1:]}",
+                          received=f"{path}: {exc.received}" if exc.received is not None else str(path),
+                          fix=fix) from exc
