@@ -616,3 +616,38 @@ def test_kitchen_sink_reports_every_kind(tmp_path, monkeypatch):
     assert result.problems.index[: len(errors)].tolist() == errors.index.tolist()  # errors come first
     assert result.usable and result.classes == ["cat", "dog", "fox"]
     assert all(p["message"] and p["fix"] for p in result.problems.to_dict("records"))
+
+
+def _bytes_name(folder: Path, name: bytes) -> bytes:
+    """``folder``/``name`` as bytes, for names that are not UTF-8 (skips where the file system refuses them)."""
+    path = os.fsencode(folder) + b"/" + name
+    try:
+        os.mkdir(path + b".probe")
+        os.rmdir(path + b".probe")
+    except OSError as exc:  # pragma: no cover - e.g. APFS
+        pytest.skip(f"this file system refuses names that are not UTF-8: {exc}")
+    return path
+
+
+def test_names_that_are_not_utf8_are_problems_not_a_crash(tmp_path):
+    # Such a name (Latin-1 from an old program or archive) made the index's parquet conversion raise.
+    make_tree(tmp_path, {"cat": 3, "dog": 3})
+    shutil.copy(tmp_path / "cat" / "0.png", _bytes_name(tmp_path / "cat", b"\xff.png"))
+    os.mkdir(_bytes_name(tmp_path, b"d\xe9j\xe0"))
+    shutil.copy(tmp_path / "dog" / "0.png", _bytes_name(tmp_path, b"d\xe9j\xe0/x.png"))
+    write_bytes(os.fsdecode(_bytes_name(tmp_path / "cat", b"n\xf6tes.txt")), b"a note")
+    result = scan(tmp_path)
+    assert result.usable and result.classes == ["cat", "dog"]
+    assert sorted(result.index["relpath"]) == ["cat/0.png", "cat/1.png", "cat/2.png", "dog/0.png", "dog/1.png",
+                                               "dog/2.png"]
+    bad = problems_of(result, "unreadable").set_index("relpath")
+    assert sorted(bad.index) == ["cat/\\xff.png", "d\\xe9j\\xe0"]
+    assert (bad["severity"] == "error").all()
+    assert "cat/\\xff.png has a name that is not valid UTF-8 text" in bad.loc["cat/\\xff.png", "message"]
+    assert "it is excluded" in bad.loc["cat/\\xff.png", "message"] and "Rename it" in bad.loc["cat/\\xff.png", "fix"]
+    assert "skipped with everything in it" in bad.loc["d\\xe9j\\xe0", "message"]
+    [note] = problems_of(result, "non_image_file")["message"]
+    assert "n\\xf6tes.txt" in note  # a file never opened keeps its place in the report, its name shown
+    result.index.to_parquet(tmp_path / "i.parquet")  # what failed before
+    result.problems.to_parquet(tmp_path / "p.parquet")
+    assert os.path.exists(_bytes_name(tmp_path / "cat", b"\xff.png"))  # nothing renamed or removed

@@ -25,6 +25,10 @@ Rules:
   outside ``allowed_roots`` (``symlink_escape``, skipped, never read) or back to a
   folder being walked (``symlink_loop``, skipped, so the scan always ends).
 - A folder named like an image (``cat.jpg/``) is a folder.
+- **Names that are not UTF-8** (written in another encoding by an old program or archive)
+  cannot be held by the index, the pages or their CSV files: such a folder or image is
+  skipped and reported as ``unreadable``, its name shown with ``\\xNN`` escapes, and the
+  report says to rename it.
 - **Extracted archives**: entries ``extract_zip`` skipped (links, devices, encrypted
   entries, impossible names) are listed in the folder's hidden ``SKIPPED_NOTE``; each
   one still missing from the folder gets an ``archive_skipped`` warning.
@@ -245,6 +249,20 @@ def _is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+def _is_utf8(name: str) -> bool:
+    """Whether a name read from the disk is UTF-8 text (Python keeps the bytes that are not as surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(name: str) -> str:
+    """``name`` with its bytes that are not UTF-8 written as ``\\xff`` escapes: text a report can hold."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def _within(real: str, roots: Sequence[str]) -> bool:
     return any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
@@ -274,7 +292,9 @@ class _Walker:
         "other" (FIFOs, sockets, devices: never to be opened), or "broken" (a link
         with an image name whose target is missing; ``extra`` says why). Hidden and
         system names are skipped; links are resolved, checked against the allowed
-        roots and the folders being walked, and reported when refused.
+        roots and the folders being walked, and reported when refused. A folder or image
+        whose name is not UTF-8 is skipped and reported (``_bad_name``); another file of
+        such a name is yielded under its name as shown (``_shown``), as it is never opened.
         """
         try:
             with os.scandir(path) as it:
@@ -293,6 +313,10 @@ class _Walker:
                 self.ignored += 1
                 continue
             rel = f"{relpath}/{name}" if relpath else name
+            if not _is_utf8(name):
+                if self._bad_name(entry, rel):
+                    continue
+                name, rel = _shown(name), _shown(rel)
             try:
                 is_link = entry.is_symlink()
             except OSError:
@@ -338,6 +362,27 @@ class _Walker:
                 yield "file", name, entry.path, target
             else:
                 yield "other", name, entry.path, ""
+
+    def _bad_name(self, entry: os.DirEntry[str], rel: str) -> bool:
+        """Report a folder or image file whose name is not UTF-8 text, which the index (and every
+        page, CSV and JSON file after it) cannot hold; True when it was reported and is to be skipped."""
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        if not is_dir and not _is_image_name(entry.name):
+            return False
+        what = f"The folder {_shown(rel)}" if is_dir else _shown(rel)
+        skipped = "it was skipped with everything in it" if is_dir else "it is excluded"
+        self.problem(
+            _shown(rel),
+            "unreadable",
+            f"{what} has a name that is not valid UTF-8 text (shown with \\xNN for each byte that is not); "
+            f"{skipped}.",
+            "Rename it with plain UTF-8 text (a name written in another encoding, e.g. Latin-1 by an old program "
+            "or archive), then rescan.",
+        )
+        return True
 
     def _loop(self, rel: str, target: str) -> None:
         self.problem(
