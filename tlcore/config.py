@@ -5,6 +5,7 @@ dataclass; ``from_dict`` validates and refuses unknown keys with a message that
 lists the known ones.
 
 - ``Spec``: the mixin (``to_dict``/``from_dict``, ``to_yaml``/``from_yaml``,
+  ``fields_from_yaml``: a file's fields to merge with others before validating,
   ``validate``) that the other specs share: ``tlcore.augment.AugmentSpec`` and
   ``tlcore.search.spec.StudySpec`` are built on it too;
 - ``SplitSpec``: train/val/test fractions and seed (``tlcore.datasets`` saves one
@@ -52,13 +53,18 @@ class Spec:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     @classmethod
-    def from_dict(cls: type[S], data: dict[str, Any] | None) -> S:
+    def _mapping(cls, data: Any) -> dict[str, Any]:
+        """``data`` as a new dict of fields ({} for None); anything but a mapping is a ``ConfigError``."""
         if data is None:
-            data = {}
+            return {}
         if not isinstance(data, dict):
             raise ConfigError(f"A {cls.__name__} must be a mapping of field: value pairs.",
                               received=type(data).__name__, fix="Write one 'field: value' per line.")
-        data = dict(data)
+        return dict(data)
+
+    @classmethod
+    def from_dict(cls: type[S], data: dict[str, Any] | None) -> S:
+        data = cls._mapping(data)
         known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(data) - known)
         if unknown:
@@ -76,13 +82,27 @@ class Spec:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
-    def from_yaml(cls: type[S], text: str) -> S:
+    def _parse_yaml(cls, text: str) -> Any:
         try:
-            data = _yaml.safe_load(text)
+            return _yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"The {cls.__name__} is not valid YAML.", received=_yaml.error_line(exc),
                               fix="Fix the syntax: one 'field: value' per line.") from exc
-        return cls.from_dict(data)
+
+    @classmethod
+    def fields_from_yaml(cls, text: str) -> dict[str, Any]:
+        """The ``field: value`` pairs of a YAML spec, not validated yet: for a caller that merges other
+        values in before ``from_dict`` (the CLI's flags override a ``--spec`` file's fields, and may give
+        what the file leaves out, such as the dataset).
+
+        Raises:
+            ConfigError: ``text`` is not valid YAML, or not a mapping.
+        """
+        return cls._mapping(cls._parse_yaml(text))
+
+    @classmethod
+    def from_yaml(cls: type[S], text: str) -> S:
+        return cls.from_dict(cls._parse_yaml(text))
 
 
 def _check_fraction(name: str, value: Any, *, lo: float = 0.0, hi: float = 1.0) -> float:

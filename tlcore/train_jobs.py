@@ -51,6 +51,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -66,9 +67,9 @@ from tlcore.config import TrainSpec
 from tlcore.errors import ConfigError, NotFoundError, TLCoreError
 from tlcore.workspace import Workspace
 
-__all__ = ["TrainJob", "JobStatus", "JobProgress", "JobReporter", "JobStopped", "launch_training", "register_job",
-           "open_job", "list_jobs", "job_status", "read_progress", "stop_job", "jobs_dir", "STATUSES", "FINAL",
-           "ACTIVE"]
+__all__ = ["TrainJob", "JobStatus", "JobProgress", "JobReporter", "JobStopped", "check_spec", "launch_training",
+           "register_job", "open_job", "list_jobs", "job_status", "read_progress", "stop_job", "jobs_dir", "STATUSES",
+           "FINAL", "ACTIVE"]
 
 JOBS_DIR = "train-jobs"
 STATUSES = ("queued", "running", "finished", "stopped", "crashed")
@@ -211,8 +212,16 @@ def _job_folders(ws: Workspace) -> list[TrainJob]:
 
 
 # ------------------------------------------------------------------ starting
-def _check_spec(ws: Workspace, spec: TrainSpec) -> None:
-    """What can be checked before a process starts: the dataset, backbone, freeze depth and augmentation."""
+def check_spec(ws: Workspace, spec: TrainSpec) -> None:
+    """What can be checked before training starts, in a second and without Keras: the dataset, backbone,
+    freeze depth, augmentation and weights file. ``launch_training`` checks so before it starts a
+    process, and ``python -m tlcore train`` before it decodes any image.
+
+    Raises:
+        NotFoundError: the dataset or augmentation does not exist.
+        ConfigError: the backbone does not exist; the freeze depth is deeper than the backbone; the
+            weights file is missing.
+    """
     from tlcore import augment
     from tlcore import backbones as bb
 
@@ -224,24 +233,29 @@ def _check_spec(ws: Workspace, spec: TrainSpec) -> None:
                           fix=f"Use {info.num_blocks} for feature extraction and 0 to fine-tune every block.")
     if spec.augment and spec.augment != "none":
         augment.get_spec(ws, spec.augment)
+    bb.weights_identity(spec.weights, spec.seed)  # a missing weights file
 
 
 def launch_training(ws: Workspace, spec: TrainSpec) -> TrainJob:
     """Start ``python -m tlcore train --spec FILE --job ID`` in the background (its own session, as
     search workers are: it outlives the page and the server); returns its job, ``queued``.
 
+    A spec refused by ``check_spec``, or a process that cannot be started, leaves no job behind: the
+    error is the caller's to show.
+
     Raises:
-        NotFoundError: the dataset, backbone or augmentation does not exist.
-        ConfigError: the freeze depth is deeper than the backbone.
+        NotFoundError: the dataset or augmentation does not exist.
+        ConfigError: what ``check_spec`` refuses (a backbone, freeze depth or weights file); the process
+            did not start.
     """
-    _check_spec(ws, spec)
+    check_spec(ws, spec)
     job = _new_job(ws, spec, "page")
     cmd = [sys.executable, "-m", "tlcore", "--workspace", str(ws.root), "train", "--spec", str(job.spec_file),
            "--job", job.id]
     try:
         proc = background.spawn(cmd, job.log_file, cwd=ws.root, env=background.child_env())
     except OSError as exc:
-        _update(job, status="crashed", ended=time.time(), error=f"The training process did not start: {exc}")
+        shutil.rmtree(job.folder, ignore_errors=True)  # it never ran: nothing to list
         raise ConfigError("The training process did not start.", received=str(exc),
                           fix="Check that this Python can run 'python -m tlcore' and the disk is not full.") from exc
     _update(job, pid=proc.pid)

@@ -63,16 +63,12 @@ class _StagedBar:
 
 
 def _spec_from(args: argparse.Namespace):
-    from tlcore._yaml import safe_load
     from tlcore.audit import AuditSpec
 
     data: dict[str, Any] = {}
     if args.spec:
         text = read_text(args.spec, "the audit spec file", "Give a YAML file written by AuditSpec.to_yaml().")
-        loaded = safe_load(text)
-        if not isinstance(loaded, dict):
-            raise ConfigError("The audit spec file must be a mapping of field: value pairs.", received=args.spec)
-        data.update(loaded)
+        data.update(AuditSpec.fields_from_yaml(text))
     for field, value in (("image_size", args.image_size), ("folds", args.folds), ("similarity", args.similarity)):
         if value is not None:
             data[field] = value
@@ -159,6 +155,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from tlcore.audit import audit_dataset, list_audits, load_audit
     from tlcore.audit._jobs import StatusWriter
 
+    if args.limit < 1:  # before any work: the report is printed only once the audit is done
+        raise ConfigError("--limit must be at least 1.", received=f"--limit {args.limit}",
+                          fix="Give how many rows each section of the report shows, e.g. --limit 20; --json prints "
+                              "every row.")
     ws = _ws(args)
     if args.list:
         audits = list_audits(ws, args.name)

@@ -9,8 +9,10 @@
                (``--tta``: with and without test-time augmentation).
   (``predict`` is ``cli._predict``.)
 
-``train`` builds a ``TrainSpec`` (``tlcore.config``) from ``--spec`` and the flags,
-registers a ``--data`` folder on first use, and calls ``tlcore.trainer.train`` with
+``train`` builds a ``TrainSpec`` (``tlcore.config``) from ``--spec`` and the flags (each flag,
+``--data`` too, over the file's field; the file may leave the dataset to ``--data``),
+registers a ``--data`` folder on first use, refuses what ``train_jobs.check_spec`` refuses
+and an existing ``--out`` folder before any image is decoded, and calls ``tlcore.trainer.train`` with
 terminal progress hooks and a training job's (``tlcore.train_jobs``: the one ``--job``
 names, which the Train page started, or one registered for this run, so the page shows
 a terminal's run too, with its epochs; its stop request ends the run early);
@@ -36,7 +38,7 @@ from tlcore._usertext import counted
 from tlcore.cli._dataset_arg import dataset_name
 from tlcore.cli._files import read_text
 from tlcore.cli._progress import ProgressBar
-from tlcore.errors import ConfigError
+from tlcore.errors import ConfigError, WorkspaceError
 from tlcore.startup import start_backend_quietly
 
 # TensorFlow's C++ start-up chatter (CUDA probing, absl) is noise for a terminal user.
@@ -73,9 +75,9 @@ def _spec_from_args(args: argparse.Namespace, dataset: str | None):
     from tlcore.config import TrainSpec
 
     base: dict[str, Any] = {}
-    if args.spec:
+    if args.spec:  # its fields, validated once the flags are in: --data may give the dataset it leaves out
         text = read_text(args.spec, "the spec file", "Give a TrainSpec as YAML (e.g. 'dataset: demo').")
-        base = TrainSpec.from_yaml(text).to_dict()
+        base = TrainSpec.fields_from_yaml(text)
     overrides = {
         "dataset": dataset,
         "backbone": args.backbone,
@@ -107,6 +109,10 @@ def _spec_from_args(args: argparse.Namespace, dataset: str | None):
         base["class_weights"] = True
     if args.no_feature_cache:
         base["feature_cache"] = False
+    if base.get("dataset") in (None, ""):
+        raise ConfigError("No dataset to train on" + (": the spec file names none." if args.spec else "."),
+                          received=f"--spec {args.spec}" if args.spec else None,
+                          fix="Give --data NAME_OR_FOLDER (or a --spec file with 'dataset: NAME').")
     return TrainSpec.from_dict(base)
 
 
@@ -183,22 +189,34 @@ def _reporting(reporter):
 
 
 def _train_spec(args: argparse.Namespace, ws):
+    """The run's ``TrainSpec``: the --spec file's fields, the flags over them (--data too), checked
+    (``train_jobs.check_spec``) before any image is decoded. Its dataset, a name or a folder, is
+    registered first if need be."""
+    from tlcore import train_jobs
     from tlcore.config import TrainSpec
 
-    if args.data is None and not args.spec:
-        raise ConfigError("No dataset to train on.", fix="Give --data NAME_OR_FOLDER (or a --spec file naming one).")
-    dataset = dataset_name(ws, args.data) if args.data is not None else None
-    spec = _spec_from_args(args, dataset)
-    if dataset is None:  # the spec file's dataset: a name (the demo too) or a folder to register
-        name = dataset_name(ws, spec.dataset)
-        if name != spec.dataset:
-            spec = TrainSpec.from_dict({**spec.to_dict(), "dataset": name})
+    spec = _spec_from_args(args, args.data)
+    name = dataset_name(ws, spec.dataset)  # a name (the demo too), or a folder to register
+    if name != spec.dataset:
+        spec = TrainSpec.from_dict({**spec.to_dict(), "dataset": name})
+    train_jobs.check_spec(ws, spec)
     return spec
+
+
+def _new_run_dir(args: argparse.Namespace) -> Path | None:
+    """The folder --out names, refused at once when something is there already (``RunFolder.write`` would
+    refuse it too, but only after the training)."""
+    if not args.out:
+        return None
+    out = Path(args.out).expanduser()
+    if out.exists() or out.is_symlink():
+        raise WorkspaceError("The target folder already exists.", received=str(out),
+                             fix="Choose another --out folder, or remove the existing one first.")
+    return out
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from tlcore import train_jobs
-    from tlcore.backbones import weights_identity
 
     ws = _ws(args)
     # A job: the Train page's (--job, started by train_jobs.launch_training), else one registered here
@@ -208,8 +226,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         with _reporting(reporter):
             if reporter is not None:
                 reporter.start()
+            run_dir = _new_run_dir(args)
             spec = _train_spec(args, ws)
-            weights_identity(spec.weights, spec.seed)  # a missing weights file, before Keras starts
         start_backend_quietly()  # after the spec, so bad flags fail at once; without the CPU-only noise
         from tlcore.trainer import ProgressHooks, train
 
@@ -225,7 +243,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
               f"for {spec.epochs} epochs (job {reporter.job.id})", file=sys.stderr, flush=True)
         with _reporting(reporter):
             try:
-                result = train(spec, ws, run_dir=Path(args.out).expanduser() if args.out else None, hooks=hooks)
+                result = train(spec, ws, run_dir=run_dir, hooks=hooks)
             finally:
                 term.close_bar()
     except train_jobs.JobStopped:

@@ -23,7 +23,10 @@ goes to a temporary folder beside the target and is renamed into place only when
 completes.
 
 A zip holding one top-level folder (what zipping a folder produces) is unwrapped,
-so ``pets.zip`` holding ``pets/cat/…`` gives a dataset whose classes are ``cat…``.
+so ``pets.zip`` holding ``pets/cat/…`` gives a dataset whose classes are ``cat…``; but
+``extract_zip`` keeps a top folder that holds files and no folder (``cat/1.jpg``, ``cat/2.jpg``):
+it is the dataset's one class, and the scan says that a dataset needs two, rather than that
+the images lie outside any class folder.
 
 Entry points: ``extract_zip(archive, target, max_bytes=..., max_files=...,
 max_ratio=...)`` (defaults ``MAX_ZIP_BYTES`` 4 GiB, ``MAX_ZIP_FILES`` 200,000,
@@ -163,6 +166,7 @@ def zip_members(
     max_bytes: int = MAX_ZIP_BYTES,
     max_files: int = MAX_ZIP_FILES,
     max_ratio: float = MAX_ZIP_RATIO,
+    unwrap_flat: bool = True,
 ) -> ZipMembers:
     """The entries of an open zip archive sorted into files, folders and skipped entries, every
     one checked.
@@ -171,6 +175,11 @@ def zip_members(
     devices, encrypted entries and impossible names are ``skipped``; a single top-level folder
     holding everything is unwrapped (``pets/cat/1.jpg`` -> ``cat/1.jpg``). Nothing is read:
     the sizes checked are the declared ones (``read_member`` counts the real bytes).
+
+    Args:
+        unwrap_flat: unwrap a single top-level folder that holds files and no folder too.
+            Defaults to True (a reader of images; its folder's name is still known). ``extract_zip``
+            passes False: such a folder is a dataset's one class folder, kept so the scan names it.
 
     Raises:
         UnsafeArchiveError: an entry would escape the folder (absolute, ``..``, drive
@@ -221,6 +230,8 @@ def zip_members(
     entries = [parts for _, parts in files] + [parts for _, parts, _ in skipped]
     tops = {parts[0] for parts in entries} | {f[0] for f in folders if f}
     cut = 1 if len(tops) == 1 and all(len(parts) > 1 for parts in entries) else 0
+    if cut and not unwrap_flat and all(len(p) == 2 for p in entries) and all(len(f) <= 1 for f in folders):
+        cut = 0  # a lone class folder (cat/1.jpg): unwrapped, its images would have no class
     return ZipMembers(
         files=[(info, PurePosixPath(*parts[cut:])) for info, parts in files],
         folders=sorted(PurePosixPath(*f[cut:]) for f in folders if len(f) > cut),
@@ -297,7 +308,7 @@ def extract_zip(
             fix="Upload a .zip archive of a folder holding one sub-folder per class.",
         ) from exc
     with zf:
-        members = zip_members(zf, max_bytes=max_bytes, max_files=max_files, max_ratio=max_ratio)
+        members = zip_members(zf, max_bytes=max_bytes, max_files=max_files, max_ratio=max_ratio, unwrap_flat=False)
         if not members.files:
             _refuse_empty(members.skipped)
         skipped = list(members.skipped)
