@@ -17,7 +17,7 @@ from tlcore import train_jobs as tj
 from tlcore.cli import build_parser, main
 from tlcore.config import TrainSpec
 from tlcore.datasets import add_dataset, add_zip_dataset
-from tlcore.errors import ConfigError, DatasetError
+from tlcore.errors import ConfigError, DatasetError, WorkspaceError
 
 
 def run(capsys, *argv):
@@ -77,6 +77,7 @@ def test_an_audit_spec_that_is_not_yaml_is_one_error_line(workspace, capsys, tmp
 @pytest.mark.parametrize(("flags", "words"), [
     (["--backbone", "nosuch"], "Unknown backbone. Received: name='nosuch'."),
     (["--out", "{existing}"], "The target folder already exists. Received: {existing}."),
+    (["--out", "{existing}/mine.txt/run"], "The target folder cannot be made: {existing}/mine.txt above it is a file"),
     (["--augment", "nosuch"], "No augmentation pipeline is saved under that name."),
     (["--method", "fine_tune", "--freeze-depth", "99"], "freeze_depth must be between 0 and 18"),
 ])
@@ -160,3 +161,15 @@ def test_a_zip_of_one_class_folder_says_it_found_one_class(workspace, tmp_path):
     one = zip_tree(photos / "dog", tmp_path / "dog.zip", top="photos/dog")
     with pytest.raises(DatasetError, match=r"only one class \('dog'\)"):
         add_zip_dataset(workspace, "dogs", one)
+
+
+def test_the_trainer_refuses_an_existing_run_folder_before_decoding(workspace, tmp_path):
+    from tlcore.trainer import ProgressHooks, train
+
+    existing = tmp_path / "run"
+    existing.mkdir()
+    said = []
+    with pytest.raises(WorkspaceError, match="The target folder already exists"):
+        train(TrainSpec(dataset="demo", weights="none", image_size=32, epochs=1), workspace, run_dir=existing,
+              hooks=ProgressHooks(on_status=said.append))
+    assert said == [] and list(existing.iterdir()) == []

@@ -37,6 +37,8 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_yaml",
     "atomic_open",
+    "check_new_folder",
+    "file_above",
     "atomic_directory",
     "read_json",
 ]
@@ -97,6 +99,33 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         raise
 
 
+def file_above(path: str | os.PathLike[str]) -> Path | None:
+    """The nearest existing parent of a missing ``path`` when it is not a folder (nothing can be made
+    below it), else None."""
+    for parent in Path(path).parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def check_new_folder(target: str | os.PathLike[str], *,
+                     fix: str = "Choose another name, or remove the existing folder first.") -> Path:
+    """``target`` as a ``Path``, when a folder can be made there: nothing is there yet (not even a
+    broken link) and no file lies above it.
+
+    Raises:
+        WorkspaceError: something is there, or a file is in the way; ``fix`` says what to do about the first.
+    """
+    target = Path(target)
+    if target.exists() or target.is_symlink():
+        raise WorkspaceError("The target folder already exists.", received=str(target), fix=fix)
+    blocker = file_above(target)
+    if blocker is not None:
+        raise WorkspaceError(f"The target folder cannot be made: {blocker} above it is a file, not a folder.",
+                             received=str(target), fix="Choose a folder that is not below a file.")
+    return target
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | os.PathLike[str], *, replace: bool = False) -> Iterator[Path]:
     """Build a folder under a temporary name beside ``target``; rename it into place at the end.
@@ -110,10 +139,7 @@ def atomic_directory(target: str | os.PathLike[str], *, replace: bool = False) -
         replace: replace an existing ``target`` (swapped out, then deleted).
             Defaults to False: an existing target is an error.
     """
-    target = Path(target)
-    if target.exists() and not replace:
-        raise WorkspaceError("The target folder already exists.", received=str(target),
-                             fix="Choose another name, or remove the existing folder first.")
+    target = Path(target) if replace else check_new_folder(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))

@@ -63,6 +63,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from tlcore._fsutil import check_new_folder
 from tlcore.backbones import weights_identity
 from tlcore.cache import ArrayCache
 from tlcore.calibration import calibration_report
@@ -429,7 +430,12 @@ def train(
 
     Returns:
         A ``TrainResult``: the run folder, the per-epoch history and the metrics.
+
+    Raises:
+        WorkspaceError: ``run_dir`` exists already or lies below a file (before any image is decoded).
     """
+    if run_dir:
+        check_new_folder(run_dir, fix="Choose another run folder, or remove the existing one first.")
     ws = ws or Workspace()
     hooks = hooks or ProgressHooks()
     runtime = configure()

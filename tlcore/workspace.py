@@ -61,7 +61,7 @@ from typing import Any
 import yaml
 
 from tlcore import _yaml
-from tlcore._fsutil import atomic_write_json, atomic_write_yaml, read_json
+from tlcore._fsutil import atomic_write_json, atomic_write_yaml, file_above, read_json
 from tlcore.appfiles import PACKAGE_ROOT, demo_data_dir
 from tlcore.errors import ConfigError, NotFoundError, PathNotAllowedError, WorkspaceError
 
@@ -90,15 +90,6 @@ def validate_name(name: str, what: str = "name") -> str:
             fix="Use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
         )
     return name
-
-
-def _file_above(path: Path) -> Path | None:
-    """The nearest existing parent of a missing ``path`` when it is not a folder (nothing can be made
-    below it), else None."""
-    for parent in path.parents:
-        if parent.exists():
-            return None if parent.is_dir() else parent
-    return None
 
 
 def _now() -> str:
@@ -144,7 +135,7 @@ class Workspace:
                 received=str(self.root),
                 fix="Point TLCORE_HOME or --workspace at a folder.",
             )
-        blocker = _file_above(self.root)
+        blocker = file_above(self.root)
         if blocker is not None:
             raise WorkspaceError(
                 f"The workspace path cannot be a folder: {blocker} above it is a file, not a folder.",

@@ -34,11 +34,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tlcore._fsutil import check_new_folder
 from tlcore._usertext import counted
 from tlcore.cli._dataset_arg import dataset_name
 from tlcore.cli._files import read_text
 from tlcore.cli._progress import ProgressBar
-from tlcore.errors import ConfigError, WorkspaceError
+from tlcore.errors import ConfigError
 from tlcore.startup import start_backend_quietly
 
 # TensorFlow's C++ start-up chatter (CUDA probing, absl) is noise for a terminal user.
@@ -204,15 +205,12 @@ def _train_spec(args: argparse.Namespace, ws):
 
 
 def _new_run_dir(args: argparse.Namespace) -> Path | None:
-    """The folder --out names, refused at once when something is there already (``RunFolder.write`` would
+    """The folder --out names, refused at once when it cannot be made (``RunFolder.write`` would
     refuse it too, but only after the training)."""
     if not args.out:
         return None
-    out = Path(args.out).expanduser()
-    if out.exists() or out.is_symlink():
-        raise WorkspaceError("The target folder already exists.", received=str(out),
-                             fix="Choose another --out folder, or remove the existing one first.")
-    return out
+    return check_new_folder(Path(args.out).expanduser(),
+                            fix="Choose another --out folder, or remove the existing one first.")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
