@@ -17,8 +17,15 @@ split (``LoadedModel.temperature``, ``tlcore.calibration``; 1.0 for runs from be
 calibration); ``predict_arrays(..., calibrated=False)`` gives the raw softmax that
 the model file and its exports return.
 
+A damaged file beside the model (``metrics.json``, ``data.json``, ``spec.yaml``, an export's
+``model_card.json``: there, but not readable) does not stop a load, since the model is fine, but
+it is never silent: ``LoadedModel.notes`` (``read_run_files``, which the Results page reads
+without loading the model) says which file, what that changes (the predictions are not
+calibrated; the resize rule is unknown and "pad" is used) and how to fix it. A missing file is
+no note: a run from before calibration, or a hand-made folder, simply lacks it.
+
 Entry points: ``resolve_model_path`` (a path or a run name under
-``<workspace>/models``), ``load_model`` (``LoadedModel``), ``prepare_image``,
+``<workspace>/models``), ``load_model`` (``LoadedModel``; ``read_run_files``: ``RunFiles``), ``prepare_image``,
 ``predict_arrays``, ``predict_images``, ``top_predictions`` (``Prediction``),
 ``list_models`` (``ModelSummary``; runs under ``<workspace>/models`` only; ``scan_models``
 adds a note for each run folder it cannot list; ``tlcore.catalog`` lists search trials and exports too), ``evaluate_run`` (the run's
@@ -60,7 +67,9 @@ __all__ = [
     "Prediction",
     "ModelSummary",
     "RESIZE_RULES",  # re-exported from tlcore.config, which owns the resize modes
+    "RunFiles",
     "load_model",
+    "read_run_files",
     "read_labels",
     "resolve_model_path",
     "prepare_image",
@@ -118,6 +127,10 @@ class LoadedModel:
         temperature: the calibration temperature ``predict_arrays`` applies to the model's
             output (``tlcore.calibration``; from the run's ``metrics.json`` or the export's
             ``model_card.json``). 1.0, the raw softmax, for a model that was not calibrated.
+        notes: one sentence per file beside the model that exists but cannot be read (or holds
+            a value that cannot be used): which file, what that changes (e.g. "its predictions
+            are not calibrated", "the resize rule is unknown: 'pad' is used") and how to fix it
+            (``RunFiles.notes``). Empty for a folder whose files are all readable or missing.
     """
 
     model: Any
@@ -130,6 +143,7 @@ class LoadedModel:
     model_path: Path
     data: dict[str, Any] = field(default_factory=dict)
     temperature: float = 1.0
+    notes: tuple[str, ...] = ()
 
     @property
     def calibrated(self) -> bool:
@@ -331,6 +345,119 @@ def _input_size(model, model_path: Path, fallback: int | None) -> int:
     return int(h)
 
 
+@dataclass(frozen=True)
+class RunFiles:
+    """What ``load_model`` reads beside the model file, and what it could not read.
+
+    Attributes:
+        spec: ``spec.yaml`` as a dict (an export's ``model_card.json`` "training" block; {} when unknown).
+        data: ``data.json`` ({} when unknown).
+        metrics: ``metrics.json`` (an export's model card's "metrics" block; {} when unknown).
+        card: an export's ``model_card.json`` ({} when unknown).
+        resize_mode: the resize rule: the first valid one of ``data.json``, ``spec.yaml`` and
+            the model card's "input", else "pad".
+        temperature: the calibration temperature (``tlcore.calibration.stored_temperature``
+            of the metrics, else of the card); 1.0 when there is none.
+        notes: one sentence per file that exists but cannot be read, or per value that cannot
+            be used: which file, what that changes, how to fix it. A missing file gets no note
+            (a run from before calibration has a ``metrics.json`` without a temperature, a
+            ``.keras`` file made elsewhere no ``spec.yaml``): only a damaged one does.
+        calibration_unknown: the temperature is 1.0 because the file holding it cannot be read
+            (or holds no valid temperature), not because the model was never calibrated.
+    """
+
+    spec: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    card: dict[str, Any] = field(default_factory=dict)
+    resize_mode: str = "pad"
+    temperature: float = 1.0
+    notes: tuple[str, ...] = ()
+    calibration_unknown: bool = False
+
+
+_NOT_CALIBRATED = "its predictions are not calibrated (temperature 1: the raw softmax)"
+
+
+def _restore(names: Sequence[str], card: str) -> str:
+    """How to fix damaged files ``names`` (``card``: the model card's name, an export's file)."""
+    what = " and ".join(names) if len(names) > 1 else "it"
+    again = "export the model again" if list(names) == [card] else "train the model again"
+    return f"Restore {what} from a copy of the folder, or {again}."
+
+
+def _resize_rule(candidates: Sequence[tuple[str, Any]], damaged: Sequence[str]) -> tuple[str, str | None]:
+    """The resize rule (the first valid one of ``(file name, value)`` candidates, else "pad") and,
+    when none is valid because a file is damaged or names an unknown rule, why (else None)."""
+    for _, value in candidates:
+        if value in RESIZE_MODES:
+            return str(value), None
+    why = [f"{' and '.join(damaged)} cannot be read"] if damaged else []
+    why += [f"its {name} names {value!r}, which is none of {', '.join(RESIZE_MODES)}"
+            for name, value in candidates if value is not None]
+    return "pad", "; ".join(why) or None
+
+
+def read_run_files(run_dir: str | os.PathLike[str] | None) -> RunFiles:
+    """Read a run (or export) folder's files beside the model, as ``load_model`` does, with a note
+    for each one that exists but cannot be read.
+
+    The Results page reads the notes here without loading the model; ``load_model`` puts them
+    in ``LoadedModel.notes``. To tell a missing file (no note: an older or hand-made folder)
+    from a damaged one, each empty result of the tolerant ``RunFolder`` readers is checked
+    for the file's existence.
+
+    Args:
+        run_dir: the folder; None (a lone ``.keras`` file) reads nothing.
+
+    Returns:
+        A ``RunFiles``; a damaged file is a note, never an error.
+    """
+    if run_dir is None:
+        return RunFiles()
+    folder = RunFolder(Path(run_dir))
+    spec_name, data_name = folder.spec_file.name, folder.data_file.name
+    metrics_name, card_name = folder.metrics_file.name, folder.model_card_file.name
+    spec, data, metrics, card = folder.read_spec(), folder.read_data(), folder.read_metrics(), folder.read_model_card()
+    read = ((folder.spec_file, spec, "is not a YAML mapping of the run's settings"),
+            (folder.data_file, data, "is not a JSON object"),
+            (folder.metrics_file, metrics, "is not a JSON object"),
+            (folder.model_card_file, card, "is not a JSON object"))
+    damaged = {path.name: _unreadable(path, what) for path, value, what in read if not value and path.exists()}
+    spec_from = spec_name
+    if not spec and isinstance(card.get("training"), dict):  # an export: its card says how it was trained
+        spec, spec_from = dict(card["training"]), card_name
+    if not metrics and isinstance(card.get("metrics"), dict):
+        metrics = dict(card["metrics"])
+    temperature = stored_temperature(metrics) or stored_temperature(card)  # None: not calibrated
+    bad_entry = [name for name, record in ((metrics_name, metrics), (card_name, card))
+                 if "calibration" in record and stored_temperature(record) is None]
+    calibration_unknown = temperature is None and bool(bad_entry or {metrics_name, card_name} & set(damaged))
+
+    where = f"Model folder {folder.path}"
+    uncalibrated = [_NOT_CALIBRATED] if temperature is None else []
+    changes = {spec_name: ["its training settings (backbone, method, dataset) are unknown"],
+               data_name: ["its test images are unknown (it cannot be evaluated again)"],
+               metrics_name: [*uncalibrated, "its accuracies are unknown"],
+               card_name: [*uncalibrated, "how it was trained is unknown"]}
+    notes = [f"{where}: {why}, so {' and '.join(changes[name])}. {_restore([name], card_name)}"
+             for name, why in damaged.items()]
+    if temperature is None:
+        notes += [f"{where}: the calibration in its {name} holds no valid temperature, so {_NOT_CALIBRATED}. "
+                  f"{_restore([name], card_name)}" for name in bad_entry]
+    card_input = card.get("input") if isinstance(card.get("input"), dict) else {}
+    lost = [name for name in (data_name, spec_name, card_name) if name in damaged]
+    resize_mode, why = _resize_rule([(data_name, data.get("resize_mode")), (spec_from, spec.get("resize_mode")),
+                                     (card_name, card_input.get("resize_mode"))], lost)
+    if why is not None:
+        notes.append(f"{where}: the resize rule is unknown ({why}): 'pad' is used, which changes the predictions of "
+                     f"a model trained with 'crop' or 'stretch'. "
+                     + (_restore(lost, card_name) if lost else
+                        "Set it to the rule the model was trained with (crop, pad or stretch), or train the model again."))
+    return RunFiles(spec=spec, data=data, metrics=metrics, card=card, resize_mode=resize_mode,
+                    temperature=temperature or 1.0, notes=tuple(notes), calibration_unknown=calibration_unknown)
+
+
 def load_model(path: str | os.PathLike[str], *, class_names: Sequence[str] | None = None) -> LoadedModel:
     """Load a trained classifier from a run folder, an export folder or a ``.keras`` file.
 
@@ -343,7 +470,9 @@ def load_model(path: str | os.PathLike[str], *, class_names: Sequence[str] | Non
     Returns:
         A ``LoadedModel``. The image size comes from the model's input shape; the resize
         rule from the run's ``data.json``/``spec.yaml`` (an export's ``model_card.json``),
-        else "pad".
+        else "pad". A file beside the model that exists but cannot be read does not stop
+        the load (the model is fine): ``LoadedModel.notes`` says which file, what that
+        changes (no calibration, an unknown resize rule) and how to fix it (``read_run_files``).
 
     Raises:
         NotFoundError: no such file or folder, no ``model.keras`` in the folder, or no ``labels.txt``.
@@ -352,14 +481,8 @@ def load_model(path: str | os.PathLike[str], *, class_names: Sequence[str] | Non
     """
     model_path, run_dir = _locate(Path(path).expanduser())
     folder = RunFolder(model_path.parent)
-    spec = folder.read_spec() if run_dir is not None else {}
-    data = folder.read_data() if run_dir is not None else {}
-    metrics = folder.read_metrics() if run_dir is not None else {}
-    card = folder.read_model_card() if run_dir is not None else {}
-    if not spec and isinstance(card.get("training"), dict):
-        spec = dict(card["training"])
-    if not metrics and isinstance(card.get("metrics"), dict):
-        metrics = dict(card["metrics"])
+    files = read_run_files(run_dir)
+    spec, data = files.spec, files.data
     names = list(class_names) if class_names is not None else read_labels(folder.labels_file)
 
     model = _load_keras(model_path)
@@ -379,15 +502,9 @@ def load_model(path: str | os.PathLike[str], *, class_names: Sequence[str] | Non
             fix="labels.txt must have one line per model output, in output order: restore it from the run "
             "folder the trainer wrote, or give the matching model.",
         )
-    resize_mode = (data.get("resize_mode") or spec.get("resize_mode")
-                   or (card.get("input") or {}).get("resize_mode") or "pad")
-    if resize_mode not in RESIZE_MODES:
-        resize_mode = "pad"
-    # A run's metrics.json, else an export's model card; runs from before calibration: 1.0.
-    temperature = stored_temperature(metrics) or stored_temperature(card) or 1.0
-    return LoadedModel(model=model, class_names=names, image_size=image_size, resize_mode=resize_mode,
-                       spec=spec, run_dir=run_dir, metrics=metrics, model_path=model_path, data=data,
-                       temperature=temperature)
+    return LoadedModel(model=model, class_names=names, image_size=image_size, resize_mode=files.resize_mode,
+                       spec=spec, run_dir=run_dir, metrics=files.metrics, model_path=model_path, data=data,
+                       temperature=files.temperature, notes=files.notes)
 
 
 # -------------------------------------------------------------- predicting
@@ -581,7 +698,8 @@ def _summary(run: Path) -> tuple[ModelSummary | None, str | None]:
     metrics = folder.read_metrics()
     note = None if metrics else (
         f"Run '{run.name}': {_unreadable(folder.metrics_file, 'is not a JSON object')}, so its accuracies are not "
-        "shown. It can still be used; restore metrics.json from a copy to see them.")
+        "shown and its predictions are not calibrated. It can still be used; restore metrics.json from a copy to "
+        "have both back.")
 
     def num(d: dict[str, Any], key: str) -> float | None:
         v = d.get(key)
@@ -699,10 +817,14 @@ def evaluate_run(
 
     data = loaded.data
     if loaded.run_dir is None or not data.get("dataset") or not isinstance(data.get("test_files"), list):
+        data_file = RunFolder(loaded.run_dir).data_file if loaded.run_dir is not None else None
         raise ConfigError(
             "Re-evaluation needs the run folder the trainer wrote (with data.json naming its test files).",
-            received=str(loaded.run_dir or loaded.model_path),
-            fix="Load the model from its run folder under <workspace>/models.",
+            received=str(data_file if data_file is not None and data_file.exists() else
+                          loaded.run_dir or loaded.model_path),
+            fix=("Its data.json cannot be used: restore it from a copy of the run folder, or train the model again."
+                 if data_file is not None and data_file.exists() else
+                 "Load the model from its run folder under <workspace>/models."),
         )
     dataset = str(data["dataset"])
     index = apply_overrides(load_index(ws, dataset), load_overrides(ws, dataset))  # relabels count, exclusions go

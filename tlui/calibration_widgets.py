@@ -6,7 +6,10 @@ on the validation split, figures on the test split): three metrics and
 ``reliability_figure``, confidence against accuracy per confidence bin before and
 after scaling, with the diagonal of perfect calibration. A run written before
 calibration existed has no such block: it says "not calibrated" (its predictions are
-the raw softmax, temperature 1). ``stored_calibration`` reads the block from a run
+the raw softmax, temperature 1). A run whose block cannot be read (a damaged
+``metrics.json``: ``tlcore.predict.RunFiles.calibration_unknown``) is not said to predate
+calibration: ``damaged=True`` says that its calibration cannot be read (the page's warning
+says which file and how to fix it). ``stored_calibration`` reads the block from a run
 folder, tolerating damaged files.
 """
 
@@ -19,20 +22,25 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
+from tlcore.calibration import stored_temperature
 from tlcore.runfolder import RunFolder
 from tlui import fmt as tf
 
-__all__ = ["calibration_view", "reliability_figure", "stored_calibration", "NOT_CALIBRATED"]
+__all__ = ["calibration_view", "reliability_figure", "stored_calibration", "NOT_CALIBRATED", "UNREADABLE"]
 
 NOT_CALIBRATED = ("Not calibrated: this run was trained before temperature scaling was added, so its "
                   "confidences are the raw softmax (temperature 1).")
+UNREADABLE = ("Not calibrated: the calibration this run stored cannot be read (see the warning above), so its "
+              "confidences are the raw softmax (temperature 1).")
 SIDES = {"before": ("before (raw softmax)", "#d62728"), "after": ("after temperature scaling", "#1f77b4")}
 
 
 def stored_calibration(run: str | Path) -> dict[str, Any] | None:
-    """The ``calibration`` block of a run folder's ``metrics.json``; None when there is none."""
-    cal = RunFolder(Path(run)).read_metrics().get("calibration")
-    return cal if isinstance(cal, dict) and tf.finite(cal.get("temperature")) is not None else None
+    """The ``calibration`` block of a run folder's ``metrics.json``; None when there is none, or when its
+    temperature is not one that predictions apply (``tlcore.calibration.stored_temperature``)."""
+    metrics = RunFolder(Path(run)).read_metrics()
+    cal = metrics.get("calibration")
+    return cal if isinstance(cal, dict) and stored_temperature(metrics) is not None else None
 
 
 def _points(bins: Sequence[Any], side: str) -> tuple[list[float], list[float], list[int]]:
@@ -80,16 +88,19 @@ def reliability_figure(bins: Sequence[Any]) -> go.Figure:
     return fig
 
 
-def calibration_view(cal: Mapping[str, Any] | None, key: str, *, ece_now: float | None = None) -> None:
+def calibration_view(cal: Mapping[str, Any] | None, key: str, *, ece_now: float | None = None,
+                     damaged: bool = False) -> None:
     """The temperature, ECE and NLL before → after, and the reliability diagram; "not calibrated" without ``cal``.
 
     ``ece_now``: the ECE of an evaluation just made (with the run's calibration applied), said in a line.
+    ``damaged``: the run's calibration exists but cannot be read (``RunFiles.calibration_unknown``):
+    without ``cal`` it says so (``UNREADABLE``) rather than that the run predates calibration.
     """
     st.markdown("**Calibration**")
     if ece_now is not None:
         st.caption(f"This evaluation's expected calibration error: {tf.pct(ece_now, 2)}.")
     if not isinstance(cal, Mapping) or tf.finite(cal.get("temperature")) is None:
-        st.caption(NOT_CALIBRATED)
+        st.caption(UNREADABLE if damaged else NOT_CALIBRATED)
         return
     split = "test" if cal.get("split") == "test" else "validation"
     m = st.columns(3)

@@ -2,12 +2,14 @@
 
 ``evaluate_section`` (keys ``rs_eval*``, ``rs_dl_*``, ``rs_export*``, ``rs_top_n``,
 ``rs_cam``): the chosen trial's successive-halving rungs, or why it has no model;
-for a complete trial its run folder (``tlcore.search.fetch_trial_run``) with
-downloads of its files, its stored test report and calibration (temperature, ECE
-before → after, reliability diagram: ``tlui.calibration_widgets``), and on request its evaluation
-again on the test split (``results_widgets.cached_evaluation``: the report, the most
-confused classes and the top losses with Grad-CAM) and an export for serving, every
-format checked against the Keras model (``tlui.export_widgets``, through
+for a complete trial its run folder (``tlcore.search.fetch_trial_run``) with a warning for
+each of its files that cannot be read (``tlcore.predict.read_run_files``), downloads of its
+files (``downloads``: the model is read when its button is pressed; a model file gone since
+the page was drawn is said on the page, never a generic download error), its stored test
+report and calibration (temperature, ECE before → after, reliability diagram:
+``tlui.calibration_widgets``), and on request its evaluation again on the test split
+(``results_widgets.cached_evaluation``: the report, the most confused classes and the
+top losses with Grad-CAM) and an export for serving, every format checked against the Keras model (``tlui.export_widgets``, through
 ``results_widgets.export_zip``). Loading a model, evaluating and exporting wait for
 a button, and are cached by the run folder and its version (RunFolder.load_version).
 
@@ -31,6 +33,7 @@ from optuna.trial import TrialState
 from tlcore.calibration import expected_calibration_error
 from tlcore.errors import NotFoundError, TLCoreError
 from tlcore.evaluate import most_confused, top_losses
+from tlcore.predict import read_run_files
 from tlcore.runfolder import RunFolder
 from tlcore.search import attrs, fetch_trial_run, rung_path
 from tlcore.search.compare import TrialSet, parse_key
@@ -84,16 +87,64 @@ def report_card(ts: TrialSet, key: str, slot: int) -> None:
 
 
 # -------------------------------------------------------------- downloads
+DL_GONE = "rs_dl_gone"  # session key: the model file that could not be read when its Download was pressed
+
+
+def _model_problem(path: Path) -> str | None:
+    """Why the model file cannot be downloaded (gone, or unreadable), or None when it can."""
+    try:
+        with open(path, "rb"):
+            return None
+    except FileNotFoundError:
+        return "is gone (deleted or moved on disk)"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+
+
+def _model_bytes(path: Path) -> bytes:
+    """The model file's bytes, read when Download is pressed (a deferred download: the file may be
+    gone since the page was drawn; the rerun the press starts says so on the page)."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise NotFoundError(f"The model file can no longer be read ({exc.strerror or exc}).", received=str(path),
+                            fix="Restore the run folder from a copy, or train the model again.") from exc
+
+
+def _download_pressed(path: str) -> None:
+    """The model Download's callback, run first in the rerun the press starts: note a model file that
+    cannot be read, so that ``downloads`` says why nothing was downloaded."""
+    if _model_problem(Path(path)) is not None:
+        st.session_state[DL_GONE] = path
+
+
 def downloads(run: Path, name: str) -> None:
-    """Download buttons for the run's model, labels and metrics files."""
+    """Download buttons for the run's model, labels and metrics files.
+
+    The model is read only when its button is pressed. A model file that is gone (deleted on disk
+    since the page was drawn) or cannot be read gets a warning saying so and what to do instead of
+    the button; a press after it went reruns the page (``_download_pressed``), which says it (a
+    trial's file is fetched again from the artifact store on that rerun, and the button comes back)."""
     folder = RunFolder(run)
+    model = folder.model_file
+    pressed_gone = st.session_state.pop(DL_GONE, None) == str(model)
+    problem = _model_problem(model)
+    if problem is not None:
+        st.warning(md_escape(f"The model file {model} {problem}, so it cannot be downloaded, evaluated or "
+                             "exported. Restore the run folder from a copy, or train the model again."),
+                   icon=":material/warning:")
+    elif pressed_gone:
+        st.info(md_escape(f"{model.name} could not be read when Download was pressed, so nothing was downloaded; "
+                          "it is back now (a search trial's model is fetched again from the artifact store): press "
+                          "Download again."), icon=":material/info:")
     c = st.columns([2, 1, 1, 3])
-    c[0].download_button(
-        f"Download {folder.model_file.name}", data=functools.partial(folder.model_file.read_bytes),
-        file_name=f"{name}{folder.model_file.suffix}", mime="application/octet-stream", key="rs_dl_model",
-        on_click="ignore", type="primary", icon=":material/download:",
-        help="The Keras 3 model: raw RGB 0-255 images in, class probabilities out (any Keras backend).",
-    )
+    if problem is None:
+        c[0].download_button(
+            f"Download {model.name}", data=functools.partial(_model_bytes, model),
+            file_name=f"{name}{model.suffix}", mime="application/octet-stream", key="rs_dl_model",
+            on_click=_download_pressed, args=(str(model),), type="primary", icon=":material/download:",
+            help="The Keras 3 model: raw RGB 0-255 images in, class probabilities out (any Keras backend).",
+        )
     labels = folder.labels_file
     if labels.is_file():
         c[1].download_button(labels.name, data=labels.read_bytes(), file_name=f"{name}-{labels.name}",
@@ -178,8 +229,9 @@ def top_losses_view(res: dict[str, Any], run: str, run_version: int) -> None:
                 st.image(cams[i], caption=f"Grad-CAM: where it saw {md_escape(names[item['pred']])}")
 
 
-def evaluation_view(res: dict[str, Any], run: str, run_version: int) -> None:
-    """The trial evaluated again: its report, the most confused classes, the top losses."""
+def evaluation_view(res: dict[str, Any], run: str, run_version: int, *, damaged: bool = False) -> None:
+    """The trial evaluated again: its report, the most confused classes, the top losses.
+    ``damaged``: its stored calibration cannot be read (``calibration_widgets.calibration_view``)."""
     report = res["report"]
     if not report.get("num_samples"):
         st.info("None of this trial's test images are in the dataset any more, so there is nothing to evaluate.")
@@ -200,13 +252,19 @@ def evaluation_view(res: dict[str, Any], run: str, run_version: int) -> None:
             st.markdown("**Most confused**")
             st.dataframe(pd.DataFrame(pairs, columns=["true", "predicted", "images"]), hide_index=True)
     cw.calibration_view(cw.stored_calibration(run), "rs_eval",
-                        ece_now=expected_calibration_error(res["probabilities"], res["y_true"]))
+                        ece_now=expected_calibration_error(res["probabilities"], res["y_true"]), damaged=damaged)
     top_losses_view(res, run, run_version)
 
 
 def evaluate_run_view(ws: Workspace, run: Path, run_version: int, report: Any) -> None:
     """The stored report and the Evaluate button; once pressed (for this model file), the evaluation.
-    Also the Results page's trained runs' (``tlui.run_widgets``)."""
+    Also the Results page's trained runs' (``tlui.run_widgets``).
+
+    A warning for each file of the run that exists but cannot be read (``tlcore.predict.read_run_files``:
+    which file, what that changes, how to fix it), read without loading the model."""
+    files = read_run_files(run)
+    for note in files.notes:
+        st.warning(md_escape(note), icon=":material/warning:")
     eval_id = f"{run}|{run_version}"
     ss = st.session_state
     ss.setdefault("rs_evaluated", [])
@@ -214,7 +272,7 @@ def evaluate_run_view(ws: Workspace, run: Path, run_version: int, report: Any) -
         if isinstance(report, dict) and report.get("confusion_matrix"):
             st.caption("As measured when it finished training:")
             report_view(report, rw.report_class_names(report), "rs_stored")
-        cw.calibration_view(cw.stored_calibration(run), "rs_stored")
+        cw.calibration_view(cw.stored_calibration(run), "rs_stored", damaged=files.calibration_unknown)
         if st.button("Evaluate on the test split", key="rs_eval_btn", type="primary",
                      help="Load the model, classify its test images again, and show its worst mistakes "
                      "with Grad-CAM."):
@@ -226,7 +284,7 @@ def evaluate_run_view(ws: Workspace, run: Path, run_version: int, report: Any) -
     except TLCoreError as exc:
         show_error(exc)
     else:
-        evaluation_view(res, str(run), run_version)
+        evaluation_view(res, str(run), run_version, damaged=files.calibration_unknown)
 
 
 def evaluate_section(ts: TrialSet) -> None:

@@ -5,7 +5,8 @@
   kept in ``st.query_params["model"]`` (an old link's bare run name still selects the run).
 - ``model_folder_for``: the chosen model's folder; a search trial's run folder is fetched
   from the artifact store here, on first use, never to list it.
-- ``model_section``: validation/test accuracy, classes, input size and where it comes from.
+- ``model_section``: validation/test accuracy, classes, input size and where it comes from; a
+  warning for each damaged file beside the model (``LoadedModel.notes``).
 - ``batch_section``: the "Batch: a folder or a zip" source: a zip upload (read in memory) or
   a folder under the workspace's data roots; ``tlcore.batch_predict`` runs over every image
   with an ``st.progress`` bar updated after every chunk; the table (top-k, true label and
@@ -34,9 +35,12 @@ from tlui import data, place
 from tlui import fmt as tf
 from tlui.common import md_escape, show_error
 
-__all__ = ["model_picker", "model_folder_for", "model_section", "batch_section", "tta_section", "BATCH_KINDS"]
+__all__ = ["model_picker", "model_folder_for", "model_section", "batch_section", "tta_section", "BATCH_KINDS",
+           "KEPT"]
 
 BATCH_KINDS = ("Upload a zip", "A folder on the server")
+KEPT = "session"  # persist_state of the page's choices: kept across a visit to another page (not the model's,
+# which the URL carries, so that a link naming a model wins over the one chosen before)
 ROWS_SHOWN = 5000  # table rows drawn at most (the CSV has them all)
 
 
@@ -71,7 +75,9 @@ def model_folder_for(ws: Workspace, entry: CatalogEntry) -> Path:
 
 
 def model_section(entry: CatalogEntry, loaded: LoadedModel | None) -> None:
-    """What is known about the model: from the listing, completed by the loaded model."""
+    """What is known about the model: from the listing, completed by the loaded model; a warning for
+    each file beside it that cannot be read (``LoadedModel.notes``: e.g. not calibrated, an unknown
+    resize rule), since the predictions below are affected."""
     spec = loaded.spec if loaded is not None else {}
     m = st.columns(4)
     m[0].metric("Validation accuracy", tf.pct(entry.val_accuracy), help="Best epoch's validation accuracy.")
@@ -87,6 +93,8 @@ def model_section(entry: CatalogEntry, loaded: LoadedModel | None) -> None:
         f"{md_escape(entry.method or spec.get('method') or '?')} · dataset "
         f"{md_escape(entry.dataset or spec.get('dataset') or '?')} · {md_escape(epochs)} epochs{saved}"
     )
+    for note in loaded.notes if loaded is not None else ():
+        st.warning(md_escape(note), icon=":material/warning:")
 
 
 # ------------------------------------------------------------------- batch
@@ -97,7 +105,7 @@ def _roots_text(ws: Workspace) -> str:
 
 def batch_section(ws: Workspace, entry: CatalogEntry, loaded: LoadedModel, run_version: int, k: int, tta: bool) -> None:
     """Classify every image of an uploaded zip or a folder under the data roots."""
-    kind = st.radio("Batch source", BATCH_KINDS, key="pr_batch_kind", horizontal=True)
+    kind = st.radio("Batch source", BATCH_KINDS, key="pr_batch_kind", horizontal=True, persist_state=KEPT)
     if kind == BATCH_KINDS[0]:
         upload = st.file_uploader(
             "Zip of images", type=["zip"], key="pr_batch_zip",
@@ -113,7 +121,7 @@ def batch_section(ws: Workspace, entry: CatalogEntry, loaded: LoadedModel, run_v
             upload.seek(0)
             return open_zip(upload, name=upload.name)
     else:
-        folder = st.text_input("Folder", key="pr_batch_folder",
+        folder = st.text_input("Folder", key="pr_batch_folder", persist_state=KEPT,
                                placeholder="a folder of images under one of the data roots")
         st.caption(f"Folders must be under the data roots: {_roots_text(ws)}. Allow another with "
                    "`python -m tlcore datasets allow-root PATH`.")
@@ -162,7 +170,7 @@ def batch_result(result: BatchResult) -> None:
         st.caption("No image sits in a folder named after one of the model's classes, so there is no "
                    "accuracy: put each class's images in a sub-folder of that name.")
     table = result.table()
-    if result.has_truth and st.checkbox("Only the mistakes", key="pr_batch_wrong"):
+    if result.has_truth and st.checkbox("Only the mistakes", key="pr_batch_wrong", persist_state=KEPT):
         table = table[table["correct"].eq(False).fillna(False)]
     config: dict[str, Any] = {f"confidence_{i + 1}": st.column_config.NumberColumn(format="percent")
                               for i in range(result.top_k)}

@@ -9,7 +9,9 @@ stored test report, evaluation again with top losses and Grad-CAM
 The chosen runs live in ``st.query_params["run"]`` (repeated for several; the Train
 page links ``?run=NAME``: a link followed within the session wins over the runs chosen
 before, ``linked_runs``); session keys ``rs_runs`` (with ``rs_runs_url``, the URL this page
-last wrote) and ``rs_run_eval`` (the rest are the trial views' own, never drawn at the same time). User text is Markdown-escaped.
+last wrote) and ``rs_run_eval`` (the rest are the trial views' own, never drawn at the same time). A run
+chosen before (or named by a link) that is no longer listed (deleted on disk, or its files cannot be
+read) is said in a warning, with the run shown instead, never swapped silently. User text is Markdown-escaped.
 """
 
 from __future__ import annotations
@@ -56,13 +58,34 @@ def linked_runs() -> bool:
         "rs_runs_url")
 
 
+def _gone_warning(gone: list[str], instead: str | None) -> None:
+    """Say that the runs ``gone`` (chosen before, or named by a link) are no longer listed, and which
+    run is shown instead (None: none), as the Predict page says a model it no longer finds."""
+    many = len(gone) > 1
+    st.warning(f"The run{'s' if many else ''} {', '.join(md_escape(n) for n in gone)} {'are' if many else 'is'} no "
+               f"longer there (deleted, or {'their' if many else 'its'} files cannot be read)"
+               + (f": showing {md_escape(instead)} instead." if instead is not None else "."),
+               icon=":material/warning:")
+
+
 def _choose(names: list[str]) -> list[str]:
+    """The runs chosen (``rs_runs``); runs chosen before or linked that are gone are said, never
+    dropped or replaced without a word."""
     ss = st.session_state
     if "rs_runs" in ss and not linked_runs():
+        gone = [n for n in ss["rs_runs"] if n not in names]
         rw.keep_valid("rs_runs", names, [], many=True)
+        instead = None
     else:  # a link or a reload: the runs in the URL, else the newest
-        wanted = [n for n in st.query_params.get_all("run") if n in names]
-        ss["rs_runs"] = list(dict.fromkeys(wanted)) or names[:1]
+        linked = list(dict.fromkeys(st.query_params.get_all("run")))
+        gone = [n for n in linked if n not in names]
+        wanted = [n for n in linked if n in names]
+        ss["rs_runs"] = wanted or names[:1]
+        instead = None if wanted else (names[:1] or [None])[0]
+    if instead is None and ss.get("rs_run_eval") in gone and ss["rs_runs"]:
+        instead = ss["rs_runs"][0]  # the run evaluated is gone: "Evaluate a run" falls back to the first chosen
+    if gone:
+        _gone_warning(gone, instead)
     st.multiselect("Runs", names, key="rs_runs", help="Newest first. Choose several to compare their curves.")
     chosen = list(ss["rs_runs"])
     place.keep_in_url("run", chosen)  # always: a URL without ?run= opens the Searches view

@@ -3,7 +3,9 @@
 - ``predict``  classify image files (or folders of them), or a whole folder or zip as a batch
                (``--folder`` / ``--zip``: a table with a true-label column and the accuracy
                when the images sit in one sub-folder per class; ``--csv`` writes it);
-               ``--tta`` averages each image with its mirror image (``tlcore.tta``).
+               ``--tta`` averages each image with its mirror image (``tlcore.tta``). A file beside
+               the model that cannot be read (``LoadedModel.notes``: no calibration, an unknown
+               resize rule) is said once on stderr as ``note: ...`` (and in ``--json``'s "notes").
 - ``cmd_models_list``: ``models list`` (registered with the ``models`` group in ``_train``):
                every model (trained runs, search trials with a saved model, exports) with
                the key that names it (``tlcore.catalog``).
@@ -48,7 +50,10 @@ def _load(args: argparse.Namespace):
 
     path = resolve(_ws(args), args.model, storage=args.storage)
     start_backend_quietly()  # Keras starts here: without the CPU-only "failed call to cuInit" lines
-    return load_model(path)
+    loaded = load_model(path)
+    for note in loaded.notes:  # a damaged file beside the model: loaded, but never silently
+        print(f"note: {note}", file=sys.stderr)
+    return loaded
 
 
 # ----------------------------------------------------------------- predict
@@ -115,7 +120,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             for r in result.rows if r.error is None]
         payload += [{"file": r.file, "error": r.error} for r in result.failed]
         doc: dict[str, Any] = {"model": str(loaded.run_dir or loaded.model_path), "tta": result.tta,
-                               "results": payload}
+                               "notes": list(loaded.notes), "results": payload}
         if batch:
             doc.update(source=source.description, num_images=len(result.rows), failed=len(result.failed),
                        skipped=result.skipped, accuracy=result.accuracy, seconds=round(result.seconds, 3))
