@@ -329,3 +329,13 @@ def test_a_trial_model_deleted_before_its_download_is_fetched_again(ws, deferred
     assert "could not be read when Download was pressed, so nothing was downloaded" in shown_text(at.info)
     at.run()
     assert "when Download was pressed" not in shown_text(at.info)
+
+
+def test_an_export_of_a_run_with_a_damaged_file_names_it_in_its_warnings(ws, tmp_path):
+    from tlcore.export import export_model
+
+    (ws.models_dir / "run-a" / "metrics.json").write_bytes(GARBAGE)
+    result = export_model(ws.models_dir / "run-a", tmp_path / "out", ["keras"], workspace=ws)
+    assert any("metrics.json" in w and "not calibrated" in w for w in result.warnings)
+    card = json.loads((tmp_path / "out" / "model_card.json").read_text(encoding="utf-8"))
+    assert card["warnings"] == list(result.warnings)

@@ -42,8 +42,10 @@ which) and single-image latency on this machine (median of 20 calls after 3 warm
 calls). A format whose agreement is below ``MIN_AGREEMENT`` (99.5 % for the float32
 formats, 98 % for the reduced-precision ones: float16, dynamic range, int8), or which cannot be
 run at all, is named in ``warnings``: in the result, in the card, in red by the CLI and in
-an error box on the Results page. A model without its run folder or dataset is exported but not checked,
-and the card says why (``checks.checked`` false, ``checks.reason``).
+an error box on the Results page; so is each damaged file of the source folder
+(``LoadedModel.notes``: e.g. a ``metrics.json`` that cannot be read, so the export is not
+calibrated). A model without its run folder or dataset is exported but not checked, and the
+card says why (``checks.checked`` false, ``checks.reason``).
 
 Every export also writes ``labels.txt`` and ``model_card.json``: what the model
 expects (raw RGB 0-255, S×S, the resize rule), what it returns, the backbone and its
@@ -646,6 +648,7 @@ def export_model(
             folder = RunFolder(tmp)
             atomic_write_text(folder.labels_file, labels_text(loaded.class_names))
             checks, warnings = _check_all(tmp, fmts, loaded, images, status)
+            warnings = [*loaded.notes, *warnings]  # a damaged file of the source: the card must not hide it
             status("Writing the model card")
             card = _model_card(loaded, Path(source), fmts)
             card["input"]["dtype_by_format"] = {f: "uint8" if f == "tflite_int8" else "float32" for f in fmts}

@@ -6,6 +6,8 @@
                ``--tta`` averages each image with its mirror image (``tlcore.tta``). A file beside
                the model that cannot be read (``LoadedModel.notes``: no calibration, an unknown
                resize rule) is said once on stderr as ``note: ...`` (and in ``--json``'s "notes").
+- ``load_named_model``: the model a command's ``MODEL`` names, loaded, its notes on stderr
+               (``predict``, ``models evaluate``).
 - ``cmd_models_list``: ``models list`` (registered with the ``models`` group in ``_train``):
                every model (trained runs, search trials with a saved model, exports) with
                the key that names it (``tlcore.catalog``).
@@ -43,7 +45,9 @@ def _pct(value: Any) -> str:
     return f"{100.0 * value:.1f} %" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 
 
-def _load(args: argparse.Namespace):
+def load_named_model(args: argparse.Namespace):
+    """The model ``args.model`` names (``args.storage``: a trial's study storage), loaded, with each
+    of its ``LoadedModel.notes`` said once on stderr as ``note: ...``."""
     from tlcore.catalog import resolve
     from tlcore.predict import load_model
     from tlcore.startup import start_backend_quietly
@@ -97,7 +101,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     source = (open_folder(args.folder) if args.folder is not None else open_zip(args.zip) if args.zip is not None
               else open_files(_expand_images(args.images)))
     with source:
-        loaded = _load(args)
+        loaded = load_named_model(args)
         if args.top_k is not None and not 1 <= args.top_k <= loaded.num_classes:
             raise ConfigError(f"--top-k must be between 1 and the number of classes ({loaded.num_classes}).",
                               received=f"--top-k {args.top_k}")

@@ -331,13 +331,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ models
 def _cmd_models_evaluate(args: argparse.Namespace) -> int:
     from tlcore.calibration import expected_calibration_error
-    from tlcore.catalog import resolve
-    from tlcore.predict import evaluate_run, load_model
+    from tlcore.cli._predict import load_named_model
+    from tlcore.predict import evaluate_run
 
     ws = _ws(args)
-    path = resolve(ws, args.model, storage=args.storage)
-    start_backend_quietly()
-    loaded = load_model(path)
+    loaded = load_named_model(args)
     bar = ProgressBar("Decoding test images")
     res = evaluate_run(loaded, ws, progress=bar)
     bar.close()
