@@ -592,7 +592,7 @@ def test_kitchen_sink_reports_every_kind(tmp_path, monkeypatch):
     make_image(d / "dog" / "wide.png", size=(200, 20), seed=14)
     shutil.copy(d / "cat" / "0.jpg", d / "cat" / "dup.jpg")
     shutil.copy(d / "dog" / "0.jpg", d / "cat" / "conflict.jpg")
-    (d / "empty").mkdir()
+    (d / "FOX").mkdir()  # an empty class folder, and one that looks like fox
     make_image(d / "dog" / "nested" / "n.png", seed=15)
     make_image(d / "loose.png", seed=16)
     os.symlink(outside / "x" / "0.png", d / "cat" / "escape.png")
@@ -651,3 +651,17 @@ def test_names_that_are_not_utf8_are_problems_not_a_crash(tmp_path):
     result.index.to_parquet(tmp_path / "i.parquet")  # what failed before
     result.problems.to_parquet(tmp_path / "p.parquet")
     assert os.path.exists(_bytes_name(tmp_path / "cat", b"\xff.png"))  # nothing renamed or removed
+
+
+def test_class_names_that_only_look_different_are_one_warning(tmp_path, make_image_tree):
+    import unicodedata
+
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    root = make_image_tree(tmp_path / "data", {nfc: 3, nfd: 3, "Dog": 3, "dog": 3, "bird": 3})
+    result = scan_dataset(root)
+    warned = result.problems[result.problems["kind"] == "look_alike_classes"]
+    assert len(warned) == 2 and set(warned["severity"]) == {"warning"}
+    messages = " ".join(warned["message"])
+    assert repr(nfc) in messages and repr(nfd) in messages and "'Dog', 'dog'" in messages
+    assert "bird" not in messages
+    assert len(result.classes) == 5  # said, not merged: the user decides

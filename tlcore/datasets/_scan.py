@@ -33,7 +33,9 @@ Rules:
   entries, impossible names) are listed in the folder's hidden ``SKIPPED_NOTE``; each
   one still missing from the folder gets an ``archive_skipped`` warning.
 - ``classes`` lists the class folders that have at least one usable image; a class
-  folder without one gets an ``empty_class`` warning instead.
+  folder without one gets an ``empty_class`` warning instead; class names that differ only in
+  letter case, surrounding spaces or Unicode encoding ("café" written two ways, which look the
+  same) get one ``look_alike_classes`` warning per group.
 
 Each problem has a severity: ``error`` — an image file is excluded because of what
 it is (unreadable, empty, not an image, corrupt, truncated, a decompression bomb,
@@ -73,6 +75,7 @@ import hashlib
 import os
 import stat
 import time
+import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -117,6 +120,7 @@ PROBLEM_KINDS: dict[str, str] = {
     "empty_class": "warning",
     "class_too_small": "warning",
     "nested_folder": "warning",
+    "look_alike_classes": "warning",
     "non_image_file": "warning",
     # skipped, never indexed
     "root_file": "warning",
@@ -871,6 +875,15 @@ def _problem(rel: str, kind: str, message: str, fix: str) -> dict[str, str]:
     return {"relpath": rel, "kind": kind, "severity": PROBLEM_KINDS[kind], "message": message, "fix": fix}
 
 
+def _look_alike(labels: set[str]) -> list[list[str]]:
+    """Groups of two or more class names that are the same text once Unicode-normalized (NFKC: "é" as
+    one code point or as "e" and an accent), case-folded and stripped of surrounding spaces."""
+    groups: dict[str, list[str]] = {}
+    for label in sorted(labels):
+        groups.setdefault(unicodedata.normalize("NFKC", label).casefold().strip(), []).append(label)
+    return [names for _key, names in sorted(groups.items()) if len(names) > 1]
+
+
 def _folder_problems(index: pd.DataFrame, walker: _Walker, layout: str, options: ScanOptions) -> list[dict[str, str]]:
     """Per-class problems (empty, too small, nested images, non-image files), from the index and the walk."""
     problems: list[dict[str, str]] = []
@@ -907,6 +920,18 @@ def _folder_problems(index: pd.DataFrame, walker: _Walker, layout: str, options:
                 "needed to put one in each of train, validation and test.",
                 "Add more images of this class, or remove its folder.",
             )
+
+    # Class names that look alike: one class split in two by how its folders were spelled.
+    for names in _look_alike({label for _split, label, _rel in walker.class_dirs}):
+        add(
+            "",
+            "look_alike_classes",
+            f"The classes {', '.join(repr(n) for n in names)} differ only in letter case, spaces or how an accented "
+            "letter is encoded, so they look like one class but are learned as "
+            f"{len(names)} different ones.",
+            "If they are one class, move their images into one folder and delete the others; if they are "
+            "different classes, rename them so the difference shows.",
+        )
 
     # Images in sub-folders of class folders (included: they belong to the class).
     if len(index):
