@@ -11,7 +11,10 @@ it again (its workers are found again through their state files); without one, t
 newest study is shown.
 
 The live section is an ``st.fragment`` that reruns every few seconds (a toggle
-pauses it): one poll of the storage per refresh. Its buttons act through
+pauses it): one poll of the storage per refresh. A trial still RUNNING in the storage
+whose worker stopped without finishing is shown as stalled, with what happens to it and
+what to do; a finished study offers a larger trial budget (Raise the budget), and Add
+workers on a stopped or finished study says why nothing would run. Its buttons act through
 callbacks, so their message shows at once and stays for a while across refreshes.
 User-controlled text (study, dataset and file names, messages quoting them) is
 Markdown-escaped or shown as plain text.
@@ -59,7 +62,8 @@ def progress_section(s: StudySummary, snap: sw.Snapshot, spec: StudySpec | None)
     m = st.columns(5)
     m[0].metric("Finished", f"{s.finished}/{s.n_trials}" if s.n_trials else f"{s.finished}",
                 help="Complete and pruned (or diverged) trials, of the study's budget.")
-    m[1].metric("Running", s.running)
+    m[1].metric("Running", s.live, help="Trials a worker is training now."
+                + (f" Not counted: {len(s.stalled)} stalled (their worker stopped)." if s.stalled else ""))
     m[2].metric("Pruned · diverged", f"{max(0, counts.get('PRUNED', 0) - diverged)} · {diverged}",
                 help="Stopped early by the pruner · stopped because they diverged (the loss was not finite, "
                      "or the validation accuracy stayed at chance).")
@@ -83,14 +87,14 @@ def progress_section(s: StudySummary, snap: sw.Snapshot, spec: StudySpec | None)
     training = [w for w in snap.alive_workers if w.trial is not None]
     for w in training:
         st.progress(w.progress or 0.0, text=md_escape(sw.worker_progress_text(w)))
-    elsewhere = sorted(set(snap.running_trials) - {w.trial for w in training})
+    elsewhere = sorted(set(snap.running_trials) - {w.trial for w in training} - set(snap.stalled))
     if elsewhere:
         st.caption(f"Running on workers elsewhere (or starting): trial(s) {', '.join(map(str, elsewhere))}.")
 
 
 def trials_section(s: StudySummary, snap: sw.Snapshot) -> None:
     st.markdown("**Trials**")
-    table = sw.trial_table(snap.frame)
+    table = sw.trial_table(snap.frame, snap.stalled)
     if table.empty:
         st.caption("No trials yet: workers load TensorFlow first (up to a minute), then ask for a trial.")
         return
@@ -154,12 +158,26 @@ def control_section(ws: Workspace, s: StudySummary, snap: sw.Snapshot) -> None:
                       help="Its worker abandons it and moves on. Use it for a trial that hangs.")
         else:
             st.caption("No trial is running: nothing to mark failed.")
+    if s.complete:
+        budget_row(ws, s)
     with place.expander("Delete this study", key=state.DELETE_OPEN):
         st.caption("Deletes the study, its trials and their saved models. Stop the study and wait for its "
                    "workers to exit first.")
         typed = st.text_input("Type the study's name to confirm", key=state.delete_key(name))
         st.button("Delete study", key="se_delete", on_click=state.on_delete, args=(ws, name), type="primary",
                   disabled=typed.strip() != name, icon=":material/delete:")
+
+
+def budget_row(ws: Workspace, s: StudySummary) -> None:
+    """A finished study's way to run further: a larger trial budget, then Add workers."""
+    key = state.budget_key(s.name)
+    st.session_state.setdefault(key, s.finished + 10)
+    b1, b2 = st.columns([1, 2], vertical_alignment="bottom")
+    fields.number(b1, "New trial budget", lo=s.finished + 1, hi=100_000, key=key, step=1,
+                  help=f"The study has finished its {s.n_trials} trials. With a larger budget its workers run "
+                       "more trials, on what the earlier ones found.")
+    b2.button("Raise the budget", key="se_budget_go", on_click=state.on_budget, args=(ws, s.name),
+              icon=":material/add_circle:", help="Then start workers with Add workers.")
 
 
 def live_section(ws: Workspace, name: str, spec: StudySpec | None) -> None:

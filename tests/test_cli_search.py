@@ -480,11 +480,15 @@ def test_delete_asks_first(fresh, capsys, monkeypatch):
 
 # ------------------------------------------------------------------ run
 def test_run_starts_a_worker_and_shows_the_study_until_it_ends(own_copy, capsys, monkeypatch):
-    """A finished study: the worker starts (a real background process), finds the budget met and exits."""
+    """The finished study given a fourth trial: the worker starts (a real background process) and is
+    stopped while it still loads TensorFlow, so it finds the stop and exits without training."""
     ws = own_copy
     deadline = time.monotonic() + 180
+    assert cli(capsys, ws.root, "search", "resume", "--study", STUDY, "--trials", "4")[0] == 0
 
     def sleep(seconds: float) -> None:  # look again every 0.2 s, not every 10 s; give up (Ctrl-C) after 3 min
+        if not stop_requested(ws, STUDY):
+            request_stop(ws, STUDY)  # the first look: the worker is still starting
         if time.monotonic() > deadline:
             raise KeyboardInterrupt
         time.sleep(min(seconds, 0.2))
@@ -495,14 +499,42 @@ def test_run_starts_a_worker_and_shows_the_study_until_it_ends(own_copy, capsys,
     workers_dir = ws.root / "studies" / "local" / STUDY / "workers"
     assert err == f"Started 1 worker(s) for 'tiny-study'; logs in {workers_dir}\n"
     lines = out.splitlines()
-    assert lines[0].startswith("study tiny-study: 3/3 finished (3 complete, 0 pruned), 0 running, 0 failed, 0 interrupted; ")
+    assert lines[0].startswith("study tiny-study: 3/4 finished (3 complete, 0 pruned), 0 running, 0 failed, 0 interrupted; ")
     best = load_study(ws, STUDY).best_trial
     assert re.fullmatch(rf"Best trial {best.number}: val_accuracy \S+\. "
                         r"Details: python -m tlcore search best --study tiny-study", lines[-1]), lines[-1]
     [worker] = [w for w in list_workers(ws, STUDY) if w.log_path.is_file()]  # the study's own worker kept no log
     assert not worker.alive and worker.state == WorkerState.FINISHED
-    assert "stopped: budget met (3 trials finished)" in worker.log_path.read_text()
+    assert "stopped: stop requested; ran trials []" in worker.log_path.read_text()
     assert len(load_study(ws, STUDY).trials) == 3
+
+
+def test_run_refuses_a_finished_or_stopped_study_and_says_how_to_continue(own_copy, capsys):
+    """It used to start workers that exited at once, and said nothing of why."""
+    ws = own_copy
+    err = assert_error(cli(capsys, ws.root, "search", "run", "--study", STUDY),
+                       "Study 'tiny-study' has finished: 3 of its 3 trials are done",
+                       "python -m tlcore search resume --study tiny-study --trials 13")
+    assert "worker would exit at once" in err
+    logs = ws.root / "studies" / "local"
+    assert not list(logs.rglob("*.log"))  # no worker was started (the study's own worker kept no log)
+    code, out, err = cli(capsys, ws.root, "search", "resume", "--study", STUDY, "--trials", "5")
+    assert code == 0 and out.startswith("Study 'tiny-study': budget 5 trials.\n"), err
+    assert load_spec(ws, STUDY).n_trials == 5
+    request_stop(ws, STUDY)
+    assert_error(cli(capsys, ws.root, "search", "run", "--study", STUDY),
+                 "Study 'tiny-study' is stopped, so a worker would exit at once",
+                 "Resume it first (python -m tlcore search resume --study tiny-study")
+    assert not list(logs.rglob("*.log"))
+
+
+def test_resume_refuses_a_budget_that_would_not_let_the_study_run(own_copy, capsys):
+    for n in ("3", "2", "0"):
+        assert_error(cli(capsys, own_copy.root, "search", "resume", "--study", STUDY, "--trials", n),
+                     "The new trial budget must be more than 3", f"n_trials={n}")
+    assert_error(cli(capsys, own_copy.root, "search", "resume", "--study", STUDY, "--trials", "200000"),
+                 "n_trials must be an integer [1, 100000]")
+    assert load_spec(own_copy, STUDY).n_trials == 3
 
 
 def test_run_refuses_an_unknown_study_and_a_bad_worker_count(finished, capsys):
@@ -537,7 +569,9 @@ def test_worker_stops_after_its_max_trials(fresh, capsys, signal_handlers_kept):
 @pytest.mark.parametrize("flag, value, words", [
     ("--worker-index", "-1", "worker_index must be an integer [0, 2147483647]"),
     ("--max-trials", "-1", "max_trials must be an integer [0, 1000000]"),
-    ("--heartbeat-interval", "0", "The grace period must be longer than the heartbeat interval."),
+    ("--heartbeat-interval", "0", "The heartbeat interval must be at least 1 second"),
+    ("--heartbeat-interval", "-5", "The heartbeat interval must be at least 1 second"),
+    ("--grace-period", "10", "The grace period must be longer than the heartbeat interval"),
 ])
 def test_worker_refuses_bad_options_before_it_touches_the_study(fresh, capsys, signal_handlers_kept, flag, value,
                                                                    words):

@@ -348,8 +348,8 @@ def test_a_launched_worker_opens_the_storage_it_was_given(tiny_ws):
     journal = str(tiny_ws.root / "elsewhere.log")
     spec = tiny_spec("elsewhere")
     create_study(tiny_ws, spec, journal)
-    request_stop(tiny_ws, spec.name, journal)  # the worker only has to find the study and see the stop
-    launch_workers(tiny_ws, spec.name, 1, journal)
+    launch_workers(tiny_ws, spec.name, 1, journal)  # (a stopped study is refused: stopped right after)
+    request_stop(tiny_ws, spec.name, journal)  # the worker, still loading, only has to find the study and the stop
     try:
         _wait(lambda: not list_workers(tiny_ws, spec.name)[0].alive, 180, "the worker to exit")
     finally:

@@ -429,11 +429,55 @@ class ScoutResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScoutResult:
-        return cls(dataset=data["dataset"], image_size=int(data["image_size"]), images=int(data["images"]),
-                   table=pd.DataFrame(data["rows"]), notes=list(data.get("notes", [])),
-                   seconds=float(data["seconds"]), feature_seconds=float(data.get("feature_seconds", 0.0)),
-                   cached=list(data.get("cached", [])), weights=data.get("weights", "imagenet"),
-                   resize_mode=data.get("resize_mode", "pad"))
+        """A saved scout (``to_dict``). A score column an older file lacks reads as empty.
+
+        Raises:
+            ValueError: not a saved scout (not an object, no rows, a row without its backbone and
+                depth, a score that is not a number); the message says which.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"not a saved scout (a JSON {type(data).__name__}, not an object)")
+        try:
+            return cls(dataset=str(data["dataset"]), image_size=int(data["image_size"]), images=int(data["images"]),
+                       table=_checked_table(data.get("rows")), notes=_texts(data.get("notes")),
+                       seconds=float(data["seconds"]), feature_seconds=float(data.get("feature_seconds") or 0.0),
+                       cached=_texts(data.get("cached")), weights=data.get("weights", "imagenet"),
+                       resize_mode=str(data.get("resize_mode", "pad")))
+        except KeyError as exc:
+            raise ValueError(f"not a saved scout (no {exc.args[0]!r})") from exc
+        except TypeError as exc:
+            raise ValueError(f"not a saved scout ({exc})") from exc
+
+
+def _number(v: Any) -> bool:
+    """Whether ``v`` is a number (not a bool) or None, as a saved score may be."""
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _texts(v: Any) -> list[str]:
+    """A saved list of texts (notes, cached backbones); anything else reads as none."""
+    return [str(x) for x in v] if isinstance(v, list) else []
+
+
+def _checked_table(rows: Any) -> pd.DataFrame:
+    """The ranked table of a saved scout's ``rows``: each a (backbone, depth) with its scores.
+
+    Raises:
+        ValueError: ``rows`` is not a non-empty list of such objects (what the page and the seeding read).
+    """
+    if not isinstance(rows, list) or not rows:
+        raise ValueError("not a saved scout (no rows of scores)")
+    for i, row in enumerate(rows, start=1):
+        ok = (isinstance(row, dict) and isinstance(row.get("backbone"), str) and isinstance(row.get("depth"), int)
+              and not isinstance(row.get("depth"), bool)
+              and all(_number(row.get(k)) for k in (*SCORES, "width", "combined", "combined_rank")))
+        if not ok:
+            raise ValueError(f"not a saved scout (row {i} is not a backbone, a depth and numeric scores)")
+    table = pd.DataFrame(rows)
+    for col in (*SCORES, "combined", "combined_rank"):
+        if col not in table.columns:
+            table[col] = np.nan
+    return table
 
 
 def _jsonable_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -623,12 +667,17 @@ def scout(ws: Any, dataset: str, *, backbones: Sequence[str] = ("efficientnet_li
 
 
 # ------------------------------------------------------------------ saved scouts and background runs
-def scouts_dir(ws: Any, dataset: str) -> Any:
-    """``<workspace>/scouts/<dataset>``: one JSON per finished scout, and the state of running ones."""
+def scouts_dir(ws: Any, dataset: str, *, create: bool = True) -> Any:
+    """``<workspace>/scouts/<dataset>``: one JSON per finished scout, and the state of running ones.
+
+    Args:
+        create: make the folder if missing; readers pass False. Defaults to True.
+    """
     from pathlib import Path
 
     path = Path(ws.root) / "scouts" / dataset
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -643,17 +692,28 @@ def save_result(ws: Any, result: ScoutResult) -> Any:
     return path
 
 
-def load_results(ws: Any, dataset: str) -> list[ScoutResult]:
-    """The saved scouts of ``dataset``, newest first (unreadable files are skipped)."""
+def load_results(ws: Any, dataset: str, *, skipped: list[str] | None = None) -> list[ScoutResult]:
+    """The saved scouts of ``dataset``, newest first.
+
+    A file that cannot be read (not UTF-8, not JSON, not a saved scout, unreadable) is skipped and
+    left as it is; each is added to ``skipped`` as "NAME: why", for the caller to show. Nothing is
+    created (a dataset never scouted has no folder).
+    """
     from tlcore._fsutil import read_json
 
+    folder = scouts_dir(ws, dataset, create=False)
     out = []
-    for path in sorted(scouts_dir(ws, dataset).glob("2*.json"), reverse=True):
-        data = read_json(path, default=None)
+    for path in sorted(folder.glob("2*.json"), reverse=True) if folder.is_dir() else []:
         try:
-            out.append(ScoutResult.from_dict(data))
-        except (TypeError, KeyError, ValueError):
+            out.append(ScoutResult.from_dict(read_json(path, default=None)))
+        except TLCoreError as exc:  # read_json: not UTF-8, not JSON, a folder, permissions
+            why = exc.message
+        except ValueError as exc:
+            why = str(exc)
+        else:
             continue
+        if skipped is not None:
+            skipped.append(why if path.name in why else f"{path.name}: {why}")
     return out
 
 
@@ -662,10 +722,11 @@ _ANY: Any = object()
 
 def latest_result(ws: Any, dataset: str, *, image_size: int | None = None,
                   backbones: Sequence[str] | None = None, weights: Any = _ANY,
-                  resize_mode: str | None = None) -> ScoutResult | None:
+                  resize_mode: str | None = None, skipped: list[str] | None = None) -> ScoutResult | None:
     """The newest saved scout of ``dataset`` (at ``image_size``, covering ``backbones``, with these
-    ``weights`` and ``resize_mode`` when given), or None."""
-    for res in load_results(ws, dataset):
+    ``weights`` and ``resize_mode`` when given), or None. Files that cannot be read go to ``skipped``
+    (``load_results``)."""
+    for res in load_results(ws, dataset, skipped=skipped):
         if image_size is not None and res.image_size != image_size:
             continue
         if weights is not _ANY and res.weights != weights:
@@ -701,19 +762,51 @@ def launch_scout(ws: Any, dataset: str, *, backbones: Sequence[str], image_size:
     return {"pid": proc.pid, "log": str(log), "status": str(status), "started": time.time()}
 
 
+_STATUS_NUMBERS = ("done", "total", "started", "seconds")
+
+
+def _read_status(path: Any) -> tuple[dict[str, Any], str | None]:
+    """A scout's status file as ``scout_status`` returns it (numbers as numbers, texts as text; a key of
+    the wrong type left out), and why it could not be read (None when it could: a missing file is {})."""
+    from tlcore._fsutil import read_json
+
+    try:
+        data = read_json(path, default=None)
+    except TLCoreError as exc:  # not UTF-8, not JSON, a folder, permissions: never a traceback on the page
+        return {}, exc.message
+    if data is None:
+        return {}, None
+    if not isinstance(data, dict):
+        return {}, f"its status file {path} is not a scout's status (a JSON {type(data).__name__})"
+    info: dict[str, Any] = {}
+    for k, v in data.items():
+        if k in _STATUS_NUMBERS:
+            if _number(v) and v is not None and math.isfinite(v):
+                info[k] = v
+        elif isinstance(v, str):
+            info[k] = v
+    return info, None
+
+
 def scout_status(state: dict[str, Any]) -> dict[str, Any]:
     """Where a launched scout is: ``{"state": running|finished|failed, "done", "total", "text",
-    "error", "result"}`` (``result``: the saved path once finished)."""
-    from tlcore._fsutil import read_json
+    "error", "result"}`` (``result``: the saved path once finished). Never raises for a damaged
+    status file (it is left as it is): the scout is running while its process lives, else failed,
+    with ``error`` saying the file could not be read."""
     from tlcore.background import log_tail, pid_alive
 
-    info = read_json(state["status"], default=None) or {}
+    info, problem = _read_status(state["status"])
     if info.get("state") in ("finished", "failed"):
         return info
     if not pid_alive(int(state["pid"])):
-        info = read_json(state["status"], default=None) or info  # it may have finished since the first read
+        again, problem = _read_status(state["status"])  # it may have finished since the first read
+        info = again or info
         if info.get("state") in ("finished", "failed"):
             return info
         tail = log_tail(state["log"], 1).strip()
-        return {**info, "state": "failed", "error": tail or "The scout stopped without a result (see its log)."}
+        if problem:
+            error = f"The scout's status could not be read: {problem}" + (f" Its log ends: {tail}" if tail else "")
+        else:
+            error = tail or "The scout stopped without a result (see its log)."
+        return {**info, "state": "failed", "error": error}
     return {**info, "state": "running"}

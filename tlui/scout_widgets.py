@@ -5,7 +5,9 @@ on the New-study form's dataset, backbones and image size (read from its session
 keys ``se_new_*``), run in the background (``launch_scout``) and followed by an
 ``st.fragment`` on a timer; the newest saved result for those settings
 (``latest_result``: also after the page is reopened) is drawn as each per-depth
-score against the depth and as the ranked table. Two buttons act on the form
+score against the depth and as the ranked table; saved files that cannot be read (damaged,
+not a scout) are named in a warning and left as they are, and a damaged status file of a
+running scout reads as a failed scout, never a traceback (``tlcore.scout.scout_status``). Two buttons act on the form
 through callbacks (which run before the next rerun, so before its widgets exist):
 "Narrow" sets the freeze-depth slider (``se_new_depth``) to the top depths, and
 "Start the study with the top K" asks the form (``scout_spec_option``) to give the
@@ -52,7 +54,7 @@ from tlui import fmt as tf
 from tlui.common import md_escape
 
 __all__ = ["SLOT", "OPEN", "scout_section", "scout_spec_option", "seed_note", "depth_figure", "ranked_view",
-           "agreement_section", "agreement_table", "SCORE_LABELS"]
+           "agreement_section", "agreement_table", "SCORE_LABELS", "skipped_text"]
 
 TITLE = "Scout: rank the depths before training"
 DEFAULT_IMAGES = SCOUT_DEFAULTS["images"]
@@ -62,6 +64,7 @@ DEFAULT_K = 3
 NARROW_TOP = 3  # depths the "Narrow" button keeps the range around
 MAX_K = 20
 REFRESH_S = 1  # seconds between reads of a running scout's progress
+MAX_SKIPPED_SHOWN = 3  # unreadable saved scout files named in the warning
 SCORE_LABELS = {"logme_stack": "stacked LogME", "logme": "LogME", "transrate": "TransRate", "leep": "LEEP",
                 "nce": "NCE", "combined": "combined"}
 COLUMNS = ["backbone", "depth", "width", *SCORES, "combined_rank"]
@@ -101,6 +104,16 @@ def _only(result: ScoutResult, backbones: list[str]) -> ScoutResult:
     return ScoutResult(dataset=result.dataset, image_size=result.image_size, images=result.images, table=table,
                        notes=list(result.notes), seconds=result.seconds, feature_seconds=result.feature_seconds,
                        cached=list(result.cached))
+
+
+def skipped_text(dataset: str, skipped: list[str]) -> str:
+    """Markdown saying which saved scout files could not be read (``load_results``' ``skipped``), that
+    they were left as they are, and what to do."""
+    shown = "; ".join(x.rstrip(". ") for x in skipped[:MAX_SKIPPED_SHOWN]) + (
+        f"; and {len(skipped) - MAX_SKIPPED_SHOWN} more" if len(skipped) > MAX_SKIPPED_SHOWN else "")
+    return md_escape(f"{len(skipped)} saved scout file(s) of {dataset} could not be read and are not shown "
+                     f"(they are left as they are): {shown}. Restore them from a backup or delete them; Run "
+                     "scout makes a new one.")
 
 
 # ------------------------------------------------------------------ figure and table
@@ -371,12 +384,15 @@ def scout_section(ws: Workspace, datasets: list[str], expanded: bool = False) ->
                 st.fragment(run_every=REFRESH_S)(_progress_view)()
             finally:
                 ss["se_scout_full"] = False
+        skipped: list[str] = []
         try:
             result = latest_result(ws, dataset, image_size=size, backbones=backbones, weights=_weights(),
-                                   resize_mode=_resize())
+                                   resize_mode=_resize(), skipped=skipped)
         except (TLCoreError, OSError) as exc:
             st.warning(md_escape(f"The saved scouts of {dataset} could not be read: {exc}"))
             return
+        if skipped:
+            st.warning(skipped_text(dataset, skipped))
         if result is None:
             if not ss.get("se_scout_run"):
                 st.caption(f"No scout of {md_escape(dataset)} at {size} px with these backbones yet: press "

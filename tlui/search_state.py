@@ -15,10 +15,11 @@ Scout step's ``se_scout_*`` ``tlui.scout_widgets``'):
   ``se_full_run``: True while the whole page draws the live fragment (``full_run``), False
   when the fragment reruns alone on its timer (``in_full_run``);
 - per study: ``se_fail_pick::<study>`` / ``se_fail_ok::<study>`` (the trial to mark
-  failed and its confirmation), ``se_del_name::<study>`` (the name typed to delete it);
+  failed and its confirmation), ``se_del_name::<study>`` (the name typed to delete it),
+  ``se_budget::<study>`` (the new trial budget of a finished study);
 - ``se_del_open``: whether the "Delete this study" expander is open (``tlui.place``).
 
-The button callbacks (``on_stop``, ``on_resume``, ``on_add``, ``on_fail``, ``on_delete``)
+The button callbacks (``on_stop``, ``on_resume``, ``on_add``, ``on_fail``, ``on_delete``, ``on_budget``)
 run before the next rerun and leave their outcome as a banner in the live section's slot (or,
 for a deleted study, at the top of the page): user text in them is Markdown-escaped.
 """
@@ -32,14 +33,14 @@ from typing import Any
 import streamlit as st
 
 from tlcore.errors import TLCoreError
-from tlcore.search import delete_study, fail_trial, launch_workers, resume_study, stop_workers
+from tlcore.search import delete_study, fail_trial, launch_workers, raise_budget, resume_study, stop_workers
 from tlcore.workspace import Workspace
 from tlui import fields, place
 from tlui.common import md_escape
 
-__all__ = ["select_study", "select_next", "live_slot", "fail_keys", "delete_key", "DELETE_OPEN",
+__all__ = ["select_study", "select_next", "live_slot", "fail_keys", "delete_key", "budget_key", "DELETE_OPEN",
            "full_run", "in_full_run",
-           "on_stop", "on_resume", "on_add", "on_fail", "on_delete", "REFRESH_CHOICES", "NOTE_SECONDS",
+           "on_stop", "on_resume", "on_add", "on_fail", "on_delete", "on_budget", "REFRESH_CHOICES", "NOTE_SECONDS",
            "MAX_WORKERS"]
 
 REFRESH_CHOICES = (1, 2, 5, 10, 30)  # seconds between live refreshes
@@ -114,6 +115,11 @@ def delete_key(study: str) -> str:
     return f"se_del_name::{study}"
 
 
+def budget_key(study: str) -> str:
+    """The key of the number input holding a finished study's new trial budget."""
+    return f"se_budget::{study}"
+
+
 # ------------------------------------------------------------ callbacks
 _FAILED = object()
 
@@ -160,6 +166,18 @@ def on_add(ws: Workspace, name: str) -> None:
     ids = _attempt(name, lambda: launch_workers(ws, name, int(st.session_state["se_workers"])))
     if ids is not _FAILED:
         _note(name, "success", f"Started {len(ids)} worker(s).")
+
+
+def on_budget(ws: Workspace, name: str) -> None:
+    value = st.session_state.get(budget_key(name))
+    problem = fields.range_problem("New trial budget", value, 1, 100_000)  # raise_budget checks the rest
+    if problem:  # never the value the field showed before the one typed
+        _note(name, "error", f"The budget was not changed. {problem}")
+        return
+    spec = _attempt(name, lambda: raise_budget(ws, name, n_trials=int(value)))
+    if spec is not _FAILED:
+        _note(name, "success", f"Budget raised to {spec.n_trials} trials: start workers (Add workers) to run "
+                              "the rest.")
 
 
 def on_fail(ws: Workspace, name: str) -> None:

@@ -8,7 +8,8 @@ far over time, which trials diverged and their successive-halving rungs), and
 this machine's worker state files. With the default journal storage each storage
 read only replays the log lines added since the last read.
 
-Texts for the page: ``study_label``, ``status_sentence``, ``best_trial_text``,
+Texts for the page: ``study_label``, ``status_sentence`` (with ``stalled_text``: trials still
+RUNNING in the storage whose worker stopped without finishing), ``best_trial_text``,
 ``worker_progress_text`` (with the rung a worker is on), ``crash_text`` (a crashed
 worker and the last line of its log); tables: ``trial_table``, ``diverged_table``,
 ``workers_table``, with ``trial_table_config``; figures: ``curves_figure``,
@@ -45,7 +46,7 @@ from tlui.common import md_escape
 
 __all__ = ["Snapshot", "poll_study", "parse_spec_text", "curves_figure", "trial_table", "MAX_CURVES",
            "diverged_table", "best_figure", "worker_progress_text", "best_trial_text", "status_sentence",
-           "workers_table", "trial_table_config", "crash_text", "study_label"]
+           "workers_table", "trial_table_config", "crash_text", "study_label", "stalled_text", "STALLED"]
 
 MAX_CURVES = 150  # trials drawn in the intermediate-values plot (the newest)
 SCIENTIFIC = ("learning_rate", "fine_tune_factor")  # parameters shown in scientific notation
@@ -73,9 +74,15 @@ class Snapshot:
 
     @property
     def running_trials(self) -> list[int]:
+        """The trials RUNNING in the storage, stalled ones included (they can be marked failed)."""
         if self.frame.empty:
             return []
         return sorted(int(n) for n in self.frame.loc[self.frame["state"] == "RUNNING", "number"])
+
+    @property
+    def stalled(self) -> dict[int, str]:
+        """The running trials whose worker stopped without finishing: number -> why (``StudySummary.stalled``)."""
+        return dict(self.summary.stalled) if self.summary is not None else {}
 
     @property
     def alive_workers(self) -> list[WorkerInfo]:
@@ -88,8 +95,9 @@ class Snapshot:
 
     @property
     def active(self) -> bool:
-        """Something is going on: a local worker is alive or a trial is running (anywhere)."""
-        return bool(self.alive_workers) or bool(self.summary and self.summary.running)
+        """Something is going on: a local worker is alive or a trial is running (anywhere; a stalled
+        trial, whose worker stopped, is not)."""
+        return bool(self.alive_workers) or bool(self.summary and self.summary.live)
 
 
 def _trials(ws: Workspace, name: str) -> list[FrozenTrial]:
@@ -134,18 +142,23 @@ def parse_spec_text(data: bytes | str) -> StudySpec:
     return StudySpec.from_yaml(data)
 
 
-def trial_table(frame: pd.DataFrame) -> pd.DataFrame:
+STALLED = "STALLED"  # the trial table's state of a running trial whose worker stopped (``Snapshot.stalled``)
+
+
+def trial_table(frame: pd.DataFrame, stalled: dict[int, str] | None = None) -> pd.DataFrame:
     """The columns the page's trial table shows, newest trial first.
 
-    A trial that diverged shows the state ``DIVERGED`` (it is PRUNED in Optuna), and
-    ``rungs`` the data it trained on ("11 % → 33 % → full"), when ``frame`` has the
-    ``with_outcomes`` columns.
+    A trial that diverged shows the state ``DIVERGED`` (it is PRUNED in Optuna), a running trial
+    whose worker stopped without finishing (a number in ``stalled``) ``STALLED``, and ``rungs`` the
+    data it trained on ("11 % → 33 % → full"), when ``frame`` has the ``with_outcomes`` columns.
     """
     if frame.empty:
         return frame
     frame = frame.copy()
     if "diverged" in frame.columns:
         frame.loc[frame["diverged"].notna() & (frame["state"] == "PRUNED"), "state"] = DIVERGED
+    if stalled:
+        frame.loc[frame["number"].isin(list(stalled)) & (frame["state"] == "RUNNING"), "state"] = STALLED
     if "rung_path" in frame.columns:
         frame = frame.drop(columns=["rungs"], errors="ignore").rename(columns={"rung_path": "rungs"})
     params = [c for c in frame.columns if c.startswith("params_")]
@@ -206,16 +219,33 @@ def crash_text(w: WorkerInfo, tail: str) -> str:
             "shows, then start workers again below (Add workers, or Resume after a stop).")
 
 
+def stalled_text(stalled: dict[int, str]) -> str:
+    """Markdown saying which trials are stalled, why, and what happens to them and what to do."""
+    which = "; ".join(f"trial {n}: {md_escape(why)}" for n, why in stalled.items())
+    return (f"{'A trial shows' if len(stalled) == 1 else 'Trials show'} as running, but no worker trains "
+            f"{'it' if len(stalled) == 1 else 'them'} any more ({which}). A worker of this study marks such a "
+            "trial failed and runs it again with the same parameters when it next looks for a trial, once the "
+            "trial has had no heartbeat for the grace period (60 s by default): press Add workers below to "
+            "continue, or Mark failed to give it up.")
+
+
 def status_sentence(s: StudySummary, snap: Snapshot) -> tuple[str, str]:
-    """(kind, text) saying what the study is doing: kind is an ``st`` message function's name."""
+    """(kind, text) saying what the study is doing: kind is an ``st`` message function's name.
+
+    Trials RUNNING in the storage whose worker stopped without finishing (``Snapshot.stalled``) are
+    not counted as running: a study with nothing else going on is said to be stalled.
+    """
     alive = len(snap.alive_workers)
-    if s.n_trials and s.finished >= s.n_trials and not s.running:
+    if s.n_trials and s.finished >= s.n_trials and not s.live:
         return "success", f"Finished: {s.finished} of {s.n_trials} trials are done."
     if s.stop_requested:
         extra = f" {alive} worker(s) are still finishing." if alive else ""
         return "warning", "Stopped. Resume to queue the interrupted trials again and continue." + extra
-    if s.running or alive:
-        return "info", f"Searching: {s.running} trial(s) running, {alive} local worker(s)."
+    if s.stalled and not s.live and not alive:
+        return "warning", "Stalled. " + stalled_text(s.stalled)
+    if s.live or alive:
+        text = f"Searching: {s.live} trial(s) running, {alive} local worker(s)."
+        return ("warning", f"{text} {stalled_text(s.stalled)}") if s.stalled else ("info", text)
     # A study name is letters, digits and . _ - only: safe inside a code span (where escapes would show).
     return "info", ("Idle: no worker is running. Start workers below, or run "
                     f"`python -m tlcore worker --study {s.name}` where this storage is reachable.")

@@ -3,7 +3,10 @@
 - ``search create --spec FILE``   store a study spec (YAML) as a new study
 - ``search run --study NAME [--workers N]``   local background workers with a live display;
   Ctrl-C stops the study (resume with ``search resume`` then ``search run``)
-- ``search list | status | best | export-csv | stop | resume | fail-trial | delete``
+- ``search list | status | best | export-csv | stop | resume | fail-trial | delete``; ``status`` and
+  ``list`` count a trial whose worker stopped without finishing as stalled, not running;
+  ``resume --trials N`` raises a finished study's budget (``run`` refuses a stopped or
+  finished study, saying how to continue)
 - ``worker --study NAME [--storage URL]``   one worker, for servers and clusters
 
 Every command takes ``--storage`` (default ``$TLCORE_STORAGE``, else the workspace's
@@ -106,7 +109,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print("No studies yet. Create one with: python -m tlcore search create --spec FILE")
         return 0
     for s in studies:
-        print(f"{s.name}: dataset {s.dataset}, {s.finished}/{s.n_trials or '-'} finished, {s.running} running, "
+        print(f"{s.name}: dataset {s.dataset}, {s.finished}/{s.n_trials or '-'} finished, {_running_text(s)}, "
               f"best {s.objective} {_fmt(s.best_value)}" + ("  [stopped]" if s.stop_requested else ""))
     return 0
 
@@ -118,16 +121,36 @@ def _summary(ws, name: str, storage: str | None):
     return next((x for x in list_studies(ws, storage) if x.name == name), None)
 
 
-def _status_lines(ws, name: str, storage: str | None) -> list[str]:
+def _running_text(s) -> str:
+    """"N running", with ", M stalled" when some of the trials RUNNING in the storage have lost their worker."""
+    return f"{s.live} running" + (f", {len(s.stalled)} stalled" if s.stalled else "")
+
+
+def _stalled_lines(s) -> list[str]:
+    """What a stalled trial is, why it is judged so, and what to do (``StudySummary.stalled``)."""
+    lines = []
+    for number, why in s.stalled.items():
+        lines.append(f"  trial {number} stalled: {why}. It shows as running in the storage until a worker of this "
+                     "study next looks for a trial: that worker marks it failed and runs it again with the same "
+                     "parameters (once it has had no heartbeat for the grace period, 60 s by default). Continue: "
+                     f"python -m tlcore search run --study {s.name}; or give it up: python -m tlcore search "
+                     f"fail-trial --study {s.name} --trial {number}")
+    return lines
+
+
+def _status_lines(ws, name: str, storage: str | None, s=None) -> list[str]:
+    """The study's counts, its stalled trials and this machine's workers; ``s``: its ``StudySummary``
+    when already read."""
     from tlcore.search import WorkerState, list_workers
 
-    s = _summary(ws, name, storage)
+    s = s or _summary(ws, name, storage)
     if s is None:
         return [f"study {name!r}: not found"]
     lines = [f"study {name}: {s.finished}/{s.n_trials or '-'} finished ({s.counts.get('COMPLETE', 0)} complete, "
-             f"{s.counts.get('PRUNED', 0)} pruned), {s.running} running, {s.counts.get('FAIL', 0)} failed, "
+             f"{s.counts.get('PRUNED', 0)} pruned), {_running_text(s)}, {s.counts.get('FAIL', 0)} failed, "
              f"{s.counts.get('INTERRUPTED', 0)} interrupted; "
              f"best {s.objective} {_fmt(s.best_value)}" + (f" (trial {s.best_trial})" if s.best_trial is not None else "")]
+    lines += _stalled_lines(s)
     for w in list_workers(ws, name):
         if not w.alive and w.state == WorkerState.FINISHED:
             continue
@@ -147,9 +170,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(df.to_json(orient="records", date_format="iso", indent=2))
         return 0
-    for line in _status_lines(ws, args.study, args.storage):
+    s = _summary(ws, args.study, args.storage)
+    for line in _status_lines(ws, args.study, args.storage, s):
         print(line)
     if len(df):
+        if s is not None and s.stalled:  # the table says what the lines above say (the JSON keeps Optuna's states)
+            df = df.copy()
+            df.loc[df["number"].isin(list(s.stalled)), "state"] = "STALLED"
         print()
         _print_table(df, ["number", "state", "value"] + [c for c in df.columns if c.startswith("params_")]
                      + ["epochs", "duration_s", "error"])
@@ -212,8 +239,14 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     from tlcore.search import resume_study
+    from tlcore.search.study import raise_budget
 
-    n = resume_study(_ws(args), args.study, args.storage)
+    ws = _ws(args)
+    if args.trials is not None or args.minutes is not None:
+        spec = raise_budget(ws, args.study, args.storage, n_trials=args.trials, timeout_minutes=args.minutes)
+        print(f"Study {args.study!r}: budget {spec.n_trials or 'not limited'} trials"
+              + (f", time limit {spec.timeout_minutes:g} min" if spec.timeout_minutes else "") + ".")
+    n = resume_study(ws, args.study, args.storage)
     print(f"Study {args.study!r} may run again; {n} interrupted trial(s) queued again. "
           f"Start workers: python -m tlcore search run --study {args.study}")
     return 0
@@ -342,7 +375,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = cmd("stop", _cmd_stop, "stop the study's workers (running trials are queued again on resume)")
     q.add_argument("--wait", type=float, default=0.0, metavar="S",
                    help="seconds to wait for local workers to exit (default 0)")
-    cmd("resume", _cmd_resume, "allow a stopped study to run again")
+    q = cmd("resume", _cmd_resume, "allow a stopped (or finished) study to run again")
+    q.add_argument("--trials", type=int, default=None, metavar="N",
+                   help="raise the study's trial budget to N (a finished study runs further)")
+    q.add_argument("--minutes", type=float, default=None, metavar="M",
+                   help="raise its time limit to M minutes since its first worker started")
     q = cmd("fail-trial", _cmd_fail_trial, "mark a running trial failed")
     q.add_argument("--trial", type=int, required=True, metavar="N")
     q = cmd("delete", _cmd_delete, "delete a study with its trials and saved models", artifacts=True)

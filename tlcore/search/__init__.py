@@ -6,7 +6,8 @@
 - ``heartbeat`` dead workers' trials failed and queued again; the journal's heartbeats
 - ``artifacts`` the atomic artifact store (the trials' run folders)
 - ``_urls``    passwords out of storage URLs and out of messages
-- ``study``    create, list, stop, resume, delete; the trial table
+- ``study``    create, list, stop, resume, delete; raise a finished study's budget; the trial
+               table; trials whose worker stopped (``stalled_trials``)
 - ``worker``   run trials until the budget is met (``python -m tlcore worker``)
 - ``pruners``  ``RungPruner``: successive halving over the nested-subset rungs
 - ``seeding``  the study's scout: rank the depths once, seed the first trials with the
@@ -63,8 +64,10 @@ from tlcore.search.study import (
     load_spec,
     load_study,
     load_study_frame,
+    raise_budget,
     request_stop,
     resume_study,
+    stalled_trials,
     stop_requested,
 )
 from tlcore.search.worker import WorkerResult, run_worker
@@ -75,7 +78,7 @@ __all__ = [
     "best_so_far", "best_trial", "check_storage_location", "create_study", "dashboard_command", "delete_study",
     "describe_storage", "diverged_reason", "fail_trial", "fetch_trial_run", "get_trial",
     "launch_workers", "learning_curves", "list_studies", "list_workers", "load_spec", "load_study",
-    "load_study_frame", "log_tail", "open_storage", "request_stop", "resume_study", "run_worker",
-    "rung_path", "stop_requested", "stop_workers", "study_figures", "study_local_dir", "trial_rungs",
+    "load_study_frame", "log_tail", "open_storage", "raise_budget", "request_stop", "resume_study", "run_worker",
+    "rung_path", "stalled_trials", "stop_requested", "stop_workers", "study_figures", "study_local_dir", "trial_rungs",
     "trial_summary", "with_outcomes",
 ]

@@ -8,7 +8,17 @@ or logs may contain it:
   ``?password=***`` (``storage.describe_storage`` and the ``received=`` of storage
   errors);
 - ``scrub_secrets(text, url)``: any text (a driver's error message, a log line) with
-  every password of ``url`` replaced by ``***``, as written and URL-decoded.
+  every occurrence of a password of ``url`` replaced by ``***``, as written and URL-decoded.
+
+An occurrence is the password standing whole, not glued to letters or digits around it
+(``'s3cret'``, ``:s3cret@``, ``password=s3cret&``, ``s3cret`` between spaces): the
+letters "a" inside "password" are not the password "a". A password shorter than
+``SHORT_SECRET`` characters (one that ordinary words contain, such as "a" or "db") is
+hidden only where it stands as a value: in quotes, or after ``=`` or ``:`` up to a
+space, quote, ``@``, ``&``, ``#``, ``/`` or the end. There a driver would print a
+password; the word "a" in a sentence stays. The host or database named like the
+password is hidden too (``at "db"`` when the password is "db"): the text cannot tell
+the two apart, and hiding too much is the safe side.
 
 Users: ``tlcore.search.storage`` (``describe_storage``, ``open_storage``'s errors).
 
@@ -18,6 +28,8 @@ Example:
 'postgresql://tl:***@db:5432/studies?sslmode=require'
 >>> scrub_secrets("FATAL: password 's3cret' refused", "postgresql://tl:s3cret@db/studies")
 "FATAL: password '***' refused"
+>>> scrub_secrets("FATAL: password authentication failed for user 'tl': 'a'", "postgresql://tl:a@db/x")
+"FATAL: password authentication failed for user 'tl': '***'"
 """
 
 from __future__ import annotations
@@ -25,7 +37,11 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-__all__ = ["redact_url", "scrub_secrets"]
+__all__ = ["redact_url", "scrub_secrets", "SHORT_SECRET"]
+
+SHORT_SECRET = 4  # a password shorter than this is hidden only where it stands as a value (see above)
+_VALUE_BEFORE = "'\"=:"  # what a password written as a value follows...
+_VALUE_AFTER = "'\"@&#/ \t\r\n"  # ...and what ends it (or the end of the text)
 
 _PASSWORD_PARAM = re.compile(r"([?&](?:password|passwd|pwd)=)([^&#]*)", re.IGNORECASE)
 
@@ -61,8 +77,21 @@ def _passwords(url: str) -> list[str]:
     return sorted({p for p in found if p}, key=len, reverse=True)
 
 
+def _occurrence(secret: str) -> re.Pattern[str]:
+    """Where ``secret`` stands whole in a text: not glued to a letter or digit on an edge where it has
+    one itself; a short secret only as a value (after a quote, ``=`` or ``:``, before a quote, a
+    separator, a space or the end)."""
+    body = re.escape(secret)
+    if len(secret) < SHORT_SECRET:
+        return re.compile(f"(?<=[{re.escape(_VALUE_BEFORE)}]){body}(?=[{re.escape(_VALUE_AFTER)}]|$)")
+    left = r"(?<![^\W_])" if secret[0].isalnum() else ""
+    right = r"(?![^\W_])" if secret[-1].isalnum() else ""
+    return re.compile(left + body + right)
+
+
 def scrub_secrets(text: str, url: str | None) -> str:
-    """``text`` (an error message, a log line) with every password of ``url`` replaced by ``***``."""
+    """``text`` (an error message, a log line) with every occurrence of a password of ``url`` replaced
+    by ``***`` (an occurrence: the password standing whole; see the module docstring)."""
     for secret in _passwords(url or ""):
-        text = text.replace(secret, "***")
+        text = _occurrence(secret).sub("***", text)
     return text

@@ -23,6 +23,7 @@ from typing import IO, BinaryIO
 import optuna
 
 from tlcore._fsutil import atomic_open
+from tlcore.search.storage import studies_path
 from tlcore.workspace import Workspace
 
 __all__ = ["AtomicArtifactStore", "artifact_store", "artifacts_dir"]
@@ -65,7 +66,7 @@ class AtomicArtifactStore:
 
 def artifacts_dir(ws: Workspace, artifacts: str | os.PathLike[str] | None = None) -> Path:
     """The artifact folder: ``artifacts`` if given, else ``<workspace>/studies/artifacts`` (not created here)."""
-    return Path(artifacts) if artifacts else ws.studies_dir / "artifacts"
+    return Path(artifacts) if artifacts else studies_path(ws) / "artifacts"
 
 
 def artifact_store(ws: Workspace, artifacts: str | os.PathLike[str] | None = None) -> AtomicArtifactStore:

@@ -16,8 +16,14 @@ it; ``tests/test_heartbeat.py`` pins the part of its interface used here (its
 abstract methods and their signatures) against the installed Optuna, so an upgrade
 that changes it fails there with a clear message.
 
+Until a worker looks, the dead worker's trial stays RUNNING in the storage. Readers
+(``study.list_studies``, the CLI's ``search status``, the Search page) ask
+``stale_trial_ids`` which running trials a worker would fail now, and say so; they
+never fail them themselves (that, and the retry, are the workers').
+
 Entry points: ``HeartbeatJournalStorage`` (built by ``storage.open_storage``),
-``HeartbeatThread`` (``worker``), the defaults ``DEFAULT_HEARTBEAT_INTERVAL``,
+``HeartbeatThread`` (``worker``), ``stale_trial_ids`` and ``grace_period`` (readers),
+the defaults ``DEFAULT_HEARTBEAT_INTERVAL``,
 ``DEFAULT_GRACE_PERIOD`` and ``MAX_RETRY`` (``storage``, ``worker``, ``local``, the
 CLI's ``worker`` options).
 """
@@ -36,7 +42,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 __all__ = [
     "HeartbeatJournalStorage", "HeartbeatThread", "DEFAULT_HEARTBEAT_INTERVAL", "DEFAULT_GRACE_PERIOD",
-    "MAX_RETRY", "HEARTBEAT_ATTR",
+    "MAX_RETRY", "HEARTBEAT_ATTR", "stale_trial_ids", "grace_period",
 ]
 
 DEFAULT_HEARTBEAT_INTERVAL = 10
@@ -76,8 +82,31 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     def get_heartbeat_interval(self) -> int | None:
         return self._hb_interval
 
+    @property
+    def grace_period(self) -> int:
+        """Seconds without a heartbeat after which a running trial is judged dead."""
+        return self._grace
+
     def get_heartbeat_stale_trial_callback(self) -> Callable[[optuna.Study, FrozenTrial], None] | None:
         return self._stale_callback
+
+
+def grace_period(storage: BaseStorage) -> int | None:
+    """The seconds without a heartbeat after which ``storage`` judges a running trial dead; None
+    without heartbeats. (Optuna's RDB storage defaults to twice the interval.)"""
+    if not isinstance(storage, BaseHeartbeat) or not storage.get_heartbeat_interval():
+        return None
+    grace = getattr(storage, "grace_period", None)
+    return int(grace) if grace else 2 * int(storage.get_heartbeat_interval() or 0)
+
+
+def stale_trial_ids(storage: BaseStorage, study_id: int) -> list[int]:
+    """The running trials of study ``study_id`` whose worker has sent no heartbeat for the grace
+    period: those the next worker fails and queues again (``optuna.storages.fail_stale_trials``).
+    Reads only; empty for a storage without heartbeats."""
+    if grace_period(storage) is None:
+        return []
+    return list(storage._get_stale_trial_ids(study_id))  # type: ignore[attr-defined]
 
 
 class HeartbeatThread:

@@ -64,6 +64,11 @@ def launch_workers(
 ) -> list[str]:
     """Start ``n`` background workers for study ``name``; returns their ids.
 
+    Raises:
+        ConfigError: ``n`` is not 1-64, or the study would run no trial (stopped, budget met, time
+            limit passed: ``study.check_runnable``, whose message says how to continue).
+        NotFoundError: no such study. WorkspaceError: the workers folder cannot be made.
+
     Each writes its log to ``workers/<id>.log`` and its state to ``workers/<id>.json``.
     The storage URL reaches a worker through its environment (``$TLCORE_STORAGE``), not
     its command line, which any user of the machine can read (``ps``) and which may hold
@@ -72,7 +77,8 @@ def launch_workers(
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 64:
         raise ConfigError("The number of workers must be between 1 and 64.", received=n,
                           fix="Start with one worker per GPU, or 1-2 on a CPU.")
-    study.load_spec(ws, name, storage)  # the study exists and is ours: fail here, not in n background logs
+    study.check_runnable(ws, name, storage)  # it exists, is ours and has trials to run: else say so here,
+    # rather than start workers that exit at once (a stopped or finished study), or fail in n background logs
     wdir = workers_dir(ws, name)
     try:
         wdir.mkdir(parents=True, exist_ok=True)

@@ -20,10 +20,20 @@ never reaches a message (``_urls``). This machine's own files of a study (worker
 state files and logs, downloaded trial runs) are under ``study_local_dir``; the
 trials' files are in the artifact store (``artifacts``).
 
+Opening never writes to a file that is not a study journal: an existing file whose
+first bytes hold no journal record (a user's notes, a CSV, an SQLite database given
+as a path) is refused before Optuna appends to it. Only ``create_study`` may create
+a storage's file (``open_storage(..., create=True)``); every other caller, readers
+above all, finds a journal or SQLite file that does not exist refused, or (``list_studies``
+and the workspace's own journal) treated as empty (``missing_storage_file``), and
+nothing is created. The workspace's ``studies`` folder is named without being made
+(``studies_path``), so listing or resolving never leaves an empty folder behind.
+
 Entry points: ``open_storage(ws, storage)`` (once per process and storage: the
 opened storages are cached), ``describe_storage`` (for people: the journal's path
 or the URL without its password), ``check_storage_location`` (pages check a typed
-journal path against the data roots), ``default_journal_path``, ``study_local_dir``.
+journal path against the data roots), ``missing_storage_file``, ``default_journal_path``,
+``studies_path``, ``study_local_dir``.
 The storage string comes from the CLI's ``--storage`` or ``$TLCORE_STORAGE``
 (``tlcore.cli._search``), or the Results page's storage field; ``study``,
 ``worker``, ``local`` and ``results`` pass it here.
@@ -41,7 +51,7 @@ from typing import Any
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
-from tlcore.errors import ConfigError, PathNotAllowedError, WorkspaceError
+from tlcore.errors import ConfigError, NotFoundError, PathNotAllowedError, WorkspaceError
 from tlcore.search._urls import redact_url, scrub_secrets
 from tlcore.search.heartbeat import (
     DEFAULT_GRACE_PERIOD,
@@ -53,20 +63,27 @@ from tlcore.workspace import Workspace
 
 __all__ = [
     "open_storage", "describe_storage", "check_storage_location", "default_journal_path", "study_local_dir",
-    "is_journal_path", "journal_file",
+    "is_journal_path", "journal_file", "missing_storage_file", "studies_path", "check_heartbeat",
 ]
 
 _RDB_PREFIXES = ("postgresql", "postgres", "mysql", "sqlite", "oracle", "mssql")
 
 
+def studies_path(ws: Workspace) -> Path:
+    """``<workspace>/studies`` (the journal, the artifacts, this machine's files of each study), not
+    created: ``Workspace.studies_dir`` makes the folder, which a reader must not (``models list`` on a
+    fresh workspace left an empty ``studies`` behind). Writers create what they write under it."""
+    return ws.root / "studies"
+
+
 def default_journal_path(ws: Workspace) -> Path:
-    """The workspace's own journal (the storage ``None``): ``<workspace>/studies/journal.log``."""
-    return ws.studies_dir / "journal.log"
+    """The workspace's own journal (the storage ``None``): ``<workspace>/studies/journal.log`` (not created)."""
+    return studies_path(ws) / "journal.log"
 
 
 def study_local_dir(ws: Workspace, name: str) -> Path:
-    """This machine's files of a study: worker states, logs, downloaded trial runs."""
-    return ws.studies_dir / "local" / name
+    """This machine's files of a study: worker states, logs, downloaded trial runs (not created)."""
+    return studies_path(ws) / "local" / name
 
 
 def _is_rdb(url: str) -> bool:
@@ -108,6 +125,20 @@ def _storage_file(storage: str) -> str | None:
     return database if database and database != ":memory:" else None
 
 
+def missing_storage_file(ws: Workspace, storage: str | None) -> Path | None:
+    """The file ``storage`` keeps its studies in (a journal, an SQLite database) when it does not exist
+    yet, else None (it exists, or the storage is a database server).
+
+    Such a storage holds no study: readers treat it as empty (``list_studies``) or say the study is
+    not there, rather than open it, which would create the file.
+    """
+    path = default_journal_path(ws) if storage is None else _storage_file(storage)
+    if path is None:
+        return None
+    path = Path(path).expanduser()
+    return None if path.exists() else path
+
+
 def check_storage_location(ws: Workspace, storage: str | None) -> str | None:
     """Refuse a storage that would read or write a file outside the data roots; else return it.
 
@@ -133,6 +164,41 @@ def check_storage_location(ws: Workspace, storage: str | None) -> str | None:
 
 _OP_CODE = b'{"op_code":'  # how every journal record starts (Optuna writes compact JSON)
 _MAX_LISTED = 5
+_HEAD_BYTES = 64 * 1024  # how much of an existing file is read to tell a journal from another file
+_RECORD_KEY = b'"op_code"'  # in every journal record, whatever the JSON's spacing or key order
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _refuse_foreign_file(path: Path, storage: str | None) -> None:
+    """Refuse an existing, non-empty file that is not a study journal, before anything is written to it.
+
+    Optuna appends its records to whatever file it is given: a user's notes or a CSV named by
+    mistake got a journal record glued to its last line (then a traceback). A journal's first
+    record starts at its first byte; one with no record anywhere in its first 64 KiB is another
+    kind of file. A damaged journal still holds records, and gets the damaged-journal message instead.
+
+    Raises:
+        ConfigError: the file holds no journal record (the message names it and what to give instead).
+        WorkspaceError: the file cannot be read.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_HEAD_BYTES)
+    except OSError as exc:
+        raise WorkspaceError(f"Cannot read the study journal: {exc.strerror or exc}.", received=str(path),
+                             fix="Check the file's permissions and the disk.") from exc
+    if not head or _RECORD_KEY in head:
+        return  # empty (a new journal), or a journal
+    new = path.with_name("studies.log")
+    if head.startswith(_SQLITE_MAGIC):
+        fix = (f"It is an SQLite database: give it as an SQLAlchemy URL, sqlite:///{path}, or name a new "
+               f"journal file (e.g. {new}), which is created.")
+    else:
+        fix = (f"Name a new journal file (e.g. {new}), which is created, or an existing study journal, or give a "
+               "postgresql:// URL" + ("; or leave the storage out for the workspace's own journal." if storage
+                                      else "."))
+    raise ConfigError(f"{path.name} is not a study journal (it holds no Optuna journal record); nothing was "
+                      "written to it.", received=str(path), fix=fix)
 
 
 def _record_ok(line: bytes) -> bool:
@@ -227,16 +293,44 @@ class _CheckedJournalFileBackend(JournalFileBackend):
                                  fix="Check the file's permissions and the disk.") from exc
 
 
+def _no_storage_file(path: Path, storage: str | None) -> NotFoundError:
+    """The error for a storage whose file does not exist, opened by a caller that may not create it."""
+    if storage is None:
+        return NotFoundError("This workspace has no studies yet (its study journal does not exist).",
+                             received=str(path), fix="Create a study with `python -m tlcore search create --spec "
+                                                     "FILE` or on the Search page.")
+    kind = "study journal" if is_journal_path(storage) else "SQLite database"
+    return NotFoundError(f"There is no {kind} at this path, so it holds no study.", received=str(path),
+                         fix="Check the path. A new study made with `python -m tlcore search create --storage ...` "
+                             "creates it; leave the storage out for the workspace's own journal.")
+
+
 _OPEN: dict[tuple[Any, ...], BaseStorage] = {}
 _OPEN_LOCK = threading.Lock()
 
 
 def check_heartbeat(heartbeat_interval: int, grace_period: int) -> None:
-    """Refuse a heartbeat interval under 1 s, or a grace period that is not longer than it."""
-    if heartbeat_interval < 1 or grace_period <= heartbeat_interval:
-        raise ConfigError("The grace period must be longer than the heartbeat interval.",
-                          received=f"heartbeat_interval={heartbeat_interval}, grace_period={grace_period}",
-                          fix="For example heartbeat every 10 s, grace period 60 s.")
+    """Refuse a heartbeat interval that is not a whole number of seconds, 1 or more, or a grace period
+    that is not longer than it.
+
+    Raises:
+        ConfigError: which of the two is wrong, with both values (a worker's ``--heartbeat-interval``
+            and ``--grace-period``).
+    """
+    received = f"heartbeat_interval={heartbeat_interval!r}, grace_period={grace_period!r}"
+    example = (f"For example a heartbeat every {DEFAULT_HEARTBEAT_INTERVAL} s and a grace period of "
+               f"{DEFAULT_GRACE_PERIOD} s (the defaults).")
+    for value in (heartbeat_interval, grace_period):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError("The heartbeat interval and the grace period must be whole numbers of seconds.",
+                              received=received, fix=example)
+    if heartbeat_interval < 1:
+        raise ConfigError("The heartbeat interval must be at least 1 second: a worker records that it is alive "
+                          "this often while it runs a trial, so that the trial of a worker that died is "
+                          "failed and run again.", received=received, fix=example)
+    if grace_period <= heartbeat_interval:
+        raise ConfigError("The grace period must be longer than the heartbeat interval: a trial is judged dead "
+                          "when it has had no heartbeat for the grace period.", received=received, fix=example)
 
 
 def open_storage(
@@ -246,11 +340,21 @@ def open_storage(
     heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL,
     grace_period: int = DEFAULT_GRACE_PERIOD,
     max_retry: int = MAX_RETRY,
+    create: bool = False,
 ) -> BaseStorage:
     """Open (once per process) the storage named by ``storage``; None is the workspace journal.
 
+    Args:
+        ws: the workspace (its journal is the storage None).
+        storage: None, a journal path (``journal:PATH`` too) or an SQLAlchemy URL.
+        heartbeat_interval, grace_period, max_retry: see ``tlcore.search.heartbeat``.
+        create: make the journal or SQLite file (and its folders) when it does not exist; only
+            ``create_study`` does. Otherwise such a storage is refused and nothing is created.
+
     Raises:
-        ConfigError: the URL is not a storage this can open (the message says which are).
+        ConfigError: the URL is not a storage this can open (the message says which are), or the path
+            names a folder, or an existing file that is not a study journal (left untouched).
+        NotFoundError: the journal or SQLite file does not exist and ``create`` is False.
         WorkspaceError: the journal file cannot be created or read, or it is damaged (a line that is
             not a journal record: the message names the line and how to recover).
     """
@@ -259,6 +363,9 @@ def open_storage(
     with _OPEN_LOCK:
         if key in _OPEN:
             return _OPEN[key]
+        missing = missing_storage_file(ws, storage)
+        if missing is not None and not create:
+            raise _no_storage_file(missing, storage)
         callback = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
         if storage is not None and _is_rdb(storage):
             try:
@@ -286,6 +393,8 @@ def open_storage(
             if path.is_dir():
                 raise ConfigError("The study storage is a folder, not a journal file.", received=str(path),
                                   fix=f"Give a journal file, e.g. {path / 'studies.log'}, or a postgresql:// URL.")
+            if path.exists():
+                _refuse_foreign_file(path, storage)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 backend = _CheckedJournalFileBackend(str(path))

@@ -28,7 +28,7 @@ import datetime as _dt
 import shutil
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -39,15 +39,17 @@ from tlcore.errors import ConfigError, NotFoundError
 from tlcore.search import attrs
 from tlcore.search.artifacts import artifact_store, artifacts_dir
 from tlcore.search.direction import best_of
+from tlcore.search.heartbeat import grace_period, stale_trial_ids
 from tlcore.search.spec import StudySpec
-from tlcore.search.storage import describe_storage, open_storage, study_local_dir
-from tlcore.search.worker_state import list_workers
+from tlcore.search.storage import describe_storage, missing_storage_file, open_storage, study_local_dir
+from tlcore.search.worker_state import WorkerState, list_workers
 from tlcore.workspace import Workspace, validate_name
 
 __all__ = [
     "create_study", "load_study", "load_spec", "list_studies", "StudySummary", "delete_study", "request_stop",
     "resume_study", "stop_requested", "fail_trial", "load_study_frame", "finished_count", "make_sampler",
-    "make_pruner", "dashboard_command", "FINISHED", "probe_trial_params", "recipe_trial_params",
+    "make_pruner", "dashboard_command", "FINISHED", "probe_trial_params", "recipe_trial_params", "stalled_trials",
+    "budget_spent", "check_runnable", "raise_budget",
 ]
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -88,7 +90,10 @@ def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
 
 
 def _missing(ws: Workspace, name: str, storage: str | None) -> NotFoundError:
-    known = [s.study_name for s in open_storage(ws, storage).get_all_studies()]
+    """No study ``name`` in the storage: the error names the studies there (none when its file does not
+    exist yet, which is not created by asking)."""
+    known = ([] if missing_storage_file(ws, storage) is not None
+             else [s.study_name for s in open_storage(ws, storage).get_all_studies()])
     return NotFoundError(f"No study named {name!r}.", received=f"storage {describe_storage(ws, storage)}",
                          fix=f"Studies there: {', '.join(known) or 'none yet'}. Create one with "
                              "`python -m tlcore search create --spec FILE` or on the Search page.")
@@ -108,7 +113,7 @@ def create_study(ws: Workspace, spec: StudySpec, storage: str | None = None) -> 
         raise ConfigError(f"The study's dataset {spec.dataset!r} is not registered in this workspace.",
                           received=f"dataset={spec.dataset!r}", fix=f"Registered datasets: {known}.")
     weights_identity(spec.weights, spec.seed)  # a missing weights file: the same ConfigError as a trial's
-    st = open_storage(ws, storage)
+    st = open_storage(ws, storage, create=True)  # the only caller that makes a new journal
     try:
         study = optuna.create_study(study_name=spec.name, storage=st, direction=spec.direction,
                                     sampler=make_sampler(spec), pruner=make_pruner(spec))
@@ -190,6 +195,13 @@ def recipe_trial_params(spec: StudySpec) -> dict[str, Any] | None:
 
 
 def _study_id(ws: Workspace, name: str, storage: str | None) -> int:
+    """The storage's id of study ``name``.
+
+    Raises:
+        NotFoundError: no such study (also when the storage's file does not exist: it is not created).
+    """
+    if missing_storage_file(ws, storage) is not None:
+        raise _missing(ws, name, storage)
     st = open_storage(ws, storage)
     try:
         return st.get_study_id_from_name(name)
@@ -200,7 +212,8 @@ def _study_id(ws: Workspace, name: str, storage: str | None) -> int:
 def load_spec(ws: Workspace, name: str, storage: str | None = None) -> StudySpec:
     """The spec stored in study ``name``."""
     validate_name(name, "study name")
-    study_attrs = open_storage(ws, storage).get_study_user_attrs(_study_id(ws, name, storage))
+    sid = _study_id(ws, name, storage)
+    study_attrs = open_storage(ws, storage).get_study_user_attrs(sid)
     if attrs.SPEC not in study_attrs:
         raise ConfigError(f"Study {name!r} was not made by this workbench (it has no stored spec).",
                           received=name, fix="Create studies with `python -m tlcore search create` or the Search page.")
@@ -227,6 +240,7 @@ class StudySummary:
     best_trial: int | None
     created: str
     stop_requested: bool
+    stalled: dict[int, str] = field(default_factory=dict)  # ``stalled_trials``: number -> why
 
     @property
     def finished(self) -> int:
@@ -234,19 +248,28 @@ class StudySummary:
 
     @property
     def running(self) -> int:
+        """The trials RUNNING in the storage, stalled ones included (see ``live``)."""
         return self.counts.get("RUNNING", 0)
 
     @property
+    def live(self) -> int:
+        """The running trials that are not stalled: those a worker is still training."""
+        return max(0, self.running - len(self.stalled))
+
+    @property
     def complete(self) -> bool:
-        """Its trial budget is spent and nothing runs: no worker would start another trial."""
-        return self.n_trials is not None and self.finished >= self.n_trials and not self.running
+        """Its trial budget is spent and no worker trains a trial: no worker would start another one."""
+        return self.n_trials is not None and self.finished >= self.n_trials and not self.live
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "finished": self.finished}
 
 
 def list_studies(ws: Workspace, storage: str | None = None) -> list[StudySummary]:
-    """Every study of this workbench in the storage, newest first."""
+    """Every study of this workbench in the storage, newest first (none when the storage's journal or
+    SQLite file does not exist: listing does not create it)."""
+    if missing_storage_file(ws, storage) is not None:
+        return []
     st = open_storage(ws, storage)
     out = []
     for fs in st.get_all_studies():
@@ -264,9 +287,42 @@ def list_studies(ws: Workspace, storage: str | None = None) -> list[StudySummary
             objective=str(spec.get("objective", "val_accuracy")), n_trials=spec.get("n_trials"), counts=counts,
             best_value=best.value if best else None, best_trial=best.number if best else None,
             created=attrs.created_at(fs.user_attrs), stop_requested=attrs.stop_flag(fs.user_attrs),
+            stalled=_stalled(ws, fs.study_name, st, fs._study_id, trials) if counts.get("RUNNING") else {},
         ))
     out.sort(key=lambda s: s.created, reverse=True)
     return out
+
+
+def _stalled(ws: Workspace, name: str, st: optuna.storages.BaseStorage, study_id: int,
+             trials: list[FrozenTrial]) -> dict[int, str]:
+    """``stalled_trials`` from an open storage and the study's trials."""
+    running = {t.number: t for t in trials if t.state == TrialState.RUNNING}
+    out: dict[int, str] = {}
+    for w in list_workers(ws, name):
+        if w.state == WorkerState.CRASHED and w.trial in running:
+            out[int(w.trial)] = (f"its worker {w.worker_id} (pid {w.pid}, on this machine) stopped without "
+                                 "finishing")
+    by_id = {t._trial_id: t.number for t in running.values()}
+    stale = [by_id[i] for i in stale_trial_ids(st, study_id) if i in by_id]
+    for number in stale:
+        out.setdefault(number, f"its worker has sent no heartbeat for over {grace_period(st)} s")
+    return dict(sorted(out.items()))
+
+
+def stalled_trials(ws: Workspace, name: str, storage: str | None = None) -> dict[int, str]:
+    """The trials of study ``name`` that are RUNNING in the storage although no worker trains them any
+    more, each with why that is known: trial number -> "its worker ... stopped without finishing" (a
+    worker of this machine whose process is gone, killed or out of memory) or "its worker has sent no
+    heartbeat for over N s" (any machine; ``heartbeat.stale_trial_ids``).
+
+    Only reads. Such a trial stays RUNNING until a worker of the study next looks for a trial: that
+    worker fails it (once the grace period has passed without a heartbeat) and queues it again with
+    the same parameters (``heartbeat``); ``fail_trial`` ends it at once, without a retry.
+    ``StudySummary.stalled`` holds the same.
+    """
+    sid = _study_id(ws, name, storage)
+    st = open_storage(ws, storage)
+    return _stalled(ws, name, st, sid, st.get_all_trials(sid, deepcopy=False))
 
 
 def finished_count(trials: list[FrozenTrial]) -> int:
@@ -274,14 +330,15 @@ def finished_count(trials: list[FrozenTrial]) -> int:
 
 
 def stop_requested(ws: Workspace, name: str, storage: str | None = None) -> bool:
-    st = open_storage(ws, storage)
-    return attrs.stop_flag(st.get_study_user_attrs(_study_id(ws, name, storage)))
+    sid = _study_id(ws, name, storage)
+    return attrs.stop_flag(open_storage(ws, storage).get_study_user_attrs(sid))
 
 
 def request_stop(ws: Workspace, name: str, storage: str | None = None) -> None:
     """Ask every worker of the study to stop: a running trial ends (failed, marked
     interrupted) at its next batch, and no new trial starts."""
-    open_storage(ws, storage).set_study_user_attr(_study_id(ws, name, storage), attrs.STOP, True)
+    sid = _study_id(ws, name, storage)
+    open_storage(ws, storage).set_study_user_attr(sid, attrs.STOP, True)
 
 
 def resume_study(ws: Workspace, name: str, storage: str | None = None) -> int:
@@ -289,8 +346,8 @@ def resume_study(ws: Workspace, name: str, storage: str | None = None) -> int:
 
     Returns the number of trials queued again. Start workers to continue.
     """
-    st = open_storage(ws, storage)
     sid = _study_id(ws, name, storage)
+    st = open_storage(ws, storage)
     done = attrs.requeued(st.get_study_user_attrs(sid))
     study = load_study(ws, name, storage)
     again = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
@@ -300,6 +357,87 @@ def resume_study(ws: Workspace, name: str, storage: str | None = None) -> int:
     st.set_study_user_attr(sid, attrs.REQUEUED, sorted(done | {t.number for t in again}))
     st.set_study_user_attr(sid, attrs.STOP, False)
     return len(again)
+
+
+def budget_spent(spec: StudySpec, finished: int, started: float | None, now: float) -> str | None:
+    """Why the study's budget allows no new trial: "budget met (N trials finished)" (its ``n_trials``)
+    or "time limit of M min reached" (``timeout_minutes`` since its first worker started, ``started``);
+    None while it allows one. The worker's rule (``run_worker``) and ``check_runnable``'s."""
+    if spec.n_trials is not None and finished >= spec.n_trials:
+        return f"budget met ({finished} trials finished)"
+    if spec.timeout_minutes is not None and started is not None and now - started > spec.timeout_minutes * 60:
+        return f"time limit of {spec.timeout_minutes:g} min reached"
+    return None
+
+
+def check_runnable(ws: Workspace, name: str, storage: str | None = None) -> None:
+    """Refuse to start workers that would exit at once without running a trial: the study is stopped,
+    its trial budget is met, or its time limit has passed. The message says how to continue.
+
+    Raises:
+        ConfigError: the study would run no trial (why, and the command that lets it run again).
+        NotFoundError: no such study.
+    """
+    spec = load_spec(ws, name, storage)
+    sid = _study_id(ws, name, storage)
+    st = open_storage(ws, storage)
+    study_attrs = st.get_study_user_attrs(sid)
+    resume = f"python -m tlcore search resume --study {name}"
+    if attrs.stop_flag(study_attrs):
+        raise ConfigError(f"Study {name!r} is stopped, so a worker would exit at once without running a trial.",
+                          received=name, fix=f"Resume it first ({resume}; on the Search page: Resume), which "
+                                             "queues its interrupted trials again, then start workers.")
+    finished = finished_count(st.get_all_trials(sid, deepcopy=False, states=FINISHED))
+    spent = budget_spent(spec, finished, attrs.started_at(study_attrs), time.time())
+    if spent is None:
+        return
+    if spec.n_trials is not None and finished >= spec.n_trials:
+        raise ConfigError(f"Study {name!r} has finished: {finished} of its {spec.n_trials} trials are done, so a "
+                          "worker would exit at once without running a trial.", received=name,
+                          fix=f"To search further, raise its trial budget: {resume} --trials {spec.n_trials + 10} "
+                              "(or on the Search page: Raise the budget), then start workers.")
+    raise ConfigError(f"Study {name!r} has reached its time limit ({spent}), so a worker would exit at once "
+                      "without running a trial.", received=name,
+                      fix=f"To search further, give it more time: {resume} --minutes "
+                          f"{(spec.timeout_minutes or 0) * 2:g} (counted from its first worker's start), then "
+                          "start workers.")
+
+
+def raise_budget(ws: Workspace, name: str, storage: str | None = None, *, n_trials: int | None = None,
+                 timeout_minutes: float | None = None) -> StudySpec:
+    """Let a study that met its budget run further: a larger ``n_trials`` and/or ``timeout_minutes``
+    (minutes since its first worker started) in its stored spec. Workers started from now on use
+    them; returns the new spec.
+
+    Raises:
+        ConfigError: a value is not larger than the current one (or, for trials, not more than the
+            trials finished), or out of the spec's range.
+        NotFoundError: no such study.
+    """
+    spec = load_spec(ws, name, storage)
+    sid = _study_id(ws, name, storage)
+    st = open_storage(ws, storage)
+    changes: dict[str, Any] = {}
+    if n_trials is not None:
+        finished = finished_count(st.get_all_trials(sid, deepcopy=False, states=FINISHED))
+        floor = max(finished, spec.n_trials or 0)
+        if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials <= floor:
+            raise ConfigError(f"The new trial budget must be more than {floor} (the study's budget is "
+                              f"{spec.n_trials or 'not limited'}, {finished} trials finished).",
+                              received=f"n_trials={n_trials!r}", fix=f"For example {floor + 10}.")
+        changes["n_trials"] = n_trials
+    if timeout_minutes is not None:
+        now = spec.timeout_minutes or 0.0
+        ok = not isinstance(timeout_minutes, bool) and isinstance(timeout_minutes, (int, float))
+        if not ok or not timeout_minutes > now:
+            raise ConfigError(f"The new time limit must be more than {now:g} min (the study's current one).",
+                              received=f"timeout_minutes={timeout_minutes!r}", fix=f"For example {max(now * 2, 30):g}.")
+        changes["timeout_minutes"] = float(timeout_minutes)
+    if not changes:
+        return spec
+    new = StudySpec.from_dict({**spec.to_dict(), **changes})  # validates the ranges
+    st.set_study_user_attr(sid, attrs.SPEC, new.to_dict())
+    return new
 
 
 def fail_trial(ws: Workspace, name: str, number: int, storage: str | None = None) -> None:
@@ -390,8 +528,8 @@ def dashboard_command(ws: Workspace, storage: str | None = None, *, artifacts: s
 
 def study_started(ws: Workspace, name: str, storage: str | None = None) -> float:
     """When the study's first worker started (seconds since the epoch); set on first call."""
-    st = open_storage(ws, storage)
     sid = _study_id(ws, name, storage)
+    st = open_storage(ws, storage)
     started = attrs.started_at(st.get_study_user_attrs(sid))
     if started is None:
         started = time.time()

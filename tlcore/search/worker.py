@@ -56,7 +56,7 @@ from tlcore.search.artifacts import artifact_store
 from tlcore.search.heartbeat import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, HeartbeatThread
 from tlcore.search.spec import StudySpec
 from tlcore.search.storage import check_heartbeat, open_storage
-from tlcore.search.study import FINISHED, load_spec, load_study, study_started
+from tlcore.search.study import FINISHED, budget_spent, load_spec, load_study, study_started
 from tlcore.search.worker_state import TRAINING_STATUS, WorkerRecord, WorkerState, new_worker_id, state_path
 from tlcore.workspace import Workspace
 
@@ -164,8 +164,8 @@ def run_worker(
                          grace_period=grace_period)
     worker_id = worker_id or new_worker_id()
     storage_kw = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period}
+    study = load_study(ws, name, storage, worker_index=worker_index, **storage_kw)  # no such study: says so
     st = open_storage(ws, storage, **storage_kw)
-    study = load_study(ws, name, storage, worker_index=worker_index, **storage_kw)
     spec = load_spec(ws, name, storage)
     store = artifact_store(ws, artifacts)
     state = _State(state_path(ws, name, worker_id),
@@ -196,11 +196,9 @@ def run_worker(
             if stop_wanted():
                 result.reason = "stop requested"
                 break
-            if spec.n_trials is not None and finished >= spec.n_trials:
-                result.reason = f"budget met ({finished} trials finished)"
-                break
-            if spec.timeout_minutes is not None and time.time() - started > spec.timeout_minutes * 60:
-                result.reason = f"time limit of {spec.timeout_minutes} min reached"
+            spent = budget_spent(spec, finished, started, time.time())
+            if spent is not None:
+                result.reason = spent
                 break
             if max_trials is not None and len(result.trials) >= max_trials:
                 result.reason = f"ran its {max_trials} trial(s)"
