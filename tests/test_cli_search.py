@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 from optuna.trial import TrialState
 
+from tests.helpers.clirun import assert_error, cli
 from tests.helpers.handstudy import hand_study, hand_trial, outcomes_trials
 from tests.helpers.runs import TINY_CLASSES
 from tests.helpers.searchfix import STUDY, add_tiny_dataset, copy_workspace, tiny_spec, tiny_study
@@ -54,25 +55,6 @@ pytestmark = pytest.mark.xdist_group("tiny-study")
 
 SEARCH_COMMANDS = {"create", "list", "run", "status", "best", "export-csv", "stop", "resume", "fail-trial", "delete"}
 T0 = dt.datetime(2026, 1, 5, 9, 0, 0)
-
-
-def cli(capsys, root: Path, *argv) -> tuple[int, str, str]:
-    """``python -m tlcore --workspace ROOT ARGV...`` in-process: (exit status, stdout, stderr)."""
-    code = main(["--workspace", str(root), *map(str, argv)])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_error(result: tuple[int, str, str], *words: str) -> str:
-    """Exit status 2, nothing on stdout, one ``error: ...`` line holding ``words`` and no traceback."""
-    code, out, err = result
-    assert code == 2, (out, err)
-    assert out == "" and "Traceback" not in err, (out, err)
-    errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, err
-    for word in words:
-        assert word in err, (word, err)
-    return err
 
 
 @pytest.fixture(autouse=True)

@@ -36,11 +36,11 @@ from optuna.trial import TrialState
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers.clirun import assert_error, cli
 from tests.helpers.handstudy import hand_study, hand_trial
 from tests.helpers.pagetest import shown_text
 from tests.helpers.searchfix import add_tiny_dataset, tiny_spec
 from tlcore import search
-from tlcore.cli import main
 from tlcore.errors import ConfigError, NotFoundError
 from tlcore.scout import SCORES, latest_result, load_results, scout_status
 from tlcore.search import create_study, list_studies, load_spec, load_study, open_storage
@@ -60,22 +60,6 @@ def _fresh_storages(monkeypatch):
     as the default storage."""
     monkeypatch.setattr(storage_mod, "_OPEN", {})
     monkeypatch.delenv("TLCORE_STORAGE", raising=False)
-
-
-def cli(capsys, root: Path, *argv) -> tuple[int, str, str]:
-    code = main(["--workspace", str(root), *map(str, argv)])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_error(result: tuple[int, str, str], *words: str) -> str:
-    """Exit status 2, one ``error: ...`` line holding ``words``, no traceback."""
-    code, out, err = result
-    assert code == 2 and "Traceback" not in err, (out, err)
-    assert len([line for line in err.splitlines() if line.startswith("error: ")]) == 1, err
-    for word in words:
-        assert word in err, (word, err)
-    return err
 
 
 def _page() -> AppTest:
