@@ -6,7 +6,10 @@ Problems, Split and Audit tabs (``tlui.audit_widgets``: suspected label errors, 
 photo quality, and the keep / relabel / exclude decisions). ``tlcore.datasets`` does the work
 and words what a scan found; ``tlui.data`` caches the reads; ``tlui.datasets_widgets`` holds
 the session state, what the buttons do and the charts. The selected dataset lives in
-``st.query_params["dataset"]`` so a link to the page shows the same dataset. User-controlled
+``st.query_params["dataset"]`` so a link to the page shows the same dataset; the other choices (the
+add forms' fields, the classes shown, the problem filters, the split settings, the audit's) are
+drawn with ``persist_state=place.KEPT``, so they are still there after a visit to another page.
+A confirmation ("I understand", "Also delete its files") is not kept: it is asked again. User-controlled
 text (class and file names, paths, messages quoting them) is shown as plain text, in tables,
 or Markdown-escaped.
 """
@@ -48,9 +51,9 @@ def add_from_folder(ws: Workspace) -> None:
         "TLCORE\\_DATA\\_ROOTS, or run `python -m tlcore datasets allow-root PATH`."
     )
     c1, c2 = st.columns([1, 2])
-    c1.text_input("Name", key="ds_add_name", placeholder="pets",
+    c1.text_input("Name", key="ds_add_name", placeholder="pets", persist_state=place.KEPT,
                   help="1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.")
-    c2.text_input("Folder", key="ds_add_path", placeholder=str(ws.root / "data" / "pets"))
+    c2.text_input("Folder", key="ds_add_path", placeholder=str(ws.root / "data" / "pets"), persist_state=place.KEPT)
     if st.button("Add and scan", key="ds_add_btn", type="primary"):
         name = st.session_state["ds_add_name"].strip()
         path = st.session_state["ds_add_path"].strip()
@@ -63,7 +66,7 @@ def add_from_zip(ws: Workspace) -> None:
         "workspace's data folder and scanned."
     )
     upload = st.file_uploader("Zip archive", type=["zip"], key="ds_zip_file")
-    st.text_input("Name", key="ds_zip_name", placeholder="defaults to the archive's name")
+    st.text_input("Name", key="ds_zip_name", placeholder="defaults to the archive's name", persist_state=place.KEPT)
     if st.button("Upload and scan", key="ds_zip_btn", type="primary", disabled=upload is None):
         name = st.session_state["ds_zip_name"].strip() or tds.name_from_filename(upload.name)
         upload.seek(0)
@@ -79,11 +82,11 @@ def add_fashion_mnist(ws: Workspace, found: dict) -> None:
     )
     st.code(str(folder), language=None)
     c1, c2, c3 = st.columns(3)
-    c1.text_input("Name", key="ds_fm_name")
+    c1.text_input("Name", key="ds_fm_name", persist_state=place.KEPT)
     fields.number(c2, "Training images per class", lo=0, hi=6000, step=100, key="ds_fm_train",
-                  help="0 imports all 6,000.")
+                  help="0 imports all 6,000.", persist_state=place.KEPT)
     fields.number(c3, "Test images per class", lo=0, hi=1000, step=50, key="ds_fm_test",
-                  help="0 imports all 1,000.")
+                  help="0 imports all 1,000.", persist_state=place.KEPT)
     if st.button("Import", key="ds_fm_btn", type="primary"):
         if fields.refused("ds_fm_", "Nothing was imported."):
             return
@@ -169,8 +172,8 @@ def overview_tab(ov: dict, probs: pd.DataFrame) -> None:
 
 def samples_tab(root: str, name: str, version: str, classes: list[str]) -> None:
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
-    chosen = c1.multiselect("Classes", classes, key=f"ds_classes::{name}")
-    n = c2.slider("Images per class", min_value=4, max_value=16, key="ds_n_samples")
+    chosen = c1.multiselect("Classes", classes, key=f"ds_classes::{name}", persist_state=place.KEPT)
+    n = c2.slider("Images per class", min_value=4, max_value=16, key="ds_n_samples", persist_state=place.KEPT)
     c3.button("Show other images", key="ds_shuffle_btn", on_click=dw.next_samples)
     if not chosen:
         st.info("Pick one or more classes to see their images.")
@@ -200,9 +203,11 @@ def problems_tab(root: str, name: str, version: str, probs: pd.DataFrame) -> Non
 def scan_problems(root: str, name: str, version: str, probs: pd.DataFrame) -> None:
     st.dataframe(tds.problem_counts(probs), hide_index=True, column_config=dw.COUNTS_COLUMNS)
     f1, f2, f3 = st.columns(3)
-    sev = f1.multiselect("Severity", sorted(probs["severity"].astype(str).unique()), key=f"ds_prob_sev::{name}")
-    kinds = f2.multiselect("Kind", sorted(probs["kind"].astype(str).unique()), key=f"ds_prob_kind::{name}")
-    text = f3.text_input("File name contains", key=f"ds_prob_text::{name}")
+    sev = f1.multiselect("Severity", sorted(probs["severity"].astype(str).unique()), key=f"ds_prob_sev::{name}",
+                         persist_state=place.KEPT)
+    kinds = f2.multiselect("Kind", sorted(probs["kind"].astype(str).unique()), key=f"ds_prob_kind::{name}",
+                           persist_state=place.KEPT)
+    text = f3.text_input("File name contains", key=f"ds_prob_text::{name}", persist_state=place.KEPT)
     view = tds.filter_problems(probs, sev, kinds, text)
     st.caption(f"{len(view):,} of {len(probs):,} problems shown.")
     st.dataframe(view, hide_index=True, column_order=dw.PROBLEM_ORDER, column_config=dw.PROBLEM_COLUMNS)
@@ -227,7 +232,8 @@ def split_tab(ws: Workspace, rec: DatasetRecord, root: str, version: str) -> Non
     split_fields = (("Validation fraction", 0.0, 0.9, "val", {"step": 0.05, "format": "%.2f"}),
                     ("Test fraction", 0.0, 0.9, "test", {"step": 0.05, "format": "%.2f"}),
                     ("Seed", 0, 2**31 - 1, "seed", {"step": 1}))
-    val, test, seed = values = [fields.number(c, label, lo=lo, hi=hi, key=f"ds_split_{k}::{name}", **kw)
+    val, test, seed = values = [fields.number(c, label, lo=lo, hi=hi, key=f"ds_split_{k}::{name}",
+                                              persist_state=place.KEPT, **kw)
                                 for c, (label, lo, hi, k, kw) in zip(st.columns(3), split_fields)]
     if any(fields.range_problem(label, v, lo, hi) for v, (label, lo, hi, _, _) in zip(values, split_fields)):
         st.caption("Nothing is previewed or saved while a field above is out of range.")  # the field says why

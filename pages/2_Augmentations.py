@@ -4,7 +4,10 @@ The page's layout: on the left the image to preview on (a dataset image or an up
 pipeline's steps; on the right the preview; below, the pipeline serialized and the save form.
 The catalogue, validation, previews and storage are ``tlcore.augment``; the editor's session
 state and the buttons' callbacks are ``tlui.augment_editor``; the widgets for catalogue
-parameters and the cached image loaders are ``tlui.augment_widgets``. User-controlled text
+parameters and the cached image loaders are ``tlui.augment_widgets``. The image, the preview's
+settings, the transform to add and the name to save under are drawn with ``persist_state=place.KEPT``,
+so they are still there after a visit to another page; the pipeline being edited is kept by the
+editor (``aug_steps``), the one started from by the URL, and "Overwrite" is asked again. User-controlled text
 (dataset, class and file names, pipeline names) appears only in selectboxes, code blocks or
 Markdown-escaped.
 """
@@ -40,7 +43,7 @@ def dataset_image(ws: Workspace, names: list[str], size: int, mode: str) -> tupl
     ss = st.session_state
     if ss.get("aug_ds") not in names:
         ss["aug_ds"] = names[0]
-    name = st.selectbox("Dataset", names, key="aug_ds")
+    name = st.selectbox("Dataset", names, key="aug_ds", persist_state=place.KEPT)
     try:
         rec = ws.get_dataset(name)
         idx = data.index(str(ws.root), name, data.dataset_version(ws, rec))
@@ -53,7 +56,7 @@ def dataset_image(ws: Workspace, names: list[str], size: int, mode: str) -> tupl
         st.warning("This dataset has no usable images. Pick another one or upload an image.")
         return None, ""
     classes = sorted(usable["label"].astype(str).unique().tolist())
-    cls = st.selectbox("Class", [ALL_CLASSES, *classes], key=f"aug_cls::{name}")
+    cls = st.selectbox("Class", [ALL_CLASSES, *classes], key=f"aug_cls::{name}", persist_state=place.KEPT)
     rows = usable if cls == ALL_CLASSES else usable[usable["label"].astype(str) == cls]
     paths = dict(zip(rows["relpath"].astype(str), rows["path"].astype(str)))
     listed = ed.spread(sorted(paths), MAX_LISTED)
@@ -61,7 +64,7 @@ def dataset_image(ws: Workspace, names: list[str], size: int, mode: str) -> tupl
     if ss.get(key) not in listed:
         ss[key] = listed[0]
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
-    relpath = c1.selectbox("Image", listed, key=key)
+    relpath = c1.selectbox("Image", listed, key=key, persist_state=place.KEPT)
     c2.button("Random", key=f"aug_rand::{name}::{cls}", on_click=ed.on_random_image, args=(key, listed),
               help="Pick a random image of this class.", icon=":material/casino:")
     if len(paths) > len(listed):
@@ -97,14 +100,15 @@ def image_section(ws: Workspace) -> tuple[np.ndarray | None, str]:
         show_error(exc)
         names = []
     c1, c2 = st.columns(2)
-    size = c1.select_slider("Input size (pixels)", options=list(PREVIEW_SIZES), key="aug_size",
+    size = c1.select_slider("Input size (pixels)", options=list(PREVIEW_SIZES), key="aug_size", persist_state=place.KEPT,
                             help="Images are resized to the model's input size before augmentation, as in training.")
-    mode = c2.selectbox("Resize mode", list(RESIZE_MODES), key="aug_mode",
+    mode = c2.selectbox("Resize mode", list(RESIZE_MODES), key="aug_mode", persist_state=place.KEPT,
                         help="; ".join(f"{m}: {rule}" for m, rule in RESIZE_RULES.items()) + ".")
     if not names:
         st.info("No datasets are registered yet. Add one on the Datasets page, or upload an image below.")
         return uploaded_image(size, mode)
-    source = st.radio("Preview on", [SOURCE_DATASET, SOURCE_UPLOAD], key="aug_img_src", horizontal=True)
+    source = st.radio("Preview on", [SOURCE_DATASET, SOURCE_UPLOAD], key="aug_img_src", horizontal=True,
+                      persist_state=place.KEPT)
     if source == SOURCE_UPLOAD:
         return uploaded_image(size, mode)
     return dataset_image(ws, names, size, mode)
@@ -168,7 +172,7 @@ def pipeline_section(ws: Workspace, options: list[str]) -> au.AugmentSpec | None
 
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     choice = c1.selectbox(
-        "Add a transform", list(au.CATALOGUE), key="aug_add_choice",
+        "Add a transform", list(au.CATALOGUE), key="aug_add_choice", persist_state=place.KEPT,
         format_func=lambda n: f"{au.GROUPS[au.CATALOGUE[n].group]} · {n}",
     )
     c2.button("Add", key="aug_add", on_click=ed.on_add, icon=":material/add:", width="stretch")
@@ -180,8 +184,8 @@ def pipeline_section(ws: Workspace, options: list[str]) -> au.AugmentSpec | None
 def preview_section(image: np.ndarray | None, label: str, spec: au.AugmentSpec | None) -> None:
     st.subheader("Preview")
     c1, c2, c3 = st.columns([3, 2, 2], vertical_alignment="bottom")
-    n = c1.slider("Versions", min_value=N_RANGE[0], max_value=N_RANGE[1], key="aug_n")
-    seed = fields.number(c2, "Seed", lo=0, hi=2**31 - 1, step=1, key="aug_seed",
+    n = c1.slider("Versions", min_value=N_RANGE[0], max_value=N_RANGE[1], key="aug_n", persist_state=place.KEPT)
+    seed = fields.number(c2, "Seed", lo=0, hi=2**31 - 1, step=1, key="aug_seed", persist_state=place.KEPT,
                          help="The same seed shows the same versions.")
     c3.button("Re-roll", key="aug_reroll", on_click=ed.on_reroll, icon=":material/casino:", width="stretch",
               help="Draw a new seed.")
@@ -234,7 +238,7 @@ def serialized_section(spec: au.AugmentSpec | None, image: np.ndarray | None) ->
 def save_section(ws: Workspace) -> None:
     st.subheader("Save")
     with st.form("aug_save_form", border=True):
-        st.text_input("Name", key="aug_save_name", placeholder="e.g. my-pipeline",
+        st.text_input("Name", key="aug_save_name", placeholder="e.g. my-pipeline", persist_state=place.KEPT,
                       help="1-64 letters, digits, '.', '_' or '-'; not a preset's name.")
         st.checkbox("Overwrite a pipeline saved under that name", key="aug_save_overwrite")
         st.form_submit_button("Save", type="primary", on_click=ed.on_save, args=(str(ws.root),),

@@ -141,7 +141,7 @@ def control_section(ws: Workspace, s: StudySummary, snap: sw.Snapshot) -> None:
                   help="Workers end their running trial at its next batch (marked interrupted) and exit."
                   + (" This study has finished its trials: there is nothing to stop." if s.complete else ""))
     with c2:
-        fields.number(st, "Workers to start", lo=0, hi=state.MAX_WORKERS, key="se_workers", step=1,
+        fields.number(st, "Workers to start", lo=0, hi=state.MAX_WORKERS, key="se_workers", persist_state=place.KEPT, step=1,
                       help="For Resume and Add workers. 0 resumes without starting any here.")
         a, b = st.columns(2)
         a.button("Resume", key="se_resume", on_click=state.on_resume, args=(ws, name), icon=":material/play_arrow:",
@@ -212,8 +212,8 @@ def study_section(ws: Workspace, summaries: list[StudySummary]) -> None:
                  help="Newest first.")
     name = ss["se_study"]
     place.keep_in_url("study", name)
-    c2.toggle("Auto-refresh", key="se_auto", help="Read the study again every few seconds.")
-    c3.selectbox("Every", state.REFRESH_CHOICES, key="se_refresh", format_func=lambda v: f"{v} s",
+    c2.toggle("Auto-refresh", key="se_auto", persist_state=place.KEPT, help="Read the study again every few seconds.")
+    c3.selectbox("Every", state.REFRESH_CHOICES, key="se_refresh", persist_state=place.KEPT, format_func=lambda v: f"{v} s",
                  disabled=not ss["se_auto"], label_visibility="collapsed")
     try:
         spec = load_spec(ws, name)

@@ -9,7 +9,10 @@ the scout's agreement with the trials; ``tlui.run_widgets`` the same views over 
 trained runs of ``<workspace>/models`` ("Trained runs", offered when there are any:
 ``?run=NAME`` opens one, as the Train page links). Heavy work (loading a model, evaluating,
 exporting) waits for a button and is cached. The chosen studies live in
-``st.query_params["study"]`` (repeated for several). User-controlled text (study,
+``st.query_params["study"]`` (repeated for several), so that a link naming other studies wins; the
+other choices (the storage, the filters, the trials drawn, compared and evaluated, the export's
+formats) are drawn with ``persist_state=place.KEPT``, so they are still there after a visit to another
+page. Which view shows (``rs_source``) follows the URL too (``?run=``). User-controlled text (study,
 class and file names, messages quoting them) is Markdown-escaped, HTML-escaped in
 plotly labels (``tlui.fmt.plot_text``), or shown as plain text.
 """
@@ -61,7 +64,7 @@ def choose_source(has_studies: bool, models: list[ModelSummary]) -> bool:
 def sidebar_storage() -> str | None:
     with st.sidebar.expander("Study storage"):
         st.text_input(
-            "Storage", key="rs_storage", placeholder="the workspace's own journal",
+            "Storage", key="rs_storage", placeholder="the workspace's own journal", persist_state=place.KEPT,
             help="Leave empty for the workspace's studies. A path to a journal .log file, or a database URL "
             "(postgresql://USER:PASSWORD@HOST/DB) that remote workers share.",
         )
@@ -145,7 +148,7 @@ def figures_section(ts: TrialSet) -> None:
     order = list(ts.names)
     if ts.many:
         rw.keep_valid("rs_focus", order, order[0])
-        st.selectbox("Study of the single-study views", order, key="rs_focus",
+        st.selectbox("Study of the single-study views", order, key="rs_focus", persist_state=place.KEPT,
                      help="The optimization history compares every chosen study; Optuna's other views show one.")
         focus = st.session_state["rs_focus"]
         order = [focus] + [n for n in order if n != focus]
@@ -168,8 +171,9 @@ def table_section(ts: TrialSet) -> None:
     states = sorted(df["state"].astype(str).unique()) if len(df) else []
     rw.keep_states("rs_states", states)
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    c1.multiselect("States", states, key="rs_states", format_func=lambda s: rw.STATE_WORDS.get(s, s.lower()))
-    c2.number_input("Value at least", value=None, format="%.4f", step=0.01, key="rs_min_value",
+    c1.multiselect("States", states, key="rs_states", format_func=lambda s: rw.STATE_WORDS.get(s, s.lower()),
+                   persist_state=place.KEPT)
+    c2.number_input("Value at least", value=None, format="%.4f", step=0.01, key="rs_min_value", persist_state=place.KEPT,
                     placeholder="any", help="Hide trials whose objective value is lower (or missing).")
     view = rw.shown_trials(ts, df, st.session_state["rs_states"], st.session_state.get("rs_min_value"))
     st.dataframe(view, hide_index=True, column_config=rw.table_config(view))
@@ -188,7 +192,7 @@ def curves_section(ts: TrialSet) -> None:
     default = [k for k in ts.ranked() if k in with_history][:CURVES_DEFAULT] or with_history[:CURVES_DEFAULT]
     rw.keep_valid("rs_curves", with_history, default, many=True)
     label = functools.partial(rw.trial_label, ts)
-    st.multiselect("Trials", with_history, key="rs_curves", format_func=label,
+    st.multiselect("Trials", with_history, key="rs_curves", format_func=label, persist_state=place.KEPT,
                    help="Any trial that finished an epoch, pruned and running ones too. ★ marks the best.")
     keys = list(st.session_state["rs_curves"])
     if not keys:
@@ -210,8 +214,8 @@ def compare_section(ts: TrialSet) -> None:
     rw.keep_valid("rs_cmp_b", keys, next(k for k in defaults if k != st.session_state["rs_cmp_a"]))
     label = functools.partial(rw.trial_label, ts)
     c1, c2 = st.columns(2)
-    c1.selectbox("First trial", keys, key="rs_cmp_a", format_func=label)
-    c2.selectbox("Second trial", keys, key="rs_cmp_b", format_func=label)
+    c1.selectbox("First trial", keys, key="rs_cmp_a", format_func=label, persist_state=place.KEPT)
+    c2.selectbox("Second trial", keys, key="rs_cmp_b", format_func=label, persist_state=place.KEPT)
     a, b = st.session_state["rs_cmp_a"], st.session_state["rs_cmp_b"]
     if a == b:
         st.info("Choose two different trials.")

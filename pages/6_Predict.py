@@ -11,7 +11,7 @@ per-image results are cached with ``st.cache_data`` by model, image content and 
 test-time-augmentation switch. The selected model's key lives in
 ``st.query_params["model"]`` (the sidebar's menu brings it back, ``tlui.place``); every other
 choice (image source, dataset, class, image, top-k, Grad-CAM, TTA, the batch's source and
-folder) is drawn with ``persist_state=KEPT`` ("session"), so that it is still there after a visit
+folder) is drawn with ``persist_state=place.KEPT`` ("session"), so that it is still there after a visit
 to another page (Streamlit otherwise forgets the value of a widget a run does not draw).
 User-controlled text (file, class and model names, messages quoting them) is Markdown-escaped
 or shown as plain text.
@@ -48,7 +48,7 @@ MAX_IMAGES = 24  # uploads analysed per run
 TOP_K_MAX = 10
 SOURCES = ("Upload images", "Pick from a dataset", "Batch: a folder or a zip")
 TRAIN_HINT = "python -m tlcore train --data demo --epochs 5 --image-size 96"
-KEPT = pw.KEPT  # the page's choices outlive a visit to another page (the model's: the URL)
+KEPT = place.KEPT  # the page's choices outlive a visit to another page (the model's: the URL)
 
 
 # ------------------------------------------------------------------- state
@@ -160,7 +160,7 @@ def dataset_items(ws: Workspace, loaded: LoadedModel) -> list[tuple[str, str | b
     names = [r.name for r in records]
     init_dataset_state(names, loaded.data.get("dataset") or loaded.spec.get("dataset"))
     c1, c2, c3, c4 = st.columns([2, 2, 3, 1], vertical_alignment="bottom")
-    ds = c1.selectbox("Dataset", names, key="pr_ds", persist_state=KEPT)
+    ds = c1.selectbox("Dataset", names, key="pr_ds", persist_state=place.KEPT)
     rec = next(r for r in records if r.name == ds)
     idx = data.index(str(ws.root), ds, data.dataset_version(ws, rec))
     usable = idx[idx["usable"].astype(bool)] if len(idx) else idx
@@ -168,11 +168,11 @@ def dataset_items(ws: Workspace, loaded: LoadedModel) -> list[tuple[str, str | b
     if not classes:
         st.info("This dataset has no usable images.")
         return []
-    cls = c2.selectbox("Class", classes, key=f"pr_cls::{ds}", persist_state=KEPT)
+    cls = c2.selectbox("Class", classes, key=f"pr_cls::{ds}", persist_state=place.KEPT)
     rows = usable[usable["label"] == cls].sort_values("relpath")
     relpaths = rows["relpath"].astype(str).tolist()
     files_key = f"pr_file::{ds}::{cls}"
-    rel = c3.selectbox("Image", relpaths, key=files_key, format_func=lambda r: Path(r).name, persist_state=KEPT)
+    rel = c3.selectbox("Image", relpaths, key=files_key, format_func=lambda r: Path(r).name, persist_state=place.KEPT)
     c4.button("Random", key="pr_random", on_click=_random_pick, args=(files_key, relpaths),
               help="Pick a random image of this class.")
     if rel is None:
@@ -248,20 +248,20 @@ def main() -> None:
     pw.tta_section(ws, entry, loaded, str(folder), run_version)
 
     st.subheader("Images")
-    st.radio("Source", SOURCES, key="pr_source", horizontal=True, label_visibility="collapsed", persist_state=KEPT)
+    st.radio("Source", SOURCES, key="pr_source", horizontal=True, label_visibility="collapsed", persist_state=place.KEPT)
     c2, c3, c4 = st.columns([3, 2, 2], vertical_alignment="bottom")
     max_k = min(TOP_K_MAX, loaded.num_classes)
     if st.session_state["pr_top_k"] > max_k:
         st.session_state["pr_top_k"] = max_k
-    k = c2.slider("Top classes shown", min_value=1, max_value=max(2, max_k), key="pr_top_k", persist_state=KEPT)
+    k = c2.slider("Top classes shown", min_value=1, max_value=max(2, max_k), key="pr_top_k", persist_state=place.KEPT)
     k = min(int(k), loaded.num_classes)
-    tta = c4.toggle("Test-time augmentation", key="pr_tta", persist_state=KEPT,
+    tta = c4.toggle("Test-time augmentation", key="pr_tta", persist_state=place.KEPT,
                     help="Average each image's probabilities with its mirror image's (one more pass per image).")
     source = st.session_state["pr_source"]
     if source == SOURCES[2]:
         pw.batch_section(ws, entry, loaded, run_version, k, tta)
         return
-    show_cam = c3.checkbox("Show Grad-CAM", key="pr_gradcam", disabled=cam is None, persist_state=KEPT,
+    show_cam = c3.checkbox("Show Grad-CAM", key="pr_gradcam", disabled=cam is None, persist_state=place.KEPT,
                            help=data.GRADCAM_MISSING if cam is None else None) and cam is not None
     if cam is None:
         st.caption(data.GRADCAM_MISSING)

@@ -23,7 +23,9 @@ class and drawn ``PER_PAGE`` at a time, so a large audit stays fast. A saved aud
 once (``saved_audit``, cached: it never changes); the decisions are read on every run.
 
 Session keys: ``aud_*``, per dataset (``aud_lab_cls::<name>``, ...); ``RUN_OPEN`` and ``TAB``
-keep the run expander and the open list (``tlui.place``). User text (class and file names) is
+keep the run expander and the open list (``tlui.place``). The settings, the audit picked, the filters,
+the threshold and each image's "Relabel as" are drawn with ``persist_state=place.KEPT``, so they are still
+there after a visit to another page; "Replace the current decisions" is asked again. User text (class and file names) is
 Markdown-escaped.
 """
 
@@ -302,7 +304,7 @@ def _actions(ctx: _Ctx, section: str, relpath: str, label: str, flag: str, sugge
     others = [c for c in ctx.classes if c != label]
     if others:
         st.selectbox("Relabel as", others, index=others.index(suggested) if suggested in others else 0,
-                     key=f"aud_to::{key}")
+                     key=f"aud_to::{key}", persist_state=place.KEPT)
     c1, c2, c3 = st.columns(3, gap="small")
     c1.button("Keep", key=f"aud_keep::{key}", on_click=_on_decide, args=(ctx.ws, ctx.name, relpath, "keep", flag),
               help="The label is right: mark the image as reviewed.")
@@ -349,7 +351,7 @@ def _labels_list(ctx: _Ctx, result: ta.AuditResult) -> None:
     key = f"aud_lab_cls::{name}"
     _keep_valid(key, result.class_names)
     chosen = st.multiselect("Classes", result.class_names, key=key, placeholder="All classes",
-                            help="The images whose given or suggested class is one of these.")
+                            persist_state=place.KEPT, help="The images whose given or suggested class is one of these.")
     view = issues
     if chosen:
         view = view[view["label"].isin(chosen) | view["suggested"].isin(chosen)]
@@ -436,6 +438,7 @@ def _duplicates_list(ctx: _Ctx, result: ta.AuditResult, threshold: float, sim_ke
     name = ctx.name
     spec = result.spec
     st.slider("Similarity threshold", min_value=low, max_value=1.0, step=0.001, format="%.3f", key=sim_key,
+              persist_state=place.KEPT,
               help=f"Pixel similarity from which two images count as near-duplicates (1 = the same pixels). The "
                    f"audit used {spec.similarity:g} and saved the pairs down to {low:g}; moving it re-reads them "
                    "without auditing again.")
@@ -448,9 +451,10 @@ def _duplicates_list(ctx: _Ctx, result: ta.AuditResult, threshold: float, sim_ke
     kind_key, cls_key = f"aud_dup_kind::{name}", f"aud_dup_cls::{name}"
     _keep_valid(kind_key, kinds)
     _keep_valid(cls_key, result.class_names)
-    chosen_kinds = c1.multiselect("Kind", kinds, key=kind_key, format_func=DUP_KINDS.get, placeholder="All kinds")
+    chosen_kinds = c1.multiselect("Kind", kinds, key=kind_key, format_func=DUP_KINDS.get, placeholder="All kinds",
+                                  persist_state=place.KEPT)
     chosen_cls = c2.multiselect("Classes", result.class_names, key=cls_key, placeholder="All classes",
-                                help="The groups with an image of one of these classes.")
+                                persist_state=place.KEPT, help="The groups with an image of one of these classes.")
     view = [g for g in groups if (not chosen_kinds or set(g["kinds"]) & set(chosen_kinds))
             and (not chosen_cls or set(g["members"]["label"]) & set(chosen_cls))
             and not (st.session_state.get(f"aud_hide::{name}") and ctx.decided(g["members"]["relpath"]).all())]
@@ -495,8 +499,9 @@ def _quality_list(ctx: _Ctx, result: ta.AuditResult) -> None:
     kind_key, cls_key = f"aud_q_kind::{name}", f"aud_q_cls::{name}"
     _keep_valid(kind_key, kinds)
     _keep_valid(cls_key, result.class_names)
-    chosen_kinds = c1.multiselect("Kind", kinds, key=kind_key, placeholder="All kinds")
-    chosen_cls = c2.multiselect("Classes", result.class_names, key=cls_key, placeholder="All classes")
+    chosen_kinds = c1.multiselect("Kind", kinds, key=kind_key, placeholder="All kinds", persist_state=place.KEPT)
+    chosen_cls = c2.multiselect("Classes", result.class_names, key=cls_key, placeholder="All classes",
+                                persist_state=place.KEPT)
     view = q
     if chosen_kinds:
         view = view[view[chosen_kinds].any(axis=1)]
@@ -609,10 +614,12 @@ def _run_section(ws: Workspace, name: str, running: dict[str, Any] | None, has_a
         )
         c1, c2, c3 = st.columns([1, 1, 2])
         fields.number(c1, "Image size (px)", lo=32, hi=1024, key=f"{_FORM}size::{name}", step=32,
+                      persist_state=place.KEPT,
                       help="The side the backbone sees. 96 is fast on a CPU and enough for an audit.")
-        fields.number(c2, "Folds", lo=2, hi=50, key=f"{_FORM}folds::{name}", step=1,
+        fields.number(c2, "Folds", lo=2, hi=50, key=f"{_FORM}folds::{name}", step=1, persist_state=place.KEPT,
                       help="k of the k-fold cross-validation: every class needs at least this many images.")
         c3.multiselect("Splits whose labels are audited", list(_SPLITS), key=f"aud_splits::{name}",
+                       persist_state=place.KEPT,
                        help="Train and val by default: keep the test split untouched to measure the model.")
         st.button("Run audit", key=f"aud_run::{name}", type="primary", disabled=running is not None,
                   on_click=_on_run, args=(ws, name), icon=":material/play_arrow:",
@@ -655,7 +662,7 @@ def _pick_audit(name: str, audits: list[dict[str, Any]]) -> str:
             return (f"{str(a.get('created', '')).replace('T', ' ')[:16]} · {a['labels']['issues']:,} label flags · "
                     f"{a['near_duplicates']['pairs']:,} near-duplicate pairs · {a['quality']['flagged']:,} quality flags")
 
-        st.selectbox("Audit", ids, key=key, format_func=label, help="Newest first.")
+        st.selectbox("Audit", ids, key=key, format_func=label, help="Newest first.", persist_state=place.KEPT)
     return str(ss[key])
 
 
@@ -711,7 +718,7 @@ def _results(ctx: _Ctx, result: ta.AuditResult, index: pd.DataFrame, everything:
     m[3].metric("Quality flags", f"{s['quality']['flagged']:,}")
     m[4].metric("Decided", f"{sum(r in audited for r in ctx.decisions):,}", help="Images of this audit with a decision.")
     stale = _stale(ctx, index, everything)
-    st.checkbox("Hide the images already decided about", key=f"aud_hide::{name}")
+    st.checkbox("Hide the images already decided about", key=f"aud_hide::{name}", persist_state=place.KEPT)
 
     spec = result.spec
     low = float(min(spec.similarity, spec.pairs_similarity))

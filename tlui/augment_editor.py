@@ -5,7 +5,9 @@ The pipeline being edited lives in ``st.session_state["aug_steps"]``, a list of
 ``aug_w::<step id>::<param>``) whose value ``sync_steps`` copies into the step at the start
 of every run, so reordering or removing steps never mixes up widget values; step ids are
 never reused. ``aug_loaded`` names the pipeline the steps were loaded from (or last saved
-as), and so does ``st.query_params["pipeline"]``, so a link opens the same pipeline.
+as), and so does ``st.query_params["pipeline"]``, so a link opens the same pipeline. The steps
+outlive a visit to another page: they are not a widget's state, and ``sync_steps`` gives a
+parameter widget Streamlit dropped its value back. The page's other choices use ``tlui.place.KEPT``.
 
 - ``init_state`` sets every ``aug_*`` session key in one place and loads the first pipeline;
   ``current_spec`` is the edited pipeline as an ``AugmentSpec``; ``is_edited`` says whether

@@ -15,6 +15,10 @@
   shows its duplicates and label conflicts as groups, every copy of an image side by side.
 
 The selected dataset is ``ds_selected``, mirrored in ``st.query_params["dataset"]`` by the page.
+The page's other choices are drawn with ``persist_state=place.KEPT`` ("session"): Streamlit keeps them
+while the user is on another page (never ``ds_selected``: the URL carries it, so that a link naming
+another dataset wins). ``remove`` forgets the removed dataset's ones (``forget_dataset_state``), so
+that a dataset added later under its name starts afresh.
 Everything here may import streamlit; the sentences about a scan come from ``tlcore.datasets``
 (numbers and fixed words); names the user chose are Markdown-escaped here.
 """
@@ -46,6 +50,7 @@ __all__ = [
     "default_dataset",
     "init_state",
     "init_dataset_state",
+    "forget_dataset_state",
     "next_samples",
     "run_add",
     "rescan",
@@ -128,6 +133,18 @@ def init_dataset_state(ws: Workspace, name: str, classes: list[str], probs: pd.D
         ss[key] = [v for v in ss[key] if v in present] if key in ss else present
     ss.setdefault(f"ds_prob_text::{name}", "")
     ss.setdefault(f"ds_copies_page::{name}", 1)
+
+
+def forget_dataset_state(name: str) -> None:
+    """Drop the session keys of dataset ``name``'s widgets and sections (``ds_*::name``, ``aud_*::name``,
+    ``aud_sim::name::audit``, ``aud_to::list::name::file``): its choices are kept across pages (``tlui.place.KEPT``),
+    so they would otherwise greet a dataset added later under the same name with the removed one's
+    classes, filters and split settings."""
+    ss = st.session_state
+    for key in [k for k in ss if isinstance(k, str) and k.startswith(("ds_", "aud_"))]:
+        parts = key.split("::")
+        if len(parts) > 1 and (parts[1] == name or (parts[0] == "aud_to" and parts[2:3] == [name])):
+            del ss[key]
 
 
 def next_samples() -> None:
@@ -214,6 +231,7 @@ def remove(ws: Workspace, name: str, names: list[str], delete_files: bool) -> No
         show_error(exc)
         return
     data.forget_dataset()
+    forget_dataset_state(name)
     st.session_state[REMOVE_OPEN] = False
     rest = [n for n in names if n != name]
     if rest:

@@ -11,7 +11,9 @@ report and calibration (temperature, ECE before → after, reliability diagram:
 (``results_widgets.cached_evaluation``: the report, the most confused classes and the
 top losses with Grad-CAM) and an export for serving, every format checked against the Keras model (``tlui.export_widgets``, through
 ``results_widgets.export_zip``). Loading a model, evaluating and exporting wait for
-a button, and are cached by the run folder and its version (RunFolder.load_version).
+a button, and are cached by the run folder and its version (RunFolder.load_version). The trial
+chosen, the images shown and the Grad-CAM switch are drawn with ``persist_state=place.KEPT``: still
+there after a visit to another page.
 
 ``report_view`` draws a test report (accuracy, macro F1, confusion matrix,
 per-class table); ``report_card`` a trial's stored one, for the side-by-side
@@ -39,7 +41,7 @@ from tlcore.search import attrs, fetch_trial_run, rung_path
 from tlcore.search.compare import TrialSet, parse_key
 from tlcore.workspace import Workspace
 from tlui import calibration_widgets as cw
-from tlui import data
+from tlui import data, place
 from tlui import fmt as tf
 from tlui import results_widgets as rw
 from tlui.common import md_escape, show_error
@@ -202,12 +204,12 @@ def top_losses_view(res: dict[str, Any], run: str, run_version: int) -> None:
     ss.setdefault("rs_cam", True)
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
     if hi > 1:
-        k = c1.slider("Images shown", min_value=1, max_value=hi, key="rs_top_n",
+        k = c1.slider("Images shown", min_value=1, max_value=hi, key="rs_top_n", persist_state=place.KEPT,
                       help=f"{mistakes} of the {len(y_true)} test images are misclassified.")
     else:
         k = 1
         c1.caption(f"1 of the {len(y_true)} test images is misclassified.")
-    show_cam = c2.toggle("Grad-CAM", key="rs_cam",
+    show_cam = c2.toggle("Grad-CAM", key="rs_cam", persist_state=place.KEPT,
                          help="Colour the parts of each image that raised the wrongly predicted class the most "
                          "(red strongest, blue none), on the image as the model saw it.")
     losses = top_losses(y_true, probs, int(k))
@@ -297,6 +299,7 @@ def evaluate_section(ts: TrialSet) -> None:
     ranked = ts.ranked()
     rw.keep_valid("rs_eval", keys, ranked[0] if ranked else keys[0])
     st.selectbox("Trial", keys, key="rs_eval", format_func=functools.partial(rw.trial_label, ts),
+                 persist_state=place.KEPT,
                  help="The best trial (★) at first; any complete trial has its model and can be evaluated.")
     key = st.session_state["rs_eval"]
     study, number = parse_key(key)

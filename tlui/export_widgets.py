@@ -7,6 +7,7 @@ per press, for the page's reruns) into ``<workspace>/exports/`` (a new folder ea
 ``NAME-2``…), where the Predict page lists it, with a link there; the downloads, the
 files, and ``checks_view``. ``ws_root`` is the
 workspace holding the run's dataset (None: the one a run under ``<workspace>/models/`` lies in).
+The formats chosen are kept across a visit to another page (``persist_state=place.KEPT``).
 
 ``checks_view(out)``: every format's check (``tlcore.export``: run in its own runtime on
 the run's test split and compared with the Keras model) as a table; each warning (a
@@ -110,7 +111,8 @@ def export_section(run: Path, name: str, run_version: int, ws_root: str | None =
         tf_ok = backend_name() == "tensorflow"  # which backend decides the formats offered
         options = list(FORMATS) if tf_ok else ["keras"]
         rw.keep_valid("rs_formats", options, [f for f in ("keras", "tflite") if f in options], many=True)
-        st.multiselect("Formats", options, key="rs_formats", format_func=lambda f: FORMAT_LABELS.get(f, f))
+        st.multiselect("Formats", options, key="rs_formats", format_func=lambda f: FORMAT_LABELS.get(f, f),
+                       persist_state=place.KEPT)
         if not tf_ok:
             st.caption("SavedModel, TFLite and ONNX need the TensorFlow backend (KERAS\\_BACKEND=tensorflow).")
         st.caption(f"Every export holds {md_escape(folder.labels_file.name)} and {md_escape(card)} (what the "

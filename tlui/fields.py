@@ -31,6 +31,7 @@ from typing import Any
 
 import streamlit as st
 
+from tlui import place
 from tlui.common import md_escape
 
 __all__ = ["number", "out_of_range", "refused", "range_problem", "page_start", "fall_back", "show_fallbacks"]
@@ -144,7 +145,7 @@ def page_start(total: int, per_page: int, key: str, *, where: Any = None) -> int
     """The index of the first item on the page the user is on: a "Page (of N)" field (``key``) when
     ``total`` items take more than one page of ``per_page``. A page number left out of range (the
     filters left fewer pages, a number typed) is brought back into range, never refused: it only
-    chooses what to look at."""
+    chooses what to look at. The page is kept across a visit to another page (``tlui.place.KEPT``)."""
     pages = max(1, -(-total // per_page))
     ss = st.session_state
     try:
@@ -155,5 +156,6 @@ def page_start(total: int, per_page: int, key: str, *, where: Any = None) -> int
     if pages == 1:
         return 0
     dg = st.columns([1, 4])[0] if where is None else where
-    page = int(dg.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1, key=key))
+    page = int(dg.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1, key=key,
+                               persist_state=place.KEPT))
     return (page - 1) * per_page

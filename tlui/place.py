@@ -21,6 +21,8 @@ being filled in collapses. So this module owns the two ways a page keeps the use
   the open tab. The element tracks its state (``on_change``), so the state survives reruns,
   a moved element, a label that changes ("Problems (12)"), and a visit to another page; code
   opens or closes one by setting the key (the New study form closes once its study exists).
+- Widgets. ``KEPT`` is the ``persist_state`` every page's choices are drawn with, so they
+  are still there after a visit to another page.
 - The URL. A page's choices (the dataset, the study, the model) live in its URL's query
   parameters, so a reload or a link shows them again. ``keep_in_url(param, value, default)``
   writes one (a list for a repeated one, empty or None to drop it), but leaves a URL without
@@ -47,9 +49,14 @@ from typing import Literal
 
 import streamlit as st
 
-__all__ = ["PAGE", "BANNERS", "Kind", "flash", "pending", "banners", "expander", "tabs", "keep_in_url", "arrive", "url_of"]
+__all__ = ["PAGE", "BANNERS", "KEPT", "Kind", "flash", "pending", "banners", "expander", "tabs", "keep_in_url", "arrive", "url_of"]
 
 PAGE = "page"  # the slot at the top of each page
+# The ``persist_state`` of a page's keyed widgets: Streamlit forgets the value of a widget a run does
+# not draw, so without it a visit to another page put every choice back to its default. Never for a
+# widget whose value the URL carries (a link naming another dataset, study, run or model must win),
+# nor for a confirmation tick, which is asked again.
+KEPT = "session"
 BANNERS = "tl_banners"  # session key: the queued banners, a list of dicts
 Kind = Literal["success", "info", "warning", "error"]
 _KINDS = ("success", "info", "warning", "error")

@@ -35,12 +35,9 @@ from tlui import data, place
 from tlui import fmt as tf
 from tlui.common import md_escape, show_error
 
-__all__ = ["model_picker", "model_folder_for", "model_section", "batch_section", "tta_section", "BATCH_KINDS",
-           "KEPT"]
+__all__ = ["model_picker", "model_folder_for", "model_section", "batch_section", "tta_section", "BATCH_KINDS"]
 
 BATCH_KINDS = ("Upload a zip", "A folder on the server")
-KEPT = "session"  # persist_state of the page's choices: kept across a visit to another page (not the model's,
-# which the URL carries, so that a link naming a model wins over the one chosen before)
 ROWS_SHOWN = 5000  # table rows drawn at most (the CSV has them all)
 
 
@@ -105,7 +102,7 @@ def _roots_text(ws: Workspace) -> str:
 
 def batch_section(ws: Workspace, entry: CatalogEntry, loaded: LoadedModel, run_version: int, k: int, tta: bool) -> None:
     """Classify every image of an uploaded zip or a folder under the data roots."""
-    kind = st.radio("Batch source", BATCH_KINDS, key="pr_batch_kind", horizontal=True, persist_state=KEPT)
+    kind = st.radio("Batch source", BATCH_KINDS, key="pr_batch_kind", horizontal=True, persist_state=place.KEPT)
     if kind == BATCH_KINDS[0]:
         upload = st.file_uploader(
             "Zip of images", type=["zip"], key="pr_batch_zip",
@@ -121,7 +118,7 @@ def batch_section(ws: Workspace, entry: CatalogEntry, loaded: LoadedModel, run_v
             upload.seek(0)
             return open_zip(upload, name=upload.name)
     else:
-        folder = st.text_input("Folder", key="pr_batch_folder", persist_state=KEPT,
+        folder = st.text_input("Folder", key="pr_batch_folder", persist_state=place.KEPT,
                                placeholder="a folder of images under one of the data roots")
         st.caption(f"Folders must be under the data roots: {_roots_text(ws)}. Allow another with "
                    "`python -m tlcore datasets allow-root PATH`.")
@@ -170,7 +167,7 @@ def batch_result(result: BatchResult) -> None:
         st.caption("No image sits in a folder named after one of the model's classes, so there is no "
                    "accuracy: put each class's images in a sub-folder of that name.")
     table = result.table()
-    if result.has_truth and st.checkbox("Only the mistakes", key="pr_batch_wrong", persist_state=KEPT):
+    if result.has_truth and st.checkbox("Only the mistakes", key="pr_batch_wrong", persist_state=place.KEPT):
         table = table[table["correct"].eq(False).fillna(False)]
     config: dict[str, Any] = {f"confidence_{i + 1}": st.column_config.NumberColumn(format="percent")
                               for i in range(result.top_k)}

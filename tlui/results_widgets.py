@@ -24,7 +24,8 @@ For the page's sections: ``studies_frame`` (the chosen studies' counts),
 trial tables of all chosen studies, stacked) with ``table_config``, ``keep_states``
 and ``shown_trials`` (its state and value filters, best first), ``facts_table`` (two
 trials' facts side by side), ``keep_valid`` (a widget's value kept only while still
-offered), ``FIGURE_HELP`` (a line on each of Optuna's views). The evaluation section
+offered), ``FIGURE_HELP`` (a line on each of Optuna's views). The page's choices are drawn with
+``persist_state=tlui.place.KEPT``, so a visit to another page keeps them. The evaluation section
 and the test reports are ``tlui.evaluate_widgets``.
 
 Numbers are formatted and user text in plotly labels escaped by ``tlui.fmt``.

@@ -9,7 +9,8 @@ stored test report, evaluation again with top losses and Grad-CAM
 The chosen runs live in ``st.query_params["run"]`` (repeated for several; the Train
 page links ``?run=NAME``: a link followed within the session wins over the runs chosen
 before, ``linked_runs``); session keys ``rs_runs`` (with ``rs_runs_url``, the URL this page
-last wrote) and ``rs_run_eval`` (the rest are the trial views' own, never drawn at the same time). A run
+last wrote) and ``rs_run_eval`` (drawn with ``persist_state=place.KEPT``, as the trial views' own keys the
+runs share, never drawn at the same time: still there after a visit to another page). A run
 chosen before (or named by a link) that is no longer listed (deleted on disk, or its files cannot be
 read) is said in a warning, with the run shown instead, never swapped silently. User text is Markdown-escaped.
 """
@@ -128,6 +129,6 @@ def runs_section(ws: Workspace, models: list[ModelSummary]) -> None:
         st.info("The chosen runs recorded no epochs.")
     st.subheader("Evaluate a run")
     rw.keep_valid("rs_run_eval", chosen, chosen[0])
-    st.selectbox("Run", chosen, key="rs_run_eval")
+    st.selectbox("Run", chosen, key="rs_run_eval", persist_state=place.KEPT)
     with rw.guard("Evaluating the run"):
         evaluate_run(ws, by_name[st.session_state["rs_run_eval"]])

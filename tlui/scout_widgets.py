@@ -331,7 +331,7 @@ def _show_result(result: ScoutResult, backbones: list[str], asked: int | None) -
               help=f"Sets the form's Frozen blocks range to span the scout's top {NARROW_TOP} depths within "
                    "the current range (the full depth, feature extraction, is left out).")
     ss.setdefault("se_scout_k", DEFAULT_K)
-    k = fields.number(c2, "K", lo=1, hi=MAX_K, key="se_scout_k", step=1,
+    k = fields.number(c2, "K", lo=1, hi=MAX_K, key="se_scout_k", persist_state=place.KEPT, step=1,
                       help="How many of the scout's best configurations become the study's first trials.")
     c3.button(f"Start the study with the top {tf.cell(k)} configurations", key="se_scout_seed_btn", on_click=_on_seed,
               args=(asked or result.images,), icon=":material/playlist_add:",
@@ -366,7 +366,7 @@ def scout_section(ws: Workspace, datasets: list[str], expanded: bool = False) ->
                     f"at {size} px: the dataset, backbones and image size of the New study form below (change "
                     "them there).")
         c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
-        images = fields.number(c1, "Images to score", lo=2, hi=1_000_000, step=500, key="se_scout_images",
+        images = fields.number(c1, "Images to score", lo=2, hi=1_000_000, step=500, key="se_scout_images", persist_state=place.KEPT,
                                help="At most this many training images, stratified by class. More is steadier "
                                     "and slower; 2,000 is plenty for a ranking.")
         c2.button("Run scout", key="se_scout_go", type="primary", on_click=_on_run, args=(ws, dataset, backbones, size),
@@ -435,7 +435,7 @@ def agreement_section(ws: Workspace, storage: str | None, studies: dict[str, Any
     if len(names) > 1:
         if ss.get("re_scout_study") not in names:
             ss["re_scout_study"] = names[0]
-        st.selectbox("Study", names, key="re_scout_study", help="One study at a time: each has its own scout.")
+        st.selectbox("Study", names, key="re_scout_study", persist_state=place.KEPT, help="One study at a time: each has its own scout.")
     name = ss["re_scout_study"] if len(names) > 1 else names[0]
     study = studies[name]
     attr = attrs.scout_record(study.user_attrs)

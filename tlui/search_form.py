@@ -206,20 +206,21 @@ def _what_to_search(ws: Workspace, datasets: list[str]) -> tuple[int, list[int]]
     """Name, data, backbones, methods and the searched ranges; returns the blocks of the backbones."""
     ss = st.session_state
     c1, c2, c3 = st.columns(3)
-    c1.text_input("Study name", key="se_new_name", max_chars=64,
+    c1.text_input("Study name", key="se_new_name", persist_state=place.KEPT, max_chars=64,
                   help="1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.")
-    c2.selectbox("Dataset", datasets, key="se_new_dataset", help="Registered datasets (add one on the Datasets page).")
+    c2.selectbox("Dataset", datasets, key="se_new_dataset", persist_state=place.KEPT,
+                 help="Registered datasets (add one on the Datasets page).")
     augments = au.pipeline_names(ws)
     fields.fall_back("se_new_augment", augments, NO_AUGMENT, "augmentation pipeline")  # a saved one deleted since
-    c3.selectbox("Augmentation", augments, key="se_new_augment", format_func=_augment_label,
+    c3.selectbox("Augmentation", augments, key="se_new_augment", persist_state=place.KEPT, format_func=_augment_label,
                  help="A preset or a pipeline saved on the Augmentations page.")
 
     st.markdown("**What to search**")
     c1, c2, c3 = st.columns([3, 1, 2])
-    c1.multiselect("Backbones", bb.list_backbones(), key="se_new_backbones", format_func=backbone_label,
+    c1.multiselect("Backbones", bb.list_backbones(), key="se_new_backbones", persist_state=place.KEPT, format_func=backbone_label,
                    help="More than one makes the backbone a searched parameter.")
-    fields.number(c2, "Image size (px)", lo=IMAGE_SIZES[0], hi=IMAGE_SIZES[1], step=16, key="se_new_size")
-    c3.multiselect("Methods", list(METHODS), key="se_new_methods",
+    fields.number(c2, "Image size (px)", lo=IMAGE_SIZES[0], hi=IMAGE_SIZES[1], step=16, key="se_new_size", persist_state=place.KEPT)
+    c3.multiselect("Methods", list(METHODS), key="se_new_methods", persist_state=place.KEPT,
                    help="fine_tune freezes the first blocks; two_phase trains the head first, then unfreezes; "
                         "feature_extraction freezes the whole backbone.")
     if ss["se_new_weights"] == "imagenet":
@@ -232,13 +233,13 @@ def _what_to_search(ws: Workspace, datasets: list[str]) -> tuple[int, list[int]]
     lo, hi = ss.get("se_new_depth", (0, blocks))
     ss["se_new_depth"] = (min(int(lo), blocks), min(int(hi), blocks))
     c1, c2, c3 = st.columns([2, 1, 1])
-    c1.slider("Frozen blocks (freeze depth)", min_value=0, max_value=blocks, key="se_new_depth",
+    c1.slider("Frozen blocks (freeze depth)", min_value=0, max_value=blocks, key="se_new_depth", persist_state=place.KEPT,
               help=f"How many of the backbone's {blocks} blocks stay frozen, counted from the input. "
                    "0 trains the whole backbone; all blocks keeps it fixed.")
     fields.number(c2, "Learning rate from", lo=LR_BOUNDS[0], hi=LR_BOUNDS[1], step=1e-5,
-                  format="%.1e", key="se_new_lr_lo", help="Searched on a log scale.")
+                  format="%.1e", key="se_new_lr_lo", persist_state=place.KEPT, help="Searched on a log scale.")
     fields.number(c3, "to", lo=LR_BOUNDS[0], hi=LR_BOUNDS[1], step=1e-3, format="%.1e",
-                  key="se_new_lr_hi",
+                  key="se_new_lr_hi", persist_state=place.KEPT,
                     help="The high end at full depth. A trial that unfreezes more gets a lower ceiling, down to "
                          f"{spec_default('lr_ceiling_at_depth0'):g} times this at depth 0 (lr_ceiling_at_depth0 "
                          "in a YAML spec changes it).")
@@ -246,20 +247,21 @@ def _what_to_search(ws: Workspace, datasets: list[str]) -> tuple[int, list[int]]
     with place.expander("More to search: fine-tune factor, dropout, batch size", key="se_more_open"):
         c1, c2, c3 = st.columns(3)
         with c1:
-            on = st.checkbox("Search the fine-tune factor (two_phase)", key="se_new_ftf_on",
+            on = st.checkbox("Search the fine-tune factor (two_phase)", key="se_new_ftf_on", persist_state=place.KEPT,
                              help="Phase 2's learning rate is the learning rate times this factor. "
                                   f"Off: {TrainSpec.fine_tune_factor:g}.")
             a, b = st.columns(2)
-            fields.number(a, "from", lo=1e-4, hi=1.0, step=0.01, format="%.3f", key="se_new_ftf_lo",
+            fields.number(a, "from", lo=1e-4, hi=1.0, step=0.01, format="%.3f", key="se_new_ftf_lo", persist_state=place.KEPT,
                           disabled=not on)
-            fields.number(b, "to", lo=1e-4, hi=1.0, step=0.01, format="%.3f", key="se_new_ftf_hi",
+            fields.number(b, "to", lo=1e-4, hi=1.0, step=0.01, format="%.3f", key="se_new_ftf_hi", persist_state=place.KEPT,
                           disabled=not on)
         with c2:
-            on = st.checkbox("Search the dropout", key="se_new_do_on", help=f"Off: {TrainSpec.dropout:g}.")
-            st.slider("Dropout", min_value=0.0, max_value=0.9, step=0.05, key="se_new_do", disabled=not on)
+            on = st.checkbox("Search the dropout", key="se_new_do_on", persist_state=place.KEPT, help=f"Off: {TrainSpec.dropout:g}.")
+            st.slider("Dropout", min_value=0.0, max_value=0.9, step=0.05, key="se_new_do", persist_state=place.KEPT, disabled=not on)
         with c3:
-            st.multiselect("Batch sizes to try", BATCH_SIZES, key="se_new_bss", help="Empty: the fixed batch size.")
-            fields.number(st, "Fixed batch size", lo=1, hi=4096, key="se_new_bs", disabled=bool(ss["se_new_bss"]))
+            st.multiselect("Batch sizes to try", BATCH_SIZES, key="se_new_bss", persist_state=place.KEPT,
+                           help="Empty: the fixed batch size.")
+            fields.number(st, "Fixed batch size", lo=1, hi=4096, key="se_new_bs", persist_state=place.KEPT, disabled=bool(ss["se_new_bss"]))
     return blocks, counts
 
 
@@ -267,29 +269,29 @@ def _budget_and_search() -> None:
     """Epochs, trials, time limit, objective, sampler, pruner, seed, workers; the advanced settings."""
     st.markdown("**Budget and search**")
     c = st.columns(4)
-    fields.number(c[0], "Epochs per trial", lo=1, hi=1000, key="se_new_epochs")
-    fields.number(c[1], "Trials", lo=1, hi=100_000, key="se_new_trials",
+    fields.number(c[0], "Epochs per trial", lo=1, hi=1000, key="se_new_epochs", persist_state=place.KEPT)
+    fields.number(c[1], "Trials", lo=1, hi=100_000, key="se_new_trials", persist_state=place.KEPT,
                   help="The study stops when this many trials finished (complete or pruned).")
     with c[2]:
-        on = st.checkbox("Time limit", key="se_new_to_on", help="No new trial starts after this long.")
-        fields.number(st, "Minutes", lo=1.0, hi=1e6, step=10.0, key="se_new_to", disabled=not on,
+        on = st.checkbox("Time limit", key="se_new_to_on", persist_state=place.KEPT, help="No new trial starts after this long.")
+        fields.number(st, "Minutes", lo=1.0, hi=1e6, step=10.0, key="se_new_to", persist_state=place.KEPT, disabled=not on,
                       label_visibility="collapsed")
-    c[3].selectbox("Objective", OBJECTIVES, key="se_new_objective", format_func=OBJECTIVE_LABELS.get)
+    c[3].selectbox("Objective", OBJECTIVES, key="se_new_objective", persist_state=place.KEPT, format_func=OBJECTIVE_LABELS.get)
     c = st.columns(4)
-    c[0].selectbox("Sampler", SAMPLERS, key="se_new_sampler",
+    c[0].selectbox("Sampler", SAMPLERS, key="se_new_sampler", persist_state=place.KEPT,
                    help="tpe learns from the finished trials; random tries settings at random.")
-    c[1].selectbox("Pruner", PRUNERS, key="se_new_pruner", format_func=lambda p: PRUNER_LABELS.get(p, p),
+    c[1].selectbox("Pruner", PRUNERS, key="se_new_pruner", persist_state=place.KEPT, format_func=lambda p: PRUNER_LABELS.get(p, p),
                    help="Stops unpromising trials early, after their warm-up epoch.")
-    fields.number(c[2], "Seed", lo=0, hi=2**31 - 1, key="se_new_seed")
-    fields.number(c[3], "Local workers", lo=1, hi=state.MAX_WORKERS, key="se_new_workers",
+    fields.number(c[2], "Seed", lo=0, hi=2**31 - 1, key="se_new_seed", persist_state=place.KEPT)
+    fields.number(c[3], "Local workers", lo=1, hi=state.MAX_WORKERS, key="se_new_workers", persist_state=place.KEPT,
                   help="Background processes on this machine; one per GPU, or 1-2 on a CPU.")
 
     with place.expander("Advanced", key="se_adv_open"):
         c1, c2, c3 = st.columns(3)
-        c1.radio("Weights", list(WEIGHTS), key="se_new_weights", format_func=WEIGHTS.get,
+        c1.radio("Weights", list(WEIGHTS), key="se_new_weights", persist_state=place.KEPT, format_func=WEIGHTS.get,
                  help="Random init trains from scratch: only for tests and offline checks.")
-        c2.selectbox("Resize mode", RESIZE_MODES, key="se_new_resize", help=RESIZE_HELP)
-        c3.checkbox("Class weights", key="se_new_cw", help="Weight classes inversely to their frequency.")
+        c2.selectbox("Resize mode", RESIZE_MODES, key="se_new_resize", persist_state=place.KEPT, help=RESIZE_HELP)
+        c3.checkbox("Class weights", key="se_new_cw", persist_state=place.KEPT, help="Weight classes inversely to their frequency.")
 
 
 def from_widgets(ws: Workspace, datasets: list[str]) -> None:
@@ -298,7 +300,7 @@ def from_widgets(ws: Workspace, datasets: list[str]) -> None:
     _budget_and_search()
     sc.seed_note()
     c1, c2 = st.columns([1, 3], vertical_alignment="center")
-    start = c2.checkbox("Start now", key="se_new_start", help="Off: create the study and start workers later.")
+    start = c2.checkbox("Start now", key="se_new_start", persist_state=place.KEPT, help="Off: create the study and start workers later.")
     if c1.button("Create study", key="se_new_create", type="primary"):
         if fields.refused("se_new_", "Nothing was created."):
             return
@@ -340,8 +342,8 @@ def from_upload(ws: Workspace) -> None:
         st.warning(f"Its dataset {md_escape(spec.dataset)} is not registered in this workspace: "
                    "add it on the Datasets page first.")
     c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
-    fields.number(c2, "Local workers", lo=1, hi=state.MAX_WORKERS, key="se_up_workers")
-    start = c3.checkbox("Start now", key="se_up_start")
+    fields.number(c2, "Local workers", lo=1, hi=state.MAX_WORKERS, key="se_up_workers", persist_state=place.KEPT)
+    start = c3.checkbox("Start now", key="se_up_start", persist_state=place.KEPT)
     if c1.button("Create study", key="se_up_create", type="primary"):
         if fields.refused("se_up_", "Nothing was created."):
             return

@@ -15,7 +15,10 @@ list), ``epochs_frame`` (one row per epoch) and ``curves_frame`` (the rows
 ``result_section`` (a finished run's test report and the links to Results and
 Predict). Banners (``tlui.place``): the page's own at its top; a job's in its live section's
 slot (``live_slot``: a button's outcome, kept across the live refreshes). The form's expanders
-keep their state in ``FORM_OPEN`` and ``tr_adv_open``; a started job closes the form.
+keep their state in ``FORM_OPEN`` and ``tr_adv_open``; a started job closes the form. The form's
+fields are drawn with ``persist_state=place.KEPT``, so a form half filled in is still there after a visit
+to another page (a dataset or pipeline removed meanwhile is said by ``fields.fall_back``); the job
+shown is the URL's (``?job=``), so that a link to another job wins.
 User text (dataset, class and file names, messages quoting them) is Markdown-escaped.
 """
 
@@ -114,23 +117,26 @@ def _augment_label(name: str) -> str:
 def _main_fields(ws: Workspace, datasets: list[str]) -> None:
     ss = st.session_state
     c = st.columns([2, 2, 3, 1])
-    c[0].selectbox("Dataset", datasets, key="tr_dataset", help="Registered datasets (add one on the Datasets page).")
+    c[0].selectbox("Dataset", datasets, key="tr_dataset", persist_state=place.KEPT,
+                   help="Registered datasets (add one on the Datasets page).")
     augments = [NO_AUGMENT, *(n for n in au.pipeline_names(ws) if n != NO_AUGMENT)]
     fields.fall_back("tr_augment", augments, NO_AUGMENT, "augmentation pipeline")  # a saved one deleted since
-    c[1].selectbox("Augmentation", augments, key="tr_augment", format_func=_augment_label,
+    c[1].selectbox("Augmentation", augments, key="tr_augment", persist_state=place.KEPT, format_func=_augment_label,
                    help="A preset or a pipeline saved on the Augmentations page.")
-    c[2].selectbox("Backbone", bb.list_backbones(), key="tr_backbone", format_func=backbone_label)
-    fields.number(c[3], "Image size (px)", lo=32, hi=1024, step=16, key="tr_size")
+    c[2].selectbox("Backbone", bb.list_backbones(), key="tr_backbone", persist_state=place.KEPT,
+                   format_func=backbone_label)
+    fields.number(c[3], "Image size (px)", lo=32, hi=1024, step=16, key="tr_size", persist_state=place.KEPT)
 
     info = bb.get(ss["tr_backbone"])
     n = info.num_blocks
     ss["tr_depth"] = min(int(ss.get("tr_depth", n - n // 3)), n)
     left, right = st.columns([3, 2])
-    left.radio("Method", list(METHODS), key="tr_method", format_func=METHOD_LABELS.get,
+    left.radio("Method", list(METHODS), key="tr_method", persist_state=place.KEPT, format_func=METHOD_LABELS.get,
                captions=[METHOD_HELP[m] for m in METHODS])
     with right:
         frozen_all = ss["tr_method"] == "feature_extraction"
         st.select_slider("Frozen blocks (freeze depth k)", options=list(range(n + 1)), key="tr_depth",
+                         persist_state=place.KEPT,
                          format_func=lambda k: depth_label(info.block_names, k), disabled=frozen_all,
                          help=f"{info.display_name} has {n} blocks, counted from the input: blocks [0, k) stay "
                               "frozen. 0 trains the whole backbone.")
@@ -138,51 +144,58 @@ def _main_fields(ws: Workspace, datasets: list[str]) -> None:
                    f"Blocks: {md_escape(', '.join(info.block_names))}.")
     c = st.columns(3)
     fields.number(c[0], "Learning rate", lo=1e-6, hi=1.0, step=1e-4, format="%.1e", key="tr_lr",
+                  persist_state=place.KEPT,
                   help="Adam's learning rate (two-phase: of the head phase).")
-    fields.number(c[1], "Epochs", lo=1, hi=1000, key="tr_epochs",
+    fields.number(c[1], "Epochs", lo=1, hi=1000, key="tr_epochs", persist_state=place.KEPT,
                   help="Two-phase: both phases together.")
-    fields.number(c[2], "Batch size", lo=1, hi=4096, key="tr_bs")
+    fields.number(c[2], "Batch size", lo=1, hi=4096, key="tr_bs", persist_state=place.KEPT)
 
 
 def _advanced_fields() -> None:
     with place.expander("Advanced", key="tr_adv_open"):
         c = st.columns(4)
-        c[0].radio("Weights", list(WEIGHTS), key="tr_weights", format_func=WEIGHTS.get,
+        c[0].radio("Weights", list(WEIGHTS), key="tr_weights", persist_state=place.KEPT, format_func=WEIGHTS.get,
                    help="Random init trains from scratch: only for tests and offline checks.")
-        c[1].selectbox("Resize mode", RESIZE_MODES, key="tr_resize", help=RESIZE_HELP)
-        c[2].selectbox("Learning-rate schedule", LR_SCHEDULES, key="tr_schedule",
+        c[1].selectbox("Resize mode", RESIZE_MODES, key="tr_resize", persist_state=place.KEPT, help=RESIZE_HELP)
+        c[2].selectbox("Learning-rate schedule", LR_SCHEDULES, key="tr_schedule", persist_state=place.KEPT,
                        help="cosine: each phase decays its rate to 0 along a half cosine.")
-        fields.number(c[3], "Warm-up epochs", lo=0.0, hi=1000.0, step=0.5, key="tr_warmup",
+        fields.number(c[3], "Warm-up epochs", lo=0.0, hi=1000.0, step=0.5, key="tr_warmup", persist_state=place.KEPT,
                       help="The rate rises linearly at the start of a phase that unfreezes blocks.")
         c = st.columns(4)
         fields.number(c[0], "Fine-tune factor (two-phase)", lo=1e-4, hi=1.0, step=0.05, format="%.3f",
-                      key="tr_ftf", help="Phase 2's learning rate is the learning rate times this.")
+                      key="tr_ftf", persist_state=place.KEPT,
+                      help="Phase 2's learning rate is the learning rate times this.")
         with c[1]:
-            on = st.checkbox("Set the head phase's epochs", key="tr_head_on", help="Off: half of the epochs.")
-            fields.number(st, "Head epochs (two-phase)", lo=1, hi=1000, key="tr_head_epochs",
+            on = st.checkbox("Set the head phase's epochs", key="tr_head_on", persist_state=place.KEPT,
+                             help="Off: half of the epochs.")
+            fields.number(st, "Head epochs (two-phase)", lo=1, hi=1000, key="tr_head_epochs", persist_state=place.KEPT,
                           disabled=not on)
-        fields.number(c[2], "Dropout", lo=0.0, hi=0.95, step=0.05, key="tr_dropout")
-        fields.number(c[3], "Label smoothing", lo=0.0, hi=0.5, step=0.05, key="tr_smoothing")
+        fields.number(c[2], "Dropout", lo=0.0, hi=0.95, step=0.05, key="tr_dropout", persist_state=place.KEPT)
+        fields.number(c[3], "Label smoothing", lo=0.0, hi=0.5, step=0.05, key="tr_smoothing", persist_state=place.KEPT)
         c = st.columns(4)
-        fields.number(c[0], "Augmented copies cached (K)", lo=0, hi=64, key="tr_copies",
+        fields.number(c[0], "Augmented copies cached (K)", lo=0, hi=64, key="tr_copies", persist_state=place.KEPT,
                       help="0 augments exactly, on the fly, through the frozen part (slower).")
-        fields.number(c[1], "Early stopping patience", lo=0, hi=1000, key="tr_es",
+        fields.number(c[1], "Early stopping patience", lo=0, hi=1000, key="tr_es", persist_state=place.KEPT,
                       help="Stop after this many epochs without a better validation accuracy; 0 = off.")
-        c[2].selectbox("BatchNorm in unfrozen blocks", BATCHNORM_MODES, key="tr_bn")
-        c[3].selectbox("Head starts from", HEAD_INITS, key="tr_head_init",
+        c[2].selectbox("BatchNorm in unfrozen blocks", BATCHNORM_MODES, key="tr_bn", persist_state=place.KEPT)
+        c[3].selectbox("Head starts from", HEAD_INITS, key="tr_head_init", persist_state=place.KEPT,
                        help="linear_probe: a softmax regression fitted on the frozen features (shared by every run "
                             "on the same data and backbone); random: from scratch.")
         c = st.columns(4)
-        c[0].checkbox("Cache the frozen part's output", key="tr_fcache")
-        c[1].checkbox("Class weights", key="tr_cw", help="Weight classes inversely to their frequency.")
-        c[2].checkbox("Divergence guard", key="tr_guard",
+        c[0].checkbox("Cache the frozen part's output", key="tr_fcache", persist_state=place.KEPT)
+        c[1].checkbox("Class weights", key="tr_cw", persist_state=place.KEPT,
+                      help="Weight classes inversely to their frequency.")
+        c[2].checkbox("Divergence guard", key="tr_guard", persist_state=place.KEPT,
                       help="Stop when the loss is not finite or validation accuracy stays at chance.")
-        fields.number(c[3], "Seed", lo=0, hi=2**31 - 1, key="tr_seed")
-        on = st.checkbox("Use another split than the dataset's", key="tr_split_on")
+        fields.number(c[3], "Seed", lo=0, hi=2**31 - 1, key="tr_seed", persist_state=place.KEPT)
+        on = st.checkbox("Use another split than the dataset's", key="tr_split_on", persist_state=place.KEPT)
         c = st.columns(3)
-        fields.number(c[0], "Validation share", lo=0.0, hi=0.9, step=0.05, key="tr_val", disabled=not on)
-        fields.number(c[1], "Test share", lo=0.0, hi=0.9, step=0.05, key="tr_test", disabled=not on)
-        fields.number(c[2], "Split seed", lo=0, hi=2**31 - 1, key="tr_split_seed", disabled=not on)
+        fields.number(c[0], "Validation share", lo=0.0, hi=0.9, step=0.05, key="tr_val", persist_state=place.KEPT,
+                      disabled=not on)
+        fields.number(c[1], "Test share", lo=0.0, hi=0.9, step=0.05, key="tr_test", persist_state=place.KEPT,
+                      disabled=not on)
+        fields.number(c[2], "Split seed", lo=0, hi=2**31 - 1, key="tr_split_seed", persist_state=place.KEPT,
+                      disabled=not on)
 
 
 def spec_from_widgets() -> TrainSpec:
