@@ -134,7 +134,8 @@ def overview(ts: TrialSet) -> None:
     m[2].metric("Pruned · failed · interrupted",
                 f"{s.counts.get('PRUNED', 0)} · {s.counts.get('FAIL', 0)} · {s.counts.get('INTERRUPTED', 0)}",
                 help="Interrupted: ended by a stop or a signal, not by an error; run again on resume or at once.")
-    m[3].metric("Running", s.running)
+    m[3].metric("Running", s.live, help="Trials a worker is training now."
+                + (f" Not counted: {len(s.stalled)} stalled (their worker stopped)." if s.stalled else ""))
     m[4].metric(f"Best {s.objective}", tf.fixed(s.best_value, 4),
                 help=f"Trial {s.best_trial}." if s.best_trial is not None else "No complete trial yet.")
     diverged = sum(rw.state_word(t) == "diverged" for t in ts.trials.values())

@@ -233,6 +233,15 @@ def test_the_search_page_says_a_killed_workers_trial_is_stalled(killed):
     assert "Running on workers elsewhere" not in shown_text(at.caption)
 
 
+def test_the_results_page_does_not_count_a_stalled_trial_as_running(killed):
+    at = AppTest.from_file("../streamlit_app.py", default_timeout=180)
+    at.query_params["study"] = "k"
+    at.switch_page("pages/5_Results.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    running = next(m for m in at.metric if m.label == "Running")
+    assert running.value == "0" and "Not counted: 1 stalled" in running.proto.help
+
+
 # ------------------------------------------------------------------ 3. a stopped or finished study
 def test_add_workers_on_a_finished_study_says_why_and_raise_the_budget_lets_it_run(tiny_ws):
     hand_study(tiny_ws, "done", [hand_trial(T0, 10 * i, 10 * i + 9, value=0.5, freeze_depth=14) for i in range(3)])

@@ -219,7 +219,8 @@ def trial_table(frame: pd.DataFrame, trials: Sequence[Any]) -> pd.DataFrame:
 def studies_frame(summaries: Iterable[StudySummary]) -> pd.DataFrame:
     """One row per study: dataset, objective and direction, trial counts, best value and trial."""
     rows = [{"study": s.name, "dataset": s.dataset, "objective": f"{s.objective} ({s.direction})",
-             "finished": s.finished, "budget": s.n_trials, "running": s.running,
+             "finished": s.finished, "budget": s.n_trials, "running": s.live,
+             "stalled": len(s.stalled),
              "complete": s.counts.get("COMPLETE", 0), "pruned": s.counts.get("PRUNED", 0),
              "failed": s.counts.get("FAIL", 0), "interrupted": s.counts.get("INTERRUPTED", 0),
              "best value": s.best_value, "best trial": s.best_trial}
