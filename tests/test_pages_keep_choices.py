@@ -29,7 +29,7 @@ from tests.helpers import auditgen as ag
 from tests.helpers.handmodel import channel_model, write_model_folder
 from tests.helpers.handstudy import hand_study, outcomes_trials
 from tests.helpers.idx import write_idx
-from tests.helpers.pagetest import assert_ok, shown_text
+from tests.helpers.pagetest import assert_ok, open_page, shown_text
 from tests.helpers.runs import write_tinted_tree
 from tlcore import augment as au
 from tlcore import train_jobs as tj
@@ -45,14 +45,6 @@ TRAIN = "pages/3_Train.py"
 SEARCH = "pages/4_Search.py"
 RESULTS = "pages/5_Results.py"
 TITLES = {DATASETS: "Datasets", AUGMENTATIONS: "Augmentations", TRAIN: "Train", SEARCH: "Search", RESULTS: "Results"}
-
-
-def _page(script: str, **params) -> AppTest:
-    at = AppTest.from_file("../streamlit_app.py", default_timeout=180)
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.switch_page(script)
-    return at.run()
 
 
 def _go(at: AppTest, script: str, **link) -> AppTest:
@@ -99,7 +91,7 @@ def datasets_ws(workspace, tmp_path, monkeypatch):
 
 
 def test_datasets_keeps_its_choices_after_another_page(datasets_ws):
-    at = _page(DATASETS, dataset="tiny")
+    at = open_page(DATASETS, dataset="tiny")
     assert_ok(at)
     at.text_input(key="ds_add_name").set_value("pets")
     at.text_input(key="ds_add_path").set_value(str(datasets_ws.root / "pets"))
@@ -139,7 +131,7 @@ def test_datasets_keeps_its_choices_after_another_page(datasets_ws):
 
 
 def test_a_link_to_another_dataset_still_wins_and_each_keeps_its_choices(datasets_ws):
-    at = _page(DATASETS, dataset="tiny")
+    at = open_page(DATASETS, dataset="tiny")
     at.multiselect(key="ds_classes::tiny").set_value(["dog"]).run()
     at = _away_and_back(at, DATASETS, dataset="other")  # a link naming another dataset
     assert_ok(at)
@@ -149,7 +141,7 @@ def test_a_link_to_another_dataset_still_wins_and_each_keeps_its_choices(dataset
 
 
 def test_a_dataset_removed_and_added_again_starts_afresh(datasets_ws):
-    at = _page(DATASETS, dataset="tiny")
+    at = open_page(DATASETS, dataset="tiny")
     at.multiselect(key="ds_classes::tiny").set_value(["dog"])
     at.number_input(key="ds_split_val::tiny").set_value(0.3)
     at.run()
@@ -165,7 +157,7 @@ def test_a_dataset_removed_and_added_again_starts_afresh(datasets_ws):
 
 
 def test_a_remembered_class_that_a_rescan_dropped_is_no_crash(datasets_ws):
-    at = _page(DATASETS, dataset="tiny")
+    at = open_page(DATASETS, dataset="tiny")
     at.multiselect(key="ds_classes::tiny").set_value(["cat", "dog"]).run()
     at = _go(at, AUGMENTATIONS)
     at.selectbox(key="aug_ds").set_value("tiny").run()
@@ -209,7 +201,7 @@ def test_the_audit_tab_keeps_its_choices_after_another_page(audited, tmp_path, m
     ws = Workspace(shutil.copytree(audited, tmp_path / "ws"))
     monkeypatch.setenv("TLCORE_HOME", str(ws.root))
     older = list_audits(ws, "photos")[1]["id"]
-    at = _page(DATASETS, dataset="photos")
+    at = open_page(DATASETS, dataset="photos")
     assert_ok(at)
     at.number_input(key="aud_form_size::photos").set_value(64)
     at.number_input(key="aud_form_folds::photos").set_value(4)
@@ -240,7 +232,7 @@ def test_the_audit_tab_keeps_its_choices_after_another_page(audited, tmp_path, m
 
 # ------------------------------------------------------------ Augmentations
 def test_augmentations_keeps_its_choices_after_another_page(datasets_ws):
-    at = _page(AUGMENTATIONS)
+    at = open_page(AUGMENTATIONS)
     assert_ok(at)
     third = list(au.CATALOGUE)[3]
     at.select_slider(key="aug_size").set_value(128)
@@ -282,7 +274,7 @@ def test_augmentations_keeps_its_choices_after_another_page(datasets_ws):
 # -------------------------------------------------------------------- Train
 def test_train_keeps_its_form_after_another_page(datasets_ws):
     au.save_pipeline(datasets_ws, "mypipe", au.preset_spec("light"))
-    at = _page(TRAIN)
+    at = open_page(TRAIN)
     assert_ok(at)
     chosen = {"tr_dataset": "tiny", "tr_augment": "mypipe", "tr_method": "two_phase", "tr_resize": "stretch",
               "tr_schedule": "cosine", "tr_weights": "none", "tr_bn": "frozen", "tr_head_init": "random"}
@@ -312,7 +304,7 @@ def test_train_keeps_its_form_after_another_page(datasets_ws):
 
 
 def test_train_says_a_remembered_dataset_removed_meanwhile(datasets_ws):
-    at = _page(TRAIN)
+    at = open_page(TRAIN)
     at.selectbox(key="tr_dataset").set_value("other").run()
     at.query_params.clear()
     at.switch_page(HOME).run()
@@ -331,7 +323,7 @@ def test_a_link_to_another_job_still_wins(workspace):
         rep.start()
         rep.crashed("ValueError: stopped for the test")
         jobs.append(job.id)
-    at = _page(TRAIN, job=jobs[0])
+    at = open_page(TRAIN, job=jobs[0])
     assert at.selectbox(key="tr_job").value == jobs[0]
     at.number_input(key="tr_epochs").set_value(9).run()
     at = _away_and_back(at, TRAIN, job=jobs[1])  # the Train page's link from elsewhere
@@ -363,7 +355,7 @@ def results_ws(workspace):
 
 
 def test_results_keeps_its_choices_after_another_page(results_ws):
-    at = _page(RESULTS, study="outcomes")
+    at = open_page(RESULTS, study="outcomes")
     assert_ok(at)
     at.multiselect(key="rs_studies").set_value(["outcomes", "other"]).run()
     at.selectbox(key="rs_focus").set_value("other")
@@ -408,7 +400,7 @@ def test_results_keeps_its_choices_after_another_page(results_ws):
 
 def test_results_keeps_the_study_storage_after_another_page(results_ws):
     journal = str(results_ws.root / "elsewhere" / "studies.log")
-    at = _page(RESULTS)
+    at = open_page(RESULTS)
     at.text_input(key="rs_storage").set_value(journal).run()
     assert_ok(at)
     assert "No studies in this storage yet" in shown_text(at.info)
@@ -421,7 +413,7 @@ def test_results_keeps_the_study_storage_after_another_page(results_ws):
 
 
 def test_a_link_to_another_study_or_run_still_wins(results_ws):
-    at = _page(RESULTS, study="outcomes")
+    at = open_page(RESULTS, study="outcomes")
     at.selectbox(key="rs_eval").set_value("outcomes/2").run()
     at = _away_and_back(at, RESULTS, study="other")  # the Search page's link
     assert_ok(at)
@@ -441,7 +433,7 @@ def test_a_link_to_another_study_or_run_still_wins(results_ws):
 
 
 def test_search_keeps_its_new_study_form_and_settings_after_another_page(results_ws):
-    at = _page(SEARCH, study="outcomes")
+    at = open_page(SEARCH, study="outcomes")
     assert_ok(at)
     at.text_input(key="se_new_name").set_value("my-study")
     at.number_input(key="se_new_epochs").set_value(7)

@@ -25,7 +25,7 @@ from streamlit.testing.v1 import AppTest
 from tests.helpers.handmodel import channel_model, upload_trial_run, write_export_folder, write_model_folder
 from tests.helpers.handstudy import epoch_record, hand_study, hand_trial
 from tests.helpers.imagegen import image_bytes
-from tests.helpers.pagetest import assert_ok, shown_text
+from tests.helpers.pagetest import assert_ok, open_page, shown_text
 from tests.helpers.runs import TINY_CLASSES, write_tinted_tree
 from tlcore.cli import main
 from tlcore.datasets import add_dataset
@@ -57,14 +57,6 @@ def ws(workspace):
     _run(workspace.root, "run-b")
     add_dataset(workspace, "tiny", write_tinted_tree(workspace.root / "photos", per_class=3))
     return workspace
-
-
-def _page(script: str, **params) -> AppTest:
-    at = AppTest.from_file("../streamlit_app.py", default_timeout=120)
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.switch_page(script)
-    return at.run()
 
 
 # ------------------------------------------------------- damaged run files
@@ -166,7 +158,7 @@ def test_the_cli_prints_each_note_once_on_stderr(ws, capsys, tmp_path):
 
 def test_the_predict_page_warns_about_a_damaged_run(ws):
     (ws.models_dir / "run-a" / "metrics.json").write_bytes(GARBAGE)
-    at = _page(PREDICT, model="run:run-a")
+    at = open_page(PREDICT, model="run:run-a")
     assert_ok(at)
     assert at.selectbox(key="pr_model").value == "run:run-a"
     warnings = shown_text(at.warning)
@@ -180,7 +172,7 @@ def test_the_predict_page_warns_about_a_damaged_run(ws):
 def test_results_says_a_damaged_metrics_json_rather_than_before_calibration(ws):
     (ws.models_dir / "run-a" / "metrics.json").write_bytes(GARBAGE)
     (ws.models_dir / "run-b" / "metrics.json").write_text('{"best_val_accuracy": 0.5}')  # before calibration
-    at = _page(RESULTS, run="run-a")
+    at = open_page(RESULTS, run="run-a")
     assert_ok(at)
     assert at.selectbox(key="rs_run_eval").value == "run-a"
     assert "its metrics.json is not a JSON object, so its predictions are not calibrated" in shown_text(at.warning)
@@ -204,7 +196,7 @@ def _away_and_back(at: AppTest) -> AppTest:
 
 
 def test_predict_keeps_its_choices_after_another_page(ws):
-    at = _page(PREDICT)
+    at = open_page(PREDICT)
     at.selectbox(key="pr_model").set_value("run:run-a").run()
     at.radio(key="pr_source").set_value("Pick from a dataset").run()
     at.selectbox(key="pr_cls::tiny").set_value("dog").run()
@@ -234,7 +226,7 @@ def test_predict_keeps_its_choices_after_another_page(ws):
 
 
 def test_a_link_to_another_model_still_wins_after_coming_back(ws):
-    at = _page(PREDICT)
+    at = open_page(PREDICT)
     at.selectbox(key="pr_model").set_value("run:run-a").run()
     at.query_params.clear()
     at.switch_page(HOME).run()
@@ -246,7 +238,7 @@ def test_a_link_to_another_model_still_wins_after_coming_back(ws):
 
 # ------------------------------------------------ Results: a run deleted under it
 def test_results_says_a_chosen_run_deleted_on_disk(ws):
-    at = _page(RESULTS, run="run-b")
+    at = open_page(RESULTS, run="run-b")
     at.multiselect(key="rs_runs").set_value(["run-a", "run-b"]).run()
     at.selectbox(key="rs_run_eval").set_value("run-b").run()
     assert_ok(at)
@@ -261,7 +253,7 @@ def test_results_says_a_chosen_run_deleted_on_disk(ws):
 
 
 def test_results_says_a_linked_run_that_is_not_there(ws):
-    at = _page(RESULTS, run="gone-run")
+    at = open_page(RESULTS, run="gone-run")
     assert_ok(at)
     assert at.multiselect(key="rs_runs").value and "gone-run" not in at.multiselect(key="rs_runs").value
     shown = at.multiselect(key="rs_runs").value[0]
@@ -292,7 +284,7 @@ def _model_download(at: AppTest):
 
 
 def test_results_says_a_model_file_deleted_before_its_download(ws, deferred):
-    at = _page(RESULTS, run="run-a")
+    at = open_page(RESULTS, run="run-a")
     at.multiselect(key="rs_runs").set_value(["run-a", "run-b"]).run()
     assert_ok(at)
     button = _model_download(at)
@@ -315,7 +307,7 @@ def test_a_trial_model_deleted_before_its_download_is_fetched_again(ws, deferred
     t0 = dt.datetime(2026, 1, 1)
     hand_study(ws, "hs", [hand_trial(t0, 0, 5, value=0.8, history=[epoch_record(1, 0.8)], tl_artifacts=ids)])
     shutil.rmtree(ws.models_dir)  # the Searches view, alone
-    at = _page(RESULTS, study="hs")
+    at = open_page(RESULTS, study="hs")
     assert not at.exception
     button = _model_download(at)
     assert button is not None

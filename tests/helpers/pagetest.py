@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Expander, Tab
 
-__all__ = ["assert_ok", "shown_text", "path_of", "tab_path", "expander_path", "open_tab", "is_open"]
+__all__ = ["open_page", "assert_ok", "shown_text", "path_of", "tab_path", "expander_path", "open_tab", "is_open"]
+
+
+APP = Path(__file__).resolve().parents[2] / "streamlit_app.py"  # the app's entry script
+
+
+def open_page(script: str, *, timeout: float = 180, **params: str) -> AppTest:
+    """The app run once on ``script`` (e.g. "pages/6_Predict.py"), its URL holding ``params``."""
+    at = AppTest.from_file(str(APP), default_timeout=timeout)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.switch_page(script)
+    return at.run()
 
 
 def assert_ok(at: AppTest) -> None:
