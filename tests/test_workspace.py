@@ -243,3 +243,16 @@ def test_a_workspace_below_a_file_is_refused_at_once(tmp_path):
             Workspace(root)
         assert f"{f} above it is a file" in e.value.message and e.value.received == str(root)
     assert f.read_text() == "x"
+
+
+@pytest.mark.parametrize("value", ["5", "'no'", "[true]"])
+def test_demo_removed_that_is_not_true_or_false_is_an_error_until_restore_demo(workspace, value):
+    from tlcore.datasets import ensure_demo
+
+    workspace.settings_path.write_text(f"demo_removed: {value}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="demo_removed must be true or false") as e:
+        ensure_demo(workspace)  # 'no' read as true kept the demo away for good, without a word
+    assert str(workspace.settings_path) in str(e.value.received)
+    assert workspace.settings_path.read_text(encoding="utf-8") == f"demo_removed: {value}\n"
+    assert ensure_demo(workspace, force=True) is not None  # restore-demo mends it
+    assert "demo_removed" not in workspace.settings() and workspace.has_dataset("demo")

@@ -287,6 +287,23 @@ class Workspace:
         self.save_settings(settings)
         return p
 
+    def demo_removed(self) -> bool:
+        """``workspace.yaml``'s ``demo_removed``: whether the user removed the demo dataset (so it is
+        not registered again until ``datasets restore-demo``); False when the setting is absent.
+
+        Raises:
+            ConfigError: it is not true or false (the file is left as it is).
+        """
+        value = self.settings().get("demo_removed", False)
+        if not isinstance(value, bool):
+            raise ConfigError(
+                "workspace.yaml's demo_removed must be true or false.",
+                received=f"{self.settings_path}: demo_removed holds {value!r}",
+                fix="Write 'demo_removed: true' to keep the demo dataset away, or remove the line to have it back "
+                "('python -m tlcore datasets restore-demo' does that). Nothing was written to the file.",
+            )
+        return value
+
     def _data_roots_setting(self, settings: dict[str, Any]) -> list[str]:
         """``workspace.yaml``'s ``data_roots``: a list of folders (one folder alone may be given as text).
 

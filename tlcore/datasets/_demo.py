@@ -29,10 +29,11 @@ def ensure_demo(ws: Workspace, *, force: bool = False) -> DatasetRecord | None:
     """
     if not DEMO_PATH.is_dir():
         return None
-    if ws.settings().get("demo_removed"):
-        if not force:
-            return None
-        ws.save_settings({k: v for k, v in ws.settings().items() if k != "demo_removed"})
+    if force:  # brought back: whatever demo_removed held, it goes
+        if "demo_removed" in ws.settings():
+            ws.save_settings({k: v for k, v in ws.settings().items() if k != "demo_removed"})
+    elif ws.demo_removed():
+        return None
     if ws.has_dataset(DEMO_NAME):
         rec = ws.get_dataset(DEMO_NAME)
         if rec.source != "demo" or rec.path == str(DEMO_PATH):
