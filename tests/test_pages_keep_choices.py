@@ -299,6 +299,8 @@ def test_train_keeps_its_form_after_another_page(datasets_ws):
     assert {k: (at.radio(key=k) if k in ("tr_method", "tr_weights") else at.selectbox(key=k)).value
             for k in chosen} == chosen
     assert {k: at.number_input(key=k).value for k in numbers} == pytest.approx(numbers)
+    whole = {k: at.number_input(key=k).value for k in ("tr_epochs", "tr_bs", "tr_seed", "tr_head_epochs")}
+    assert all(type(v) is int for v in whole.values()), whole  # shown as "7", not "7.00"
     assert {k: at.checkbox(key=k).value for k in ticks} == ticks
     assert at.select_slider(key="tr_depth").value == 5
 

@@ -73,10 +73,13 @@ def number(container: Any, label: str, *, lo: float | None, hi: float | None, ke
 
     The field's message slot under it is always drawn (empty when the value is fine), so
     that a message appearing or going never moves the widgets below. ``kw`` goes to
-    ``st.number_input`` (``step``, ``format``, ``help``, ``disabled``, ...).
+    ``st.number_input`` (``step``, ``format``, ``help``, ``disabled``, ...). With whole-number
+    bounds and no ``format``, the step defaults to 1, so the field holds and shows whole numbers.
     """
     if "min_value" in kw or "max_value" in kw:
         raise TypeError("fields.number takes lo= and hi=, checked by the page, not min_value/max_value")
+    if all(isinstance(b, int) and not isinstance(b, bool) for b in (lo, hi)) and "format" not in kw:
+        kw.setdefault("step", 1)  # a whole-number field (epochs, seeds): drawn as "5", not Streamlit's float "5.00"
     value = container.number_input(label, key=key, **kw)
     disabled = bool(kw.get("disabled"))
     _bounds()[key] = (label, lo, hi, disabled)
