@@ -115,6 +115,20 @@ def test_why_a_trial_failed_and_which_trial_it_repeats():
     assert attrs.retry_of(resumed) == 3 and attrs.retry_of(retried) == 5  # Optuna's own retry first
 
 
+def test_a_trial_failed_because_its_worker_died_says_so_and_names_its_retry():
+    dead = _trial(state=TrialState.FAIL)  # failed by the next worker's heartbeat check: no error of its own
+    dead.number = 5
+    retry = _trial(system_attrs={"failed_trial": 5})
+    retry.number = 7
+    resumed = _trial(state=TrialState.WAITING, start=None, **{attrs.RETRY_OF: 3})  # a resume's: not a dead worker
+    resumed.number = 8
+    assert attrs.retries([dead, retry, resumed]) == {5: 7}
+    assert attrs.failure_reason(dead) is None  # it used to show an empty error
+    assert attrs.failure_reason(dead, retried_as=7) == ("its worker stopped without finishing (no heartbeat); "
+                                                        "run again as trial 7")
+    assert attrs.failure_reason(_trial(state=TrialState.FAIL, **{attrs.ERROR: "OOM"}), retried_as=7) == "OOM"
+
+
 def test_duration_of_complete_running_and_waiting_trials():
     assert attrs.duration_seconds(_trial(start=10, end=70)) == 60.0
     running = _trial(state=TrialState.RUNNING, start=10)

@@ -219,6 +219,8 @@ def test_a_dead_workers_trial_is_failed_and_retried(tiny_ws, storage):
     assert trials[0].state == TrialState.FAIL
     assert trials[1].state == TrialState.COMPLETE
     assert trials[1].system_attrs["failed_trial"] == 0
+    assert load_study_frame(tiny_ws, spec.name, storage)["error"].tolist()[0] == (
+        "its worker stopped without finishing (no heartbeat); run again as trial 1")
     assert trials[1].params == {k: v for k, v in params.items() if k in trials[1].params}
     assert res.trials == [1]
 

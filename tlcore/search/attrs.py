@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from optuna.trial import TrialState
@@ -68,7 +68,7 @@ __all__ = [
     "SPEC", "CREATED", "STOP", "STARTED", "REQUEUED", "SCOUT", "STUDY_KEYS",
     # trial readers
     "history", "epochs", "best_val_accuracy", "metrics", "artifacts", "worker", "error", "interrupted",
-    "failure_reason", "retry_of", "diverged", "rungs", "duration_seconds",
+    "failure_reason", "retries", "retry_of", "diverged", "rungs", "duration_seconds",
     # trial writers
     "set_history", "set_metrics", "set_artifacts", "set_worker", "set_error", "mark_interrupted",
     "set_diverged", "set_rungs",
@@ -166,10 +166,25 @@ def interrupted(t: _Attributed) -> bool:
     return bool(t.user_attrs.get(INTERRUPTED))
 
 
-def failure_reason(t: _Attributed) -> str | None:
+def failure_reason(t: _Attributed, *, retried_as: int | None = None) -> str | None:
     """Why trial ``t`` ended without a result: its error, else "interrupted" when a stop ended it,
-    else None."""
-    return error(t) or (INTERRUPTED_REASON if interrupted(t) else None)
+    else, for a trial a worker failed because its own worker had died (``retried_as``: the number
+    of the retry queued for it, ``retries``), that; else None."""
+    reason = error(t) or (INTERRUPTED_REASON if interrupted(t) else None)
+    if reason is None and retried_as is not None:
+        reason = f"its worker stopped without finishing (no heartbeat); run again as trial {retried_as}"
+    return reason
+
+
+def retries(trials: Iterable[Any]) -> dict[int, int]:
+    """Trial number -> the number of the trial queued again for it because its worker died (Optuna's
+    ``failed_trial`` system attribute on the retry); ``trials`` are ``FrozenTrial``s."""
+    out: dict[int, int] = {}
+    for t in trials:
+        raw = t.system_attrs.get(_OPTUNA_RETRY)
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            out.setdefault(raw, t.number)
+    return out
 
 
 def retry_of(t: Any) -> int | None:

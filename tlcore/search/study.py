@@ -494,7 +494,9 @@ def load_study_frame(ws: Workspace, name: str, storage: str | None = None) -> pd
     study = load_study(ws, name, storage)
     rows = []
     now = _dt.datetime.now()
-    for t in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    retried = attrs.retries(trials)
+    for t in trials:
         row: dict[str, Any] = {
             "number": t.number, "state": t.state.name, "value": t.value,
             **{f"params_{k}": v for k, v in t.params.items()},
@@ -505,7 +507,7 @@ def load_study_frame(ws: Workspace, name: str, storage: str | None = None) -> pd
             "started": t.datetime_start, "completed": t.datetime_complete,
             "worker": attrs.worker(t),
             "retry_of": attrs.retry_of(t),
-            "error": attrs.failure_reason(t),
+            "error": attrs.failure_reason(t, retried_as=retried.get(t.number) if t.state == TrialState.FAIL else None),
         }
         rows.append(row)
     cols = ["number", "state", "value", "epochs", "best_val_accuracy", "test_accuracy", "duration_s",
