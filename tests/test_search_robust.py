@@ -242,6 +242,19 @@ def test_the_results_page_does_not_count_a_stalled_trial_as_running(killed):
     assert running.value == "0" and "Not counted: 1 stalled" in running.proto.help
 
 
+def test_results_says_a_trial_failed_because_its_worker_died(tiny_ws):
+    retry = hand_trial(T0, 60, 90, value=0.5)
+    retry.system_attrs = {"failed_trial": 0}  # what Optuna's heartbeat retry records
+    hand_study(tiny_ws, "d", [hand_trial(T0, 0, 50, state=TrialState.FAIL), retry])
+    at = AppTest.from_file("../streamlit_app.py", default_timeout=180)
+    at.query_params["study"] = "d"
+    at.switch_page("pages/5_Results.py").run()
+    at.selectbox(key="rs_eval").set_value("d/0").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert ("Trial 0 failed (its worker stopped without finishing (no heartbeat); run again as trial 1)"
+            in shown_text(at.info))
+
+
 # ------------------------------------------------------------------ 3. a stopped or finished study
 def test_add_workers_on_a_finished_study_says_why_and_raise_the_budget_lets_it_run(tiny_ws):
     hand_study(tiny_ws, "done", [hand_trial(T0, 10 * i, 10 * i + 9, value=0.5, freeze_depth=14) for i in range(3)])

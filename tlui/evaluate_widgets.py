@@ -83,7 +83,7 @@ def report_card(ts: TrialSet, key: str, slot: int) -> None:
     st.markdown(f"**{md_escape(rw.trial_label(ts, key))}**")
     report = attrs.metrics(t).get("test")
     if not isinstance(report, dict) or not report.get("confusion_matrix"):
-        st.info(rw.not_tested_reason(t))
+        st.info(rw.not_tested_reason(t, retried_as=ts.retried_as(key)))
         return
     report_view(report, rw.report_class_names(report), f"rs_cmp::{slot}")
 
@@ -310,7 +310,7 @@ def evaluate_section(ts: TrialSet) -> None:
         st.dataframe(rungs, hide_index=True, key="rs_rungs",
                      column_config={"value": st.column_config.NumberColumn(format="%.4f")})
     if t.state != TrialState.COMPLETE:
-        st.info(rw.not_tested_reason(t))
+        st.info(rw.not_tested_reason(t, retried_as=ts.retried_as(key)))
         return
     m = attrs.metrics(t)
     try:

@@ -145,8 +145,9 @@ def _first_line(text: str) -> str:
     return text.splitlines()[0][:REASON_CHARS] if text else ""
 
 
-def not_tested_reason(t: Any) -> str:
-    """Why a trial has no model or test report, in words (Markdown-escaped)."""
+def not_tested_reason(t: Any, *, retried_as: int | None = None) -> str:
+    """Why a trial has no model or test report, in words (Markdown-escaped). ``retried_as``: the
+    trial queued again for it because its worker died (``TrialSet.retried_as``)."""
     n = t.number
     epochs = attrs.epochs(t)
     why_diverged = diverged_reason(t)
@@ -163,7 +164,7 @@ def not_tested_reason(t: Any) -> str:
         text = (f"Trial {n} was pruned after {epochs} epoch(s): the pruner stopped it early, so it saved no "
                 "model and was never tested.")
     elif t.state == TrialState.FAIL:
-        why = attrs.failure_reason(t) or ""
+        why = attrs.failure_reason(t, retried_as=retried_as) or ""
         text = f"Trial {n} failed ({_first_line(why) or 'no reason recorded'}), so it saved no model."
     elif t.state in (TrialState.RUNNING, TrialState.WAITING):
         text = (f"Trial {n} is still {STATE_WORDS[t.state.name]} ({epochs} epoch(s) so far): its model is saved "

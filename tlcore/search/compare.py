@@ -119,6 +119,12 @@ class TrialSet:
         """Whether ``key`` is the first of the ranking."""
         return self._ranked[:1] == [key]
 
+    def retried_as(self, key: str) -> int | None:
+        """The number of the trial queued again for trial ``key`` because its worker died, or None
+        (``attrs.retries``)."""
+        study, number = parse_key(key)
+        return attrs.retries(self.studies[study].get_trials(deepcopy=False)).get(number)
+
     def with_history(self) -> list[str]:
         """The trials that have finished an epoch (any state), in ``trials`` order."""
         return [k for k, t in self.trials.items() if attrs.history(t)]
