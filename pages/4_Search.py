@@ -62,8 +62,7 @@ def progress_section(s: StudySummary, snap: sw.Snapshot, spec: StudySpec | None)
     m = st.columns(5)
     m[0].metric("Finished", f"{s.finished}/{s.n_trials}" if s.n_trials else f"{s.finished}",
                 help="Complete and pruned (or diverged) trials, of the study's budget.")
-    m[1].metric("Running", s.live, help="Trials a worker is training now."
-                + (f" Not counted: {len(s.stalled)} stalled (their worker stopped)." if s.stalled else ""))
+    sw.running_metric(m[1], s)
     m[2].metric("Pruned · diverged", f"{max(0, counts.get('PRUNED', 0) - diverged)} · {diverged}",
                 help="Stopped early by the pruner · stopped because they diverged (the loss was not finite, "
                      "or the validation accuracy stayed at chance).")

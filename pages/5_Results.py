@@ -35,6 +35,7 @@ from tlui import place
 from tlui import results_widgets as rw
 from tlui import run_widgets as rn
 from tlui import scout_widgets as sc
+from tlui import search_widgets as sw
 from tlui.common import md_escape, page, show_error, workspace
 
 APP_DIR = Path(__file__).resolve().parent.parent
@@ -134,8 +135,7 @@ def overview(ts: TrialSet) -> None:
     m[2].metric("Pruned · failed · interrupted",
                 f"{s.counts.get('PRUNED', 0)} · {s.counts.get('FAIL', 0)} · {s.counts.get('INTERRUPTED', 0)}",
                 help="Interrupted: ended by a stop or a signal, not by an error; run again on resume or at once.")
-    m[3].metric("Running", s.live, help="Trials a worker is training now."
-                + (f" Not counted: {len(s.stalled)} stalled (their worker stopped)." if s.stalled else ""))
+    sw.running_metric(m[3], s)
     m[4].metric(f"Best {s.objective}", tf.fixed(s.best_value, 4),
                 help=f"Trial {s.best_trial}." if s.best_trial is not None else "No complete trial yet.")
     diverged = sum(rw.state_word(t) == "diverged" for t in ts.trials.values())

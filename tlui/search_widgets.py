@@ -38,7 +38,7 @@ from tlcore.search import (
     load_study_frame,
     open_storage,
 )
-from tlcore.search.results import DIVERGED, best_so_far, fraction_text, with_outcomes
+from tlcore.search.results import DIVERGED, best_so_far, fraction_text, with_outcomes, with_stalled
 from tlcore.search.worker_state import TRAINING_STATUS, WorkerState
 from tlcore.workspace import Workspace
 from tlui import fmt as tf
@@ -46,7 +46,7 @@ from tlui.common import md_escape
 
 __all__ = ["Snapshot", "poll_study", "parse_spec_text", "curves_figure", "trial_table", "MAX_CURVES",
            "diverged_table", "best_figure", "worker_progress_text", "best_trial_text", "status_sentence",
-           "workers_table", "trial_table_config", "crash_text", "study_label", "stalled_text", "STALLED"]
+           "workers_table", "trial_table_config", "crash_text", "study_label", "stalled_text", "running_metric"]
 
 MAX_CURVES = 150  # trials drawn in the intermediate-values plot (the newest)
 SCIENTIFIC = ("learning_rate", "fine_tune_factor")  # parameters shown in scientific notation
@@ -142,9 +142,6 @@ def parse_spec_text(data: bytes | str) -> StudySpec:
     return StudySpec.from_yaml(data)
 
 
-STALLED = "STALLED"  # the trial table's state of a running trial whose worker stopped (``Snapshot.stalled``)
-
-
 def trial_table(frame: pd.DataFrame, stalled: dict[int, str] | None = None) -> pd.DataFrame:
     """The columns the page's trial table shows, newest trial first.
 
@@ -158,7 +155,7 @@ def trial_table(frame: pd.DataFrame, stalled: dict[int, str] | None = None) -> p
     if "diverged" in frame.columns:
         frame.loc[frame["diverged"].notna() & (frame["state"] == "PRUNED"), "state"] = DIVERGED
     if stalled:
-        frame.loc[frame["number"].isin(list(stalled)) & (frame["state"] == "RUNNING"), "state"] = STALLED
+        frame = with_stalled(frame, stalled)
     if "rung_path" in frame.columns:
         frame = frame.drop(columns=["rungs"], errors="ignore").rename(columns={"rung_path": "rungs"})
     params = [c for c in frame.columns if c.startswith("params_")]
@@ -229,6 +226,13 @@ def stalled_text(stalled: dict[int, str]) -> str:
             "continue, or Mark failed to give it up.")
 
 
+def running_metric(container, s: StudySummary) -> None:
+    """The "Running" metric of a study: the trials a worker trains now (``StudySummary.live``), with
+    the stalled ones said in its help, not counted."""
+    container.metric("Running", s.live, help="Trials a worker is training now."
+                     + (f" Not counted: {len(s.stalled)} stalled (their worker stopped)." if s.stalled else ""))
+
+
 def status_sentence(s: StudySummary, snap: Snapshot) -> tuple[str, str]:
     """(kind, text) saying what the study is doing: kind is an ``st`` message function's name.
 
@@ -236,7 +240,7 @@ def status_sentence(s: StudySummary, snap: Snapshot) -> tuple[str, str]:
     not counted as running: a study with nothing else going on is said to be stalled.
     """
     alive = len(snap.alive_workers)
-    if s.n_trials and s.finished >= s.n_trials and not s.live:
+    if s.complete:
         return "success", f"Finished: {s.finished} of {s.n_trials} trials are done."
     if s.stop_requested:
         extra = f" {alive} worker(s) are still finishing." if alive else ""

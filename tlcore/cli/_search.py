@@ -163,7 +163,7 @@ def _status_lines(ws, name: str, storage: str | None, s=None) -> list[str]:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from tlcore.search import load_study_frame
+    from tlcore.search import load_study_frame, with_stalled
 
     ws = _ws(args)
     df = load_study_frame(ws, args.study, args.storage)
@@ -175,8 +175,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(line)
     if len(df):
         if s is not None and s.stalled:  # the table says what the lines above say (the JSON keeps Optuna's states)
-            df = df.copy()
-            df.loc[df["number"].isin(list(s.stalled)), "state"] = "STALLED"
+            df = with_stalled(df, s.stalled)
         print()
         _print_table(df, ["number", "state", "value"] + [c for c in df.columns if c.startswith("params_")]
                      + ["epochs", "duration_s", "error"])

@@ -51,6 +51,7 @@ from tlcore.search.results import (
     trial_rungs,
     trial_summary,
     with_outcomes,
+    with_stalled,
 )
 from tlcore.search.spec import StudySpec
 from tlcore.search.storage import check_storage_location, describe_storage, open_storage, study_local_dir
@@ -80,5 +81,5 @@ __all__ = [
     "launch_workers", "learning_curves", "list_studies", "list_workers", "load_spec", "load_study",
     "load_study_frame", "log_tail", "open_storage", "raise_budget", "request_stop", "resume_study", "run_worker",
     "rung_path", "stalled_trials", "stop_requested", "stop_workers", "study_figures", "study_local_dir", "trial_rungs",
-    "trial_summary", "with_outcomes",
+    "trial_summary", "with_outcomes", "with_stalled",
 ]

@@ -13,7 +13,7 @@
   diverged; it ended PRUNED), ``outcome`` (its state name, or ``DIVERGED``),
   ``trial_rungs`` (the successive-halving rungs it ran, ``tl_rungs``), ``rung_path``
   ("11 % → 33 % → full") and, for a whole trial table, ``trial_outcomes`` /
-  ``with_outcomes``.
+  ``with_outcomes``, and ``with_stalled`` (``STALLED``: a running trial whose worker stopped).
 
 Trial attributes are read through ``tlcore.search.attrs``, the best value by
 ``tlcore.search.direction``. Read-only over ``study``, ``storage`` and ``artifacts``; used by
@@ -45,9 +45,11 @@ from tlcore.workspace import Workspace
 
 __all__ = ["learning_curves", "study_figures", "fetch_trial_run", "get_trial", "best_trial", "FIGURES",
            "trial_summary", "best_so_far", "BEST_SO_FAR_COLUMNS", "diverged_reason", "outcome", "DIVERGED",
-           "trial_rungs", "rung_path", "fraction_text", "trial_outcomes", "with_outcomes", "OUTCOME_COLUMNS"]
+           "trial_rungs", "rung_path", "fraction_text", "trial_outcomes", "with_outcomes", "OUTCOME_COLUMNS",
+           "STALLED", "with_stalled"]
 
 DIVERGED = "DIVERGED"  # ``outcome`` of a pruned trial that diverged (not an Optuna state)
+STALLED = "STALLED"  # a trial table's state of a RUNNING trial whose worker stopped (``with_stalled``)
 INTERRUPTED = "INTERRUPTED"  # ``outcome`` of a failed trial a stop or a signal ended (not an Optuna state)
 BEST_SO_FAR_COLUMNS = ("seconds", "value", "number")
 OUTCOME_COLUMNS = ("diverged", "rungs", "rung_path")
@@ -174,6 +176,15 @@ def trial_outcomes(trials: Iterable[FrozenTrial]) -> pd.DataFrame:
     rows = [{"number": t.number, "outcome": outcome(t), "diverged": diverged_reason(t),
              "rungs": len(trial_rungs(t)), "rung_path": rung_path(t)} for t in trials]
     return pd.DataFrame(rows, columns=["number", "outcome", *OUTCOME_COLUMNS])
+
+
+def with_stalled(frame: pd.DataFrame, stalled: Iterable[int]) -> pd.DataFrame:
+    """A copy of a ``load_study_frame`` table whose RUNNING trials numbered in ``stalled``
+    (``study.stalled_trials``: their worker stopped without finishing) show the state ``STALLED``."""
+    out = frame.copy()
+    if len(out):
+        out.loc[out["number"].isin(list(stalled)) & (out["state"] == "RUNNING"), "state"] = STALLED
+    return out
 
 
 def with_outcomes(frame: pd.DataFrame, trials: Iterable[FrozenTrial]) -> pd.DataFrame:
