@@ -27,6 +27,13 @@ the trainer's configure() for the duration of each run.
 --quick: a tiny subset (300 train+val images, 32 px, 2 epochs per run) that checks the
 script end to end on a CPU in a few minutes. Its figures are NOT the benchmark.
 
+On a GPU machine without TensorFlow, Keras or a network: ``bench/gpu_prepare.sh`` (run here)
+gets the wheels it lacks and the IDX files, and prints the commands to run there.
+
+Measured on an H200 (2026-12-04, BENCHMARKS.md "GPU"): the run was cut at its time limit
+before the mixed precision and accuracy parts; most of its time went to inference run op by
+op on JAX, since compiled (``tlcore.runtime.forward_batches``).
+
 Usage:
     python bench/gpu_check.py [--workspace DIR] [--idx-dir DIR] [--size 96] [--depth 0]
         [--skip-throughput] [--skip-accuracy] [--quick]
@@ -78,6 +85,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--xla-on-cpu", action=argparse.BooleanOptionalAction, default=None,
                     help="compile the train step with XLA where no GPU is seen, as the GPU run does "
                     "(default: on with --quick, off otherwise; the trainer alone runs JAX eagerly on a CPU)")
+    ap.add_argument("--json-out", default=None,
+                    help="also write the summary to this file, rewritten after each stage (a run cut short keeps "
+                    "what it measured)")
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
     g = ap.add_argument_group("throughput (fine_tune, no feature cache, float32 vs mixed_float16)")
@@ -238,8 +248,12 @@ def throughput_run(ws, args, dataset: str, policy: str) -> dict:
     from tlcore.config import TrainSpec
     from tlcore.trainer import train
 
+    # The divergence guard is off: these runs measure speed, and a whole-backbone run at the default
+    # rate on a small split can sit at chance after its first epoch (the quick mode's 300 images at
+    # 32 px did), which would end the run before anything is timed. Its accuracy is reported as is.
     spec = TrainSpec(dataset=dataset, image_size=args.size, method="fine_tune", freeze_depth=args.depth,
-                     epochs=args.tp_epochs, batch_size=args.tp_batch_size, feature_cache=False, seed=0)
+                     epochs=args.tp_epochs, batch_size=args.tp_batch_size, feature_cache=False, seed=0,
+                     divergence_guard=False)
     prog = Progress(f"tp {policy}")
     run_dir = Path(tempfile.mkdtemp(prefix="tlcore-gpu-tp-")) / "run"
     t0 = time.perf_counter()
@@ -270,6 +284,7 @@ def throughput_run(ws, args, dataset: str, policy: str) -> dict:
 
 def accuracy_run(ws, args, dataset: str) -> dict:
     from tlcore.config import TrainSpec
+    from tlcore.errors import TrainingDiverged
     from tlcore.trainer import train
 
     two = args.acc_method == "two_phase"
@@ -282,8 +297,15 @@ def accuracy_run(ws, args, dataset: str) -> dict:
     )
     prog = Progress("acc")
     t0 = time.perf_counter()
-    with forced_policy("mixed_float16", xla_on_cpu=args.xla_on_cpu):
-        result = train(spec, ws, hooks=prog.hooks())
+    try:
+        with forced_policy("mixed_float16", xla_on_cpu=args.xla_on_cpu):
+            result = train(spec, ws, hooks=prog.hooks())
+    except TrainingDiverged as exc:  # a measured outcome, reported as such (the throughput figures stay)
+        return {"spec": spec.to_dict(), "policy_seen_by_model": prog.policy_seen, "diverged": str(exc),
+                "history": [{k: h.get(k) for k in ("epoch", "phase", "val_accuracy", "train_loss", "epoch_seconds")}
+                            for h in exc.history],
+                "test_accuracy": None, "target": TARGET_ACCURACY, "target_met": False,
+                "run_wall_seconds": round(time.perf_counter() - t0, 1)}
     wall = time.perf_counter() - t0
     m = result.metrics
     acc = m.get("test_accuracy")
@@ -334,23 +356,34 @@ def main() -> None:
         wall["import_seconds"] = round(t, 1)
 
     summary: dict = {"quick_mode": args.quick}
+
+    def save() -> None:
+        if args.json_out:
+            tmp = Path(args.json_out).with_suffix(".tmp")
+            tmp.write_text(json.dumps({**summary, "wall": wall}, indent=2))
+            tmp.replace(args.json_out)
+
     if args.quick:
         summary["NOTE"] = QUICK_NOTE
     summary["device"] = dev
     summary["xla_on_cpu_forced"] = bool(args.xla_on_cpu and not dev["gpu"])
+    save()
 
     if not args.skip_throughput:
         t0 = time.perf_counter()
-        runs = {p: throughput_run(ws, args, tp_ds, p) for p in ("float32", "mixed_float16")}
-        wall["throughput_seconds"] = round(time.perf_counter() - t0, 1)
-        f32, mp = runs["float32"]["images_per_s"], runs["mixed_float16"]["images_per_s"]
+        runs: dict[str, dict] = {}
         summary["throughput"] = {
             "dataset": tp_ds, "image_size": args.size, "freeze_depth": args.depth, "method": "fine_tune",
-            "feature_cache": False, "batch_size": args.tp_batch_size, "epochs": args.tp_epochs,
-            "images_per_s_float32": f32, "images_per_s_mixed": mp,
-            "speedup_mixed_vs_float32": round(mp / f32, 2) if f32 and mp else None,
-            "runs": runs,
+            "feature_cache": False, "batch_size": args.tp_batch_size, "epochs": args.tp_epochs, "runs": runs,
         }
+        for policy in ("float32", "mixed_float16"):
+            runs[policy] = throughput_run(ws, args, tp_ds, policy)
+            save()  # each policy's figures as soon as they are measured
+        wall["throughput_seconds"] = round(time.perf_counter() - t0, 1)
+        f32, mp = runs["float32"]["images_per_s"], runs["mixed_float16"]["images_per_s"]
+        summary["throughput"].update({"images_per_s_float32": f32, "images_per_s_mixed": mp,
+                                      "speedup_mixed_vs_float32": round(mp / f32, 2) if f32 and mp else None})
+        save()
     if not args.skip_accuracy:
         t0 = time.perf_counter()
         summary["accuracy"] = accuracy_run(ws, args, acc_ds)
@@ -363,6 +396,7 @@ def main() -> None:
     summary["wall"] = wall
     summary["tensorflow_imported"] = "tensorflow" in sys.modules
     summary["workspace"] = str(ws.root)
+    save()
     print(json.dumps(summary, indent=2))
     if args.quick:
         print("=" * 100 + f"\n{QUICK_NOTE}\n" + "=" * 100, flush=True)

@@ -138,7 +138,7 @@ class GradCam:
         Returns:
             A ``GradCamResult``.
         """
-        import keras
+        from tlcore.runtime import forward_batches
 
         x = np.asarray(x)
         if x.ndim == 3:
@@ -148,13 +148,11 @@ class GradCam:
             raise ConfigError("Grad-CAM needs images prepared at the model's size: N×S×S×3.",
                               received=f"shape={x.shape}, S={s}",
                               fix="Prepare them with tlcore.predict.prepare_image.")
-        fmaps, probs = [], []
-        for i in range(0, len(x), batch_size):
-            f, p = self._model(np.asarray(x[i : i + batch_size], dtype=np.float32), training=False)
-            fmaps.append(keras.ops.convert_to_numpy(f).astype(np.float32))
-            probs.append(keras.ops.convert_to_numpy(p).astype(np.float32))
-        fmap = np.concatenate(fmaps) if fmaps else np.zeros((0, 1, 1, self.kernel.shape[0]), np.float32)
-        prob = np.concatenate(probs) if probs else np.zeros((0, self.num_classes), np.float32)
+        if len(x):
+            fmap, prob = (np.asarray(a, dtype=np.float32) for a in forward_batches(self._model, x, batch_size))
+        else:
+            fmap = np.zeros((0, 1, 1, self.kernel.shape[0]), np.float32)
+            prob = np.zeros((0, self.num_classes), np.float32)
         prob = apply_temperature(prob, self.temperature)  # T = 1: unchanged; the argmax never changes
         if class_indices is None:
             cls = prob.argmax(axis=1)

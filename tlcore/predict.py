@@ -567,7 +567,7 @@ def predict_arrays(loaded: LoadedModel, x: np.ndarray, *, batch_size: int = 32,
     Returns:
         An N×C float32 array of probabilities, columns in ``loaded.class_names`` order.
     """
-    import keras
+    from tlcore.runtime import forward_batches
 
     x = np.asarray(x)
     s = loaded.image_size
@@ -575,12 +575,9 @@ def predict_arrays(loaded: LoadedModel, x: np.ndarray, *, batch_size: int = 32,
         raise ConfigError("Prepared inputs must be N×S×S×3 at the model's image size.",
                           received=f"shape={x.shape}, S={s}", fix="Use prepare_image for each image.")
     _check_positive("batch_size", batch_size)
-    out = [keras.ops.convert_to_numpy(loaded.model(np.asarray(x[i : i + batch_size], dtype=np.float32),
-                                                   training=False))
-           for i in range(0, len(x), batch_size)]
-    if not out:
+    if not len(x):
         return np.zeros((0, loaded.num_classes), dtype=np.float32)
-    probs = np.concatenate(out).astype(np.float32, copy=False)
+    probs = np.asarray(forward_batches(loaded.model, x, batch_size), dtype=np.float32)
     return apply_temperature(probs, loaded.temperature) if calibrated and loaded.calibrated else probs
 
 

@@ -363,14 +363,11 @@ def _widths(backbone: str, image_size: int) -> list[int]:
 
 def _forward(model: Any, images: np.ndarray, batch_size: int,
              progress: Callable[[int, int], None] | None) -> np.ndarray:
-    parts = []
-    for start in range(0, len(images), batch_size):
-        outs = model([images[start:start + batch_size]], training=False)
-        outs = outs if isinstance(outs, (list, tuple)) else [outs]
-        parts.append(np.concatenate([np.asarray(o, dtype=np.float32) for o in outs], axis=1))
-        if progress is not None:
-            progress(min(start + batch_size, len(images)), len(images))
-    return np.concatenate(parts, axis=0)
+    from tlcore.runtime import forward_batches
+
+    outs = forward_batches(model, [images], batch_size, on_batch=progress)
+    return np.concatenate([np.asarray(o, dtype=np.float32) for o in (outs if isinstance(outs, list) else [outs])],
+                          axis=1)
 
 
 # ------------------------------------------------------------------ the scout

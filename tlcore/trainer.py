@@ -75,7 +75,7 @@ from tlcore.model import Classifier
 from tlcore.pipeline import dataset_fingerprint, load_image_array, nested_subset
 from tlcore.probe import PROBE_VERSION, ProbeFit, fit_softmax_regression
 from tlcore.runfolder import RunFolder
-from tlcore.runtime import configure, set_seed
+from tlcore.runtime import configure, forward_batches, set_seed
 from tlcore.workspace import Workspace
 
 __all__ = ["train", "TrainResult", "TrainingData", "prepare_data", "ProgressHooks", "phases_for"]
@@ -388,19 +388,16 @@ def _aug_factory(ws: Workspace, spec: TrainSpec) -> tuple[Callable[[int], Any] |
 
 
 def _predict(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
-    out = []
-    for i in range(0, len(x), batch_size):
-        out.append(np.asarray(model(np.asarray(x[i : i + batch_size], dtype=np.float32), training=False)))
-    return np.concatenate(out) if out else np.zeros((0,))
+    return forward_batches(model, x, batch_size) if len(x) else np.zeros((0,))
 
 
 def _features(prefix: keras.Model, images: np.ndarray, batch_size: int, hooks: ProgressHooks, label: str) -> np.ndarray:
     """The prefix's output for every image, as float16."""
     chunks = []
-    for i in range(0, len(images), batch_size):
-        chunks.append(np.asarray(prefix(np.asarray(images[i : i + batch_size], dtype=np.float32), training=False),
-                                 dtype=np.float16))
-        hooks.status(f"{label}: {min(i + batch_size, len(images))}/{len(images)}")
+    for i in range(0, len(images), 16 * batch_size):  # float16 per chunk: float32 is never whole in memory
+        chunks.append(np.asarray(forward_batches(prefix, images[i : i + 16 * batch_size], batch_size,
+                                                 on_batch=lambda done, _, i=i: hooks.status(
+                                                     f"{label}: {i + done}/{len(images)}")), dtype=np.float16))
     return np.concatenate(chunks)
 
 
@@ -511,7 +508,8 @@ def train(
             steps_per_execution=_steps_per_execution(math.ceil(min(sizes) / spec.batch_size)) if use_cache else 1,
         )
         val_feed = _Batches([val_x], data.y["val"], n_classes, max(spec.batch_size, 64), spec.seed, shuffle=False)
-        _build_state(trainable, val_feed[0])
+        if runtime["backend"] == "tensorflow":  # JAX builds them symbolically in fit (an eager call runs op by op)
+            _build_state(trainable, val_feed[0])
         recorder = _BatchRecorder if hooks.on_batch is not None or hooks.should_stop is not None else _Recorder
         for stage, subset in zip(stages, subsets):
             if hooks.stop_requested():  # asked to stop between fits: as early stopping

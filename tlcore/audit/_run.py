@@ -308,7 +308,7 @@ def _features(ws: Workspace, rows: pd.DataFrame, spec: AuditSpec, progress: Prog
     def make() -> np.ndarray:
         from tlcore import backbones as bb
         from tlcore.pipeline import load_image_array
-        from tlcore.runtime import configure, set_seed
+        from tlcore.runtime import configure, forward_batches, set_seed
 
         images = load_image_array(rows, spec.image_size, spec.resize_mode, cache=ArrayCache(ws.cache_dir / "images"),
                                   progress=(lambda d, t: progress("Decoding images", d, t)) if progress else None)
@@ -316,14 +316,12 @@ def _features(ws: Workspace, rows: pd.DataFrame, spec: AuditSpec, progress: Prog
         set_seed(spec.seed)
         model = bb.build(spec.backbone, input_shape=(spec.image_size, spec.image_size, 3), include_top=False,
                          weights=spec.weights, cache_dir=ws.cache_dir, pooling="avg")
-        out = []
-        for start in range(0, len(images), spec.batch_size):
-            batch = np.asarray(images[start:start + spec.batch_size], dtype=np.float32)
-            out.append(np.asarray(model(batch, training=False), dtype=np.float16))
-            if progress is not None:
-                progress(f"Features ({bb.get(spec.backbone).display_name}, {spec.image_size} px)",
-                         min(start + spec.batch_size, len(images)), len(images))
-        return np.concatenate(out) if out else np.zeros((0, 1), np.float16)
+        if not len(images):
+            return np.zeros((0, 1), np.float16)
+        what = f"Features ({bb.get(spec.backbone).display_name}, {spec.image_size} px)"
+        return np.asarray(forward_batches(model, images, spec.batch_size,
+                                          on_batch=(lambda d, t: progress(what, d, t)) if progress else None),
+                          dtype=np.float16)
 
     feats = np.asarray(cache.get_or_create(parts, make, exclusive=True), dtype=np.float32)
     if not np.isfinite(feats).all():
