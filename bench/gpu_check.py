@@ -388,9 +388,13 @@ def main() -> None:
         t0 = time.perf_counter()
         summary["accuracy"] = accuracy_run(ws, args, acc_ds)
         wall["accuracy_seconds"] = round(time.perf_counter() - t0, 1)
-        acc = summary["accuracy"]["test_accuracy"]
-        print(f"test accuracy {acc} on {summary['accuracy']['num_test']} test images; target >= {TARGET_ACCURACY}: "
-              f"{'MET' if summary['accuracy']['target_met'] else 'NOT MET'}", flush=True)
+        res = summary["accuracy"]
+        if "diverged" in res:
+            print(f"accuracy run stopped: {res['diverged']} (target >= {TARGET_ACCURACY}: NOT MET)", flush=True)
+        else:
+            print(f"test accuracy {res['test_accuracy']} on {res['num_test']} test images; target >= {TARGET_ACCURACY}: "
+                  f"{'MET' if res['target_met'] else 'NOT MET'}", flush=True)
+        save()
 
     wall["total_seconds"] = round(time.perf_counter() - t_start, 1)
     summary["wall"] = wall
