@@ -53,7 +53,7 @@ def test_ascii_garbage_is_a_workspace_error(tmp_path):
 def test_bytes_that_are_not_utf8_are_a_workspace_error(tmp_path, data):
     p = tmp_path / "state.json"
     p.write_bytes(data)
-    with pytest.raises(WorkspaceError, match=r"state\.json is not valid JSON \(it is not UTF-8 text") as ei:
+    with pytest.raises(WorkspaceError, match=r"state\.json is not UTF-8 text \(byte 0x") as ei:
         read_json(p, default={})
     _check(ei.value, p)
     assert "Restore it from a backup or delete it" in ei.value.fix
@@ -76,7 +76,7 @@ def test_an_unreadable_file_is_a_workspace_error(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied", str(self))
 
     monkeypatch.setattr(Path, "read_text", denied)
-    with pytest.raises(WorkspaceError, match=r"Cannot read state\.json: permission denied") as ei:
+    with pytest.raises(WorkspaceError, match=r"state\.json cannot be read: permission denied") as ei:
         read_json(p)
     _check(ei.value, p)
 
@@ -96,7 +96,7 @@ def test_an_unreadable_file_is_a_workspace_error_for_real(tmp_path):
 def test_a_file_in_place_of_a_folder_is_a_workspace_error(tmp_path):
     (tmp_path / "jobs").write_text("x", encoding="utf-8")
     p = tmp_path / "jobs" / "state.json"
-    with pytest.raises(WorkspaceError, match=r"Cannot read state\.json") as ei:
+    with pytest.raises(WorkspaceError, match=r"state\.json cannot be read") as ei:
         read_json(p)
     _check(ei.value, p)
 
@@ -121,7 +121,7 @@ def test_datasets_registry_with_bad_bytes_is_a_tlcore_error(tmp_path):
     reg = ws.datasets_dir / "registry.json"
     reg.parent.mkdir(parents=True, exist_ok=True)
     reg.write_bytes(BAD_BYTES)
-    with pytest.raises(TLCoreError, match=r"registry\.json is not valid JSON") as ei:
+    with pytest.raises(TLCoreError, match=r"registry\.json is not UTF-8 text") as ei:
         ws.list_datasets()
     assert ei.value.received == str(reg)
 
@@ -139,7 +139,7 @@ def test_worker_state_file_with_bad_bytes_is_a_workspace_error(tmp_path):
     wdir.mkdir(parents=True)
     bad = wdir / "w1.json"
     bad.write_bytes(BAD_BYTES)
-    with pytest.raises(WorkspaceError, match=r"w1\.json is not valid JSON"):
+    with pytest.raises(WorkspaceError, match=r"w1\.json is not UTF-8 text"):
         WorkerRecord.read(bad)
-    with pytest.raises(TLCoreError, match=r"w1\.json is not valid JSON"):
+    with pytest.raises(TLCoreError, match=r"w1\.json is not UTF-8 text"):
         list_workers(ws, "s1")

@@ -433,5 +433,5 @@ def test_the_scout_step_says_a_running_scouts_status_file_is_damaged(tiny_ws):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     error = shown_text(at.error)
-    assert "The scout failed: The scout's status could not be read: run-1.status.json is not valid JSON" in error
+    assert "The scout failed: The scout's status could not be read: run-1.status.json is not UTF-8 text" in error
     assert status.read_bytes() == b"\xff\xfe garbage"

@@ -7,8 +7,9 @@ A crash at any point leaves either the old file or the new one, never half of it
 - ``atomic_directory(target)``: a folder built under a temporary name and renamed
   into place when the block ends (run folders, exports, zip extraction, IDX imports,
   downloaded trial runs);
-- ``read_json(path, default)``: the matching reader (a missing file gives ``default``; a
-  damaged or unreadable one a ``WorkspaceError``).
+- ``read_text(path, ...)``: a file's UTF-8 text (None when missing), every read failure one
+  error that names the file and the fix; ``read_json(path, default)`` builds on it (a
+  missing file gives ``default``; a damaged or unreadable one a ``WorkspaceError``).
 
 A full disk or a read-only folder becomes a ``WorkspaceError`` that says what to do.
 Used by nearly every module that writes (workspace registry, caches, trainer,
@@ -29,7 +30,7 @@ from typing import IO, Any
 
 import yaml
 
-from tlcore.errors import WorkspaceError
+from tlcore.errors import TLCoreError, WorkspaceError
 
 __all__ = [
     "atomic_write_bytes",
@@ -190,41 +191,53 @@ def atomic_write_yaml(path: str | os.PathLike[str], obj: Any) -> None:
 _RESTORE = "Restore it from a backup or delete it to start that part of the workspace afresh."
 
 
+_FOLDER_FIX = "Move that folder elsewhere (the file is then started afresh) or restore the file from a backup."
+_DENIED_FIX = ("Make the file (and its folders) readable by the user running tlcore, or point TLCORE_HOME at a "
+               "workspace that user owns.")
+_OTHER_FIX = ("Check the disk and the file's permissions; or restore the file from a backup, or delete it to start "
+              "that part of the workspace afresh.")
+
+
+def read_text(path: str | os.PathLike[str], *, what: str | None = None, plural: bool = False,
+              error: type[TLCoreError] = WorkspaceError, fix: str = _RESTORE, folder_fix: str = _FOLDER_FIX,
+              denied_fix: str = _DENIED_FIX, other_fix: str = _OTHER_FIX) -> str | None:
+    """A file's UTF-8 text, or None when there is no file; any other failure raises ``error``.
+
+    Text that is not UTF-8, a folder in the file's place, a file this user may not read,
+    or another read error each become one ``error`` that names the file (``what``, else
+    its name; ``plural`` for "are") and the path, with the matching fix. The file is only read.
+    """
+    path = Path(path)
+    name, verb = what or path.name, "are" if plural else "is"
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError as exc:
+        raise error(f"{name} {verb} not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); it "
+                    "may have been saved in another encoding or overwritten by another program.",
+                    received=str(path), fix=fix) from exc
+    except IsADirectoryError as exc:
+        raise error(f"{name} {verb} a folder, where a file was expected.", received=str(path), fix=folder_fix) from exc
+    except OSError as exc:
+        denied = isinstance(exc, PermissionError)
+        raise error(f"{name} cannot be read: {'permission denied' if denied else exc.strerror or exc}.",
+                    received=str(path), fix=denied_fix if denied else other_fix) from exc
+
+
 def read_json(path: str | os.PathLike[str], default: Any = None) -> Any:
     """Read JSON; a missing file gives ``default``; any other failure raises WorkspaceError.
 
     A file that is not UTF-8 text or not valid JSON, a folder in the file's place, a file
     this user may not read, or another read error: each becomes a ``WorkspaceError`` naming
-    the path and saying what to do, so callers (and pages, which catch ``TLCoreError``)
-    need not catch ``UnicodeDecodeError`` or ``OSError`` as well. Only a missing file
-    (``FileNotFoundError``) gives ``default``.
+    the path and saying what to do (``read_text``), so callers (and pages, which catch
+    ``TLCoreError``) need not catch ``UnicodeDecodeError`` or ``OSError`` as well. Only a
+    missing file gives ``default``.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    text = read_text(path)
+    if text is None:
         return default
-    except UnicodeDecodeError as exc:
-        raise WorkspaceError(
-            f"{path.name} is not valid JSON (it is not UTF-8 text: byte 0x{exc.object[exc.start]:02x} "
-            f"at offset {exc.start}); it may be damaged or overwritten by another program.",
-            received=str(path), fix=_RESTORE,
-        ) from exc
-    except IsADirectoryError as exc:
-        raise WorkspaceError(
-            f"{path.name} is a folder, where a JSON file was expected.",
-            received=str(path),
-            fix="Move that folder elsewhere (the file is then started afresh) or restore the file from a backup.",
-        ) from exc
-    except OSError as exc:
-        denied = isinstance(exc, PermissionError)
-        raise WorkspaceError(
-            f"Cannot read {path.name}: {'permission denied' if denied else exc.strerror or exc}.",
-            received=str(path),
-            fix="Make the file (and its folders) readable by the user running tlcore, or point TLCORE_HOME at "
-                "a workspace that user owns." if denied else "Check the disk and the file's permissions; or "
-                "restore the file from a backup, or delete it to start that part of the workspace afresh.",
-        ) from exc
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

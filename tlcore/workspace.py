@@ -61,7 +61,7 @@ from typing import Any
 import yaml
 
 from tlcore import _yaml
-from tlcore._fsutil import atomic_write_json, atomic_write_yaml, file_above, read_json
+from tlcore._fsutil import atomic_write_json, atomic_write_yaml, file_above, read_json, read_text
 from tlcore.appfiles import PACKAGE_ROOT, demo_data_dir
 from tlcore.errors import ConfigError, NotFoundError, PathNotAllowedError, WorkspaceError
 
@@ -228,31 +228,15 @@ class Workspace:
 
     def _read_settings_text(self) -> str:
         """``workspace.yaml``'s text ("" when there is none); it is only read, never changed here."""
-        path = self.settings_path
-        try:
-            return path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return ""
-        except UnicodeDecodeError as exc:
-            raise WorkspaceError(
-                f"workspace.yaml is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
-                "it may have been saved in another encoding or overwritten by another program.",
-                received=str(path),
-                fix="Nothing was written to it. Save it again as UTF-8 text ('key: value' lines: data_roots, a list of "
-                "folders datasets may come from; demo_removed: true or false), or delete it: it holds only those "
-                "settings.",
-            ) from exc
-        except IsADirectoryError as exc:
-            raise WorkspaceError("workspace.yaml is a folder, where the workspace's settings file belongs.",
-                                 received=str(path), fix="Move that folder elsewhere: the settings then start empty "
-                                 "(no extra data roots).") from exc
-        except OSError as exc:
-            raise WorkspaceError(
-                f"workspace.yaml cannot be read: "
-                f"{'permission denied' if isinstance(exc, PermissionError) else exc.strerror or exc}.",
-                received=str(path), fix="Make it readable by the user running tlcore, or point TLCORE_HOME at a "
-                "workspace that user owns.",
-            ) from exc
+        readable = "Make it readable by the user running tlcore, or point TLCORE_HOME at a workspace that user owns."
+        text = read_text(
+            self.settings_path,
+            fix="Nothing was written to it. Save it again as UTF-8 text ('key: value' lines: data_roots, a list of "
+            "folders datasets may come from; demo_removed: true or false), or delete it: it holds only those settings.",
+            folder_fix="Move that folder elsewhere: the settings then start empty (no extra data roots).",
+            denied_fix=readable, other_fix=readable,
+        )
+        return text or ""
 
     def save_settings(self, settings: dict[str, Any]) -> None:
         self._dir()

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tlcore._fsutil import read_text
 from tlcore.config import SplitSpec
 from tlcore.errors import ConfigError
 
@@ -126,16 +127,10 @@ def read_split_spec(path: str | os.PathLike[str]) -> SplitSpec:
     path = Path(path)
     fix = (f"Set the split again on the Datasets page (it rewrites {path.name}), or delete the file to use the "
            "default split (70/15/15, seed 0), which may move images between splits.")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    text = read_text(path, what="The dataset's split settings", plural=True, error=ConfigError, fix=fix,
+                     folder_fix=fix, denied_fix=fix, other_fix=fix)
+    if text is None:
         return SplitSpec()
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"The dataset's split settings are not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
-                          f"offset {exc.start}).", received=str(path), fix=fix) from exc
-    except OSError as exc:
-        raise ConfigError(f"The dataset's split settings cannot be read: {exc.strerror or exc}.",
-                          received=str(path), fix=fix) from exc
     try:
         return SplitSpec.from_yaml(text)
     except ConfigError as exc:
