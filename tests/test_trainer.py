@@ -267,3 +267,24 @@ def test_the_batch_counter_never_passes_the_number_of_batches(demo_ws):
     assert {n for _, _, n in seen} == {num_batches}
     for epoch in {e for e, _, _ in seen}:
         assert max(b for e, b, _ in seen if e == epoch) == num_batches
+
+
+def test_full_batches_fill_the_short_last_batch_and_still_read_every_row():
+    """Where the step is compiled (JAX, XLA on a GPU), a short last batch is a second shape to compile."""
+    from tlcore.trainer import _Batches
+
+    x = np.arange(10, dtype=np.float32)[:, None]
+    y = np.arange(10) % 2
+    plain = _Batches([x], y, 2, batch_size=4, seed=0)
+    assert [len(plain[i][0]) for i in range(len(plain))] == [4, 4, 2]
+    full = _Batches([x], y, 2, batch_size=4, seed=0, full_batches=True)
+    for _ in range(3):  # each epoch its own order
+        batches = [full[i] for i in range(len(full))]
+        assert [len(b[0]) for b in batches] == [4, 4, 4]
+        rows = np.concatenate([b[0][:, 0] for b in batches]).astype(int)
+        assert set(rows) == set(range(10)) and len(rows) == 12
+        for xb, yb in batches:  # labels still follow their rows
+            np.testing.assert_array_equal(yb.argmax(axis=1), xb[:, 0].astype(int) % 2)
+        full.on_epoch_end()
+    few = _Batches([x[:3]], y[:3], 2, batch_size=4, seed=0, full_batches=True)  # fewer rows than one batch
+    assert len(few) == 1 and len(few[0][0]) == 3

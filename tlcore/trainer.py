@@ -185,15 +185,23 @@ def prepare_data(ws: Workspace, spec: TrainSpec, *, hooks: ProgressHooks | None 
 
 # ------------------------------------------------------------------ data feeds
 class _Batches(keras.utils.PyDataset):
-    """Shuffled batches from cached arrays; epoch e reads copy ``e % K`` of the inputs."""
+    """Shuffled batches from cached arrays; epoch e reads copy ``e % K`` of the inputs.
+
+    ``full_batches``: the epoch's short last batch is filled up with the first rows of the
+    epoch's order, so every batch has one shape. Where the step is compiled (JAX, XLA on a
+    GPU) a second shape is a second compilation: on one core under JAX, the first epoch of
+    EfficientNet-Lite0 at 32 px on 264 images in batches of 32 took 35.5-38.3 s with a last
+    batch of 8 and 20.2-25.0 s filled (``bench/bench_last_batch.py``, three seeds). Every
+    row is still seen each epoch; a few twice.
+    """
 
     def __init__(self, copies: list[np.ndarray], y: np.ndarray, num_classes: int, batch_size: int, seed: int,
                  sample_weight: np.ndarray | None = None, start_epoch: int = 0, shuffle: bool = True,
-                 subset: np.ndarray | None = None):
+                 subset: np.ndarray | None = None, full_batches: bool = False):
         super().__init__(workers=1, use_multiprocessing=False)
         self.copies, self.y, self.num_classes = copies, y, num_classes
         self.batch_size, self.seed, self.sw = batch_size, seed, sample_weight
-        self.shuffle = shuffle
+        self.shuffle, self.full_batches = shuffle, full_batches
         # The rows this feed reads (a nested training subset for the early rungs), else all.
         self.subset = np.arange(len(y)) if subset is None else np.asarray(subset, dtype=np.int64)
         self.epoch = start_epoch
@@ -207,8 +215,15 @@ class _Batches(keras.utils.PyDataset):
     def __len__(self) -> int:
         return math.ceil(len(self.subset) / self.batch_size)
 
+    def _rows(self, i: int) -> np.ndarray:
+        idx = self._order[i * self.batch_size : (i + 1) * self.batch_size]
+        short = self.batch_size - len(idx)
+        if self.full_batches and 0 < short and len(self._order) >= self.batch_size:
+            idx = np.concatenate([idx, self._order[:short]])
+        return np.sort(idx)
+
     def __getitem__(self, i: int):
-        idx = np.sort(self._order[i * self.batch_size : (i + 1) * self.batch_size])
+        idx = self._rows(i)
         src = self.copies[self.epoch % len(self.copies)]
         xb = np.asarray(src[idx], dtype=np.float32)
         yb = keras.utils.to_categorical(self.y[idx], self.num_classes)
@@ -241,7 +256,7 @@ class _AugmentedBatches(_Batches):
         return np.stack([pipe(image=np.asarray(self.copies[0][j]))["image"] for j in idx])
 
     def __getitem__(self, i: int):
-        idx = np.sort(self._order[i * self.batch_size : (i + 1) * self.batch_size])
+        idx = self._rows(i)
         chunks = [(i, c, part) for c, part in enumerate(np.array_split(idx, self._threads)) if len(part)]
         xb = np.concatenate(list(self._pool.map(self._augment_chunk, chunks))).astype(np.float32)
         yb = keras.utils.to_categorical(self.y[idx], self.num_classes)
@@ -436,6 +451,8 @@ def train(
     ws = ws or Workspace()
     hooks = hooks or ProgressHooks()
     runtime = configure()
+    # Steps compiled by XLA: JAX's always, TensorFlow's on a GPU (on a CPU XLA slows its depthwise convolutions).
+    compiled = bool(runtime["gpu"]) or runtime["backend"] != "tensorflow"
     set_seed(spec.seed)
     img_cache = ArrayCache(ws.cache_dir / "images", budget_bytes=cache_budget_bytes)
     feat_cache = ArrayCache(ws.cache_dir / "features", budget_bytes=cache_budget_bytes)
@@ -470,7 +487,7 @@ def train(
         trainable = clf.split(depth)[1] if use_cache else clf.model
         stages = _stages(spec, phase, last=phase is phases[-1])
         feed_kw = dict(y=data.y["train"], num_classes=n_classes, batch_size=spec.batch_size, seed=spec.seed,
-                       sample_weight=sw, start_epoch=phase["start"])
+                       sample_weight=sw, start_epoch=phase["start"], full_batches=compiled)
         subsets = [nested_subset(data.rows["train"], data.y["train"], st["fraction"]) for st in stages]
         if use_cache:
             features.row_sets = sorted((r for r in subsets if r is not None), key=len, reverse=True)
@@ -503,7 +520,7 @@ def train(
             metrics=["accuracy"],
             # TensorFlow on a CPU runs depthwise convolutions ~10x slower under XLA, so it is off there;
             # JAX compiles every step with XLA anyway (jit_compile=False would run it op by op).
-            jit_compile="auto" if runtime["gpu"] or runtime["backend"] != "tensorflow" else False,
+            jit_compile="auto" if compiled else False,
             # Small cached inputs make Python's per-step overhead dominate: run several steps per call.
             steps_per_execution=_steps_per_execution(math.ceil(min(sizes) / spec.batch_size)) if use_cache else 1,
         )
