@@ -4,8 +4,9 @@ What the trainer pays for the linear probe's features, the test split's evaluati
 calibration's validation pass and the scout's forward pass when Keras runs on JAX. The
 plain call ``model(x, training=False)`` dispatches each operation on its own; on an H200
 the probe's step (the features of 5,000 images at 96 px that way, then its fit) took 227 s and
-the test split's 1,000 images 30-57 s (``bench/gpu_check.py``, 2026-12-04). ``--mode compiled`` is ``tlcore.runtime.forward_batches``: one jitted program
-for the whole forward pass, the short last batch padded to its shape.
+the test split's 1,000 images 30-57 s (``bench/gpu_check.py``, 2026-12-04). ``--mode
+compiled`` is ``tlcore.runtime.forward_batches``: one jitted program for the whole forward
+pass, the short last batch padded to its shape.
 
 Runs EfficientNet-Lite0 with its classifier head (random weights: the time does not depend
 on them) over ``--images`` random images of ``--size`` px, ``--batch`` at a time, twice:
