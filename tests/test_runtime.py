@@ -115,3 +115,23 @@ def test_on_jax_the_forward_pass_is_compiled_once_for_every_batch():
     _, probs = runtime.forward_batches(model, x, 4)
     np.testing.assert_allclose(probs, 0.2, atol=1e-6)
     assert runtime._JAX_FORWARD[model]._cache_size() == 1
+
+
+@pytest.mark.backend
+def test_on_jax_the_compiled_pass_does_not_keep_its_model_alive():
+    """The Streamlit server and search workers build many models; each one's program goes with it."""
+    import gc
+
+    import keras
+
+    if keras.backend.backend() != "jax":
+        pytest.skip("the compiled path is JAX's")
+    import weakref
+
+    model = _two_output_model()
+    runtime.forward_batches(model, np.zeros((3, 6, 6, 3), np.float32), 2)
+    assert model in runtime._JAX_FORWARD
+    gone = weakref.ref(model)
+    del model
+    gc.collect()
+    assert gone() is None

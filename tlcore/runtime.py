@@ -160,9 +160,9 @@ def forward_batches(model: Any, x: Any, batch_size: int, *,
     """The model's inference output (``training=False``) for every row of ``x``, ``batch_size`` rows at a time.
 
     Returns one numpy array, or a list of them for a model of several outputs, with
-    the rows of ``x`` in order (``x`` must have at least one). ``x`` is an array (or a list of arrays, one per model
-    input) indexable by rows; each batch is passed as float32. ``on_batch(done, total)``
-    follows each batch.
+    the rows of ``x`` in order. ``x`` is an array (or a list of arrays, one per model
+    input) of at least one row; each batch is passed as float32. ``on_batch(done,
+    total)`` follows each batch.
 
     On JAX the whole forward pass is one XLA program (``jax.jit`` over the model's
     ``stateless_call``), compiled once per model and batch shape; a short last batch
@@ -207,8 +207,10 @@ def _jax_forward(model: Any) -> Callable[..., Any]:
     if fn is None:
         import jax
 
+        ref = weakref.ref(model)  # the cached function must not keep its model (its key) alive
+
         def call(trainable, non_trainable, inputs):
-            out, _ = model.stateless_call(trainable, non_trainable, inputs, training=False)
+            out, _ = ref().stateless_call(trainable, non_trainable, inputs, training=False)
             return out
 
         fn = _JAX_FORWARD[model] = jax.jit(call)
