@@ -39,4 +39,7 @@ On the GPU machine, from the repository root (carry .whl and .gpudata):
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site KERAS_BACKEND=jax PYTHONUNBUFFERED=1 TLCORE_HOME=/tmp/tlh
   python3 bench/gpu_check.py --workspace /tmp/gws --idx-dir .gpudata/fmnist --json-out "$OUT/gpu_check.json"
+The whole check outran a 530 s limit on an H200 (2026-12-04): if a call's limit is shorter than it
+needs, run it as two calls on the warm machine (the workspace stays): first --skip-accuracy, then
+--skip-throughput.
 TXT
