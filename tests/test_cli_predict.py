@@ -139,3 +139,11 @@ def test_models_evaluate_with_tta(tmp_path_factory, capsys):
     code, out, _ = run(capsys, "--workspace", root, "models", "evaluate", run_dir, "--tta", "--json")
     doc = json.loads(out)
     assert doc["tta"] is True and 0 <= doc["accuracy_without_tta"] <= 1
+
+
+def test_an_empty_image_argument_is_refused_not_read_as_the_current_folder(ws, capsys, monkeypatch):
+    """``predict RUN "$IMG"`` with an unset variable predicted every image under the working folder."""
+    workspace, model, photos = ws
+    monkeypatch.chdir(photos)  # images under the current folder: the old code predicted all of them
+    code, out, err = run(capsys, "--workspace", workspace.root, "predict", model, "")
+    assert code == 2 and "An image argument is empty" in err and out == ""

@@ -67,6 +67,9 @@ def _expand_images(items: list[str]) -> list[str]:
 
     out: list[str] = []
     for item in items:
+        if not item.strip():  # Path("") is the current folder: every image under it would be predicted
+            raise ConfigError("An image argument is empty.", received=repr(item),
+                              fix="Give image files or folders; in a script, check the variable that held the path.")
         p = Path(item).expanduser()
         if p.is_dir():
             found = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
