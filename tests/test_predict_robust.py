@@ -183,6 +183,15 @@ def test_results_says_a_damaged_metrics_json_rather_than_before_calibration(ws):
     assert NOT_CALIBRATED in shown_text(at.caption) and "Model folder" not in shown_text(at.warning)
 
 
+def test_results_shows_the_calibration_a_run_stored(ws):
+    """The stored calibration comes from the run's files as read once for the page (``read_run_files``)."""
+    at = open_page(RESULTS, run="run-a")
+    assert_ok(at)
+    temperature = [m for m in at.metric if m.label == "Temperature"]
+    assert temperature and temperature[0].value.startswith("2.0")
+    assert NOT_CALIBRATED not in shown_text(at.caption) and not shown_text(at.warning)
+
+
 # -------------------------------------------------- Predict keeps its choices
 def _away_and_back(at: AppTest) -> AppTest:
     """Visit Home, then come back to Predict as the sidebar's menu does (its link carries Predict's URL)."""

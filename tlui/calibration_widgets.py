@@ -9,21 +9,19 @@ calibration existed has no such block: it says "not calibrated" (its predictions
 the raw softmax, temperature 1). A run whose block cannot be read (a damaged
 ``metrics.json``: ``tlcore.predict.RunFiles.calibration_unknown``) is not said to predate
 calibration: ``damaged=True`` says that its calibration cannot be read (the page's warning
-says which file and how to fix it). ``stored_calibration`` reads the block from a run
-folder, tolerating damaged files.
+says which file and how to fix it). ``stored_calibration`` takes the block from a run's
+metrics as ``tlcore.predict.read_run_files`` read them (the page reads a run's files once).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from tlcore.calibration import stored_temperature
-from tlcore.runfolder import RunFolder
 from tlui import fmt as tf
 
 __all__ = ["calibration_view", "reliability_figure", "stored_calibration", "NOT_CALIBRATED", "UNREADABLE"]
@@ -35,10 +33,10 @@ UNREADABLE = ("Not calibrated: the calibration this run stored cannot be read (s
 SIDES = {"before": ("before (raw softmax)", "#d62728"), "after": ("after temperature scaling", "#1f77b4")}
 
 
-def stored_calibration(run: str | Path) -> dict[str, Any] | None:
-    """The ``calibration`` block of a run folder's ``metrics.json``; None when there is none, or when its
-    temperature is not one that predictions apply (``tlcore.calibration.stored_temperature``)."""
-    metrics = RunFolder(Path(run)).read_metrics()
+def stored_calibration(metrics: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``calibration`` block of a run's metrics (``metrics.json``, as ``tlcore.predict.read_run_files``
+    read it); None when there is none, or when its temperature is not one that predictions apply
+    (``tlcore.calibration.stored_temperature``)."""
     cal = metrics.get("calibration")
     return cal if isinstance(cal, dict) and stored_temperature(metrics) is not None else None
 

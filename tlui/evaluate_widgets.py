@@ -24,7 +24,7 @@ and file names, error messages) is Markdown-escaped.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -231,8 +231,10 @@ def top_losses_view(res: dict[str, Any], run: str, run_version: int) -> None:
                 st.image(cams[i], caption=f"Grad-CAM: where it saw {md_escape(names[item['pred']])}")
 
 
-def evaluation_view(res: dict[str, Any], run: str, run_version: int, *, damaged: bool = False) -> None:
+def evaluation_view(res: dict[str, Any], run: str, run_version: int, *, metrics: Mapping[str, Any] | None = None,
+                    damaged: bool = False) -> None:
     """The trial evaluated again: its report, the most confused classes, the top losses.
+    ``metrics``: the run's metrics as ``read_run_files`` read them (for its stored calibration);
     ``damaged``: its stored calibration cannot be read (``calibration_widgets.calibration_view``)."""
     report = res["report"]
     if not report.get("num_samples"):
@@ -253,7 +255,7 @@ def evaluation_view(res: dict[str, Any], run: str, run_version: int, *, damaged:
         if pairs:
             st.markdown("**Most confused**")
             st.dataframe(pd.DataFrame(pairs, columns=["true", "predicted", "images"]), hide_index=True)
-    cw.calibration_view(cw.stored_calibration(run), "rs_eval",
+    cw.calibration_view(cw.stored_calibration(metrics or {}), "rs_eval",
                         ece_now=expected_calibration_error(res["probabilities"], res["y_true"]), damaged=damaged)
     top_losses_view(res, run, run_version)
 
@@ -274,7 +276,7 @@ def evaluate_run_view(ws: Workspace, run: Path, run_version: int, report: Any) -
         if isinstance(report, dict) and report.get("confusion_matrix"):
             st.caption("As measured when it finished training:")
             report_view(report, rw.report_class_names(report), "rs_stored")
-        cw.calibration_view(cw.stored_calibration(run), "rs_stored", damaged=files.calibration_unknown)
+        cw.calibration_view(cw.stored_calibration(files.metrics), "rs_stored", damaged=files.calibration_unknown)
         if st.button("Evaluate on the test split", key="rs_eval_btn", type="primary",
                      help="Load the model, classify its test images again, and show its worst mistakes "
                      "with Grad-CAM."):
@@ -286,7 +288,7 @@ def evaluate_run_view(ws: Workspace, run: Path, run_version: int, report: Any) -
     except TLCoreError as exc:
         show_error(exc)
     else:
-        evaluation_view(res, str(run), run_version, damaged=files.calibration_unknown)
+        evaluation_view(res, str(run), run_version, metrics=files.metrics, damaged=files.calibration_unknown)
 
 
 def evaluate_section(ts: TrialSet) -> None:
