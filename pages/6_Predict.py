@@ -48,7 +48,6 @@ MAX_IMAGES = 24  # uploads analysed per run
 TOP_K_MAX = 10
 SOURCES = ("Upload images", "Pick from a dataset", "Batch: a folder or a zip")
 TRAIN_HINT = "python -m tlcore train --data demo --epochs 5 --image-size 96"
-KEPT = place.KEPT  # the page's choices outlive a visit to another page (the model's: the URL)
 
 
 # ------------------------------------------------------------------- state
