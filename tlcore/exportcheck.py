@@ -48,7 +48,7 @@ from tlcore._usertext import counted
 from tlcore.backbones import register_layers
 from tlcore.errors import ConfigError, TLCoreError
 from tlcore.predict import LoadedModel
-from tlcore.runtime import cpu_threads
+from tlcore.runtime import cpu_threads, forward_batches
 from tlcore.workspace import Workspace
 
 __all__ = [
@@ -225,11 +225,9 @@ def representative_images(loaded: LoadedModel, ws: Workspace, *, count: int = 20
 
 def reference_probabilities(loaded: LoadedModel, x: np.ndarray) -> np.ndarray:
     """The run's Keras model on ``x``: raw softmax probabilities (N×C float32)."""
-    import keras
-
-    out = [keras.ops.convert_to_numpy(loaded.model(np.asarray(x[i:i + BATCH], np.float32), training=False))
-           for i in range(0, len(x), BATCH)]
-    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, loaded.num_classes), np.float32)
+    if not len(x):
+        return np.zeros((0, loaded.num_classes), np.float32)
+    return np.asarray(forward_batches(loaded.model, x, BATCH), dtype=np.float32)
 
 
 # --------------------------------------------------------------- runners

@@ -181,7 +181,7 @@ def forward_batches(model: Any, x: Any, batch_size: int, *,
     if total == 0:
         raise ValueError("forward_batches needs at least one row")
     size = max(1, min(int(batch_size), total))
-    jax_fn = _jax_forward(model) if backend_name() == "jax" else None
+    jax_fn = _jax_forward(model) if keras.config.backend() == "jax" else None  # the backend the variables live in
     parts: list[list[np.ndarray]] = []
     for start in range(0, total, size):
         batch = [np.asarray(a[start:start + size], dtype=np.float32) for a in inputs]
