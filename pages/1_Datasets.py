@@ -65,7 +65,7 @@ def add_from_zip(ws: Workspace) -> None:
         "A .zip of a dataset folder (one sub-folder per class). It is extracted safely into the "
         "workspace's data folder and scanned."
     )
-    upload = st.file_uploader("Zip archive", type=["zip"], key="ds_zip_file")
+    upload = place.uploader("Zip archive", type=["zip"], key="ds_zip_file")
     st.text_input("Name", key="ds_zip_name", placeholder="defaults to the archive's name", persist_state=place.KEPT)
     if st.button("Upload and scan", key="ds_zip_btn", type="primary", disabled=upload is None):
         name = st.session_state["ds_zip_name"].strip() or tds.name_from_filename(upload.name)

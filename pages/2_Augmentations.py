@@ -81,7 +81,7 @@ def dataset_image(ws: Workspace, names: list[str], size: int, mode: str) -> tupl
 
 
 def uploaded_image(size: int, mode: str) -> tuple[np.ndarray | None, str]:
-    up = st.file_uploader("Upload an image", type=["png", "jpg", "jpeg", "webp", "bmp"], key="aug_upload")
+    up = place.uploader("Upload an image", type=["png", "jpg", "jpeg", "webp", "bmp"], key="aug_upload")
     if up is None:
         st.info("Upload a photo (PNG, JPEG, WebP or BMP) to see the pipeline applied to it.")
         return None, ""

@@ -136,7 +136,7 @@ def per_class_table(loaded: LoadedModel) -> None:
 
 def upload_items() -> list[tuple[str, str | bytes, str | None]]:
     """``(name, content, true label = None)`` for each uploaded file."""
-    uploads = st.file_uploader(
+    uploads = place.uploader(
         "Images to classify", type=UPLOAD_TYPES, accept_multiple_files=True, key="pr_uploads",
         help="JPEG, PNG, WebP, BMP, GIF or TIFF. They are resized exactly as the training images were.",
     ) or []

@@ -347,3 +347,39 @@ def test_a_very_tall_narrow_upload_is_drawn_in_a_square_box(with_model, monkeypa
         sizes[img.proto.imgs[0].caption] = Image.open(io.BytesIO(sent[file_id])).size
     assert sizes["the image"] == (224, 224)  # was (1, 224): drawn ~14,000 px tall at the column's width
     assert all(w <= 224 and h <= 224 and h <= w for w, h in sizes.values()), sizes
+
+
+def _away_and_back(at: AppTest) -> AppTest:
+    """To Home and back through the sidebar's menu, whose link carries the page's URL."""
+    query = {k: at.query_params[k] for k in at.query_params}
+    at.query_params.clear()
+    at.switch_page("pages/0_Home.py").run()
+    _ok(at)
+    for k, v in query.items():
+        at.query_params[k] = v
+    return at.switch_page(PAGE).run()
+
+
+def test_uploaded_images_and_a_batch_zip_are_still_there_after_another_page(with_model, tmp_path):
+    at = _page()
+    at.file_uploader(key="pr_uploads").set_value([
+        ("my cat.png", image_bytes((50, 40), seed=1), "image/png"),
+        ("my dog.png", image_bytes((40, 50), seed=2), "image/png"),
+    ]).run()
+    _ok(at)
+    shown = len(_result_images(at))
+    assert shown == 4 and len(at.get("plotly_chart")) == 2  # each photo, its Grad-CAM and its chart
+    at = _away_and_back(at)
+    _ok(at)
+    assert not at.error
+    assert len(_result_images(at)) == shown and len(at.get("plotly_chart")) == 2
+    assert any("my cat.png, my dog.png" in c.value.replace("\\", "") for c in at.caption)
+
+    archive = _zip_of_classes(tmp_path / "batch", tmp_path)
+    at = _batch(at)
+    at.file_uploader(key="pr_batch_zip").set_value(("batch.zip", archive.read_bytes(), "application/zip")).run()
+    at = _away_and_back(at)
+    _ok(at)
+    at.button(key="pr_batch_run").click().run()
+    _ok(at)
+    assert len(_batch_table(at)) == 10

@@ -26,9 +26,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.helpers import auditgen as ag
-from tests.helpers.handmodel import channel_model, write_model_folder
+from tests.helpers.handmodel import channel_model, write_model_folder, zip_tree
 from tests.helpers.handstudy import hand_study, outcomes_trials
 from tests.helpers.idx import write_idx
+from tests.helpers.imagegen import image_bytes
 from tests.helpers.pagetest import assert_ok, open_page, shown_text
 from tests.helpers.runs import write_tinted_tree
 from tlcore import augment as au
@@ -269,6 +270,38 @@ def test_augmentations_keeps_its_choices_after_another_page(datasets_ws):
     at = _away_and_back(at, AUGMENTATIONS)
     assert_ok(at)
     assert at.radio(key="aug_img_src").value == "Upload an image"
+
+
+# ------------------------------------------------------------------ uploads
+# The browser drops an uploader's files when the page is left; tlui.place.uploader keeps a copy.
+def test_an_uploaded_preview_image_is_still_previewed_after_another_page(datasets_ws):
+    at = open_page(AUGMENTATIONS)
+    at.radio(key="aug_img_src").set_value("Upload an image").run()
+    at.file_uploader(key="aug_upload").set_value(("my photo.png", image_bytes((40, 60), seed=3), "image/png")).run()
+    assert_ok(at)
+    shown = len(at.get("image"))
+    assert shown == 1 + 8  # the photo and eight augmented versions
+    at = _away_and_back(at, AUGMENTATIONS)
+    assert_ok(at)
+    assert len(at.get("image")) == shown
+    assert "my photo.png" in shown_text(at.caption).replace("\\", "")
+    at.button(key="aug_upload::forget").click().run()
+    assert_ok(at)
+    assert not at.get("image") and "Upload a photo" in shown_text(at.info)
+
+
+def test_an_uploaded_zip_can_still_be_added_after_another_page(datasets_ws, tmp_path):
+    archive = zip_tree(write_tinted_tree(tmp_path / "pets", per_class=3, size=(24, 20)), tmp_path / "pets.zip")
+    at = open_page(DATASETS)
+    at.file_uploader(key="ds_zip_file").set_value(("pets.zip", archive.read_bytes(), "application/zip")).run()
+    at.text_input(key="ds_zip_name").set_value("pets").run()
+    at = _away_and_back(at, DATASETS)
+    assert_ok(at)
+    assert at.button(key="ds_zip_btn").disabled is False
+    at.button(key="ds_zip_btn").click().run()
+    assert_ok(at)
+    rec = datasets_ws.get_dataset("pets")
+    assert (rec.source, rec.num_classes) == ("upload", 3)
 
 
 # -------------------------------------------------------------------- Train

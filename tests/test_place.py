@@ -120,3 +120,74 @@ def test_expanded_is_only_where_an_expander_starts():
 def test_a_banner_of_an_unknown_kind_is_refused():
     with pytest.raises(ValueError, match=r"Received: kind='note'"):
         place.flash("note", "hello")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ uploads
+def _upload_app():
+    import streamlit as st
+
+    from tlui import place
+
+    if st.toggle("here", value=True, key="here"):  # off: the page was left, its uploader not drawn
+        files = place.uploader("Photos", key="up", accept_multiple_files=True)
+        st.markdown("got: " + (",".join(f"{f.name}={f.getvalue().decode()}" for f in files or []) or "none"))
+        one = place.uploader("One", key="one")
+        st.markdown(f"one: {one.name if one is not None else None}")
+        st.markdown(f"callback sees: {getattr(place.upload_of('one'), 'name', None)}")
+
+
+def _got(at: AppTest) -> str:
+    return next(m.value for m in at.markdown if m.value.startswith("got:"))
+
+
+def _leave_and_return(at: AppTest) -> AppTest:
+    at.toggle(key="here").set_value(False).run()
+    return at.toggle(key="here").set_value(True).run()
+
+
+def test_an_upload_is_still_there_after_the_page_was_left():
+    at = AppTest.from_function(_upload_app).run()
+    assert _got(at) == "got: none"
+    at.file_uploader(key="up").set_value([("a.png", b"AAA", "image/png"), ("b*.png", b"BB", "image/png")]).run()
+    at.file_uploader(key="one").set_value(("spec.yaml", b"x: 1", "text/yaml")).run()
+    assert not at.exception
+    assert _got(at) == "got: a.png=AAA,b*.png=BB" and not at.caption
+    _leave_and_return(at)
+    assert not at.exception
+    assert at.file_uploader(key="up").value == []  # the browser has dropped the files
+    assert _got(at) == "got: a.png=AAA,b*.png=BB"
+    assert "one: spec.yaml" in [m.value for m in at.markdown]
+    assert "callback sees: spec.yaml" in [m.value for m in at.markdown]
+    said = [c.value for c in at.caption]
+    assert len(said) == 2 and "before leaving this page: a\\.png, b\\*\\.png." in said[0]  # each name shown as typed
+    at.button(key="up::forget").click().run()
+    assert _got(at) == "got: none" and len(at.caption) == 1
+    assert "one: spec.yaml" in [m.value for m in at.markdown]  # the other uploader's copy is its own
+
+
+def test_new_files_replace_the_copy_and_removing_them_forgets_it():
+    at = AppTest.from_function(_upload_app).run()
+    at.file_uploader(key="up").set_value([("a.png", b"AAA", "image/png")]).run()
+    _leave_and_return(at)
+    at.file_uploader(key="up").set_value([("c.png", b"C", "image/png")]).run()
+    assert _got(at) == "got: c.png=C" and not at.caption
+    _leave_and_return(at)
+    assert _got(at) == "got: c.png=C"
+    at.file_uploader(key="up").set_value([("c.png", b"C", "image/png")]).run()
+    at.file_uploader(key="up").set_value([]).run()  # the user removes it from the uploader
+    assert _got(at) == "got: none"
+    _leave_and_return(at)
+    assert _got(at) == "got: none" and not at.caption
+
+
+def test_an_upload_too_large_to_keep_says_to_upload_it_again(monkeypatch):
+    monkeypatch.setattr(place, "KEEP_UPLOAD_MB", 1)
+    at = AppTest.from_function(_upload_app).run()
+    at.file_uploader(key="up").set_value([("big.tif", b"x" * (3 * 1024 * 1024), "image/tiff")]).run()
+    assert _got(at) == "got: big.tif=" + "x" * (3 * 1024 * 1024)
+    _leave_and_return(at)
+    assert _got(at) == "got: none"
+    assert [i.value for i in at.info] == [
+        "The upload (3 MB) was too large to keep when you left this page (over 1 MB): upload it again."]
+    at.run()
+    assert not at.info  # said once

@@ -253,7 +253,7 @@ def _on_forget(ws: Workspace, name: str, seqs: list[int]) -> None:
 
 def _on_import(ws: Workspace, name: str) -> None:
     ss = st.session_state
-    upload = ss.get(f"aud_import::{name}")
+    upload = place.upload_of(f"aud_import::{name}")
     if upload is None:
         place.flash("error", "Choose a CSV file of decisions first.", slot=SLOT)
         return
@@ -548,7 +548,7 @@ def _decisions_list(ctx: _Ctx, everything: list[Override], stale: set[str]) -> N
     with place.expander("Import decisions (CSV)", key=f"aud_import_open::{name}"):
         st.caption("A CSV as the download above writes it (seq, label, flag, note and at may be empty). A bad row "
                    "refuses the whole file, naming its line; the decisions stay as they were.")
-        st.file_uploader("Decisions (CSV)", type=["csv"], key=f"aud_import::{name}")
+        place.uploader("Decisions (CSV)", type=["csv"], key=f"aud_import::{name}")
         st.checkbox("Replace the current decisions (instead of adding to them)", key=f"aud_import_replace::{name}")
         st.button("Import", key=f"aud_import_btn::{name}", on_click=_on_import, args=(ws, name))
 

@@ -22,7 +22,10 @@ being filled in collapses. So this module owns the two ways a page keeps the use
   a moved element, a label that changes ("Problems (12)"), and a visit to another page; code
   opens or closes one by setting the key (the New study form closes once its study exists).
 - Widgets. ``KEPT`` is the ``persist_state`` every page's choices are drawn with, so they
-  are still there after a visit to another page.
+  are still there after a visit to another page. ``st.file_uploader`` has no such option, and
+  the browser drops its files when the page is left: ``uploader`` keeps a copy of what was
+  uploaded (up to ``KEEP_UPLOAD_MB``) and hands it back when the page is drawn again, saying so
+  and offering to forget it.
 - The URL. A page's choices (the dataset, the study, the model) live in its URL's query
   parameters, so a reload or a link shows them again. ``keep_in_url(param, value, default)``
   writes one (a list for a repeated one, empty or None to drop it), but leaves a URL without
@@ -43,13 +46,15 @@ Example::
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import streamlit as st
 
-__all__ = ["PAGE", "BANNERS", "KEPT", "Kind", "flash", "pending", "banners", "expander", "tabs", "keep_in_url", "arrive", "url_of"]
+__all__ = ["PAGE", "BANNERS", "KEPT", "KEEP_UPLOAD_MB", "Kind", "KeptFile", "flash", "pending", "banners", "expander",
+           "tabs", "uploader", "upload_of", "keep_in_url", "arrive", "url_of"]
 
 PAGE = "page"  # the slot at the top of each page
 # The ``persist_state`` of a page's keyed widgets: Streamlit forgets the value of a widget a run does
@@ -149,6 +154,96 @@ def tabs(labels: Sequence[str], *, key: str, where=None):
     ss[_WIDGET.format(key)] = labels[index] if isinstance(index, int) and 0 <= index < len(labels) else labels[0]
     dg = st if where is None else where
     return dg.tabs(labels, key=_WIDGET.format(key), on_change=_keep, args=(key, tuple(labels)))
+
+
+# ------------------------------------------------------------------ uploads
+KEEP_UPLOAD_MB = 200  # an uploader's files, all together, kept after the page is left up to this size
+_KEPT_FILES = "{}::kept"  # session key: what the uploader under the page's key last held
+
+
+class KeptFile(io.BytesIO):
+    """A copy of an uploaded file, handed back after its uploader was left: the bytes (a binary
+    file, ``getvalue()``) and the ``name``, ``size``, ``type`` and ``file_id`` of the upload."""
+
+    def __init__(self, name: str, data: bytes, type: str, file_id: str) -> None:
+        super().__init__(data)
+        self.name, self.size, self.type, self.file_id = name, len(data), type, file_id
+
+
+def _keep_files(key: str) -> None:
+    """The uploader's callback: copy what it holds now (nothing: forget the copy)."""
+    value = st.session_state.get(key)
+    files = [f for f in (value if isinstance(value, list) else [value]) if f is not None]
+    size = sum(f.size for f in files)
+    if not files:
+        st.session_state.pop(_KEPT_FILES.format(key), None)
+    elif size > KEEP_UPLOAD_MB * 1024 * 1024:
+        st.session_state[_KEPT_FILES.format(key)] = {"files": [], "too_big": size}
+    else:
+        st.session_state[_KEPT_FILES.format(key)] = {
+            "files": [(f.name, f.getvalue(), f.type, f.file_id) for f in files], "too_big": 0}
+
+
+def _forget_files(key: str) -> None:
+    st.session_state.pop(_KEPT_FILES.format(key), None)
+
+
+def _kept_files(key: str) -> list[KeptFile]:
+    kept = st.session_state.get(_KEPT_FILES.format(key))
+    return [KeptFile(*f) for f in kept["files"]] if kept else []
+
+
+def upload_of(key: str, *, accept_multiple_files: bool = False):
+    """What the ``uploader`` under ``key`` gives: its files, or the copies kept since the page was
+    left; for a callback, which runs before the page draws the uploader.
+
+    Returns:
+        Like ``st.file_uploader``: one file or None, or a list of files.
+    """
+    value = st.session_state.get(key)
+    if value:
+        return value
+    files = _kept_files(key)
+    return files if accept_multiple_files else (files[0] if files else None)
+
+
+def uploader(label: str, *, key: str, accept_multiple_files: bool = False, where=None, **kwargs: Any):
+    """``st.file_uploader`` whose files are still there after a visit to another page.
+
+    While the uploader holds files it returns them, as ``st.file_uploader`` does. Drawn again
+    after the page was left (the browser has dropped its files), it returns ``KeptFile`` copies
+    of what it last held, says so under it, and offers a button to forget them; uploading other
+    files replaces the copies, removing them from the uploader forgets them. Files over
+    ``KEEP_UPLOAD_MB`` in all are not kept, and the page says to upload them again.
+
+    Args:
+        label, accept_multiple_files, kwargs: as ``st.file_uploader``'s (not ``on_change``).
+        key: the uploader's key; the copies live under ``key + "::kept"``.
+        where: the container to draw it in (a column). Defaults to the current one.
+
+    Returns:
+        Like ``st.file_uploader``: one file or None, or a list of files.
+    """
+    dg = st if where is None else where
+    value = dg.file_uploader(label, key=key, accept_multiple_files=accept_multiple_files,
+                             on_change=_keep_files, args=(key,), **kwargs)
+    kept = st.session_state.get(_KEPT_FILES.format(key))
+    if value or not kept:
+        return value
+    if not kept["files"]:
+        dg.info(f"The upload ({kept['too_big'] / 1024 / 1024:,.0f} MB) was too large to keep when you left this "
+                f"page (over {KEEP_UPLOAD_MB} MB): upload it again.")
+        _forget_files(key)
+        return value
+    from tlui.common import md_escape  # tlui.common draws the frame with this module
+
+    files = _kept_files(key)
+    names = ", ".join(md_escape(f.name) for f in files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+    row = dg.columns([5, 1], vertical_alignment="center")
+    row[0].caption(f"Still using what you uploaded before leaving this page: {names}. "
+                   "Upload other files to replace it.")
+    row[1].button("Forget it", key=f"{key}::forget", on_click=_forget_files, args=(key,))
+    return files if accept_multiple_files else files[0]
 
 
 # ------------------------------------------------------------------ the URL

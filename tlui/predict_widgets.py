@@ -104,7 +104,7 @@ def batch_section(ws: Workspace, entry: CatalogEntry, loaded: LoadedModel, run_v
     """Classify every image of an uploaded zip or a folder under the data roots."""
     kind = st.radio("Batch source", BATCH_KINDS, key="pr_batch_kind", horizontal=True, persist_state=place.KEPT)
     if kind == BATCH_KINDS[0]:
-        upload = st.file_uploader(
+        upload = place.uploader(
             "Zip of images", type=["zip"], key="pr_batch_zip",
             help="A .zip of image files, read in memory (nothing is extracted). Images in sub-folders named "
                  "after the model's classes get a true label, a correct/incorrect column and an accuracy.",

@@ -328,7 +328,7 @@ def from_upload(ws: Workspace) -> None:
                "Fields left out take their defaults.")
     with place.expander("Example", key="se_example_open"):
         st.code(example_spec(), language="yaml")
-    upload = st.file_uploader("Study spec (YAML)", type=["yaml", "yml"], key="se_spec_file")
+    upload = place.uploader("Study spec (YAML)", type=["yaml", "yml"], key="se_spec_file")
     if upload is None:
         return
     try:

@@ -173,6 +173,25 @@ def test_predict_upload_shows_top_k(page, app, demo_model):
     shot(page, "predict")
 
 
+def test_predict_keeps_an_upload_after_a_visit_to_another_page(page, app, demo_model):
+    ui.goto(page, app.url, "Predict")
+    ui.upload(page, "Images to classify", [demo_image("Bag")])
+    ui.wait_for_text(page, re.compile(r"\(\d+(\.\d+)?\s?%\)"), timeout=120)
+    menu = page.locator('[data-testid="stSidebar"]')
+    menu.get_by_role("link", name="Home", exact=True).click()
+    expect(page.get_by_role("heading", name="Transfer-learning workbench")).to_be_visible(timeout=120_000)
+    ui.wait_idle(page, 120)
+    menu.get_by_role("link", name="Predict", exact=True).click()
+    ui.wait_idle(page, 120)
+    expect(page.locator('[data-testid="stFileChip"]')).to_have_count(0)  # the browser has dropped the file
+    ui.wait_for_text(page, f"before leaving this page: {demo_image('Bag').name}", timeout=60)
+    ui.wait_for_text(page, re.compile(r"\(\d+(\.\d+)?\s?%\)"), timeout=120)  # still classified
+    ui.assert_no_errors(page)
+    ui.click(page, "Forget it")
+    ui.wait_idle(page, 60)
+    expect(page.get_by_text(re.compile(r"\(\d+(\.\d+)?\s?%\)"))).to_have_count(0)
+
+
 def test_predict_bad_upload_then_a_good_one(page, app, demo_model, tmp_path):
     fake = tmp_path / "holiday.png"
     fake.write_text("<html>this is not a picture</html>")
