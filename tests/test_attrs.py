@@ -115,6 +115,15 @@ def test_why_a_trial_failed_and_which_trial_it_repeats():
     assert attrs.retry_of(resumed) == 3 and attrs.retry_of(retried) == 5  # Optuna's own retry first
 
 
+def test_a_seed_is_marked_and_its_copy_queued_again_stays_a_seed():
+    seed = _trial(state=TrialState.FAIL, **{attrs.SEEDED: "scout", attrs.INTERRUPTED: True})
+    drawn = _trial(state=TrialState.FAIL, **{attrs.INTERRUPTED: True})
+    assert attrs.seeded(seed) == "scout" and attrs.seeded(drawn) is None
+    assert attrs.seeded(_trial(**{attrs.SEEDED: ""})) is None and attrs.seeded(_trial(**{attrs.SEEDED: 1})) is None
+    assert attrs.requeue_attrs(seed, 4) == {attrs.RETRY_OF: 4, attrs.SEEDED: "scout"}
+    assert attrs.requeue_attrs(drawn, 4) == {attrs.RETRY_OF: 4}
+
+
 def test_a_trial_failed_because_its_worker_died_says_so_and_names_its_retry():
     dead = _trial(state=TrialState.FAIL)  # failed by the next worker's heartbeat check: no error of its own
     dead.number = 5

@@ -274,7 +274,7 @@ def test_a_study_scouts_once_seeds_its_first_trials_and_measures_the_scores(work
     from optuna.trial import TrialState
 
     from tests.helpers.searchfix import tiny_spec
-    from tlcore.search import create_study, load_spec, load_study, run_worker
+    from tlcore.search import attrs, create_study, load_spec, load_study, run_worker
     from tlcore.search.seeding import SCOUT_ATTR, scout_agreement
 
     add_tiny_dataset(workspace)
@@ -289,6 +289,7 @@ def test_a_study_scouts_once_seeds_its_first_trials_and_measures_the_scores(work
     assert all(10 <= p["freeze_depth"] < 18 for p in record["seeded"])
     trials = study.get_trials()
     assert [t.params["freeze_depth"] for t in trials[:2]] == [p["freeze_depth"] for p in record["seeded"]]
+    assert [attrs.seeded(t) for t in trials] == ["scout", "scout", None, None]  # never pruned at a rung
     assert sum("scout: " in line for line in lines) == 2  # started, finished: once
     agreement = scout_agreement(trials, record, load_spec(workspace, "scouted"))
     assert set(agreement["score"]) == {"logme_stack", "logme", "transrate", "leep", "nce", "combined"}

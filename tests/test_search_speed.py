@@ -251,6 +251,24 @@ def test_rung_pruner_judges_only_rung_epochs_against_the_same_rung():
     assert not trial.should_prune()
 
 
+def test_rung_pruner_never_prunes_a_seed_the_scout_queued():
+    from tlcore.search import attrs
+
+    study = optuna.create_study(direction="maximize", pruner=RungPruner(3))
+    study.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.COMPLETE, value=0.9, intermediate_values={1: 0.82},
+        user_attrs={RUNGS_ATTR: [{"rung": 0, "fraction": 0.1, "epoch": 1, "value": 0.82, "promoted": True}]}))
+    study.enqueue_trial({"x": 1}, user_attrs={attrs.SEEDED: "scout"})
+    study.enqueue_trial({"x": 2})
+    for expected in (False, True):  # the seed goes on; a drawn trial as slow on the rung is pruned
+        trial = study.ask()
+        trial.report(0.75, 1)
+        trial.set_user_attr(RUNGS_ATTR, [{"rung": 0, "fraction": 0.1, "epoch": 1, "value": 0.75}])
+        assert trial.should_prune() is expected
+        study.tell(trial, 0.75 if not expected else None,
+                   state=optuna.trial.TrialState.PRUNED if expected else optuna.trial.TrialState.COMPLETE)
+
+
 # ------------------------------------------------------------------ incremental feature cache
 def test_deeper_features_come_from_the_cached_shallower_depth(workspace):
     add_tiny_dataset(workspace)

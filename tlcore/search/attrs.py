@@ -26,7 +26,9 @@ Trial attributes (written by ``worker`` unless noted):
   system attribute ``failed_trial``; ``retry_of`` reads both);
 - ``DIVERGED`` (``tl_diverged``): why a trial that diverged was stopped (it ends PRUNED);
 - ``RUNGS`` (``tl_rungs``): the successive-halving rungs it ran, one
-  ``{"rung", "fraction", "epoch", "value", "promoted"}`` each (``pruners.RungPruner``).
+  ``{"rung", "fraction", "epoch", "value", "promoted"}`` each (``pruners.RungPruner``);
+- ``SEEDED`` (``tl_seeded``): on a trial the scout queued (``seeding``), what queued it
+  ("scout"); such a trial is never pruned at a rung, and a copy queued again keeps it.
 
 Study attributes:
 
@@ -63,12 +65,12 @@ from optuna.trial import TrialState
 __all__ = [
     # trial keys
     "HISTORY", "METRICS", "ARTIFACTS", "WORKER", "ERROR", "INTERRUPTED", "RETRY_OF", "DIVERGED", "RUNGS",
-    "TRIAL_KEYS",
+    "SEEDED", "TRIAL_KEYS",
     # study keys
     "SPEC", "CREATED", "STOP", "STARTED", "REQUEUED", "SCOUT", "STUDY_KEYS",
     # trial readers
     "history", "epochs", "best_val_accuracy", "metrics", "artifacts", "worker", "error", "interrupted",
-    "failure_reason", "retries", "retry_of", "diverged", "rungs", "duration_seconds",
+    "failure_reason", "retries", "retry_of", "diverged", "rungs", "seeded", "duration_seconds", "requeue_attrs",
     # trial writers
     "set_history", "set_metrics", "set_artifacts", "set_worker", "set_error", "mark_interrupted",
     "set_diverged", "set_rungs",
@@ -85,7 +87,8 @@ INTERRUPTED = "tl_interrupted"
 RETRY_OF = "tl_retry_of"
 DIVERGED = "tl_diverged"
 RUNGS = "tl_rungs"
-TRIAL_KEYS = (HISTORY, METRICS, ARTIFACTS, WORKER, ERROR, INTERRUPTED, RETRY_OF, DIVERGED, RUNGS)
+SEEDED = "tl_seeded"
+TRIAL_KEYS = (HISTORY, METRICS, ARTIFACTS, WORKER, ERROR, INTERRUPTED, RETRY_OF, DIVERGED, RUNGS, SEEDED)
 
 SPEC = "tl_spec"
 CREATED = "tl_created"
@@ -193,6 +196,19 @@ def retry_of(t: Any) -> int | None:
     resume); None for a first attempt. ``t`` is a ``FrozenTrial`` (it needs ``system_attrs``)."""
     raw = t.system_attrs.get(_OPTUNA_RETRY, t.user_attrs.get(RETRY_OF))
     return raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+
+
+def seeded(t: _Attributed) -> str | None:
+    """What queued trial ``t`` as a seed ("scout", ``SEEDED``), or None for a trial the sampler chose."""
+    by = t.user_attrs.get(SEEDED)
+    return by if isinstance(by, str) and by else None
+
+
+def requeue_attrs(t: _Attributed, number: int) -> dict[str, Any]:
+    """The user attributes of a copy of trial ``t`` (number ``number``) queued again: ``RETRY_OF``,
+    and ``SEEDED`` when ``t`` was a seed (the copy is still the configuration asked for)."""
+    by = seeded(t)
+    return {RETRY_OF: number, **({SEEDED: by} if by else {})}
 
 
 def diverged(t: _Attributed) -> str | None:

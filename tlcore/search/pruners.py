@@ -14,7 +14,10 @@ Optuna's ``SuccessiveHalvingPruner`` ranks the values reported at fixed steps
 (1, rf, rf², ... in one resource unit); here a rung is an epoch over a subset and
 the trials without rungs (feature extraction, cheap on cached features) must not
 compete with them, so the rung values live in their own attribute. Epochs that
-are not rungs are never pruned here.
+are not rungs are never pruned here, and neither is a trial the scout seeded
+(``attrs.seeded``): it is the configuration the user asked to see trained, and a
+shallow depth is slow on the first rung's tenth of the data; its rung values still
+count when the trials after it are judged.
 
 Example:
 
@@ -61,6 +64,8 @@ class RungPruner(optuna.pruners.BasePruner):
         rungs = attrs.rungs(trial)
         if not rungs or rungs[-1].get("epoch") != trial.last_step or "promoted" in rungs[-1]:
             return False  # not a rung epoch, or already judged
+        if attrs.seeded(trial):
+            return False
         r = len(rungs) - 1
         others = []
         for t in study.get_trials(deepcopy=False):

@@ -9,7 +9,10 @@ a cross-process lock, so two workers compute them once), stores a summary in the
 study's ``tl_scout`` attribute (``attrs.SCOUT``), saves the full result where the
 Search page finds it, and enqueues the best ``seed_trials`` pairs within the
 study's ranges as the next trials (each at the geometric middle of its depth's learning-rate
-range, as the recipe trial), never more than the trial budget has left.
+range, as the recipe trial), never more than the trial budget has left. A seed is marked
+(``attrs.SEEDED``) and never pruned at a rung: the first rung is one epoch on a tenth of the
+data, where a shallow depth, which trains more blocks, has not caught up yet, so it would stop
+exactly the configurations the scout was asked to try.
 A scout whose estimated cost is above ``max_seconds`` is recorded as skipped. A
 scout that fails is recorded with its error and never stops the search.
 
@@ -121,7 +124,7 @@ def maybe_scout(ws: Workspace, study: optuna.Study, spec: StudySpec, storage: An
         "combined_from": list(result.table.attrs.get("combined_from") or []), "rows": rows, "seeded": seeds,
     })
     for p in seeds:
-        study.enqueue_trial(p, skip_if_exists=True)
+        study.enqueue_trial(p, user_attrs={attrs.SEEDED: "scout"}, skip_if_exists=True)
     try:
         save_result(ws, result)
     except OSError:

@@ -353,7 +353,7 @@ def resume_study(ws: Workspace, name: str, storage: str | None = None) -> int:
     again = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
              if attrs.interrupted(t) and t.number not in done]
     for t in again:
-        study.enqueue_trial(t.params, user_attrs={attrs.RETRY_OF: t.number}, skip_if_exists=False)
+        study.enqueue_trial(t.params, user_attrs=attrs.requeue_attrs(t, t.number), skip_if_exists=False)
     st.set_study_user_attr(sid, attrs.REQUEUED, sorted(done | {t.number for t in again}))
     st.set_study_user_attr(sid, attrs.STOP, False)
     return len(again)

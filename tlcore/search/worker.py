@@ -261,7 +261,7 @@ def _hand_back(st: Any, study: optuna.Study, trial: optuna.Trial) -> None:
     interrupted and ``resume_study`` queues it."""
     attrs.mark_interrupted(trial)
     study.tell(trial, state=TrialState.FAIL)
-    study.enqueue_trial(trial.params, user_attrs={attrs.RETRY_OF: trial.number}, skip_if_exists=False)
+    study.enqueue_trial(trial.params, user_attrs=attrs.requeue_attrs(trial, trial.number), skip_if_exists=False)
     sid = study._study_id
     done = attrs.requeued(st.get_study_user_attrs(sid))
     st.set_study_user_attr(sid, attrs.REQUEUED, sorted(done | {trial.number}))
