@@ -147,6 +147,9 @@ def test_rungs_are_read_and_described_stage_by_stage():
                **{RUNGS_ATTR: [{**RUNG0, "epoch": 2, "promoted": False}]}),
         # 6: a storage written by other code: not a list
         _trial(value=0.1, start=0, end=5, **{RUNGS_ATTR: "junk"}),
+        # 7: the scout's seed, last at both rungs and kept, complete
+        _trial(value=0.8, start=0, end=100, tl_history=_hist((1, 0, 0.111), (2, 1, 0.333), (3, None, 1.0)),
+               **{RUNGS_ATTR: [{**RUNG0, "value": 0.1}, {**RUNG1, "value": 0.2}], "tl_seeded": "scout"}),
     ])
     t = study.get_trials()
     assert trial_rungs(t[0]) == [RUNG0, RUNG1]
@@ -159,6 +162,7 @@ def test_rungs_are_read_and_described_stage_by_stage():
         "",
         "11 % (pruned)",
         "",
+        "11 % → 33 % → full (the scout's seed, never pruned)",
     ]
     assert trial_summary(t[1])["rungs"] == [{**RUNG0, "value": 0.2, "promoted": False}]
     assert (fraction_text(0.111), fraction_text(0.333), fraction_text(0.005), fraction_text(1.0)) == \

@@ -256,7 +256,8 @@ def seed_note() -> None:
         return
     c1, c2 = st.columns([4, 1], vertical_alignment="center")
     c1.info(f"The study will start with the scout's top {int(seed['seed_trials'])} depth(s) as its first trials, "
-            "after the quick linear-probe and recipe trials (its first worker scouts "
+            "each trained in full (never stopped at a successive-halving rung), after the quick linear-probe and "
+            "recipe trials (its first worker scouts "
             f"{int(seed['images'])} images again, from the cache when the settings match the scout above); then "
             "the sampler takes over.", icon=":material/travel_explore:")
     c2.button("Don't seed", key="se_scout_unseed", on_click=_on_unseed,
