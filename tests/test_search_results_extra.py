@@ -162,7 +162,7 @@ def test_rungs_are_read_and_described_stage_by_stage():
         "",
         "11 % (pruned)",
         "",
-        "11 % → 33 % → full (the scout's seed, never pruned)",
+        "11 % → 33 % → full (scout seed)",
     ]
     assert trial_summary(t[1])["rungs"] == [{**RUNG0, "value": 0.2, "promoted": False}]
     assert (fraction_text(0.111), fraction_text(0.333), fraction_text(0.005), fraction_text(1.0)) == \

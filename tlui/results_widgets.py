@@ -267,7 +267,7 @@ def table_config(df: pd.DataFrame) -> dict[str, Any]:
         "completed": cc.DatetimeColumn("completed", format="YYYY-MM-DD HH:mm:ss"),
         "retry_of": cc.NumberColumn("retry of", format="%d"),
         "rungs": cc.TextColumn("rungs", help="The data it trained on: one epoch on each subset (a successive-"
-                               "halving rung), then all of it if promoted."),
+                               "halving rung), then all of it if promoted. A scout seed is never pruned."),
         "diverged": cc.TextColumn("why it diverged"),
     }
     for col in df.columns:

@@ -132,7 +132,7 @@ def fraction_text(fraction: Any) -> str:
 
 def rung_path(t: FrozenTrial) -> str:
     """The data trial ``t`` trained on, stage by stage: "11 % → 33 % → full", "11 % (pruned)",
-    "11 % → 33 % (diverged)", "11 % → 33 % → full (the scout's seed, never pruned)"; "" for a trial
+    "11 % → 33 % (diverged)", "11 % → 33 % → full (scout seed)" (never pruned); "" for a trial
     without rungs (feature extraction, or a study without successive halving).
 
     The stages are its judged rungs (``tl_rungs``), then any rung epoch it ran but that was
@@ -161,7 +161,7 @@ def rung_path(t: FrozenTrial) -> str:
     if t.state == TrialState.PRUNED:
         text += " (diverged)" if diverged_reason(t) is not None else " (pruned)"
     elif attrs.seeded(t):
-        text += " (the scout's seed, never pruned)"
+        text += " (scout seed)"
     return text
 
 
