@@ -30,7 +30,7 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.helpers.clirun import assert_error, cli
-from tests.helpers.handstudy import hand_study, hand_trial, outcomes_trials
+from tests.helpers.handstudy import RUNG0, RUNG1, epoch_record, hand_study, hand_trial, outcomes_trials
 from tests.helpers.runs import TINY_CLASSES
 from tests.helpers.searchfix import STUDY, add_tiny_dataset, copy_workspace, tiny_spec, tiny_study
 from tests.helpers.tflite import tflite_predict
@@ -215,7 +215,7 @@ def test_status_shows_the_study_and_its_trial_table(finished, best_number, capsy
                         rf"best val_accuracy \S+ \(trial {best_number}\)", lines[0]), lines[0]
     assert lines[1] == ""
     assert lines[2].split() == ["number", "state", "value", "freeze_depth", "learning_rate", "epochs",
-                                "duration_s", "error"]
+                                "duration_s", "rungs", "error"]
     rows = [line.split() for line in lines[3:]]
     assert [(int(r[0]), r[1], int(r[3])) for r in rows] == [(t.number, "COMPLETE", t.params["freeze_depth"])
                                                            for t in trials]
@@ -227,6 +227,28 @@ def test_status_shows_the_study_and_its_trial_table(finished, best_number, capsy
     records = json.loads(out)
     assert [(r["number"], r["state"]) for r in records] == [(t.number, "COMPLETE") for t in trials]
     assert [r["value"] for r in records] == pytest.approx([t.value for t in trials])
+
+
+def test_status_says_how_far_each_trial_got_and_which_the_scout_seeded(fresh, capsys):
+    seed = hand_trial(T0, 180, 300, value=0.8, freeze_depth=13,
+                      history=[epoch_record(1, 0.5, 0, 0.111), epoch_record(2, 0.6, 1, 0.333), epoch_record(3, 0.8)],
+                      **{attrs.RUNGS: [{**RUNG0, "value": 0.5}, {**RUNG1, "value": 0.6}], attrs.SEEDED: "scout"})
+    hand_study(fresh, "s", [*outcomes_trials(T0), seed])
+    code, out, err = cli(capsys, fresh.root, "search", "status", "--study", "s")
+    assert code == 0, err
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("number "))
+    header = lines[at]
+    assert header.split()[-2:] == ["rungs", "error"]
+    rungs = [line[header.index("rungs"):header.index("error")].strip() for line in lines[at + 1:]]
+    assert rungs == ["-", "11 % (diverged)", "11 % (pruned)", "11 % → 33 % → full", "11 %",
+                     "11 % → 33 % → full (scout seed)"]
+
+    code, out, err = cli(capsys, fresh.root, "search", "status", "--study", "s", "--json")
+    assert code == 0, err
+    records = json.loads(out)
+    assert [r["rung_path"] for r in records] == [r if r != "-" else "" for r in rungs]
+    assert [r["diverged"] is not None for r in records] == [False, True, False, False, False, False]
 
 
 def test_status_of_an_unknown_study(finished, capsys):

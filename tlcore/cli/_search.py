@@ -163,10 +163,12 @@ def _status_lines(ws, name: str, storage: str | None, s=None) -> list[str]:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from tlcore.search import load_study_frame, with_stalled
+    from tlcore.search import load_study, load_study_frame, with_outcomes, with_stalled
 
     ws = _ws(args)
     df = load_study_frame(ws, args.study, args.storage)
+    # how far each trial got: "11 % → 33 % → full", "(pruned)", "(diverged)", "(scout seed)"
+    df = with_outcomes(df, load_study(ws, args.study, args.storage).get_trials(deepcopy=False))
     if args.json:
         print(df.to_json(orient="records", date_format="iso", indent=2))
         return 0
@@ -177,8 +179,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if s is not None and s.stalled:  # the table says what the lines above say (the JSON keeps Optuna's states)
             df = with_stalled(df, s.stalled)
         print()
+        df = df.assign(rungs=df["rung_path"].where(df["rung_path"] != "", None))
         _print_table(df, ["number", "state", "value"] + [c for c in df.columns if c.startswith("params_")]
-                     + ["epochs", "duration_s", "error"])
+                     + ["epochs", "duration_s", "rungs", "error"])
     return 0
 
 
