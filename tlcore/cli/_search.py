@@ -179,7 +179,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if s is not None and s.stalled:  # the table says what the lines above say (the JSON keeps Optuna's states)
             df = with_stalled(df, s.stalled)
         print()
-        df = df.assign(rungs=df["rung_path"].where(df["rung_path"] != "", None))
+        df = df.assign(rungs=df["rung_path"].where(df["rung_path"] != "", None),
+                       duration_s=[None if v is None or v != v else f"{v:.1f}" for v in df["duration_s"]])
         _print_table(df, ["number", "state", "value"] + [c for c in df.columns if c.startswith("params_")]
                      + ["epochs", "duration_s", "rungs", "error"])
     return 0
