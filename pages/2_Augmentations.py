@@ -146,7 +146,8 @@ def pipeline_section(ws: Workspace, options: list[str]) -> au.AugmentSpec | None
         st.caption(au.PRESET_DESCRIPTIONS[source])
     elif source in saved:
         with c2.popover("Delete", icon=":material/delete:", help="Delete this saved pipeline."):
-            st.write("Delete the saved pipeline below? This cannot be undone.")
+            st.write("Delete the saved pipeline below? This cannot be undone. Studies and training jobs "
+                     "that use it keep their own copy and go on training with it.")
             st.code(source, language=None)
             st.button("Delete it", key="aug_delete", type="primary", on_click=ed.on_delete, args=(root, source))
 
@@ -240,7 +241,8 @@ def save_section(ws: Workspace) -> None:
     with st.form("aug_save_form", border=True):
         st.text_input("Name", key="aug_save_name", placeholder="e.g. my-pipeline", persist_state=place.KEPT,
                       help="1-64 letters, digits, '.', '_' or '-'; not a preset's name.")
-        st.checkbox("Overwrite a pipeline saved under that name", key="aug_save_overwrite")
+        st.checkbox("Overwrite a pipeline saved under that name", key="aug_save_overwrite",
+                    help="Studies and training jobs already made with the old one keep their own copy of it.")
         st.form_submit_button("Save", type="primary", on_click=ed.on_save, args=(str(ws.root),),
                               icon=":material/save:")
     place.banners(ed.SAVE_SLOT)

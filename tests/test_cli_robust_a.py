@@ -108,11 +108,11 @@ def test_data_fills_in_or_overrides_the_spec_files_dataset(workspace, tmp_path):
     add_dataset(workspace, "tiny", write_tinted_tree(workspace.root / "photos", per_class=3))
     no_data = tmp_path / "no-data.yaml"
     no_data.write_text(yaml.safe_dump({"epochs": 3, "image_size": 32}))
-    spec = _train_spec(train_args("--spec", no_data, "--data", "tiny"), workspace)  # refused before
+    spec, _ = _train_spec(train_args("--spec", no_data, "--data", "tiny"), workspace)  # refused before
     assert (spec.dataset, spec.epochs, spec.image_size) == ("tiny", 3, 32)
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump({"dataset": "demo", "epochs": 3}))
-    assert _train_spec(train_args("--spec", other, "--data", "tiny"), workspace).dataset == "tiny"  # flags win
+    assert _train_spec(train_args("--spec", other, "--data", "tiny"), workspace)[0].dataset == "tiny"  # flags win
     with pytest.raises(ConfigError, match="No dataset to train on: the spec file names none") as e:
         _train_spec(train_args("--spec", no_data), workspace)
     assert e.value.received == f"--spec {no_data}" and "--data" in e.value.fix
@@ -124,7 +124,7 @@ def test_the_spec_file_is_checked_with_the_flags_over_it(workspace, tmp_path):
 
     spec_file = tmp_path / "two-phase.yaml"
     spec_file.write_text(yaml.safe_dump({"dataset": "demo", "method": "two_phase", "epochs": 1}))
-    assert _train_spec(train_args("--spec", spec_file, "--epochs", "3"), workspace).epochs == 3
+    assert _train_spec(train_args("--spec", spec_file, "--epochs", "3"), workspace)[0].epochs == 3
     with pytest.raises(ConfigError, match="two_phase needs at least 2 epochs"):
         _train_spec(train_args("--spec", spec_file), workspace)
 

@@ -98,6 +98,7 @@ __all__ = [
     "delete_pipeline",
     "pipeline_names",
     "get_spec",
+    "saved_pipeline_of",
 ]
 
 ParamKind = Literal["float", "int", "bool", "float_range", "int_range", "choice"]
@@ -1270,6 +1271,19 @@ def delete_pipeline(ws: Workspace, name: str) -> None:
             raise _not_found(ws, name) from None
         except OSError as exc:
             raise WorkspaceError(f"Cannot delete the saved pipeline {name!r}: {exc.strerror}.", received=str(path)) from exc
+
+
+def saved_pipeline_of(ws: Workspace, name: str | None) -> AugmentSpec | None:
+    """The saved pipeline a spec's ``augment`` names, for a study or a training job to keep its own
+    copy of; None when it names a preset or nothing (presets never change).
+
+    Raises:
+        NotFoundError: nothing is saved under ``name``.
+        AugmentationError: the saved file is damaged.
+    """
+    if not name or name in PRESETS:
+        return None
+    return load_pipeline(ws, name)
 
 
 def get_spec(ws: Workspace | None, name: str) -> AugmentSpec:

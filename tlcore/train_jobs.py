@@ -8,6 +8,9 @@ restarted server sees the same thing::
 
     <workspace>/train-jobs/<id>/
       spec.yaml        the TrainSpec
+      augment.yaml     the job's own copy of the saved augmentation pipeline its spec names
+                       (none for a preset): the run trains with it even if the saved one is
+                       changed or deleted while the job starts
       state.json       the job's state (below), written atomically under a lock
       progress.jsonl   one JSON object per line, appended as the run goes:
                        {"type": "epoch", ...} an epoch's history record (train/val loss and
@@ -62,7 +65,7 @@ from pathlib import Path
 from typing import Any
 
 from tlcore import background
-from tlcore._fsutil import atomic_write_json, atomic_write_text, read_json
+from tlcore._fsutil import atomic_write_json, atomic_write_text, atomic_write_yaml, read_json
 from tlcore.config import TrainSpec
 from tlcore.errors import ConfigError, NotFoundError, TLCoreError
 from tlcore.workspace import Workspace
@@ -106,6 +109,10 @@ class TrainJob:
         return self.folder / "spec.yaml"
 
     @property
+    def augment_file(self) -> Path:
+        return self.folder / "augment.yaml"
+
+    @property
     def state_file(self) -> Path:
         return self.folder / "state.json"
 
@@ -128,6 +135,20 @@ class TrainJob:
         except TLCoreError:
             return {}
         return data if isinstance(data, dict) else {}
+
+    def read_augmentation(self, name: str | None) -> Any:
+        """The job's copy of the saved augmentation pipeline ``name`` (an ``AugmentSpec``); None when
+        it has none of that name (a preset, no augmentation) or the file is missing or damaged."""
+        from tlcore import _yaml
+        from tlcore.augment import AugmentSpec
+
+        try:
+            doc = _yaml.safe_load(self.augment_file.read_text(encoding="utf-8"))
+            if not isinstance(doc, dict) or name is None or doc.get("name") != name:
+                return None
+            return AugmentSpec.from_dict(doc.get("spec"))
+        except (OSError, UnicodeDecodeError, TLCoreError, ValueError):
+            return None
 
     def read_spec(self) -> TrainSpec | None:
         """The job's ``TrainSpec``; None when its file is missing or invalid."""
@@ -173,6 +194,9 @@ def _append(job: TrainJob, record: dict[str, Any]) -> None:
 
 
 def _new_job(ws: Workspace, spec: TrainSpec, source: str) -> TrainJob:
+    from tlcore.augment import saved_pipeline_of
+
+    pipeline = saved_pipeline_of(ws, spec.augment)  # before the folder: a missing one leaves no job
     root = jobs_dir(ws)
     root.mkdir(parents=True, exist_ok=True)
     while True:
@@ -184,6 +208,8 @@ def _new_job(ws: Workspace, spec: TrainSpec, source: str) -> TrainJob:
             continue
     job = TrainJob(folder)
     atomic_write_text(job.spec_file, spec.to_yaml())
+    if pipeline is not None:
+        atomic_write_yaml(job.augment_file, {"name": spec.augment, "spec": pipeline.to_dict()})
     _update(job, id=job.id, source=source, status="queued", created=time.time(), host=socket.gethostname(),
             epochs=spec.epochs + len(spec.subset_rungs or []))
     return job
@@ -212,10 +238,11 @@ def _job_folders(ws: Workspace) -> list[TrainJob]:
 
 
 # ------------------------------------------------------------------ starting
-def check_spec(ws: Workspace, spec: TrainSpec) -> None:
+def check_spec(ws: Workspace, spec: TrainSpec, *, augmentation: Any = None) -> None:
     """What can be checked before training starts, in a second and without Keras: the dataset, backbone,
-    freeze depth, augmentation and weights file. ``launch_training`` checks so before it starts a
-    process, and ``python -m tlcore train`` before it decodes any image.
+    freeze depth, augmentation (unless the job holds its own copy, ``augmentation``) and weights
+    file. ``launch_training`` checks so before it starts a process, and ``python -m tlcore train``
+    before it decodes any image.
 
     Raises:
         NotFoundError: the dataset or augmentation does not exist.
@@ -231,7 +258,7 @@ def check_spec(ws: Workspace, spec: TrainSpec) -> None:
         raise ConfigError(f"freeze_depth must be between 0 and {info.num_blocks} for {spec.backbone}.",
                           received=f"freeze_depth={spec.freeze_depth}",
                           fix=f"Use {info.num_blocks} for feature extraction and 0 to fine-tune every block.")
-    if spec.augment and spec.augment != "none":
+    if spec.augment and spec.augment != "none" and augmentation is None:
         augment.get_spec(ws, spec.augment)
     bb.weights_identity(spec.weights, spec.seed)  # a missing weights file
 

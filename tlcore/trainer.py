@@ -387,12 +387,13 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 
 # ------------------------------------------------------------------ training
-def _aug_factory(ws: Workspace, spec: TrainSpec) -> tuple[Callable[[int], Any] | None, str | None]:
+def _aug_factory(ws: Workspace, spec: TrainSpec,
+                 augmentation: Any = None) -> tuple[Callable[[int], Any] | None, str | None]:
     if not spec.augment or spec.augment == "none":
         return None, None
     from tlcore import augment
 
-    aug_spec = augment.get_spec(ws, spec.augment)
+    aug_spec = augmentation if augmentation is not None else augment.get_spec(ws, spec.augment)
     aug_id = json.dumps(augment.spec_to_albu_dict(aug_spec, image_size=(spec.image_size, spec.image_size)),
                         sort_keys=True, default=str)
 
@@ -429,6 +430,7 @@ def train(
     hooks: ProgressHooks | None = None,
     data: TrainingData | None = None,
     cache_budget_bytes: int = DEFAULT_CACHE_BUDGET,
+    augmentation: Any = None,
 ) -> TrainResult:
     """Train one model from ``spec`` and save it with its history and metrics.
 
@@ -439,6 +441,9 @@ def train(
         hooks: progress callbacks.
         data: already prepared data (the search passes it to avoid re-splitting).
         cache_budget_bytes: disk budget of the image and feature caches. Defaults to 20 GiB.
+        augmentation: the ``AugmentSpec`` of ``spec.augment`` when the caller holds its own copy (a
+            study's, ``attrs.AUGMENT``); None looks the name up among the presets and the
+            workspace's saved pipelines.
 
     Returns:
         A ``TrainResult``: the run folder, the per-epoch history and the metrics.
@@ -463,7 +468,7 @@ def train(
     clf = Classifier.build(spec.backbone, class_names=data.class_names, image_size=spec.image_size,
                            weights=spec.weights, dropout=spec.dropout, cache_dir=ws.cache_dir)
     phases = phases_for(spec, clf.num_blocks)
-    factory, aug_id = _aug_factory(ws, spec)
+    factory, aug_id = _aug_factory(ws, spec, augmentation)
     sw = None
     if spec.class_weights:
         counts = np.bincount(data.y["train"], minlength=n_classes).astype(float)

@@ -189,10 +189,11 @@ def _reporting(reporter):
         raise
 
 
-def _train_spec(args: argparse.Namespace, ws):
+def _train_spec(args: argparse.Namespace, ws, job=None):
     """The run's ``TrainSpec``: the --spec file's fields, the flags over them (--data too), checked
     (``train_jobs.check_spec``) before any image is decoded. Its dataset, a name or a folder, is
-    registered first if need be."""
+    registered first if need be. With it, the copy of its saved augmentation pipeline that ``job``
+    (the Train page's) keeps, or None: that copy is used, not looked up in the workspace."""
     from tlcore import train_jobs
     from tlcore.config import TrainSpec
 
@@ -200,8 +201,9 @@ def _train_spec(args: argparse.Namespace, ws):
     name = dataset_name(ws, spec.dataset)  # a name (the demo too), or a folder to register
     if name != spec.dataset:
         spec = TrainSpec.from_dict({**spec.to_dict(), "dataset": name})
-    train_jobs.check_spec(ws, spec)
-    return spec
+    augmentation = job.read_augmentation(spec.augment) if job is not None else None
+    train_jobs.check_spec(ws, spec, augmentation=augmentation)
+    return spec, augmentation
 
 
 def _new_run_dir(args: argparse.Namespace) -> Path | None:
@@ -225,13 +227,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
             if reporter is not None:
                 reporter.start()
             run_dir = _new_run_dir(args)
-            spec = _train_spec(args, ws)
+            # the Train page's job keeps a copy of a saved pipeline (train_jobs): used, not looked up
+            spec, augmentation = _train_spec(args, ws, reporter.job if reporter is not None else None)
         start_backend_quietly()  # after the spec, so bad flags fail at once; without the CPU-only noise
         from tlcore.trainer import ProgressHooks, train
 
         if reporter is None:
             reporter = train_jobs.JobReporter(train_jobs.register_job(ws, spec, source="cli"))
             reporter.start()
+            # the job's copy of a saved pipeline: a change to the saved one from now on changes nothing here
+            augmentation = reporter.job.read_augmentation(spec.augment)
         term = _TerminalHooks(spec.epochs, sys.stderr if args.json else sys.stdout)
         hooks = ProgressHooks(on_batch=_both(term.on_batch, reporter.on_batch),
                               on_epoch=_both(term.on_epoch, reporter.on_epoch),
@@ -241,7 +246,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
               f"for {spec.epochs} epochs (job {reporter.job.id})", file=sys.stderr, flush=True)
         with _reporting(reporter):
             try:
-                result = train(spec, ws, run_dir=run_dir, hooks=hooks)
+                result = train(spec, ws, run_dir=run_dir, hooks=hooks, augmentation=augmentation)
             finally:
                 term.close_bar()
     except train_jobs.JobStopped:

@@ -39,7 +39,10 @@ Study attributes:
   the time limit counts from it;
 - ``REQUEUED`` (``tl_requeued``): numbers of the interrupted trials a resume already queued again;
 - ``SCOUT`` (``tl_scout``): the scout's summary, or ``{"skipped": why}`` / ``{"error": why}``
-  (``seeding``).
+  (``seeding``);
+- ``AUGMENT`` (``tl_augment``): the study's own copy of the saved augmentation pipeline its
+  spec names, ``{"name", "spec"}`` (``study.create_study``): every trial trains with it, even
+  after the pipeline is changed or deleted in a workspace, or on a machine that never saved it.
 
 ``duration_seconds`` (from Optuna's own timestamps) is here too: every table that
 shows a trial shows its duration. Which of two values is better, and the best trial,
@@ -67,7 +70,7 @@ __all__ = [
     "HISTORY", "METRICS", "ARTIFACTS", "WORKER", "ERROR", "INTERRUPTED", "RETRY_OF", "DIVERGED", "RUNGS",
     "SEEDED", "TRIAL_KEYS",
     # study keys
-    "SPEC", "CREATED", "STOP", "STARTED", "REQUEUED", "SCOUT", "STUDY_KEYS",
+    "SPEC", "CREATED", "STOP", "STARTED", "REQUEUED", "SCOUT", "AUGMENT", "STUDY_KEYS",
     # trial readers
     "history", "epochs", "best_val_accuracy", "metrics", "artifacts", "worker", "error", "interrupted",
     "failure_reason", "retries", "retry_of", "diverged", "rungs", "seeded", "duration_seconds", "requeue_attrs",
@@ -75,7 +78,7 @@ __all__ = [
     "set_history", "set_metrics", "set_artifacts", "set_worker", "set_error", "mark_interrupted",
     "set_diverged", "set_rungs",
     # study readers
-    "stored_spec", "created_at", "stop_flag", "started_at", "requeued", "scout_record",
+    "stored_spec", "created_at", "stop_flag", "started_at", "requeued", "scout_record", "augment_copy",
 ]
 
 HISTORY = "tl_history"
@@ -96,7 +99,8 @@ STOP = "tl_stop"
 STARTED = "tl_started"
 REQUEUED = "tl_requeued"
 SCOUT = "tl_scout"
-STUDY_KEYS = (SPEC, CREATED, STOP, STARTED, REQUEUED, SCOUT)
+AUGMENT = "tl_augment"
+STUDY_KEYS = (SPEC, CREATED, STOP, STARTED, REQUEUED, SCOUT, AUGMENT)
 
 _OPTUNA_RETRY = "failed_trial"  # Optuna's system attribute on a retry of a dead worker's trial
 INTERRUPTED_REASON = "interrupted"  # ``failure_reason`` of a trial a stop ended
@@ -328,3 +332,13 @@ def scout_record(study_attrs: Mapping[str, Any]) -> dict[str, Any] | None:
     """The study's scout summary (``SCOUT``; see ``seeding``), or None when it has not scouted."""
     raw = study_attrs.get(SCOUT)
     return raw if isinstance(raw, dict) else None
+
+
+def augment_copy(study_attrs: Mapping[str, Any], name: str | None) -> dict[str, Any] | None:
+    """The study's copy of the saved augmentation pipeline ``name`` (``AUGMENT``), as the dict of an
+    ``AugmentSpec``; None when the study keeps none under that name (a preset, none, or a study
+    created before copies were kept: its trials look the name up in the workspace)."""
+    raw = study_attrs.get(AUGMENT)
+    if not isinstance(raw, dict) or name is None or raw.get("name") != name or not isinstance(raw.get("spec"), dict):
+        return None
+    return raw["spec"]

@@ -102,9 +102,13 @@ def _missing(ws: Workspace, name: str, storage: str | None) -> NotFoundError:
 def create_study(ws: Workspace, spec: StudySpec, storage: str | None = None) -> optuna.Study:
     """Create the study named ``spec.name`` and store ``spec`` in it.
 
+    A saved augmentation pipeline the spec names is copied into the study (``attrs.AUGMENT``):
+    its trials train with that copy, whatever later happens to the saved one.
+
     Raises:
         ConfigError: a study of that name exists already, its dataset is not registered, or its
             weights file does not exist (every trial would fail on it).
+        NotFoundError: the spec names an augmentation pipeline that is not saved here.
     """
     from tlcore.backbones import weights_identity
 
@@ -113,6 +117,7 @@ def create_study(ws: Workspace, spec: StudySpec, storage: str | None = None) -> 
         raise ConfigError(f"The study's dataset {spec.dataset!r} is not registered in this workspace.",
                           received=f"dataset={spec.dataset!r}", fix=f"Registered datasets: {known}.")
     weights_identity(spec.weights, spec.seed)  # a missing weights file: the same ConfigError as a trial's
+    pipeline = _augment_copy(ws, spec)
     st = open_storage(ws, storage, create=True)  # the only caller that makes a new journal
     try:
         study = optuna.create_study(study_name=spec.name, storage=st, direction=spec.direction,
@@ -121,11 +126,27 @@ def create_study(ws: Workspace, spec: StudySpec, storage: str | None = None) -> 
         raise ConfigError(f"A study named {spec.name!r} already exists.", received=spec.name,
                           fix="Choose another name, or delete the old study first.") from exc
     study.set_user_attr(attrs.SPEC, spec.to_dict())
+    if pipeline is not None:
+        study.set_user_attr(attrs.AUGMENT, pipeline)
     for params in (probe_trial_params(spec), recipe_trial_params(spec)):
         if params is not None:
             study.enqueue_trial(params)
     study.set_user_attr(attrs.CREATED, _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     return study
+
+
+def _augment_copy(ws: Workspace, spec: StudySpec) -> dict[str, Any] | None:
+    """The study's own copy of the saved pipeline ``spec.augment`` names (``attrs.AUGMENT``), so that
+    changing or deleting it later changes no trial; None for a preset or no augmentation.
+
+    Raises:
+        NotFoundError: no pipeline is saved under that name (the message lists those that are).
+        AugmentationError: the saved file is damaged.
+    """
+    from tlcore.augment import saved_pipeline_of
+
+    pipeline = saved_pipeline_of(ws, spec.augment)
+    return None if pipeline is None else {"name": spec.augment, "spec": pipeline.to_dict()}
 
 
 def probe_trial_params(spec: StudySpec) -> dict[str, Any] | None:

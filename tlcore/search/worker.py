@@ -23,8 +23,9 @@ the Search page reads for its progress bars; the storage is the source of truth 
 everything else. Trial attributes are written through ``tlcore.search.attrs``.
 
 The trials train in the worker's own workspace ``ws``: the study's dataset must be
-registered there under the spec's name (and a saved augmentation pipeline named by
-the spec saved there), which on another machine means registering it there first.
+registered there under the spec's name, which on another machine means registering it
+there first. A saved augmentation pipeline the spec names comes from the study's own copy
+(``attrs.AUGMENT``), not from the workspace.
 Trials are trained in a temporary folder under ``<workspace>/cache`` and only the
 uploaded copy in the artifact store is kept.
 """
@@ -167,6 +168,7 @@ def run_worker(
     study = load_study(ws, name, storage, worker_index=worker_index, **storage_kw)  # no such study: says so
     st = open_storage(ws, storage, **storage_kw)
     spec = load_spec(ws, name, storage)
+    augmentation = _study_augmentation(st, study, spec)
     store = artifact_store(ws, artifacts)
     state = _State(state_path(ws, name, worker_id),
                    WorkerRecord(worker_id=worker_id, pid=os.getpid(), host=socket.gethostname(),
@@ -216,7 +218,8 @@ def run_worker(
                 warnings.simplefilter("ignore", UserWarning)
                 trial = study.ask()
             result.trials.append(trial.number)
-            outcome = _run_trial(ws, study, st, spec, trial, store, worker_id, state, stop_wanted, study_stopped, log)
+            outcome = _run_trial(ws, study, st, spec, trial, store, worker_id, state, stop_wanted, study_stopped, log,
+                                 augmentation)
             state.update(force=True, trials_done=len(result.trials), state=WorkerState.BETWEEN_TRIALS, trial=None)
             if outcome == "error":
                 errors += 1
@@ -267,10 +270,26 @@ def _hand_back(st: Any, study: optuna.Study, trial: optuna.Trial) -> None:
     st.set_study_user_attr(sid, attrs.REQUEUED, sorted(done | {trial.number}))
 
 
+def _study_augmentation(st: Any, study: optuna.Study, spec: StudySpec) -> Any:
+    """The ``AugmentSpec`` of the study's own copy of its saved pipeline (``attrs.AUGMENT``), or None
+    (a preset, no augmentation, or a study older than the copies: its trials look the name up).
+
+    Raises:
+        AugmentationError: the copy is damaged (a storage written by other code).
+    """
+    raw = attrs.augment_copy(st.get_study_user_attrs(study._study_id), spec.augment)
+    if raw is None:
+        return None
+    from tlcore.augment import AugmentSpec
+
+    return AugmentSpec.from_dict(raw)
+
+
 def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, trial: optuna.Trial, store: Any,
                worker_id: str, state: _State, stop_wanted: Callable[[], bool], study_stopped: Callable[[], bool],
-               log: Callable[[str], None]) -> str:
-    """Train one trial and tell the study how it ended.
+               log: Callable[[str], None], augmentation: Any = None) -> str:
+    """Train one trial and tell the study how it ended (``augmentation``: the study's copy of its
+    saved pipeline, ``_study_augmentation``).
 
     Returns complete/pruned/interrupted/handed back/abandoned/error. A trial interrupted because
     the study was stopped waits for ``resume_study``; one interrupted because only this worker was
@@ -355,7 +374,7 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
     try:
         with HeartbeatThread(st, tid):
             try:
-                res = train(tspec, ws, run_dir=tmp / "run",
+                res = train(tspec, ws, run_dir=tmp / "run", augmentation=augmentation,
                             hooks=ProgressHooks(on_batch=on_batch, on_epoch=on_epoch, on_status=on_status,
                                                     on_stage=on_stage))
                 still_mine()
