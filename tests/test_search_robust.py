@@ -435,3 +435,32 @@ def test_the_scout_step_says_a_running_scouts_status_file_is_damaged(tiny_ws):
     error = shown_text(at.error)
     assert "The scout failed: The scout's status could not be read: run-1.status.json is not UTF-8 text" in error
     assert status.read_bytes() == b"\xff\xfe garbage"
+
+
+# ------------------------------------------------------------------ a restarted worker draws anew
+def test_a_restarted_worker_draws_new_configurations_not_its_predecessors(workspace):
+    """Each worker's sampler was seeded ``seed + worker_index`` only, so every restart (after a Ctrl-C,
+    a resume, a crash) drew again the configurations the last worker with that index had drawn, and
+    trained them twice. A fresh study is still seeded as before, so it stays reproducible."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from tlcore.search import run_worker
+    from tlcore.search.study import make_sampler
+
+    add_tiny_dataset(workspace)
+    spec = tiny_spec("again", n_trials=3, epochs=1)
+    create_study(workspace, spec)
+    for _ in range(3):  # three worker processes in turn, one trial each
+        run_worker(workspace, "again", max_trials=1, log=lambda s: None)
+    trials = load_study(workspace, "again").get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    params = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(params)) == 3, params
+
+    def first_draw(sampler) -> float:
+        return optuna.create_study(sampler=sampler).ask({"x": FloatDistribution(0, 1)}).params["x"]
+
+    assert first_draw(make_sampler(spec)) == first_draw(optuna.samplers.TPESampler(seed=spec.seed))  # as ever
+    assert first_draw(make_sampler(spec, 1)) == first_draw(optuna.samplers.TPESampler(seed=spec.seed + 1))
+    assert first_draw(make_sampler(spec, 0, 2)) != first_draw(make_sampler(spec, 0, 1)) != first_draw(make_sampler(spec))

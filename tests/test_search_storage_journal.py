@@ -93,6 +93,31 @@ def test_a_cut_last_line_still_opens(workspace, journal):
     assert journal.read_bytes() == data
 
 
+def test_the_next_write_sets_a_cut_last_record_aside_instead_of_gluing_onto_it(workspace, journal):
+    """Appending after a cut-off last record glued the new record to it: the new study was lost, and
+    every later command failed on the damaged line until the file was edited by hand."""
+    whole = journal.read_bytes()
+    cut = b'{"op_code":5,"worker_id":"x","trial_id":3,"sta'  # a writer killed mid-record
+    journal.write_bytes(whole + cut)
+    with pytest.warns(RuntimeWarning, match="ended with a record cut short"):
+        create_study(workspace, tiny_spec("s3"))
+    storage_mod._OPEN.clear()  # and read afresh, as another process would
+    assert sorted(s.name for s in list_studies(workspace)) == ["s1", "s2", "s3"]
+    data = journal.read_bytes()
+    assert data.startswith(whole) and data.endswith(b"\n") and cut not in data
+    [aside] = journal.parent.glob("journal.log.cut-*")
+    assert aside.read_bytes() == cut  # kept, not thrown away
+
+
+def test_a_journal_that_is_only_a_cut_record_is_set_aside_too(tmp_path):
+    path = tmp_path / "j.log"
+    path.write_bytes(b'{"op_code":0,"wor')
+    aside = storage_mod.set_aside_cut_tail(path)
+    assert path.read_bytes() == b"" and aside.read_bytes() == b'{"op_code":0,"wor'
+    path.write_bytes(b'{"op_code":0}\n')
+    assert storage_mod.set_aside_cut_tail(path) is None and path.read_bytes() == b'{"op_code":0}\n'
+
+
 def test_damage_after_the_storage_was_opened_is_a_workspace_error_too(workspace, journal):
     assert len(list_studies(workspace)) == 2  # opened and cached, as a page's process keeps it
     with journal.open("ab") as fh:  # a cut line, then another worker's append glued to it, then one more

@@ -44,12 +44,14 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
+import warnings
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
 from tlcore.errors import ConfigError, NotFoundError, PathNotAllowedError, WorkspaceError
 from tlcore.search._urls import redact_url, scrub_secrets
@@ -265,17 +267,81 @@ def _journal_damaged(path: Path, exc: BaseException) -> WorkspaceError:
             "it may be lost or attached to the wrong trial: then restore the journal from a backup instead.")
 
 
+_TAIL_CHUNK = 1 << 16
+
+
+def set_aside_cut_tail(path: Path) -> Path | None:
+    """Move a journal's cut-off last record (text after its last newline: a writer killed mid-write,
+    a copy taken while one wrote, a full disk) into ``<name>.cut-<time>-<pid>`` beside it and cut
+    the journal back to its last whole record; returns that file, or None when the journal ends
+    with a newline. Call it only holding the journal's lock: then no writer is mid-write.
+
+    Optuna appends the next record after whatever the file ends with, so a cut last line glued
+    the next record to it: that record was lost, and every later replay of the journal failed.
+    """
+    with open(path, "rb+") as fh:
+        end = fh.seek(0, os.SEEK_END)
+        if end == 0:
+            return None
+        fh.seek(end - 1)
+        if fh.read(1) == b"\n":
+            return None
+        cut = 0  # where the cut-off record starts: after the last newline, or the file's start
+        pos = end
+        while pos > 0:
+            start = max(0, pos - _TAIL_CHUNK)
+            fh.seek(start)
+            chunk = fh.read(pos - start)
+            nl = chunk.rfind(b"\n")
+            if nl >= 0:
+                cut = start + nl + 1
+                break
+            pos = start
+        fh.seek(cut)
+        tail = fh.read()
+        aside = path.with_name(f"{path.name}.cut-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+        with open(aside, "wb") as out:
+            out.write(tail)
+            out.flush()
+            os.fsync(out.fileno())
+        fh.truncate(cut)
+        fh.flush()
+        os.fsync(fh.fileno())
+    warnings.warn(f"The study journal {path} ended with a record cut short ({len(tail)} bytes, a writer stopped "
+                  f"while writing it); it was moved to {aside.name} before the next record was written.",
+                  RuntimeWarning, stacklevel=2)
+    return aside
+
+
+class _TailCheckingLock(JournalFileSymlinkLock):
+    """Optuna's journal lock (its default one, so plain Optuna processes on the same file agree)
+    that, once held, sets a cut-off last record aside (``set_aside_cut_tail``) before Optuna appends."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self._journal = path
+
+    def acquire(self) -> bool:
+        got = super().acquire()
+        try:
+            set_aside_cut_tail(self._journal)
+        except OSError:
+            pass  # the append then fails or succeeds on its own; the reader names a damaged line
+        return got
+
+
 class _CheckedJournalFileBackend(JournalFileBackend):
-    """A journal file whose damaged lines raise a ``WorkspaceError`` saying which and what to do.
+    """A journal file whose damaged lines raise a ``WorkspaceError`` saying which and what to do,
+    and whose cut-off last record is set aside before the next append (``_TailCheckingLock``).
 
     Optuna's own reader raises a bare ``JSONDecodeError`` or ``UnicodeDecodeError`` for a line
-    that is not a JSON record (a worker killed mid-write leaves a cut line, and the next append
-    is glued to it), on opening and on every later replay. A cut LAST line is still ignored,
-    as Optuna does. The file is never modified here.
+    that is not a JSON record (a worker killed mid-write left a cut line, and the next append
+    was glued to it), on opening and on every later replay. A cut LAST line is still ignored
+    when reading, as Optuna does.
     """
 
     def __init__(self, file_path: str) -> None:
-        super().__init__(file_path)
+        super().__init__(file_path, lock_obj=_TailCheckingLock(Path(file_path)))
         self._path = Path(file_path)
 
     def read_logs(self, log_number_from: int) -> Generator[dict[str, Any], None, None]:

@@ -31,6 +31,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
@@ -65,9 +66,17 @@ RUNGS_ATTR = attrs.RUNGS
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def make_sampler(spec: StudySpec, worker_index: int = 0) -> optuna.samplers.BaseSampler:
-    """The spec's sampler; each local worker gets its own seed so their random starts differ."""
+def make_sampler(spec: StudySpec, worker_index: int = 0, trials_before: int = 0) -> optuna.samplers.BaseSampler:
+    """The spec's sampler; each local worker gets its own seed so their random starts differ.
+
+    ``trials_before``: how many trials the study had started when the worker started (``run_worker``).
+    A worker on a fresh study is seeded ``spec.seed + worker_index``, so a study is reproducible; a
+    later one (a restart, a resume, one more worker) mixes the count in, or it would draw again the
+    very configurations its predecessor with that index drew.
+    """
     seed = spec.seed + worker_index
+    if trials_before > 0:
+        seed = int(np.random.SeedSequence([spec.seed, worker_index, trials_before]).generate_state(1)[0])
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     # constant_liar: running trials count as bad, so parallel workers spread out.

@@ -57,7 +57,7 @@ from tlcore.search.artifacts import artifact_store
 from tlcore.search.heartbeat import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, HeartbeatThread
 from tlcore.search.spec import StudySpec
 from tlcore.search.storage import check_heartbeat, open_storage
-from tlcore.search.study import FINISHED, budget_spent, load_spec, load_study, study_started
+from tlcore.search.study import FINISHED, budget_spent, load_spec, load_study, make_sampler, study_started
 from tlcore.search.worker_state import TRAINING_STATUS, WorkerRecord, WorkerState, new_worker_id, state_path
 from tlcore.workspace import Workspace
 
@@ -168,6 +168,9 @@ def run_worker(
     study = load_study(ws, name, storage, worker_index=worker_index, **storage_kw)  # no such study: says so
     st = open_storage(ws, storage, **storage_kw)
     spec = load_spec(ws, name, storage)
+    # Seeded by the trials started so far too: a restarted worker draws new configurations, not its predecessor's.
+    study.sampler = make_sampler(spec, worker_index, sum(t.state != TrialState.WAITING
+                                                         for t in study.get_trials(deepcopy=False)))
     augmentation = _study_augmentation(st, study, spec)
     store = artifact_store(ws, artifacts)
     state = _State(state_path(ws, name, worker_id),
