@@ -87,6 +87,21 @@ def test_predict_with_a_two_class_model_shows_both_classes(workspace, capsys):
     assert code == 2 and "--top-k must be between 1 and the number of classes (2)" in err
 
 
+def test_images_after_an_option_are_images_too(ws, capsys):
+    """``predict MODEL --top-k 2 A.png`` said "unrecognized arguments: A.png" (with the top level's usage)."""
+    workspace, _, photos = ws
+    images = [photos / "cat" / "cat_000.png", photos / "dog" / "dog_001.png"]
+    code, out, err = run(capsys, "--workspace", workspace.root, "predict", "run:hand", "--top-k", "2", *images)
+    assert code == 0, err
+    assert [line.split(":")[0] for line in out.splitlines()] == [str(p) for p in images]
+    code, out, err = run(capsys, "--workspace", workspace.root, "predict", "run:hand", images[0], "--top-k", "2",
+                         images[1])
+    assert code == 0 and len(out.splitlines()) == 2, err
+    with pytest.raises(SystemExit) as info:  # an unknown option is still refused
+        run(capsys, "--workspace", workspace.root, "predict", "run:hand", "--top-k", "2", images[0], "--bogus")
+    assert info.value.code == 2 and "unrecognized arguments:" in capsys.readouterr().err
+
+
 def test_predict_source_errors(ws, capsys, tmp_path):
     workspace, model, photos = ws
     code, _, err = run(capsys, "--workspace", workspace.root, "predict", model)

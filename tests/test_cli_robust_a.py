@@ -173,3 +173,13 @@ def test_the_trainer_refuses_an_existing_run_folder_before_decoding(workspace, t
         train(TrainSpec(dataset="demo", weights="none", image_size=32, epochs=1), workspace, run_dir=existing,
               hooks=ProgressHooks(on_status=said.append))
     assert said == [] and list(existing.iterdir()) == []
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly(workspace):
+    """``python -m tlcore ... | head -2`` printed a BrokenPipeError traceback when head left."""
+    proc = subprocess.Popen([sys.executable, "-m", "tlcore", "--workspace", str(workspace.root), "augment",
+                             "catalogue"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

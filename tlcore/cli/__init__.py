@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -76,6 +77,9 @@ def workspace_from(args: argparse.Namespace) -> Workspace:
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m tlcore") -> int:
     parser = build_parser(prog)
     args, extra = parser.parse_known_args(argv)
+    if extra and isinstance(getattr(args, "images", None), list) and not any(e.startswith("-") for e in extra):
+        args.images += extra  # `predict MODEL --tta A.jpg B.jpg`: images after an option are images too
+        extra = []
     if extra:
         if not hasattr(args, "extra_args"):  # what parse_args does
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -85,13 +89,29 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m tlcore") -
         parser.print_help()
         return 0 if args.group is None else 2
     try:
-        return int(handler(args) or 0)
+        code = int(handler(args) or 0)
+        sys.stdout.flush()  # here, so that a reader that went away is met below, not at exit
+        return code
+    except BrokenPipeError:  # `... | head`: the reader has what it wanted
+        _drop_stdout()
+        return 141  # as a process killed by SIGPIPE
     except TLCoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _drop_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's last flush of what a closed pipe
+    did not take fails no more (it printed a BrokenPipeError traceback)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (a captured stdout)
+        pass
 
 
 def console_main() -> int:

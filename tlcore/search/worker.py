@@ -423,7 +423,9 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
                 return "abandoned"
             except Exception as exc:  # one bad trial must not end the search
                 msg = str(exc) if isinstance(exc, TLCoreError) else f"{type(exc).__name__}: {exc}"
-                log(f"trial {trial.number}: failed: {msg}\n{traceback.format_exc()}")
+                # a TLCoreError says what is wrong and how to fix it; a traceback is for the unexpected
+                log(f"trial {trial.number}: failed: {msg}"
+                    + ("" if isinstance(exc, TLCoreError) else f"\n{traceback.format_exc()}"))
                 try:
                     attrs.set_error(trial, msg[:2000])
                     study.tell(trial, state=TrialState.FAIL)
