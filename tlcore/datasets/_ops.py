@@ -13,7 +13,9 @@ in ``<workspace>/datasets/<name>/``, what the last scan found:
 
 Each file is written atomically and the registry entry last, so a crash leaves
 the previous registration intact. Images are never modified; removing a dataset
-deletes image files only when the workbench made them (uploads and imports).
+deletes image files only when the workbench made them (uploads and imports) and no
+other registered dataset uses them. A dataset whose folder is gone is never rescanned
+(it would find nothing and empty the dataset); its last scan is kept.
 
 Entry points: ``add_dataset`` (path checked against the data roots), ``rescan_dataset``
 (only changed files are read again), ``add_zip_dataset``, ``add_idx_dataset``,
@@ -31,6 +33,7 @@ import datetime as _dt
 import io
 import os
 import shutil
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -201,18 +204,57 @@ def _check_name_free(ws: Workspace, name: str) -> None:
 def rescan_dataset(
     ws: Workspace, name: str, *, options: ScanOptions | None = None, progress: Progress | None = None
 ) -> ScanResult:
-    """Scan a registered dataset again, re-reading only files that changed."""
+    """Scan a registered dataset again, re-reading only files that changed.
+
+    A dataset whose folder is gone (moved, deleted, on a drive or network share that is not
+    mounted) is not rescanned: scanning it would find no images and empty the dataset. An
+    existing folder is scanned whatever it holds (an empty one gives an unusable dataset).
+
+    Raises:
+        NotFoundError: ``name`` is not registered.
+        DatasetError: the dataset's folder is missing or not a folder (checked before the scan
+            and again before its result is saved); its registry entry and last scan are kept.
+        PathNotAllowedError: the folder now lies outside the data roots.
+    """
     rec = ws.get_dataset(name)
     root = ws.check_data_path(rec.path)
+    _check_folder_present(rec, root)
     try:
         previous = load_index(ws, name)
     except TLCoreError:
         previous = None
     result = scan_dataset(root, previous=previous, options=options, allowed_roots=ws.data_roots, progress=progress)
     with ws.lock(f"dataset-{name}"):
+        _check_folder_present(rec, root)  # again: a drive unplugged during the scan leaves a partial result
         _save_scan(ws, name, result)
         ws.put_dataset(_record_from(name, result, source=rec.source, added_at=rec.added_at))
     return result
+
+
+def _check_folder_present(rec: DatasetRecord, root: Path) -> None:
+    """Refuse to rescan ``rec`` when its folder ``root`` (its path resolved) is gone or is not a folder.
+
+    Raises:
+        DatasetError: what is wrong with the folder, which folder, and the ways out.
+    """
+    try:
+        problem = None if stat.S_ISDIR(os.stat(root).st_mode) else "is a file now, not a folder"
+    except (FileNotFoundError, NotADirectoryError):
+        problem = ("is missing: it was moved or deleted, or the drive or network share it is on is not "
+                   "connected")
+    except OSError as exc:  # a stale network mount, an I/O error, no permission to look
+        problem = f"cannot be reached ({exc.strerror or exc})"
+    if problem is None:
+        return
+    shown = rec.path if str(root) == rec.path else f"{rec.path} (resolves to {root})"
+    raise DatasetError(
+        f"The folder of dataset {rec.name!r} {problem}. Nothing was rescanned: the dataset keeps its last "
+        "scan.",
+        received=shown,
+        fix=f"Put the folder back at {rec.path} (or connect or mount the drive or share it is on) and rescan; "
+        f"if it moved, register its new place with 'python -m tlcore datasets add {rec.name} NEW_PATH "
+        f"--overwrite'; or remove the dataset ('python -m tlcore datasets remove {rec.name}').",
+    )
 
 
 def _owned_folder(ws: Workspace, rec: DatasetRecord) -> bool:
@@ -293,15 +335,59 @@ def add_fashion_mnist(
 
 def remove_dataset(ws: Workspace, name: str, *, delete_files: bool = False) -> None:
     """Unregister a dataset and delete its index; image files are deleted only when
-    ``delete_files`` is set and the workbench created them (uploads, imports)."""
+    ``delete_files`` is set, the workbench created them (uploads, imports) and no other
+    registered dataset uses them.
+
+    Raises:
+        NotFoundError: ``name`` is not registered.
+        DatasetError: ``delete_files`` would delete files another registered dataset uses (its
+            folder is this one's, inside it, or holds it); nothing is removed then.
+    """
     rec = ws.get_dataset(name)
     with ws.lock(f"dataset-{name}"):
+        delete = delete_files and _owned_folder(ws, rec)
+        if delete:
+            _refuse_shared_files(ws, rec)
         ws.remove_dataset(name)
         if rec.source == "demo":  # the user removed it: do not bring it back on the next start
             ws.save_settings({**ws.settings(), "demo_removed": True})
         shutil.rmtree(ws.root / "datasets" / name, ignore_errors=True)
-        if delete_files and _owned_folder(ws, rec):
+        if delete:
             shutil.rmtree(rec.path, ignore_errors=True)
+
+
+def _refuse_shared_files(ws: Workspace, rec: DatasetRecord) -> None:
+    """Refuse to delete ``rec``'s folder while another registered dataset uses files in it: its folder
+    is the same one (symlinks followed), lies inside it, or holds it.
+
+    Raises:
+        DatasetError: naming the other datasets and the ways out.
+    """
+    mine = Path(os.path.realpath(rec.path))
+    users: list[tuple[str, str]] = []  # (name, how its folder meets this one)
+    for other in ws.list_datasets():
+        if other.name == rec.name:
+            continue
+        theirs = Path(os.path.realpath(other.path))
+        if theirs == mine:
+            users.append((other.name, "the same folder"))
+        elif theirs.is_relative_to(mine):
+            users.append((other.name, f"a folder inside it, {other.path}"))
+        elif mine.is_relative_to(theirs):
+            users.append((other.name, f"a folder that holds it, {other.path}"))
+    if not users:
+        return
+    named = ", ".join(f"{n!r} ({how})" for n, how in users)
+    others = (f"the dataset {users[0][0]!r} first ('python -m tlcore datasets remove {users[0][0]}')"
+              if len(users) == 1 else "those datasets first")
+    raise DatasetError(
+        f"The files of dataset {rec.name!r} are used by "
+        f"{'another registered dataset' if len(users) == 1 else 'other registered datasets'} too: {named}. "
+        "Nothing was removed or deleted.",
+        received=rec.path,
+        fix=f"Remove {rec.name!r} without deleting its files (leave out --delete-files; on the Datasets page, "
+        f"leave 'Also delete its files' unticked), or remove {others}.",
+    )
 
 
 def load_index(ws: Workspace, name: str) -> pd.DataFrame:
