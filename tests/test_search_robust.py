@@ -464,3 +464,28 @@ def test_a_restarted_worker_draws_new_configurations_not_its_predecessors(worksp
     assert first_draw(make_sampler(spec)) == first_draw(optuna.samplers.TPESampler(seed=spec.seed))  # as ever
     assert first_draw(make_sampler(spec, 1)) == first_draw(optuna.samplers.TPESampler(seed=spec.seed + 1))
     assert first_draw(make_sampler(spec, 0, 2)) != first_draw(make_sampler(spec, 0, 1)) != first_draw(make_sampler(spec))
+
+
+# ------------------------------------------------------------------ a worker that gave up says why
+def test_the_search_page_says_why_the_last_worker_gave_up(workspace):
+    """A worker stops after 3 trials in a row fail with an error; the Search page then said only
+    "Idle: no worker is running. Start workers below", and a user pressed Add workers to fail again."""
+    from tlcore.datasets import remove_dataset
+    from tlcore.search import run_worker
+    from tlui import search_widgets as sw
+
+    add_tiny_dataset(workspace)
+    create_study(workspace, tiny_spec("doomed", n_trials=6))
+    remove_dataset(workspace, "tiny")  # every trial now fails on it
+    result = run_worker(workspace, "doomed", log=lambda s: None)
+    assert "3 trials in a row failed with an error" in result.reason
+    snap = sw.poll_study(workspace, "doomed")
+    kind, text = sw.status_sentence(snap.summary, snap)
+    assert kind == "warning"
+    assert text.startswith("Idle: the last worker gave up because 3 trials in a row failed with an error. "
+                           "The last one failed with: No dataset is registered under that name"), text
+    assert "Fix that first, then press Add workers" in text
+
+    run_worker(workspace, "doomed", max_trials=0, log=lambda s: None)  # a later worker that ended normally
+    snap = sw.poll_study(workspace, "doomed")
+    assert sw.status_sentence(snap.summary, snap)[1].startswith("Idle: no worker is running.")

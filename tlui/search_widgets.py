@@ -39,13 +39,14 @@ from tlcore.search import (
     open_storage,
 )
 from tlcore.search.results import DIVERGED, best_so_far, fraction_text, with_outcomes, with_stalled
-from tlcore.search.worker_state import TRAINING_STATUS, WorkerState
+from tlcore.search.worker_state import GAVE_UP, TRAINING_STATUS, WorkerState
 from tlcore.workspace import Workspace
 from tlui import fmt as tf
 from tlui.common import md_escape
 
 __all__ = ["Snapshot", "poll_study", "parse_spec_text", "curves_figure", "trial_table", "MAX_CURVES",
            "diverged_table", "best_figure", "worker_progress_text", "best_trial_text", "status_sentence",
+           "gave_up_text",
            "workers_table", "trial_table_config", "crash_text", "study_label", "stalled_text", "running_metric"]
 
 MAX_CURVES = 150  # trials drawn in the intermediate-values plot (the newest)
@@ -250,9 +251,26 @@ def status_sentence(s: StudySummary, snap: Snapshot) -> tuple[str, str]:
     if s.live or alive:
         text = f"Searching: {s.live} trial(s) running, {alive} local worker(s)."
         return ("warning", f"{text} {stalled_text(s.stalled)}") if s.stalled else ("info", text)
+    gave_up = gave_up_text(snap)
+    if gave_up:
+        return "warning", gave_up
     # A study name is letters, digits and . _ - only: safe inside a code span (where escapes would show).
     return "info", ("Idle: no worker is running. Start workers below, or run "
                     f"`python -m tlcore worker --study {s.name}` where this storage is reachable.")
+
+
+def gave_up_text(snap: Snapshot) -> str:
+    """Markdown saying that the study's last local worker stopped because trial after trial failed
+    with an error, quoting the last failed trial's error and saying what to do; "" when it did not."""
+    done = [w for w in snap.workers if not w.alive and w.record.finished is not None]
+    last = max(done, key=lambda w: w.record.finished, default=None)
+    if last is None or GAVE_UP not in (last.record.reason or ""):
+        return ""
+    failed = snap.frame[snap.frame["state"] == "FAIL"] if "state" in snap.frame.columns else snap.frame.iloc[0:0]
+    error = failed.sort_values("number")["error"].dropna().iloc[-1] if "error" in failed and len(failed) else ""
+    return (f"Idle: the last worker gave up because {md_escape(last.record.reason.split(';')[0])}"
+            + (f". The last one failed with: {md_escape(str(error))}" if error else "")
+            + ". Fix that first, then press Add workers below; the failed trials are not run again.")
 
 
 def _whole(v: Any) -> Any:

@@ -58,7 +58,7 @@ from tlcore.search.heartbeat import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTE
 from tlcore.search.spec import StudySpec
 from tlcore.search.storage import check_heartbeat, open_storage
 from tlcore.search.study import FINISHED, budget_spent, load_spec, load_study, make_sampler, study_started
-from tlcore.search.worker_state import TRAINING_STATUS, WorkerRecord, WorkerState, new_worker_id, state_path
+from tlcore.search.worker_state import GAVE_UP, TRAINING_STATUS, WorkerRecord, WorkerState, new_worker_id, state_path
 from tlcore.workspace import Workspace
 
 __all__ = ["run_worker", "WorkerResult", "RUN_FILES"]
@@ -227,7 +227,7 @@ def run_worker(
             if outcome == "error":
                 errors += 1
                 if errors >= MAX_CONSECUTIVE_ERRORS:
-                    result.reason = f"{errors} trials in a row failed with an error; see the log"
+                    result.reason = f"{errors} {GAVE_UP}; see the log"
                     break
             else:
                 errors = 0

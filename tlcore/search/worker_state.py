@@ -57,10 +57,11 @@ from tlcore.search.storage import study_local_dir
 from tlcore.workspace import Workspace
 
 __all__ = ["WorkerState", "WorkerRecord", "WorkerInfo", "list_workers", "workers_dir", "state_path", "log_path",
-           "new_worker_id", "MISSING_STATE", "TRAINING_STATUS"]
+           "new_worker_id", "MISSING_STATE", "TRAINING_STATUS", "GAVE_UP"]
 
 MISSING_STATE = "?"  # the state of a file that names none
 TRAINING_STATUS = "training"  # ``status`` while batches run: says nothing the epoch and batch do not
+GAVE_UP = "trials in a row failed with an error"  # in the ``reason`` of a worker that gave up on errors
 
 
 def workers_dir(ws: Workspace, study: str) -> Path:
