@@ -177,6 +177,13 @@ def dataset_items(ws: Workspace, loaded: LoadedModel) -> list[tuple[str, str | b
     if rel is None:
         return []
     path = str(rows.loc[rows["relpath"] == rel, "path"].iloc[0])
+    unknown = [c for c in classes if c not in loaded.class_names]
+    if unknown:
+        trained_on = loaded.data.get("dataset") or loaded.spec.get("dataset")
+        st.caption(f"The model {'was trained on ' + md_escape(str(trained_on)) + ' and ' if trained_on else ''}"
+                   f"does not know {len(unknown)} of this dataset's {len(classes)} classes "
+                   f"({md_escape(', '.join(unknown[:5]))}{', …' if len(unknown) > 5 else ''}): its images of "
+                   "them cannot be judged right or wrong.")
     if loaded.data.get("dataset") == ds:
         in_test = rel in set(loaded.data.get("test_files") or [])
         st.caption("A test image: the model never saw it in training." if in_test else
@@ -190,7 +197,9 @@ def image_result(i: int, name: str, res: dict[str, Any], loaded: LoadedModel, tr
     best = top_predictions(probs, loaded.class_names, 1)[0]
     with st.container(border=True):
         head = f"**{md_escape(name)}**: {md_escape(str(best))}"
-        if true is not None:
+        if true is not None and true not in loaded.class_names:  # picked from a dataset the model did not learn
+            head += f" (its folder's class {md_escape(true)} is not one of the model's classes)"
+        elif true is not None:
             verdict = "correct" if best.label == true else f"wrong, the true class is {md_escape(true)}"
             head += f" ({verdict})"
         st.markdown(head)

@@ -116,6 +116,26 @@ def test_pick_an_image_from_a_dataset(with_model):
     assert len(at.get("plotly_chart")) == 1
 
 
+def test_an_image_of_a_class_the_model_does_not_know_is_not_called_wrong(with_model):
+    """Picked from another dataset, an image of a class the model never learned was shown as
+    "Bag (60.6 %) (wrong, the true class is Ankle boot)"."""
+    for cls in ("cat", "zebra"):
+        for i in range(2):
+            write_bytes(with_model.root / "other" / cls / f"{cls}_{i}.png", image_bytes((40, 30), seed=i))
+    add_dataset(with_model, "other", with_model.root / "other")
+    at = _page()
+    at.radio(key="pr_source").set_value("Pick from a dataset").run()
+    at.selectbox(key="pr_ds").set_value("other").run()
+    _ok(at)
+    assert any("does not know 1 of this dataset's 2 classes (zebra)" in c.value for c in at.caption)
+    at.selectbox(key="pr_cls::other").set_value("zebra").run()
+    _ok(at)
+    heads = [h for h in (m.value.replace("\\", "") for m in at.markdown) if "zebra_" in h]
+    assert heads and all("is not one of the model's classes" in h and "wrong" not in h for h in heads), heads
+    at.selectbox(key="pr_cls::other").set_value("cat").run()
+    assert any("(correct)" in m.value or "wrong, the true class is cat" in m.value for m in at.markdown)
+
+
 def test_top_k_slider(with_model):
     at = _page()
     at.file_uploader(key="pr_uploads").set_value(("a.png", image_bytes(seed=3), "image/png"))
