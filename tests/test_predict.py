@@ -319,6 +319,15 @@ def test_evaluate_run_reproduces_the_test_accuracy(loaded, run_dir):
     assert res["report"]["confusion_matrix"] == loaded.metrics["test"]["confusion_matrix"]
 
 
+def test_evaluate_run_of_a_model_whose_dataset_was_removed_says_so(loaded, tmp_path):
+    """It said only "No dataset is registered under that name", as if a name had been mistyped."""
+    with pytest.raises(NotFoundError) as info:
+        evaluate_run(loaded, Workspace(tmp_path / "elsewhere"))
+    err = info.value
+    assert "the dataset it was trained on, 'tiny', is no longer registered" in err.message
+    assert "python -m tlcore datasets add tiny FOLDER" in err.fix
+
+
 def test_evaluate_run_needs_a_run_folder(run_dir, tmp_path):
     lone = tmp_path / "m.keras"
     shutil.copyfile(run_dir / "model.keras", lone)

@@ -824,6 +824,12 @@ def evaluate_run(
                  "Load the model from its run folder under <workspace>/models."),
         )
     dataset = str(data["dataset"])
+    if not ws.has_dataset(dataset):
+        raise NotFoundError(
+            f"This model's test images cannot be classified again: the dataset it was trained on, {dataset!r}, "
+            "is no longer registered in this workspace (removed since).", received=dataset,
+            fix=f"Register the same images again under the name {dataset!r} (python -m tlcore datasets add "
+                f"{dataset} FOLDER, or on the Datasets page), then evaluate again.")
     index = apply_overrides(load_index(ws, dataset), load_overrides(ws, dataset))  # relabels count, exclusions go
     usable = index[index["usable"].astype(bool)] if "usable" in index else index
     by_rel = usable.drop_duplicates("relpath").set_index("relpath", drop=False)
