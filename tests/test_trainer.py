@@ -42,6 +42,17 @@ def test_phases_for_each_method():
     assert two[1]["lr"] == pytest.approx(1e-4)
     with pytest.raises(ConfigError, match="between 0 and 18"):
         phases_for(small(method="fine_tune", freeze_depth=19), 18)
+    # Without a depth, fine_tune and two_phase train the last third (they trained the head alone, silently).
+    assert phases_for(small(method="fine_tune"), 18)[0]["depth"] == 12
+    assert [p["depth"] for p in phases_for(small(method="two_phase", epochs=3), 18)] == [18, 12]
+    assert phases_for(small(method="feature_extraction", freeze_depth=3), 18)[0]["depth"] == 18
+
+
+def test_two_phase_head_epochs_range_says_what_is_allowed():
+    with pytest.raises(ConfigError, match=r"head_epochs must be an integer \[1, 1\]"):
+        small(method="two_phase", epochs=2, head_epochs=2)
+    assert small(method="two_phase", epochs=2, head_epochs=1).head_epochs == 1
+    assert small(method="fine_tune", epochs=2, head_epochs=2).head_epochs == 2
 
 
 @pytest.mark.backend
@@ -109,6 +120,15 @@ def test_two_phase_curves_join(demo_ws):
     assert [h["freeze_depth"] for h in r.history] == [18, 12, 12]
     assert r.history[1]["learning_rate"] == pytest.approx(1e-4)
     assert len(events) == 3 and all(h["epoch_seconds"] > 0 for h in r.history)
+
+
+@pytest.mark.backend
+def test_the_saved_spec_names_the_depth_the_run_trained_at(demo_ws):
+    r = train(small(method="fine_tune", epochs=1), demo_ws)  # no depth: the recipe's
+    assert [h["freeze_depth"] for h in r.history] == [12]
+    assert TrainSpec.from_yaml((r.run_dir / "spec.yaml").read_text()).freeze_depth == 12
+    r = train(small(method="feature_extraction", freeze_depth=3, epochs=1), demo_ws)  # a depth it does not use
+    assert TrainSpec.from_yaml((r.run_dir / "spec.yaml").read_text()).freeze_depth is None
 
 
 def test_short_run_on_demo_clearly_beats_chance(demo_ws):

@@ -139,6 +139,13 @@ class SplitSpec(Spec):
 
 
 METHODS = ("feature_extraction", "fine_tune", "two_phase")
+RECIPE_UNFROZEN = 1 / 3  # the classic recipe fine-tunes the last third of the backbone's blocks
+
+
+def recipe_depth(num_blocks: int) -> int:
+    """The freeze depth of the classic recipe, the last third of ``num_blocks`` blocks trained: 12 of
+    EfficientNet-Lite0's 18. A fine_tune or two_phase run that names no depth trains at it."""
+    return round(num_blocks * (1 - RECIPE_UNFROZEN))
 RESIZE_RULES: dict[str, str] = {
     "pad": "keep the aspect ratio, fit the longer side to S and centre the image on a black S×S canvas (letterbox)",
     "crop": "keep the aspect ratio, fit the shorter side to S and cut out the centre S×S square",
@@ -196,8 +203,10 @@ class TrainSpec(Spec):
         method: "feature_extraction" (whole backbone frozen), "fine_tune"
             (blocks [0, freeze_depth) frozen) or "two_phase" (head first, then
             unfreeze down to freeze_depth). Defaults to "feature_extraction".
-        freeze_depth: number of backbone blocks kept frozen (ignored by
-            feature_extraction, which freezes all). Defaults to None = all blocks.
+        freeze_depth: number of backbone blocks kept frozen (feature_extraction
+            freezes all, whatever it says). Defaults to None: all blocks for
+            feature_extraction, the classic recipe's depth (``recipe_depth``: the
+            last third trained) for fine_tune and two_phase.
         learning_rate: Adam learning rate (phase 1 for two_phase). Defaults to 1e-3.
         fine_tune_factor: two_phase's phase-2 learning rate is
             ``learning_rate * fine_tune_factor``. Defaults to 0.1.
@@ -285,13 +294,13 @@ class TrainSpec(Spec):
             raise ConfigError("Unknown learning-rate schedule.", received=f"lr_schedule={self.lr_schedule!r}",
                               fix=f"Use one of: {', '.join(LR_SCHEDULES)}.")
         _check_int("epochs", self.epochs, 1, 10_000)
-        if self.head_epochs is not None:
-            _check_int("head_epochs", self.head_epochs, 1, self.epochs)
-            if self.method == "two_phase" and self.head_epochs >= self.epochs:
-                raise ConfigError("two_phase needs head_epochs < epochs so that phase 2 has epochs.",
-                                  received=f"head_epochs={self.head_epochs}, epochs={self.epochs}")
         if self.method == "two_phase" and self.epochs < 2:
             raise ConfigError("two_phase needs at least 2 epochs (one per phase).", received=f"epochs={self.epochs}")
+        if self.head_epochs is not None:
+            if self.method == "two_phase":  # phase 2 needs an epoch too
+                _check_int("head_epochs", self.head_epochs, 1, self.epochs - 1)
+            else:
+                _check_int("head_epochs", self.head_epochs, 1, self.epochs)
         _check_int("batch_size", self.batch_size, 1, 4096)
         _check_float("dropout", self.dropout, 0.0, 0.95)
         _check_float("label_smoothing", self.label_smoothing, 0.0, 0.5)

@@ -67,7 +67,7 @@ from tlcore._fsutil import check_new_folder
 from tlcore.backbones import weights_identity
 from tlcore.cache import ArrayCache
 from tlcore.calibration import calibration_report
-from tlcore.config import TrainSpec
+from tlcore.config import TrainSpec, recipe_depth
 from tlcore.datasets import dataset_splits, load_split_spec
 from tlcore.errors import ConfigError, DatasetError, TrainingDiverged
 from tlcore.evaluate import classification_report
@@ -137,8 +137,11 @@ class TrainResult:
 
 
 def phases_for(spec: TrainSpec, num_blocks: int) -> list[dict[str, Any]]:
-    """The training phases: freeze depth, epoch range and learning rate of each."""
-    depth = num_blocks if spec.freeze_depth is None else spec.freeze_depth
+    """The training phases: freeze depth, epoch range and learning rate of each (a fine_tune or
+    two_phase spec without a depth: ``config.recipe_depth``)."""
+    depth = spec.freeze_depth
+    if depth is None:
+        depth = num_blocks if spec.method == "feature_extraction" else recipe_depth(num_blocks)
     if not 0 <= depth <= num_blocks:
         raise ConfigError(
             f"freeze_depth must be between 0 and {num_blocks} for {spec.backbone}.",
@@ -468,6 +471,11 @@ def train(
     clf = Classifier.build(spec.backbone, class_names=data.class_names, image_size=spec.image_size,
                            weights=spec.weights, dropout=spec.dropout, cache_dir=ws.cache_dir)
     phases = phases_for(spec, clf.num_blocks)
+    if spec.freeze_depth != (None if spec.method == "feature_extraction" else phases[-1]["depth"]):
+        # the run's spec says the depth it trained at: the recipe's when it named none, and "all"
+        # (None) for feature extraction, which freezes every block whatever depth it named
+        spec = TrainSpec.from_dict({**spec.to_dict(),
+                                    "freeze_depth": None if spec.method == "feature_extraction" else phases[-1]["depth"]})
     factory, aug_id = _aug_factory(ws, spec, augmentation)
     sw = None
     if spec.class_weights:

@@ -386,7 +386,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a registered dataset, or a folder with one sub-folder per class (registered on first use)")
     p.add_argument("--backbone", help="e.g. efficientnet_lite0 (default), mobilenet_v2, resnet50")
     p.add_argument("--method", choices=METHODS, help="default feature_extraction")
-    p.add_argument("--freeze-depth", type=int, metavar="K", help="backbone blocks kept frozen (default: all)")
+    p.add_argument("--freeze-depth", type=int, metavar="K",
+                   help="backbone blocks kept frozen (default: all for feature_extraction; for fine_tune and "
+                   "two_phase the classic recipe's, the last third of the blocks trained: 12 of 18)")
     p.add_argument("--lr", type=float, metavar="X", help="learning rate (default 1e-3)")
     p.add_argument("--epochs", type=int, metavar="N", help="default 5")
     p.add_argument("--image-size", type=int, metavar="S", help="input side in pixels (default 224)")

@@ -36,6 +36,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
+from tlcore.config import recipe_depth
 from tlcore.errors import ConfigError, NotFoundError
 from tlcore.search import attrs
 from tlcore.search.artifacts import artifact_store, artifacts_dir
@@ -186,7 +187,6 @@ def probe_trial_params(spec: StudySpec) -> dict[str, Any] | None:
     return params
 
 
-RECIPE_UNFROZEN = 1 / 3  # the recipe trial unfreezes the last third of the backbone's blocks
 
 
 def recipe_trial_params(spec: StudySpec) -> dict[str, Any] | None:
@@ -208,7 +208,7 @@ def recipe_trial_params(spec: StudySpec) -> dict[str, Any] | None:
     backbone = spec.backbones[0]
     blocks = bb.get(backbone).num_blocks
     lo, hi = spec.depth_range(backbone)
-    depth = min(max(round(blocks * (1 - RECIPE_UNFROZEN)), lo), hi)
+    depth = min(max(recipe_depth(blocks), lo), hi)
     if depth >= blocks and method == "fine_tune" and spec.probe_first:
         return None  # the probe trial already is feature extraction at full depth
     params: dict[str, Any] = {}
