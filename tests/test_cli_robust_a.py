@@ -183,3 +183,13 @@ def test_output_piped_into_a_reader_that_stops_early_ends_quietly(workspace):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141, err
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_numbers_written_with_an_exponent_are_numbers_in_every_spec():
+    """YAML 1.1 reads 1e-4 as text: 'learning_rate: 1e-4' was refused as "must be a number"."""
+    from tlcore.search import StudySpec
+
+    assert TrainSpec.from_yaml("dataset: demo\nlearning_rate: 1e-4\n").learning_rate == pytest.approx(1e-4)
+    spec = StudySpec.from_yaml("name: x\ndataset: demo\nlearning_rate: [1e-5, 3.0e-3]\n")
+    assert tuple(spec.learning_rate) == pytest.approx((1e-5, 3e-3))
+    assert yaml.safe_load("a: 1e-4") == {"a": "1e-4"}  # PyYAML's own loader is left as it is

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -38,6 +39,13 @@ class _NoAliasLoader(yaml.SafeLoader):
                 event.start_mark,
             )
         return super().compose_node(parent, index)
+
+
+# YAML 1.1 (PyYAML) reads 1e-4 and 3.0e5 as text (its floats need a dot and a signed exponent): a
+# learning rate written so was refused as "not a number". Read them as YAML 1.2 and people do.
+_NoAliasLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
 
 
 def safe_load(text: str | bytes) -> Any:
