@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -28,6 +29,8 @@ SEARCH = "pages/4_Search.py"
 RESULTS = "pages/5_Results.py"
 FIG_TITLE = "Each score against the freeze depth"
 SCOUTED, SKIPPED, FAILED, PLAIN = "scouted", "skipped", "scout-failed", "no-scout"
+UNASKED, OUT_OF_RANGE, NO_ROOM = "unseeded", "seeds-out-of-range", "seeds-over-budget"
+SEEDS = {"images": 100, "seed_trials": 2, "max_seconds": None}
 SKIP_REASON = "estimated 99 s, above its 60 s limit (scout.max_seconds)"
 
 
@@ -179,6 +182,106 @@ def test_a_running_scout_shows_its_progress_then_its_failure(workspace, tmp_path
     assert at.button(key="se_scout_go").disabled is False
 
 
+@pytest.fixture
+def stand_in_spawn(monkeypatch, request):
+    """``background.spawn`` replaced by a stand-in for the scout process (a sleeping Python whose command
+    line names tlcore, as a real scout's does): the page launches without TensorFlow. Returns the
+    processes started."""
+    from tlcore import background
+
+    started: list[subprocess.Popen] = []
+
+    def spawn(cmd, log_path, *, cwd, env):
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "tlcore-scout-stand-in"])
+        background.track_child(proc)
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(background, "spawn", spawn)
+    request.addfinalizer(lambda: [(p.kill(), p.wait()) for p in started])
+    return started
+
+
+def _hand_saved_scout(ws: Workspace) -> None:
+    """A finished scout of tiny at 32 px (random weights), as ``save_result`` writes it, made by hand."""
+    from tlcore.scout import SCORES
+
+    rows = [{"backbone": "efficientnet_lite0", "depth": d, "width": 16, **{k: 0.1 * d for k in SCORES},
+             "combined": float(19 - d), "combined_rank": 19 - d} for d in range(1, 19)]
+    folder = ws.root / "scouts" / "tiny"
+    (folder / "20260101-000000-32px-15-efficientnet_lite0.json").write_text(json.dumps(
+        {"dataset": "tiny", "image_size": 32, "images": 15, "seconds": 1.0, "feature_seconds": 0.5, "cached": [],
+         "notes": [], "weights": None, "resize_mode": "pad", "rows": rows}))
+
+
+def test_a_scout_started_elsewhere_shows_after_a_reload_and_no_second_one_starts(workspace, stand_in_spawn):
+    """A reload or a second tab knew the running scout only from another session's state: it said "No
+    scout ... yet" with Run scout on, and a press started a second identical scout. It is found from
+    its record on disk now, shown with its progress, and a press from a tab drawn before it started
+    follows it instead of starting another."""
+    from tlcore.scout import launch_scout
+
+    add_tiny_dataset(workspace)
+    early = _on_tiny(_search())  # a second tab, drawn before the scout starts: Run scout is on there
+    assert early.button(key="se_scout_go").disabled is False
+
+    run = launch_scout(workspace, "tiny", backbones=["efficientnet_lite0"], image_size=32, images=2000,
+                       weights=None, resize_mode="pad")  # what the first tab's Run scout does
+    status = Path(run["status"])
+    status.write_text(json.dumps({"state": "running", "started": run["started"], "done": 6, "total": 12,
+                                  "text": "EfficientNet-Lite0: features at every depth"}))
+
+    reloaded = _on_tiny(_search())  # a reload: a new session, the form back at its defaults, set again
+    assert_ok(reloaded)
+    bars = [p.proto for p in reloaded.get("progress")]
+    assert len(bars) == 1 and bars[0].value == 50 and "6 of 12 images" in bars[0].text
+    assert reloaded.button(key="se_scout_go").disabled
+    captions = shown_text(reloaded.caption)
+    assert "No scout of tiny at 32 px" not in captions
+    assert "Scouting tiny at 32 px on 2000 images" in captions
+    assert f"This scout was started at {time.strftime('%H:%M:%S', time.localtime(run['started']))}" in captions
+    assert "Run scout is off until it ends" in captions
+    assert _search(_app()).button(key="se_scout_go").disabled is False  # other settings (demo, 128 px): free
+
+    early.button(key="se_scout_go").click().run()  # the second tab's press: refused, it follows the first
+    assert not early.exception
+    assert len(stand_in_spawn) == 1
+    assert "A scout of these settings was already running" in shown_text(early.info)
+    assert early.session_state["se_scout_run"]["pid"] == run["pid"]
+    assert [p.proto.value for p in early.get("progress")] == [50]
+    assert early.button(key="se_scout_go").disabled
+
+    # It finishes: each tab shows the result, and so does a reload.
+    _hand_saved_scout(workspace)
+    status.write_text(json.dumps({"state": "finished", "started": run["started"], "done": 1, "total": 1,
+                                  "result": "r.json", "seconds": 4.0}))
+    stand_in_spawn[0].kill()
+    stand_in_spawn[0].wait()
+    for at in (reloaded.run(), _on_tiny(_search())):
+        assert_ok(at)
+        assert not at.get("progress")
+        assert _ranked(at) is not None
+        assert at.button(key="se_scout_go").disabled is False
+    assert "Scout finished in 4.0 s" in shown_text(reloaded.success)
+
+
+def test_a_scout_whose_process_died_does_not_block_the_page(workspace, stand_in_spawn):
+    from tlcore.scout import launch_scout
+
+    add_tiny_dataset(workspace)
+    run = launch_scout(workspace, "tiny", backbones=["efficientnet_lite0"], image_size=32, images=2000,
+                       weights=None, resize_mode="pad")
+    Path(run["status"]).write_text(json.dumps({"state": "running", "started": run["started"], "done": 1,
+                                               "total": 12, "text": "features"}))
+    stand_in_spawn[0].kill()  # killed, out of memory: no final state written
+    stand_in_spawn[0].wait()
+    at = _on_tiny(_search())
+    assert_ok(at)
+    assert not at.get("progress")
+    assert at.button(key="se_scout_go").disabled is False
+    assert "No scout of tiny at 32 px with these backbones yet: press Run scout" in shown_text(at.caption)
+
+
 @pytest.mark.slow
 def test_run_scout_in_the_background_and_see_its_result(workspace):
     add_tiny_dataset(workspace)
@@ -211,7 +314,9 @@ def test_run_scout_in_the_background_and_see_its_result(workspace):
 @pytest.fixture(scope="module")
 def results_ws(tmp_path_factory):
     """A study that scouted and seeded its first 2 trials (3 trials of 1 epoch), one whose scout was
-    skipped, one whose scout failed and one without a scout."""
+    skipped, one whose scout failed and one without a scout; and three whose scout (its record copied
+    from the first, by hand) seeded nothing: not asked to (``seed_trials`` 0), no scored depth within
+    the study's range, no room left in the trial budget."""
     ws = Workspace(tmp_path_factory.mktemp("scout-results") / "ws")
     add_tiny_dataset(ws)
     create_study(ws, tiny_spec(SCOUTED, scout={"images": 100, "seed_trials": 2, "max_seconds": None}, n_trials=3,
@@ -222,6 +327,11 @@ def results_ws(tmp_path_factory):
         study = create_study(ws, tiny_spec(name))
         if attr is not None:
             study.set_user_attr(SCOUT_ATTR, attr)
+    unseeded = {**load_study(ws, SCOUTED).user_attrs[SCOUT_ATTR], "seeded": []}
+    for name, kw in ((UNASKED, {"scout": {**SEEDS, "seed_trials": 0}}),
+                     (OUT_OF_RANGE, {"scout": SEEDS, "freeze_depth": [18, 18]}),
+                     (NO_ROOM, {"scout": SEEDS, "freeze_depth": [10, 18]})):
+        create_study(ws, tiny_spec(name, **kw)).set_user_attr(SCOUT_ATTR, unseeded)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TLCORE_HOME", str(ws.root))
         mp.delenv("TLCORE_DATA_ROOTS", raising=False)
@@ -285,3 +395,44 @@ def test_results_page_says_when_a_study_skipped_failed_or_never_scouted(results_
     assert_ok(at)
     assert f"Study {PLAIN} did not scout" in shown_text(at.info)
     assert _agreement(at) is None
+
+
+def test_results_page_gives_the_true_reason_a_scout_seeded_no_trial(results_ws):
+    """A study created without "Start the study with the top K configurations" was told its scout found
+    "no scored depth within the study's ranges", though it was never asked to seed (seed_trials 0)."""
+    at = _results(UNASKED, OUT_OF_RANGE, NO_ROOM)
+    assert_ok(at)
+    assert at.selectbox(key="re_scout_study").value == UNASKED
+    assert _agreement(at) is not None  # the scores are compared all the same
+    captions = shown_text(at.caption)
+    assert "The scout seeded no trial: seeding was not asked for (the study's `scout.seed_trials` is 0" in captions
+    assert "Start the study with the top K configurations" in captions
+    assert "within the study's" not in captions
+
+    at.selectbox(key="re_scout_study").set_value(OUT_OF_RANGE).run()
+    assert_ok(at)
+    assert ("The scout seeded no trial, though the study asked for 2: no scored depth lies within the study's "
+            "freeze-depth ranges (below the full depth).") in shown_text(at.caption)
+
+    at.selectbox(key="re_scout_study").set_value(NO_ROOM).run()
+    assert_ok(at)
+    captions = shown_text(at.caption)
+    assert "The scout seeded no trial, though the study asked for 2: its trial budget (3) had no trial left" in captions
+    assert "not asked for" not in captions and "no scored depth" not in captions
+
+
+def test_the_reason_no_trial_was_seeded_follows_the_spec():
+    from tlui.scout_widgets import unseeded_text
+
+    rows = [{"backbone": "efficientnet_lite0", "depth": d, "combined_rank": 19 - d} for d in range(1, 19)]
+    attr = {"rows": rows, "seeded": []}
+    with_seeds = {"scout": SEEDS}
+    assert "not asked for" in unseeded_text(attr, tiny_spec(scout={**SEEDS, "seed_trials": 0}))
+    assert "feature extraction only" in unseeded_text(attr, tiny_spec(methods=["feature_extraction"], **with_seeds))
+    assert "no scored depth" in unseeded_text(attr, tiny_spec(freeze_depth=[18, 18], **with_seeds))
+    assert "no scored depth" in unseeded_text({**attr, "rows": rows[:5]}, tiny_spec(freeze_depth=[10, 17],
+                                                                                   **with_seeds))
+    assert "a seed would fix nothing" in unseeded_text(attr, tiny_spec(freeze_depth=[12, 12],
+                                                                       learning_rate=[1e-3, 1e-3], **with_seeds))
+    assert "trial budget (3)" in unseeded_text(attr, tiny_spec(**with_seeds))
+    assert "does not say why" in unseeded_text(attr, tiny_spec(n_trials=None, timeout_minutes=30, **with_seeds))

@@ -7,6 +7,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -403,3 +404,127 @@ def test_the_cost_estimate_counts_no_more_images_than_the_dataset_has(workspace)
     assert scout_cost_for(workspace, "tiny", 2000, 96, lite) == pytest.approx(scout_cost_estimate(have, 96, lite))
     assert scout_cost_for(workspace, "tiny", 2000, 96, lite) < scout_cost_estimate(2000, 96, lite)
     assert scout_cost_for(workspace, "no-such", 2000, 96, lite) == pytest.approx(scout_cost_estimate(2000, 96, lite))
+
+
+# ------------------------------------------------------------------ background scouts found from disk
+@pytest.fixture
+def stand_in_spawn(monkeypatch, request):
+    """``background.spawn`` replaced by a stand-in for the scout process: a sleeping Python whose command
+    line names tlcore, as a real scout's does (no TensorFlow). Returns the list of processes started."""
+    from tlcore import background
+
+    started: list[subprocess.Popen] = []
+
+    def spawn(cmd, log_path, *, cwd, env):
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "tlcore-scout-stand-in"])
+        background.track_child(proc)
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(background, "spawn", spawn)
+
+    def stop_all():
+        for proc in started:
+            proc.kill()
+            proc.wait()
+
+    request.addfinalizer(stop_all)
+    return started
+
+
+def _status(run: dict, **info) -> None:
+    from pathlib import Path
+
+    Path(run["status"]).write_text(json.dumps(info))
+
+
+def test_a_running_scout_is_found_from_disk_and_a_second_identical_one_is_refused(workspace, stand_in_spawn):
+    """A reload or a second tab knew nothing of a scout another session started, so a second identical
+    one could start (two processes, two result files). Its record on disk now finds it, and the launch
+    refuses a second one of the same settings while the first one's process lives."""
+    from tlcore.scout import ScoutAlreadyRunning, launch_scout, running_scouts
+
+    settings = dict(backbones=["efficientnet_lite0"], image_size=80, images=500, weights=None, resize_mode="pad")
+    first = launch_scout(workspace, "demo", **settings)
+    _status(first, state="running", started=first["started"], done=3, total=10, text="features")
+    found = running_scouts(workspace, "demo", image_size=80, backbones=["efficientnet_lite0"], weights=None,
+                           resize_mode="pad")
+    assert [r["pid"] for r in found] == [first["pid"]]
+    assert found[0]["images"] == 500 and found[0]["status"] == first["status"]
+    assert running_scouts(workspace, "demo", image_size=96) == []  # other settings: not that one
+
+    with pytest.raises(ScoutAlreadyRunning) as caught:
+        launch_scout(workspace, "demo", **settings)
+    assert caught.value.run["pid"] == first["pid"]
+    assert "already running" in caught.value.message and caught.value.fix
+    assert "image_size=80" in str(caught.value.received)
+    assert len(stand_in_spawn) == 1  # no second process
+
+    other = launch_scout(workspace, "demo", **{**settings, "image_size": 96})  # other settings: allowed
+    assert len(stand_in_spawn) == 2 and other["pid"] != first["pid"]
+
+    # The process died without finishing (killed, out of memory): it no longer counts, nor blocks.
+    stand_in_spawn[0].kill()
+    stand_in_spawn[0].wait()
+    assert running_scouts(workspace, "demo", image_size=80) == []
+    again = launch_scout(workspace, "demo", **settings)
+    assert again["pid"] == stand_in_spawn[2].pid
+
+    # A scout whose status says it ended is not running, even while its process is still exiting.
+    _status(again, state="finished", started=again["started"], done=1, total=1, result="x.json", seconds=1.0)
+    assert running_scouts(workspace, "demo", image_size=80) == []
+
+
+def test_two_tabs_pressing_run_scout_at_once_start_one_scout(workspace, stand_in_spawn, monkeypatch):
+    import threading
+
+    from tlcore import background
+    from tlcore.scout import ScoutAlreadyRunning, launch_scout
+
+    spawn = background.spawn
+
+    def slow_spawn(*args, **kw):  # a wide window between the check and the record
+        time.sleep(0.3)
+        return spawn(*args, **kw)
+
+    monkeypatch.setattr(background, "spawn", slow_spawn)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def press():
+        barrier.wait()
+        try:
+            launch_scout(workspace, "demo", backbones=["efficientnet_lite0"], image_size=80, images=500, weights=None)
+            outcomes.append("started")
+        except ScoutAlreadyRunning:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=press) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["refused", "started"]
+    assert len(stand_in_spawn) == 1
+
+
+def test_a_scout_on_another_machine_counts_as_running_and_the_refusal_says_how_to_clear_it(workspace):
+    from tlcore._fsutil import atomic_write_json
+    from tlcore.scout import RUN_SUFFIX, ScoutAlreadyRunning, launch_scout, running_scouts, scouts_dir
+
+    folder = scouts_dir(workspace, "demo")
+    status = folder / "run-1.status.json"
+    status.write_text(json.dumps({"state": "running", "done": 1, "total": 4}))
+    record = folder / f"run-1{RUN_SUFFIX}"
+    atomic_write_json(record, {"pid": 999_999_999, "host": "another-machine", "log": str(folder / "run-1.log"),
+                               "status": str(status), "started": time.time(), "dataset": "demo",
+                               "backbones": ["efficientnet_lite0"], "image_size": 80, "images": 500,
+                               "weights": None, "resize_mode": "pad"})
+    assert [r["host"] for r in running_scouts(workspace, "demo")] == ["another-machine"]
+    with pytest.raises(ScoutAlreadyRunning) as caught:
+        launch_scout(workspace, "demo", backbones=["efficientnet_lite0"], image_size=80, images=500, weights=None)
+    assert "on another-machine" in caught.value.message and str(record) in caught.value.fix
+    status.write_text(json.dumps({"state": "failed", "error": "boom"}))  # it said it ended
+    assert running_scouts(workspace, "demo") == []
+    record.write_text("{ damaged")  # an unreadable record blocks nothing
+    assert running_scouts(workspace, "demo") == []

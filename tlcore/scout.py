@@ -44,6 +44,12 @@ The pooled features are cached (``<workspace>/cache/features``, kind
 and so are the stacked LogME scores computed from them (kind ``scout_logme_stack``),
 so a second scout of the same data costs only the per-boundary scores.
 
+The Search page runs a scout in the background (``launch_scout``): its record
+(``run-*.run.json``: pid, host and settings), status file and log lie under
+``<workspace>/scouts/<dataset>``, so a reload, another tab or server finds it while it
+runs (``running_scouts``), and a second scout of the same settings is refused meanwhile
+(``ScoutAlreadyRunning``).
+
 Example:
 
 >>> result = scout(ws, "flowers", backbones=["efficientnet_lite0"], image_size=96, images=2000)
@@ -53,10 +59,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,7 +73,7 @@ from tlcore.errors import ConfigError, DatasetError, TLCoreError
 
 __all__ = ["ScoutResult", "scout", "logme", "logme_stack", "leep", "nce", "transrate", "kendall_tau", "SCORES",
            "DEPTH_SCORES", "RANK_SCORES", "ranking_scores",
-           "scout_cost_estimate", "scout_cost_for"]
+           "scout_cost_estimate", "scout_cost_for", "running_scouts", "ScoutAlreadyRunning"]
 
 SCORES = ("logme_stack", "logme", "transrate", "leep", "nce")
 # Scores computed per depth; the others are one value per backbone.
@@ -736,27 +743,144 @@ def latest_result(ws: Any, dataset: str, *, image_size: int | None = None,
     return None
 
 
+RUN_SUFFIX = ".run.json"  # a launched scout's record, beside its status file and log
+
+
+class ScoutAlreadyRunning(ConfigError):
+    """``launch_scout`` refused: a scout of the same settings is running. ``run`` is its record
+    (``running_scouts``), so a caller can follow that one instead."""
+
+    def __init__(self, message: str, *, run: dict[str, Any], received: object = None, fix: str | None = None):
+        self.run = run
+        super().__init__(message, received=received, fix=fix)
+
+
+def _settings_text(dataset: str, backbones: Sequence[str], image_size: int, images: int, weights: Any,
+                   resize_mode: str) -> str:
+    return (f"dataset={dataset!r}, backbones={','.join(backbones)}, image_size={image_size}, images={images}, "
+            f"weights={'none' if weights is None else weights}, resize_mode={resize_mode}")
+
+
+def _read_run(path: Any) -> dict[str, Any] | None:
+    """A launched scout's record (``launch_scout``), or None when it is missing, unreadable or not one."""
+    from tlcore._fsutil import read_json
+
+    try:
+        rec = read_json(path, default=None)
+    except TLCoreError:
+        return None
+    if not isinstance(rec, dict):
+        return None
+    texts = ("status", "log", "dataset", "resize_mode")
+    ok = (isinstance(rec.get("pid"), int) and not isinstance(rec.get("pid"), bool) and rec["pid"] > 0
+          and all(isinstance(rec.get(k), str) for k in texts)
+          and isinstance(rec.get("image_size"), int) and isinstance(rec.get("images"), int)
+          and isinstance(rec.get("backbones"), list) and all(isinstance(b, str) for b in rec["backbones"])
+          and (rec.get("weights") is None or isinstance(rec.get("weights"), str))
+          and _number(rec.get("started")) and rec.get("started") is not None
+          and isinstance(rec.get("host", ""), str))
+    return rec if ok else None
+
+
+def running_scouts(ws: Any, dataset: str, *, image_size: int | None = None,
+                   backbones: Sequence[str] | None = None, weights: Any = _ANY, resize_mode: str | None = None,
+                   images: int | None = None) -> list[dict[str, Any]]:
+    """The scouts of ``dataset`` running now, newest first, whichever page, tab, server or session
+    launched them (``launch_scout``), each as its record: ``launch_scout``'s state with the settings
+    (``dataset``, ``backbones``, ``image_size``, ``images``, ``weights``, ``resize_mode``) and ``host``.
+
+    Filters as ``latest_result`` (``backbones``: the scout covers them) and, when given, ``images``.
+    A scout is running while its status says neither finished nor failed and its process lives
+    (``scout_status``: the pid on this host, still a tlcore process); one on another host cannot
+    be checked from here and counts as running until its status says it ended. A record that cannot
+    be read is skipped. Nothing is written.
+    """
+    folder = scouts_dir(ws, dataset, create=False)
+    out = []
+    for path in sorted(folder.glob(f"run-*{RUN_SUFFIX}"), reverse=True) if folder.is_dir() else []:
+        rec = _read_run(path)
+        if rec is None or rec["dataset"] != dataset:
+            continue
+        if image_size is not None and rec["image_size"] != image_size:
+            continue
+        if weights is not _ANY and rec.get("weights") != weights:
+            continue
+        if resize_mode is not None and rec["resize_mode"] != resize_mode:
+            continue
+        if images is not None and rec["images"] != images:
+            continue
+        if backbones is not None and not set(backbones) <= set(rec["backbones"]):
+            continue
+        if scout_status(rec)["state"] == "running":
+            out.append({**rec, "record": str(path)})
+    return sorted(out, key=lambda r: -float(r.get("started") or 0.0))
+
+
+@contextlib.contextmanager
+def _launch_lock(folder: Any) -> Iterator[None]:
+    """An exclusive lock on launching scouts into ``folder`` across processes (two tabs, two servers):
+    the check for a running scout and the new one's record happen under it."""
+    import fcntl
+
+    with open(folder / ".launch.lock", "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def launch_scout(ws: Any, dataset: str, *, backbones: Sequence[str], image_size: int, images: int,
                  weights: str | None = "imagenet", resize_mode: str = "pad") -> dict[str, Any]:
     """Run ``python -m tlcore scout`` in the background (its own session, as search workers are);
-    returns its state: ``{"pid", "log", "status", "started"}``. ``scout_status`` follows it."""
+    returns its state: ``{"pid", "host", "log", "status", "started", "record"}`` and its settings,
+    as ``running_scouts`` finds it again (a reload, another tab or server) from its record
+    (``record``: ``run-*.run.json`` beside its status file). ``scout_status`` follows it.
+
+    Raises:
+        ScoutAlreadyRunning: a scout of the same dataset, backbones, image size, images, weights
+            and resize mode is running (its record is the error's ``run``); nothing was started.
+    """
     import os
+    import socket
     import sys
 
     from tlcore import background
     from tlcore._fsutil import atomic_write_json
 
+    backbones = list(dict.fromkeys(backbones))
     folder = scouts_dir(ws, dataset)
-    run_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    status = folder / f"{run_id}.status.json"
-    log = folder / f"{run_id}.log"
-    cmd = [sys.executable, "-m", "tlcore", "--workspace", str(ws.root), "scout", "--data", dataset,
-           "--backbones", ",".join(backbones), "--image-size", str(image_size), "--images", str(images),
-           "--weights", "none" if weights is None else str(weights), "--resize", resize_mode,
-           "--status-file", str(status)]
-    atomic_write_json(status, {"state": "starting", "started": time.time(), "done": 0, "total": 0, "text": ""})
-    proc = background.spawn(cmd, log, cwd=ws.root, env=background.child_env())
-    return {"pid": proc.pid, "log": str(log), "status": str(status), "started": time.time()}
+    with _launch_lock(folder):
+        same = [r for r in running_scouts(ws, dataset, image_size=image_size, backbones=backbones, weights=weights,
+                                          resize_mode=resize_mode, images=images)
+                if set(r["backbones"]) == set(backbones)]
+        if same:
+            run = same[0]
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(run["started"])))
+            where = "" if run.get("host") in (None, socket.gethostname()) else f" on {run['host']}"
+            raise ScoutAlreadyRunning(
+                f"A scout of {dataset} with the same settings is already running (started {when}, process "
+                f"{run['pid']}{where}); a second one would only compute the same result again.",
+                run=run, received=_settings_text(dataset, backbones, image_size, images, weights, resize_mode),
+                fix="Wait for it to end: its result is saved and shown on the Search page, which follows its "
+                    f"progress (also in {run['status']})." + (
+                        f" If that machine's process has ended without a word, delete {run['record']}."
+                        if where else ""))
+        run_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{os.urandom(2).hex()}"
+        status = folder / f"{run_id}.status.json"
+        log = folder / f"{run_id}.log"
+        cmd = [sys.executable, "-m", "tlcore", "--workspace", str(ws.root), "scout", "--data", dataset,
+               "--backbones", ",".join(backbones), "--image-size", str(image_size), "--images", str(images),
+               "--weights", "none" if weights is None else str(weights), "--resize", resize_mode,
+               "--status-file", str(status)]
+        atomic_write_json(status, {"state": "starting", "started": time.time(), "done": 0, "total": 0, "text": ""})
+        proc = background.spawn(cmd, log, cwd=ws.root, env=background.child_env())
+        state = {"pid": proc.pid, "host": socket.gethostname(), "log": str(log), "status": str(status),
+                 "started": time.time(), "dataset": dataset, "backbones": backbones, "image_size": int(image_size),
+                 "images": int(images), "weights": weights, "resize_mode": resize_mode}
+        record = folder / f"{run_id}{RUN_SUFFIX}"
+        atomic_write_json(record, state)  # the process never writes it (its status file is its own)
+    return {**state, "record": str(record)}
 
 
 _STATUS_NUMBERS = ("done", "total", "started", "seconds")
@@ -788,13 +912,19 @@ def _read_status(path: Any) -> tuple[dict[str, Any], str | None]:
 def scout_status(state: dict[str, Any]) -> dict[str, Any]:
     """Where a launched scout is: ``{"state": running|finished|failed, "done", "total", "text",
     "error", "result"}`` (``result``: the saved path once finished). Never raises for a damaged
-    status file (it is left as it is): the scout is running while its process lives, else failed,
-    with ``error`` saying the file could not be read."""
+    status file (it is left as it is): the scout is running while its process lives (``pid`` on
+    this ``host``, still a tlcore process: ``background.pid_alive``; a ``host`` that is another
+    machine's cannot be checked, so it counts as running), else failed, with ``error`` saying the
+    file could not be read."""
+    import socket
+
     from tlcore.background import log_tail, pid_alive
 
     info, problem = _read_status(state["status"])
     if info.get("state") in ("finished", "failed"):
         return info
+    if state.get("host") not in (None, socket.gethostname()):
+        return {**info, "state": "running"}  # another machine's process: nothing to check from here
     if not pid_alive(int(state["pid"])):
         again, problem = _read_status(state["status"])  # it may have finished since the first read
         info = again or info

@@ -3,8 +3,11 @@
 Search page (``scout_section``, keys ``se_scout_*``): the scout of ``tlcore.scout``
 on the New-study form's dataset, backbones and image size (read from its session
 keys ``se_new_*``), run in the background (``launch_scout``) and followed by an
-``st.fragment`` on a timer; the newest saved result for those settings
-(``latest_result``: also after the page is reopened) is drawn as each per-depth
+``st.fragment`` on a timer. A scout of those settings running though this session did not
+start it (a reload, a second tab or browser, another server) is found from its record on disk
+(``running_scouts``) and followed the same way, with Run scout off meanwhile; a press that
+``launch_scout`` refuses because one just started elsewhere follows that one. The newest
+saved result for those settings (``latest_result``: also after the page is reopened) is drawn as each per-depth
 score against the depth and as the ranked table; saved files that cannot be read (damaged,
 not a scout) are named in a warning and left as they are, and a damaged status file of a
 running scout reads as a failed scout, never a traceback (``tlcore.scout.scout_status``). Two buttons act on the form
@@ -17,7 +20,8 @@ scout runs or when it has a banner or an error to show.
 
 Results page (``agreement_section``, keys ``re_scout_*``): a study's scout record
 (``tlcore.search.attrs.scout_record``) and ``tlcore.search.seeding.scout_agreement``: Kendall's tau between each
-score and the trials' validation accuracy.
+score and the trials' validation accuracy. When the scout seeded no trial, ``unseeded_text`` gives the
+reason from the study's spec (the record does not keep it).
 
 User text (dataset and study names, error messages) is Markdown-escaped, or
 HTML-escaped in plotly labels; numbers and labels go through ``tlui.fmt``.
@@ -38,15 +42,17 @@ from tlcore.errors import TLCoreError
 from tlcore.scout import (
     DEPTH_SCORES,
     SCORES,
+    ScoutAlreadyRunning,
     ScoutResult,
     latest_result,
     launch_scout,
     ranking_scores,
+    running_scouts,
     scout_cost_for,
     scout_status,
 )
 from tlcore.search import StudySpec, attrs, load_spec
-from tlcore.search.seeding import scout_agreement
+from tlcore.search.seeding import scout_agreement, seed_params
 from tlcore.search.spec import SCOUT_DEFAULTS
 from tlcore.workspace import Workspace
 from tlui import fields, place
@@ -54,7 +60,7 @@ from tlui import fmt as tf
 from tlui.common import md_escape
 
 __all__ = ["SLOT", "OPEN", "scout_section", "scout_spec_option", "seed_note", "depth_figure", "ranked_view",
-           "agreement_section", "agreement_table", "SCORE_LABELS", "skipped_text"]
+           "agreement_section", "agreement_table", "unseeded_text", "SCORE_LABELS", "skipped_text"]
 
 TITLE = "Scout: rank the depths before training"
 DEFAULT_IMAGES = SCOUT_DEFAULTS["images"]
@@ -188,6 +194,38 @@ def _resize() -> str:
     return str(st.session_state.get("se_new_resize") or StudySpec.resize_mode)
 
 
+def _clock(t: float) -> str:
+    """When ``t`` (seconds since the epoch) was: its time of day, with the date unless it was today."""
+    when = time.localtime(t)
+    today = time.strftime("%Y-%m-%d") == time.strftime("%Y-%m-%d", when)
+    return time.strftime("%H:%M:%S" if today else "%Y-%m-%d %H:%M", when)
+
+
+def _follow(run: dict[str, Any], dataset: str, backbones: list[str], size: int, *, found: bool) -> None:
+    """Follow the scout ``run`` here (``se_scout_run``): one this session started (``launch_scout``'s
+    state), or one ``found`` running for these settings (another tab, a reload, another server:
+    ``running_scouts``)."""
+    ss = st.session_state
+    images = int(run.get("images") or ss.get("se_scout_images", DEFAULT_IMAGES))
+    ss["se_scout_run"] = {**run, "dataset": dataset, "backbones": list(backbones), "size": size, "images": images,
+                          "found": found}
+    asked = dict(ss.get("se_scout_asked", {}))
+    asked[_settings_key(dataset, size, backbones)] = images
+    ss["se_scout_asked"] = asked
+
+
+def _find_running(ws: Workspace, dataset: str, backbones: list[str], size: int) -> None:
+    """Follow a scout of these settings that is running though this session did not start it (a reload, a
+    second tab or browser, another server): found from its record on disk (``running_scouts``)."""
+    try:
+        runs = running_scouts(ws, dataset, image_size=size, backbones=backbones, weights=_weights(),
+                              resize_mode=_resize())
+    except (TLCoreError, OSError):
+        return  # nothing to follow: the launch itself refuses a second one of the same settings
+    if runs:
+        _follow(runs[0], dataset, backbones, size, found=True)
+
+
 def _on_run(ws: Workspace, dataset: str, backbones: list[str], size: int) -> None:
     ss = st.session_state
     ss.pop("se_scout_error", None)
@@ -199,13 +237,16 @@ def _on_run(ws: Workspace, dataset: str, backbones: list[str], size: int) -> Non
     try:
         state = launch_scout(ws, dataset, backbones=backbones, image_size=size, images=images,
                              weights=_weights(), resize_mode=_resize())
+    except ScoutAlreadyRunning as exc:  # started meanwhile in another tab or browser: follow that one
+        _follow(exc.run, dataset, backbones, size, found=True)
+        place.flash("info", f"A scout of these settings was already running (started {_clock(exc.run['started'])}, "
+                            "in another tab, browser or session): no second one was started; its progress shows "
+                            "here.", slot=SLOT)
+        return
     except (TLCoreError, OSError) as exc:
         ss["se_scout_error"] = f"The scout did not start: {exc} Fix that, then press Run scout again."
         return
-    ss["se_scout_run"] = {**state, "dataset": dataset, "backbones": list(backbones), "size": size, "images": images}
-    asked = dict(ss.get("se_scout_asked", {}))
-    asked[_settings_key(dataset, size, backbones)] = images
-    ss["se_scout_asked"] = asked
+    _follow({**state, "images": images}, dataset, backbones, size, found=False)
 
 
 def _on_narrow(result: ScoutResult) -> None:
@@ -306,6 +347,10 @@ def _progress_view() -> None:
     st.progress(min(1.0, done / total) if total else 0.0, text=md_escape(text))
     st.caption(f"Scouting {md_escape(run['dataset'])} at {int(run['size'])} px on {int(run['images'])} images; "
                f"running for {tf.seconds(time.time() - float(run.get('started') or time.time()))}.")
+    if run.get("found"):
+        st.caption(f"This scout was started at {_clock(float(run.get('started') or time.time()))} in another tab, "
+                   "browser or session (or before this page was reloaded): Run scout is off until it ends, "
+                   "and its result shows here then.")
 
 
 def _show_result(result: ScoutResult, backbones: list[str], asked: int | None) -> None:
@@ -347,6 +392,11 @@ def scout_section(ws: Workspace, datasets: list[str], expanded: bool = False) ->
     ss.setdefault("se_scout_images", DEFAULT_IMAGES)
     if ss.get("se_scout_run"):
         _settle(ss["se_scout_run"])  # ended since the last rerun: show its outcome now
+    dataset = ss.get("se_new_dataset")
+    backbones = [b for b in ss.get("se_new_backbones") or [] if b in bb.list_backbones()]
+    size = int(ss.get("se_new_size") or 0)
+    if not ss.get("se_scout_run") and datasets and dataset and backbones:
+        _find_running(ws, dataset, backbones, size)  # started elsewhere: this session follows it too
     running = bool(ss.get("se_scout_run"))
     if running or place.pending(SLOT) or "se_scout_error" in ss:
         ss[OPEN] = True  # something to see here
@@ -354,9 +404,6 @@ def scout_section(ws: Workspace, datasets: list[str], expanded: bool = False) ->
         st.caption(EXPLAIN)
         st.caption(CAVEAT)
         place.banners(SLOT)
-        dataset = ss.get("se_new_dataset")
-        backbones = [b for b in ss.get("se_new_backbones") or [] if b in bb.list_backbones()]
-        size = int(ss.get("se_new_size") or 0)
         if not datasets or not dataset:
             st.info("No dataset is registered yet: add one on the Datasets page, then scout it here.")
             return
@@ -372,7 +419,8 @@ def scout_section(ws: Workspace, datasets: list[str], expanded: bool = False) ->
                                     "and slower; 2,000 is plenty for a ranking.")
         c2.button("Run scout", key="se_scout_go", type="primary", on_click=_on_run, args=(ws, dataset, backbones, size),
                   disabled=running, icon=":material/play_arrow:",
-                  help="Runs in the background; the result is saved and shown here when it is done.")
+                  help="A scout is running (its progress is below): one at a time." if running else
+                  "Runs in the background; the result is saved and shown here when it is done.")
         if not running and not fields.range_problem("Images to score", images, 2, 1_000_000):
             est = scout_cost_for(ws, dataset, int(images), size, backbones)
             st.caption(f"About {tf.seconds(est)} on one CPU core the first time (a GPU is much faster); "
@@ -426,6 +474,56 @@ def _seeded_text(seeded: list[dict[str, Any]], trials: list[Any]) -> str:
     return "; ".join(parts)
 
 
+def _in_range(rows: list[dict[str, Any]], spec: StudySpec) -> list[dict[str, Any]]:
+    """The scored (backbone, depth) pairs a seed could be, as the study's scout chose them
+    (``tlcore.search.seeding.maybe_scout``): the spec's backbones, within its freeze-depth range, below
+    the full depth."""
+    out = []
+    for r in rows:
+        if not isinstance(r, dict):
+            continue
+        backbone, depth = r.get("backbone"), r.get("depth")
+        if backbone not in spec.backbones or not isinstance(depth, int):
+            continue
+        try:
+            full = bb.get(backbone).num_blocks
+            lo, hi = spec.depth_range(backbone)
+        except TLCoreError:
+            continue
+        if depth != full and lo <= depth <= hi:
+            out.append({"backbone": backbone, "freeze_depth": depth})
+    return out
+
+
+def unseeded_text(attr: dict[str, Any], spec: StudySpec | None) -> str:
+    """Markdown: why a study's scout (its record ``attr``) seeded no trial. The record says only what
+    was seeded, so the reason comes from the study's spec, in the order the scout decides
+    (``maybe_scout``): no seed asked for (``scout.seed_trials`` 0, the default); no fine-tuning method
+    to seed; no scored depth within the study's ranges; nothing searched that a seed would fix; else
+    the trial budget had no room left."""
+    opts = spec.scout if spec is not None and isinstance(spec.scout, dict) else None
+    if opts is None:
+        return "The scout seeded no trial."
+    asked = int(opts.get("seed_trials") or 0)
+    if asked <= 0:
+        return ("The scout seeded no trial: seeding was not asked for (the study's `scout.seed_trials` is 0, the "
+                "default, so its scout only ranked the depths, for this comparison). To seed a new study, press "
+                "\"Start the study with the top K configurations\" on the Search page's Scout step before "
+                "creating it, or set `scout.seed_trials` in its spec.")
+    head = f"The scout seeded no trial, though the study asked for {asked}: "
+    if all(m == "feature_extraction" for m in spec.methods):
+        return head + "a seed fine-tunes from a freeze depth, and the study trains by feature extraction only."
+    configs = _in_range(list(attr.get("rows") or []), spec)
+    if not configs:
+        return head + "no scored depth lies within the study's freeze-depth ranges (below the full depth)."
+    if not seed_params(spec, configs):
+        return head + ("the study searches no backbone, freeze depth or learning rate, so a seed would fix "
+                       "nothing.")
+    if spec.n_trials is not None:
+        return head + f"its trial budget ({spec.n_trials}) had no trial left for them when it scouted."
+    return head + "the study's record does not say why."
+
+
 def agreement_section(ws: Workspace, storage: str | None, studies: dict[str, Any]) -> None:
     """How well each of the scout's scores ranked a study's finished trials (the study's ``attrs.scout_record``)."""
     ss = st.session_state
@@ -456,7 +554,8 @@ def agreement_section(ws: Workspace, storage: str | None, studies: dict[str, Any
         st.info(f"{who}'s scout holds no scores, so there is nothing to compare.")
         return
     trials = study.get_trials(deepcopy=False)
-    agreement = scout_agreement(trials, attr, load_spec(ws, name, storage))
+    spec = load_spec(ws, name, storage)
+    agreement = scout_agreement(trials, attr, spec)
     st.dataframe(agreement_table(agreement), hide_index=True, key="re_scout_table",
                  column_config={"note": st.column_config.TextColumn(width="large")})
     st.caption(TAU_CAPTION + " Each trial is scored at its backbone and freeze depth and compared by its best "
@@ -465,7 +564,7 @@ def agreement_section(ws: Workspace, storage: str | None, studies: dict[str, Any
     if seeded:
         st.caption(md_escape(f"Seeded from the scout: {_seeded_text(seeded, trials)}."))
     else:
-        st.caption("The scout seeded no trial (no scored depth within the study's ranges).")
+        st.caption(unseeded_text(attr, spec))
     facts = (f"Scored {attr.get('images', '?')} training images at {attr.get('image_size', '?')} px in "
              f"{tf.seconds(tf.finite(attr.get('seconds')) or 0, 1)}")
     used = [SCORE_LABELS.get(s, s) for s in attr.get("combined_from") or []]
