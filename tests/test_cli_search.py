@@ -532,6 +532,20 @@ def test_run_refuses_a_finished_or_stopped_study_and_says_how_to_continue(own_co
     assert not list(logs.rglob("*.log"))
 
 
+def test_resume_of_a_stopped_study_that_has_finished_says_to_raise_the_budget(own_copy, capsys):
+    """A study stopped after its last trial: 'run' said "Resume it first", 'resume' then said "Start
+    workers", and 'run' then said it had finished: two detours before the one thing that helps."""
+    ws = own_copy
+    request_stop(ws, STUDY)
+    assert_error(cli(capsys, ws.root, "search", "run", "--study", STUDY),
+                 "Study 'tiny-study' is stopped and has finished: 3 of its 3 trials are done",
+                 "python -m tlcore search resume --study tiny-study --trials 13")
+    code, out, err = cli(capsys, ws.root, "search", "resume", "--study", STUDY)
+    assert code == 0, err
+    assert out == ("Study 'tiny-study' may run again, but it has finished its 3 trials: to search further, raise "
+                   "its budget: python -m tlcore search resume --study tiny-study --trials 13\n")
+
+
 def test_resume_refuses_a_budget_that_would_not_let_the_study_run(own_copy, capsys):
     for n in ("3", "2", "0"):
         assert_error(cli(capsys, own_copy.root, "search", "resume", "--study", STUDY, "--trials", n),

@@ -250,6 +250,12 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         print(f"Study {args.study!r}: budget {spec.n_trials or 'not limited'} trials"
               + (f", time limit {spec.timeout_minutes:g} min" if spec.timeout_minutes else "") + ".")
     n = resume_study(ws, args.study, args.storage)
+    s = _summary(ws, args.study, args.storage)
+    if s is not None and s.complete and not n:  # nothing queued and the budget met: no worker would run
+        print(f"Study {args.study!r} may run again, but it has finished its {s.n_trials} trials: to search "
+              f"further, raise its budget: python -m tlcore search resume --study {args.study} --trials "
+              f"{(s.n_trials or 0) + 10}")
+        return 0
     print(f"Study {args.study!r} may run again; {n} interrupted trial(s) queued again. "
           f"Start workers: python -m tlcore search run --study {args.study}")
     return 0

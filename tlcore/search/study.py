@@ -413,12 +413,18 @@ def check_runnable(ws: Workspace, name: str, storage: str | None = None) -> None
     st = open_storage(ws, storage)
     study_attrs = st.get_study_user_attrs(sid)
     resume = f"python -m tlcore search resume --study {name}"
+    finished = finished_count(st.get_all_trials(sid, deepcopy=False, states=FINISHED))
+    spent = budget_spent(spec, finished, attrs.started_at(study_attrs), time.time())
     if attrs.stop_flag(study_attrs):
+        if spec.n_trials is not None and finished >= spec.n_trials:  # a resume alone would not let it run
+            raise ConfigError(f"Study {name!r} is stopped and has finished: {finished} of its {spec.n_trials} trials "
+                              "are done, so a worker would exit at once without running a trial.", received=name,
+                              fix=f"To search further, resume it with a larger trial budget: {resume} --trials "
+                                  f"{spec.n_trials + 10} (or on the Search page: Raise the budget), then start "
+                                  "workers.")
         raise ConfigError(f"Study {name!r} is stopped, so a worker would exit at once without running a trial.",
                           received=name, fix=f"Resume it first ({resume}; on the Search page: Resume), which "
                                              "queues its interrupted trials again, then start workers.")
-    finished = finished_count(st.get_all_trials(sid, deepcopy=False, states=FINISHED))
-    spent = budget_spent(spec, finished, attrs.started_at(study_attrs), time.time())
     if spent is None:
         return
     if spec.n_trials is not None and finished >= spec.n_trials:
