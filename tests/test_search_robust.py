@@ -489,3 +489,23 @@ def test_the_search_page_says_why_the_last_worker_gave_up(workspace):
     run_worker(workspace, "doomed", max_trials=0, log=lambda s: None)  # a later worker that ended normally
     snap = sw.poll_study(workspace, "doomed")
     assert sw.status_sentence(snap.summary, snap)[1].startswith("Idle: no worker is running.")
+
+
+def test_the_trial_tables_show_a_trial_a_stop_ended_as_interrupted(workspace):
+    """It showed as FAIL in the Search page's table while the counters beside it said interrupted."""
+    from tlcore.search import attrs as at
+    from tlui import results_widgets as rw
+    from tlui import search_widgets as sw
+
+    t0 = dt.datetime(2026, 1, 5, 9)
+    hand_study(workspace, "s", [
+        hand_trial(t0, 0, 10, value=0.5),
+        hand_trial(t0, 11, 20, state=TrialState.FAIL, **{at.INTERRUPTED: True, at.ERROR: "interrupted"}),
+        hand_trial(t0, 21, 30, state=TrialState.FAIL, **{at.ERROR: "out of memory"}),
+    ])
+    snap = sw.poll_study(workspace, "s")
+    assert sw.trial_table(snap.frame).sort_values("number")["state"].tolist() == ["COMPLETE", "INTERRUPTED", "FAIL"]
+    study = search.load_study(workspace, "s")
+    table = rw.trial_table(search.load_study_frame(workspace, "s"), study.get_trials())
+    assert table["state"].tolist() == ["COMPLETE", "INTERRUPTED", "FAIL"]
+    assert search.load_study_frame(workspace, "s")["state"].tolist() == ["COMPLETE", "FAIL", "FAIL"]  # Optuna's

@@ -205,9 +205,9 @@ def rung_facts(t: Any) -> dict[str, str]:
 
 def trial_table(frame: pd.DataFrame, trials: Sequence[Any]) -> pd.DataFrame:
     """A study's ``load_study_frame`` for the page's table: a trial that diverged has the state
-    DIVERGED and its reason in ``diverged``; ``rungs`` is the data it trained on, stage by stage."""
-    out = with_outcomes(frame, trials)
-    out.loc[out["diverged"].notna() & (out["state"] == "PRUNED"), "state"] = DIVERGED
+    DIVERGED and its reason in ``diverged``, one a stop ended INTERRUPTED; ``rungs`` is the data it
+    trained on, stage by stage."""
+    out = with_outcomes(frame, trials, outcome_states=True)
     out = out.drop(columns=["rungs"]).rename(columns={"rung_path": "rungs"})
     cols = [c for c in out.columns if c not in ("rungs", "diverged")]
     at = cols.index("epochs") + 1 if "epochs" in cols else len(cols)

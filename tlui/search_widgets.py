@@ -130,7 +130,7 @@ def poll_study(ws: Workspace, name: str) -> Snapshot:
     if summary is None:
         return Snapshot(name=name, summary=None, seconds=time.perf_counter() - t0)
     trials = _trials(ws, name)
-    frame = with_outcomes(load_study_frame(ws, name), trials)
+    frame = with_outcomes(load_study_frame(ws, name), trials, outcome_states=True)
     workers = list_workers(ws, name)
     return Snapshot(name=name, summary=summary, frame=frame, curves=_curves(trials), workers=workers,
                     seconds=time.perf_counter() - t0, best=best_so_far(trials, summary.direction))
@@ -146,7 +146,8 @@ def parse_spec_text(data: bytes | str) -> StudySpec:
 def trial_table(frame: pd.DataFrame, stalled: dict[int, str] | None = None) -> pd.DataFrame:
     """The columns the page's trial table shows, newest trial first.
 
-    A trial that diverged shows the state ``DIVERGED`` (it is PRUNED in Optuna), a running trial
+    A trial that diverged shows the state ``DIVERGED`` (it is PRUNED in Optuna), one a stop ended
+    ``INTERRUPTED`` (FAIL in Optuna) when ``frame`` came from ``poll_study``, a running trial
     whose worker stopped without finishing (a number in ``stalled``) ``STALLED``, and ``rungs`` the
     data it trained on ("11 % → 33 % → full"), when ``frame`` has the ``with_outcomes`` columns.
     """

@@ -189,13 +189,18 @@ def with_stalled(frame: pd.DataFrame, stalled: Iterable[int]) -> pd.DataFrame:
     return out
 
 
-def with_outcomes(frame: pd.DataFrame, trials: Iterable[FrozenTrial]) -> pd.DataFrame:
+def with_outcomes(frame: pd.DataFrame, trials: Iterable[FrozenTrial], *, outcome_states: bool = False) -> pd.DataFrame:
     """A copy of a ``load_study_frame`` table with the columns ``diverged`` (reason or None),
     ``rungs`` (rungs completed) and ``rung_path``, matched on ``number``; columns it has
-    already are replaced in place. ``trials`` are the study's trials."""
+    already are replaced in place. ``trials`` are the study's trials. ``outcome_states``: the
+    ``state`` column says ``DIVERGED`` and ``INTERRUPTED`` (``outcome``) instead of Optuna's
+    PRUNED and FAIL, as the pages show them."""
     out = frame.copy()
     extra = trial_outcomes(trials).set_index("number")
     numbers = out["number"] if "number" in out.columns else pd.Series([], dtype=int)
+    if outcome_states and "state" in out.columns:
+        shown = [extra.at[n, "outcome"] if n in extra.index else None for n in numbers]
+        out["state"] = [o if o in (DIVERGED, INTERRUPTED) else st for o, st in zip(shown, out["state"])]
     for col in OUTCOME_COLUMNS:
         values = [extra.at[n, col] if n in extra.index else None for n in numbers]
         if col == "rungs":
