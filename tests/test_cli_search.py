@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from optuna.trial import TrialState
+from optuna.trial import TrialState, create_trial
 
 from tests.helpers.clirun import assert_error, cli
 from tests.helpers.handstudy import RUNG0, RUNG1, epoch_record, hand_study, hand_trial, outcomes_trials
@@ -233,7 +233,8 @@ def test_status_says_how_far_each_trial_got_and_which_the_scout_seeded(fresh, ca
     seed = hand_trial(T0, 180, 300, value=0.8, freeze_depth=13,
                       history=[epoch_record(1, 0.5, 0, 0.111), epoch_record(2, 0.6, 1, 0.333), epoch_record(3, 0.8)],
                       **{attrs.RUNGS: [{**RUNG0, "value": 0.5}, {**RUNG1, "value": 0.6}], attrs.SEEDED: "scout"})
-    hand_study(fresh, "s", [*outcomes_trials(T0), seed])
+    failed = create_trial(state=TrialState.FAIL, user_attrs={attrs.ERROR: "out of memory"})  # no parameters
+    hand_study(fresh, "s", [*outcomes_trials(T0), seed, failed])
     code, out, err = cli(capsys, fresh.root, "search", "status", "--study", "s")
     assert code == 0, err
     lines = out.splitlines()
@@ -242,13 +243,14 @@ def test_status_says_how_far_each_trial_got_and_which_the_scout_seeded(fresh, ca
     assert header.split()[-2:] == ["rungs", "error"]
     rungs = [line[header.index("rungs"):header.index("error")].strip() for line in lines[at + 1:]]
     assert rungs == ["-", "11 % (diverged)", "11 % (pruned)", "11 % → 33 % → full", "11 %",
-                     "11 % → 33 % → full (scout seed)"]
+                     "11 % → 33 % → full (scout seed)", "-"]
+    assert [line.split()[3] for line in lines[at + 1:]] == ["18", "15", "15", "15", "15", "13", "-"]  # freeze_depth
 
     code, out, err = cli(capsys, fresh.root, "search", "status", "--study", "s", "--json")
     assert code == 0, err
     records = json.loads(out)
     assert [r["rung_path"] for r in records] == [r if r != "-" else "" for r in rungs]
-    assert [r["diverged"] is not None for r in records] == [False, True, False, False, False, False]
+    assert [r["diverged"] is not None for r in records] == [False, True, False, False, False, False, False]
 
 
 def test_status_of_an_unknown_study(finished, capsys):

@@ -168,7 +168,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     ws = _ws(args)
     df = load_study_frame(ws, args.study, args.storage)
     # how far each trial got: "11 % → 33 % → full", "(pruned)", "(diverged)", "(scout seed)"
-    df = with_outcomes(df, load_study(ws, args.study, args.storage).get_trials(deepcopy=False))
+    trials = load_study(ws, args.study, args.storage).get_trials(deepcopy=False)
+    df = with_outcomes(df, trials)
     if args.json:
         print(df.to_json(orient="records", date_format="iso", indent=2))
         return 0
@@ -179,6 +180,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if s is not None and s.stalled:  # the table says what the lines above say (the JSON keeps Optuna's states)
             df = with_stalled(df, s.stalled)
         print()
+        # a whole-number parameter reads back as floats once a trial lacks it (a failed one): 8, not 8.0000
+        import pandas as pd
+        from optuna.distributions import IntDistribution
+
+        whole = {f"params_{k}" for t in trials for k, d in t.distributions.items() if isinstance(d, IntDistribution)}
+        df = df.assign(**{c: pd.Series([None if v is None or v != v else int(v) for v in df[c]], index=df.index,
+                                        dtype=object) for c in whole & set(df.columns)})
         df = df.assign(rungs=df["rung_path"].where(df["rung_path"] != "", None),
                        duration_s=[None if v is None or v != v else f"{v:.1f}" for v in df["duration_s"]])
         _print_table(df, ["number", "state", "value"] + [c for c in df.columns if c.startswith("params_")]
