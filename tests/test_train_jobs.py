@@ -195,3 +195,49 @@ def test_jobs_are_listed_newest_first_and_unknown_ids_are_refused(ws):
     for bad in ("nope", "../models", "20260101-000000-abcd"):
         with pytest.raises(NotFoundError):
             tj.open_job(ws, bad)
+
+
+# ------------------------------------------------------------------ Ctrl-C in a terminal
+def _cli_train(ws, tmp_path) -> subprocess.Popen:
+    spec_file = tmp_path / "long.yaml"
+    spec_file.write_text(tiny_spec(epochs=500).to_yaml())
+    proc = subprocess.Popen([sys.executable, "-m", "tlcore", "--workspace", str(ws.root), "train", "--spec",
+                             str(spec_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    background.track_child(proc)
+    return proc
+
+
+def _after_first_epoch(ws) -> tj.TrainJob:
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while time.monotonic() < deadline:
+        jobs = tj.list_jobs(ws)
+        if jobs and tj.read_progress(jobs[0].job).epochs:
+            return jobs[0].job
+        time.sleep(0.3)
+    raise AssertionError("no epoch ended in time")
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_the_terminal_stops_as_the_page_does_and_saves_the_best_epoch(ws, tmp_path):
+    """Ctrl-C during `python -m tlcore train` kept nothing, even after epochs had ended."""
+    proc = _cli_train(ws, tmp_path)
+    job = _after_first_epoch(ws)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=JOB_TIMEOUT)
+    assert proc.returncode == 0, err
+    assert "Stopping after this batch" in err and "the best epoch was saved" in err, err
+    s = tj.job_status(job)
+    assert s.status == "stopped" and RunFolder(s.run_dir).is_complete()
+    assert any("Stop requested (Ctrl-C)" in (r.get("text") or "") for r in tj.read_progress(job).events)
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_stops_at_once_and_saves_nothing(ws, tmp_path):
+    proc = _cli_train(ws, tmp_path)
+    job = _after_first_epoch(ws)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=JOB_TIMEOUT)  # evaluating and saving take far longer than 50 ms
+    assert proc.returncode == 130, err
+    assert tj.job_status(job).status == "stopped" and runs(ws) == []

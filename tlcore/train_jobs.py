@@ -464,6 +464,7 @@ class JobReporter:
         self.job = job
         self.epochs_done = 0
         self.stop_seen = False
+        self.stop_asked = ""  # why a stop was asked in this process (Ctrl-C), or ""
         self._last_write = 0.0
 
     def start(self) -> None:
@@ -471,9 +472,12 @@ class JobReporter:
         _append(self.job, {"type": "status", "text": f"Started (process {os.getpid()})"})
 
     def should_stop(self) -> bool:
-        if not self.stop_seen and self.job.stop_file.exists():
+        """Whether a stop was requested: the job's stop file (the Train page's Stop), or ``stop_asked``
+        (set by the process itself: Ctrl-C in its terminal)."""
+        if not self.stop_seen and (self.stop_asked or self.job.stop_file.exists()):
             self.stop_seen = True
-            _append(self.job, {"type": "status", "text": "Stop requested: stopping after this batch"})
+            by = f" ({self.stop_asked})" if self.stop_asked else ""
+            _append(self.job, {"type": "status", "text": f"Stop requested{by}: stopping after this batch"})
         return self.stop_seen
 
     def on_epoch(self, rec: dict[str, Any]) -> None:

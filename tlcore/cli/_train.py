@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,29 @@ def _both(*fns):
 
 
 @contextlib.contextmanager
+def _ctrl_c_stops(reporter):
+    """While it trains, a first Ctrl-C stops the run as the Train page's Stop does (after this batch,
+    the best epoch so far evaluated and saved; nothing before the first epoch ends); a second one
+    interrupts at once and saves nothing."""
+    def ask(signum, frame):
+        if reporter.stop_asked:
+            raise KeyboardInterrupt
+        reporter.stop_asked = "Ctrl-C"
+        print("\nStopping after this batch: the best epoch so far is evaluated and saved. Press Ctrl-C again to "
+              "stop at once without saving.", file=sys.stderr, flush=True)
+
+    try:
+        previous = signal.signal(signal.SIGINT, ask)
+    except ValueError:  # not the main thread (an embedding program): Ctrl-C keeps its own meaning
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
 def _reporting(reporter):
     """Tell the job (``tlcore.train_jobs.JobReporter``; None: no job) how the block ended, if not well."""
     from tlcore import train_jobs
@@ -244,7 +268,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                               should_stop=reporter.should_stop)
         print(f"Training {spec.backbone} ({spec.method}) on {spec.dataset!r} at {spec.image_size}px "
               f"for {spec.epochs} epochs (job {reporter.job.id})", file=sys.stderr, flush=True)
-        with _reporting(reporter):
+        with _reporting(reporter), _ctrl_c_stops(reporter):
             try:
                 result = train(spec, ws, run_dir=run_dir, hooks=hooks, augmentation=augmentation)
             finally:
