@@ -110,6 +110,7 @@ def test_invalid_widget_values_are_explained(tiny_ws):
     at.button(key="se_new_create").click().run()
     _ok(at)
     assert "A study needs a name." in _text(at.error)
+    assert "Type one in 'Study name'" in _text(at.error) and "'name: my-study'" not in _text(at.error)  # not the YAML words
 
     at.text_input(key="se_new_name").set_value("ok")
     at.number_input(key="se_new_lr_lo").set_value(0.1)

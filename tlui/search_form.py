@@ -29,7 +29,7 @@ import streamlit as st
 from tlcore import augment as au
 from tlcore import backbones as bb
 from tlcore.config import METHODS, RESIZE_MODES, RESIZE_RULES, TrainSpec
-from tlcore.errors import TLCoreError
+from tlcore.errors import ConfigError, TLCoreError
 from tlcore.search import StudySpec, create_study, launch_workers
 from tlcore.search.spec import DROPOUT_RANGE, OBJECTIVES, PRUNERS, SAMPLERS
 from tlcore.search.spec import FINE_TUNE_FACTOR_RANGE as FTF_RANGE
@@ -151,6 +151,9 @@ def _blocks(names: list[str]) -> tuple[int, list[int]]:
 def spec_from_widgets(blocks: int, counts: list[int]) -> StudySpec:
     """The ``StudySpec`` the widgets describe. Raises ``ConfigError`` when it is invalid."""
     ss = st.session_state
+    if not str(ss["se_new_name"]).strip():  # the spec's own message speaks of a YAML line
+        raise ConfigError("A study needs a name.", received="Study name (empty)",
+                          fix="Type one in 'Study name': 1-64 letters, digits, '.', '_' or '-'.")
     lo, hi = (int(v) for v in ss["se_new_depth"])
     depth = None if (lo, hi) == (0, blocks) and len(set(counts)) > 1 else [lo, hi]  # each backbone's full range
     aug = ss["se_new_augment"]
