@@ -106,6 +106,9 @@ def test_unknown_query_param_falls_back_to_demo(workspace):
     _ok(at)
     assert at.selectbox(key="ds_selected").value == "demo"
     assert at.query_params["dataset"] == "demo"
+    # said, as the other pages do (it fell back in silence)
+    assert [w.value.replace("\\", "") for w in at.warning] == [
+        "There is no dataset named no-such-dataset in this workspace; showing demo."]
 
 
 def test_samples_controls(workspace):

@@ -110,6 +110,9 @@ def init_state(names: list[str]) -> str | None:
             ss["ds_selected"] = wanted
         elif names:
             ss["ds_selected"] = default_dataset(names)
+            if wanted:  # a stale or mistyped link: said, as the other pages do
+                place.flash("warning", f"There is no dataset named {md_escape(wanted)} in this workspace; "
+                                       f"showing {md_escape(ss['ds_selected'])}.")
         else:
             ss["ds_selected"] = None
     return ss["ds_selected"]
