@@ -312,6 +312,11 @@ def test_tta_switch_and_its_effect_on_the_test_split(with_model):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Without TTA"].endswith("%") and metrics["With TTA"].endswith("%")
     assert int(metrics["Test images"]) > 0
+    with_tta = next(m for m in at.metric if m.label == "With TTA")
+    if metrics["Without TTA"] == metrics["With TTA"]:  # no green "+0.0 points" for no gain
+        assert with_tta.delta == "no change" and with_tta.proto.color == 2  # grey ("off"), not green
+    else:
+        assert with_tta.delta.endswith(" points") and with_tta.delta[0] in "+-"
 
 
 def test_a_model_made_elsewhere_predicts_without_grad_cam(with_model):

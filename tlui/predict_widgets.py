@@ -215,5 +215,8 @@ def tta_section(ws: Workspace, entry: CatalogEntry, loaded: LoadedModel, model_p
             return
         c = st.columns(3)
         c[0].metric("Without TTA", tf.pct(res["without"]))
-        c[1].metric("With TTA", tf.pct(res["with"]), delta=f"{100 * (res['with'] - res['without']):+.1f} points")
+        points = 100 * (res["with"] - res["without"])
+        same = round(points, 1) == 0  # a green "+0.0" told of a gain there was not
+        c[1].metric("With TTA", tf.pct(res["with"]), delta="no change" if same else f"{points:+.1f} points",
+                    delta_color="off" if same else "normal")
         c[2].metric("Test images", res["images"])
