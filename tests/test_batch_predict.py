@@ -268,3 +268,18 @@ def test_a_split_folder_or_one_class_folder_given_still_labels_its_images(model,
     with open_folder(root / "test" / "owl") as src:
         none = predict_batch(m, src, top_k=1)
     assert none.accuracy is None and none.unmatched == {} and none.accuracy_basis == ""
+
+
+def test_a_class_folder_written_in_decomposed_unicode_names_the_class(workspace):
+    """macOS (and its zips) writes "é" as e + a combining accent; the model's class has one character.
+    The folder named no class of the model, though the two names look alike."""
+    import unicodedata
+
+    composed, decomposed = "T shirt é", unicodedata.normalize("NFD", "T shirt é")
+    assert composed != decomposed
+    m = loaded(channel_model(2, 8), [composed, "bag"])
+    write_bytes(workspace.root / "batch" / decomposed / "a.png", image_bytes((20, 20), seed=1))
+    with open_folder(workspace.root / "batch", ws=workspace) as src:
+        result = predict_batch(m, src)
+    [row] = result.rows
+    assert row.true_label == composed and result.unmatched == {}  # the model's own spelling

@@ -55,6 +55,7 @@ import io
 import os
 import threading
 import time
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable
@@ -110,9 +111,15 @@ class BatchItem:
     root: str = ""
 
     def true_label(self, classes: set[str] | frozenset[str]) -> str | None:
-        """The class this item's folders name among ``classes`` (the module's *True labels*), or None."""
+        """The class this item's folders name among ``classes`` (the module's *True labels*), or None.
+
+        Names are compared in Unicode's composed form (NFC): "é" written as e + a combining accent
+        (as macOS and its zips write folder names) names the class "é" (one character), and the
+        class is returned as the model spells it."""
         top, _, below = self.folder.partition("/")  # below: "cat" of "test/cat", a split folder's class folder
-        return next((name for name in (top, below, self.root) if name and name in classes), None)
+        composed = {unicodedata.normalize("NFC", c): c for c in classes}
+        return next((composed[key] for name in (top, below, self.root) if name
+                     and (key := unicodedata.normalize("NFC", name)) in composed), None)
 
 
 @dataclass
