@@ -125,3 +125,20 @@ def test_keys_and_resolve(ws):
     assert export_name("trial:hs:0", ws.root) == "hs-trial-0"
     assert export_name("x", ws.root / "studies" / "local" / "hs" / "trials" / "4") == "hs-trial-4"
     assert export_name("hand-run", ws.root / "models" / "hand-run") == "hand-run"
+
+
+def test_an_exports_time_is_local_and_without_a_zone_as_runs_and_trials_give_theirs(monkeypatch):
+    """`models list` printed exports' times as 2026-12-05 00:05:48+00:00 beside runs' local times."""
+    import time
+
+    from tlcore.catalog import _local_time
+
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    time.tzset()
+    try:
+        assert _local_time("2026-01-05T09:00:00+00:00") == "2026-01-05T10:00:00"
+        assert _local_time("2026-01-05T09:00:00") == "2026-01-05T09:00:00"  # no zone: as it is
+        assert _local_time(None) == "" and _local_time("yesterday") == "yesterday"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

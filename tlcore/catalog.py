@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -224,8 +225,20 @@ def _export_entry(folder: Path) -> CatalogEntry | None:
         dataset=str(dataset or training.get("dataset") or "") or None,
         backbone=str(training.get("backbone") or "") or None, method=str(training.get("method") or "") or None,
         image_size=_int(inp.get("image_size")), num_classes=len(classes) if classes else None,
-        created=str(card.get("exported_at") or ""),
+        created=_local_time(card.get("exported_at")),
     )
+
+
+def _local_time(stamp: Any) -> str:
+    """An ISO 8601 time with a zone (a model card's, in UTC) as this machine's local time without one,
+    as runs and trials give theirs (so they print and sort alike); "" when missing, as given when not ISO."""
+    if not stamp:
+        return ""
+    try:
+        when = _dt.datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return str(stamp)
+    return (when.astimezone().replace(tzinfo=None) if when.tzinfo else when).isoformat(timespec="seconds")
 
 
 def list_exports(ws: Workspace) -> list[CatalogEntry]:
