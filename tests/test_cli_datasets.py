@@ -68,10 +68,12 @@ def test_inspect_unusable_exits_nonzero_with_one_line_reason(tmp_path, capsys, c
         Image.new("RGB", (32, 32)).save(path / "a.png")
     elif case == "one_class":
         make_tree(path, {"only": 3})
-    code, _, err = run(capsys, "datasets", "inspect", str(path))
+    code, out, err = run(capsys, "datasets", "inspect", str(path))
     assert code != 0
     lines = [line for line in err.strip().splitlines() if line]
     assert len(lines) == 1 and lines[0].startswith("error:"), err
+    if case == "missing":  # no empty report ("0 images", "Problems: none") before the error
+        assert out == "" and code == 2 and "No folder there" in err
 
 
 def test_add_list_rescan_remove(workspace, capsys):

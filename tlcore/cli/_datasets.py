@@ -76,6 +76,13 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         demo_if_named(ws, args.path)
         if ws.has_dataset(args.path):
             path = Path(ws.get_dataset(args.path).path)
+    if not path.is_dir():  # a report of 0 images and "Problems: none" told nothing
+        from tlcore.errors import NotFoundError
+
+        known = ", ".join(r.name for r in _ws(args).list_datasets()) or "none yet"
+        raise NotFoundError("No folder there, and no dataset registered under that name." if not path.exists()
+                            else "That is a file, not a folder of images.", received=str(path),
+                            fix=f"Give a folder of class folders, or a registered dataset's name (registered: {known}).")
     opts = ScanOptions(min_side=args.min_side, max_aspect=args.max_aspect)
     bar = ProgressBar("Scanning")
     result = scan_dataset(path, options=opts, progress=bar)
