@@ -108,6 +108,14 @@ def test_missing_model(tmp_path):
     with pytest.raises(NotFoundError) as info:
         load_model(tmp_path / "run")
     assert str(tmp_path / "run" / "model.keras") in str(info.value)
+    edge = tmp_path / "edge"  # an export of edge formats only: it said "Give ... an export folder", as given
+    edge.mkdir()
+    for name in ("model.onnx", "model_int8.tflite", "labels.txt"):
+        (edge / name).write_bytes(b"x")
+    with pytest.raises(NotFoundError) as info:
+        load_model(edge)
+    assert "It holds model.onnx, model_int8.tflite, which this workbench does not predict with" in info.value.fix
+    assert "--format keras" in info.value.fix
 
 
 @pytest.mark.parametrize(

@@ -264,12 +264,17 @@ def _locate(path: Path) -> tuple[Path, Path | None]:
         model_path = RunFolder(path).model_file
         if not model_path.is_file():
             partial = path.name.endswith(".partial")
-            raise NotFoundError(
-                f"The folder has no {model_path.name}.",
-                received=f"looked for {model_path}",
-                fix=("This run did not finish saving (a '.partial' folder): train again."
-                     if partial else "Give a run folder the trainer wrote, an export folder, or a .keras file."),
-            )
+            others = sorted(p.name for p in path.glob("*") if p.suffix.lower() in (".tflite", ".onnx"))
+            if partial:
+                fix = "This run did not finish saving (a '.partial' folder): train again."
+            elif others:  # an export of edge formats only: this workbench predicts with the Keras model
+                fix = (f"It holds {', '.join(others)}, which this workbench does not predict with (they run in "
+                       "TensorFlow Lite or ONNX Runtime). Export again with the keras format too (--format "
+                       "keras,...), or give the run folder or trial the export was made from.")
+            else:
+                fix = "Give a run folder the trainer wrote, an export folder, or a .keras file."
+            raise NotFoundError(f"The folder has no {model_path.name}.", received=f"looked for {model_path}",
+                                fix=fix)
         return model_path, path
     if not path.exists():
         raise NotFoundError(
