@@ -541,8 +541,8 @@ def scout_cost_for(ws: Any, dataset: str, images: int, image_size: int, backbone
 
 
 def _sample_positions(data: Any, images: int) -> np.ndarray:
-    """The positions in ``data``'s training split of the images the scout scores: at most
-    ``images``, stratified by class and nested by content hash, as the search's subsets are
+    """The positions in ``data``'s training split of the images the scout scores: about
+    ``images`` (each class its share, rounded up, at least one), stratified by class and nested by content hash, as the search's subsets are
     (``tlcore.pipeline.nested_subset``); every image when there are no more than that."""
     from tlcore.pipeline import nested_subset
 
@@ -563,8 +563,9 @@ def scout(ws: Any, dataset: str, *, backbones: Sequence[str] = ("efficientnet_li
         dataset: a registered dataset.
         backbones: backbone names. Defaults to EfficientNet-Lite0.
         image_size, resize_mode, weights: as in ``TrainSpec``.
-        images: at most this many training images, stratified by class (nested, by content
-            hash, as the search's subsets). Defaults to 2,000.
+        images: about this many training images (each class its share, rounded up, at least
+            one), stratified by class (nested, by content hash, as the search's subsets).
+            Defaults to 2,000.
         seed: for the random weights of tests (``weights=None``).
         batch_size: images per forward call.
         progress: ``progress(text, done, total)`` while features are computed.

@@ -109,7 +109,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backbones", metavar="A,B", help="comma-separated backbones (default efficientnet_lite0)")
     p.add_argument("--image-size", type=int, default=128, metavar="S", help="input side in pixels (default 128)")
     p.add_argument("--images", type=int, default=2000, metavar="N",
-                   help="at most this many training images, stratified by class (default 2000)")
+                   help="about this many training images, stratified by class: each class its share, rounded up, "
+                   "at least one (default 2000; a split with fewer: all of it)")
     p.add_argument("--resize", choices=RESIZE_MODES, default="pad", help="how images become square (default pad)")
     p.add_argument("--weights", default="imagenet", metavar="imagenet|none|PATH",
                    help="backbone weights (default imagenet; none = random, for tests)")
