@@ -214,3 +214,26 @@ def test_a_removed_demo_stays_removed_when_a_command_names_it(workspace, capsys)
     code, _, err = run(capsys, "datasets", "rescan", "demo")
     assert code == 2 and "No dataset is registered under that name" in err
     assert not workspace.has_dataset("demo")
+
+
+def test_a_zip_added_again_after_its_dataset_was_overwritten_says_which_folder_is_in_the_way(workspace, tmp_path,
+                                                                                             capsys):
+    """Re-adding a zip whose first copy a folder dataset replaced (--overwrite) said "remove the old dataset
+    with its files first", which the user had done and which could not help: no dataset used the folder."""
+    from tlcore.datasets import add_dataset, remove_dataset
+    from tlcore.datasets._ops import _new_data_folder
+    from tlcore.errors import ConfigError
+
+    pets = make_tree(workspace.root / "photos" / "pets", {"cat": 3, "dog": 3})  # under the data roots
+    archive = tmp_path / "pets.zip"
+    archive.write_bytes(zip_with_a_link_and_an_empty_class(pets).getvalue())
+    add_zip_dataset(workspace, "pets", archive)
+    kept = workspace.data_dir / "pets"
+    with pytest.raises(ConfigError) as info:  # while the upload is registered: remove it with its files
+        _new_data_folder(workspace, "pets")
+    assert "datasets remove pets --delete-files" in info.value.fix
+    add_dataset(workspace, "pets", pets, overwrite=True)  # the name now names the original folder
+    remove_dataset(workspace, "pets", delete_files=True)  # not the workbench's folder: nothing deleted
+    assert kept.is_dir()
+    code, _, err = run(capsys, "--workspace", str(workspace.root), "datasets", "add", "pets", str(archive))
+    assert code == 2 and "no registered dataset uses" in err and f"delete that folder ({kept})" in err, err

@@ -264,11 +264,19 @@ def _owned_folder(ws: Workspace, rec: DatasetRecord) -> bool:
 def _new_data_folder(ws: Workspace, name: str) -> Path:
     target = ws.data_dir / validate_name(name, "dataset name")
     if target.exists():
-        raise ConfigError(
-            "The workspace already holds data under that name.",
-            received=str(target),
-            fix="Choose another name, or remove the old dataset with its files first.",
-        )
+        real = Path(os.path.realpath(target))
+        users = [r.name for r in ws.list_datasets() if Path(os.path.realpath(r.path)).is_relative_to(real)]
+        if users:
+            raise ConfigError(
+                "The workspace already holds data under that name.", received=str(target),
+                fix=f"Choose another name, or remove the dataset that uses it with its files first "
+                    f"('python -m tlcore datasets remove {users[0]} --delete-files').")
+        raise ConfigError(  # "remove the old dataset with its files" could not help: none uses it
+            "The workspace already holds a folder of images under that name that no registered dataset uses "
+            "(left when that dataset was registered again from another folder with --overwrite, or put there "
+            "by hand).", received=str(target),
+            fix=f"Choose another name, or delete that folder ({target}) if you no longer need its images, then "
+                "try again.")
     return target
 
 
