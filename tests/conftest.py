@@ -159,3 +159,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return 1 if item.get_closest_marker("slow") else 2
 
     items.sort(key=rank)
+
+
+@pytest.fixture
+def stand_in_spawn(monkeypatch, request):
+    """``background.spawn`` replaced by a stand-in for a background scout process: a sleeping Python
+    whose command line names tlcore, as a real scout's does (no TensorFlow). Returns the processes
+    started; they are killed after the test."""
+    import subprocess
+
+    from tlcore import background
+
+    started: list[subprocess.Popen] = []
+
+    def spawn(cmd, log_path, *, cwd, env):
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "tlcore-scout-stand-in"])
+        background.track_child(proc)
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(background, "spawn", spawn)
+
+    def stop_all():
+        for proc in started:
+            proc.kill()
+            proc.wait()
+
+    request.addfinalizer(stop_all)
+    return started

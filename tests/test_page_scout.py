@@ -182,26 +182,6 @@ def test_a_running_scout_shows_its_progress_then_its_failure(workspace, tmp_path
     assert at.button(key="se_scout_go").disabled is False
 
 
-@pytest.fixture
-def stand_in_spawn(monkeypatch, request):
-    """``background.spawn`` replaced by a stand-in for the scout process (a sleeping Python whose command
-    line names tlcore, as a real scout's does): the page launches without TensorFlow. Returns the
-    processes started."""
-    from tlcore import background
-
-    started: list[subprocess.Popen] = []
-
-    def spawn(cmd, log_path, *, cwd, env):
-        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "tlcore-scout-stand-in"])
-        background.track_child(proc)
-        started.append(proc)
-        return proc
-
-    monkeypatch.setattr(background, "spawn", spawn)
-    request.addfinalizer(lambda: [(p.kill(), p.wait()) for p in started])
-    return started
-
-
 def _hand_saved_scout(ws: Workspace) -> None:
     """A finished scout of tiny at 32 px (random weights), as ``save_result`` writes it, made by hand."""
     from tlcore.scout import SCORES

@@ -407,31 +407,6 @@ def test_the_cost_estimate_counts_no_more_images_than_the_dataset_has(workspace)
 
 
 # ------------------------------------------------------------------ background scouts found from disk
-@pytest.fixture
-def stand_in_spawn(monkeypatch, request):
-    """``background.spawn`` replaced by a stand-in for the scout process: a sleeping Python whose command
-    line names tlcore, as a real scout's does (no TensorFlow). Returns the list of processes started."""
-    from tlcore import background
-
-    started: list[subprocess.Popen] = []
-
-    def spawn(cmd, log_path, *, cwd, env):
-        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "tlcore-scout-stand-in"])
-        background.track_child(proc)
-        started.append(proc)
-        return proc
-
-    monkeypatch.setattr(background, "spawn", spawn)
-
-    def stop_all():
-        for proc in started:
-            proc.kill()
-            proc.wait()
-
-    request.addfinalizer(stop_all)
-    return started
-
-
 def _status(run: dict, **info) -> None:
     from pathlib import Path
 
