@@ -187,8 +187,6 @@ def probe_trial_params(spec: StudySpec) -> dict[str, Any] | None:
     return params
 
 
-
-
 def recipe_trial_params(spec: StudySpec) -> dict[str, Any] | None:
     """The parameters of the trial after the probe when ``spec.recipe_trial``: the classic recipe,
     fine-tune the last third of the first backbone's blocks (the depth clipped to the searched
