@@ -68,7 +68,11 @@ def choose(page: Page, label: str, option: str | re.Pattern) -> None:
 
 
 def click(page: Page, name: str | re.Pattern, *, timeout: float = 60.0) -> None:
-    page.get_by_role("button", name=name).first.click()
+    """Click the button named ``name``: the one named exactly so when there is one, else the first whose
+    name contains it (a widget's help button is named "Help for <its label>", and "Save" is in "Help for
+    Overwrite a pipeline saved under that name")."""
+    exact = page.get_by_role("button", name=name, exact=True) if isinstance(name, str) else None
+    (exact if exact is not None and exact.count() else page.get_by_role("button", name=name)).first.click()
     wait_idle(page, timeout)
 
 
