@@ -308,3 +308,18 @@ def test_full_batches_fill_the_short_last_batch_and_still_read_every_row():
         full.on_epoch_end()
     few = _Batches([x[:3]], y[:3], 2, batch_size=4, seed=0, full_batches=True)  # fewer rows than one batch
     assert len(few) == 1 and len(few[0][0]) == 3
+
+
+def test_a_split_dataset_without_training_images_says_where_they_are_missing(workspace, tmp_path):
+    """Imported with --train-per-class 0, a split dataset's train split was empty, and the advice was to
+    change the split fractions, which cannot give it training images."""
+    from tests.helpers.imagegen import make_tree
+    from tlcore.datasets import add_dataset
+
+    root = workspace.root / "photos"
+    make_tree(root / "test", {"cat": 3, "dog": 3})
+    (root / "train" / "cat").mkdir(parents=True)
+    add_dataset(workspace, "split", root)
+    with pytest.raises(DatasetError, match="train split is empty") as info:
+        train(small(dataset="split"), workspace)
+    assert "train/ only, which holds no usable image" in info.value.fix and "--train-per-class" in info.value.fix

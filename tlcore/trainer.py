@@ -69,7 +69,7 @@ from tlcore.cache import ArrayCache
 from tlcore.calibration import calibration_report
 from tlcore.config import TrainSpec, recipe_depth
 from tlcore.datasets import dataset_splits, load_split_spec
-from tlcore.errors import ConfigError, DatasetError, TrainingDiverged
+from tlcore.errors import ConfigError, DatasetError, TLCoreError, TrainingDiverged
 from tlcore.evaluate import classification_report
 from tlcore.model import Classifier
 from tlcore.pipeline import dataset_fingerprint, load_image_array, nested_subset
@@ -177,13 +177,29 @@ def prepare_data(ws: Workspace, spec: TrainSpec, *, hooks: ProgressHooks | None 
         part = index[index["split"] == split].reset_index(drop=True)
         if split in ("train", "val") and len(part) == 0:
             raise DatasetError(f"The {split} split is empty.", received=f"dataset {spec.dataset!r}",
-                               fix="Add more images or change the split fractions on the Datasets page.")
+                               fix=_empty_split_fix(ws, spec.dataset, index))
         hooks.status(f"Decoding {split} images ({len(part)})")
         x[split] = load_image_array(part, spec.image_size, spec.resize_mode, cache=cache)
         y[split] = part["label"].map(lookup).to_numpy(dtype=np.int64)
         rows[split] = part
         fp[split] = dataset_fingerprint(part)
     return TrainingData(class_names=class_names, x=x, y=y, rows=rows, fingerprint=fp)
+
+
+def _empty_split_fix(ws: Workspace, dataset: str, index: pd.DataFrame) -> str:
+    """What to do about an empty train or validation split: the split fractions, unless the dataset
+    comes split into folders and its train folder holds no usable image (fractions cannot help then)."""
+    from tlcore.datasets import load_index
+
+    try:
+        folders = set(load_index(ws, dataset)["split"].astype(str))
+    except TLCoreError:
+        folders = set()
+    if "test" in folders and not (index["split"] == "train").any():
+        return ("It comes split into train/ and test/ folders, and its training and validation images come from "
+                "train/ only, which holds no usable image: add images there and rescan (an import: import "
+                "training images too, e.g. --train-per-class 500).")
+    return "Add more images or change the split fractions on the Datasets page."
 
 
 # ------------------------------------------------------------------ data feeds
