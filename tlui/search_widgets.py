@@ -38,7 +38,7 @@ from tlcore.search import (
     load_study_frame,
     open_storage,
 )
-from tlcore.search.results import DIVERGED, best_so_far, fraction_text, with_outcomes, with_stalled
+from tlcore.search.results import best_so_far, fraction_text, with_outcomes, with_stalled
 from tlcore.search.worker_state import GAVE_UP, TRAINING_STATUS, WorkerState
 from tlcore.workspace import Workspace
 from tlui import fmt as tf
@@ -146,16 +146,14 @@ def parse_spec_text(data: bytes | str) -> StudySpec:
 def trial_table(frame: pd.DataFrame, stalled: dict[int, str] | None = None) -> pd.DataFrame:
     """The columns the page's trial table shows, newest trial first.
 
-    A trial that diverged shows the state ``DIVERGED`` (it is PRUNED in Optuna), one a stop ended
-    ``INTERRUPTED`` (FAIL in Optuna) when ``frame`` came from ``poll_study``, a running trial
+    A trial that diverged shows the state ``DIVERGED`` (it is PRUNED in Optuna) and one a stop ended
+    ``INTERRUPTED`` (FAIL in Optuna), as ``poll_study``'s frame says (``outcome_states``); a running trial
     whose worker stopped without finishing (a number in ``stalled``) ``STALLED``, and ``rungs`` the
     data it trained on ("11 % → 33 % → full"), when ``frame`` has the ``with_outcomes`` columns.
     """
     if frame.empty:
         return frame
     frame = frame.copy()
-    if "diverged" in frame.columns:
-        frame.loc[frame["diverged"].notna() & (frame["state"] == "PRUNED"), "state"] = DIVERGED
     if stalled:
         frame = with_stalled(frame, stalled)
     if "rung_path" in frame.columns:
