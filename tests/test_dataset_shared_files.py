@@ -77,6 +77,34 @@ def test_a_same_folder_reached_through_a_link_counts(workspace, digits):
     _check_refused(workspace, digits, ["alias"])
 
 
+@pytest.mark.parametrize("what", ["class folder", "image", "whole folder"])
+def test_a_link_in_another_datasets_folder_to_these_files_counts(workspace, digits, make_image_tree, what):
+    """Another dataset built of links (a class folder, one image, or all of it) into the import: the scan
+    follows them, so deleting the import would leave that dataset's images broken."""
+    mine = make_image_tree(workspace.root / "mine", {"cat": 2, "dog": 2})
+    assert (digits / "zero").is_dir()
+    if what == "class folder":
+        (mine / "zero").symlink_to(digits / "zero")
+    elif what == "image":
+        (mine / "cat" / "borrowed.png").symlink_to(sorted(digits.rglob("*.png"))[0])
+    else:
+        (mine / "all").symlink_to(digits.parent)
+    add_dataset(workspace, "mine", mine)
+    _check_refused(workspace, digits, ["mine"])
+    assert "a link in its folder to these files" in str(pytest.raises(
+        DatasetError, remove_dataset, workspace, "digits", delete_files=True).value)
+
+
+def test_a_link_elsewhere_does_not_count(workspace, digits, make_image_tree):
+    """A link to files outside the import (here, to another class folder of its own dataset) does not
+    hold the removal up."""
+    mine = make_image_tree(workspace.root / "mine", {"cat": 2, "dog": 2})
+    (mine / "kitten").symlink_to(mine / "cat")
+    add_dataset(workspace, "mine", mine)
+    remove_dataset(workspace, "digits", delete_files=True)
+    assert not digits.exists() and workspace.has_dataset("mine")
+
+
 def test_every_dataset_using_the_files_is_named(workspace, digits):
     add_dataset(workspace, "alias", digits)
     add_dataset(workspace, "again", digits)

@@ -349,7 +349,8 @@ def remove_dataset(ws: Workspace, name: str, *, delete_files: bool = False) -> N
     Raises:
         NotFoundError: ``name`` is not registered.
         DatasetError: ``delete_files`` would delete files another registered dataset uses (its
-            folder is this one's, inside it, or holds it); nothing is removed then.
+            folder is this one's, inside it, or holds it, or it holds a link to them); nothing is
+            removed then.
     """
     rec = ws.get_dataset(name)
     with ws.lock(f"dataset-{name}"):
@@ -366,7 +367,8 @@ def remove_dataset(ws: Workspace, name: str, *, delete_files: bool = False) -> N
 
 def _refuse_shared_files(ws: Workspace, rec: DatasetRecord) -> None:
     """Refuse to delete ``rec``'s folder while another registered dataset uses files in it: its folder
-    is the same one (symlinks followed), lies inside it, or holds it.
+    is the same one (symlinks followed), lies inside it, holds it, or holds a symlink to a file or
+    folder in it (links to images are followed by the scan, so deleting would leave them broken).
 
     Raises:
         DatasetError: naming the other datasets and the ways out.
@@ -383,6 +385,8 @@ def _refuse_shared_files(ws: Workspace, rec: DatasetRecord) -> None:
             users.append((other.name, f"a folder inside it, {other.path}"))
         elif mine.is_relative_to(theirs):
             users.append((other.name, f"a folder that holds it, {other.path}"))
+        elif (link := _link_into(Path(other.path), mine)) is not None:
+            users.append((other.name, f"a link in its folder to these files, {link}"))
     if not users:
         return
     named = ", ".join(f"{n!r} ({how})" for n, how in users)
@@ -396,6 +400,20 @@ def _refuse_shared_files(ws: Workspace, rec: DatasetRecord) -> None:
         fix=f"Remove {rec.name!r} without deleting its files (leave out --delete-files; on the Datasets page, "
         f"leave 'Also delete its files' unticked), or remove {others}.",
     )
+
+
+def _link_into(folder: Path, mine: Path) -> Path | None:
+    """The first symlink under ``folder`` (links not followed) whose target lies in ``mine`` or holds
+    it, so deleting ``mine`` would empty or break it; None when there is none (or ``folder`` is gone)."""
+    for root, dirs, files in os.walk(folder):
+        for name in (*dirs, *files):
+            path = Path(root, name)
+            if not path.is_symlink():
+                continue
+            target = Path(os.path.realpath(path))
+            if target.is_relative_to(mine) or mine.is_relative_to(target):
+                return path
+    return None
 
 
 def load_index(ws: Workspace, name: str) -> pd.DataFrame:
