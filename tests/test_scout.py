@@ -503,3 +503,41 @@ def test_a_scout_on_another_machine_counts_as_running_and_the_refusal_says_how_t
     assert running_scouts(workspace, "demo") == []
     record.write_text("{ damaged")  # an unreadable record blocks nothing
     assert running_scouts(workspace, "demo") == []
+
+
+def test_a_scout_run_in_a_terminal_is_followed_and_not_started_twice(workspace, stand_in_spawn):
+    """A scout started with ``python -m tlcore scout`` was invisible to the Search page, which could start
+    an identical one beside it. It now records itself as a launched one does: found while it runs, a
+    second identical launch refused, its status finished with the saved result when it ends."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tlcore.cli import main
+    from tlcore.scout import ScoutAlreadyRunning, launch_scout, running_scouts
+
+    settings = dict(backbones=["efficientnet_lite0"], image_size=32, images=60, weights=None, resize_mode="pad")
+    proc = subprocess.Popen([sys.executable, "-m", "tlcore", "--workspace", str(workspace.root), "scout", "--data",
+                             "demo", "--weights", "none", "--image-size", "32", "--images", "60"],
+                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline, found = time.time() + 60, []
+        while not found and proc.poll() is None and time.time() < deadline:
+            found = running_scouts(workspace, "demo", image_size=32, backbones=["efficientnet_lite0"], weights=None)
+            time.sleep(0.05)
+        assert [r["pid"] for r in found] == [proc.pid], proc.poll()
+        with pytest.raises(ScoutAlreadyRunning):
+            launch_scout(workspace, "demo", **settings)
+        assert stand_in_spawn == []
+        # the terminal refuses an identical second terminal scout the same way
+        code = main(["--workspace", str(workspace.root), "scout", "--data", "demo", "--weights", "none",
+                     "--image-size", "32", "--images", "60"])
+        assert code == 2 or proc.poll() is not None  # (unless the first one ended meanwhile)
+        out = proc.communicate(timeout=120)[0].decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    status = json.loads(Path(found[0]["status"]).read_text())
+    assert status["state"] == "finished" and Path(status["result"]).is_file()
+    assert running_scouts(workspace, "demo") == []

@@ -48,7 +48,8 @@ The Search page runs a scout in the background (``launch_scout``): its record
 (``run-*.run.json``: pid, host and settings), status file and log lie under
 ``<workspace>/scouts/<dataset>``, so a reload, another tab or server finds it while it
 runs (``running_scouts``), and a second scout of the same settings is refused meanwhile
-(``ScoutAlreadyRunning``).
+(``ScoutAlreadyRunning``). A scout run in a terminal (``python -m tlcore scout``) records
+itself the same way (``claim_terminal_scout``).
 
 Example:
 
@@ -73,7 +74,7 @@ from tlcore.errors import ConfigError, DatasetError, TLCoreError
 
 __all__ = ["ScoutResult", "scout", "logme", "logme_stack", "leep", "nce", "transrate", "kendall_tau", "SCORES",
            "DEPTH_SCORES", "RANK_SCORES", "ranking_scores",
-           "scout_cost_estimate", "scout_cost_for", "running_scouts", "ScoutAlreadyRunning"]
+           "scout_cost_estimate", "scout_cost_for", "running_scouts", "ScoutAlreadyRunning", "claim_terminal_scout"]
 
 SCORES = ("logme_stack", "logme", "transrate", "leep", "nce")
 # Scores computed per depth; the others are one value per backbone.
@@ -842,11 +843,45 @@ def launch_scout(ws: Any, dataset: str, *, backbones: Sequence[str], image_size:
         ScoutAlreadyRunning: a scout of the same dataset, backbones, image size, images, weights
             and resize mode is running (its record is the error's ``run``); nothing was started.
     """
-    import os
-    import socket
     import sys
 
     from tlcore import background
+
+    def start(status: Any, log: Any) -> int:
+        cmd = [sys.executable, "-m", "tlcore", "--workspace", str(ws.root), "scout", "--data", dataset,
+               "--backbones", ",".join(backbones), "--image-size", str(image_size), "--images", str(images),
+               "--weights", "none" if weights is None else str(weights), "--resize", resize_mode,
+               "--status-file", str(status)]
+        return background.spawn(cmd, log, cwd=ws.root, env=background.child_env()).pid
+
+    return _claim_run(ws, dataset, backbones=backbones, image_size=image_size, images=images, weights=weights,
+                      resize_mode=resize_mode, start=start)
+
+
+def claim_terminal_scout(ws: Any, dataset: str, *, backbones: Sequence[str], image_size: int, images: int,
+                         weights: str | None = "imagenet", resize_mode: str = "pad") -> dict[str, Any]:
+    """Record a scout this process runs itself (``python -m tlcore scout`` in a terminal) as
+    ``launch_scout`` records one it starts, so the Search page follows it and no identical scout
+    starts beside it; the caller writes its progress to the returned state's ``status`` file
+    (its ``log`` names no file: the terminal shows the output).
+
+    Raises:
+        ScoutAlreadyRunning: as ``launch_scout``; nothing was recorded.
+    """
+    import os
+
+    return _claim_run(ws, dataset, backbones=backbones, image_size=image_size, images=images, weights=weights,
+                      resize_mode=resize_mode, start=lambda status, log: os.getpid())
+
+
+def _claim_run(ws: Any, dataset: str, *, backbones: Sequence[str], image_size: int, images: int,
+               weights: str | None, resize_mode: str, start: Callable[[Any, Any], int]) -> dict[str, Any]:
+    """Under the launch lock: refuse when a scout of the same settings runs, else write a starting
+    status, run ``start(status_path, log_path)`` (the pid of the process that scouts) and write the
+    run's record; returns the record as ``launch_scout`` does."""
+    import os
+    import socket
+
     from tlcore._fsutil import atomic_write_json
 
     backbones = list(dict.fromkeys(backbones))
@@ -870,17 +905,13 @@ def launch_scout(ws: Any, dataset: str, *, backbones: Sequence[str], image_size:
         run_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{os.urandom(2).hex()}"
         status = folder / f"{run_id}.status.json"
         log = folder / f"{run_id}.log"
-        cmd = [sys.executable, "-m", "tlcore", "--workspace", str(ws.root), "scout", "--data", dataset,
-               "--backbones", ",".join(backbones), "--image-size", str(image_size), "--images", str(images),
-               "--weights", "none" if weights is None else str(weights), "--resize", resize_mode,
-               "--status-file", str(status)]
         atomic_write_json(status, {"state": "starting", "started": time.time(), "done": 0, "total": 0, "text": ""})
-        proc = background.spawn(cmd, log, cwd=ws.root, env=background.child_env())
-        state = {"pid": proc.pid, "host": socket.gethostname(), "log": str(log), "status": str(status),
+        pid = start(status, log)
+        state = {"pid": pid, "host": socket.gethostname(), "log": str(log), "status": str(status),
                  "started": time.time(), "dataset": dataset, "backbones": backbones, "image_size": int(image_size),
                  "images": int(images), "weights": weights, "resize_mode": resize_mode}
         record = folder / f"{run_id}{RUN_SUFFIX}"
-        atomic_write_json(record, state)  # the process never writes it (its status file is its own)
+        atomic_write_json(record, state)  # the scouting process never writes it (its status file is its own)
     return {**state, "record": str(record)}
 
 
@@ -917,6 +948,7 @@ def scout_status(state: dict[str, Any]) -> dict[str, Any]:
     this ``host``, still a tlcore process: ``background.pid_alive``; a ``host`` that is another
     machine's cannot be checked, so it counts as running), else failed, with ``error`` saying the
     file could not be read."""
+    import os
     import socket
 
     from tlcore.background import log_tail, pid_alive
@@ -935,6 +967,7 @@ def scout_status(state: dict[str, Any]) -> dict[str, Any]:
         if problem:
             error = f"The scout's status could not be read: {problem}" + (f" Its log ends: {tail}" if tail else "")
         else:
-            error = tail or "The scout stopped without a result (see its log)."
+            error = tail or ("The scout stopped without a result (see its log)." if os.path.exists(state["log"])
+                             else "The scout's process ended without a result (stopped, or its terminal closed).")
         return {**info, "state": "failed", "error": error}
     return {**info, "state": "running"}

@@ -55,7 +55,7 @@ def cmd_scout(args: argparse.Namespace) -> int:
     from tlcore._fsutil import atomic_write_json
     from tlcore.cli import workspace_from
     from tlcore.cli._dataset_arg import dataset_name
-    from tlcore.scout import save_result, scout
+    from tlcore.scout import claim_terminal_scout, save_result, scout
 
     ws = workspace_from(args)
     status = args.status_file  # the backend starts without its CPU-only noise (tlcore.runtime.configure)
@@ -71,14 +71,22 @@ def cmd_scout(args: argparse.Namespace) -> int:
                                        "text": text})
 
     backbones = [b.strip() for b in args.backbones.split(",") if b.strip()] if args.backbones else ["efficientnet_lite0"]
+    weights = None if args.weights == "none" else args.weights
     try:
         data = dataset_name(ws, args.data)
+        if not status:  # run in a terminal: recorded, so the Search page follows it and starts no second one
+            status = claim_terminal_scout(ws, data, backbones=backbones, image_size=args.image_size,
+                                          images=args.images, weights=weights, resize_mode=args.resize)["status"]
         result = scout(ws, data, backbones=backbones, image_size=args.image_size, images=args.images,
-                       weights=None if args.weights == "none" else args.weights, resize_mode=args.resize,
-                       progress=progress)
+                       weights=weights, resize_mode=args.resize, progress=progress)
     except TLCoreError as exc:
         if status:
             atomic_write_json(status, {"state": "failed", "started": started, "error": str(exc)})
+        raise
+    except KeyboardInterrupt:
+        if status:
+            atomic_write_json(status, {"state": "failed", "started": started,
+                                       "error": "The scout was stopped (Ctrl-C) before it had a result."})
         raise
     finally:
         bar.close()
