@@ -308,10 +308,10 @@ def results_ws(tmp_path_factory):
         if attr is not None:
             study.set_user_attr(SCOUT_ATTR, attr)
     unseeded = {**load_study(ws, SCOUTED).user_attrs[SCOUT_ATTR], "seeded": []}
-    for name, kw in ((UNASKED, {"scout": {**SEEDS, "seed_trials": 0}}),
-                     (OUT_OF_RANGE, {"scout": SEEDS, "freeze_depth": [18, 18]}),
-                     (NO_ROOM, {"scout": SEEDS, "freeze_depth": [10, 18]})):
-        create_study(ws, tiny_spec(name, **kw)).set_user_attr(SCOUT_ATTR, unseeded)
+    for name, kw, why in ((UNASKED, {"scout": {**SEEDS, "seed_trials": 0}}, "not_asked"),
+                          (OUT_OF_RANGE, {"scout": SEEDS, "freeze_depth": [18, 18]}, "no_depth_in_range"),
+                          (NO_ROOM, {"scout": SEEDS, "freeze_depth": [10, 18]}, "no_room")):
+        create_study(ws, tiny_spec(name, **kw)).set_user_attr(SCOUT_ATTR, {**unseeded, "unseeded": why})
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TLCORE_HOME", str(ws.root))
         mp.delenv("TLCORE_DATA_ROOTS", raising=False)
@@ -401,18 +401,42 @@ def test_results_page_gives_the_true_reason_a_scout_seeded_no_trial(results_ws):
     assert "not asked for" not in captions and "no scored depth" not in captions
 
 
-def test_the_reason_no_trial_was_seeded_follows_the_spec():
+@pytest.mark.parametrize("kw, why, text", [
+    ({"scout": {**SEEDS, "seed_trials": 0}}, "not_asked", "not asked for"),
+    ({"methods": ["feature_extraction"]}, "feature_extraction_only", "feature extraction only"),
+    ({"freeze_depth": [18, 18]}, "no_depth_in_range", "no scored depth"),
+    ({"freeze_depth": [12, 12], "learning_rate": [1e-3, 1e-3]}, "nothing_searched", "a seed would fix nothing"),
+    ({"n_trials": 3, "busy": 3}, "no_room", "trial budget (3)"),
+])
+def test_a_scout_that_seeds_nothing_records_why_and_results_says_it(tmp_path, monkeypatch, kw, why, text):
+    """The Results page used to re-derive the reason from the spec, apart from the decision; the scout
+    now records it (``unseeded``) where it decides, and the page says what it recorded."""
+    import pandas as pd
+
+    import tlcore.scout
+    from tlcore.scout import ScoutResult
+    from tlcore.search.seeding import maybe_scout
     from tlui.scout_widgets import unseeded_text
 
-    rows = [{"backbone": "efficientnet_lite0", "depth": d, "combined_rank": 19 - d} for d in range(1, 19)]
-    attr = {"rows": rows, "seeded": []}
-    with_seeds = {"scout": SEEDS}
-    assert "not asked for" in unseeded_text(attr, tiny_spec(scout={**SEEDS, "seed_trials": 0}))
-    assert "feature extraction only" in unseeded_text(attr, tiny_spec(methods=["feature_extraction"], **with_seeds))
-    assert "no scored depth" in unseeded_text(attr, tiny_spec(freeze_depth=[18, 18], **with_seeds))
-    assert "no scored depth" in unseeded_text({**attr, "rows": rows[:5]}, tiny_spec(freeze_depth=[10, 17],
-                                                                                   **with_seeds))
-    assert "a seed would fix nothing" in unseeded_text(attr, tiny_spec(freeze_depth=[12, 12],
-                                                                       learning_rate=[1e-3, 1e-3], **with_seeds))
-    assert "trial budget (3)" in unseeded_text(attr, tiny_spec(**with_seeds))
-    assert "does not say why" in unseeded_text(attr, tiny_spec(n_trials=None, timeout_minutes=30, **with_seeds))
+    ws = Workspace(tmp_path / "ws")
+    add_tiny_dataset(ws)
+    table = pd.DataFrame([{"backbone": "efficientnet_lite0", "depth": d, "width": 8, "logme_stack": d / 10,
+                           "combined_rank": 19 - d} for d in range(1, 19)]).sort_values("combined_rank")
+    monkeypatch.setattr(tlcore.scout, "scout", lambda *a, **k: ScoutResult(
+        dataset="tiny", image_size=32, images=10, table=table, notes=[], seconds=0.1, feature_seconds=0.1,
+        cached=[], weights=None))
+    busy = kw.pop("busy", 0)
+    spec = tiny_spec("s", **{"scout": SEEDS, **kw})
+    study = create_study(ws, spec)
+    for _ in range(busy):
+        study.ask()  # trials running: the budget has no room left
+    maybe_scout(ws, study, spec, study._storage, log=lambda s: None)
+    record = load_study(ws, "s").user_attrs[SCOUT_ATTR]
+    assert record["seeded"] == [] and record["unseeded"] == why
+    assert text in unseeded_text(record, spec)
+    assert "does not say why" in unseeded_text({**record, "unseeded": None}, tiny_spec(scout=SEEDS))
+    seeded_spec = tiny_spec("t", scout=SEEDS)  # the same scout, asked and with room: it seeds
+    seeded = create_study(ws, seeded_spec)
+    maybe_scout(ws, seeded, seeded_spec, seeded._storage, log=lambda s: None)
+    assert len(load_study(ws, "t").user_attrs[SCOUT_ATTR]["seeded"]) == 2
+    assert "unseeded" not in load_study(ws, "t").user_attrs[SCOUT_ATTR]

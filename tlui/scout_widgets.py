@@ -21,7 +21,7 @@ scout runs or when it has a banner or an error to show.
 Results page (``agreement_section``, keys ``re_scout_*``): a study's scout record
 (``tlcore.search.attrs.scout_record``) and ``tlcore.search.seeding.scout_agreement``: Kendall's tau between each
 score and the trials' validation accuracy. When the scout seeded no trial, ``unseeded_text`` gives the
-reason from the study's spec (the record does not keep it).
+reason the scout recorded (``unseeded``).
 
 User text (dataset and study names, error messages) is Markdown-escaped, or
 HTML-escaped in plotly labels; numbers and labels go through ``tlui.fmt``.
@@ -52,7 +52,7 @@ from tlcore.scout import (
     scout_status,
 )
 from tlcore.search import StudySpec, attrs, load_spec
-from tlcore.search.seeding import scout_agreement, seed_params
+from tlcore.search.seeding import scout_agreement
 from tlcore.search.spec import SCOUT_DEFAULTS
 from tlcore.workspace import Workspace
 from tlui import fields, place
@@ -474,54 +474,30 @@ def _seeded_text(seeded: list[dict[str, Any]], trials: list[Any]) -> str:
     return "; ".join(parts)
 
 
-def _in_range(rows: list[dict[str, Any]], spec: StudySpec) -> list[dict[str, Any]]:
-    """The scored (backbone, depth) pairs a seed could be, as the study's scout chose them
-    (``tlcore.search.seeding.maybe_scout``): the spec's backbones, within its freeze-depth range, below
-    the full depth."""
-    out = []
-    for r in rows:
-        if not isinstance(r, dict):
-            continue
-        backbone, depth = r.get("backbone"), r.get("depth")
-        if backbone not in spec.backbones or not isinstance(depth, int):
-            continue
-        try:
-            full = bb.get(backbone).num_blocks
-            lo, hi = spec.depth_range(backbone)
-        except TLCoreError:
-            continue
-        if depth != full and lo <= depth <= hi:
-            out.append({"backbone": backbone, "freeze_depth": depth})
-    return out
-
-
 def unseeded_text(attr: dict[str, Any], spec: StudySpec | None) -> str:
-    """Markdown: why a study's scout (its record ``attr``) seeded no trial. The record says only what
-    was seeded, so the reason comes from the study's spec, in the order the scout decides
-    (``maybe_scout``): no seed asked for (``scout.seed_trials`` 0, the default); no fine-tuning method
-    to seed; no scored depth within the study's ranges; nothing searched that a seed would fix; else
-    the trial budget had no room left."""
+    """Markdown: why a study's scout (its record ``attr``) seeded no trial, as the scout recorded it
+    (``unseeded``: ``tlcore.search.seeding.UNSEEDED_REASONS``). A record from before the reason was
+    kept says only "not asked for" when the spec shows it."""
     opts = spec.scout if spec is not None and isinstance(spec.scout, dict) else None
-    if opts is None:
+    reason = attr.get("unseeded")
+    if opts is None and reason is None:
         return "The scout seeded no trial."
-    asked = int(opts.get("seed_trials") or 0)
-    if asked <= 0:
+    asked = int((opts or {}).get("seed_trials") or 0)
+    if reason == "not_asked" or (reason is None and asked <= 0):
         return ("The scout seeded no trial: seeding was not asked for (the study's `scout.seed_trials` is 0, the "
                 "default, so its scout only ranked the depths, for this comparison). To seed a new study, press "
                 "\"Start the study with the top K configurations\" on the Search page's Scout step before "
                 "creating it, or set `scout.seed_trials` in its spec.")
-    head = f"The scout seeded no trial, though the study asked for {asked}: "
-    if all(m == "feature_extraction" for m in spec.methods):
-        return head + "a seed fine-tunes from a freeze depth, and the study trains by feature extraction only."
-    configs = _in_range(list(attr.get("rows") or []), spec)
-    if not configs:
-        return head + "no scored depth lies within the study's freeze-depth ranges (below the full depth)."
-    if not seed_params(spec, configs):
-        return head + ("the study searches no backbone, freeze depth or learning rate, so a seed would fix "
-                       "nothing.")
-    if spec.n_trials is not None:
-        return head + f"its trial budget ({spec.n_trials}) had no trial left for them when it scouted."
-    return head + "the study's record does not say why."
+    head = f"The scout seeded no trial, though the study asked for {asked}: " if asked else "The scout seeded no trial: "
+    budget = f" ({spec.n_trials})" if spec is not None and spec.n_trials is not None else ""
+    return head + {
+        "feature_extraction_only": "a seed fine-tunes from a freeze depth, and the study trains by feature "
+                                   "extraction only.",
+        "no_depth_in_range": "no scored depth lies within the study's freeze-depth ranges (below the full depth).",
+        "nothing_searched": "the study searches no backbone, freeze depth or learning rate, so a seed would fix "
+                            "nothing.",
+        "no_room": f"its trial budget{budget} had no trial left for them when it scouted.",
+    }.get(reason, "the study's record does not say why (it scouted before the reason was recorded).")
 
 
 def agreement_section(ws: Workspace, storage: str | None, studies: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ range, as the recipe trial), never more than the trial budget has left. A seed i
 (``attrs.SEEDED``) and never pruned at a rung: the first rung is one epoch on a tenth of the
 data, where a shallow depth, which trains more blocks, has not caught up yet, so it would stop
 exactly the configurations the scout was asked to try.
+When it seeds nothing, the record says why (``unseeded``, one of ``UNSEEDED_REASONS``).
 A scout whose estimated cost is above ``max_seconds`` is recorded as skipped. A
 scout that fails is recorded with its error and never stops the search.
 
@@ -38,7 +39,7 @@ from tlcore.search import attrs
 from tlcore.search.spec import StudySpec
 from tlcore.workspace import Workspace
 
-__all__ = ["SCOUT_ATTR", "maybe_scout", "seed_params", "scout_agreement"]
+__all__ = ["SCOUT_ATTR", "UNSEEDED_REASONS", "maybe_scout", "seed_params", "scout_agreement"]
 
 SCOUT_ATTR = attrs.SCOUT  # the key under its older name (``tlcore.search.attrs`` owns it)
 _ROW_KEYS = ("backbone", "depth", "width", *_SCORES, "combined_rank")
@@ -116,13 +117,17 @@ def maybe_scout(ws: Workspace, study: optuna.Study, spec: StudySpec, storage: An
     room = opts["seed_trials"]
     if spec.n_trials is not None:  # never queue trials the budget will not run
         room = min(room, spec.n_trials - sum(t.state != TrialState.FAIL for t in trials))
-    seeds = seed_params(spec, ranked)[: max(0, room)]
+    candidates = seed_params(spec, ranked)
+    seeds = candidates[: max(0, room)]
     rows = [{k: _plain(r.get(k)) for k in _ROW_KEYS} for r in result.table.to_dict("records")]
-    study.set_user_attr(attrs.SCOUT, {
+    record = {
         "images": result.images, "image_size": result.image_size, "seconds": round(time.time() - t0, 2),
         "feature_seconds": round(result.feature_seconds, 2), "notes": result.notes,
         "combined_from": list(result.table.attrs.get("combined_from") or []), "rows": rows, "seeded": seeds,
-    })
+    }
+    if not seeds:
+        record["unseeded"] = _unseeded_reason(spec, ranked, candidates)
+    study.set_user_attr(attrs.SCOUT, record)
     for p in seeds:
         study.enqueue_trial(p, user_attrs={attrs.SEEDED: "scout"}, skip_if_exists=True)
     try:
@@ -130,6 +135,26 @@ def maybe_scout(ws: Workspace, study: optuna.Study, spec: StudySpec, storage: An
     except OSError:
         pass  # the study holds the summary; the saved copy is only for the Search page's Scout step
     log(f"scout: {time.time() - t0:.1f}s; seeded {len(seeds)} trial(s): {seeds}")
+
+
+UNSEEDED_REASONS = ("not_asked", "feature_extraction_only", "no_depth_in_range", "nothing_searched", "no_room")
+
+
+def _unseeded_reason(spec: StudySpec, ranked: list[dict[str, Any]], candidates: list[dict[str, Any]]) -> str:
+    """Why the scout seeded no trial (one of ``UNSEEDED_REASONS``, kept in the study's scout record as
+    ``unseeded``), in the order the decision above meets them: seeding not asked for
+    (``seed_trials`` 0, the default); no fine-tuning method to seed; no scored depth within the
+    study's ranges (below the full depth); nothing searched that a seed would fix; else the trial
+    budget had no room left."""
+    if int(spec.scout.get("seed_trials") or 0) <= 0:
+        return "not_asked"
+    if all(m == "feature_extraction" for m in spec.methods):
+        return "feature_extraction_only"
+    if not ranked:
+        return "no_depth_in_range"
+    if not candidates:
+        return "nothing_searched"
+    return "no_room"
 
 
 def _rank_of(table: pd.DataFrame, config: dict[str, Any]) -> float:
