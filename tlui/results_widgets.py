@@ -16,7 +16,7 @@ numbers so Streamlit hashes their keys cheaply:
 How a trial ended, in words: ``state_word`` ("diverged" for a pruned trial that
 diverged), ``not_tested_reason`` (why it has no model, with the divergence reason),
 ``rungs_frame`` (its successive-halving rungs: data, epoch, value, promoted or not),
-``trial_table`` (a study's ``load_study_frame`` with the state DIVERGED and a
+``trial_table`` (a study's ``study_frame`` with the state DIVERGED and a
 ``rungs`` column such as "11 % → 33 % → full").
 
 For the page's sections: ``studies_frame`` (the chosen studies' counts),
@@ -53,7 +53,7 @@ from tlcore.errors import TLCoreError
 from tlcore.gradcam import overlay
 from tlcore.predict import evaluate_run, prepare_image
 from tlcore.runfolder import RunFolder
-from tlcore.search import StudySummary, attrs, load_study_frame
+from tlcore.search import StudySummary, attrs, study_frame
 from tlcore.search.compare import TrialSet, parse_key
 from tlcore.search.results import (
     DIVERGED,
@@ -204,7 +204,7 @@ def rung_facts(t: Any) -> dict[str, str]:
 
 
 def trial_table(frame: pd.DataFrame, trials: Sequence[Any]) -> pd.DataFrame:
-    """A study's ``load_study_frame`` for the page's table: a trial that diverged has the state
+    """A study's ``study_frame`` for the page's table: a trial that diverged has the state
     DIVERGED and its reason in ``diverged``, one a stop ended INTERRUPTED; ``rungs`` is the data it
     trained on, stage by stage."""
     out = with_outcomes(frame, trials, outcome_states=True)
@@ -245,7 +245,8 @@ def trials_frame(ts: TrialSet) -> pd.DataFrame:
     """The ``trial_table`` of every chosen study, stacked (with a ``study`` column when several)."""
     frames = []
     for n in ts.names:
-        f = trial_table(load_study_frame(ts.ws, n, ts.storage), ts.studies[n].get_trials(deepcopy=False))
+        trials = ts.studies[n].get_trials(deepcopy=False)
+        f = trial_table(study_frame(trials), trials)
         if ts.many:
             f.insert(0, "study", n)
         frames.append(f)

@@ -2,8 +2,8 @@
 
 Nothing here draws widgets; the Search page and ``tlui.search_form`` do. A poll (``poll_study``)
 is what the page's live section runs on every refresh: one ``list_studies``,
-one ``load_study_frame``, one read of the trials from the (already open,
-process-wide) storage (their per-epoch values for the curves, the best value so
+one read of the trials from the (already open, process-wide) storage (the trial
+table, ``study_frame``, their per-epoch values for the curves, the best value so
 far over time, which trials diverged and their successive-halving rungs), and
 this machine's worker state files. With the default journal storage each storage
 read only replays the log lines added since the last read.
@@ -35,8 +35,8 @@ from tlcore.search import (
     WorkerInfo,
     list_studies,
     list_workers,
-    load_study_frame,
     open_storage,
+    study_frame,
 )
 from tlcore.search.results import best_so_far, fraction_text, with_outcomes, with_stalled
 from tlcore.search.worker_state import GAVE_UP, TRAINING_STATUS, WorkerState
@@ -130,7 +130,7 @@ def poll_study(ws: Workspace, name: str) -> Snapshot:
     if summary is None:
         return Snapshot(name=name, summary=None, seconds=time.perf_counter() - t0)
     trials = _trials(ws, name)
-    frame = with_outcomes(load_study_frame(ws, name), trials, outcome_states=True)
+    frame = with_outcomes(study_frame(trials), trials, outcome_states=True)
     workers = list_workers(ws, name)
     return Snapshot(name=name, summary=summary, frame=frame, curves=_curves(trials), workers=workers,
                     seconds=time.perf_counter() - t0, best=best_so_far(trials, summary.direction))

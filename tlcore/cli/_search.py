@@ -163,13 +163,12 @@ def _status_lines(ws, name: str, storage: str | None, s=None) -> list[str]:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from tlcore.search import load_study, load_study_frame, with_outcomes, with_stalled
+    from tlcore.search import load_study, study_frame, with_outcomes, with_stalled
 
     ws = _ws(args)
-    df = load_study_frame(ws, args.study, args.storage)
-    # how far each trial got: "11 % → 33 % → full", "(pruned)", "(diverged)", "(scout seed)"
     trials = load_study(ws, args.study, args.storage).get_trials(deepcopy=False)
-    df = with_outcomes(df, trials)
+    # how far each trial got: "11 % → 33 % → full", "(pruned)", "(diverged)", "(scout seed)"
+    df = with_outcomes(study_frame(trials), trials)
     if args.json:
         print(df.to_json(orient="records", date_format="iso", indent=2))
         return 0

@@ -30,7 +30,7 @@ workers (``run_worker``, started by ``launch_workers`` on this machine or by han
 others) ask the study's sampler for parameters, turn them into a ``TrainSpec``
 (``StudySpec.train_spec``) and call ``tlcore.trainer.train``, report each epoch to
 the pruner, and upload the finished run folder to the artifact store. Readers
-(``list_studies``, ``load_study_frame``, ``results``) only read the storage and the
+(``list_studies``, ``load_study_frame``/``study_frame``, ``results``) only read the storage and the
 artifacts. Users: ``tlcore.cli._search`` (``search ...``, ``worker``), the Search
 page (``tlui.search_widgets``) and the Results page (``tlui.results_widgets``).
 Everything commonly needed is re-exported here.
@@ -70,6 +70,7 @@ from tlcore.search.study import (
     resume_study,
     stalled_trials,
     stop_requested,
+    study_frame,
 )
 from tlcore.search.worker import WorkerResult, run_worker
 from tlcore.search.worker_state import WorkerInfo, WorkerRecord, WorkerState, list_workers
@@ -80,6 +81,6 @@ __all__ = [
     "describe_storage", "diverged_reason", "fail_trial", "fetch_trial_run", "get_trial",
     "launch_workers", "learning_curves", "list_studies", "list_workers", "load_spec", "load_study",
     "load_study_frame", "log_tail", "open_storage", "raise_budget", "request_stop", "resume_study", "run_worker",
-    "rung_path", "stalled_trials", "stop_requested", "stop_workers", "study_figures", "study_local_dir", "trial_rungs",
+    "rung_path", "stalled_trials", "stop_requested", "stop_workers", "study_figures", "study_frame", "study_local_dir", "trial_rungs",
     "trial_summary", "with_outcomes", "with_stalled",
 ]

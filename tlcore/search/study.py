@@ -49,7 +49,7 @@ from tlcore.workspace import Workspace, validate_name
 
 __all__ = [
     "create_study", "load_study", "load_spec", "list_studies", "StudySummary", "delete_study", "request_stop",
-    "resume_study", "stop_requested", "fail_trial", "load_study_frame", "finished_count", "make_sampler",
+    "resume_study", "stop_requested", "fail_trial", "load_study_frame", "study_frame", "finished_count", "make_sampler",
     "make_pruner", "dashboard_command", "FINISHED", "probe_trial_params", "recipe_trial_params", "stalled_trials",
     "budget_spent", "check_runnable", "raise_budget",
 ]
@@ -524,11 +524,15 @@ def delete_study(ws: Workspace, name: str, storage: str | None = None, *,
 
 
 def load_study_frame(ws: Workspace, name: str, storage: str | None = None) -> pd.DataFrame:
-    """One row per trial: number, state, value, params_*, epochs, duration_s, test_accuracy, worker, error."""
-    study = load_study(ws, name, storage)
+    """One row per trial of study ``name`` (``study_frame``)."""
+    return study_frame(load_study(ws, name, storage).get_trials(deepcopy=False))
+
+
+def study_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
+    """One row per trial: number, state, value, params_*, epochs, duration_s, test_accuracy, worker, error.
+    For a caller that has the trials already (loading a study replays its journal)."""
     rows = []
     now = _dt.datetime.now()
-    trials = study.get_trials(deepcopy=False)
     retried = attrs.retries(trials)
     for t in trials:
         row: dict[str, Any] = {
