@@ -64,14 +64,17 @@ def test_import_idx_refuses_mismatch_and_leaves_nothing(tmp_path):
 
 @pytest.mark.parametrize("per_class, words", [(-1, "0 or more"), ("3", "0 or more"), (True, "0 or more"),
                                                ({"train": -2}, "0 or more"), (0, "Nothing would be imported"),
-                                               ({"train": 0}, "Nothing would be imported")])
+                                               ({"train": 0}, "Nothing would be imported"),
+                                               ({"train": 0, "test": 2}, "without training images")])
 def test_import_idx_refuses_a_bad_per_class_limit_and_writes_nothing(tmp_path, per_class, words):
+    """Among them 0 training images with test images kept (--train-per-class 0): the import used to
+    succeed with empty train/ class folders, and only training said the dataset was unusable."""
     images = np.zeros((6, 4, 4), np.uint8)
     ip, lp = write_idx(tmp_path / "i", images), write_idx(tmp_path / "l", np.array([0, 1] * 3, np.uint8))
-    split = "train" if isinstance(per_class, dict) else "all"
+    splits = ({s: (ip, lp) for s in per_class} if isinstance(per_class, dict) else {"all": (ip, lp)})
     with pytest.raises(ConfigError, match=words) as info:
-        import_idx({split: (ip, lp)}, tmp_path / "out", per_class=per_class)
-    assert "Leave it out to keep every image" in str(info.value)
+        import_idx(splits, tmp_path / "out", per_class=per_class)
+    assert "Leave it out to keep every" in str(info.value)
     assert not (tmp_path / "out").exists()
 
 

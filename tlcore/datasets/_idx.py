@@ -170,7 +170,8 @@ def import_idx(
         per_class: keep at most this many images per class (the first ones in file
             order), or a dict of such limits per split (a split it leaves out: all). 0 for
             a split writes its class folders empty: with ``{"test": 0}`` a pre-split
-            dataset without test images (the benchmarks' training subsets). Defaults to all.
+            dataset without test images (the benchmarks' training subsets); 0 for the
+            ``train`` split is refused (nothing could be trained on). Defaults to all.
 
     Returns:
         ``out_dir``.
@@ -184,6 +185,13 @@ def import_idx(
     if limits and all(limit == 0 for limit in limits.values()):
         raise ConfigError("Nothing would be imported: the limit is 0 images per class for every split.",
                           received=f"per_class={per_class!r}", fix="Leave it out to keep every image.")
+    if limits.get("train") == 0:  # a pre-split dataset without training images: nothing could learn from it
+        raise ConfigError(
+            "A dataset without training images cannot be trained on: the limit is 0 training images per class.",
+            received=f"per_class={per_class!r}",
+            fix="Leave it out to keep every training image, or keep 1 or more a class (--train-per-class N); "
+                "0 suits the test images (--test-per-class 0), which the validation and test splits then "
+                "come from the training ones instead.")
     out = Path(out_dir)
     if out.exists():
         raise DatasetError(
