@@ -189,9 +189,9 @@ def import_idx(
         raise ConfigError(
             "A dataset without training images cannot be trained on: the limit is 0 training images per class.",
             received=f"per_class={per_class!r}",
-            fix="Leave it out to keep every training image, or keep 1 or more a class (--train-per-class N); "
-                "0 suits the test images (--test-per-class 0), which the validation and test splits then "
-                "come from the training ones instead.")
+            fix="Leave it out to keep every training image, or keep 1 or more a class (--train-per-class N). "
+                "To import fewer images, leave out the test images instead (--test-per-class 0): the validation "
+                "and test images then come from the training ones.")
     out = Path(out_dir)
     if out.exists():
         raise DatasetError(
