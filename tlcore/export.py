@@ -468,9 +468,22 @@ def _check_all(tmp: Path, fmts: Sequence[str], loaded: LoadedModel, images: _che
                    f"calls, in milliseconds, on {_check.machine()}",
         "formats": results,
     }
+    notes = []
     if split == "val":
-        checks["note"] = ("The run has no test split: checked on its validation split, on which training chose "
-                          "its best epoch (agreement is still meaningful; accuracy is optimistic).")
+        notes.append("The run has no test split: checked on its validation split, on which training chose "
+                     "its best epoch (agreement is still meaningful; accuracy is optimistic).")
+    if images.missing:  # the accuracy above is not the run's test accuracy: say why, never silently
+        notes.append(f"{images.missing} of the run's {images.missing + images.available} {split} images are gone "
+                     f"from its dataset (removed, excluded or relabelled since training): checked on the other "
+                     f"{images.available}, so the accuracy is not the run's test accuracy (agreement still is "
+                     "meaningful).")
+    elif images.same_as_training is False:
+        notes.append(f"The {split} images changed since training (the dataset was re-registered, rescanned or "
+                     "edited: the same file names hold other images), so the accuracy is not the run's test "
+                     "accuracy (agreement still is meaningful). Register the original images again to compare "
+                     "with training.")
+    if notes:
+        checks["note"] = " ".join(notes)
     return checks, warnings
 
 

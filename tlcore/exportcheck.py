@@ -159,12 +159,13 @@ def check_images(loaded: LoadedModel, ws: Workspace, *, limit: int = 2000) -> Ch
             rows = by_rel.loc[present].reset_index(drop=True)
             missing = len(wanted) - len(present)
             fingerprint = (data.get("fingerprint") or {}).get("test")
-            same = bool(fingerprint) and not missing and dataset_fingerprint(rows) == fingerprint
+            # None: a run without a fingerprint (unknown), never "changed"
+            same = (not missing and dataset_fingerprint(rows) == fingerprint) if fingerprint else None
         else:  # trained without a test split
             rows = known[known["split"] == "val"].reset_index(drop=True)
             missing = 0
             fingerprint = (data.get("fingerprint") or {}).get("val")
-            same = bool(fingerprint) and dataset_fingerprint(rows) == fingerprint
+            same = dataset_fingerprint(rows) == fingerprint if fingerprint else None
         if not len(rows):
             return CheckImages.nothing(loaded, f"none of the run's {split} images are in dataset "
                                        f"{data['dataset']!r} any more")
