@@ -134,11 +134,15 @@ def export_section(run: Path, name: str, run_version: int, ws_root: str | None =
             return
         checks_view(out)
         saved = Path(out["saved"])
-        if saved.is_dir():  # it stays in the workspace: the Predict page lists it
+        if saved.is_dir() and "keras" in out.get("formats", ()):  # it stays in the workspace: Predict lists it
             c1, c2 = st.columns([3, 1])
             c1.caption(f"Saved in {md_escape(saved)}.")
             c2.page_link(page("Predict").script, label="Try it on Predict", icon=":material/image_search:",
                          query_params={"model": export_key(saved.name)})
+        elif saved.is_dir():  # Predict runs model.keras: an export without it is not listed there
+            st.caption(f"Saved in {md_escape(saved)}. The Predict page runs the Keras file, so it does not list "
+                       f"this export: add {md_escape(FORMAT_LABELS['keras'])} to the formats to try it there, or "
+                       "try the run itself on Predict.")
         c1, c2 = st.columns(2)
         c1.download_button("Download the export (.zip)", data=out["zip"], file_name=f"{name}-export.zip",
                            mime="application/zip", key="rs_dl_export", on_click="ignore", type="primary",
