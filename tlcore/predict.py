@@ -694,6 +694,12 @@ def _summary(run: Path) -> tuple[ModelSummary | None, str | None]:
         why = _unreadable(folder.labels_file, "is not UTF-8 text with one class name per line")
         return None, f"Run '{run.name}' is not listed: {why}. {fix}"
     spec = folder.read_spec()
+    if not spec and not folder.spec_file.exists() and folder.model_card_file.is_file():
+        # an export saved among the runs (export --out <workspace>/models/NAME): a good model, not a broken run
+        exports = run.parent.parent / "exports"
+        return None, (f"'{run.name}' in the models folder is an export (it has {folder.model_card_file.name}), not "
+                      f"a trained run, so it is not listed with the runs. Move the folder to {exports}, where "
+                      "exports are listed (Predict, 'models list'), or give its path as the model.")
     if not spec:
         why = _unreadable(folder.spec_file, "is not a YAML mapping of the run's settings")
         return None, f"Run '{run.name}' is not listed: {why}. {fix}"
