@@ -51,12 +51,30 @@ def ws(workspace, hand_keras):
     (workspace.root / "exports" / "no-model").mkdir()
     (workspace.root / "exports" / "no-model" / "model_card.json").write_text("{}")
     write_model_folder(workspace.root / "exports" / "no-card", hand_keras, TINY_CLASSES)
+    (workspace.root / "exports" / "edge-only").mkdir()
+    (workspace.root / "exports" / "edge-only" / "model.tflite").write_bytes(b"TFL3")
+    (workspace.root / "exports" / "edge-only" / "model_card.json").write_text("{}")
+    (workspace.root / "exports" / "not-an-export").mkdir()  # a folder of the user's own: no note
     return workspace
+
+
+def test_an_export_that_is_not_listed_gets_a_note_saying_why(ws):
+    """Exports with their model card missing or damaged vanished from the list without a word."""
+    (ws.root / "exports" / "bad-card").mkdir()
+    for name in ("model.keras", "labels.txt"):
+        (ws.root / "exports" / "bad-card" / name).write_bytes((ws.root / "exports" / "hand-export" / name).read_bytes())
+    (ws.root / "exports" / "bad-card" / "model_card.json").write_text("{ damaged")
+    notes = list_catalog(ws).notes
+    about = {n.split("'")[1]: n for n in notes if n.startswith("Export '")}
+    # serving formats only (edge-only, no-model) is no fault, and a folder of the user's own is none of ours
+    assert sorted(about) == ["bad-card", "no-card"], notes
+    assert "model_card.json is missing" in about["no-card"] and "python -m tlcore predict" in about["no-card"]
+    assert "cannot be read" in about["bad-card"]
 
 
 def test_every_kind_is_listed_in_order_with_stable_keys(ws):
     cat = list_catalog(ws)
-    assert cat.notes == []
+    assert all(n.startswith("Export '") for n in cat.notes)  # the unlisted export folders (test below)
     assert cat.keys == ["run:hand-run", "trial:hs:1", "trial:hs:0", "export:hand-export"]
     run, best, other, export = cat.entries
     assert run.label == "hand-run · val 0.800" and (run.test_accuracy, run.num_classes) == (0.7, 3)
@@ -89,8 +107,9 @@ def test_old_links_name_a_run(ws):
 def test_a_storage_that_cannot_be_opened_is_a_note(ws, hand_keras):
     cat = list_catalog(ws, storage="unknown://somewhere")
     assert cat.keys == ["run:hand-run", "export:hand-export"]
-    assert len(cat.notes) == 1 and "Search trials are not listed" in cat.notes[0]
-    assert "Unknown storage URL" in cat.notes[0]
+    storage_notes = [n for n in cat.notes if not n.startswith("Export '")]
+    assert len(storage_notes) == 1 and "Search trials are not listed" in storage_notes[0]
+    assert "Unknown storage URL" in storage_notes[0]
     secret = list_catalog(ws, storage="postgresql://me:hunter2@127.0.0.1:1/db")
     assert secret.notes and "hunter2" not in secret.notes[0]
 
@@ -119,7 +138,15 @@ def test_keys_and_resolve(ws):
     assert resolve(ws, "export:hand-export") == ws.root / "exports" / "hand-export"
     assert resolve(ws, "trial:hs:0") == ws.root / "studies" / "local" / "hs" / "trials" / "0"
     with pytest.raises(NotFoundError, match="models list"):
-        resolve(ws, "export:no-model")
+        resolve(ws, "export:nothing-there")
+    # an export of edge formats only said "No export of that name", though it is there: loading it now
+    # says what it holds, as loading the folder's path does
+    with pytest.raises(NotFoundError, match="has no model.keras") as info:
+        load_model(resolve(ws, "export:edge-only"))
+    assert "model.tflite" in info.value.fix and "keras format too" in info.value.fix
+    with pytest.raises(NotFoundError, match="has no model.keras") as info:
+        load_model(resolve(ws, "export:no-model"))
+    assert "models list" in info.value.fix
     with pytest.raises(NotFoundError, match="no trial 7"):
         resolve(ws, "trial:hs:7")
     assert export_name("trial:hs:0", ws.root) == "hs-trial-0"

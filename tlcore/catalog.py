@@ -244,14 +244,40 @@ def _local_time(stamp: Any) -> str:
 def list_exports(ws: Workspace) -> list[CatalogEntry]:
     """The export folders under ``<workspace>/exports`` with a model card, ``model.keras`` and
     ``labels.txt``, newest first (SavedModel- or TFLite-only exports cannot be loaded here)."""
+    return _scan_exports(ws)[0]
+
+
+def _scan_exports(ws: Workspace) -> tuple[list[CatalogEntry], list[str]]:
+    """``list_exports`` and a note for each folder there that is not listed, saying why."""
     root = ws.root / EXPORTS
     try:
-        folders = [Path(e.path) for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")]
+        folders = sorted(Path(e.path) for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     except OSError:
-        return []
-    found = [e for e in (_export_entry(f) for f in folders) if e is not None]
+        return [], []
+    found, notes = [], []
+    for folder in folders:
+        entry = _export_entry(folder)
+        if entry is not None:
+            found.append(entry)
+        elif (why := _unlisted_export(folder)) is not None:
+            notes.append(why)
     found.sort(key=lambda e: (e.created, e.name), reverse=True)
-    return found
+    return found, notes
+
+
+def _unlisted_export(folder: Path) -> str | None:
+    """Why the export folder ``folder``, which holds a Keras model, is not listed (``_export_entry``
+    gave None); None for a folder without one: an export of serving formats only (TFLite, ONNX,
+    SavedModel), made so on purpose, or a folder of the user's own (``predict export:NAME`` on it
+    says what it holds)."""
+    rf = RunFolder(folder)
+    if not rf.model_file.is_file():
+        return None
+    what = (f"its {rf.model_card_file.name} is missing" if not rf.model_card_file.is_file()
+            else f"its {LABELS_FILE} is missing" if not (folder / LABELS_FILE).is_file()
+            else f"its {rf.model_card_file.name} cannot be read")
+    return (f"Export '{folder.name}' is not listed: {what}. Export the model again, or give the folder's path "
+            f"as the model ('python -m tlcore predict {folder} IMAGE').")
 
 
 # ---------------------------------------------------------------- listing
@@ -278,7 +304,9 @@ def list_catalog(ws: Workspace, *, storage: str | None = None) -> Catalog:
             detail = scrub_secrets(detail, storage)  # never a password in a message
         cat.notes.append(f"Search trials are not listed: the study storage {describe_storage(ws, storage)} "
                          f"could not be read ({detail}).")
-    cat.entries += list_exports(ws)
+    exports, unlisted = _scan_exports(ws)
+    cat.entries += exports
+    cat.notes += unlisted
     return cat
 
 
@@ -311,6 +339,8 @@ def resolve(ws: Workspace, text: str, *, storage: str | None = None) -> Path:
             return fetch_trial_run(ws, name, int(number or 0), storage)
         folder = ws.root / ("models" if kind == "run" else EXPORTS) / name
         if not (folder / MODEL_FILE).is_file():
+            if folder.is_dir():  # there, without a Keras model (an edge-formats-only export): loading it
+                return folder    # says what it holds and what to do, as for the folder's path
             raise NotFoundError(f"No {kind} of that name.", received=str(folder),
                                 fix="'python -m tlcore models list' shows every model and its key.")
         return folder

@@ -272,7 +272,8 @@ def _locate(path: Path) -> tuple[Path, Path | None]:
                        "TensorFlow Lite or ONNX Runtime). Export again with the keras format too (--format "
                        "keras,...), or give the run folder or trial the export was made from.")
             else:
-                fix = "Give a run folder the trainer wrote, an export folder, or a .keras file."
+                fix = ("Give a run folder the trainer wrote, an export folder, or a .keras file ('python -m tlcore "
+                       "models list' shows them).")
             raise NotFoundError(f"The folder has no {model_path.name}.", received=f"looked for {model_path}",
                                 fix=fix)
         return model_path, path
