@@ -221,3 +221,17 @@ def test_help_lists_the_commands(capsys):
     out = capsys.readouterr().out
     for cmd in ("train", "predict", "export", "models"):
         assert cmd in out
+
+
+def test_the_next_commands_paste_as_they_are_for_a_run_folder_with_spaces(workspace, capsys):
+    """The "Next:" hint printed the run folder unquoted, so pasting it split a path with spaces in two."""
+    import shlex
+
+    out_dir = workspace.root / "models" / "my run ü"
+    code, out, err = run(capsys, "--workspace", workspace.root, "train", "--data", "demo", "--weights", "none",
+                         "--epochs", "1", "--image-size", "32", "--out", out_dir)
+    assert code == 0, err
+    hint = next(line for line in out.splitlines() if line.startswith("Next: "))
+    predict, export = hint.removeprefix("Next: ").split("   |   ")
+    assert shlex.split(predict)[:5] == ["python", "-m", "tlcore", "predict", str(out_dir)]
+    assert shlex.split(export)[:5] == ["python", "-m", "tlcore", "export", str(out_dir)]

@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -312,8 +313,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
               f"({'fitted now' if probe.get('fitted_here') else 'shared, from the cache'})")
     print(f"Calibration:       {_calibration_line(m.get('calibration'))}")
     print(f"Caches:            images {hits('images')}, features {hits('features')}")
-    print(f"Next: python -m tlcore predict {result.run_dir} IMAGE...   |   "
-          f"python -m tlcore export {result.run_dir} --out DIR")
+    run = shlex.quote(str(result.run_dir))  # a path with spaces still pastes as one argument
+    print(f"Next: python -m tlcore predict {run} IMAGE...   |   python -m tlcore export {run} --out DIR")
     return 0
 
 
