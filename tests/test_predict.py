@@ -336,6 +336,23 @@ def test_evaluate_run_of_a_model_whose_dataset_was_removed_says_so(loaded, tmp_p
     assert "python -m tlcore datasets add tiny FOLDER" in err.fix
 
 
+def test_evaluate_run_of_a_model_whose_dataset_folder_is_gone_says_so(loaded, tmp_path):
+    """It named one image and said to rescan the dataset, which is refused for a missing folder."""
+    from tests.helpers.runs import write_tinted_tree
+    from tlcore.datasets import add_dataset
+
+    ws = Workspace(tmp_path / "ws")
+    add_dataset(ws, "tiny", write_tinted_tree(ws.root / "photos"))  # the run's file names, no image cache yet
+    (ws.root / "photos").rename(ws.root / "moved")
+    with pytest.raises(NotFoundError) as info:
+        evaluate_run(loaded, ws)
+    err = info.value
+    assert "the folder of dataset 'tiny' is gone" in err.message and str(ws.root / "photos") in str(err.received)
+    assert "datasets add tiny NEW_FOLDER --overwrite" in err.fix and "rescan" not in err.fix
+    (ws.root / "moved").rename(ws.root / "photos")  # back where it was: evaluated as before
+    assert evaluate_run(loaded, ws)["missing"] == []
+
+
 def test_evaluate_run_needs_a_run_folder(run_dir, tmp_path):
     lone = tmp_path / "m.keras"
     shutil.copyfile(run_dir / "model.keras", lone)

@@ -56,7 +56,7 @@ from tlcore.backbones import register_layers
 from tlcore.calibration import apply_temperature, stored_temperature
 from tlcore.config import DEFAULT_TOP_K, RESIZE_MODES, RESIZE_RULES
 from tlcore.datasets import load_rgb, resize_to
-from tlcore.errors import ConfigError, NotFoundError, WorkspaceError
+from tlcore.errors import ConfigError, ImageDecodeError, NotFoundError, WorkspaceError
 from tlcore.pipeline import decode_resized
 from tlcore.runfolder import RunFolder, split_labels
 from tlcore.tta import flip_average
@@ -784,6 +784,20 @@ def list_models(ws: Workspace) -> list[ModelSummary]:
 
 
 # -------------------------------------------------------------- evaluation
+def _dataset_folder_gone(ws: Workspace, dataset: str) -> NotFoundError | None:
+    """The error for a dataset whose folder is gone (moved, renamed or deleted since training), or
+    None while it is there: "rescan the dataset" cannot help then (a rescan of a missing folder is
+    refused), moving it back or registering it where it is now can."""
+    path = ws.get_dataset(dataset).path
+    if Path(path).is_dir():
+        return None
+    return NotFoundError(
+        f"The test images cannot be read: the folder of dataset {dataset!r} is gone (moved, renamed or deleted "
+        "since training).", received=str(path),
+        fix=f"Move the folder back, or register it where it is now under the same name (python -m tlcore datasets "
+            f"add {dataset} NEW_FOLDER --overwrite), then try again.")
+
+
 def evaluate_run(
     loaded: LoadedModel,
     ws: Workspace,
@@ -855,7 +869,13 @@ def evaluate_run(
     same = bool(fingerprint) and not missing and dataset_fingerprint(rows) == fingerprint
     if len(rows):
         cache = ArrayCache(ws.cache_dir / "images")
-        x = load_image_array(rows, loaded.image_size, loaded.resize_mode, cache=cache, progress=progress)
+        try:
+            x = load_image_array(rows, loaded.image_size, loaded.resize_mode, cache=cache, progress=progress)
+        except ImageDecodeError as exc:  # one file named; the cause may be the whole folder
+            gone = _dataset_folder_gone(ws, dataset)
+            if gone is None:
+                raise
+            raise gone from exc
         if tta:
             probs = flip_average(lambda a: predict_arrays(loaded, a, batch_size=batch_size), x)
         else:
