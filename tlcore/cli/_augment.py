@@ -90,6 +90,31 @@ def _cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_preview_out(ws, out: Path) -> None:
+    """Refuse an ``--out`` that is a file, or that lies in a registered dataset's folder: the PNGs written
+    there would be taken for photos of the class at the next rescan (augmented copies of one image, trained
+    on and evaluated on).
+
+    Raises:
+        ConfigError: what is wrong with ``--out`` and which folder to give instead.
+    """
+    import os
+
+    from tlcore.errors import ConfigError
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out names a file; the previews are written into a folder.", received=f"--out {out}",
+                          fix="Give a folder (it is created if missing), e.g. --out augment-preview.")
+    real = Path(os.path.realpath(out))
+    for rec in ws.list_datasets():
+        folder = Path(os.path.realpath(rec.path))
+        if real == folder or real.is_relative_to(folder):
+            raise ConfigError(
+                f"--out lies in the folder of dataset {rec.name!r}: the previews would be taken for photos at its "
+                "next rescan.", received=f"--out {out} (in {rec.path})",
+                fix="Give a folder outside every dataset, e.g. --out augment-preview.")
+
+
 def _cmd_preview(args: argparse.Namespace) -> int:
     from PIL import Image
 
@@ -97,12 +122,14 @@ def _cmd_preview(args: argparse.Namespace) -> int:
     from tlcore._fsutil import atomic_write_bytes
     from tlcore.datasets import load_rgb, resize_to
 
-    spec = au.get_spec(_ws(args), args.name)
+    ws = _ws(args)
+    spec = au.get_spec(ws, args.name)
+    out = Path(args.out).expanduser()
+    _check_preview_out(ws, out)
     image = load_rgb(Path(args.image).expanduser())
     if args.size is not None:
         image = resize_to(image, _size(args)[0], mode="pad")
     images = au.preview(image, spec, n=args.n, seed=args.seed)
-    out = Path(args.out).expanduser()
     written = []
     for i, img in enumerate(images):
         buf = io.BytesIO()
