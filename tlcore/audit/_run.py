@@ -170,10 +170,17 @@ class AuditSpec(Spec):
         if self.resize_mode not in RESIZE_MODES:
             raise ConfigError("Unknown resize_mode.", received=repr(self.resize_mode),
                               fix=f"Use one of {', '.join(RESIZE_MODES)}.")
-        if (not isinstance(self.splits, (list, tuple)) or not self.splits
-                or any(s not in AUDIT_SPLITS for s in self.splits)):
+        if not isinstance(self.splits, (list, tuple)) or not self.splits:
             raise ConfigError("splits must name at least one of train, val, test.", received=f"splits={self.splits!r}",
                               fix="For example ['train', 'val'] (the default).")
+        unknown = [s for s in self.splits if s not in AUDIT_SPLITS]
+        if unknown:  # "at least one of" misled when the others were fine: name the ones that are not
+            aliases = {"validation": "val", "valid": "val", "training": "train", "testing": "test"}
+            spelled = [f"{s!r} is written {aliases[str(s).lower()]!r}" for s in unknown if str(s).lower() in aliases]
+            raise ConfigError(f"splits may only name train, val and test; {', '.join(map(repr, unknown))} is not one "
+                              "of them.", received=f"splits={list(self.splits)!r}",
+                              fix=("; ".join(spelled) + ". " if spelled else "")
+                              + "For example ['train', 'val'] (the default).")
         _check_int("folds", self.folds, 2, 50)
         _check_int("seed", self.seed, 0)
         if self.dims is not None:

@@ -214,10 +214,15 @@ def _relpaths_from_audit(ws, name: str, which: str) -> list[str]:
         q = result.quality_issues()
         return q[q["decision"] == ""]["relpath"].tolist()
     near = result.near_duplicates()
+    decided = {**dict(zip(near["relpath_a"].astype(str), near["decision_a"].astype(str))),
+               **dict(zip(near["relpath_b"].astype(str), near["decision_b"].astype(str)))}
     out: list[str] = []
     for _, members in near.groupby("group"):
-        names = sorted(set(members["relpath_a"]) | set(members["relpath_b"]))
-        out.extend(names[1:])  # keep the first of each group
+        names = sorted(set(members["relpath_a"].astype(str)) | set(members["relpath_b"].astype(str)))
+        # keep the first image of each group still in the dataset (one the user excluded does not count),
+        # and leave the images already decided alone, so that running the command again adds nothing
+        kept = next((n for n in names if decided.get(n, "") != "exclude"), None)
+        out.extend(n for n in names if n != kept and not decided.get(n, ""))
     return out
 
 
