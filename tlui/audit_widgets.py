@@ -230,8 +230,18 @@ def _on_undo(ws: Workspace, name: str, relpath: str) -> None:
                                    else "; it is as it was before."), slot=SLOT)
 
 
-def _on_undo_last(ws: Workspace, name: str) -> None:
+def _on_undo_last(ws: Workspace, name: str, shown: tuple[int, str] | None = None) -> None:
+    """Undo the most recent decision: the one the page showed as last (``shown``: its number and time), so
+    that a second click, or a click on another tab, never undoes one more decision than the user saw."""
     try:
+        if shown is not None:
+            decisions = tds.load_overrides(ws, name)
+            last = max(decisions, key=lambda d: d.seq) if decisions else None
+            if last is None or (last.seq, last.at) != tuple(shown):
+                place.flash("info", f"Decision {shown[0]} was already undone (by an earlier click, or on another "
+                            "tab); nothing else was undone. The list below is the one now saved: click again to "
+                            "undo its last decision.", slot=SLOT)
+                return
         [removed] = tds.undo_overrides(ws, name, last=True)
         earlier = tds.current_overrides(tds.load_overrides(ws, name)).get(removed.relpath)
     except TLCoreError as exc:
@@ -540,8 +550,9 @@ def _decisions_list(ctx: _Ctx, everything: list[Override], stale: set[str]) -> N
     else:
         st.info("No decisions yet: Keep, Relabel or Exclude an image in the other lists.")
     c1, c2 = st.columns(2)
+    last = max(everything, key=lambda d: d.seq) if everything else None
     c1.button("Undo the last decision", key=f"aud_undo_last::{name}", disabled=not everything,
-              on_click=_on_undo_last, args=(ws, name), icon=":material/undo:")
+              on_click=_on_undo_last, args=(ws, name, (last.seq, last.at) if last else None), icon=":material/undo:")
     c2.download_button("Download the decisions (CSV)", tds.overrides_csv(ws, name), file_name=f"{name}-decisions.csv",
                        mime="text/csv", key=f"aud_csv::{name}", on_click="ignore", disabled=not everything,
                        icon=":material/download:")
