@@ -912,6 +912,20 @@ def _folder_problems(index: pd.DataFrame, walker: _Walker, layout: str, options:
             )
     class_counts = usable.groupby("label").size().to_dict() if len(usable) else {}
     for label, n in sorted(class_counts.items()):
+        if layout != "class_folders" and counts_by_folder.get(("train", label), 0) == 0:
+            # given splits: a class found only in val/ or test/ is never trained on (whatever its size), and
+            # each of its images counts as an error there; "too small to split" would not say that
+            where = ", ".join(f"{counts_by_folder[(sp, label)]} in {sp}/" for sp in ("val", "test")
+                              if counts_by_folder.get((sp, label)))
+            add(
+                "",
+                "class_too_small",
+                f"Class '{label}' has no usable image in the train folder (only {where}): the model cannot learn "
+                "it, and each of its validation and test images counts as an error.",
+                f"Add images of this class to train/{label}/, or remove its folders from the other splits "
+                "(if it is another class spelled differently, move its images into that class's folders).",
+            )
+            continue
         if n < options.min_class_size:
             add(
                 label if layout == "class_folders" else "",
