@@ -170,7 +170,7 @@ def overview_tab(ov: dict, probs: pd.DataFrame) -> None:
     c2.dataframe(ov["formats"], hide_index=True)
 
 
-def samples_tab(root: str, name: str, version: str, classes: list[str]) -> None:
+def samples_tab(root: str, name: str, version: str, classes: list[str], *, folder_gone: bool = False) -> None:
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
     chosen = c1.multiselect("Classes", classes, key=f"ds_classes::{name}", persist_state=place.KEPT)
     n = c2.slider("Images per class", min_value=4, max_value=16, key="ds_n_samples", persist_state=place.KEPT)
@@ -189,7 +189,9 @@ def samples_tab(root: str, name: str, version: str, classes: list[str]) -> None:
             st.image([a for a, _ in shown], caption=[md_escape(c) for _, c in shown], width=SAMPLE_PX)
         missing = len(files) - len(shown)
         if missing:
-            st.caption(f"{missing} of these images could not be read: they changed since the scan. Rescan the dataset.")
+            st.caption(f"{missing} of these images could not be read: the dataset's folder is missing (see above)."
+                       if folder_gone else
+                       f"{missing} of these images could not be read: they changed since the scan. Rescan the dataset.")
 
 
 def problems_tab(root: str, name: str, version: str, probs: pd.DataFrame) -> None:
@@ -270,6 +272,11 @@ def dataset_section(ws: Workspace, rec: DatasetRecord) -> None:
     version = data.dataset_version(ws, rec)
     st.subheader("Selected dataset")
     st.text(f"{name} · {rec.source} · {rec.layout} · scanned {rec.scanned_at or 'never'}\n{rec.path}")
+    gone = tds.folder_missing(rec, then="What is shown below is its last scan; its images cannot be shown, trained "
+                                    "on or rescanned.")
+    folder_gone = gone is not None
+    if gone is not None:  # say why before "could not be read"
+        st.warning(md_escape(f"{gone.message} {gone.fix}"), icon=":material/folder_off:")
     try:
         ov = data.overview(root, name, version)
         probs = data.problems(root, name, version)
@@ -284,7 +291,7 @@ def dataset_section(ws: Workspace, rec: DatasetRecord) -> None:
     with t_over:
         overview_tab(ov, probs)
     with t_samples:
-        samples_tab(root, name, version, classes)
+        samples_tab(root, name, version, classes, folder_gone=folder_gone)
     with t_probs:
         problems_tab(root, name, version, probs)
     with t_split:

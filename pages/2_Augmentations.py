@@ -21,6 +21,7 @@ import numpy as np
 import streamlit as st
 
 from tlcore import augment as au
+from tlcore import datasets as tds
 from tlcore.config import RESIZE_MODES, RESIZE_RULES
 from tlcore.errors import TLCoreError
 from tlcore.workspace import Workspace
@@ -74,16 +75,22 @@ def dataset_image(ws: Workspace, names: list[str], size: int, mode: str) -> tupl
         mtime = os.stat(path).st_mtime_ns
         return aw.source_from_file(path, mtime, size, mode), relpath
     except OSError as exc:
-        st.error(md_escape(f"Cannot read {relpath}: {exc.strerror or exc}."))
+        gone = tds.folder_missing(rec, then=f"{relpath} cannot be read: pick another dataset or upload an image.")
+        if gone is not None:  # "cannot read" alone sent users to rescan, which is refused then
+            show_error(gone)
+        else:
+            st.error(md_escape(f"Cannot read {relpath}: {exc.strerror or exc}. The file changed since the last "
+                               "scan: rescan the dataset on the Datasets page."))
     except TLCoreError as exc:
         show_error(exc)
     return None, ""
 
 
 def uploaded_image(size: int, mode: str) -> tuple[np.ndarray | None, str]:
-    up = place.uploader("Upload an image", type=["png", "jpg", "jpeg", "webp", "bmp"], key="aug_upload")
+    up = place.uploader("Upload an image", type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"],
+                        key="aug_upload")  # every format a dataset takes
     if up is None:
-        st.info("Upload a photo (PNG, JPEG, WebP or BMP) to see the pipeline applied to it.")
+        st.info("Upload a photo (PNG, JPEG, WebP, BMP, GIF or TIFF) to see the pipeline applied to it.")
         return None, ""
     try:
         return aw.source_from_upload(up.getvalue(), size, mode), up.name

@@ -19,7 +19,7 @@ from PIL import Image
 from tests.helpers.imagegen import png_header_bytes
 from tests.helpers.runs import TINY_CLASSES, tiny_run
 from tlcore.catalog import list_catalog
-from tlcore.errors import ConfigError, ImageDecodeError, NotFoundError
+from tlcore.errors import ConfigError, DatasetError, ImageDecodeError, NotFoundError
 from tlcore.pipeline import decode_resized
 from tlcore.predict import (
     Prediction,
@@ -344,11 +344,12 @@ def test_evaluate_run_of_a_model_whose_dataset_folder_is_gone_says_so(loaded, tm
     ws = Workspace(tmp_path / "ws")
     add_dataset(ws, "tiny", write_tinted_tree(ws.root / "photos"))  # the run's file names, no image cache yet
     (ws.root / "photos").rename(ws.root / "moved")
-    with pytest.raises(NotFoundError) as info:
+    with pytest.raises(DatasetError) as info:
         evaluate_run(loaded, ws)
     err = info.value
-    assert "the folder of dataset 'tiny' is gone" in err.message and str(ws.root / "photos") in str(err.received)
-    assert "datasets add tiny NEW_FOLDER --overwrite" in err.fix and "rescan" not in err.fix
+    assert "The folder of dataset 'tiny' is missing" in err.message and str(ws.root / "photos") in str(err.received)
+    assert "The test images cannot be read." in err.message
+    assert "datasets add tiny NEW_PATH --overwrite" in err.fix and "rescan" not in err.fix
     (ws.root / "moved").rename(ws.root / "photos")  # back where it was: evaluated as before
     assert evaluate_run(loaded, ws)["missing"] == []
 

@@ -784,20 +784,6 @@ def list_models(ws: Workspace) -> list[ModelSummary]:
 
 
 # -------------------------------------------------------------- evaluation
-def _dataset_folder_gone(ws: Workspace, dataset: str) -> NotFoundError | None:
-    """The error for a dataset whose folder is gone (moved, renamed or deleted since training), or
-    None while it is there: "rescan the dataset" cannot help then (a rescan of a missing folder is
-    refused), moving it back or registering it where it is now can."""
-    path = ws.get_dataset(dataset).path
-    if Path(path).is_dir():
-        return None
-    return NotFoundError(
-        f"The test images cannot be read: the folder of dataset {dataset!r} is gone (moved, renamed or deleted "
-        "since training).", received=str(path),
-        fix=f"Move the folder back, or register it where it is now under the same name (python -m tlcore datasets "
-            f"add {dataset} NEW_FOLDER --overwrite), then try again.")
-
-
 def evaluate_run(
     loaded: LoadedModel,
     ws: Workspace,
@@ -834,7 +820,7 @@ def evaluate_run(
         NotFoundError: the dataset is no longer registered.
     """
     from tlcore.cache import ArrayCache
-    from tlcore.datasets import apply_overrides, load_index, load_overrides
+    from tlcore.datasets import apply_overrides, folder_missing, load_index, load_overrides
     from tlcore.evaluate import classification_report
     from tlcore.pipeline import dataset_fingerprint, load_image_array
 
@@ -871,8 +857,8 @@ def evaluate_run(
         cache = ArrayCache(ws.cache_dir / "images")
         try:
             x = load_image_array(rows, loaded.image_size, loaded.resize_mode, cache=cache, progress=progress)
-        except ImageDecodeError as exc:  # one file named; the cause may be the whole folder
-            gone = _dataset_folder_gone(ws, dataset)
+        except ImageDecodeError as exc:  # one file named, "rescan the dataset": the cause may be the whole folder
+            gone = folder_missing(ws.get_dataset(dataset), then="The test images cannot be read.")
             if gone is None:
                 raise
             raise gone from exc

@@ -67,25 +67,45 @@ def _print_report(result, summary, *, out=None) -> None:
         w("Problems: none\n")
 
 
+def _within_roots(path: Path, roots: list[Path]) -> bool:
+    """Whether ``path`` (resolved) lies in one of ``roots``: a dataset whose folder is no longer under the data
+    roots is still inspected (its links then unconfined), which 'rescan' refuses with its own message."""
+    import os
+
+    real = Path(os.path.realpath(path))
+    return any(real == r or real.is_relative_to(r) for r in roots)
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from tlcore.datasets import ScanOptions, dataset_summary, scan_dataset
+    from tlcore.datasets import ScanOptions, dataset_summary, folder_missing, scan_dataset
 
     path = Path(args.path).expanduser()
+    roots = None  # a folder named here is read whole; a registered dataset as its registration reads it
     if not path.exists():
         ws = _ws(args)
         demo_if_named(ws, args.path)
         if ws.has_dataset(args.path):
-            path = Path(ws.get_dataset(args.path).path)
+            rec = ws.get_dataset(args.path)
+            path = Path(rec.path)
+            roots = ws.data_roots  # links out of the data roots are refused (symlink_escape), as in 'add'
+            gone = folder_missing(rec)  # "no dataset registered under that name" would be wrong: it is
+            if gone is not None:
+                raise gone
     if not path.is_dir():  # a report of 0 images and "Problems: none" told nothing
         from tlcore.errors import NotFoundError
 
         known = ", ".join(r.name for r in _ws(args).list_datasets()) or "none yet"
+        if path.is_file() and path.suffix.lower() == ".zip":
+            raise DatasetError("inspect reads a folder, not a zip file.", received=str(path),
+                               fix=f"Unzip it and inspect the folder, or add it ('python -m tlcore datasets add NAME "
+                               f"{path}': it is extracted into the workspace and checked) and inspect NAME.")
         raise NotFoundError("No folder there, and no dataset registered under that name." if not path.exists()
                             else "That is a file, not a folder of images.", received=str(path),
                             fix=f"Give a folder of class folders, or a registered dataset's name (registered: {known}).")
     opts = ScanOptions(min_side=args.min_side, max_aspect=args.max_aspect)
     bar = ProgressBar("Scanning")
-    result = scan_dataset(path, options=opts, progress=bar)
+    result = scan_dataset(path, options=opts, progress=bar,
+                          allowed_roots=roots if roots is not None and _within_roots(path, roots) else None)
     bar.close()
     summary = dataset_summary(result.index)
     if args.json:

@@ -235,8 +235,24 @@ def _check_folder_present(rec: DatasetRecord, root: Path) -> None:
     """Refuse to rescan ``rec`` when its folder ``root`` (its path resolved) is gone or is not a folder.
 
     Raises:
-        DatasetError: what is wrong with the folder, which folder, and the ways out.
+        DatasetError: ``folder_missing``'s.
     """
+    error = folder_missing(rec, root=root, then="Nothing was rescanned: the dataset keeps its last scan.")
+    if error is not None:
+        raise error
+
+
+def folder_missing(rec: DatasetRecord, *, then: str = "", root: Path | None = None) -> DatasetError | None:
+    """The error for a dataset whose folder is gone, is a file now, or cannot be reached (a stale network
+    mount, no permission), saying which folder and the ways out; None while it is a folder. Every
+    action on the dataset's images says this, not "rescan the dataset" (a rescan is refused then).
+
+    Args:
+        rec: the dataset.
+        then: what it means for the action asked for, a sentence ("Nothing was rescanned: ...").
+        root: the folder to look at (the dataset's path resolved), when not ``rec.path``.
+    """
+    root = Path(rec.path) if root is None else root
     try:
         problem = None if stat.S_ISDIR(os.stat(root).st_mode) else "is a file now, not a folder"
     except (FileNotFoundError, NotADirectoryError):
@@ -245,15 +261,14 @@ def _check_folder_present(rec: DatasetRecord, root: Path) -> None:
     except OSError as exc:  # a stale network mount, an I/O error, no permission to look
         problem = f"cannot be reached ({exc.strerror or exc})"
     if problem is None:
-        return
+        return None
     shown = rec.path if str(root) == rec.path else f"{rec.path} (resolves to {root})"
-    raise DatasetError(
-        f"The folder of dataset {rec.name!r} {problem}. Nothing was rescanned: the dataset keeps its last "
-        "scan.",
+    return DatasetError(
+        f"The folder of dataset {rec.name!r} {problem}." + (f" {then}" if then else ""),
         received=shown,
-        fix=f"Put the folder back at {rec.path} (or connect or mount the drive or share it is on) and rescan; "
-        f"if it moved, register its new place with 'python -m tlcore datasets add {rec.name} NEW_PATH "
-        f"--overwrite'; or remove the dataset ('python -m tlcore datasets remove {rec.name}').",
+        fix=f"Put the folder back at {rec.path} (or connect or mount the drive or share it is on); if it moved, "
+        f"register its new place with 'python -m tlcore datasets add {rec.name} NEW_PATH --overwrite'; or remove "
+        f"the dataset ('python -m tlcore datasets remove {rec.name}').",
     )
 
 
