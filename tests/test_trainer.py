@@ -323,3 +323,28 @@ def test_a_split_dataset_without_training_images_says_where_they_are_missing(wor
     with pytest.raises(DatasetError, match="train split is empty") as info:
         train(small(dataset="split"), workspace)
     assert "train/ only, which holds no usable image" in info.value.fix and "--train-per-class" in info.value.fix
+
+
+def test_images_deleted_since_the_scan_are_not_trained_on_from_the_cache(workspace):
+    """Photos deleted after the scan were trained on all the same, from the image cache, without a word."""
+    from tests.helpers.imagegen import make_tree
+    from tlcore.cache import ArrayCache
+    from tlcore.datasets import add_dataset
+    from tlcore.trainer import prepare_data
+
+    root = make_tree(workspace.root / "photos", {"cat": 6, "dog": 6})
+    add_dataset(workspace, "pets", root)
+    spec = small(dataset="pets")
+    cache = ArrayCache(workspace.cache_dir / "images")
+    assert len(prepare_data(workspace, spec, cache=cache).class_names) == 2  # decoded once: cached
+    deleted = sorted((root / "dog").iterdir())[:2]
+    for path in deleted:
+        path.unlink()
+    with pytest.raises(DatasetError, match="2 images of dataset 'pets' are gone since its last scan") as info:
+        prepare_data(workspace, spec, cache=cache)
+    assert all(f"dog/{p.name}" in str(info.value.received) for p in deleted)
+    assert "datasets rescan pets" in info.value.fix
+    root.rename(workspace.root / "moved")  # the whole folder: said so, with the ways out
+    with pytest.raises(DatasetError, match="The folder of dataset 'pets' is missing") as info:
+        prepare_data(workspace, spec, cache=cache)
+    assert "--overwrite" in info.value.fix

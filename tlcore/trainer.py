@@ -64,11 +64,12 @@ import numpy as np
 import pandas as pd
 
 from tlcore._fsutil import check_new_folder
+from tlcore._usertext import counted
 from tlcore.backbones import weights_identity
 from tlcore.cache import ArrayCache
 from tlcore.calibration import calibration_report
 from tlcore.config import TrainSpec, recipe_depth
-from tlcore.datasets import dataset_splits, load_split_spec
+from tlcore.datasets import dataset_splits, folder_missing, load_split_spec
 from tlcore.errors import ConfigError, DatasetError, TLCoreError, TrainingDiverged
 from tlcore.evaluate import classification_report
 from tlcore.model import Classifier
@@ -171,6 +172,7 @@ def prepare_data(ws: Workspace, spec: TrainSpec, *, hooks: ProgressHooks | None 
         raise DatasetError("Training needs at least two classes with usable images.",
                            received=f"dataset {spec.dataset!r} with classes {class_names}",
                            fix="Add images for more classes, or fix the problems the Datasets page reports.")
+    _check_files_present(ws, spec.dataset, index)
     lookup = {c: i for i, c in enumerate(class_names)}
     x, y, rows, fp = {}, {}, {}, {}
     for split in ("train", "val", "test"):
@@ -184,6 +186,29 @@ def prepare_data(ws: Workspace, spec: TrainSpec, *, hooks: ProgressHooks | None 
         rows[split] = part
         fp[split] = dataset_fingerprint(part)
     return TrainingData(class_names=class_names, x=x, y=y, rows=rows, fingerprint=fp)
+
+
+def _check_files_present(ws: Workspace, dataset: str, index: pd.DataFrame) -> None:
+    """Refuse to train on images deleted since the dataset's last scan: the image cache still holds
+    them, so training would go on with photos the user removed, without a word (one ``stat`` per
+    image: about 0.1 s for 60,000).
+
+    Raises:
+        DatasetError: the dataset's folder is gone (``folder_missing``), or which images are, and
+            to rescan.
+    """
+    gone = [str(r) for r, p in zip(index["relpath"], index["path"]) if not os.path.isfile(p)]
+    if not gone:
+        return
+    folder = folder_missing(ws.get_dataset(dataset), then="Its images cannot be trained on.")
+    if folder is not None:
+        raise folder
+    raise DatasetError(
+        f"{counted(len(gone), 'image')} of dataset {dataset!r} {'is' if len(gone) == 1 else 'are'} gone since its "
+        "last scan (deleted or moved); training would use the copies cached from before.",
+        received=", ".join(gone[:5]) + (f" and {len(gone) - 5} more" if len(gone) > 5 else ""),
+        fix=f"Rescan the dataset (Rescan on the Datasets page, or 'python -m tlcore datasets rescan {dataset}'), "
+            "then train again.")
 
 
 def _empty_split_fix(ws: Workspace, dataset: str, index: pd.DataFrame) -> str:
