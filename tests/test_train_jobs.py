@@ -241,3 +241,38 @@ def test_a_second_ctrl_c_stops_at_once_and_saves_nothing(ws, tmp_path):
     out, err = proc.communicate(timeout=JOB_TIMEOUT)  # evaluating and saving take far longer than 50 ms
     assert proc.returncode == 130, err
     assert tj.job_status(job).status == "stopped" and runs(ws) == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_before_the_first_epoch_ends_exits_as_interrupted(ws, tmp_path):
+    """It said nothing was saved and exited 0, as if the command had done its work."""
+    proc = _cli_train(ws, tmp_path)
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while time.monotonic() < deadline:  # training has begun (its data are being decoded): Ctrl-C means Stop
+        jobs = tj.list_jobs(ws)
+        if jobs and any("Decoding" in (r.get("text") or "") for r in tj.read_progress(jobs[0].job).events):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=JOB_TIMEOUT)
+    assert "before the first epoch ended: nothing was saved" in err, err
+    assert proc.returncode == 130 and runs(ws) == []
+
+
+@pytest.mark.slow
+def test_a_reader_that_goes_away_does_not_stop_the_training(ws, tmp_path):
+    """`python -m tlcore train ... | head -1` crashed the run with a BrokenPipeError at the next epoch
+    line, and nothing was saved."""
+    spec_file = tmp_path / "three.yaml"
+    spec_file.write_text(tiny_spec(epochs=3).to_yaml())
+    proc = subprocess.Popen([sys.executable, "-m", "tlcore", "--workspace", str(ws.root), "train", "--spec",
+                             str(spec_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    background.track_child(proc)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # as `head -1` does after its line
+    err = proc.stderr.read()
+    proc.wait(timeout=JOB_TIMEOUT)
+    assert first.startswith("epoch 1/3"), first
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err
+    assert len(runs(ws)) == 1 and tj.job_status(tj.list_jobs(ws)[0].job).status == "finished"

@@ -146,11 +146,9 @@ class _TerminalHooks:
 
     def on_epoch(self, rec: dict[str, Any]) -> None:
         self.close_bar()
-        print(
-            f"epoch {rec['epoch']}/{self.epochs}  loss {rec['train_loss']:.3f}  acc {rec['train_accuracy']:.3f}  "
-            f"val_loss {rec['val_loss']:.3f}  val_acc {rec['val_accuracy']:.3f}  {rec['epoch_seconds']:.1f}s",
-            file=self.out, flush=True,
-        )
+        _say(f"epoch {rec['epoch']}/{self.epochs}  loss {rec['train_loss']:.3f}  acc {rec['train_accuracy']:.3f}  "
+             f"val_loss {rec['val_loss']:.3f}  val_acc {rec['val_accuracy']:.3f}  {rec['epoch_seconds']:.1f}s",
+             self.out)
 
     def on_status(self, text: str) -> None:
         m = _PROGRESS_STATUS.match(text)
@@ -158,7 +156,19 @@ class _TerminalHooks:
             self._bar(m["label"])(int(m["done"]), int(m["total"]))
             return
         self.close_bar()
-        print(text, file=sys.stderr, flush=True)
+        _say(text, sys.stderr)
+
+
+def _say(text: str, stream) -> None:
+    """Print a progress line; a reader that went away (``train ... | head``) stops the output, not the
+    training (it crashed the run with a BrokenPipeError, and nothing was saved)."""
+    from tlcore.cli import _drop_stdout
+
+    try:
+        print(text, file=stream, flush=True)
+    except BrokenPipeError:
+        if stream is sys.stdout:
+            _drop_stdout()
 
 
 def _both(*fns):
@@ -276,7 +286,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 term.close_bar()
     except train_jobs.JobStopped:
         print("Stopped on request before the first epoch ended: nothing was saved.", file=sys.stderr)
-        return 0
+        # Ctrl-C: the status of an interrupted command (a shell script's `set -e` stops), not of a finished one
+        return 130 if reporter is not None and reporter.stop_asked == "Ctrl-C" else 0
     if reporter.finished(result.run_dir, result.metrics) == "stopped":
         print(f"Stopped on request after {len(result.history)} epoch(s); the best epoch was saved.",
               file=sys.stderr)
