@@ -61,3 +61,22 @@ def test_counted_is_plural_unless_one(n, noun, words):
     from tlcore._usertext import counted
 
     assert counted(n, noun) == words
+
+
+def test_ctrl_c_while_the_libraries_load_ends_quietly():
+    """Ctrl-C in the first half second of any command (pandas, numpy loading) printed a traceback."""
+    import subprocess
+    import sys
+
+    stub = ("import builtins, runpy, sys\n"
+            "real = builtins.__import__\n"
+            "def imp(name, *a, **k):\n"
+            "    if name == 'pandas':\n"
+            "        raise KeyboardInterrupt\n"
+            "    return real(name, *a, **k)\n"
+            "builtins.__import__ = imp\n"
+            "sys.argv = ['tlcore', 'datasets', 'list']\n"
+            "runpy.run_module('tlcore', run_name='__main__')\n")
+    proc = subprocess.run([sys.executable, "-c", stub], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip() == "interrupted", proc.stderr

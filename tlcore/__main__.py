@@ -2,7 +2,16 @@
 
 import sys
 
-from tlcore.cli import main
+
+def _run() -> int:
+    try:
+        from tlcore.cli import main
+
+        return main()
+    except KeyboardInterrupt:  # Ctrl-C while the libraries load, before main's own handler: no traceback
+        print("interrupted", file=sys.stderr)
+        return 130
+
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_run())
