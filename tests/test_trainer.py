@@ -348,3 +348,21 @@ def test_images_deleted_since_the_scan_are_not_trained_on_from_the_cache(workspa
     with pytest.raises(DatasetError, match="The folder of dataset 'pets' is missing") as info:
         prepare_data(workspace, spec, cache=cache)
     assert "--overwrite" in info.value.fix
+
+
+def test_a_class_without_training_images_is_refused_not_trained_as_an_unlearnable_output(workspace):
+    """A pre-split dataset whose val/ and test/ hold a class train/ lacks (here a misspelled "Cat" and a
+    "bird") was trained with those classes as outputs it never learned, and their images as errors."""
+    from tests.helpers.imagegen import make_tree
+    from tlcore.datasets import add_dataset
+    from tlcore.trainer import prepare_data
+
+    root = workspace.root / "photos"
+    make_tree(root / "train", {"cat": 4, "dog": 4})
+    make_tree(root / "val", {"cat": 2, "dog": 2, "Cat": 2})
+    make_tree(root / "test", {"cat": 2, "dog": 2, "bird": 3})
+    add_dataset(workspace, "split", root)
+    with pytest.raises(DatasetError, match="Classes 'Cat', 'bird' have no image in the train split") as info:
+        prepare_data(workspace, small(dataset="split"))
+    assert "Cat: 2 in validation" in str(info.value.received) and "bird: 3 in test" in str(info.value.received)
+    assert "datasets exclude split" in info.value.fix

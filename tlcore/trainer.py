@@ -172,6 +172,7 @@ def prepare_data(ws: Workspace, spec: TrainSpec, *, hooks: ProgressHooks | None 
         raise DatasetError("Training needs at least two classes with usable images.",
                            received=f"dataset {spec.dataset!r} with classes {class_names}",
                            fix="Add images for more classes, or fix the problems the Datasets page reports.")
+    _check_every_class_trains(spec.dataset, index)
     _check_files_present(ws, spec.dataset, index)
     lookup = {c: i for i, c in enumerate(class_names)}
     x, y, rows, fp = {}, {}, {}, {}
@@ -186,6 +187,34 @@ def prepare_data(ws: Workspace, spec: TrainSpec, *, hooks: ProgressHooks | None 
         rows[split] = part
         fp[split] = dataset_fingerprint(part)
     return TrainingData(class_names=class_names, x=x, y=y, rows=rows, fingerprint=fp)
+
+
+def _check_every_class_trains(dataset: str, index: pd.DataFrame) -> None:
+    """Refuse a class with images in the validation or test split and none in train (a pre-split
+    dataset whose train/ lacks it, a misspelled class folder): the model would have an output it
+    never learns, and each of its images would count as an error, without a word.
+
+    Raises:
+        DatasetError: naming the classes, their images elsewhere, and the ways out.
+    """
+    in_train = set(index.loc[index["split"] == "train", "label"])
+    if not in_train:
+        return  # no train split at all: prepare_data says so, and where the images are missing
+    elsewhere = index[~index["label"].isin(in_train)].groupby("label")["split"].value_counts()
+    if elsewhere.empty:
+        return
+    by_class: dict[str, list[str]] = {}
+    for (label, split), n in elsewhere.items():
+        by_class.setdefault(str(label), []).append(f"{n} in {'validation' if split == 'val' else split}")
+    one = len(by_class) == 1
+    raise DatasetError(
+        f"{'Class' if one else 'Classes'} {', '.join(map(repr, by_class))} {'has' if one else 'have'} no image in "
+        f"the train split: the model could not learn {'it' if one else 'them'}, and each of {'its' if one else 'their'} "
+        "validation and test images would count as an error.",
+        received=f"dataset {dataset!r}: " + "; ".join(f"{c}: {', '.join(v)}" for c, v in by_class.items()),
+        fix="Add training images of it (in a dataset split into folders: under train/), or leave its images out "
+            f"(Exclude on the Datasets page, or 'python -m tlcore datasets exclude {dataset} RELPATH...'); if it is "
+            "another class spelled differently, move its images into that class's folders and rescan.")
 
 
 def _check_files_present(ws: Workspace, dataset: str, index: pd.DataFrame) -> None:
