@@ -239,6 +239,21 @@ def test_a_damaged_saved_pipeline_is_an_error_not_a_traceback(no_demo):
     assert at.selectbox(key="aug_source").value == "light"
 
 
+def test_choosing_a_damaged_saved_pipeline_keeps_start_from_on_the_steps_shown(no_demo):
+    """Start from said "broken (saved)" while the steps below were still the previous pipeline's, and the
+    error named the pipeline twice ("The saved pipeline 'broken' is invalid: The saved pipeline ...")."""
+    (no_demo.augmentations_dir / "broken.yaml").write_text("steps: [unclosed\n")
+    at = _page()
+    at.selectbox(key="aug_source").set_value("heavy").run()
+    at.selectbox(key="aug_source").set_value("broken").run()
+    _ok(at)
+    text = _errors(at)
+    assert "The saved pipeline 'broken' is invalid: its text is not valid YAML or JSON." in text, text
+    assert text.count("'broken'") == 1
+    assert at.selectbox(key="aug_source").value == "heavy"  # the steps shown are heavy's
+    assert _steps(at) == au.preset_spec("heavy").names
+
+
 # ------------------------------------------------------------------ dataset
 def test_preview_an_image_of_a_dataset(workspace, tiny_dataset):
     add_dataset(workspace, "tiny", tiny_dataset)

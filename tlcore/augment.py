@@ -1241,7 +1241,7 @@ def load_pipeline(ws: Workspace, name: str) -> AugmentSpec:
         raise AugmentationError(f"The saved pipeline {name!r} is invalid: it is not UTF-8 text.", received=str(path),
                                 fix=f"Fix or delete {path}.") from exc
     try:
-        return parse_spec_text(text, source=f"The saved pipeline {name!r}")
+        return parse_spec_text(text, source="its text")  # "The saved pipeline 'x' is invalid: its text is ..."
     except AugmentationError as exc:
         raise AugmentationError(
             f"The saved pipeline {name!r} is invalid: {exc.message}",

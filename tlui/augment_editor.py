@@ -187,8 +187,15 @@ def spread(items: list[str], k: int) -> list[str]:
 
 # --------------------------------------------------------------- callbacks
 def on_source(ws_root: str) -> None:
-    """The "Start from" choice changed: replace the steps with the chosen pipeline's."""
-    _load_source(ws_root, st.session_state["aug_source"])
+    """The "Start from" choice changed: replace the steps with the chosen pipeline's. When it cannot be
+    loaded (a damaged saved file), the choice goes back to the pipeline the steps came from, so that
+    "Start from" never names a pipeline other than the steps shown."""
+    ss = st.session_state
+    if _load_source(ws_root, ss["aug_source"]):
+        return
+    back = ss.get("aug_loaded")
+    if back is not None and (back in au.PRESET_DESCRIPTIONS or back in au.list_pipelines(Workspace(ws_root))):
+        ss["aug_source"] = back
 
 
 def on_reload(ws_root: str) -> None:
