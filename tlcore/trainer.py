@@ -220,7 +220,7 @@ def _check_every_class_trains(dataset: str, index: pd.DataFrame) -> None:
 def _check_files_present(ws: Workspace, dataset: str, index: pd.DataFrame) -> None:
     """Refuse to train on images deleted since the dataset's last scan: the image cache still holds
     them, so training would go on with photos the user removed, without a word (one ``stat`` per
-    image: about 0.1 s for 60,000).
+    image: 0.15-0.19 s for 60,000 files on this project's 2-core test machine, page cache warm).
 
     Raises:
         DatasetError: the dataset's folder is gone (``folder_missing``), or which images are, and
