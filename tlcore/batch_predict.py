@@ -69,8 +69,7 @@ import pandas as pd
 
 from tlcore._usertext import counted
 from tlcore.datasets import IMAGE_EXTENSIONS, MAX_ZIP_BYTES, SPLIT_NAMES, read_member, zip_members
-from tlcore.datasets._archive import ESCAPING_ENTRY
-from tlcore.errors import ConfigError, DatasetError, NotFoundError, TLCoreError, UnsafeArchiveError
+from tlcore.errors import ConfigError, DatasetError, EscapingEntryError, NotFoundError, TLCoreError, UnsafeArchiveError
 from tlcore.predict import LoadedModel, Prediction, check_top_k, predict_arrays, prepare_image, top_predictions
 from tlcore.tta import flip_average
 from tlcore.workspace import Workspace
@@ -260,9 +259,7 @@ def open_zip(archive: str | os.PathLike[str] | bytes | IO[bytes], *, name: str |
     try:
         try:
             members = zip_members(zf, max_bytes=max_bytes)
-        except UnsafeArchiveError as exc:
-            if exc.message != ESCAPING_ENTRY:
-                raise  # a limit: its own words fit
+        except EscapingEntryError as exc:  # a limit (UnsafeArchiveError): its own words fit
             raise UnsafeArchiveError(  # said in this reader's terms: it extracts nothing
                 "The zip file has an entry whose path leaves the archive's folder (an absolute path or '..'), as a "
                 "crafted archive does; it is not read, although classifying extracts nothing.",

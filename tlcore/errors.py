@@ -35,6 +35,7 @@ __all__ = [
     "WorkspaceError",
     "NotFoundError",
     "UnsafeArchiveError",
+    "EscapingEntryError",
     "TrainingDiverged",
 ]
 
@@ -96,6 +97,11 @@ class NotFoundError(TLCoreError, KeyError):
 
 class UnsafeArchiveError(TLCoreError, ValueError):
     """An uploaded archive is unsafe or too large to extract."""
+
+
+class EscapingEntryError(UnsafeArchiveError):
+    """An archive entry whose path leaves the target folder (absolute, or with ``..``): a crafted
+    archive ("zip slip"). A reader that extracts nothing says so in its own terms."""
 
 
 class TrainingDiverged(TLCoreError, ArithmeticError):

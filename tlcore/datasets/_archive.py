@@ -49,7 +49,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from tlcore._fsutil import atomic_directory
-from tlcore.errors import DatasetError, UnsafeArchiveError
+from tlcore.errors import DatasetError, EscapingEntryError, UnsafeArchiveError
 
 __all__ = [
     "extract_zip",
@@ -114,16 +114,13 @@ class ZipMembers:
     skipped: list[SkippedEntry]
 
 
-ESCAPING_ENTRY = "The zip file has an entry that would be written outside the target folder."  # zip-slip
-
-
 def _entry_parts(name: str) -> tuple[str, ...]:
     """The entry's path parts (empty and "." parts dropped); raise if it would escape the target."""
     norm = name.replace("\\", "/")
     p = PurePosixPath(norm)
     if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":") or ".." in p.parts:
-        raise UnsafeArchiveError(
-            ESCAPING_ENTRY,
+        raise EscapingEntryError(  # zip slip
+            "The zip file has an entry that would be written outside the target folder.",
             received=repr(name),
             fix="Re-create the archive from the dataset folder itself (e.g. 'zip -r data.zip mydata').",
         )
