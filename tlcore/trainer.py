@@ -212,9 +212,10 @@ def _check_every_class_trains(dataset: str, index: pd.DataFrame) -> None:
         f"the train split: the model could not learn {'it' if one else 'them'}, and each of {'its' if one else 'their'} "
         "validation and test images would count as an error.",
         received=f"dataset {dataset!r}: " + "; ".join(f"{c}: {', '.join(v)}" for c, v in by_class.items()),
-        fix="Add training images of it (in a dataset split into folders: under train/), or leave its images out "
-            f"(Exclude on the Datasets page, or 'python -m tlcore datasets exclude {dataset} RELPATH...'); if it is "
-            "another class spelled differently, move its images into that class's folders and rescan.")
+        fix=f"Add training images of {'it' if one else 'each'} (in a dataset split into folders: under train/), or "
+            f"leave {'its' if one else 'their'} images out (Exclude on the Datasets page, or 'python -m tlcore datasets "
+            f"exclude {dataset} RELPATH...'); if {'it' if one else 'one'} is another class spelled differently, move "
+            "its images into that class's folders and rescan.")
 
 
 def _check_files_present(ws: Workspace, dataset: str, index: pd.DataFrame) -> None:
