@@ -27,7 +27,7 @@ import streamlit as st
 from tlcore.errors import TLCoreError
 from tlcore.predict import ModelSummary, scan_models
 from tlcore.search import StudySummary, check_storage_location, dashboard_command, list_studies
-from tlcore.search.compare import TrialSet
+from tlcore.search.compare import TrialSet, comparable
 from tlcore.workspace import Workspace
 from tlui import evaluate_widgets as ev
 from tlui import fmt as tf
@@ -178,7 +178,9 @@ def table_section(ts: TrialSet) -> None:
                     placeholder="any", help="Hide trials whose objective value is lower (or missing).")
     view = rw.shown_trials(ts, df, st.session_state["rs_states"], st.session_state.get("rs_min_value"))
     st.dataframe(view, hide_index=True, column_config=rw.table_config(view))
-    st.caption(f"{len(view)} of {len(df)} trials shown, best first; click a column's header to sort by it.")
+    apart = "" if comparable(ts.summaries) else (" study by study (their datasets or objectives differ, so their"
+                                                  " values are not ranked against each other)")
+    st.caption(f"{len(view)} of {len(df)} trials shown, best first{apart}; click a column's header to sort by it.")
     stem = "-".join(ts.names) if len(ts.names) <= 3 else f"{len(ts.names)}-studies"
     st.download_button("Download the table (CSV)", data=view.to_csv(index=False), file_name=f"{stem}-trials.csv",
                        mime="text/csv", key="rs_csv", on_click="ignore", icon=":material/download:")

@@ -6,7 +6,8 @@ never holds a '/'). ``TrialSet`` reads the chosen studies once and holds their
 trials by key, study by study in the order chosen and each study's by number, and:
 
 - ``ranked``: the complete trials best first (``rank_trials``). The values of two
-  studies are compared only when the studies share objective and direction;
+  studies are compared only when the studies share dataset, objective and direction
+  (``comparable``: a 3-class study's accuracy is not better than a 10-class study's);
   otherwise the ranking goes study by study, in the order chosen. Which value is
   better is ``tlcore.search.direction``'s rule;
 - ``best_first``: the rows of a trial table sorted best value first;
@@ -37,7 +38,7 @@ from tlcore.search.results import learning_curves
 from tlcore.search.study import StudySummary, load_study
 from tlcore.workspace import Workspace
 
-__all__ = ["trial_key", "parse_key", "rank_trials", "TrialSet", "CURVE_COLUMNS"]
+__all__ = ["trial_key", "parse_key", "comparable", "rank_trials", "TrialSet", "CURVE_COLUMNS"]
 
 CURVE_COLUMNS = ("trial", "epoch", "phase", "split", "metric", "value", "key")
 
@@ -53,21 +54,28 @@ def parse_key(key: str) -> tuple[str, int]:
     return study, int(number)
 
 
+def comparable(summaries: Mapping[str, Any]) -> bool:
+    """Whether the values of these studies' trials can be ranked against each other: every study
+    has the same dataset, objective and direction. ``summaries``: study name -> anything with
+    ``objective``, ``direction`` and ``dataset`` (a ``StudySummary``; a missing dataset counts as one)."""
+    return len({(s.objective, s.direction, getattr(s, "dataset", None)) for s in summaries.values()}) <= 1
+
+
 def rank_trials(trials: Mapping[str, FrozenTrial], summaries: Mapping[str, Any]) -> list[str]:
     """The keys of the complete trials with a value, best first.
 
-    ``trials``: key -> trial; ``summaries``: study name -> anything with ``objective`` and
-    ``direction`` (a ``StudySummary``), in the order chosen. When every study has the same
-    objective and direction, the trials are ranked together; otherwise study by study, in
-    that order. Equal values keep the order of ``trials``.
+    ``trials``: key -> trial; ``summaries``: study name -> anything with ``objective``,
+    ``direction`` and ``dataset`` (a ``StudySummary``), in the order chosen. When the studies are
+    ``comparable`` (one dataset, objective and direction), the trials are ranked together;
+    otherwise study by study, in that order. Equal values keep the order of ``trials``.
     """
     names = list(summaries)
-    comparable = len({(s.objective, s.direction) for s in summaries.values()}) == 1
+    together = comparable(summaries)
 
     def order(key: str) -> tuple[int, float]:
         study, _ = parse_key(key)
         value = float(trials[key].value)
-        return (0 if comparable else names.index(study), rank_key(value, summaries[study].direction))
+        return (0 if together else names.index(study), rank_key(value, summaries[study].direction))
 
     done = [k for k, t in trials.items() if t.state == TrialState.COMPLETE and t.value is not None]
     return sorted(done, key=order)
@@ -131,11 +139,23 @@ class TrialSet:
 
     def best_first(self, table: pd.DataFrame) -> pd.DataFrame:
         """Rows of a trial table (``value`` and ``number`` columns) best value first, then by
-        number; rows without a value last. Ascending when any study minimizes."""
+        number; rows without a value last. When the studies are not ``comparable`` and the table
+        has a ``study`` column, study by study in the order chosen, each best first by its own
+        direction (as ``ranked``)."""
         if not len(table):
             return table
+        if "study" in table.columns and not comparable(self.summaries):
+            order = {n: i for i, n in enumerate(self.names)}
+            parts = [self._sorted(part, self.summaries[n].direction)
+                     for n, part in sorted(table.groupby("study", sort=False), key=lambda g: order.get(g[0], len(order)))
+                     if n in self.summaries]
+            return pd.concat(parts) if parts else table
         maximize = all(maximizes(s.direction) for s in self.summaries.values())
         return table.sort_values(["value", "number"], ascending=[not maximize, True], na_position="last")
+
+    @staticmethod
+    def _sorted(table: pd.DataFrame, direction: Any) -> pd.DataFrame:
+        return table.sort_values(["value", "number"], ascending=[not maximizes(direction), True], na_position="last")
 
     def curves(self, keys: Sequence[str]) -> pd.DataFrame:
         """``learning_curves`` rows of the trials ``keys`` (of any of the studies), with a ``key``
