@@ -258,8 +258,10 @@ def main() -> None:
         st.info("No studies yet. Create one above: choose a dataset, the backbone, the range of frozen blocks "
                 "and learning rates, and a budget of trials; or upload a spec file. From a terminal:")
         st.code(CLI_HINT, language="bash")
+        form.page_drawn()
         return
     study_section(ws, summaries)
+    form.page_drawn()
 
 
 main()

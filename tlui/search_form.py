@@ -22,6 +22,7 @@ dataset, backbones, size, weights and resize mode, and can set its freeze-depth 
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import streamlit as st
@@ -115,17 +116,67 @@ def _augment_label(name: str) -> str:
 
 
 # ------------------------------------------------------------ create
+JUST_CREATED = "se_just_created"  # (name, spec YAML, time, workers started) of this session's last creation
+DOUBLE_PRESS_S = 15.0  # a second press of Create this soon after, with the same spec, is the same press
+
+
+def page_drawn() -> None:
+    """Call at the end of a whole run of the page: a run that got this far showed what the last
+    Create did, so a later press of Create is a new press, not the second half of a double click."""
+    st.session_state.pop(JUST_CREATED, None)
+
+
+def _second_press(spec: StudySpec) -> tuple | None:
+    """This session's record of creating ``spec`` a moment ago (a double click on Create), or None."""
+    rec = st.session_state.get(JUST_CREATED)
+    if (isinstance(rec, tuple) and len(rec) == 4 and rec[0] == spec.name and rec[1] == spec.to_yaml()
+            and 0 <= time.time() - rec[2] <= DOUBLE_PRESS_S):
+        return rec
+    return None
+
+
 def create_and_start(ws: Workspace, spec: StudySpec, workers: int) -> None:
-    """Create the study, start its workers, select it. Errors show in place."""
+    """Create the study, start its workers, select it. Errors show in place.
+
+    A second press of Create with the same spec a moment later, before any run of the page got to its
+    end (``page_drawn``; a double click: the first press created the study and its rerun was cut
+    short by the second) selects the study the first press
+    created, and starts its workers if the first press did not get that far, instead of saying that
+    the study exists and should be deleted."""
+    ss = st.session_state
     try:
         create_study(ws, spec)
     except TLCoreError as exc:
-        show_error(exc)
+        rec = _second_press(spec)
+        if rec is None:
+            show_error(exc)
+            return
+        if workers and not rec[3]:
+            _launch_and_select(ws, spec, workers, f"Created study {md_escape(spec.name)}.")
+        else:
+            place.flash("info", f"Study {md_escape(spec.name)} was created by your first press of Create; it is "
+                                "selected below.")
+            _select(spec.name)
         return
+    ss[JUST_CREATED] = (spec.name, spec.to_yaml(), time.time(), False)
     msg = f"Created study {md_escape(spec.name)}."
+    _launch_and_select(ws, spec, workers, msg)
+
+
+def _select(name: str) -> None:
+    state.select_next(name)
+    st.session_state["se_clear_form"] = True
+    st.session_state[NEW_OPEN] = st.session_state[sc.OPEN] = False  # the study is below now
+    st.rerun()
+
+
+def _launch_and_select(ws: Workspace, spec: StudySpec, workers: int, msg: str) -> None:
     if workers:
         try:
             ids = launch_workers(ws, spec.name, workers)
+            rec = st.session_state.get(JUST_CREATED)
+            if isinstance(rec, tuple) and len(rec) == 4 and rec[0] == spec.name:
+                st.session_state[JUST_CREATED] = (*rec[:3], True)
         except TLCoreError as exc:
             place.flash("warning", f"Created study {md_escape(spec.name)}, but its workers did not start: "
                                     f"{md_escape(exc)}")
@@ -137,10 +188,7 @@ def create_and_start(ws: Workspace, spec: StudySpec, workers: int) -> None:
         msg += " No worker was started: start some below when you are ready."
     if msg:
         place.flash("success", msg)
-    state.select_next(spec.name)
-    st.session_state["se_clear_form"] = True
-    st.session_state[NEW_OPEN] = st.session_state[sc.OPEN] = False  # the study is below now
-    st.rerun()
+    _select(spec.name)
 
 
 def _blocks(names: list[str]) -> tuple[int, list[int]]:
