@@ -469,8 +469,16 @@ def _seeded_text(seeded: list[dict[str, Any]], trials: list[Any]) -> str:
 
     parts = []
     for p in seeded:
-        numbers = [t.number for t in trials if t.system_attrs.get("fixed_params") == p]
-        parts.append(f"trial {numbers[0]} ({words(p)})" if numbers else f"({words(p)}, not run yet)")
+        same = [t for t in trials if t.system_attrs.get("fixed_params") == p]
+        mine = [t for t in same if attrs.seeded(t)]  # a seed, and its reruns (a dead worker, a resume)
+        if mine:
+            again = [str(t.number) for t in mine[1:]]
+            parts.append(f"trial {mine[0].number} ({words(p)})"
+                         + (f", run again as trial {', '.join(again)}" if again else ""))
+        elif same:  # the recipe trial (or another queued one) had these parameters: not queued twice
+            parts.append(f"({words(p)}: the same as trial {same[0].number}, so not queued again)")
+        else:
+            parts.append(f"({words(p)}, not run yet)")
     return "; ".join(parts)
 
 
