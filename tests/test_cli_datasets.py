@@ -122,6 +122,22 @@ def test_add_outside_data_roots_is_refused_with_a_way_out(workspace, tmp_path, c
     assert code == 0, err
 
 
+def test_a_refused_add_with_allow_root_leaves_no_new_data_root(workspace, tmp_path, capsys):
+    """A one-class folder was refused, but the folder had been added to the allowed data roots all the same."""
+    import os
+
+    from tlcore.workspace import Workspace
+
+    one = make_tree(tmp_path / "one", {"only": 3})
+    code, _, err = run(capsys, "--workspace", str(workspace.root), "datasets", "add", "one", str(one), "--allow-root")
+    assert code == 2 and "one class" in err, err
+    roots = [str(r) for r in Workspace(workspace.root).data_roots]
+    assert os.path.realpath(one) not in roots and not Workspace(workspace.root).has_dataset("one")
+    ok = make_tree(tmp_path / "two", {"a": 3, "b": 3})  # a root added by a successful add stays
+    assert run(capsys, "--workspace", str(workspace.root), "datasets", "add", "two", str(ok), "--allow-root")[0] == 0
+    assert os.path.realpath(ok) in [str(r) for r in Workspace(workspace.root).data_roots]
+
+
 def test_remove_demo_keeps_it_removed_until_restored(workspace, capsys):
     run(capsys, "--workspace", str(workspace.root), "datasets", "list")
     assert workspace.has_dataset("demo")

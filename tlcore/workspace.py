@@ -271,6 +271,15 @@ class Workspace:
         self.save_settings(settings)
         return p
 
+    def remove_data_root(self, path: str | os.PathLike[str]) -> None:
+        """Stop allowing datasets under ``path`` (a root ``add_data_root`` stored); nothing else changes."""
+        p = str(Path(os.path.realpath(Path(path).expanduser())))
+        settings = self.settings()
+        roots = self._data_roots_setting(settings)
+        if p in roots:
+            settings["data_roots"] = [r for r in roots if r != p]
+            self.save_settings(settings)
+
     def demo_removed(self) -> bool:
         """``workspace.yaml``'s ``demo_removed``: whether the user removed the demo dataset (so it is
         not registered again until ``datasets restore-demo``); False when the setting is absent.

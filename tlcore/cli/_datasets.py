@@ -140,14 +140,23 @@ def _cmd_add(args: argparse.Namespace) -> int:
         raise ConfigError("--overwrite and --allow-root apply to folders, not to a zip file, which is extracted "
                           "into the workspace's data folder.", received=args.path,
                           fix="Remove the flag (to replace a dataset: 'datasets remove NAME' first).")
+    new_root = None
     if args.allow_root:
-        ws.add_data_root(args.path)
+        allowed = set(ws.data_roots)
+        new_root = ws.add_data_root(args.path)
+        new_root = None if new_root in allowed else new_root
     bar = ProgressBar("Scanning")
-    if archive:  # as the Datasets page's upload: extracted safely into <workspace>/data/NAME
-        result = add_zip_dataset(ws, args.name, args.path, progress=bar)
-    else:
-        result = add_dataset(ws, args.name, args.path, overwrite=args.overwrite, progress=bar)
-    bar.close()
+    try:
+        if archive:  # as the Datasets page's upload: extracted safely into <workspace>/data/NAME
+            result = add_zip_dataset(ws, args.name, args.path, progress=bar)
+        else:
+            result = add_dataset(ws, args.name, args.path, overwrite=args.overwrite, progress=bar)
+    except BaseException:  # refused or interrupted: the data root it was to be under is not kept either
+        if new_root is not None:
+            ws.remove_data_root(new_root)
+        raise
+    finally:
+        bar.close()
     s = dataset_summary(result.index)
     advice = problems_advice(result, "upload" if archive else "folder", cli_name=args.name)
     where = f" (extracted into {ws.get_dataset(args.name).path})" if archive else ""
