@@ -304,8 +304,9 @@ def test_keras_application_top_needs_a_fixed_size(name: str) -> None:
 def test_other_bad_arguments_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="pooling"):
         backbones.build("efficientnet_lite0", weights=None, pooling="mean")  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="does not exist") as info:
         backbones.build("resnet50", weights=tmp_path / "missing.h5")
+    assert "--weights none" in info.value.fix and "None" not in info.value.fix  # the CLI's word, not Python's
     with pytest.raises(ConfigError, match="weights must be"):
         backbones.build("resnet50", weights=3)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="include_top must be"):

@@ -210,7 +210,8 @@ def _missing_weights(weights: object, of: str = "") -> ConfigError:
     return ConfigError(
         f"The weights file{' for ' + of if of else ''} does not exist.",
         received=f"weights={str(weights)!r}",
-        fix="Give the path of an existing weights file, 'imagenet', or None for random weights.",
+        fix="Give the path of an existing weights file, 'imagenet', or none for random weights (--weights none; "
+            "weights: null in a spec).",
     )
 
 
