@@ -363,8 +363,19 @@ def test_export_csv_to_standard_output_and_to_a_file(finished, tmp_path, capsys)
 
 def test_export_csv_refuses_an_unknown_study_and_an_unwritable_file(finished, tmp_path, capsys):
     assert_error(cli(capsys, finished, "search", "export-csv", "--study", "nope"), "No study named 'nope'.")
-    assert_error(cli(capsys, finished, "search", "export-csv", "--study", STUDY, "--out", tmp_path),
-                 f"Could not write {tmp_path}: Is a directory", "Check the disk")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert_error(cli(capsys, finished, "search", "export-csv", "--study", STUDY, "--out", blocker / "t.csv"),
+                 f"Could not write {blocker / 't.csv'}", "Check the disk")
+
+
+def test_export_csv_into_a_folder_writes_the_table_there_under_the_studys_name(finished, tmp_path, capsys):
+    """--out naming a folder said "Could not write …: Is a directory. Check the disk and the folder's
+    permissions", which sent the user the wrong way."""
+    code = main(["--workspace", str(finished), "search", "export-csv", "--study", STUDY, "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 0 and f"to {tmp_path / f'{STUDY}-trials.csv'}" in err, err
+    assert (tmp_path / f"{STUDY}-trials.csv").read_text().startswith("number,")
 
 
 # ------------------------------------------------------------------ stop, resume

@@ -226,8 +226,11 @@ def _cmd_export_csv(args: argparse.Namespace) -> int:
     if args.out in (None, "-"):
         sys.stdout.write(text)
     else:
-        atomic_write_text(Path(args.out).expanduser(), text)
-        print(f"Wrote {len(df)} trials to {args.out}", file=sys.stderr)
+        out = Path(args.out).expanduser()
+        if out.is_dir():  # a folder, as cp takes one: the table goes in it under the study's name
+            out = out / f"{args.study}-trials.csv"
+        atomic_write_text(out, text)
+        print(f"Wrote {len(df)} trials to {out}", file=sys.stderr)
     return 0
 
 
@@ -387,7 +390,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = cmd("best", _cmd_best, "the best trial: parameters, metrics, its run folder", artifacts=True)
     q.add_argument("--json", action="store_true")
     q = cmd("export-csv", _cmd_export_csv, "the trial table as CSV")
-    q.add_argument("--out", default=None, metavar="FILE", help="file to write (default: standard output)")
+    q.add_argument("--out", default=None, metavar="FILE", help="file to write, or a folder to write STUDY-trials.csv "
+                   "in (default: standard output)")
     q = cmd("stop", _cmd_stop, "stop the study's workers (running trials are queued again on resume)")
     q.add_argument("--wait", type=float, default=0.0, metavar="S",
                    help="seconds to wait for local workers to exit (default 0)")
