@@ -253,6 +253,30 @@ def test_status_says_how_far_each_trial_got_and_which_the_scout_seeded(fresh, ca
     assert [r["diverged"] is not None for r in records] == [False, True, False, False, False, False, False]
 
 
+def test_status_folds_a_crashed_worker_whose_trial_has_ended_into_one_line(fresh, capsys):
+    """A worker killed on a trial that was then run again (or failed) kept a "[crashed] trial 1 ... Caching
+    train features" line in every status, after the study had finished."""
+    import socket
+    import subprocess
+    import sys
+
+    from tlcore.search.worker_state import workers_dir
+
+    hand_study(fresh, "s", [hand_trial(T0, 0, 30, value=0.5, freeze_depth=14),
+                            hand_trial(T0, 31, 60, value=0.6, freeze_depth=15)])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid now belongs to no process: the worker is dead
+    wdir = workers_dir(fresh, "s")
+    wdir.mkdir(parents=True)
+    (wdir / "dead.json").write_text(json.dumps({"worker_id": "dead", "pid": gone.pid, "host": socket.gethostname(),
+                                                "state": "training", "trial": 1, "status": "Caching train features",
+                                                "started": 2.0}))
+    code, out, err = cli(capsys, fresh.root, "search", "status", "--study", "s")
+    assert code == 0, err
+    assert "[crashed]" not in out and "Caching train features" not in out
+    assert f"1 worker(s) crashed earlier, on trials that have ended since (1); their logs are in {wdir}" in out
+
+
 def test_status_of_an_unknown_study(finished, capsys):
     assert_error(cli(capsys, finished, "search", "status", "--study", "nope"),
                  "No study named 'nope'.", "Studies there: tiny-study.", "search create --spec FILE")

@@ -151,14 +151,22 @@ def _status_lines(ws, name: str, storage: str | None, s=None) -> list[str]:
              f"{s.counts.get('INTERRUPTED', 0)} interrupted; "
              f"best {s.objective} {_fmt(s.best_value)}" + (f" (trial {s.best_trial})" if s.best_trial is not None else "")]
     lines += _stalled_lines(s)
+    past = []  # workers that crashed on a trial that has ended since (failed, run again): history, in one line
     for w in list_workers(ws, name):
         if not w.alive and w.state == WorkerState.FINISHED:
+            continue
+        if not w.alive and w.state == WorkerState.CRASHED and w.trial not in s.stalled:
+            past.append(w)
             continue
         rec = w.record
         p = w.progress
         bar = f" {int(100 * p):3d}%" if p is not None else ""
         lines.append(f"  worker {w.worker_id} [{w.state}] trial {_fmt(w.trial)}"
                      f" epoch {rec.epoch or '-'}/{rec.epochs or '-'}{bar} {rec.status or ''}")
+    if past:
+        logs = past[-1].log_path.parent
+        lines.append(f"  {len(past)} worker(s) crashed earlier, on trials that have ended since "
+                     f"({', '.join(_fmt(w.trial) for w in past)}); their logs are in {logs}")
     return lines
 
 
