@@ -51,3 +51,15 @@ def test_inspect_of_a_zip_file_says_how_to_check_a_zip(workspace, make_image_tre
     code, out, err = run(capsys, "--workspace", str(workspace.root), "datasets", "inspect", str(archive))
     assert code == 2
     assert "zip" in err and "datasets add NAME" in err and "unzip" in err.lower()
+
+
+def test_inspect_counts_read_right_for_one(workspace, tmp_path, capsys):
+    """A one-image, one-class folder printed "1 usable of 1 image files, 1 classes"."""
+    from tests.helpers.imagegen import make_tree
+    from tlcore.cli import main
+
+    folder = make_tree(tmp_path / "one", {"cat": 1})
+    main(["--workspace", str(workspace.root), "datasets", "inspect", str(folder)])
+    out = capsys.readouterr().out
+    assert "Images:  1 usable of 1 image file, 1 class" in out, out
+

@@ -25,6 +25,7 @@ import json
 import sys
 from typing import Any
 
+from tlcore._usertext import counted
 from tlcore.cli._dataset_arg import demo_if_named
 from tlcore.cli._files import read_text
 from tlcore.cli._progress import ProgressBar
@@ -292,7 +293,7 @@ def cmd_overrides(args: argparse.Namespace) -> int:
             from tlcore._fsutil import atomic_write_text
 
             atomic_write_text(args.export, text)
-            print(f"Exported {max(0, text.count(chr(10)) - 1)} decisions to {args.export}.")
+            print(f"Exported {counted(max(0, text.count(chr(10)) - 1), 'decision')} to {args.export}.")
         return 0
     decisions = load_overrides(ws, name)
     present = set(load_index(ws, name)["relpath"].astype(str))

@@ -18,6 +18,7 @@ import json
 import sys
 from pathlib import Path
 
+from tlcore._usertext import counted
 from tlcore.cli._dataset_arg import demo_if_named
 from tlcore.cli._progress import ProgressBar
 from tlcore.errors import DatasetError
@@ -32,7 +33,8 @@ def _ws(args: argparse.Namespace):
 def _print_report(result, summary, *, out=None) -> None:
     w = (out or sys.stdout).write
     w(f"Dataset: {result.root}  (layout: {result.layout})\n")
-    w(f"Images:  {summary['num_images']} usable of {summary['num_files']} image files, {len(result.classes)} classes\n")
+    w(f"Images:  {summary['num_images']} usable of {counted(summary['num_files'], 'image file')}, "
+      f"{len(result.classes)} class{'' if len(result.classes) == 1 else 'es'}\n")
     counts = summary["class_counts"]
     if counts:
         width = max(len(c) for c in counts)
