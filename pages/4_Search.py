@@ -83,7 +83,7 @@ def progress_section(s: StudySummary, snap: sw.Snapshot, spec: StudySpec | None)
     if len(snap.best):
         st.plotly_chart(sw.best_figure(snap.best, s.objective), key="se_fig_best")
 
-    training = [w for w in snap.alive_workers if w.trial is not None]
+    training = snap.training_workers
     for w in training:
         st.progress(w.progress or 0.0, text=md_escape(sw.worker_progress_text(w)))
     elsewhere = sorted(set(snap.running_trials) - {w.trial for w in training} - set(snap.stalled))

@@ -496,3 +496,24 @@ def test_the_best_trial_shows_an_integer_parameter_as_an_integer_after_a_resume(
     assert isinstance(summary, StudySummary) and summary.best_trial == 0
     text = best_trial_text(summary, frame)
     assert text.endswith(r"freeze\_depth 15 · learning\_rate 2\.50e\-03"), text
+
+
+def test_a_worker_whose_trial_has_just_ended_shows_no_progress_bar():
+    """Under "Finished: 2/2" the page drew "Trial 1 · epoch 4/20 · saving the trial's files": the worker had
+    told the trial's result and not yet written its own new state."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from tlcore.search.worker_state import WorkerInfo, WorkerRecord, WorkerState
+    from tlui.search_widgets import Snapshot
+
+    def worker(wid: str, trial: int) -> WorkerInfo:
+        rec = WorkerRecord.from_dict({"worker_id": wid, "pid": 1, "state": "training", "trial": trial,
+                                      "status": "saving the trial's files"})
+        return WorkerInfo(worker_id=wid, pid=1, host="here", state=WorkerState.TRAINING, alive=True, trial=trial,
+                          data=rec.to_dict(), log_path=Path("x.log"), record=rec)
+
+    frame = pd.DataFrame({"number": [0, 1, 2], "state": ["COMPLETE", "COMPLETE", "RUNNING"]})
+    snap = Snapshot(name="s", summary=None, frame=frame, workers=[worker("a", 1), worker("b", 2)])
+    assert [w.worker_id for w in snap.training_workers] == ["b"]

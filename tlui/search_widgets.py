@@ -90,6 +90,14 @@ class Snapshot:
         return [w for w in self.workers if w.alive]
 
     @property
+    def training_workers(self) -> list[WorkerInfo]:
+        """The live local workers on a trial still RUNNING in the storage: a worker whose trial has just
+        ended (told, its files saved, its own state not yet updated) shows no stale progress bar under a
+        finished count."""
+        running = set(self.running_trials)
+        return [w for w in self.alive_workers if w.trial is not None and w.trial in running]
+
+    @property
     def crashed_workers(self) -> list[WorkerInfo]:
         """The local workers that ended without finishing (an error, killed, out of memory)."""
         return [w for w in self.workers if w.state == WorkerState.CRASHED]
