@@ -289,3 +289,29 @@ def test_an_unscanned_dataset_is_explained(no_demo, tiny_dataset):
     at.radio(key="aug_img_src").set_value("Upload an image").run()
     _ok(at)
     assert at.file_uploader(key="aug_upload") is not None
+
+
+# ------------------------------------------------------------------ careless-user rounds
+def test_the_upload_takes_every_format_a_dataset_takes(no_demo):
+    """GIF and TIFF photos are dataset images (the scanner reads them), but the upload refused them."""
+    at = _page()
+    accepted = {t.lstrip(".").lower() for t in at.file_uploader(key="aug_upload").proto.type}
+    assert {"png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"} <= accepted
+    for fmt, mime in (("GIF", "image/gif"), ("TIFF", "image/tiff")):
+        buf = io.BytesIO()
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(buf, format=fmt)
+        at.file_uploader(key="aug_upload").set_value((f"photo.{fmt.lower()}", buf.getvalue(), mime)).run()
+        assert not at.exception and not at.error, _errors(at)
+        assert len(_image_ids(at)) == 1 + 8
+
+
+def test_a_dataset_whose_folder_is_gone_says_so(no_demo, make_image_tree):
+    """It said only "Cannot read X: No such file or directory", which sent users to rescan (refused then)."""
+    root = make_image_tree(no_demo.root / "pets", {"cat": 3, "dog": 3})
+    add_dataset(no_demo, "pets", root)
+    root.rename(no_demo.root / "pets_moved")
+    at = _page()
+    _ok(at)
+    errors = _errors(at)
+    assert "The folder of dataset 'pets' is missing" in errors and "cannot be read" in errors, errors
+
