@@ -21,7 +21,7 @@ from pathlib import Path
 from tlcore._usertext import counted
 from tlcore.cli._dataset_arg import demo_if_named
 from tlcore.cli._progress import ProgressBar
-from tlcore.errors import DatasetError
+from tlcore.errors import DatasetError, PathNotAllowedError
 
 
 def _ws(args: argparse.Namespace):
@@ -69,15 +69,6 @@ def _print_report(result, summary, *, out=None) -> None:
         w("Problems: none\n")
 
 
-def _within_roots(path: Path, roots: list[Path]) -> bool:
-    """Whether ``path`` (resolved) lies in one of ``roots``: a dataset whose folder is no longer under the data
-    roots is still inspected (its links then unconfined), which 'rescan' refuses with its own message."""
-    import os
-
-    real = Path(os.path.realpath(path))
-    return any(real == r or real.is_relative_to(r) for r in roots)
-
-
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from tlcore.datasets import ScanOptions, dataset_summary, folder_missing, scan_dataset
 
@@ -89,10 +80,14 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         if ws.has_dataset(args.path):
             rec = ws.get_dataset(args.path)
             path = Path(rec.path)
-            roots = ws.data_roots  # links out of the data roots are refused (symlink_escape), as in 'add'
             gone = folder_missing(rec)  # "no dataset registered under that name" would be wrong: it is
             if gone is not None:
                 raise gone
+            try:  # links out of the data roots are refused (symlink_escape), as in 'add'; a folder no longer
+                ws.check_data_path(path)  # under them is still inspected whole ('rescan' refuses it, and says why)
+                roots = ws.data_roots
+            except PathNotAllowedError:
+                pass
     if not path.is_dir():  # a report of 0 images and "Problems: none" told nothing
         from tlcore.errors import NotFoundError
 
@@ -106,8 +101,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
                             fix=f"Give a folder of class folders, or a registered dataset's name (registered: {known}).")
     opts = ScanOptions(min_side=args.min_side, max_aspect=args.max_aspect)
     bar = ProgressBar("Scanning")
-    result = scan_dataset(path, options=opts, progress=bar,
-                          allowed_roots=roots if roots is not None and _within_roots(path, roots) else None)
+    result = scan_dataset(path, options=opts, progress=bar, allowed_roots=roots)
     bar.close()
     summary = dataset_summary(result.index)
     if args.json:
