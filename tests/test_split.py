@@ -109,3 +109,27 @@ def test_a_split_yaml_that_is_not_utf8_is_an_error_naming_it(workspace):
             call()
         assert e.value.received == str(path)
     assert path.read_bytes() == b"seed: \xff\n"
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_every_class_gets_a_train_image_whatever_its_hash(n):
+    # A class of one image hashed into val or test (30 % of seeds at 70/15/15) could not be trained:
+    # training refused it, though the scan had only warned that the class is small.
+    idx = make_index(n, classes=("tiny",))
+    seen = set()
+    for seed in range(60):
+        s = assign_splits(idx, SplitSpec(seed=seed))
+        assert (s == "train").any(), (seed, list(s))
+        seen.add(tuple(s))
+        if n == 3:
+            assert set(s) == {"train", "val", "test"}, (seed, list(s))
+    if n > 1:
+        assert len(seen) > 1  # the rule moves one image; it does not put the whole class in train
+
+
+def test_a_class_without_train_images_moves_its_duplicates_together():
+    idx = make_index(2, classes=("tiny",))
+    idx.loc[1, "sha1"] = idx.loc[0, "sha1"]
+    for seed in range(40):
+        s = assign_splits(idx, SplitSpec(seed=seed))
+        assert list(s) == ["train", "train"], (seed, list(s))

@@ -10,11 +10,15 @@ and train. So
   do the near-duplicate groups an audit found (``group_keys``, from ``_groups``);
 - every class is split in the same proportions in expectation (stratified).
 
-One exception keeps small classes usable: when a class with at least three
-usable images would get no validation or no test image, its train image with the
-smallest ``u`` is moved there. Such a forced image may move back to train when
-the class later grows a naturally assigned one; classes of a few dozen images or
-more are practically never affected.
+Two exceptions keep small classes usable. A class that would get no train image
+(a class of one or two images, or of a few that all hashed into val and test) gets
+its image with the largest ``u`` (the one nearest train's share) moved to train: a
+class the model never trains on could only count as errors. Then, when a class
+with at least three usable images (exact duplicates count once) would get no validation or no test image, its
+train image nearest it in ``u`` is moved there (from val or test when train has a
+single image; a split's last image never moves).
+Such a forced image may move back when the class later grows a naturally assigned
+one; classes of a few dozen images or more are practically never affected.
 
 Pre-split datasets (``train/``, ``val/``, ``test/`` folders) keep the split their
 folders give; when they have no ``val/`` folder, validation is carved out of
@@ -90,20 +94,26 @@ def assign_splits(index: pd.DataFrame, spec: SplitSpec | None = None, *,
     labels = np.where(u < t_cut, "test", np.where(u < v_cut, "val", "train"))
     out[usable] = pd.Series(labels, index=index.index)[usable]
 
-    # Small classes: make sure val and test are not empty when the fraction asks for them.
     for _, rows in index[usable].groupby("label", sort=False):
-        if len(rows) < 3:
+        ids = rows.index
+        # Small classes (an image moves with its exact duplicates): every class trains, with its
+        # image nearest train's share; then val and test are not empty when the fraction asks, taken
+        # from train, or from the other evaluation split, but never a split's last image.
+        if not (out[ids] == "train").any():
+            chosen = u[ids].idxmax()
+            out[ids[keys[ids] == keys[chosen]]] = "train"
+        if keys[ids].nunique() < 3:
             continue
         for split, frac in (("val", spec.val_fraction), ("test", spec.test_fraction)):
-            if frac <= 0 or (out[rows.index] == split).any():
+            if frac <= 0 or (out[ids] == split).any():
                 continue
-            train_rows = rows.index[out[rows.index] == "train"]
-            if len(train_rows) <= 1:
-                continue
-            # Move the train image with the smallest u (and its exact duplicates) over.
-            chosen = u[train_rows].idxmin()
-            same = train_rows[keys[train_rows] == keys[chosen]]
-            out[same] = split
+            for source in ("train", "test" if split == "val" else "val"):
+                src = ids[out[ids] == source]
+                if keys[src].nunique() > 1:
+                    # The image nearest the split's share of [0, 1): test < val < train.
+                    chosen = u[src].idxmax() if source == "test" else u[src].idxmin()
+                    out[src[keys[src] == keys[chosen]]] = split
+                    break
     return out
 
 
