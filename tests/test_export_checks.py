@@ -12,6 +12,7 @@ import errno
 import json
 import math
 import shutil
+from fractions import Fraction
 from pathlib import Path
 
 import keras
@@ -24,7 +25,7 @@ from tlcore import exportcheck
 from tlcore.cli import main
 from tlcore.datasets import add_dataset
 from tlcore.errors import ConfigError, WorkspaceError
-from tlcore.export import FILE_NAMES, MIN_AGREEMENT, export_model
+from tlcore.export import FILE_NAMES, MIN_AGREEMENT, SIGNIFICANCE, export_model
 from tlcore.predict import load_model
 from tlcore.workspace import Workspace
 
@@ -154,6 +155,7 @@ def test_checks_are_computed_and_written_to_the_card(exported, held_out, loaded)
     assert checks["same_images_as_training"] is True and checks["missing_images"] == 0
     assert checks["size_reference"] == "tflite"
     assert checks["thresholds"]["min_agreement"] == {f: MIN_AGREEMENT[f] for f in NEW}
+    assert checks["thresholds"]["significance"] == SIGNIFICANCE == 0.05
     assert "median of 20 single-image calls" in checks["latency"]
     assert set(checks["formats"]) == set(NEW)
     tflite_bytes = exported.files["model.tflite"]["bytes"]
@@ -167,7 +169,14 @@ def test_checks_are_computed_and_written_to_the_card(exported, held_out, loaded)
         assert c["bytes"] == exported.files[FILE_NAMES[fmt]]["bytes"]
         assert c["size_pct"] == pytest.approx(100.0 * c["bytes"] / tflite_bytes)
         assert c["latency_ms"] > 0 and c["images"] == len(x) and "error" not in c
-        assert c["passed"] is (c["agreement"] >= MIN_AGREEMENT[fmt])
+        # The verdict: fail only when significantly below the threshold (one-sided exact binomial test),
+        # recomputed here with exact fractions from the disagreements counted above.
+        k = (int((probs.argmax(1) != ref.argmax(1)).sum()) if probs is not None
+             else round((1 - c["agreement"]) * len(x)))
+        p = 1 - sum(math.comb(len(x), i) * Fraction(str(1 - MIN_AGREEMENT[fmt])) ** i
+                    * Fraction(str(MIN_AGREEMENT[fmt])) ** (len(x) - i) for i in range(k))
+        assert c["disagreements"] == k and c["p_value"] == pytest.approx(float(p), rel=1e-9, abs=1e-12)
+        assert c["passed"] is (float(p) >= 0.05)
     for fmt in ("tflite", "tflite_float16", "onnx"):  # the float formats compute the same function
         assert checks["formats"][fmt]["agreement"] == 1.0 and checks["formats"][fmt]["passed"] is True
     assert checks["formats"]["tflite"]["size_pct"] == 100.0
@@ -184,10 +193,14 @@ def test_a_disagreeing_export_warns_loudly(run_dir, ws, tmp_path, monkeypatch, c
     monkeypatch.setattr(exportcheck, "check_format", poor)
     result = export_model(run_dir, tmp_path / "exp", ["keras"], workspace=ws)
     (warning,) = result.warnings
+    n = result.checks["images"]
     assert "keras (model.keras) agrees with the Keras model on only 50.00 %" in warning
-    assert "threshold 99.50 %" in warning and "0.610" in warning
+    assert f"({n // 2} of {n} differ), significantly below its threshold 99.50 %" in warning and "0.610" in warning
+    assert "p < 0.0001" in warning or "p = 0.0" in warning
     card = json.loads((tmp_path / "exp" / "model_card.json").read_text())
     assert card["warnings"] == [warning] and card["checks"]["formats"]["keras"]["passed"] is False
+    entry = card["checks"]["formats"]["keras"]
+    assert entry["images"] == n and entry["disagreements"] == n // 2 and entry["p_value"] < SIGNIFICANCE
     # The CLI prints the table, the warning on stderr, and exits 1 (the files are written).
     code = main(["--workspace", str(ws.root), "export", str(run_dir), "--format", "keras",
                  "--out", str(tmp_path / "cli")])

@@ -25,6 +25,8 @@ held-out images, and compared with the run's Keras model in this process.
 - ``check_format(runner, images, reference)``: accuracy, top-1 agreement with the
   reference, the largest absolute probability difference, and the single-image
   latency (median of ``LATENCY_CALLS`` calls after ``WARMUP_CALLS``) on this machine.
+- ``binomial_tail(k, n, p)``: P(X >= k) for X ~ Binomial(n, p), the one-sided exact test
+  ``tlcore.export`` judges the agreement with (k disagreements among n images).
 
 Only ``tlcore.export`` uses it; the format names and thresholds belong to ``export``.
 """
@@ -62,6 +64,7 @@ __all__ = [
     "reference_probabilities",
     "load_runner",
     "check_format",
+    "binomial_tail",
     "latency_ms",
     "tflite_io",
     "machine",
@@ -398,6 +401,21 @@ def check_format(runner: Runner, images: CheckImages, reference: np.ndarray, *,
         sample = np.zeros(images.x.shape[1:], np.uint8)
     figures["latency_ms"] = latency_ms(runner, sample, calls=latency_calls)
     return figures
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p): how likely k or more of n images disagree when each one
+    does with probability p (SciPy's survival function, exact for thousands of images).
+
+    Raises:
+        ValueError: ``n`` negative, or ``p`` outside [0, 1].
+    """
+    from scipy.stats import binom
+
+    k, n, p = int(k), int(n), float(p)
+    if n < 0 or not 0.0 <= p <= 1.0:
+        raise ValueError(f"binomial_tail needs n >= 0 and 0 <= p <= 1, got n={n}, p={p}")
+    return 1.0 if k <= 0 else float(binom.sf(k - 1, n, p))
 
 
 def machine(threads: int | None = None) -> str:

@@ -11,7 +11,10 @@ The formats chosen are kept across a visit to another page (``persist_state=plac
 
 ``checks_view(out)``: every format's check (``tlcore.export``: run in its own runtime on
 the run's test split and compared with the Keras model) as a table; each warning (a
-format that disagrees beyond its threshold, or cannot be run) as ``st.error``; a run that
+format whose agreement is significantly below its threshold, or that cannot be run) as
+``st.error``; a format that passed with its agreement under its threshold (not significantly
+below it: ``tlcore.export.agreement_verdict``) as "ok (2 of 70 differ; within what 70 images
+can tell from 98 %)" in the table, with a caption saying why; a run that
 could not be checked as ``st.warning`` with the reason. Shares are rounded so that a
 figure never looks better than it is (agreement and accuracy down, size up).
 """
@@ -28,7 +31,7 @@ import streamlit as st
 
 from tlcore.catalog import export_key
 from tlcore.errors import TLCoreError
-from tlcore.export import FORMATS
+from tlcore.export import FORMATS, SIGNIFICANCE, check_note
 from tlcore.runfolder import RunFolder
 from tlcore.runtime import backend_name
 from tlui import place
@@ -58,9 +61,11 @@ def _up(x: Any) -> float | None:
 
 def checks_frame(checks: dict[str, Any]) -> pd.DataFrame:
     """One row per format: size, its share of the reference file, accuracy, agreement, largest
-    probability difference, latency, verdict."""
+    probability difference, latency, verdict ("ok (2 of 70 differ; …)" for a pass under the threshold)."""
     rows = []
     for fmt, c in (checks.get("formats") or {}).items():
+        verdict = {True: "ok", False: "FAILED", None: "not checked"}[c.get("passed")]
+        note = check_note(c)
         rows.append({
             "format": FORMAT_LABELS.get(fmt, fmt),
             "bytes": c.get("bytes"),
@@ -69,7 +74,7 @@ def checks_frame(checks: dict[str, Any]) -> pd.DataFrame:
             "agreement %": _down(c.get("agreement")),
             "max |Δp|": c.get("max_abs_prob_diff"),
             "latency ms": c.get("latency_ms"),
-            "check": {True: "ok", False: "FAILED", None: "not checked"}[c.get("passed")],
+            "check": f"{verdict} ({note})" if note else verdict,
         })
     return pd.DataFrame(rows)
 
@@ -95,10 +100,16 @@ def checks_view(out: dict[str, Any]) -> None:
                                        "Keras model's."),
         "max |Δp|": cc.NumberColumn(format="%.4f", help="The largest difference of any class probability."),
         "latency ms": cc.NumberColumn(format="%.1f", help="One image at a time, median, on the server."),
+        "check": cc.TextColumn(help="FAILED: the agreement is significantly below the format's threshold "
+                               f"(one-sided binomial test, p < {SIGNIFICANCE:g}), or the file could not be run."),
     })
     if checks.get("checked"):
+        noted = any(check_note(c) for c in (checks.get("formats") or {}).values())
         st.caption(md_escape(f"Each file run by its own runtime on the run's {checks['images']} {checks['split']} "
                              f"images and compared with the run's Keras model. Latency: {checks.get('latency')}."
+                             + (f" A format fails when its agreement is significantly below its threshold "
+                                f"(one-sided binomial test, p < {SIGNIFICANCE:g}); on {checks['images']} images "
+                                "a shortfall of a few is sampling noise." if noted else "")
                              + (f" {checks['note']}" if checks.get("note") else "")))
 
 

@@ -2,9 +2,12 @@
 
 ``print_checks(result)`` prints one row per format (size, its share of the reference file,
 accuracy, top-1 agreement with the Keras model, largest probability difference,
-single-image latency), then how it was measured, or why nothing was checked; every
-warning goes to stderr as ``warning: ...``, in red on a terminal. Shares are rounded so
-that a figure never looks better than it is (agreement and accuracy down, size up).
+single-image latency, verdict), then how it was measured, or why nothing was checked; every
+warning goes to stderr as ``warning: ...``, in red on a terminal. A format that passed with its
+agreement under its threshold (not significantly below it: ``tlcore.export.agreement_verdict``)
+reads "ok (2 of 70 differ; within what 70 images can tell from 98 %)", in the table's plain
+style. Shares are rounded so that a figure never looks better than it is (agreement and
+accuracy down, size up).
 ``cli._train._cmd_export`` calls it and exits 1 when a check failed (the files are written).
 """
 
@@ -14,6 +17,8 @@ import math
 import os
 import sys
 from typing import IO, Any
+
+from tlcore.export import SIGNIFICANCE, check_note
 
 __all__ = ["print_checks", "check_rows"]
 
@@ -47,6 +52,9 @@ def check_rows(checks: dict[str, Any]) -> tuple[tuple[str, ...], list[tuple[str,
         diff = c.get("max_abs_prob_diff")
         lat = c.get("latency_ms")
         verdict = {True: "ok", False: "FAILED", None: "not checked"}[c.get("passed")]
+        note = check_note(c)
+        if note:  # passed, under the threshold by no more than the check set can tell
+            verdict += f" ({note})"
         rows.append((fmt, _bytes(c.get("bytes")), _up(c.get("size_pct")),
                      _down(c.get("accuracy")), _down(c.get("agreement")),
                      "-" if diff is None else f"{diff:.4f}", "-" if lat is None else f"{lat:.1f} ms", verdict))
@@ -72,6 +80,10 @@ def print_checks(result: Any, *, out: IO[str] | None = None, err: IO[str] | None
     if checks.get("checked"):
         print(f"Checked on {checks['images']} {checks['split']} images against the run's Keras model; "
               f"latency: {checks.get('latency')}.", file=out)
+        if any(check_note(c) for c in (checks.get("formats") or {}).values()):
+            print(f"A format fails when its agreement is significantly below its threshold (one-sided binomial "
+                  f"test, p < {SIGNIFICANCE:g}); on {checks['images']} images a shortfall of a few is sampling "
+                  "noise.", file=out)
         if checks.get("note"):
             print(checks["note"], file=out)
     else:

@@ -460,7 +460,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "format against it, write a model card",
                        description="Export, then run every format in its own runtime on the run's test split: "
                        "a table of size, accuracy, agreement with the Keras model and latency. Exits 1 when a "
-                       "format disagrees beyond its threshold (the files are still written).")
+                       "format agrees significantly less than its threshold (the files are still written).")
     p.add_argument("model", help="a run folder, a run name, a key from 'models list' or a .keras file")
     p.add_argument("--format", default=None,
                    help="comma-separated: keras, savedmodel, tflite, tflite_dynamic, tflite_float16, tflite_int8 "
