@@ -119,7 +119,7 @@ def workers_section(s: StudySummary, snap: sw.Snapshot) -> None:
     crashed = snap.crashed_workers
     for w in crashed[:MAX_CRASHED_SHOWN]:  # each with the end of its log
         tail = log_tail(w.log_path, CRASH_LOG_LINES)
-        st.warning(sw.crash_text(w, tail))
+        st.warning(sw.crash_text(w, tail, ended=not (snap.summary or s).crash_pending(w.trial)))
         if tail:
             st.code(tail, language=None)
     if len(crashed) > MAX_CRASHED_SHOWN:

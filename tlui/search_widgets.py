@@ -214,12 +214,19 @@ def study_label(s: StudySummary) -> str:
     return f"{s.name}  ·  {s.dataset}  ·  created {s.created.replace('T', ' ')[:16] or '?'}"
 
 
-def crash_text(w: WorkerInfo, tail: str) -> str:
+def crash_text(w: WorkerInfo, tail: str, *, ended: bool = False) -> str:
     """Markdown saying that worker ``w`` crashed, quoting the last line of its log's ``tail``, and
-    what to do."""
+    what to do. ``ended``: the trial it was running has ended since (``StudySummary.crash_pending``): then
+    nothing waits on it any more, and the text says so instead of asking to start workers."""
     last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
+    quoted = f"The last line of its log: {md_escape(last)} " if last else "Its log is empty. "
+    if ended:
+        what = (f"while running trial {w.trial}, which has ended since (failed, and run again as another trial)"
+                if w.trial is not None else "between trials; no trial is left running")
+        return (f"Worker {md_escape(w.worker_id)} crashed earlier: it stopped without finishing (pid {w.pid}) "
+                f"{what}. {quoted}Nothing waits on it; check the log if it shows a problem to fix.")
     return (f"Worker {md_escape(w.worker_id)} crashed: it stopped without finishing (pid {w.pid}). "
-            + (f"The last line of its log: {md_escape(last)} " if last else "Its log is empty. ")
+            + quoted
             + "A trial it was running is queued again when a worker next starts. Fix what the log "
             "shows, then start workers again below (Add workers, or Resume after a stop).")
 

@@ -37,7 +37,11 @@ from tlcore.audit._run import AuditSpec, audits_dir
 from tlcore.errors import NotFoundError, TLCoreError
 from tlcore.workspace import Workspace
 
-__all__ = ["launch_audit", "audit_status", "audit_jobs", "StatusWriter", "JOB_STATES"]
+__all__ = ["launch_audit", "audit_status", "audit_jobs", "StatusWriter", "JOB_STATES", "LAUNCH_GRACE_S"]
+
+# A job without a process number this long after its launch never got its process: the launcher (the
+# dashboard's server) was killed between making the job's folder and starting the audit.
+LAUNCH_GRACE_S = 120.0
 
 JOB_STATES = ("queued", "running", "finished", "failed")
 WRITE_EVERY_S = 0.5
@@ -67,6 +71,17 @@ def launch_audit(ws: Workspace, name: str, spec: AuditSpec | None = None) -> str
     return job_id
 
 
+def _age(folder: Path, info: dict[str, Any]) -> float:
+    """Seconds since the job was launched (``started``; the folder's time without a status file)."""
+    started = info.get("started")
+    if not isinstance(started, (int, float)) or isinstance(started, bool):
+        try:
+            started = folder.stat().st_mtime
+        except OSError:
+            return 0.0
+    return time.time() - float(started)
+
+
 def audit_status(ws: Workspace, name: str, job_id: str) -> dict[str, Any]:
     """Where a job is: ``{"id", "state", "done", "total", "text", "audit", "error", "started", "ended", "log"}``
     (``log``: the path of the process's output)."""
@@ -84,6 +99,11 @@ def audit_status(ws: Workspace, name: str, job_id: str) -> dict[str, Any]:
     if info.get("state") in ("finished", "failed"):
         return info
     pid = info.get("pid")
+    if pid is None and info.get("state") in (None, "queued") and _age(folder, info) > LAUNCH_GRACE_S:
+        # a launch takes a second (the audit process then writes its own pid): its launcher died first
+        return {**info, "state": "failed",
+                "error": "The audit never started: what launched it (the dashboard's server) stopped before it "
+                         "could, killed or restarted. Start the audit again."}
     if pid is not None and not pid_alive(int(pid)):
         time.sleep(0.05)  # the process may have written its final state just now
         try:
@@ -116,10 +136,9 @@ class StatusWriter:
         self._last = 0.0
         self._base: dict[str, Any] = {}
         if self.path is not None:
-            try:
-                self._base = {k: v for k, v in (read_json(self.path, default={}) or {}).items() if k == "pid"}
-            except TLCoreError:
-                self._base = {}
+            # its own process number: the launcher's record of it may not be written yet, and a status
+            # without one reads as a launch that never started (``audit_status``)
+            self._base = {"pid": os.getpid()}
             self._write({"state": "running", "done": 0, "total": 0, "text": "Starting"})
 
     def _write(self, data: dict[str, Any]) -> None:

@@ -115,11 +115,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.close()
     if args.csv:
+        from tlcore._fsutil import atomic_write_bytes
+
         out = Path(args.csv).expanduser()
-        try:
-            out.write_bytes(result.to_csv())
-        except OSError as exc:
-            raise ConfigError(f"Cannot write the CSV file: {exc.strerror or exc}.", received=str(out)) from exc
+        if out.is_dir():
+            raise ConfigError("The CSV file's path is a folder.", received=str(out),
+                              fix="Give a file name, e.g. --csv predictions.csv.")
+        # atomically: a crash while writing leaves the previous file (a rerun to the same name), never half a table
+        atomic_write_bytes(out, result.to_csv())
     if args.json:
         payload: list[dict[str, Any]] = [
             {"file": r.file, "predictions": [p.to_dict() for p in r.predictions],

@@ -155,7 +155,7 @@ def _status_lines(ws, name: str, storage: str | None, s=None) -> list[str]:
     for w in list_workers(ws, name):
         if not w.alive and w.state == WorkerState.FINISHED:
             continue
-        if not w.alive and w.state == WorkerState.CRASHED and w.trial not in s.stalled:
+        if not w.alive and w.state == WorkerState.CRASHED and not s.crash_pending(w.trial):
             past.append(w)
             continue
         rec = w.record
@@ -165,8 +165,9 @@ def _status_lines(ws, name: str, storage: str | None, s=None) -> list[str]:
                      f" epoch {rec.epoch or '-'}/{rec.epochs or '-'}{bar} {rec.status or ''}")
     if past:
         logs = past[-1].log_path.parent
+        named = ", ".join(_fmt(w.trial) for w in past if w.trial is not None)
         lines.append(f"  {len(past)} worker(s) crashed earlier, on trials that have ended since "
-                     f"({', '.join(_fmt(w.trial) for w in past)}); their logs are in {logs}")
+                     f"({named or 'none left running'}); their logs are in {logs}")
     return lines
 
 

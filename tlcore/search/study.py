@@ -116,8 +116,9 @@ def create_study(ws: Workspace, spec: StudySpec, storage: str | None = None) -> 
     its trials train with that copy, whatever later happens to the saved one.
 
     Raises:
-        ConfigError: a study of that name exists already, its dataset is not registered, or its
-            weights file does not exist (every trial would fail on it).
+        ConfigError: a study of that name exists already (or a creation of it was interrupted: the
+            error says how to delete it), its dataset is not registered, or its weights file does not
+            exist (every trial would fail on it).
         NotFoundError: the spec names an augmentation pipeline that is not saved here.
     """
     from tlcore.backbones import weights_identity
@@ -133,6 +134,12 @@ def create_study(ws: Workspace, spec: StudySpec, storage: str | None = None) -> 
         study = optuna.create_study(study_name=spec.name, storage=st, direction=spec.direction,
                                     sampler=make_sampler(spec), pruner=make_pruner(spec))
     except optuna.exceptions.DuplicatedStudyError as exc:
+        try:
+            unfinished = _unfinished_creation(st, st.get_study_id_from_name(spec.name))
+        except KeyError:  # deleted in the meantime
+            unfinished = False
+        if unfinished:  # not removed here: it may be another process's creation, between its two steps
+            raise _unfinished_error(spec.name) from exc
         raise ConfigError(f"A study named {spec.name!r} already exists.", received=spec.name,
                           fix="Choose another name, or delete the old study first.") from exc
     study.set_user_attr(attrs.SPEC, spec.to_dict())
@@ -243,9 +250,26 @@ def load_spec(ws: Workspace, name: str, storage: str | None = None) -> StudySpec
     sid = _study_id(ws, name, storage)
     study_attrs = open_storage(ws, storage).get_study_user_attrs(sid)
     if attrs.SPEC not in study_attrs:
+        if _unfinished_creation(open_storage(ws, storage), sid):
+            raise _unfinished_error(name)
         raise ConfigError(f"Study {name!r} was not made by this workbench (it has no stored spec).",
                           received=name, fix="Create studies with `python -m tlcore search create` or the Search page.")
     return StudySpec.from_stored(study_attrs[attrs.SPEC])
+
+
+def _unfinished_creation(st: optuna.storages.BaseStorage, study_id: int) -> bool:
+    """Whether study ``study_id`` is what a ``create_study`` stopped between Optuna's study and its
+    spec leaves (killed, out of memory, the machine restarted): no spec and no trial. It is invisible
+    to ``list_studies`` and the pages, yet holds its name; ``delete_study`` removes it."""
+    return attrs.SPEC not in st.get_study_user_attrs(study_id) and not st.get_all_trials(study_id, deepcopy=False)
+
+
+def _unfinished_error(name: str) -> ConfigError:
+    return ConfigError(
+        f"Study {name!r} was left unfinished: its creation stopped before its spec was stored (the process "
+        "was killed or the machine restarted), so it has no spec and no trials.",
+        received=name,
+        fix=f"Delete it, then create it again: python -m tlcore search delete --study {name} --yes")
 
 
 def load_study(ws: Workspace, name: str, storage: str | None = None, *, worker_index: int = 0,
@@ -283,6 +307,13 @@ class StudySummary:
     def live(self) -> int:
         """The running trials that are not stalled: those a worker is still training."""
         return max(0, self.running - len(self.stalled))
+
+    def crash_pending(self, trial: int | None) -> bool:
+        """Whether a local worker that crashed while running ``trial`` still leaves it waiting: that trial
+        is stalled (RUNNING, no worker trains it: failed and run again when a worker next starts). A
+        worker killed as it took a trial, before recording which (None), leaves one waiting while any
+        trial is running. Otherwise the crash is history: ``search status`` and the Search page fold it."""
+        return trial in self.stalled if trial is not None else self.running > 0
 
     @property
     def complete(self) -> bool:
@@ -378,8 +409,10 @@ def resume_study(ws: Workspace, name: str, storage: str | None = None) -> int:
     st = open_storage(ws, storage)
     done = attrs.requeued(st.get_study_user_attrs(sid))
     study = load_study(ws, name, storage)
-    again = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-             if attrs.interrupted(t) and t.number not in done]
+    trials = study.get_trials(deepcopy=False)
+    # and those a resume killed before it recorded REQUEUED had queued already (their copies name them)
+    done |= {n for t in trials if isinstance(n := t.user_attrs.get(attrs.RETRY_OF), int) and not isinstance(n, bool)}
+    again = [t for t in trials if t.state == TrialState.FAIL and attrs.interrupted(t) and t.number not in done]
     for t in again:
         study.enqueue_trial(t.params, user_attrs=attrs.requeue_attrs(t, t.number), skip_if_exists=False)
     st.set_study_user_attr(sid, attrs.REQUEUED, sorted(done | {t.number for t in again}))
@@ -501,6 +534,9 @@ def delete_study(ws: Workspace, name: str, storage: str | None = None, *,
                  artifacts: str | None = None) -> int:
     """Delete the study, its trials' artifacts and its local folder. Returns artifacts removed.
 
+    A study an interrupted ``create_study`` left without its spec (and without trials) is deleted too:
+    nothing else can remove it, and it holds its name.
+
     Raises:
         ConfigError: local workers of the study are still running (stop them first).
     """
@@ -508,6 +544,11 @@ def delete_study(ws: Workspace, name: str, storage: str | None = None, *,
     if alive:
         raise ConfigError(f"Study {name!r} still has {len(alive)} running worker(s).",
                           received=", ".join(w.worker_id for w in alive), fix="Stop the study first, then delete it.")
+    st = open_storage(ws, storage)
+    if _unfinished_creation(st, _study_id(ws, name, storage)):  # no spec, no trials: nothing else to remove
+        optuna.delete_study(study_name=name, storage=st)
+        shutil.rmtree(study_local_dir(ws, name), ignore_errors=True)
+        return 0
     study = load_study(ws, name, storage)
     store = artifact_store(ws, artifacts)
     removed = 0
