@@ -134,6 +134,7 @@ def registered_section(ws: Workspace, records: list[DatasetRecord], names: list[
                "'python -m tlcore datasets restore-demo'."
                if rec.source == "demo" else "")
         )
+        dw.in_use_note(ws, name)
         confirm = st.checkbox("I understand", key=f"ds_rm_confirm::{name}")
         delete_files = owned and st.checkbox("Also delete its files", key=f"ds_rm_files::{name}")
         if st.button("Remove", key="ds_rm_btn", disabled=not confirm):

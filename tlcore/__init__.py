@@ -44,6 +44,8 @@ Map of the package, one idea per module (each module's docstring says more):
                  and the atomic writer the trainer uses
 - ``train_jobs`` one training run as a background job (the Train page, and every
                  ``python -m tlcore train``): its folder, state, per-epoch progress, stop
+- ``dataset_users`` what on this machine uses a dataset now (training jobs, search
+                 workers, scouts, audits), and removing a dataset only when nothing does
 - ``calibration`` temperature scaling fitted on the validation split, expected calibration
                  error, reliability diagrams
 - ``evaluate``   accuracy, per-class metrics, confusion matrix, top losses

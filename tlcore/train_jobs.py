@@ -72,7 +72,7 @@ from tlcore.errors import ConfigError, NotFoundError, TLCoreError
 from tlcore.workspace import Workspace
 
 __all__ = ["TrainJob", "JobStatus", "JobProgress", "JobReporter", "JobStopped", "check_spec", "launch_training",
-           "register_job", "open_job", "list_jobs", "job_status", "read_progress", "stop_job", "jobs_dir", "STATUSES",
+           "register_job", "open_job", "list_jobs", "running_jobs", "job_status", "read_progress", "stop_job", "jobs_dir", "STATUSES",
            "FINAL", "ACTIVE"]
 
 JOBS_DIR = "train-jobs"
@@ -392,6 +392,20 @@ def job_status(job: TrainJob, *, log_lines: int = LOG_TAIL_LINES) -> JobStatus:
 def list_jobs(ws: Workspace) -> list[JobStatus]:
     """The workspace's training jobs, newest first (``job_status`` of each)."""
     return [job_status(j) for j in _job_folders(ws)]
+
+
+def running_jobs(ws: Workspace) -> list[JobStatus]:
+    """The workspace's training jobs that are queued or running now (``job_status`` alive and not final),
+    newest first. A job whose state file says it ended is passed over after reading that small file,
+    without its spec or log (a workspace collects hundreds of finished jobs)."""
+    out = []
+    for job in _job_folders(ws):
+        if job.read_state().get("status") not in ACTIVE:
+            continue
+        js = job_status(job)
+        if js.alive and not js.final:
+            out.append(js)
+    return out
 
 
 @dataclass

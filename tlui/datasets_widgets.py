@@ -5,9 +5,10 @@
   filters), kept valid when a rescan drops a class or a problem kind.
 - ``run_add``, ``rescan``, ``save_split`` and ``remove`` are what the page's buttons do: the work in
   ``tlcore.datasets`` behind a progress bar, then a banner (``tlui.place.flash``) and a rerun, or the
-  error in a box. After an add, the add form closes (``ADD_OPEN``); after a removal, the Remove
-  expander (``REMOVE_OPEN``). ``TAB`` keeps the dataset's open tab, ``ADD_TAB`` the add form's
-  (``tlui.place``).
+  error in a box (a removal refused while a job uses the dataset too; ``in_use_note`` names those
+  users beside the Remove button before any click). After an add, the add form closes
+  (``ADD_OPEN``); after a removal, the Remove expander (``REMOVE_OPEN``). ``TAB`` keeps the
+  dataset's open tab, ``ADD_TAB`` the add form's (``tlui.place``).
 - ``class_chart``, ``size_chart`` and ``aspect_chart`` are the Overview tab's figures, over
   the small tables of ``tlui.data.overview``; ``imbalance_warning`` is its advice.
 - The Problems tab's report: ``COUNTS_COLUMNS`` and ``PROBLEM_COLUMNS`` lay out its tables so
@@ -35,6 +36,7 @@ import streamlit as st
 
 from tlcore import datasets as tds
 from tlcore.config import SplitSpec
+from tlcore.dataset_users import dataset_users, how_to_stop, remove_if_unused, users_text
 from tlcore.datasets import ScanResult
 from tlcore.errors import TLCoreError
 from tlcore.workspace import Workspace
@@ -55,6 +57,7 @@ __all__ = [
     "run_add",
     "rescan",
     "save_split",
+    "in_use_note",
     "remove",
     "class_chart",
     "size_chart",
@@ -225,11 +228,25 @@ def save_split(ws: Workspace, name: str, spec: SplitSpec) -> None:
     st.rerun()
 
 
+def in_use_note(ws: Workspace, name: str) -> None:
+    """Before the Remove click: a warning naming what on this machine uses ``name`` now (running
+    training jobs, search studies with live workers, scouts, audits: ``tlcore.dataset_users``, a
+    few milliseconds), since removing is refused while they run; nothing when none does."""
+    users = dataset_users(ws, name)
+    if not users:
+        return
+    one = len(users) == 1
+    st.warning(md_escape(
+        f"In use now: {users_text(users)}. Removing the dataset is refused until {'it ends' if one else 'they end'}"
+        f" (it would make {'it' if one else 'them'} fail). To end {'it' if one else 'them'}: "
+        + "; ".join(how_to_stop(users)) + "."), icon=":material/lock:")
+
+
 def remove(ws: Workspace, name: str, names: list[str], delete_files: bool) -> None:
     """Remove ``name`` (and its files, when the workbench made them and ``delete_files``); select
     the demo or the first one left, drop the cached data, and rerun."""
     try:
-        tds.remove_dataset(ws, name, delete_files=delete_files)
+        remove_if_unused(ws, name, delete_files=delete_files)
     except TLCoreError as exc:
         show_error(exc)
         return

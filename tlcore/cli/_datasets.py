@@ -3,7 +3,9 @@
 Thin over ``tlcore.datasets`` (the same operations as the Datasets page):
 ``inspect`` scans a folder or a registered dataset and prints the report without
 registering anything (exit status 1 when unusable); ``add`` / ``rescan`` /
-``remove`` change the workspace registry; ``import-idx`` and
+``remove`` change the workspace registry (``remove`` refuses, before asking, while a training
+job, search worker, scout or audit uses the dataset: ``tlcore.dataset_users``; ``--force``
+removes anyway); ``import-idx`` and
 ``import-fashion-mnist`` write a folder-per-class tree under
 ``<workspace>/data/``; ``allow-root`` adds a data root to ``workspace.yaml``;
 ``restore-demo`` registers the demo dataset again. Zip uploads are the
@@ -198,10 +200,14 @@ def _cmd_rescan(args: argparse.Namespace) -> int:
 
 
 def _cmd_remove(args: argparse.Namespace) -> int:
-    from tlcore.datasets import remove_dataset
+    from tlcore.dataset_users import in_use_error, remove_if_unused
 
     ws = _ws(args)
     ws.get_dataset(args.name)
+    if not args.force:  # before asking: a removal that will be refused is not worth a confirmation
+        busy = in_use_error(ws, args.name)
+        if busy is not None:
+            raise busy
     if not args.yes:
         if not sys.stdin.isatty():
             raise DatasetError("Refusing to remove without confirmation.", received=args.name,
@@ -210,7 +216,7 @@ def _cmd_remove(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("Cancelled.")
             return 1
-    remove_dataset(ws, args.name, delete_files=args.delete_files)
+    remove_if_unused(ws, args.name, delete_files=args.delete_files, force=args.force)
     print(f"Removed {args.name!r}.")
     return 0
 
@@ -283,10 +289,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("name")
     c.set_defaults(handler=_cmd_rescan)
 
-    c = g.add_parser("remove", help="unregister a dataset")
+    c = g.add_parser("remove", help="unregister a dataset",
+                     description="Unregister a dataset. Refused (exit status 2) while a training job, search "
+                     "workers, a scout or an audit on this machine use it: the message names them and how to "
+                     "stop them.")
     c.add_argument("name")
     c.add_argument("--delete-files", action="store_true", help="also delete images the workbench created (uploads, imports)")
     c.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    c.add_argument("--force", action="store_true",
+                   help="remove even while a training job, search worker, scout or audit on this machine uses the "
+                   "dataset (they will fail); for a record whose process number now belongs to another tlcore process")
     c.set_defaults(handler=_cmd_remove)
 
     c = g.add_parser("import-idx", help="import an IDX (MNIST-format) image/label pair as a dataset")

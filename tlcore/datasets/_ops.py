@@ -359,7 +359,9 @@ def add_fashion_mnist(
 def remove_dataset(ws: Workspace, name: str, *, delete_files: bool = False) -> None:
     """Unregister a dataset and delete its index; image files are deleted only when
     ``delete_files`` is set, the workbench created them (uploads, imports) and no other
-    registered dataset uses them.
+    registered dataset uses them. The CLI and the Datasets page go through
+    ``tlcore.dataset_users.remove_if_unused``, which first refuses while a training job, search
+    worker, scout or audit of this machine uses the dataset.
 
     Raises:
         NotFoundError: ``name`` is not registered.

@@ -79,6 +79,7 @@ def launch_workers(
                           fix="Start with one worker per GPU, or 1-2 on a CPU.")
     study.check_runnable(ws, name, storage)  # it exists, is ours and has trials to run: else say so here,
     # rather than start workers that exit at once (a stopped or finished study), or fail in n background logs
+    dataset = study.load_spec(ws, name, storage).dataset  # in each record from the start (dataset_users)
     wdir = workers_dir(ws, name)
     try:
         wdir.mkdir(parents=True, exist_ok=True)
@@ -102,8 +103,8 @@ def launch_workers(
             cmd += ["--artifacts", str(artifacts)]
         proc = background.spawn(cmd, log_path(ws, name, wid), cwd=ws.root, env=child_env)
         now = time.time()
-        WorkerRecord(worker_id=wid, pid=proc.pid, host=socket.gethostname(), started=now, updated=now,
-                     state=WorkerState.STARTING, trials_done=0).write(state_path(ws, name, wid))
+        WorkerRecord(worker_id=wid, pid=proc.pid, host=socket.gethostname(), dataset=dataset, started=now,
+                     updated=now, state=WorkerState.STARTING, trials_done=0).write(state_path(ws, name, wid))
         ids.append(wid)
     return ids
 

@@ -175,7 +175,7 @@ def run_worker(
     store = artifact_store(ws, artifacts)
     state = _State(state_path(ws, name, worker_id),
                    WorkerRecord(worker_id=worker_id, pid=os.getpid(), host=socket.gethostname(),
-                                started=time.time(), state=WorkerState.STARTING, trials_done=0))
+                                dataset=spec.dataset, started=time.time(), state=WorkerState.STARTING, trials_done=0))
     state.update(force=True)
     stop_event = stop_event or threading.Event()
     result = WorkerResult(worker_id=worker_id)

@@ -18,8 +18,9 @@ and the file:
 - ``list_workers``: this machine's workers of a study (``WorkerInfo``), alive or not, a
   worker whose process is gone without having finished read as ``CRASHED``.
 
-Keys: ``worker_id``, ``pid``, ``host``, ``started`` and ``updated`` (seconds since the
-epoch), ``state``, ``trials_done``; while a trial trains ``trial``, ``params``,
+Keys: ``worker_id``, ``pid``, ``host``, ``dataset`` (the study's: what a dataset's removal
+checks, ``tlcore.dataset_users``), ``started`` and ``updated`` (seconds since the epoch),
+``state``, ``trials_done``; while a trial trains ``trial``, ``params``,
 ``epoch`` / ``epochs`` (1-based, rung epochs included), ``batch`` / ``batches``,
 ``rung`` and ``train_fraction`` (the data subset of a successive-halving rung),
 ``loss`` / ``accuracy`` (of the last batch) and ``status`` (a few words: "preparing",
@@ -148,7 +149,7 @@ _FIELDS: dict[str, Callable[[Any], Any]] = {
     "state": WorkerState.parse, "trials_done": lambda v: _int(v) or 0, "trial": _int,
     "params": lambda v: dict(v) if isinstance(v, dict) else None, "epoch": _int, "epochs": _int,
     "batch": _int, "batches": _int, "rung": _int, "train_fraction": _float, "loss": _float,
-    "accuracy": _float, "status": _str, "reason": _str, "finished": _float,
+    "accuracy": _float, "status": _str, "reason": _str, "finished": _float, "dataset": _str,
 }
 
 
@@ -163,6 +164,7 @@ class WorkerRecord:
     worker_id: str = ""
     pid: int | None = None
     host: str = ""
+    dataset: str | None = None
     started: float | None = None
     updated: float | None = None
     state: WorkerState | str = WorkerState.STARTING
