@@ -252,4 +252,10 @@ def test_a_zip_added_again_after_its_dataset_was_overwritten_says_which_folder_i
     remove_dataset(workspace, "pets", delete_files=True)  # not the workbench's folder: nothing deleted
     assert kept.is_dir()
     code, _, err = run(capsys, "--workspace", str(workspace.root), "datasets", "add", "pets", str(archive))
-    assert code == 2 and "no registered dataset uses" in err and f"delete that folder ({kept})" in err, err
+    assert code == 2 and "no registered dataset uses" in err and "delete it" in err, err
+    assert "an import or upload stopped before it registered the folder" in err, err
+    # the way out it names for a folder an interrupted import left whole: register it as it is
+    assert f"'python -m tlcore datasets add pets {kept}'" in err, err
+    code, _, err = run(capsys, "--workspace", str(workspace.root), "datasets", "add", "pets", str(kept))
+    assert code == 0, err
+    assert workspace.get_dataset("pets").path == str(kept) and workspace.get_dataset("pets").num_images == 6

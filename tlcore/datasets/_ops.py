@@ -288,10 +288,11 @@ def _new_data_folder(ws: Workspace, name: str) -> Path:
                     f"('python -m tlcore datasets remove {users[0]} --delete-files').")
         raise ConfigError(  # "remove the old dataset with its files" could not help: none uses it
             "The workspace already holds a folder of images under that name that no registered dataset uses "
-            "(left when that dataset was registered again from another folder with --overwrite, or put there "
-            "by hand).", received=str(target),
-            fix=f"Choose another name, or delete that folder ({target}) if you no longer need its images, then "
-                "try again.")
+            "(left by an import or upload stopped before it registered the folder, by a dataset registered "
+            "again from another folder with --overwrite, or put there by hand).", received=str(target),
+            fix=f"Choose another name; or register that folder as it is ('python -m tlcore datasets add {name} "
+                f"{target}': an import writes it whole before it registers it); or delete it if you no longer "
+                "need its images, then try again.")
     return target
 
 
