@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -197,3 +198,24 @@ def test_never_replaces_the_models_own_folder(run_dir, tmp_path):
         with pytest.raises(WorkspaceError, match="replace the folder of the model"):
             export_model(copy, out, ["keras"], overwrite=True)
     assert (copy / "spec.yaml").is_file() and (copy / "history.json").is_file()
+
+
+def test_the_intermediate_savedmodel_is_built_inside_the_export_being_made(run_dir, tmp_path, monkeypatch):
+    """It was made beside the export (``.savedmodel.*`` in the exports folder), where an export killed
+    mid-conversion left it for good; inside the temporary ``.partial`` folder a later sweep removes it."""
+    import tlcore.export as export
+
+    seen = []
+    convert = export._tflite
+
+    def spy(source, target, **kw):
+        seen.append((Path(source), sorted(p.name for p in tmp_path.iterdir())))
+        return convert(source, target, **kw)
+
+    monkeypatch.setattr(export, "_tflite", spy)
+    export_model(run_dir, tmp_path / "exp", ["keras", "tflite"])
+    [(source, beside)] = seen
+    assert source.parent.name == ".scratch" and source.parent.parent.name.endswith(".partial"), source
+    assert len(beside) == 1 and beside[0].startswith(".exp.")  # nothing beside the folder being built
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
+    assert not (tmp_path / "exp" / ".scratch").exists()

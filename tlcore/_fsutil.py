@@ -6,7 +6,8 @@ A crash at any point leaves either the old file or the new one, never half of it
   ``atomic_write_bytes`` / ``_text`` / ``_json`` / ``_yaml`` build on it;
 - ``atomic_directory(target)``: a folder built under a temporary name and renamed
   into place when the block ends (run folders, exports, zip extraction, IDX imports,
-  downloaded trial runs);
+  downloaded trial runs); it first deletes the temporary folders beside ``target`` that a
+  killed process left more than ``STALE_AFTER_S`` ago;
 - ``read_text(path, ...)``: a file's UTF-8 text (None when missing), every read failure one
   error that names the file and the fix; ``read_json(path, default)`` builds on it (a
   missing file gives ``default``; a damaged or unreadable one a ``WorkspaceError``).
@@ -24,6 +25,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -127,6 +129,32 @@ def check_new_folder(target: str | os.PathLike[str], *,
     return target
 
 
+STALE_AFTER_S = 24 * 3600.0
+"""How long a temporary folder of ``atomic_directory`` (``.NAME.*.partial``, or ``.NAME.old-PID`` while a
+folder is replaced) must have gone untouched before a later ``atomic_directory`` in the same parent
+deletes it: what a process killed mid-build (kill -9, out of memory, a restart) left, hidden and never
+used. A build writes its files within minutes (each one touches the folder), so a day is far past any
+of them, on this machine or another sharing the workspace."""
+
+
+def _sweep_stale(parent: Path) -> None:
+    """Delete the temporary folders in ``parent`` that ``atomic_directory`` left over ``STALE_AFTER_S`` ago."""
+    cutoff = time.time() - STALE_AFTER_S
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.name.startswith(".") and (entry.name.endswith(".partial") or ".old-" in entry.name)):
+            continue
+        try:
+            stale = entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | os.PathLike[str], *, replace: bool = False) -> Iterator[Path]:
     """Build a folder under a temporary name beside ``target``; rename it into place at the end.
@@ -143,6 +171,7 @@ def atomic_directory(target: str | os.PathLike[str], *, replace: bool = False) -
     target = Path(target) if replace else check_new_folder(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_stale(target.parent)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     except OSError as exc:
         raise _disk_error(target, exc) from exc

@@ -88,7 +88,6 @@ import hashlib
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -478,6 +477,15 @@ def check_note(entry: dict[str, Any]) -> str:
     return f"{k} of {n} differ; within what {n} images can tell from {_pct_short(threshold)}"
 
 
+def _scratch(tmp: Path) -> Path:
+    """A scratch folder for the intermediate SavedModels, inside the export folder being built
+    (``atomic_directory``'s temporary one): deleted once the TFLite files are written, and with that
+    folder when the export fails or is killed (then by the next export's sweep)."""
+    scratch = tmp / ".scratch"
+    scratch.mkdir(exist_ok=True)
+    return scratch
+
+
 def _check_all(tmp: Path, fmts: Sequence[str], loaded: LoadedModel, images: _check.CheckImages,
                status: Callable[[str], None]) -> tuple[dict[str, Any], list[str]]:
     """Run every exported file in its own runtime against the Keras model: the card's ``checks``
@@ -705,46 +713,44 @@ def export_model(
     images = _check.check_images(loaded, ws, limit=max_check_images)
 
     scratch: Path | None = None
-    try:
-        with atomic_directory(out, replace=overwrite) as tmp:  # a folder made meanwhile is never replaced
-            if "keras" in fmts:
-                status(f"Copying {MODEL_FILE}")
-                shutil.copyfile(loaded.model_path, tmp / FILE_NAMES["keras"])
-            saved = tmp / FILE_NAMES["savedmodel"]
-            if "savedmodel" in fmts or any(f in _TFLITE_MODES for f in fmts):
-                if "savedmodel" not in fmts:
-                    scratch = Path(tempfile.mkdtemp(prefix=".savedmodel.", dir=out.parent))
-                    saved = scratch / "saved_model"
-                status("Writing the SavedModel")
-                _saved_model(loaded, saved)
-            for f, mode in _TFLITE_MODES.items():
-                if f in fmts:
-                    source_model = saved
-                    if mode == "int8" and int8_rounding == "data_aware":
-                        status("Rounding the weights for int8 on training images")
-                        scratch = scratch or Path(tempfile.mkdtemp(prefix=".savedmodel.", dir=out.parent))
-                        source_model, rounding = _rounded_saved_model(loaded, representative, scratch)
-                        source_model = source_model or saved
-                    status(f"Converting to TFLite ({mode})")
-                    _tflite(source_model, tmp / FILE_NAMES[f], mode=mode, representative=representative)
-            if "onnx" in fmts:
-                status("Converting to ONNX")
-                _onnx(loaded, tmp / FILE_NAMES["onnx"])
-            folder = RunFolder(tmp)
-            atomic_write_text(folder.labels_file, labels_text(loaded.class_names))
-            checks, warnings = _check_all(tmp, fmts, loaded, images, status)
-            warnings = [*loaded.notes, *warnings]  # a damaged file of the source: the card must not hide it
-            status("Writing the model card")
-            card = _model_card(loaded, Path(source), fmts)
-            card["input"]["dtype_by_format"] = {f: "uint8" if f == "tflite_int8" else "float32" for f in fmts}
-            card["quantization"] = _quantization_card(tmp, fmts, rep_info, rounding)
-            card["checks"] = checks
-            card["warnings"] = warnings
-            card["files"] = _inventory(tmp)
-            atomic_write_json(folder.model_card_file, card)
-            _share(tmp)
-    finally:
-        if scratch is not None:
+    with atomic_directory(out, replace=overwrite) as tmp:  # a folder made meanwhile is never replaced
+        if "keras" in fmts:
+            status(f"Copying {MODEL_FILE}")
+            shutil.copyfile(loaded.model_path, tmp / FILE_NAMES["keras"])
+        saved = tmp / FILE_NAMES["savedmodel"]
+        if "savedmodel" in fmts or any(f in _TFLITE_MODES for f in fmts):
+            if "savedmodel" not in fmts:
+                scratch = _scratch(tmp)
+                saved = scratch / "saved_model"
+            status("Writing the SavedModel")
+            _saved_model(loaded, saved)
+        for f, mode in _TFLITE_MODES.items():
+            if f in fmts:
+                source_model = saved
+                if mode == "int8" and int8_rounding == "data_aware":
+                    status("Rounding the weights for int8 on training images")
+                    scratch = scratch or _scratch(tmp)
+                    source_model, rounding = _rounded_saved_model(loaded, representative, scratch)
+                    source_model = source_model or saved
+                status(f"Converting to TFLite ({mode})")
+                _tflite(source_model, tmp / FILE_NAMES[f], mode=mode, representative=representative)
+        if scratch is not None:  # inside the folder being built: a kill leaves it to the next sweep
             shutil.rmtree(scratch, ignore_errors=True)
+        if "onnx" in fmts:
+            status("Converting to ONNX")
+            _onnx(loaded, tmp / FILE_NAMES["onnx"])
+        folder = RunFolder(tmp)
+        atomic_write_text(folder.labels_file, labels_text(loaded.class_names))
+        checks, warnings = _check_all(tmp, fmts, loaded, images, status)
+        warnings = [*loaded.notes, *warnings]  # a damaged file of the source: the card must not hide it
+        status("Writing the model card")
+        card = _model_card(loaded, Path(source), fmts)
+        card["input"]["dtype_by_format"] = {f: "uint8" if f == "tflite_int8" else "float32" for f in fmts}
+        card["quantization"] = _quantization_card(tmp, fmts, rep_info, rounding)
+        card["checks"] = checks
+        card["warnings"] = warnings
+        card["files"] = _inventory(tmp)
+        atomic_write_json(folder.model_card_file, card)
+        _share(tmp)
     return ExportResult(out_dir=out, formats=fmts, files=card["files"], model_card=card, checks=checks,
                         warnings=tuple(warnings))
