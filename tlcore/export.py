@@ -107,7 +107,7 @@ from tlcore.workspace import Workspace
 
 __all__ = ["export_model", "check_formats", "ExportResult", "FORMATS", "DEFAULT_FORMATS", "FILE_NAMES", "MIN_AGREEMENT",
            "SIGNIFICANCE", "REPRESENTATIVE_IMAGES", "MAX_CHECK_IMAGES", "INT8_ROUNDING", "workspace_for",
-           "agreement_verdict", "check_note"]
+           "agreement_verdict", "check_note", "verdict_text", "rule_text"]
 
 FORMATS = ("keras", "savedmodel", "tflite", "tflite_dynamic", "tflite_float16", "tflite_int8", "onnx")
 DEFAULT_FORMATS = ("keras", "savedmodel", "tflite", "tflite_dynamic")
@@ -484,6 +484,23 @@ def _scratch(tmp: Path) -> Path:
     scratch = tmp / ".scratch"
     scratch.mkdir(exist_ok=True)
     return scratch
+
+
+def verdict_text(entry: dict[str, Any]) -> str:
+    """A format's check in words, as the CLI's table and the Results page show it: "ok", "FAILED",
+    "not checked", or "ok (2 of 70 differ; …)" for a pass under the threshold (``check_note``)."""
+    verdict = {True: "ok", False: "FAILED", None: "not checked"}[entry.get("passed")]
+    note = check_note(entry)
+    return f"{verdict} ({note})" if note else verdict
+
+
+def rule_text(checks: dict[str, Any]) -> str:
+    """The sentence that explains a pass under the threshold, when a format of ``checks`` has one
+    (``check_note``); "" otherwise."""
+    if not any(check_note(c) for c in (checks.get("formats") or {}).values()):
+        return ""
+    return (f"A format fails when its agreement is significantly below its threshold (one-sided binomial test, "
+            f"p < {SIGNIFICANCE:g}); on {checks.get('images')} images a shortfall of a few is sampling noise.")
 
 
 def _check_all(tmp: Path, fmts: Sequence[str], loaded: LoadedModel, images: _check.CheckImages,

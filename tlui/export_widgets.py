@@ -31,7 +31,7 @@ import streamlit as st
 
 from tlcore.catalog import export_key
 from tlcore.errors import TLCoreError
-from tlcore.export import FORMATS, SIGNIFICANCE, check_note
+from tlcore.export import FORMATS, SIGNIFICANCE, rule_text, verdict_text
 from tlcore.runfolder import RunFolder
 from tlcore.runtime import backend_name
 from tlui import place
@@ -64,8 +64,6 @@ def checks_frame(checks: dict[str, Any]) -> pd.DataFrame:
     probability difference, latency, verdict ("ok (2 of 70 differ; …)" for a pass under the threshold)."""
     rows = []
     for fmt, c in (checks.get("formats") or {}).items():
-        verdict = {True: "ok", False: "FAILED", None: "not checked"}[c.get("passed")]
-        note = check_note(c)
         rows.append({
             "format": FORMAT_LABELS.get(fmt, fmt),
             "bytes": c.get("bytes"),
@@ -74,7 +72,7 @@ def checks_frame(checks: dict[str, Any]) -> pd.DataFrame:
             "agreement %": _down(c.get("agreement")),
             "max |Δp|": c.get("max_abs_prob_diff"),
             "latency ms": c.get("latency_ms"),
-            "check": f"{verdict} ({note})" if note else verdict,
+            "check": verdict_text(c),
         })
     return pd.DataFrame(rows)
 
@@ -104,12 +102,9 @@ def checks_view(out: dict[str, Any]) -> None:
                                f"(one-sided binomial test, p < {SIGNIFICANCE:g}), or the file could not be run."),
     })
     if checks.get("checked"):
-        noted = any(check_note(c) for c in (checks.get("formats") or {}).values())
         st.caption(md_escape(f"Each file run by its own runtime on the run's {checks['images']} {checks['split']} "
                              f"images and compared with the run's Keras model. Latency: {checks.get('latency')}."
-                             + (f" A format fails when its agreement is significantly below its threshold "
-                                f"(one-sided binomial test, p < {SIGNIFICANCE:g}); on {checks['images']} images "
-                                "a shortfall of a few is sampling noise." if noted else "")
+                             + (f" {rule_text(checks)}" if rule_text(checks) else "")
                              + (f" {checks['note']}" if checks.get("note") else "")))
 
 

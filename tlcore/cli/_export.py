@@ -18,7 +18,7 @@ import os
 import sys
 from typing import IO, Any
 
-from tlcore.export import SIGNIFICANCE, check_note
+from tlcore.export import rule_text, verdict_text
 
 __all__ = ["print_checks", "check_rows"]
 
@@ -51,13 +51,9 @@ def check_rows(checks: dict[str, Any]) -> tuple[tuple[str, ...], list[tuple[str,
     for fmt, c in (checks.get("formats") or {}).items():
         diff = c.get("max_abs_prob_diff")
         lat = c.get("latency_ms")
-        verdict = {True: "ok", False: "FAILED", None: "not checked"}[c.get("passed")]
-        note = check_note(c)
-        if note:  # passed, under the threshold by no more than the check set can tell
-            verdict += f" ({note})"
         rows.append((fmt, _bytes(c.get("bytes")), _up(c.get("size_pct")),
                      _down(c.get("accuracy")), _down(c.get("agreement")),
-                     "-" if diff is None else f"{diff:.4f}", "-" if lat is None else f"{lat:.1f} ms", verdict))
+                     "-" if diff is None else f"{diff:.4f}", "-" if lat is None else f"{lat:.1f} ms", verdict_text(c)))
     return head, rows
 
 
@@ -80,10 +76,8 @@ def print_checks(result: Any, *, out: IO[str] | None = None, err: IO[str] | None
     if checks.get("checked"):
         print(f"Checked on {checks['images']} {checks['split']} images against the run's Keras model; "
               f"latency: {checks.get('latency')}.", file=out)
-        if any(check_note(c) for c in (checks.get("formats") or {}).values()):
-            print(f"A format fails when its agreement is significantly below its threshold (one-sided binomial "
-                  f"test, p < {SIGNIFICANCE:g}); on {checks['images']} images a shortfall of a few is sampling "
-                  "noise.", file=out)
+        if rule_text(checks):
+            print(rule_text(checks), file=out)
         if checks.get("note"):
             print(checks["note"], file=out)
     else:
