@@ -435,6 +435,7 @@ def test_a_poll_is_cheap(tiny_ws):
 def test_a_crashed_worker_is_shown_with_the_end_of_its_log(tiny_ws):
     name = "crashy"
     create_study(tiny_ws, tiny_spec(name))
+    assert load_study(tiny_ws, name).ask().number == 0  # the trial the worker took, RUNNING when it died
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # its pid now belongs to no process
     wdir = study_local_dir(tiny_ws, name) / "workers"
