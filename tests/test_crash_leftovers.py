@@ -46,3 +46,34 @@ def test_the_sweep_reaches_only_the_parent_of_the_folder_being_built(tmp_path):
     with atomic_directory(tmp_path / "models" / "run") as tmp:
         (tmp / "f").write_text("1")
     assert kept.is_dir()
+
+
+def test_a_worker_deletes_the_trial_folders_of_killed_workers_of_its_host(workspace):
+    """A worker killed mid-trial left its ``cache/trial-N-…`` folder (the trial's run, 13 MB for the demo)
+    for good. A starting worker deletes those whose process, on this host, is gone."""
+    import socket
+    import subprocess
+    import sys
+
+    from tlcore import background
+    from tlcore.search.worker import _sweep_dead_trial_folders
+
+    host = socket.gethostname()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid now belongs to no process
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "tlcore-stand-in"])
+    background.track_child(live)
+    try:
+        cache = workspace.cache_dir
+        cache.mkdir(parents=True, exist_ok=True)
+        dead = [cache / f"trial-3-{host}-{gone.pid}-k2_x9", cache / f"trial-12-{host}-{gone.pid}-a1b2"]
+        kept = [cache / f"trial-4-{host}-{live.pid}-q7w8",  # a live worker trains in it
+                cache / f"trial-5-some-other-host-{gone.pid}-z0z0",  # another machine's: cannot be checked here
+                cache / "trial-6-old_name", cache / "features"]
+        for folder in dead + kept:
+            (folder / "run").mkdir(parents=True)
+        assert _sweep_dead_trial_folders(workspace) == 2
+        assert not any(p.exists() for p in dead) and all(p.is_dir() for p in kept)
+    finally:
+        live.kill()
+        live.wait()

@@ -26,8 +26,10 @@ The trials train in the worker's own workspace ``ws``: the study's dataset must 
 registered there under the spec's name, which on another machine means registering it
 there first. A saved augmentation pipeline the spec names comes from the study's own copy
 (``attrs.AUGMENT``), not from the workspace.
-Trials are trained in a temporary folder under ``<workspace>/cache`` and only the
-uploaded copy in the artifact store is kept.
+Trials are trained in a temporary folder under ``<workspace>/cache``
+(``trial-N-HOST-PID-*``) and only the uploaded copy in the artifact store is kept; a worker
+starting deletes the folders that workers of this host killed mid-trial left there
+(``_sweep_dead_trial_folders``: a demo trial's is some 13 MB).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from __future__ import annotations
 import gc
 import math
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -50,6 +53,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from tlcore.background import pid_alive
 from tlcore.errors import TLCoreError, TrainingDiverged
 from tlcore.runfolder import RUN_FILES
 from tlcore.search import attrs
@@ -128,6 +132,26 @@ def check_worker_options(*, worker_index: int = 0, max_trials: int | None = None
     check_heartbeat(heartbeat_interval, grace_period)
 
 
+_TRIAL_FOLDER = re.compile(r"^trial-\d+-(?P<host>.+)-(?P<pid>\d+)-[^-]+$")  # mkdtemp's suffix has no "-"
+
+
+def _sweep_dead_trial_folders(ws: Workspace) -> int:
+    """Delete the trial folders in ``<workspace>/cache`` whose worker, on this host, is gone (killed
+    mid-trial: its ``finally`` never ran); returns how many. Another host's, or a live worker's, stay:
+    their process cannot be checked from here, or still trains in it."""
+    here, removed = socket.gethostname(), 0
+    try:
+        entries = list(os.scandir(ws.cache_dir))
+    except OSError:
+        return 0
+    for entry in entries:
+        m = _TRIAL_FOLDER.match(entry.name)
+        if m and m["host"] == here and entry.is_dir(follow_symlinks=False) and not pid_alive(int(m["pid"])):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def run_worker(
     ws: Workspace,
     name: str,
@@ -177,6 +201,8 @@ def run_worker(
                    WorkerRecord(worker_id=worker_id, pid=os.getpid(), host=socket.gethostname(),
                                 dataset=spec.dataset, started=time.time(), state=WorkerState.STARTING, trials_done=0))
     state.update(force=True)
+    if swept := _sweep_dead_trial_folders(ws):
+        log(f"worker {worker_id}: deleted {swept} trial folder(s) that killed workers left in {ws.cache_dir}")
     stop_event = stop_event or threading.Event()
     result = WorkerResult(worker_id=worker_id)
     started = study_started(ws, name, storage)
@@ -373,7 +399,7 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
     def on_stage(stage: dict[str, Any]) -> None:
         state.update(force=True, rung=stage["rung"], train_fraction=stage["fraction"])
 
-    tmp = Path(tempfile.mkdtemp(prefix=f"trial-{trial.number}-", dir=ws.cache_dir))
+    tmp = Path(tempfile.mkdtemp(prefix=f"trial-{trial.number}-{socket.gethostname()}-{os.getpid()}-", dir=ws.cache_dir))
     try:
         with HeartbeatThread(st, tid):
             try:
