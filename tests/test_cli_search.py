@@ -20,6 +20,7 @@ import io
 import json
 import re
 import shlex
+import shutil
 import signal
 import time
 import types
@@ -637,7 +638,7 @@ def test_worker_refuses_bad_options_before_it_touches_the_study(fresh, capsys, s
 
 def test_worker_exits_1_when_its_trials_keep_failing(fresh, capsys, signal_handlers_kept):
     hand_study(fresh, "s")
-    fresh.remove_dataset("tiny")  # registered when the study was made; gone now
+    shutil.rmtree(fresh.get_dataset("tiny").path)  # still registered (a worker without it starts none); images gone
     code, out, _ = cli(capsys, fresh.root, "worker", "--study", "s")
     assert code == 1
     assert "stopped: 3 trials in a row failed with an error; see the log; ran trials [0, 1, 2]" in out

@@ -345,7 +345,9 @@ def test_the_optuna_dashboard_command_has_no_password(workspace):
     from tlcore.search import dashboard_command
 
     command = dashboard_command(workspace, REFUSED_URL)
-    assert SECRET not in command and "u:***@127.0.0.1:1/nodb" in command
+    # no "***" either: optuna-dashboard would send it as the password; without one, libpq reads ~/.pgpass
+    assert SECRET not in command and "***" not in command and " postgresql://u@127.0.0.1:1/nodb " in command
+    assert "~/.pgpass" in command
 
 
 def test_scrub_secrets_removes_plain_and_url_encoded_passwords():
@@ -414,6 +416,7 @@ def test_launched_workers_get_the_storage_url_from_the_environment(workspace, mo
             started.append((cmd, kw["env"]))
 
     monkeypatch.setattr("tlcore.search.study.check_runnable", lambda *a, **k: None)
+    monkeypatch.setattr("tlcore.search.study.check_dataset_here", lambda *a, **k: "tiny")
     monkeypatch.setattr(background.subprocess, "Popen", FakeProcess)
     monkeypatch.setattr(background, "_CHILDREN", {})
     monkeypatch.setenv(local.STORAGE_ENV, "left-over-from-the-shell.log")

@@ -345,6 +345,12 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     # run_worker checks them too; here they fail before TensorFlow starts (start_backend_quietly)
     check_worker_options(worker_index=args.worker_index, max_trials=args.max_trials,
                          heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period)
+    from tlcore.datasets import ensure_demo
+    from tlcore.search.study import check_dataset_here
+
+    ws = _ws(args)
+    ensure_demo(ws)  # a study of the demo on a fresh workspace: registered here, as search create does
+    check_dataset_here(ws, args.study, args.storage)  # else each trial it took would fail (and count)
 
     stop = threading.Event()
 
@@ -356,7 +362,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     start_backend_quietly()
-    result = run_worker(_ws(args), args.study, args.storage, artifacts=args.artifacts, worker_id=args.worker_id,
+    result = run_worker(ws, args.study, args.storage, artifacts=args.artifacts, worker_id=args.worker_id,
                         worker_index=args.worker_index, heartbeat_interval=args.heartbeat_interval,
                         grace_period=args.grace_period, max_trials=args.max_trials, stop_event=stop,
                         log=lambda s: print(f"[{time.strftime('%H:%M:%S')}] {s}", flush=True))

@@ -7,6 +7,8 @@ or logs may contain it:
 - ``redact_url(url)``: the URL for people to read, ``user:***@host`` and
   ``?password=***`` (``storage.describe_storage`` and the ``received=`` of storage
   errors);
+- ``without_password(url)``: the URL with no password at all, for a command people copy
+  (``optuna-dashboard``), whose client then reads ``~/.pgpass`` or ``PGPASSWORD``;
 - ``scrub_secrets(text, url)``: any text (a driver's error message, a log line) with
   every occurrence of a password of ``url`` replaced by ``***``, as written and URL-decoded.
 
@@ -37,7 +39,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-__all__ = ["redact_url", "scrub_secrets", "SHORT_SECRET"]
+__all__ = ["redact_url", "scrub_secrets", "without_password", "SHORT_SECRET"]
 
 SHORT_SECRET = 4  # a password shorter than this is hidden only where it stands as a value (see above)
 _VALUE_BEFORE = "'\"=:"  # what a password written as a value follows...
@@ -66,6 +68,19 @@ def redact_url(url: str) -> str:
         scheme, user, sep, _, host = parts
         out = f"{scheme}://{user}{':***' if sep else ''}@{host}"
     return _PASSWORD_PARAM.sub(r"\1***", out)
+
+
+def without_password(url: str) -> str:
+    """The URL with its password left out (``user@host``, no ``password=`` parameter): one that a command
+    shown to people can hold, whose client (libpq) then reads the password from ``~/.pgpass`` or
+    ``PGPASSWORD``, where ``redact_url``'s ``***`` would be sent as the password."""
+    out = url
+    parts = _credentials(url)
+    if parts:
+        scheme, user, _, _, host = parts
+        out = f"{scheme}://{user}@{host}" if user else f"{scheme}://{host}"
+    out = re.sub(r"([?&])(?:password|passwd|pwd)=[^&#]*&?", r"\1", out, flags=re.IGNORECASE)
+    return re.sub(r"[?&](?=#|$)", "", out)
 
 
 def _passwords(url: str) -> list[str]:

@@ -38,8 +38,8 @@ class AtomicArtifactStore:
     """
 
     def __init__(self, base_path: str | os.PathLike[str]):
-        self._base = Path(base_path)
-        self._base.mkdir(parents=True, exist_ok=True)
+        self._base = Path(base_path)  # made by the first write: a reader leaves no empty folder behind, where
+        # the shared folder is to be mounted or symlinked (``ln -s`` into it would link inside it)
 
     def _path(self, artifact_id: str) -> Path:
         if not artifact_id or "/" in artifact_id or artifact_id.startswith("."):
@@ -53,7 +53,9 @@ class AtomicArtifactStore:
             raise optuna.artifacts.exceptions.ArtifactNotFound(f"artifact {artifact_id} not found") from exc
 
     def write(self, artifact_id: str, content_body: BinaryIO | IO[bytes]) -> None:
-        with atomic_open(self._path(artifact_id), "wb") as f:
+        path = self._path(artifact_id)
+        self._base.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path, "wb") as f:
             while chunk := content_body.read(1 << 20):
                 f.write(chunk)
 

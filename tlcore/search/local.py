@@ -79,7 +79,8 @@ def launch_workers(
                           fix="Start with one worker per GPU, or 1-2 on a CPU.")
     study.check_runnable(ws, name, storage)  # it exists, is ours and has trials to run: else say so here,
     # rather than start workers that exit at once (a stopped or finished study), or fail in n background logs
-    dataset = study.load_spec(ws, name, storage).dataset  # in each record from the start (dataset_users)
+    # not registered here: every trial a worker took would fail; in each record from the start (dataset_users)
+    dataset = study.check_dataset_here(ws, name, storage)
     wdir = workers_dir(ws, name)
     try:
         wdir.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ from tlcore._fsutil import atomic_directory
 from tlcore.errors import ConfigError, NotFoundError, WorkspaceError
 from tlcore.runfolder import MODEL_FILE, RunFolder
 from tlcore.search import attrs
-from tlcore.search.artifacts import artifact_store
+from tlcore.search.artifacts import artifact_store, artifacts_dir
 from tlcore.search.direction import best_of, comparator
 from tlcore.search.storage import study_local_dir
 from tlcore.search.study import load_study
@@ -325,6 +325,25 @@ def study_figures(studies: optuna.Study | Sequence[optuna.Study]) -> dict[str, A
     return out
 
 
+def _artifact_missing(ws: Workspace, number: int, fname: str, aid: str, artifacts: str | None) -> WorkspaceError:
+    """The error for a trial file that is not in the artifact folder looked in: which folder, and how to
+    point this command at the one the trial's worker wrote to (the way differs: ``search best`` and
+    ``search delete`` take ``--artifacts``; the pages, ``predict`` and ``models`` read the workspace's own
+    folder only)."""
+    folder = artifacts_dir(ws, artifacts)
+    msg = (f"Trial {number}'s file {fname} is not in the artifact folder {folder}: its worker stored it in "
+           "another one (the --artifacts it was started with, maybe on another machine).")
+    if artifacts:
+        return WorkspaceError(msg, received=str(folder / aid),
+                              fix="Give --artifacts the folder the study's workers were given as --artifacts.")
+    default = artifacts_dir(ws)
+    return WorkspaceError(msg, received=str(folder / aid),
+                          fix="Give that folder as --artifacts (search best, search delete); for the Results and "
+                              f"Predict pages and the predict and models commands, which read {default} only, "
+                              f"mount or symlink it there (an empty {default.name} folder in its place must be "
+                              "removed first).")
+
+
 def fetch_trial_run(ws: Workspace, name: str, number: int, storage: str | None = None, *,
                     artifacts: str | None = None) -> Path:
     """The local run folder of trial ``number`` (downloaded once from the artifact store).
@@ -355,7 +374,5 @@ def fetch_trial_run(ws: Workspace, name: str, number: int, storage: str | None =
                     while chunk := src.read(1 << 20):
                         dst.write(chunk)
             except optuna.artifacts.exceptions.ArtifactNotFound as exc:
-                raise WorkspaceError(f"Trial {number}'s file {fname} is missing from the artifact store.",
-                                     received=str(aid), fix="Point --artifacts at the folder the workers "
-                                     "wrote to (the workspace's studies/artifacts by default).") from exc
+                raise _artifact_missing(ws, number, fname, str(aid), artifacts) from exc
     return target

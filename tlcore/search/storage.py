@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 import warnings
@@ -399,6 +400,70 @@ def check_heartbeat(heartbeat_interval: int, grace_period: int) -> None:
                           "when it has had no heartbeat for the grace period.", received=received, fix=example)
 
 
+_ENCODE = "write @ as %40, : as %3A, / as %2F, ? as %3F, # as %23 and % as %25"
+_PGPASS_WAY = ("or leave the password out of the URL (postgresql://USER@HOST:PORT/DB) and put it in ~/.pgpass "
+               "(HOST:PORT:DB:USER:PASSWORD, chmod 600, a colon in the password written \\:) or in PGPASSWORD")
+_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _check_url(storage: str) -> None:
+    """Refuse, with what to write instead, a database URL that SQLAlchemy would misread: the scheme
+    ``postgres://`` (libpq's and many hosts' spelling, which SQLAlchemy has no dialect for), and a user or
+    password holding ``@ : / ? #`` or a ``%`` not percent-encoded (SQLAlchemy then reads part of the
+    password as the host or port: "invalid literal for int() with base 10: 'w'", a piece of the password).
+    Says nothing of the password itself.
+
+    Raises:
+        ConfigError: the URL is one of those.
+    """
+    scheme, rest = storage.split("://", 1)
+    dialect, plus, driver = scheme.partition("+")
+    if dialect.lower() == "postgres":
+        fixed = "postgresql" + plus + driver + "://" + rest
+        raise ConfigError("SQLAlchemy, which opens the study storage, does not know the scheme postgres://; "
+                          "it is spelled postgresql://.", received=redact_url(storage),
+                          fix=f"Write {redact_url(fixed)} (the same URL, with postgresql://).")
+    if "@" not in rest:
+        return
+    cred = rest.rsplit("@", 1)[0]
+    if "?" in cred or "#" in cred:
+        return  # an "@" in the query string or fragment: not user info
+    user, _, password = cred.partition(":")
+    if "@" in cred or "/" in cred or ":" in password or _PERCENT.search(cred):
+        which = "password" if password and ("@" in password or "/" in password or ":" in password
+                                            or _PERCENT.search(password)) else "user name or password"
+        raise ConfigError(f"The storage URL's {which} holds a character that must be percent-encoded "
+                          "(one of @ : / ? # %), so the URL cannot be read as USER:PASSWORD@HOST:PORT/DB.",
+                          received=redact_url(storage),
+                          fix=f"Percent-encode it in the URL ({_ENCODE}; python3 -c \"import urllib.parse, getpass; "
+                              "print(urllib.parse.quote(getpass.getpass(), safe=''))\" prints it encoded), "
+                              + _PGPASS_WAY + ", not percent-encoded.")
+
+
+def _no_driver(storage: str, exc: ImportError) -> ConfigError:
+    """The error for a URL whose database driver cannot be imported: the one the URL names, and the way out."""
+    scheme = storage.split("://", 1)[0]
+    dialect, _, driver = scheme.partition("+")
+    if dialect.lower() == "postgresql" and driver and driver.lower() != "psycopg":
+        return ConfigError(f"The URL names the database driver {driver!r} ({scheme}://), which is not installed; "
+                           "this workbench installs psycopg (version 3).", received=redact_url(storage),
+                           fix=f"Write postgresql:// (or postgresql+psycopg://) instead of {scheme}://, or install "
+                               f"{driver} in this environment.")
+    detail = str(exc).rstrip(".") or type(exc).__name__
+    return ConfigError(f"The database driver for this storage is not installed: {detail}.",
+                       received=redact_url(storage),
+                       fix="For PostgreSQL: pip install 'psycopg[binary]' (in requirements.txt).")
+
+
+def _open_fix(detail: str) -> str:
+    """What to do about a database server's refusal, by what it said (``detail``, scrubbed)."""
+    if "password authentication failed" in detail or "no password supplied" in detail:
+        return ("Check the password: in the URL, percent-encoded (" + _ENCODE + "); " + _PGPASS_WAY
+                + ", on every machine.")
+    return ("Check the URL (postgresql://USER:PASSWORD@HOST:PORT/DB), that the server runs and that the "
+            "database exists.")
+
+
 def open_storage(
     ws: Workspace,
     storage: str | None = None,
@@ -434,6 +499,7 @@ def open_storage(
             raise _no_storage_file(missing, storage)
         callback = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
         if storage is not None and _is_rdb(storage):
+            _check_url(storage)
             try:
                 opened: BaseStorage = RDBStorage(
                     storage, engine_kwargs={"pool_pre_ping": True},
@@ -441,15 +507,11 @@ def open_storage(
                     heartbeat_stale_trial_callback=callback,
                 )
             except ImportError as exc:
-                raise ConfigError(f"The database driver for this storage is not installed: {exc}.",
-                                  received=redact_url(storage),
-                                  fix="For PostgreSQL: pip install 'psycopg[binary]' (in requirements.txt).") from exc
+                raise _no_driver(storage, exc) from exc
             except Exception as exc:  # sqlalchemy errors: bad URL, server down, auth
                 detail = scrub_secrets((str(exc).splitlines() or [type(exc).__name__])[0], storage)
                 raise ConfigError(f"Cannot open the study storage: {detail}",
-                                  received=redact_url(storage),
-                                  fix="Check the URL (postgresql://USER:PASSWORD@HOST:PORT/DB), that the "
-                                      "server runs and that the database exists.") from exc
+                                  received=redact_url(storage), fix=_open_fix(detail)) from exc
         else:
             if storage is not None and not is_journal_path(storage):
                 raise ConfigError("Unknown storage URL.", received=redact_url(storage),

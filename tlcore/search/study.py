@@ -39,11 +39,18 @@ from optuna.trial import FrozenTrial, TrialState
 from tlcore.config import recipe_depth
 from tlcore.errors import ConfigError, NotFoundError
 from tlcore.search import attrs
+from tlcore.search._urls import without_password
 from tlcore.search.artifacts import artifact_store, artifacts_dir
 from tlcore.search.direction import best_of
 from tlcore.search.heartbeat import grace_period, stale_trial_ids
 from tlcore.search.spec import StudySpec
-from tlcore.search.storage import describe_storage, missing_storage_file, open_storage, study_local_dir
+from tlcore.search.storage import (
+    describe_storage,
+    is_journal_path,
+    missing_storage_file,
+    open_storage,
+    study_local_dir,
+)
 from tlcore.search.worker_state import WorkerState, list_workers
 from tlcore.workspace import Workspace, validate_name
 
@@ -470,6 +477,29 @@ def check_runnable(ws: Workspace, name: str, storage: str | None = None) -> None
                           "start workers.")
 
 
+def check_dataset_here(ws: Workspace, name: str, storage: str | None = None) -> str:
+    """The dataset of study ``name``; refuses to start a worker of it in a workspace where that dataset is
+    not registered.
+
+    Such a worker took trial after trial from the shared storage and failed each (three in a row before it
+    gave up), spending the study's budget and the retries of the trials it took over, the recipe trial's
+    included, on another machine's missing registration.
+
+    Raises:
+        NotFoundError: the dataset is not registered here (the message says how to register it), or no such
+            study.
+    """
+    dataset = load_spec(ws, name, storage).dataset
+    if ws.has_dataset(dataset):
+        return dataset
+    raise NotFoundError(f"Study {name!r} trains on the dataset {dataset!r}, which is not registered in this "
+                        f"workspace ({ws.root}): a worker here would fail every trial it took. No worker was "
+                        "started.", received=dataset,
+                        fix=f"Register this machine's copy of the study's images under that name first: python -m "
+                            f"tlcore datasets add {dataset} PATH --allow-root (the same files as on the machine that "
+                            "created the study).")
+
+
 def raise_budget(ws: Workspace, name: str, storage: str | None = None, *, n_trials: int | None = None,
                  timeout_minutes: float | None = None) -> StudySpec:
     """Let a study that met its budget run further: a larger ``n_trials`` and/or ``timeout_minutes``
@@ -603,8 +633,14 @@ def dashboard_command(ws: Workspace, storage: str | None = None, *, artifacts: s
     import shlex
 
     store = artifacts or str(artifacts_dir(ws))
-    return (f"pip install optuna-dashboard && optuna-dashboard {shlex.quote(describe_storage(ws, storage))} "
-            f"--artifact-dir {shlex.quote(store)}")
+    where, note = describe_storage(ws, storage), ""
+    if storage is not None and not is_journal_path(storage):
+        # never the password, and not redact_url's "***" either: the dashboard would send that as the password
+        where = without_password(storage)
+        if where != storage:
+            note = "  # the password: from ~/.pgpass or PGPASSWORD"
+    return (f"pip install optuna-dashboard && optuna-dashboard {shlex.quote(where)} "
+            f"--artifact-dir {shlex.quote(store)}{note}")
 
 
 def study_started(ws: Workspace, name: str, storage: str | None = None) -> float:
