@@ -649,3 +649,34 @@ def test_worker_exits_1_when_its_trials_keep_failing(fresh, capsys, signal_handl
 
 def test_worker_of_an_unknown_study(fresh, capsys, signal_handlers_kept):
     assert_error(cli(capsys, fresh.root, "worker", "--study", "nope"), "No study named 'nope'.")
+
+
+def test_a_worker_whose_database_stops_answering_ends_in_one_line(fresh, capsys, signal_handlers_kept, monkeypatch):
+    """A PostgreSQL restart mid-trial: the worker then tried to write the trial's error into the storage
+    that had gone, and died in a 150-line traceback ending in Optuna's "invalid data in the commit"."""
+    import optuna
+    import sqlalchemy.exc
+
+    import tlcore.trainer
+    from tlcore.search import worker_state
+
+    hand_study(fresh, "s")
+    written = []
+    monkeypatch.setattr(attrs, "set_error", lambda trial, msg: written.append(msg))
+
+    def gone(*args, **kwargs):
+        cause = sqlalchemy.exc.OperationalError("UPDATE trials ...", {}, Exception(
+            "server closed the connection unexpectedly"))
+        raise optuna.exceptions.StorageInternalError(
+            "An exception is raised during the commit. This typically happens due to invalid data in the "
+            "commit, e.g. exceeding max length.") from cause
+
+    monkeypatch.setattr(tlcore.trainer, "train", gone)
+    code, out, err = cli(capsys, fresh.root, "worker", "--study", "s")
+    assert code == 2 and written == [], err
+    [line] = err.strip().splitlines()
+    assert line.startswith("error: The study storage stopped answering (OperationalError: "), line
+    assert "server closed the connection unexpectedly" in line and "invalid data" not in line
+    assert "start workers again once the database answers" in line
+    [w] = worker_state.list_workers(fresh, "s")
+    assert w.record.reason.startswith("The study storage stopped answering") and w.state == "crashed"

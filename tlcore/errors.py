@@ -7,8 +7,8 @@ without a traceback.
 ``TLCoreError(message, received=..., fix=...)`` is the base; its kinds say what
 kind of thing was wrong: ``ConfigError`` (a spec or setting), ``DatasetError``,
 ``ImageDecodeError``, ``PathNotAllowedError`` (outside the data roots),
-``AugmentationError``, ``WorkspaceError`` (disk, permissions), ``NotFoundError``,
-``UnsafeArchiveError``, ``TrainingDiverged`` (a run whose loss went non-finite or
+``AugmentationError``, ``WorkspaceError`` (disk, permissions), ``StorageUnavailable`` (a
+study's database stopped answering), ``NotFoundError``, ``UnsafeArchiveError``, ``TrainingDiverged`` (a run whose loss went non-finite or
 whose accuracy stayed at chance; it carries ``reason`` and ``history``). Each also derives from the matching built-in exception
 (``ValueError``, ``OSError``, ``KeyError``, ...). ``tlcore.cli.main`` turns any of
 them into ``error: ...`` and exit status 2; ``tlui.common.show_error`` into an error
@@ -33,6 +33,7 @@ __all__ = [
     "PathNotAllowedError",
     "AugmentationError",
     "WorkspaceError",
+    "StorageUnavailable",
     "NotFoundError",
     "UnsafeArchiveError",
     "EscapingEntryError",
@@ -86,6 +87,10 @@ class AugmentationError(TLCoreError, ValueError):
 
 class WorkspaceError(TLCoreError, OSError):
     """The workspace cannot be read or written."""
+
+
+class StorageUnavailable(TLCoreError, ConnectionError):
+    """A study's storage (its database) stopped answering while a worker used it."""
 
 
 class NotFoundError(TLCoreError, KeyError):

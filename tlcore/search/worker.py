@@ -54,7 +54,7 @@ import optuna
 from optuna.trial import TrialState
 
 from tlcore.background import pid_alive
-from tlcore.errors import TLCoreError, TrainingDiverged
+from tlcore.errors import StorageUnavailable, TLCoreError, TrainingDiverged
 from tlcore.runfolder import RUN_FILES
 from tlcore.search import attrs
 from tlcore.search.artifacts import artifact_store
@@ -265,12 +265,49 @@ def run_worker(
                 break
         final = WorkerState.FINISHED
     except BaseException as exc:  # the storage went away, the disk filled up...: the state file says so
-        result.reason = str(exc) if isinstance(exc, TLCoreError) else f"{type(exc).__name__}: {exc}"
+        if _storage_down(exc) and not isinstance(exc, StorageUnavailable):
+            exc = _unavailable(exc, storage)
+            result.reason = exc.message
+            raise exc from exc.__cause__
+        result.reason = exc.message if isinstance(exc, TLCoreError) else f"{type(exc).__name__}: {exc}"
         raise
     finally:
         state.update(force=True, state=final, trial=None, reason=result.reason, finished=time.time())
     log(f"worker {worker_id}: stopped: {result.reason}; ran trials {result.trials}")
     return result
+
+
+def _storage_down(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is the study's database not answering: Optuna's wrapper of any
+    SQLAlchemy error (``StorageInternalError``), or SQLAlchemy's own error for a lost connection."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, optuna.exceptions.StorageInternalError):
+            return True
+        if type(exc).__module__.startswith("sqlalchemy") and type(exc).__name__ in ("OperationalError",
+                                                                                      "InterfaceError"):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def _unavailable(exc: BaseException, storage: str | None) -> StorageUnavailable:
+    """The worker's one-line end when its study storage stopped answering (a database restarted, the network
+    went down), naming what the driver said (no password) instead of Optuna's "invalid data in the commit"."""
+    from tlcore.search._urls import redact_url, scrub_secrets
+
+    cause = exc
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    detail = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    if storage:
+        detail = scrub_secrets(detail, storage)
+    return StorageUnavailable(
+        f"The study storage stopped answering ({type(cause).__name__}: {detail}); this worker stops.",
+        received=redact_url(storage) if storage else "the study storage",
+        fix="The trial it was running stays running until its heartbeat is missed, then the next worker fails it "
+            "and queues it again; start workers again once the database answers (python -m tlcore search status "
+            "shows whether it does).")
 
 
 def _scout(ws: Workspace, study: optuna.Study, spec: StudySpec, st: Any, log: Callable[[str], None]) -> bool:
@@ -448,6 +485,8 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
                 log(f"trial {trial.number}: ended from outside (marked failed); moving on")
                 return "abandoned"
             except Exception as exc:  # one bad trial must not end the search
+                if _storage_down(exc):  # nothing can be written there (no error attribute, no tell): the
+                    raise  # worker ends, saying so (run_worker)
                 msg = str(exc) if isinstance(exc, TLCoreError) else f"{type(exc).__name__}: {exc}"
                 # a TLCoreError says what is wrong and how to fix it; a traceback is for the unexpected
                 log(f"trial {trial.number}: failed: {msg}"
