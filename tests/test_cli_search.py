@@ -680,3 +680,24 @@ def test_a_worker_whose_database_stops_answering_ends_in_one_line(fresh, capsys,
     assert "start workers again once the database answers" in line
     [w] = worker_state.list_workers(fresh, "s")
     assert w.record.reason.startswith("The study storage stopped answering") and w.state == "crashed"
+
+
+def test_follow_up_commands_name_a_storage_given_with_storage_without_its_password(fresh, capsys, tmp_path,
+                                                                                    monkeypatch):
+    """`search create --storage X` printed "Run it: … search run --study S": followed as written, it ran
+    against the workspace journal, another storage."""
+    from tlcore.cli._search import _storage_arg
+
+    monkeypatch.delenv("TLCORE_STORAGE", raising=False)
+    journal = str(tmp_path / "shared journal.log")
+    spec = tmp_path / "s.yaml"
+    spec.write_text(tiny_spec("elsewhere").to_yaml())
+    code, out, err = cli(capsys, fresh.root, "search", "create", "--spec", str(spec), "--storage", journal)
+    assert code == 0, err
+    assert f"Run it: python -m tlcore search run --study elsewhere --workers 1 --storage '{journal}'" in out
+    code, out, err = cli(capsys, fresh.root, "search", "stop", "--study", "elsewhere", "--storage", journal)
+    assert f"search resume --study elsewhere --storage '{journal}'" in out, (out, err)
+    assert _storage_arg("postgresql://u:s3cr%40t@db:5432/t") == " --storage postgresql://u@db:5432/t"
+    assert _storage_arg(None) == ""
+    monkeypatch.setenv("TLCORE_STORAGE", journal)
+    assert _storage_arg(journal) == ""  # the command finds it again in the environment

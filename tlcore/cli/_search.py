@@ -94,7 +94,7 @@ def _cmd_create(args: argparse.Namespace) -> int:
         spec = StudySpec.from_dict({**spec.to_dict(), "name": args.name})
     create_study(ws, spec, args.storage)
     print(f"Created study {spec.name!r} in {describe_storage(ws, args.storage)}.")
-    print(f"Run it: python -m tlcore search run --study {spec.name} --workers 1")
+    print(f"Run it: python -m tlcore search run --study {spec.name} --workers 1{_storage_arg(args.storage)}")
     return 0
 
 
@@ -112,6 +112,17 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(f"{s.name}: dataset {s.dataset}, {s.finished}/{s.n_trials or '-'} finished, {_running_text(s)}, "
               f"best {s.objective} {_fmt(s.best_value)}" + ("  [stopped]" if s.stop_requested else ""))
     return 0
+
+
+def _storage_arg(storage: str | None) -> str:
+    """What a printed follow-up command adds to reach the same storage: nothing for the workspace journal or
+    $TLCORE_STORAGE's (the command finds it again), else ``--storage`` and the URL without its password (a
+    password shown is a password leaked; libpq reads it from ~/.pgpass or PGPASSWORD)."""
+    if storage is None or storage == os.environ.get("TLCORE_STORAGE"):
+        return ""
+    from tlcore.search._urls import without_password
+
+    return f" --storage {shlex.quote(without_password(storage))}"
 
 
 def _summary(ws, name: str, storage: str | None):
@@ -255,7 +266,7 @@ def _cmd_stop(args: argparse.Namespace) -> int:
         return 0
     n = stop_workers(ws, args.study, args.storage, wait=args.wait)
     print(f"Stop requested for {args.study!r}; {n} local worker(s) signalled. "
-          f"Resume with: python -m tlcore search resume --study {args.study}")
+          f"Resume with: python -m tlcore search resume --study {args.study}{_storage_arg(args.storage)}")
     return 0
 
 
@@ -273,10 +284,10 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     if s is not None and s.complete and not n:  # nothing queued and the budget met: no worker would run
         print(f"Study {args.study!r} may run again, but it has finished its {s.n_trials} trials: to search "
               f"further, raise its budget: python -m tlcore search resume --study {args.study} --trials "
-              f"{(s.n_trials or 0) + 10}")
+              f"{(s.n_trials or 0) + 10}{_storage_arg(args.storage)}")
         return 0
     print(f"Study {args.study!r} may run again; {n} interrupted trial(s) queued again. "
-          f"Start workers: python -m tlcore search run --study {args.study}")
+          f"Start workers: python -m tlcore search run --study {args.study}{_storage_arg(args.storage)}")
     return 0
 
 
