@@ -22,7 +22,7 @@ def _orphan(ws, age: float) -> tj.TrainJob:
 
 
 def test_a_queued_job_whose_process_never_started_is_crashed_after_the_grace(workspace):
-    job = _orphan(workspace, 3600.0)  # an hour: far past tj.LAUNCH_GRACE_S
+    job = _orphan(workspace, 3600.0)  # an hour: far past background.LAUNCH_GRACE_S
     s = tj.job_status(job)
     assert s.status == "crashed" and not s.alive and s.final
     assert "never started" in s.error and "start the run again" in s.error

@@ -9,6 +9,8 @@ a daemon thread of the starting process reaps it when it ends (``reap``: no zomb
 not a page is looking); ``pid_alive`` reaps too, and also answers for a
 process started by another server or terminal, from its pid alone, and says no to
 a pid reused by something that is not tlcore. ``log_tail`` reads the end of a log.
+``launch_overdue`` says when a process recorded as launched, but still without a pid, never
+started: its launcher (the dashboard's server, a terminal) was killed in between.
 
 Users: ``tlcore.search.local`` (search workers), ``tlcore.search.worker_state``
 (``list_workers``: which workers still run), ``tlcore.scout`` (``launch_scout``,
@@ -27,7 +29,11 @@ from pathlib import Path
 
 from tlcore.appfiles import PACKAGE_ROOT
 
-__all__ = ["spawn", "child_env", "track_child", "reap", "pid_alive", "log_tail"]
+__all__ = ["spawn", "child_env", "track_child", "reap", "pid_alive", "log_tail", "launch_overdue", "LAUNCH_GRACE_S"]
+
+LAUNCH_GRACE_S = 120.0
+"""How long a job recorded as launched may stay without a process number: a launch takes a second or
+two (the launcher writes the pid at once, or the process its own), so past this its launcher died first."""
 
 _INSTALLED_INTO = ("site-packages", "dist-packages")  # the folders pip and Debian install packages into
 _CHILDREN: dict[int, subprocess.Popen] = {}  # reaped by reap() so finished children do not linger as zombies
@@ -121,3 +127,15 @@ def log_tail(path: str | os.PathLike[str], lines: int = 20, *, max_bytes: int = 
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def launch_overdue(launched: object, record: str | os.PathLike[str]) -> bool:
+    """Whether a job recorded as launched at ``launched`` (seconds since the epoch; when that is not a
+    number, the time of its ``record`` file or folder) and still without a pid will never start: over
+    ``LAUNCH_GRACE_S`` ago."""
+    if not isinstance(launched, (int, float)) or isinstance(launched, bool):
+        try:
+            launched = os.stat(record).st_mtime
+        except OSError:
+            return False
+    return time.time() - float(launched) > LAUNCH_GRACE_S

@@ -31,7 +31,7 @@ Statuses: ``queued`` (launched; the process loads TensorFlow), ``running``, then
 evaluated and saved as a normal run; stopped before the first epoch ended, nothing is
 saved) and ``crashed`` (an error, with its message; or the process is gone without a
 final state, killed or out of memory: ``job_status`` says so and shows the end of its log; or
-still ``queued`` without a process ``LAUNCH_GRACE_S`` after it was made: its launcher died first).
+still ``queued`` without a process ``background.LAUNCH_GRACE_S`` after it was made: its launcher died first).
 
 Jobs run side by side: each writes its own run folder (``RunFolder.write``: atomic,
 named with microseconds and a random suffix) and the image and feature caches write
@@ -82,9 +82,6 @@ FINAL = ("finished", "stopped", "crashed")
 LOG_TAIL_LINES = 15
 WRITE_EVERY_S = 1.0  # batch progress and chatty stage messages reach state.json at most this often
 TERMINATE_WAIT_S = 5.0  # after SIGTERM, before SIGKILL
-# A job still ``queued`` without a process number this long after it was made never got its process:
-# the launcher (the dashboard's server, or ``train`` before its first write) was killed in between.
-LAUNCH_GRACE_S = 120.0
 _ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{4}$")
 _COUNTING = re.compile(r"^.*: \d+/\d+$")  # "Caching train features (depth 18): 64/450": progress, not a stage
 
@@ -347,17 +344,6 @@ def _pid(state: dict[str, Any]) -> int | None:
     return pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None
 
 
-def _launch_age(job: TrainJob, state: dict[str, Any]) -> float:
-    """Seconds since the job was made (``created``; the state file's time when that is missing)."""
-    created = state.get("created")
-    if not isinstance(created, (int, float)) or isinstance(created, bool):
-        try:
-            created = job.state_file.stat().st_mtime
-        except OSError:
-            return 0.0
-    return time.time() - float(created)
-
-
 def job_status(job: TrainJob, *, log_lines: int = LOG_TAIL_LINES) -> JobStatus:
     """Where job ``job`` is (see ``JobStatus``); nothing is written."""
     state = job.read_state()
@@ -366,7 +352,8 @@ def job_status(job: TrainJob, *, log_lines: int = LOG_TAIL_LINES) -> JobStatus:
     pid, here = _pid(state), state.get("host") == socket.gethostname()
     alive = False
     if status in ACTIVE:
-        if pid is None and here and status == "queued" and _launch_age(job, state) > LAUNCH_GRACE_S:
+        if pid is None and here and status == "queued" and background.launch_overdue(state.get("created"),
+                                                                                     job.state_file):
             status = "crashed"  # a launch takes a second or two: this one's launcher died before its process started
             error = error or ("The training process never started: what launched it (the dashboard's server, or "
                               "the train command) stopped before it could, killed or restarted. Nothing was "

@@ -37,11 +37,7 @@ from tlcore.audit._run import AuditSpec, audits_dir
 from tlcore.errors import NotFoundError, TLCoreError
 from tlcore.workspace import Workspace
 
-__all__ = ["launch_audit", "audit_status", "audit_jobs", "StatusWriter", "JOB_STATES", "LAUNCH_GRACE_S"]
-
-# A job without a process number this long after its launch never got its process: the launcher (the
-# dashboard's server) was killed between making the job's folder and starting the audit.
-LAUNCH_GRACE_S = 120.0
+__all__ = ["launch_audit", "audit_status", "audit_jobs", "StatusWriter", "JOB_STATES"]
 
 JOB_STATES = ("queued", "running", "finished", "failed")
 WRITE_EVERY_S = 0.5
@@ -71,21 +67,10 @@ def launch_audit(ws: Workspace, name: str, spec: AuditSpec | None = None) -> str
     return job_id
 
 
-def _age(folder: Path, info: dict[str, Any]) -> float:
-    """Seconds since the job was launched (``started``; the folder's time without a status file)."""
-    started = info.get("started")
-    if not isinstance(started, (int, float)) or isinstance(started, bool):
-        try:
-            started = folder.stat().st_mtime
-        except OSError:
-            return 0.0
-    return time.time() - float(started)
-
-
 def audit_status(ws: Workspace, name: str, job_id: str) -> dict[str, Any]:
     """Where a job is: ``{"id", "state", "done", "total", "text", "audit", "error", "started", "ended", "log"}``
     (``log``: the path of the process's output)."""
-    from tlcore.background import log_tail, pid_alive
+    from tlcore.background import launch_overdue, log_tail, pid_alive
 
     folder = _jobs_dir(ws, name) / job_id
     if not folder.is_dir() or "/" in job_id or job_id.startswith("."):
@@ -99,7 +84,7 @@ def audit_status(ws: Workspace, name: str, job_id: str) -> dict[str, Any]:
     if info.get("state") in ("finished", "failed"):
         return info
     pid = info.get("pid")
-    if pid is None and info.get("state") in (None, "queued") and _age(folder, info) > LAUNCH_GRACE_S:
+    if pid is None and info.get("state") in (None, "queued") and launch_overdue(info.get("started"), folder):
         # a launch takes a second (the audit process then writes its own pid): its launcher died first
         return {**info, "state": "failed",
                 "error": "The audit never started: what launched it (the dashboard's server) stopped before it "
