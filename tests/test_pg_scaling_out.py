@@ -14,6 +14,7 @@ from tests.helpers.handstudy import hand_trial
 from tests.helpers.searchfix import add_tiny_dataset, tiny_spec
 from tlcore.errors import ConfigError, WorkspaceError
 from tlcore.search import create_study, open_storage
+from tlcore.search._urls import redact_url
 from tlcore.search.local import launch_workers
 from tlcore.search.results import fetch_trial_run
 from tlcore.search.storage import study_local_dir
@@ -46,7 +47,7 @@ def test_the_postgres_scheme_says_to_write_postgresql(workspace, fresh_postgres_
     with pytest.raises(ConfigError) as info:
         open_storage(workspace, typo)
     assert "postgresql://" in info.value.fix and "Can't load plugin" not in str(info.value)
-    assert fresh_postgres_url in info.value.fix  # the corrected URL (no password here) opens
+    assert redact_url(fresh_postgres_url) in info.value.fix  # the corrected URL, its password hidden
     open_storage(workspace, fresh_postgres_url)
 
 
