@@ -266,10 +266,10 @@ def run_worker(
         final = WorkerState.FINISHED
     except BaseException as exc:  # the storage went away, the disk filled up...: the state file says so
         if _storage_down(exc) and not isinstance(exc, StorageUnavailable):
-            exc = _unavailable(exc, storage)
-            result.reason = exc.message
-            raise exc from exc.__cause__
-        result.reason = exc.message if isinstance(exc, TLCoreError) else f"{type(exc).__name__}: {exc}"
+            down = _unavailable(exc, storage)
+            result.reason = str(down)
+            raise down from exc
+        result.reason = str(exc) if isinstance(exc, TLCoreError) else f"{type(exc).__name__}: {exc}"
         raise
     finally:
         state.update(force=True, state=final, trial=None, reason=result.reason, finished=time.time())
