@@ -104,7 +104,7 @@ def checks_view(out: dict[str, Any]) -> None:
     if checks.get("checked"):
         st.caption(md_escape(f"Each file run by its own runtime on the run's {checks['images']} {checks['split']} "
                              f"images and compared with the run's Keras model. Latency: {checks.get('latency')}."
-                             + (f" {rule_text(checks)}" if rule_text(checks) else "")
+                             + (f" {rule}" if (rule := rule_text(checks)) else "")
                              + (f" {checks['note']}" if checks.get("note") else "")))
 
 

@@ -204,7 +204,7 @@ def _cmd_remove(args: argparse.Namespace) -> int:
 
     ws = _ws(args)
     ws.get_dataset(args.name)
-    if not args.force:  # before asking: a removal that will be refused is not worth a confirmation
+    if not (args.force or args.yes):  # before asking: a removal that will be refused is not worth a confirmation
         busy = in_use_error(ws, args.name)
         if busy is not None:
             raise busy

@@ -76,8 +76,8 @@ def print_checks(result: Any, *, out: IO[str] | None = None, err: IO[str] | None
     if checks.get("checked"):
         print(f"Checked on {checks['images']} {checks['split']} images against the run's Keras model; "
               f"latency: {checks.get('latency')}.", file=out)
-        if rule_text(checks):
-            print(rule_text(checks), file=out)
+        if rule := rule_text(checks):
+            print(rule, file=out)
         if checks.get("note"):
             print(checks["note"], file=out)
     else:
