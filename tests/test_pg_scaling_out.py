@@ -77,7 +77,7 @@ def test_a_refused_password_says_where_passwords_go(workspace, monkeypatch):
         raise Refused('(psycopg.OperationalError) connection failed: connection to server at "db", port 5432 '
                       'failed: FATAL:  password authentication failed for user "tlcore"')
 
-    monkeypatch.setattr(storage_mod, "RDBStorage", refuse)
+    monkeypatch.setattr(storage_mod, "PatientRDBStorage", refuse)
     with pytest.raises(ConfigError) as info:
         open_storage(workspace, "postgresql://tlcore:wrong-one@db:5432/tlcore")
     assert "~/.pgpass" in info.value.fix and "PGPASSWORD" in info.value.fix and "percent-encoded" in info.value.fix

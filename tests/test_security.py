@@ -362,7 +362,7 @@ def test_a_driver_error_that_quotes_the_url_is_scrubbed(workspace, monkeypatch):
     def echoing_driver(url, **kwargs):
         raise RuntimeError(f"could not connect to {url}")
 
-    monkeypatch.setattr(storage, "RDBStorage", echoing_driver)
+    monkeypatch.setattr(storage, "PatientRDBStorage", echoing_driver)
     with pytest.raises(ConfigError, match="Cannot open the study storage") as info:
         open_storage(workspace, f"postgresql://u:{SECRET}@db.invalid/x?password={SECRET}")
     assert SECRET not in str(info.value)

@@ -13,6 +13,8 @@ Two kinds of storage, named by a string:
   ``sqlite:///`` are accepted too, MySQL with its driver installed) for a database
   server that workers on many machines share. PostgreSQL goes through psycopg
   (libpq), so a URL without a password takes it from ``PGPASSWORD`` or ``~/.pgpass``.
+  Such a database is opened as a ``patience.PatientRDBStorage``: a search worker's calls
+  wait out a database that stops answering for a while (a restart) instead of ending it.
 
 Both kinds get heartbeats, so a dead worker's trial is failed and queued again
 (``heartbeat``: the policy, and the journal storage's heartbeats). A URL's password
@@ -51,7 +53,7 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
 from tlcore.errors import ConfigError, NotFoundError, PathNotAllowedError, WorkspaceError
@@ -62,6 +64,7 @@ from tlcore.search.heartbeat import (
     MAX_RETRY,
     HeartbeatJournalStorage,
 )
+from tlcore.search.patience import PatientRDBStorage
 from tlcore.workspace import Workspace
 
 __all__ = [
@@ -501,7 +504,7 @@ def open_storage(
         if storage is not None and _is_rdb(storage):
             _check_url(storage)
             try:
-                opened: BaseStorage = RDBStorage(
+                opened: BaseStorage = PatientRDBStorage(
                     storage, engine_kwargs={"pool_pre_ping": True},
                     heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                     heartbeat_stale_trial_callback=callback,

@@ -59,6 +59,7 @@ from tlcore.runfolder import RUN_FILES
 from tlcore.search import attrs
 from tlcore.search.artifacts import artifact_store
 from tlcore.search.heartbeat import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, HeartbeatThread
+from tlcore.search.patience import DEFAULT_PATIENCE_S, PatientRDBStorage, driver_error, patient
 from tlcore.search.spec import StudySpec
 from tlcore.search.storage import check_heartbeat, open_storage
 from tlcore.search.study import FINISHED, budget_spent, load_spec, load_study, make_sampler, study_started
@@ -163,6 +164,7 @@ def run_worker(
     heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL,
     grace_period: int = DEFAULT_GRACE_PERIOD,
     poll_seconds: float = 5.0,
+    storage_patience: float = DEFAULT_PATIENCE_S,
     max_trials: int | None = None,
     stop_event: threading.Event | None = None,
     log: Callable[[str], None] = print,
@@ -178,6 +180,8 @@ def run_worker(
         worker_index: offsets the sampler seed so parallel workers start differently.
         heartbeat_interval, grace_period: seconds; see ``tlcore.search.heartbeat``.
         poll_seconds: how often a waiting worker looks again.
+        storage_patience: seconds its calls wait for a study database that stops answering (a restart)
+            before the worker ends; 0 ends it at once (``tlcore.search.patience``).
         max_trials: stop after this many trials here (None: no limit).
         stop_event: set it to stop (the running trial ends interrupted, like a study stop).
         log: where progress lines go.
@@ -219,54 +223,55 @@ def run_worker(
     final = WorkerState.CRASHED  # until the loop ends as planned
     scouted = False
     try:
-        while True:
-            optuna.storages.fail_stale_trials(study)
-            trials = study.get_trials(deepcopy=False)
-            finished = sum(t.state in FINISHED for t in trials)
-            running = sum(t.state == TrialState.RUNNING for t in trials)
-            if stop_wanted():
-                result.reason = "stop requested"
-                break
-            spent = budget_spent(spec, finished, started, time.time())
-            if spent is not None:
-                result.reason = spent
-                break
-            if max_trials is not None and len(result.trials) >= max_trials:
-                result.reason = f"ran its {max_trials} trial(s)"
-                break
-            if spec.n_trials is not None and finished + running >= spec.n_trials:
-                state.update(force=True, state=WorkerState.WAITING, trial=None,
-                             status=f"waiting for {running} running trial(s) of other workers")
-                if stop_event.wait(poll_seconds):
-                    continue
-                continue
-            if spec.scout is not None and not scouted:
-                state.update(force=True, state=WorkerState.SCOUTING, trial=None, status="ranking depths (scout)")
-                scouted = _scout(ws, study, spec, st, log)
-            with warnings.catch_warnings():  # "heartbeat is meant for Study.optimize": this loop beats itself
-                warnings.simplefilter("ignore", UserWarning)
-                trial = study.ask()
-            result.trials.append(trial.number)
-            outcome = _run_trial(ws, study, st, spec, trial, store, worker_id, state, stop_wanted, study_stopped, log,
-                                 augmentation)
-            state.update(force=True, trials_done=len(result.trials), state=WorkerState.BETWEEN_TRIALS, trial=None)
-            if outcome == "error":
-                errors += 1
-                if errors >= MAX_CONSECUTIVE_ERRORS:
-                    result.reason = f"{errors} {GAVE_UP}; see the log"
+        with patient(storage_patience, log, stop_event):  # a database restart is waited out
+            while True:
+                optuna.storages.fail_stale_trials(study)
+                trials = study.get_trials(deepcopy=False)
+                finished = sum(t.state in FINISHED for t in trials)
+                running = sum(t.state == TrialState.RUNNING for t in trials)
+                if stop_wanted():
+                    result.reason = "stop requested"
                     break
-            else:
-                errors = 0
-            if outcome == "interrupted":
-                result.reason = "stop requested"
-                break
-            if outcome == "handed back":
-                result.reason = f"stopped by a signal; trial {trial.number} handed back to the queue"
-                break
-        final = WorkerState.FINISHED
+                spent = budget_spent(spec, finished, started, time.time())
+                if spent is not None:
+                    result.reason = spent
+                    break
+                if max_trials is not None and len(result.trials) >= max_trials:
+                    result.reason = f"ran its {max_trials} trial(s)"
+                    break
+                if spec.n_trials is not None and finished + running >= spec.n_trials:
+                    state.update(force=True, state=WorkerState.WAITING, trial=None,
+                                 status=f"waiting for {running} running trial(s) of other workers")
+                    if stop_event.wait(poll_seconds):
+                        continue
+                    continue
+                if spec.scout is not None and not scouted:
+                    state.update(force=True, state=WorkerState.SCOUTING, trial=None, status="ranking depths (scout)")
+                    scouted = _scout(ws, study, spec, st, log)
+                with warnings.catch_warnings():  # "heartbeat is meant for Study.optimize": this loop beats itself
+                    warnings.simplefilter("ignore", UserWarning)
+                    trial = study.ask()
+                result.trials.append(trial.number)
+                outcome = _run_trial(ws, study, st, spec, trial, store, worker_id, state, stop_wanted, study_stopped, log,
+                                     augmentation)
+                state.update(force=True, trials_done=len(result.trials), state=WorkerState.BETWEEN_TRIALS, trial=None)
+                if outcome == "error":
+                    errors += 1
+                    if errors >= MAX_CONSECUTIVE_ERRORS:
+                        result.reason = f"{errors} {GAVE_UP}; see the log"
+                        break
+                else:
+                    errors = 0
+                if outcome == "interrupted":
+                    result.reason = "stop requested"
+                    break
+                if outcome == "handed back":
+                    result.reason = f"stopped by a signal; trial {trial.number} handed back to the queue"
+                    break
+            final = WorkerState.FINISHED
     except BaseException as exc:  # the storage went away, the disk filled up...: the state file says so
         if _storage_down(exc) and not isinstance(exc, StorageUnavailable):
-            down = _unavailable(exc, storage)
+            down = _unavailable(exc, storage, storage_patience if isinstance(st, PatientRDBStorage) else 0)
             result.reason = str(down)
             raise down from exc
         result.reason = str(exc) if isinstance(exc, TLCoreError) else f"{type(exc).__name__}: {exc}"
@@ -291,19 +296,18 @@ def _storage_down(exc: BaseException) -> bool:
     return False
 
 
-def _unavailable(exc: BaseException, storage: str | None) -> StorageUnavailable:
+def _unavailable(exc: BaseException, storage: str | None, patience: float = 0) -> StorageUnavailable:
     """The worker's one-line end when its study storage stopped answering (a database restarted, the network
-    went down), naming what the driver said (no password) instead of Optuna's "invalid data in the commit"."""
+    went down) for longer than its ``patience``, naming what the driver said (no password) instead of Optuna's
+    "invalid data in the commit"."""
     from tlcore.search._urls import redact_url, scrub_secrets
 
-    cause = exc
-    while cause.__cause__ is not None:
-        cause = cause.__cause__
-    detail = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    detail = driver_error(exc)
     if storage:
         detail = scrub_secrets(detail, storage)
     return StorageUnavailable(
-        f"The study storage stopped answering ({type(cause).__name__}: {detail}); this worker stops.",
+        f"The study storage stopped answering ({detail})"
+        + (f" and did not answer again within {patience:.0f} s" if patience > 0 else "") + "; this worker stops.",
         received=redact_url(storage) if storage else "the study storage",
         fix="The trial it was running stays running until its heartbeat is missed, then the next worker fails it "
             "and queues it again; start workers again once the database answers (python -m tlcore search status "

@@ -1,0 +1,169 @@
+"""A search worker waits out a study database that stops answering for a while (a restart, a network
+cut) instead of ending: ``tlcore.search.patience``. The outage is a ``FlakyLink`` between the client
+and the test server, cut and restored, so CI's shared server is never restarted.
+
+Before: the first call the database did not answer ended the worker ("The study storage stopped
+answering ...; this worker stops."), and its trial waited for a missed heartbeat to be retried."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import optuna
+import pytest
+import sqlalchemy.exc
+from optuna.storages import RDBStorage
+from optuna.trial import TrialState
+
+import tlcore.trainer
+from tests.helpers.flakylink import FlakyLink
+from tests.helpers.searchfix import add_tiny_dataset, tiny_spec
+from tlcore.search import create_study, open_storage, run_worker
+from tlcore.search.patience import WAITED_METHODS, PatientRDBStorage, connection_lost, patient
+from tlcore.workspace import Workspace
+
+
+@pytest.fixture
+def link(fresh_postgres_url):
+    flaky = FlakyLink(fresh_postgres_url)
+    yield flaky
+    flaky.close()
+
+
+def _storage(url: str) -> PatientRDBStorage:
+    return PatientRDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+
+
+def test_every_waited_method_is_one_optuna_s_storage_has():
+    """The private ones are what Optuna's cache layer calls: a rename in a new Optuna must show here."""
+    missing = [m for m in WAITED_METHODS if not callable(getattr(RDBStorage, m, None))]
+    assert missing == []
+    assert all(getattr(PatientRDBStorage, m) is not getattr(RDBStorage, m) for m in WAITED_METHODS)
+
+
+def test_a_lost_connection_is_told_from_bad_data():
+    def wrapped(cause: BaseException) -> optuna.exceptions.StorageInternalError:
+        try:
+            try:
+                raise cause
+            except Exception as exc:
+                raise optuna.exceptions.StorageInternalError("invalid data in the commit") from exc
+        except optuna.exceptions.StorageInternalError as outer:
+            return outer
+
+    lost = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+    assert connection_lost(wrapped(lost)) and connection_lost(lost)
+    assert connection_lost(sqlalchemy.exc.InterfaceError("SELECT 1", {}, Exception("connection already closed")))
+    assert not connection_lost(wrapped(sqlalchemy.exc.DataError("INSERT", {}, Exception("value too long"))))
+    assert not connection_lost(sqlalchemy.exc.IntegrityError("INSERT", {}, Exception("duplicate key")))
+    assert not connection_lost(ValueError("no")) and not connection_lost(None)
+
+
+def test_a_call_waits_until_the_database_answers_again(link):
+    st = _storage(link.url)
+    sid = st.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "s")
+    lines: list[str] = []
+    link.cut()
+    link.restore_after(3.0)
+    began = time.monotonic()
+    with patient(60, lines.append):
+        st.set_study_user_attr(sid, "k", 1)
+        assert st.get_study_user_attrs(sid) == {"k": 1}
+    assert time.monotonic() - began >= 2.5 and link.refused >= 1
+    assert lines[0].startswith("study storage: not answering (OperationalError: ")
+    assert lines[0].endswith("trying again for up to 60 s")
+    assert lines[-1].startswith("study storage: answering again after ") and len(lines) == 2, lines
+
+
+def test_outside_a_worker_a_call_fails_at_once(link):
+    """The pages and the one-shot commands say the database is unreachable rather than hang."""
+    st = _storage(link.url)
+    sid = st.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "s")
+    link.cut()
+    with pytest.raises(optuna.exceptions.StorageInternalError) as err:
+        st.get_study_user_attrs(sid)
+    assert connection_lost(err.value)
+    with patient(0, print), pytest.raises(optuna.exceptions.StorageInternalError):
+        st.get_study_user_attrs(sid)
+
+
+def test_a_worker_gives_up_when_its_patience_is_spent(link):
+    st = _storage(link.url)
+    sid = st.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "s")
+    lines: list[str] = []
+    link.cut()
+    with patient(2, lines.append), pytest.raises(optuna.exceptions.StorageInternalError):
+        st.get_study_user_attrs(sid)
+    assert lines[-1].startswith("study storage: still not answering after ") and lines[-1].endswith("; giving up")
+
+
+def test_a_stop_ends_the_wait(link):
+    """SIGTERM to a worker waiting for its database (a cluster evicting it) must not wait minutes."""
+    st = _storage(link.url)
+    sid = st.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "s")
+    stop = threading.Event()
+    link.cut()
+    threading.Timer(1.0, stop.set).start()
+    began = time.monotonic()
+    with patient(120, lambda s: None, stop), pytest.raises(optuna.exceptions.StorageInternalError):
+        st.get_study_user_attrs(sid)
+    assert time.monotonic() - began < 60  # the wait ended with the stop, long before its 120 s
+
+
+def test_a_database_url_opens_a_patient_storage(tmp_path, link):
+    assert isinstance(open_storage(Workspace(tmp_path / "ws"), link.url, create=True), PatientRDBStorage)
+
+
+@pytest.mark.slow
+def test_a_worker_trains_through_a_database_restart(tmp_path, link, monkeypatch):
+    """The link is cut as each trial starts training and comes back 2 s after the worker first finds it
+    gone: every trial completes, with its epochs reported while the database was away, and the worker says
+    it waited."""
+    ws = Workspace(tmp_path / "ws")
+    add_tiny_dataset(ws)
+    create_study(ws, tiny_spec("far", n_trials=2), link.url)
+    real_train = tlcore.trainer.train
+
+    def train_across_an_outage(*args, **kwargs):
+        link.cut()
+        return real_train(*args, **kwargs)
+
+    def log(line: str) -> None:
+        lines.append(line)
+        if line.startswith("study storage: not answering"):
+            link.restore_after(2.0)
+
+    monkeypatch.setattr(tlcore.trainer, "train", train_across_an_outage)
+    lines: list[str] = []
+    result = run_worker(ws, "far", link.url, log=log)
+    trials = optuna.load_study(study_name="far", storage=link.url).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2, lines
+    assert result.trials == [0, 1] and result.reason.startswith("budget met"), result
+    assert sum(s.startswith("study storage: not answering") for s in lines) == 2, lines  # once a trial
+    assert sum(s.startswith("study storage: answering again") for s in lines) == 2, lines
+    assert link.refused >= 1
+
+
+@pytest.mark.slow
+def test_a_worker_whose_database_stays_away_ends_naming_what_the_driver_said(tmp_path, link, monkeypatch):
+    """It had named Optuna's wrapper ("invalid data in the commit"): the driver's words were its context."""
+    from tlcore.errors import StorageUnavailable
+
+    ws = Workspace(tmp_path / "ws")
+    add_tiny_dataset(ws)
+    create_study(ws, tiny_spec("far", n_trials=1), link.url)
+    real_train = tlcore.trainer.train
+
+    def train_then_lose_the_database(*args, **kwargs):
+        link.cut()
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(tlcore.trainer, "train", train_then_lose_the_database)
+    lines: list[str] = []
+    with pytest.raises(StorageUnavailable) as err:
+        run_worker(ws, "far", link.url, log=lines.append, storage_patience=2)
+    text = str(err.value)
+    assert text.startswith("The study storage stopped answering (OperationalError: "), text
+    assert "did not answer again within 2 s; this worker stops." in text and "invalid data" not in text, text
+    assert any(s.endswith("; giving up") for s in lines), lines
