@@ -518,3 +518,28 @@ def test_a_worker_whose_trial_has_just_ended_shows_no_progress_bar():
     frame = pd.DataFrame({"number": [0, 1, 2], "state": ["COMPLETE", "COMPLETE", "RUNNING"]})
     snap = Snapshot(name="s", summary=None, frame=frame, workers=[worker("a", 1), worker("b", 2)])
     assert [w.worker_id for w in snap.training_workers] == ["b"]
+
+
+def test_workers_started_on_changed_data_say_what_changed(tiny_ws, monkeypatch):
+    """The study's dataset relabelled in its own workspace since it was created: Add workers starts them,
+    in a warning that names the changed classes (it had said only "Started 1 worker(s).")."""
+    from tlcore.datasets import add_overrides, dataset_splits
+    from tlcore.search.study import check_dataset_here
+
+    name = "relabelled"
+    create_study(tiny_ws, tiny_spec(name))
+    moved = dataset_splits(tiny_ws, "tiny").query("label == 'cat'")["relpath"].iloc[0]
+    add_overrides(tiny_ws, "tiny", [moved], "relabel", label="dog")
+
+    def launch_nothing(ws, study, n, storage=None, *, warn=None, **kw):  # the check, no process
+        check_dataset_here(ws, study, storage, warn=warn)
+        return [f"w{i}" for i in range(n)]
+
+    monkeypatch.setattr(state, "launch_workers", launch_nothing)
+    at = _page()
+    _ok(at)
+    at.button(key="se_add").click().run()
+    _ok(at)
+    warning = _text(at.warning)
+    assert "Started 1 worker(s)." in warning and "/cat: " in warning and "/dog: " in warning, warning
+    assert "Started 1 worker(s)." not in _text(at.success)

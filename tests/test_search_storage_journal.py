@@ -23,14 +23,14 @@ from tlcore.search.storage import default_journal_path, open_storage
 
 @pytest.fixture
 def journal(workspace, monkeypatch) -> Path:
-    """The workspace journal of two fresh studies (6 lines); the process's storage cache emptied."""
+    """The workspace journal of two fresh studies (8 lines); the process's storage cache emptied."""
     monkeypatch.setattr(storage_mod, "_OPEN", {})
     add_tiny_dataset(workspace)
     create_study(workspace, tiny_spec("s1"))
     create_study(workspace, tiny_spec("s2"))
     storage_mod._OPEN.clear()  # open it afresh from the file, as another process would
     path = default_journal_path(workspace)
-    assert len(_lines(path)) == 6
+    assert len(_lines(path)) == 8
     return path
 
 
@@ -124,7 +124,7 @@ def test_damage_after_the_storage_was_opened_is_a_workspace_error_too(workspace,
         fh.write(b'{"op_code":4,"worker_id":"x')
     with journal.open("ab") as fh:
         fh.write(_lines(journal)[-2] + _lines(journal)[1])
-    with pytest.raises(WorkspaceError, match="damaged at line 7"):
+    with pytest.raises(WorkspaceError, match="damaged at line 9"):
         list_studies(workspace)
 
 

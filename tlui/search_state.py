@@ -153,19 +153,31 @@ def on_resume(ws: Workspace, name: str) -> None:
     if _workers_refused(name, "Nothing was resumed."):
         return
     n = int(st.session_state["se_workers"])
-    done = _attempt(name, lambda: (resume_study(ws, name), launch_workers(ws, name, n) if n else []))
+    changed: list[str] = []
+    done = _attempt(name, lambda: (resume_study(ws, name),
+                                   launch_workers(ws, name, n, warn=changed.append) if n else []))
     if done is not _FAILED:
         again, ids = done
-        _note(name, "success", f"Resumed: {again} interrupted trial(s) queued again"
-                              + (f", {len(ids)} worker(s) started." if ids else "; no worker started."))
+        _started_note(name, f"Resumed: {again} interrupted trial(s) queued again"
+                            + (f", {len(ids)} worker(s) started." if ids else "; no worker started."), changed)
+
+
+def _started_note(name: str, text: str, changed: list[str]) -> None:
+    """The success banner of starting workers; a warning naming what changed when the study's dataset
+    changed in this workspace since the study recorded it (``launch_workers``' ``warn``)."""
+    if changed:
+        _note(name, "warning", f"{text} {md_escape(' '.join(changed))}")
+    else:
+        _note(name, "success", text)
 
 
 def on_add(ws: Workspace, name: str) -> None:
     if _workers_refused(name, "No worker was started."):
         return
-    ids = _attempt(name, lambda: launch_workers(ws, name, int(st.session_state["se_workers"])))
+    changed: list[str] = []
+    ids = _attempt(name, lambda: launch_workers(ws, name, int(st.session_state["se_workers"]), warn=changed.append))
     if ids is not _FAILED:
-        _note(name, "success", f"Started {len(ids)} worker(s).")
+        _started_note(name, f"Started {len(ids)} worker(s).", changed)
 
 
 def on_budget(ws: Workspace, name: str) -> None:

@@ -43,6 +43,12 @@ Study attributes:
 - ``AUGMENT`` (``tl_augment``): the study's own copy of the saved augmentation pipeline its
   spec names, ``{"name", "spec"}`` (``study.create_study``): every trial trains with it, even
   after the pipeline is changed or deleted in a workspace, or on a machine that never saved it.
+- ``DATA_FINGERPRINT`` (``tl_data_fingerprint``): the fingerprint of the data its trials train on
+  (``tlcore.search.fingerprint``: digest, image count, per split and class a count and a digest),
+  with ``host`` and ``root``, the machine and workspace it was taken in, ``recorded`` (ISO 8601)
+  and, once that workspace's data changed, ``changed`` (``{"at", "lines"}``: when, and how the
+  classes differ from before). ``study.create_study`` writes it and ``study.check_dataset_here``
+  compares each worker's workspace with it (and updates it when the creating workspace changed).
 
 ``duration_seconds`` (from Optuna's own timestamps) is here too: every table that
 shows a trial shows its duration. Which of two values is better, and the best trial,
@@ -70,7 +76,7 @@ __all__ = [
     "HISTORY", "METRICS", "ARTIFACTS", "WORKER", "ERROR", "INTERRUPTED", "RETRY_OF", "DIVERGED", "RUNGS",
     "SEEDED", "TRIAL_KEYS",
     # study keys
-    "SPEC", "CREATED", "STOP", "STARTED", "REQUEUED", "SCOUT", "AUGMENT", "STUDY_KEYS",
+    "SPEC", "CREATED", "STOP", "STARTED", "REQUEUED", "SCOUT", "AUGMENT", "DATA_FINGERPRINT", "STUDY_KEYS",
     # trial readers
     "history", "epochs", "best_val_accuracy", "metrics", "artifacts", "worker", "error", "interrupted",
     "failure_reason", "retries", "retry_of", "diverged", "rungs", "seeded", "duration_seconds", "requeue_attrs",
@@ -79,6 +85,7 @@ __all__ = [
     "set_diverged", "set_rungs",
     # study readers
     "stored_spec", "created_at", "stop_flag", "started_at", "requeued", "scout_record", "augment_copy",
+    "data_fingerprint",
 ]
 
 HISTORY = "tl_history"
@@ -100,7 +107,8 @@ STARTED = "tl_started"
 REQUEUED = "tl_requeued"
 SCOUT = "tl_scout"
 AUGMENT = "tl_augment"
-STUDY_KEYS = (SPEC, CREATED, STOP, STARTED, REQUEUED, SCOUT, AUGMENT)
+DATA_FINGERPRINT = "tl_data_fingerprint"
+STUDY_KEYS = (SPEC, CREATED, STOP, STARTED, REQUEUED, SCOUT, AUGMENT, DATA_FINGERPRINT)
 
 _OPTUNA_RETRY = "failed_trial"  # Optuna's system attribute on a retry of a dead worker's trial
 INTERRUPTED_REASON = "interrupted"  # ``failure_reason`` of a trial a stop ended
@@ -342,3 +350,11 @@ def augment_copy(study_attrs: Mapping[str, Any], name: str | None) -> dict[str, 
     if not isinstance(raw, dict) or name is None or raw.get("name") != name or not isinstance(raw.get("spec"), dict):
         return None
     return raw["spec"]
+
+
+def data_fingerprint(study_attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The study's record of its dataset (``DATA_FINGERPRINT``): the fingerprint's fields plus ``host``,
+    ``root``, ``recorded`` (and ``changed``); None for a study created before it was kept. Whether the
+    fingerprint itself can be compared is ``tlcore.search.fingerprint.usable_fingerprint``'s to say."""
+    raw = study_attrs.get(DATA_FINGERPRINT)
+    return dict(raw) if isinstance(raw, dict) else None

@@ -27,6 +27,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 
 from tlcore import background
 from tlcore.background import pid_alive
@@ -61,6 +62,7 @@ def launch_workers(
     grace_period: int = DEFAULT_GRACE_PERIOD,
     first_index: int | None = None,
     env: dict[str, str] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> list[str]:
     """Start ``n`` background workers for study ``name``; returns their ids.
 
@@ -68,6 +70,11 @@ def launch_workers(
         ConfigError: ``n`` is not 1-64, or the study would run no trial (stopped, budget met, time
             limit passed: ``study.check_runnable``, whose message says how to continue).
         NotFoundError: no such study. WorkspaceError: the workers folder cannot be made.
+
+    ``warn``: gets the line saying the study's dataset changed in this workspace, the one that created
+    the study, since the study recorded it (``study.check_dataset_here``: the workers start, on the
+    changed data); without it, that is a ``study.DatasetChangedWarning``. A workspace whose copy of the
+    dataset differs from the study's, elsewhere, is refused (``DatasetError``) before any worker starts.
 
     Each writes its log to ``workers/<id>.log`` and its state to ``workers/<id>.json``.
     The storage URL reaches a worker through its environment (``$TLCORE_STORAGE``), not
@@ -79,8 +86,9 @@ def launch_workers(
                           fix="Start with one worker per GPU, or 1-2 on a CPU.")
     study.check_runnable(ws, name, storage)  # it exists, is ours and has trials to run: else say so here,
     # rather than start workers that exit at once (a stopped or finished study), or fail in n background logs
-    # not registered here: every trial a worker took would fail; in each record from the start (dataset_users)
-    dataset = study.check_dataset_here(ws, name, storage)
+    # not registered here: every trial a worker took would fail; in each record from the start (dataset_users).
+    # Another copy than the study's: refused; this workspace's own changed data: noted in the study, ``warn``ed
+    dataset = study.check_dataset_here(ws, name, storage, warn=warn)
     wdir = workers_dir(ws, name)
     try:
         wdir.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,10 @@ study's stop request, start time and resumed trials are study user attributes.
 here are kept for older imports); ``tlcore.search.direction`` decides which value
 is best.
 
+A study also keeps the fingerprint of the data its trials train on (``fingerprint``), taken where it
+was created: ``check_dataset_here`` refuses a worker elsewhere whose copy of the dataset differs, and
+accepts, with a warning, a change made in the creating workspace itself.
+
 A new study's queue starts with the probe trial (``probe_trial_params``) and the
 recipe trial (``recipe_trial_params``); the sampler draws the rest.
 
@@ -26,8 +30,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import shutil
+import socket
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,9 +42,9 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from tlcore.config import recipe_depth
-from tlcore.errors import ConfigError, NotFoundError
-from tlcore.search import attrs
+from tlcore.config import SplitSpec, recipe_depth
+from tlcore.errors import ConfigError, DatasetError, NotFoundError
+from tlcore.search import attrs, fingerprint
 from tlcore.search._urls import without_password
 from tlcore.search.artifacts import artifact_store, artifacts_dir
 from tlcore.search.direction import best_of
@@ -58,7 +64,7 @@ __all__ = [
     "create_study", "load_study", "load_spec", "list_studies", "StudySummary", "delete_study", "request_stop",
     "resume_study", "stop_requested", "fail_trial", "load_study_frame", "study_frame", "finished_count", "make_sampler",
     "make_pruner", "dashboard_command", "FINISHED", "probe_trial_params", "recipe_trial_params", "stalled_trials",
-    "budget_spent", "check_runnable", "raise_budget",
+    "budget_spent", "check_runnable", "raise_budget", "check_dataset_here", "DatasetChangedWarning",
 ]
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -120,7 +126,9 @@ def create_study(ws: Workspace, spec: StudySpec, storage: str | None = None) -> 
     """Create the study named ``spec.name`` and store ``spec`` in it.
 
     A saved augmentation pipeline the spec names is copied into the study (``attrs.AUGMENT``):
-    its trials train with that copy, whatever later happens to the saved one.
+    its trials train with that copy, whatever later happens to the saved one. The fingerprint of the
+    data its trials train on here, with this machine's name and the workspace's root, is kept too
+    (``attrs.DATA_FINGERPRINT``): ``check_dataset_here`` refuses workers elsewhere whose copy differs.
 
     Raises:
         ConfigError: a study of that name exists already (or a creation of it was interrupted: the
@@ -136,6 +144,7 @@ def create_study(ws: Workspace, spec: StudySpec, storage: str | None = None) -> 
                           received=f"dataset={spec.dataset!r}", fix=f"Registered datasets: {known}.")
     weights_identity(spec.weights, spec.seed)  # a missing weights file: the same ConfigError as a trial's
     pipeline = _augment_copy(ws, spec)
+    data = _data_record(ws, spec)  # before the study exists: a dataset that cannot be read leaves nothing
     st = open_storage(ws, storage, create=True)  # the only caller that makes a new journal
     try:
         study = optuna.create_study(study_name=spec.name, storage=st, direction=spec.direction,
@@ -150,13 +159,35 @@ def create_study(ws: Workspace, spec: StudySpec, storage: str | None = None) -> 
         raise ConfigError(f"A study named {spec.name!r} already exists.", received=spec.name,
                           fix="Choose another name, or delete the old study first.") from exc
     study.set_user_attr(attrs.SPEC, spec.to_dict())
+    study.set_user_attr(attrs.DATA_FINGERPRINT, data)
     if pipeline is not None:
         study.set_user_attr(attrs.AUGMENT, pipeline)
     for params in (probe_trial_params(spec), recipe_trial_params(spec)):
         if params is not None:
             study.enqueue_trial(params)
-    study.set_user_attr(attrs.CREATED, _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    study.set_user_attr(attrs.CREATED, _now_iso())
     return study
+
+
+def _study_split(ws: Workspace, spec: StudySpec) -> SplitSpec:
+    """The split the study's trials use: its spec's ``val_fraction``/``test_fraction``/``split_seed``
+    where given, else the dataset's saved split in this workspace (as ``TrainSpec.split_spec``)."""
+    from tlcore.datasets import load_split_spec
+
+    saved = load_split_spec(ws, spec.dataset)
+    return SplitSpec(val_fraction=saved.val_fraction if spec.val_fraction is None else spec.val_fraction,
+                     test_fraction=saved.test_fraction if spec.test_fraction is None else spec.test_fraction,
+                     seed=saved.seed if spec.split_seed is None else spec.split_seed)
+
+
+def _now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _data_record(ws: Workspace, spec: StudySpec) -> dict[str, Any]:
+    """``attrs.DATA_FINGERPRINT``'s value: the fingerprint of the study's data in ``ws`` and where it was taken."""
+    here = fingerprint.dataset_fingerprint(ws, spec.dataset, _study_split(ws, spec))
+    return {**here, "host": socket.gethostname(), "root": str(ws.root), "recorded": _now_iso()}
 
 
 def _augment_copy(ws: Workspace, spec: StudySpec) -> dict[str, Any] | None:
@@ -477,27 +508,97 @@ def check_runnable(ws: Workspace, name: str, storage: str | None = None) -> None
                           "start workers.")
 
 
-def check_dataset_here(ws: Workspace, name: str, storage: str | None = None) -> str:
-    """The dataset of study ``name``; refuses to start a worker of it in a workspace where that dataset is
-    not registered.
+class DatasetChangedWarning(UserWarning):
+    """The study's dataset changed in the workspace that created it (``check_dataset_here``)."""
 
-    Such a worker took trial after trial from the shared storage and failed each (three in a row before it
-    gave up), spending the study's budget and the retries of the trials it took over, the recipe trial's
-    included, on another machine's missing registration.
+
+_MAX_LINES = 8  # differing classes named in a refusal or a warning; the rest are counted
+_KEPT_LINES = 50  # kept in the study's record of a change
+
+
+def _lines_text(lines: list[str], most: int = _MAX_LINES) -> str:
+    shown = "; ".join(lines[:most])
+    return shown + (f"; and {len(lines) - most} more" if len(lines) > most else "")
+
+
+def check_dataset_here(ws: Workspace, name: str, storage: str | None = None, *,
+                       warn: Callable[[str], None] | None = None) -> str:
+    """The dataset of study ``name``; refuses to start a worker of it in a workspace where that dataset is
+    not registered, or differs from the data the study was created with.
+
+    A worker without the dataset took trial after trial from the shared storage and failed each (three in a
+    row before it gave up), spending the study's budget and the retries of the trials it took over, the
+    recipe trial's included, on another machine's missing registration. A worker with another copy under
+    the same name (two images of 500 replaced, other relabels or exclusions, another split) trained without
+    a word, and the study then compared trials trained on different data.
+
+    The comparison is with the study's fingerprint (``attrs.DATA_FINGERPRINT``, ``tlcore.search.fingerprint``):
+
+    - none stored (a study created before it was kept): no check;
+    - the same: nothing;
+    - different in the very workspace that created the study (same host, same root): its user changed the
+      data on purpose (relabels or exclusions after an audit, a rescan, another split). The worker starts,
+      the stored fingerprint becomes this one (so workers elsewhere with the old copy are refused from now
+      on), the change is noted in it (``changed``), and ``warn`` gets one line saying which classes
+      changed; without ``warn``, a ``DatasetChangedWarning`` is issued (``warnings.warn``);
+    - different in another workspace: refused.
 
     Raises:
         NotFoundError: the dataset is not registered here (the message says how to register it), or no such
             study.
+        DatasetError: this workspace's copy differs from the study's (the message names the classes that
+            differ and how to make them alike).
+        ConfigError: the dataset's override manifest or split settings cannot be read (a trial would fail
+            on them too).
     """
-    dataset = load_spec(ws, name, storage).dataset
-    if ws.has_dataset(dataset):
+    spec = load_spec(ws, name, storage)
+    dataset = spec.dataset
+    if not ws.has_dataset(dataset):
+        raise NotFoundError(f"Study {name!r} trains on the dataset {dataset!r}, which is not registered in this "
+                            f"workspace ({ws.root}): a worker here would fail every trial it took. No worker was "
+                            "started.", received=dataset,
+                            fix=f"Register this machine's copy of the study's images under that name first: python "
+                                f"-m tlcore datasets add {dataset} PATH --allow-root (the same files as on the machine "
+                                "that created the study).")
+    sid = _study_id(ws, name, storage)
+    st = open_storage(ws, storage)
+    record = attrs.data_fingerprint(st.get_study_user_attrs(sid))
+    stored = fingerprint.usable_fingerprint(record)
+    if record is None or stored is None:
+        return dataset  # a study from before fingerprints were kept (or another version's): nothing to compare
+    here = fingerprint.dataset_fingerprint(ws, dataset, _study_split(ws, spec))
+    if fingerprint.same(stored, here):
         return dataset
-    raise NotFoundError(f"Study {name!r} trains on the dataset {dataset!r}, which is not registered in this "
-                        f"workspace ({ws.root}): a worker here would fail every trial it took. No worker was "
-                        "started.", received=dataset,
-                        fix=f"Register this machine's copy of the study's images under that name first: python -m "
-                            f"tlcore datasets add {dataset} PATH --allow-root (the same files as on the machine that "
-                            "created the study).")
+    host, root = str(record.get("host") or "?"), str(record.get("root") or "?")
+    if host == socket.gethostname() and root == str(ws.root):
+        lines = fingerprint.compare(stored, here, here_word="now", stored_word="before")
+        now = _now_iso()
+        kept = lines[:_KEPT_LINES] + ([f"and {len(lines) - _KEPT_LINES} more"] if len(lines) > _KEPT_LINES else [])
+        st.set_study_user_attr(sid, attrs.DATA_FINGERPRINT, {**record, **here, "recorded": now,
+                                                             "changed": {"at": now, "lines": kept}})
+        since = f" ({record['recorded']})" if record.get("recorded") else ""
+        message = (f"The dataset {dataset!r} of study {name!r} changed in this workspace since the study recorded "
+                   f"it{since}: {stored.get('images')} images then, {here['images']} now; {_lines_text(lines)}. "
+                   "Trials from now on train on the changed data, so compare them with the earlier trials with "
+                   "care. Workers started on other machines from now on are refused until their copy has the same "
+                   "change (those running there go on with theirs).")
+        if warn is not None:
+            warn(message)
+        else:
+            warnings.warn(message, DatasetChangedWarning, stacklevel=2)
+        return dataset
+    lines = fingerprint.compare(stored, here)
+    raise DatasetError(
+        f"This workspace's copy of the dataset {dataset!r} differs from the one study {name!r} was created with "
+        f"on host {host} (workspace {root}; {stored.get('images')} images there, {here['images']} here): "
+        f"{_lines_text(lines)}. No worker was started: its trials would train on other data than the study's "
+        "other trials.",
+        received=f"dataset {dataset!r} in {ws.root} on {socket.gethostname()}",
+        fix=f"Copy the same files from the study's machine, then rescan them here: python -m tlcore datasets "
+            f"rescan {dataset}; give it the same relabels and exclusions (there: python -m tlcore datasets "
+            f"overrides {dataset} --export FILE; here: --import FILE --replace) and the same split (or put "
+            "val_fraction, test_fraction and split_seed in the study spec). Or, to search this data, create a "
+            "separate study for it.")
 
 
 def raise_budget(ws: Workspace, name: str, storage: str | None = None, *, n_trials: int | None = None,
