@@ -628,6 +628,8 @@ def test_worker_stops_after_its_max_trials(fresh, capsys, signal_handlers_kept):
     ("--heartbeat-interval", "0", "The heartbeat interval must be at least 1 second"),
     ("--heartbeat-interval", "-5", "The heartbeat interval must be at least 1 second"),
     ("--grace-period", "10", "The grace period must be longer than the heartbeat interval"),
+    ("--storage-patience", "-1", "The storage patience must be between 0 and 86400 seconds"),
+    ("--storage-patience", "nan", "The storage patience must be between 0 and 86400 seconds"),
 ])
 def test_worker_refuses_bad_options_before_it_touches_the_study(fresh, capsys, signal_handlers_kept, flag, value,
                                                                    words):

@@ -320,7 +320,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from tlcore.search.worker_state import workers_dir
 
     ws = _ws(args)
-    ids = launch_workers(ws, args.study, args.workers, args.storage, artifacts=args.artifacts)
+    ids = launch_workers(ws, args.study, args.workers, args.storage, artifacts=args.artifacts,
+                         warn=lambda s: print(f"warning: {s}", file=sys.stderr, flush=True))
     print(f"Started {len(ids)} worker(s) for {args.study!r}; logs in {workers_dir(ws, args.study)}", file=sys.stderr)
     if args.detach:
         return 0
@@ -355,13 +356,17 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
     # run_worker checks them too; here they fail before TensorFlow starts (start_backend_quietly)
     check_worker_options(worker_index=args.worker_index, max_trials=args.max_trials,
-                         heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period)
+                         heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
+                         storage_patience=args.storage_patience)
     from tlcore.datasets import ensure_demo
     from tlcore.search.study import check_dataset_here
 
     ws = _ws(args)
     ensure_demo(ws)  # a study of the demo on a fresh workspace: registered here, as search create does
-    check_dataset_here(ws, args.study, args.storage)  # else each trial it took would fail (and count)
+    # else each trial it took would fail (and count), or train on other data than the study's other trials;
+    # the dataset changed in the workspace that created the study: it goes on, and says so
+    check_dataset_here(ws, args.study, args.storage,
+                       warn=lambda s: print(f"warning: {s}", file=sys.stderr, flush=True))
 
     stop = threading.Event()
 
@@ -376,6 +381,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     result = run_worker(ws, args.study, args.storage, artifacts=args.artifacts, worker_id=args.worker_id,
                         worker_index=args.worker_index, heartbeat_interval=args.heartbeat_interval,
                         grace_period=args.grace_period, max_trials=args.max_trials, stop_event=stop,
+                        storage_patience=args.storage_patience,
                         log=lambda s: print(f"[{time.strftime('%H:%M:%S')}] {s}", flush=True))
     return 0 if "error" not in result.reason else 1
 
@@ -391,6 +397,7 @@ def _needs_existing_storage(handler):
 
 def register(sub: argparse._SubParsersAction) -> None:
     from tlcore.search.heartbeat import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL
+    from tlcore.search.patience import DEFAULT_PATIENCE_S
 
     p = sub.add_parser("search", help="Optuna studies: create, run, status, best, export")
     ss = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -441,4 +448,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--grace-period", type=int, default=DEFAULT_GRACE_PERIOD, metavar="S",
                    help="a running trial without a heartbeat this long is failed and retried")
     w.add_argument("--max-trials", type=int, default=None, metavar="N", help="stop after N trials in this worker")
+    w.add_argument("--storage-patience", type=float, default=DEFAULT_PATIENCE_S, metavar="S",
+                   help="seconds to wait for a study database that stops answering (a restart) before the worker "
+                        f"ends; 0: end at once (default {DEFAULT_PATIENCE_S:.0f})")
     w.set_defaults(handler=_needs_existing_storage(_cmd_worker))

@@ -54,7 +54,7 @@ import optuna
 from optuna.trial import TrialState
 
 from tlcore.background import pid_alive
-from tlcore.errors import StorageUnavailable, TLCoreError, TrainingDiverged
+from tlcore.errors import ConfigError, StorageUnavailable, TLCoreError, TrainingDiverged
 from tlcore.runfolder import RUN_FILES
 from tlcore.search import attrs
 from tlcore.search.artifacts import artifact_store
@@ -122,15 +122,22 @@ def _objective_value(spec: StudySpec, history: list[dict[str, Any]]) -> float:
 
 def check_worker_options(*, worker_index: int = 0, max_trials: int | None = None,
                          heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL,
-                         grace_period: int = DEFAULT_GRACE_PERIOD) -> None:
+                         grace_period: int = DEFAULT_GRACE_PERIOD, storage_patience: float = DEFAULT_PATIENCE_S) -> None:
     """Refuse a worker's options before it starts anything: a negative index (it offsets the
-    sampler's seed) or trial count, a heartbeat the grace period does not outlast."""
+    sampler's seed) or trial count, a heartbeat the grace period does not outlast, a patience with
+    the database that is negative or not a number (or over a day)."""
     from tlcore.config import _check_int
 
     _check_int("worker_index", worker_index, 0, 2**31 - 1)
     if max_trials is not None:
         _check_int("max_trials", max_trials, 0, 1_000_000)
     check_heartbeat(heartbeat_interval, grace_period)
+    if not (isinstance(storage_patience, (int, float)) and 0 <= storage_patience <= 86_400):
+        raise ConfigError("The storage patience must be between 0 and 86400 seconds (a day).",
+                          received=f"storage_patience={storage_patience:g}" if isinstance(storage_patience, (int, float))
+                          else repr(storage_patience),
+                          fix="Give the seconds a worker waits for a database that stops answering, e.g. 300; "
+                              "0 ends it at once.")
 
 
 _TRIAL_FOLDER = re.compile(r"^trial-\d+-(?P<host>.+)-(?P<pid>\d+)-[^-]+$")  # mkdtemp's suffix has no "-"
@@ -190,7 +197,7 @@ def run_worker(
         A ``WorkerResult``: the trial numbers this worker ran and why it stopped.
     """
     check_worker_options(worker_index=worker_index, max_trials=max_trials, heartbeat_interval=heartbeat_interval,
-                         grace_period=grace_period)
+                         grace_period=grace_period, storage_patience=storage_patience)
     worker_id = worker_id or new_worker_id()
     storage_kw = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period}
     study = load_study(ws, name, storage, worker_index=worker_index, **storage_kw)  # no such study: says so
