@@ -12,14 +12,17 @@ exporting) waits for a button and is cached. The chosen studies live in
 ``st.query_params["study"]`` (repeated for several), so that a link naming other studies wins; the
 other choices (the storage, the filters, the trials drawn, compared and evaluated, the export's
 formats) are drawn with ``persist_state=place.KEPT``, so they are still there after a visit to another
-page. Which view shows (``rs_source``) follows the URL too (``?run=``). User-controlled text (study,
-class and file names, messages quoting them) is Markdown-escaped, HTML-escaped in
-plotly labels (``tlui.fmt.plot_text``), or shown as plain text.
+page; the storage is never in the URL. A password in a storage URL is never shown: the field shows
+``***`` for it (``sidebar_storage``), the URL as typed lives in the session's state only, and the
+messages that quote the storage are scrubbed of it. Which view shows (``rs_source``) follows the URL
+too (``?run=``). User-controlled text (study, class and file names, messages quoting them) is
+Markdown-escaped, HTML-escaped in plotly labels (``tlui.fmt.plot_text``), or shown as plain text.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -27,6 +30,7 @@ import streamlit as st
 from tlcore.errors import TLCoreError
 from tlcore.predict import ModelSummary, scan_models
 from tlcore.search import StudySummary, check_storage_location, dashboard_command, list_studies
+from tlcore.search._urls import redact_url
 from tlcore.search.compare import TrialSet, comparable
 from tlcore.workspace import Workspace
 from tlui import evaluate_widgets as ev
@@ -43,6 +47,8 @@ CURVES_DEFAULT = 5  # trials whose curves are drawn at first (the best ones)
 SEARCH_HINT = ("python -m tlcore search create --spec study.yaml\n"
                "python -m tlcore search run --study NAME --workers 2")
 SOURCES = ("Searches", "Trained runs")  # what the page shows: rs_source
+STORAGE_URL = "rs_storage_url"  # session key: the storage URL as typed, password included (never shown)
+_PASSWORD_PARAM = re.compile(r"([?&](?:password|passwd|pwd)=)([^&#]*)", re.IGNORECASE)  # as _urls's
 
 
 # ---------------------------------------------------------------- sections
@@ -62,15 +68,65 @@ def choose_source(has_studies: bool, models: list[ModelSummary]) -> bool:
     return runs
 
 
+def _password_back(shown: str, url: str) -> str:
+    """``shown`` (what the Storage field holds) with each ``***`` that stands for a password put back as
+    the password of ``url`` (the URL as typed): ``postgresql://tl:***@db/other`` and the typed
+    ``postgresql://tl:s3cret@db/studies`` give ``postgresql://tl:s3cret@db/other``, so the rest of the
+    URL can be edited in the field. A ``***`` where ``url`` has no password stays as it is. The URL is
+    split as ``tlcore.search._urls`` splits it (user info up to the last ``@``)."""
+    def credentials(u: str) -> tuple[str, str] | None:  # ("scheme://user:", password), or None
+        scheme, found, rest = u.partition("://")
+        if not found or "@" not in rest:
+            return None
+        user, sep, password = rest.rsplit("@", 1)[0].partition(":")
+        return (f"{scheme}://{user}:", password) if sep else None
+
+    out = shown
+    mine, theirs = credentials(shown), credentials(url)
+    if mine and theirs and mine[1] == "***" and theirs[1]:
+        out = mine[0] + theirs[1] + "@" + shown.rsplit("@", 1)[1]
+    typed = [m.group(2) for m in _PASSWORD_PARAM.finditer(url) if m.group(2)]
+    if typed:
+        out = _PASSWORD_PARAM.sub(lambda m: m.group(1) + (typed[0] if m.group(2) == "***" else m.group(2)), out)
+    return out
+
+
+def _hide_password() -> None:
+    """Keep the password of a URL typed in the Storage field out of the field: the URL goes to
+    ``STORAGE_URL`` and the field shows it with ``***`` for the password (``redact_url``). A field
+    that shows ``***`` where the kept URL's password was (the user edited the host or the database)
+    gets that password back in the URL used. Text without a password (a journal path) is left as typed."""
+    ss = st.session_state
+    shown = str(ss.get("rs_storage") or "")
+    kept = ss.get(STORAGE_URL)
+    url = _password_back(shown.strip(), kept) if kept else shown.strip()
+    if redact_url(url) == url:  # no password: nothing to keep
+        ss.pop(STORAGE_URL, None)
+        return
+    ss[STORAGE_URL] = url
+    if shown != redact_url(url):
+        ss["rs_storage"] = redact_url(url)
+
+
 def sidebar_storage() -> str | None:
+    """The Study storage field, in the sidebar; returns the storage it names (None: the workspace's).
+
+    A password typed in a URL is never shown (``_hide_password``): the field, and everything the page
+    says about the storage, show ``***`` in its place; the URL with the password lives only in this
+    session's state (``STORAGE_URL``), never in the page's URL."""
+    _hide_password()
     with st.sidebar.expander("Study storage"):
         st.text_input(
             "Storage", key="rs_storage", placeholder="the workspace's own journal", persist_state=place.KEPT,
+            autocomplete="off",
             help="Leave empty for the workspace's studies. A path to a journal .log file, or a database URL "
-            "(postgresql://USER:PASSWORD@HOST/DB) that remote workers share.",
+            "(postgresql://USER:PASSWORD@HOST/DB) that remote workers share. The password is never shown: "
+            "*** stands for it.",
         )
-    value = str(st.session_state.get("rs_storage") or "").strip()
-    return value or None
+        if STORAGE_URL in st.session_state:
+            st.caption("The password is kept for this session and not shown; *** stands for it. Edit the rest "
+                       "of the URL as it is, or type the whole URL again to change the password.")
+    return st.session_state.get(STORAGE_URL) or str(st.session_state.get("rs_storage") or "").strip() or None
 
 
 def no_studies(storage: str | None) -> None:
@@ -234,12 +290,14 @@ def compare_section(ts: TrialSet) -> None:
 
 
 def dashboard_section(ws: Workspace, storage: str | None) -> None:
+    """The optuna-dashboard command for the storage: without its password (``dashboard_command``: the
+    dashboard's client reads it from ~/.pgpass or PGPASSWORD)."""
     with place.expander("Open the studies in optuna-dashboard", key="rs_dashboard_open"):
         st.caption("optuna-dashboard shows the same studies live, with more of Optuna's views. Run in a terminal:")
         try:
             st.code(dashboard_command(ws, storage), language="bash")
         except TLCoreError as exc:
-            show_error(exc)
+            rw.storage_error(exc, storage)
 
 
 # -------------------------------------------------------------------- page
@@ -249,7 +307,7 @@ def main() -> None:
     try:
         summaries = list_studies(ws, check_storage_location(ws, storage))
     except TLCoreError as exc:
-        show_error(exc)
+        rw.storage_error(exc, storage)
         st.stop()
     try:
         models, notes = scan_models(ws)
@@ -273,20 +331,20 @@ def main() -> None:
     try:
         ts = TrialSet.load(ws, names, by_name, storage)
     except TLCoreError as exc:
-        show_error(exc)
+        rw.storage_error(exc, storage)
         return
     overview(ts)
-    with rw.guard("Drawing Optuna's views"):
+    with rw.guard("Drawing Optuna's views", storage):
         figures_section(ts)
-    with rw.guard("Reading the trial table"):
+    with rw.guard("Reading the trial table", storage):
         table_section(ts)
-    with rw.guard("Comparing the scout with the trials"):
+    with rw.guard("Comparing the scout with the trials", storage):
         sc.agreement_section(ws, storage, ts.studies)
-    with rw.guard("Drawing the learning curves"):
+    with rw.guard("Drawing the learning curves", storage):
         curves_section(ts)
-    with rw.guard("Comparing the trials"):
+    with rw.guard("Comparing the trials", storage):
         compare_section(ts)
-    with rw.guard("Evaluating the trial"):
+    with rw.guard("Evaluating the trial", storage):
         ev.evaluate_section(ts)
     dashboard_section(ws, storage)
 

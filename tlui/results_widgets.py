@@ -54,6 +54,7 @@ from tlcore.gradcam import overlay
 from tlcore.predict import evaluate_run, prepare_image
 from tlcore.runfolder import RunFolder
 from tlcore.search import StudySummary, attrs, study_frame
+from tlcore.search._urls import scrub_secrets
 from tlcore.search.compare import TrialSet, parse_key
 from tlcore.search.results import (
     DIVERGED,
@@ -67,12 +68,12 @@ from tlcore.search.results import (
 from tlcore.workspace import Workspace
 from tlui import data
 from tlui import fmt as tf
-from tlui.common import md_escape, show_error
+from tlui.common import md_escape
 
 __all__ = [
     "study_token", "study_figures_cached", "FIGURE_HELP",
     "curves_figure", "confusion_figure", "per_class_frame", "cached_evaluation",
-    "gradcam_overlays", "export_zip", "run_version", "guard", "DISPLAY_PX",
+    "gradcam_overlays", "export_zip", "run_version", "guard", "storage_error", "DISPLAY_PX",
     "STATE_WORDS", "state_word", "not_tested_reason", "rungs_frame", "rung_facts", "trial_table",
     "studies_frame", "trial_label", "trials_frame", "table_config", "keep_states", "shown_trials",
     "trial_facts", "facts_table", "keep_valid",
@@ -117,19 +118,27 @@ def study_figures_cached(ws_root: str, storage: str | None, names: tuple[str, ..
     return study_figures(studies if len(studies) > 1 else studies[0])
 
 
+def storage_error(exc: BaseException | str, storage: str | None) -> None:
+    """``show_error`` for a failure reading ``storage``, its password scrubbed from the message (a
+    database driver's error may quote it)."""
+    st.error(md_escape(scrub_secrets(str(exc), storage)))
+
+
 @contextlib.contextmanager
-def guard(what: str) -> Iterator[None]:
+def guard(what: str, storage: str | None = None) -> Iterator[None]:
     """Show a failure inside the block as an error box (never a traceback) and go on with the page.
 
     ``TLCoreError`` shows its message and fix; anything else its type and message, since a
-    study written by other Optuna code may hold what this page does not expect.
+    study written by other Optuna code may hold what this page does not expect. ``storage``: the
+    study storage the block reads; its password is scrubbed from the message (``scrub_secrets``:
+    a database driver's error may quote it).
     """
     try:
         yield
     except TLCoreError as exc:
-        show_error(exc)
+        storage_error(exc, storage)
     except Exception as exc:  # noqa: BLE001 - the page must go on; st.stop/st.rerun are BaseExceptions
-        st.error(md_escape(f"{what} failed ({type(exc).__name__}: {exc})."))
+        storage_error(f"{what} failed ({type(exc).__name__}: {exc}).", storage)
 
 
 # ------------------------------------------------------------- trial state
