@@ -188,7 +188,11 @@ def _top_loss_caption(rank: int, file: str, item: dict[str, Any], class_names: S
 
 
 def top_losses_view(res: dict[str, Any], run: str, run_version: int) -> None:
-    """The test images the model got most confidently wrong, with Grad-CAM on request."""
+    """The test images the model got most confidently wrong, with Grad-CAM on request.
+
+    Both rows are drawn ``DISPLAY_PX`` wide (their arrays' width): ``st.image``'s default width
+    ("content") fits the element to its caption's line, so a long caption (the top loss's) stretched its
+    image to the column and a short one (the Grad-CAM's) drew its image only as wide as the words."""
     st.markdown("**Top losses**: the test images the model got most confidently wrong, highest loss first. "
                 "The loss grows as the probability the model gave the true class falls, so that probability "
                 "rises along the list; what it predicted instead comes after.")
@@ -224,11 +228,12 @@ def top_losses_view(res: dict[str, Any], run: str, run_version: int) -> None:
             picture = data.thumb(files[i], version, rw.DISPLAY_PX) if version else None
             caption = _top_loss_caption(i + 1, Path(rel).name, item, names)
             if picture is not None:
-                st.image(picture, caption=caption)
+                st.image(picture, caption=caption, width=rw.DISPLAY_PX)
             else:
                 st.caption(caption + " (the image can no longer be read)")
             if cams is not None and cams[i] is not None:
-                st.image(cams[i], caption=f"Grad-CAM: where it saw {md_escape(names[item['pred']])}")
+                st.image(cams[i], caption=f"Grad-CAM: where it saw {md_escape(names[item['pred']])}",
+                         width=rw.DISPLAY_PX)
 
 
 def evaluation_view(res: dict[str, Any], run: str, run_version: int, *, metrics: Mapping[str, Any] | None = None,
