@@ -764,7 +764,11 @@ def _settings_text(dataset: str, backbones: Sequence[str], image_size: int, imag
 
 
 def _read_run(path: Any) -> dict[str, Any] | None:
-    """A launched scout's record (``launch_scout``), or None when it is missing, unreadable or not one."""
+    """A launched scout's record (``launch_scout``), or None when it is missing, unreadable or not one.
+    Its ``status`` and ``log`` are recorded as names beside the record (the workspace may be moved or
+    copied) and returned as paths there; an absolute one (an older record's) is returned as it is."""
+    from pathlib import Path
+
     from tlcore._fsutil import read_json
 
     try:
@@ -781,7 +785,10 @@ def _read_run(path: Any) -> dict[str, Any] | None:
           and (rec.get("weights") is None or isinstance(rec.get("weights"), str))
           and _number(rec.get("started")) and rec.get("started") is not None
           and isinstance(rec.get("host", ""), str))
-    return rec if ok else None
+    if not ok:
+        return None
+    here = Path(path).parent
+    return {**rec, **{k: str(here / rec[k]) for k in ("status", "log") if not Path(rec[k]).is_absolute()}}
 
 
 def running_scouts(ws: Any, dataset: str, *, image_size: int | None = None,
@@ -911,7 +918,8 @@ def _claim_run(ws: Any, dataset: str, *, backbones: Sequence[str], image_size: i
                  "started": time.time(), "dataset": dataset, "backbones": backbones, "image_size": int(image_size),
                  "images": int(images), "weights": weights, "resize_mode": resize_mode}
         record = folder / f"{run_id}{RUN_SUFFIX}"
-        atomic_write_json(record, state)  # the scouting process never writes it (its status file is its own)
+        # the scouting process never writes it (its status file is its own); its files by name, beside it
+        atomic_write_json(record, {**state, "log": log.name, "status": status.name})
     return {**state, "record": str(record)}
 
 

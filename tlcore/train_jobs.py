@@ -23,8 +23,11 @@ restarted server sees the same thing::
 ``created`` / ``started`` / ``ended`` (seconds since the epoch), ``epochs`` (planned),
 ``epoch`` (the last one finished), ``running_epoch`` with ``batch`` / ``batches`` (the
 epoch under way),
-``status_text`` (the latest stage message), ``run_dir`` (the saved run), ``metrics``
-(best epoch, best validation and test accuracy), ``error``, ``note``.
+``status_text`` (the latest stage message), ``run_target`` (the run folder about to be
+written, recorded just before the trainer writes it), ``run_dir`` (the saved run), ``metrics``
+(best epoch, best validation and test accuracy), ``error``, ``note``. ``run_target`` and
+``run_dir`` are relative to the workspace root when the run lies inside it (the workspace
+may be moved or copied: ``Workspace.portable_path``); ``JobStatus.run_dir`` gives the folder.
 
 Statuses: ``queued`` (launched; the process loads TensorFlow), ``running``, then one of
 ``finished``, ``stopped`` (a stop request was honoured: the best weights so far were
@@ -32,6 +35,10 @@ evaluated and saved as a normal run; stopped before the first epoch ended, nothi
 saved) and ``crashed`` (an error, with its message; or the process is gone without a
 final state, killed or out of memory: ``job_status`` says so and shows the end of its log; or
 still ``queued`` without a process ``background.LAUNCH_GRACE_S`` after it was made: its launcher died first).
+A process gone without a final state whose ``run_target`` holds a complete run folder (every
+``runfolder.RUN_FILES``: it was killed after the run was written, before it recorded so) reads as
+``finished`` (``stopped`` when a stop was requested), with that run and a ``note`` saying so; a run
+folder still under its temporary name (``.NAME.*.partial``) is not one, and the job reads ``crashed``.
 
 Jobs run side by side: each writes its own run folder (``RunFolder.write``: atomic,
 named with microseconds and a random suffix) and the image and feature caches write
@@ -80,6 +87,7 @@ STATUSES = ("queued", "running", "finished", "stopped", "crashed")
 ACTIVE = ("queued", "running")
 FINAL = ("finished", "stopped", "crashed")
 LOG_TAIL_LINES = 15
+_METRIC_KEYS = ("best_epoch", "best_val_accuracy", "test_accuracy", "epochs_run", "stopped_early")
 WRITE_EVERY_S = 1.0  # batch progress and chatty stage messages reach state.json at most this often
 TERMINATE_WAIT_S = 5.0  # after SIGTERM, before SIGKILL
 _ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{4}$")
@@ -128,6 +136,11 @@ class TrainJob:
     @property
     def stop_file(self) -> Path:
         return self.folder / "stop"
+
+    @property
+    def workspace(self) -> Workspace:
+        """The workspace the job's folder is in (``<root>/train-jobs/<id>``), wherever it is now."""
+        return Workspace(self.folder.parent.parent)
 
     def read_state(self) -> dict[str, Any]:
         """``state.json`` ({} when missing, unreadable or not an object)."""
@@ -323,8 +336,8 @@ class JobStatus:
 
     @property
     def run_dir(self) -> Path | None:
-        rd = self.state.get("run_dir")
-        return Path(rd) if isinstance(rd, str) and rd else None
+        """The saved run's folder (recorded relative to the workspace when inside it), or None."""
+        return _stored_run(self.job, self.state.get("run_dir"))
 
     @property
     def stop_requested(self) -> float | None:
@@ -342,6 +355,39 @@ class JobStatus:
 def _pid(state: dict[str, Any]) -> int | None:
     pid = state.get("pid")
     return pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None
+
+
+def _stored_run(job: TrainJob, text: Any) -> Path | None:
+    """A run folder the job's state recorded (``run_dir``, ``run_target``): relative to the job's
+    workspace when inside it, else absolute; None when there is none."""
+    return job.workspace.stored_path(text) if isinstance(text, str) and text else None
+
+
+SAVED_UNRECORDED = "Its process ended (killed, or the machine restarted) after the run was saved, before it recorded so."
+
+
+def _saved_state(job: TrainJob, state: dict[str, Any]) -> dict[str, Any] | None:
+    """The final state of a job whose process is gone without one, when the run it was writing
+    (``run_target``) is complete on disk: ``finished`` (``stopped`` when a stop was requested) with
+    that ``run_dir``, its metrics from the run and a note saying what happened; else None. Nothing
+    is written."""
+    from tlcore.runfolder import RunFolder
+
+    target = state.get("run_target")
+    folder = _stored_run(job, target)
+    # a whole run: the trainer writes its files under a temporary name (``.NAME.*.partial``) and renames
+    # the folder when every one of ``runfolder.RUN_FILES`` is written
+    if folder is None or not RunFolder(folder).is_complete():
+        return None
+    metrics = RunFolder(folder).read_metrics()
+    keep = {k: metrics.get(k) for k in _METRIC_KEYS}
+    stopped = job.stop_file.exists()
+    ended = state.get("ended")
+    if not isinstance(ended, (int, float)) or isinstance(ended, bool):
+        with contextlib.suppress(OSError):
+            ended = (job.folder / "state.json").stat().st_mtime
+    return {**state, "status": "stopped" if stopped else "finished", "run_dir": target,
+            "metrics": state.get("metrics") or keep, "ended": ended, "note": SAVED_UNRECORDED}
 
 
 def job_status(job: TrainJob, *, log_lines: int = LOG_TAIL_LINES) -> JobStatus:
@@ -363,9 +409,13 @@ def job_status(job: TrainJob, *, log_lines: int = LOG_TAIL_LINES) -> JobStatus:
         else:
             alive = background.pid_alive(pid)
             if not alive:
-                status = "crashed"
-                error = error or ("The training process ended without saying it finished: killed, out of "
-                                  "memory, or the machine restarted. The end of its log is below.")
+                saved = _saved_state(job, state)
+                if saved is not None:  # killed after its run was written, before it recorded so
+                    state, status = saved, saved["status"]
+                else:
+                    status = "crashed"
+                    error = error or ("The training process ended without saying it finished: killed, out of "
+                                      "memory, or the machine restarted. The end of its log is below.")
     if not state:
         error = error or "The job's state file is missing or unreadable."
     tail = ""
@@ -466,8 +516,12 @@ def stop_job(job: TrainJob, *, force: bool = False) -> str:
     with _locked(job):
         state = job.read_state()
         if state.get("status") in ACTIVE:
-            state.update(status="stopped", ended=time.time(),
-                         note="Terminated: it did not react to the stop request. Nothing was saved.")
+            saved = _saved_state(job, state)  # its run was written just before it ended
+            if saved is not None:
+                state = {k: v for k, v in saved.items() if v is not None}
+            else:
+                state.update(status="stopped", ended=time.time(),
+                             note="Terminated: it did not react to the stop request. Nothing was saved.")
             atomic_write_json(job.state_file, state)
     return job_status(job).status
 
@@ -525,12 +579,19 @@ class JobReporter:
         self._last_write = now
         _update(self.job, status_text=text)
 
+    def saving(self, run_dir: str | os.PathLike[str]) -> None:
+        """The run is about to be written to ``run_dir`` (``ProgressHooks.on_save``): recorded as
+        ``run_target``, so that a process killed once it is written, before ``finished``, still links
+        it (``job_status``). A state that cannot be written does not stop the run from being saved."""
+        with contextlib.suppress(TLCoreError):
+            _update(self.job, run_target=self.job.workspace.portable_path(Path(run_dir).resolve()))
+
     def finished(self, run_dir: str | os.PathLike[str], metrics: dict[str, Any]) -> str:
         """The run was saved: ``finished``, or ``stopped`` when a stop request ended it early."""
         status = "stopped" if self.stop_seen else "finished"
-        keep = {k: metrics.get(k) for k in ("best_epoch", "best_val_accuracy", "test_accuracy", "epochs_run",
-                                            "stopped_early")}
-        _update(self.job, status=status, ended=time.time(), run_dir=str(Path(run_dir).resolve()), metrics=keep,
+        keep = {k: metrics.get(k) for k in _METRIC_KEYS}
+        _update(self.job, status=status, ended=time.time(),
+                run_dir=self.job.workspace.portable_path(Path(run_dir).resolve()), metrics=keep,
                 status_text=None, running_epoch=None, batch=None, batches=None,
                 note="Stopped on request; the best epoch so far was saved." if self.stop_seen else None)
         _append(self.job, {"type": "status", "text": f"Saved {Path(run_dir).name} ({status})"})

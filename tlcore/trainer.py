@@ -96,7 +96,9 @@ class ProgressHooks:
     "start": e0, "end": e1}`` (a successive-halving rung, or the full data);
     should_stop() after each batch and epoch and before each fit: True ends
     training there, as early stopping does (the best weights so far are kept,
-    evaluated and saved; a train job's stop request, ``tlcore.train_jobs``).
+    evaluated and saved; a train job's stop request, ``tlcore.train_jobs``);
+    on_save(folder) just before the run folder is written there (a train job
+    records it, so a process killed once it is written still links it).
     """
 
     on_batch: Callable[[int, int, int, dict[str, float]], None] | None = None
@@ -104,6 +106,7 @@ class ProgressHooks:
     on_status: Callable[[str], None] | None = None
     on_stage: Callable[[dict[str, Any]], None] | None = None
     should_stop: Callable[[], bool] | None = None
+    on_save: Callable[[Path], None] | None = None
 
     def status(self, text: str) -> None:
         if self.on_status is not None:
@@ -669,6 +672,8 @@ def train(
     metrics["cache"] = cache_info
 
     out = Path(run_dir) if run_dir else ws.models_dir / _run_name(spec)
+    if hooks.on_save is not None:
+        hooks.on_save(out)
     _save_run(out, clf, spec, history, metrics, data)
     return TrainResult(run_dir=out, history=history, metrics=metrics, class_names=data.class_names, cache=cache_info)
 

@@ -26,6 +26,13 @@ The root is, in order: the ``root`` argument (the CLI's ``--workspace``), the
 registry updates hold a file lock, so concurrent processes and crashes never
 leave a half-written registry.
 
+A workspace can be moved or copied elsewhere whole: a path inside it that its own
+files record (a dataset the workbench extracted or imported under ``data/``, a training
+job's run folder) is stored relative to the root (``Workspace.portable_path``) and read
+back against the root it is in now (``Workspace.stored_path``). Paths outside it (the
+user's own image folders, the demo) stay absolute; an absolute path an older version
+stored is read as it is, and written relative once it lies inside this root.
+
 Dataset paths are confined to the *data roots*: the workspace itself, the
 bundled demo folder (``DEMO_DATA_DIR``: the checkout's ``demo_data/``, or the
 installed copy's, found by ``tlcore.appfiles``), and whatever ``workspace.yaml``'s
@@ -145,6 +152,24 @@ class Workspace:
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r})"
+
+    # ------------------------------------------------------- portable paths
+    def portable_path(self, path: str | os.PathLike[str]) -> str:
+        """``path`` as the workspace's files record it: relative to the root (``data/pets``) when it
+        lies inside it, so the record still holds after the workspace is moved or copied; else absolute,
+        as given. The check is on the text of the path (made absolute, not resolved: a link inside the
+        workspace to a folder elsewhere stays a path inside it)."""
+        p = Path(os.path.abspath(Path(path).expanduser()))
+        if p == self.root or p.is_relative_to(self.root):
+            return p.relative_to(self.root).as_posix()
+        return str(path) if Path(path).is_absolute() else str(p)
+
+    def stored_path(self, text: str | os.PathLike[str]) -> Path:
+        """A path the workspace's files recorded (``portable_path``): a relative one is inside this
+        root, wherever the workspace is now; an absolute one (outside, or written by an older version)
+        is returned as it is."""
+        p = Path(text)
+        return p if p.is_absolute() else self.root / p
 
     # ----------------------------------------------------------------- folders
     def _dir(self, *parts: str) -> Path:
@@ -386,10 +411,20 @@ class Workspace:
         )
 
     def _write_registry(self, datasets: dict[str, dict[str, Any]]) -> None:
-        atomic_write_json(self._registry_path, {"version": 1, "datasets": datasets})
+        """Write the registry; a path inside the workspace (every entry's, an older one's too) is written
+        relative to the root (``portable_path``)."""
+        portable = {name: {**d, "path": self.portable_path(self.stored_path(d["path"]))}
+                    for name, d in datasets.items()}
+        atomic_write_json(self._registry_path, {"version": 1, "datasets": portable})
+
+    def _record(self, entry: dict[str, Any]) -> DatasetRecord:
+        """A registry entry as a ``DatasetRecord``, its path absolute (``stored_path``)."""
+        return DatasetRecord.from_dict({**entry, "path": str(self.stored_path(entry["path"]))})
 
     def list_datasets(self) -> list[DatasetRecord]:
-        return [DatasetRecord.from_dict(d) for _, d in sorted(self._read_registry().items())]
+        """The registered datasets by name; each ``path`` absolute (a folder inside the workspace, recorded
+        relative to it, is where the workspace is now)."""
+        return [self._record(d) for _, d in sorted(self._read_registry().items())]
 
     def has_dataset(self, name: str) -> bool:
         return name in self._read_registry()
@@ -403,7 +438,7 @@ class Workspace:
                 received=repr(name),
                 fix=f"Registered datasets: {known}. Add one with 'python -m tlcore datasets add NAME PATH'.",
             )
-        return DatasetRecord.from_dict(reg[name])
+        return self._record(reg[name])
 
     def put_dataset(self, record: DatasetRecord, *, overwrite: bool = True) -> DatasetRecord:
         """Insert or replace a registry entry atomically, under the registry lock."""

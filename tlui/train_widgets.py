@@ -348,7 +348,8 @@ def status_box(s: tj.JobStatus) -> None:
         frac = (done + (state.get("batch") or 0) / (state.get("batches") or 1)) / total if total else 0.0
         st.progress(max(0.0, min(1.0, frac)), text=md_escape(str(state.get("status_text") or "training")))
     elif s.status == "finished":
-        st.success(f"Finished: {counted(done, 'epoch')}.")
+        # a note: its process ended after the run was saved, before it recorded so (train_jobs)
+        st.success(md_escape(f"Finished: {counted(done, 'epoch')}. {state.get('note') or ''}".strip()))
     elif s.status == "stopped":
         st.warning(md_escape(f"Stopped after {done} epoch(s). {state.get('note') or ''}".strip()))
     else:

@@ -276,7 +276,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         hooks = ProgressHooks(on_batch=_both(term.on_batch, reporter.on_batch),
                               on_epoch=_both(term.on_epoch, reporter.on_epoch),
                               on_status=_both(reporter.on_status, term.on_status),
-                              should_stop=reporter.should_stop)
+                              should_stop=reporter.should_stop, on_save=reporter.saving)
         print(f"Training {spec.backbone} ({spec.method}) on {spec.dataset!r} at {spec.image_size}px "
               f"for {spec.epochs} epochs (job {reporter.job.id})", file=sys.stderr, flush=True)
         with _reporting(reporter), _ctrl_c_stops(reporter):

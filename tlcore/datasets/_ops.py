@@ -108,7 +108,7 @@ def _save_scan(ws: Workspace, name: str, result: ScanResult) -> None:
     _write_parquet(d / "index.parquet", result.index)
     _write_parquet(d / "problems.parquet", result.problems)
     info = {
-        "root": str(result.root),
+        "root": ws.portable_path(result.root),  # inside the workspace: relative to it (it may be moved)
         "layout": result.layout,
         "classes": list(result.classes),
         "stats": result.stats,
