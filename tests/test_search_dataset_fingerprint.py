@@ -170,6 +170,36 @@ def test_a_relabel_where_the_study_was_made_warns_updates_and_then_refuses_the_o
     assert check_dataset_here(second, STUDY, journal) == "tiny"
 
 
+def test_the_creating_workspace_moved_is_still_the_creating_one(tmp_path, journal, first):
+    """Its root changed, its id did not: a relabel there is its user's own change, warned about, not refused
+    as another machine's copy (the record had kept the root it was created at)."""
+    import shutil
+
+    moved = Workspace(shutil.move(str(first.root), str(tmp_path / "moved")))
+    add_overrides(moved, "tiny", ["cat/cat_003.png"], "relabel", label="dog")
+    said: list[str] = []
+    assert check_dataset_here(moved, STUDY, journal, warn=said.append) == "tiny"
+    assert len(said) == 1 and "/dog: " in said[0]
+    assert _record(moved, journal)["root"] == str(moved.root)
+
+
+def test_a_copy_of_the_creating_workspace_on_another_machine_is_another_machine_s(tmp_path, journal, first,
+                                                                                   monkeypatch):
+    import shutil
+    import socket
+
+    from tlcore.search import study as study_mod
+
+    copy = Workspace(shutil.copytree(first.root, tmp_path / "copied"))
+    assert copy.identity() == first.identity()  # cp -a keeps the id
+    elsewhere = "another-" + socket.gethostname()
+    monkeypatch.setattr(study_mod.socket, "gethostname", lambda: elsewhere)
+    assert check_dataset_here(copy, STUDY, journal) == "tiny"  # the same data: fine anywhere
+    add_overrides(copy, "tiny", ["cat/cat_003.png"], "exclude")
+    with pytest.raises(DatasetError, match="differs from the one study"):
+        check_dataset_here(copy, STUDY, journal)
+
+
 def test_without_a_callback_the_change_is_a_warning_and_the_cli_worker_prints_it(tmp_path, capsys, monkeypatch,
                                                                                 journal, first):
     add_overrides(first, "tiny", ["bird/bird_000.png"], "exclude")

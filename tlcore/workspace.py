@@ -20,6 +20,8 @@ Layout::
       studies/                  searches: journal (``tlcore.search.storage``), artifacts
                                 (``search.artifacts``), local worker files (``search.worker_state``)
       .locks/                   inter-process locks (``Workspace.lock``)
+      .workspace-id             a random name made on first use (``Workspace.identity``): the
+                                same workspace after a move or a copy, where its root differs
 
 The root is, in order: the ``root`` argument (the CLI's ``--workspace``), the
 ``TLCORE_HOME`` environment variable, ``./workspace``. Every write is atomic and
@@ -60,6 +62,7 @@ import datetime as _dt
 import fcntl
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -223,6 +226,29 @@ class Workspace:
         """
         validate_name(name, "dataset name")
         return self._dir("datasets", name) if create else self.root / "datasets" / name
+
+    # ---------------------------------------------------------------- identity
+    def identity(self) -> str | None:
+        """This workspace's id: a random name written to ``<root>/.workspace-id`` the first time it is
+        asked for, then read; a workspace moved or copied keeps it (its root does not). None when the
+        file can be neither read nor made (a read-only workspace) or holds no id.
+
+        A study records the workspace it was created in with it (``tlcore.search.study``), to tell its own
+        workspace, moved since, from another machine's."""
+        path = self.root / ".workspace-id"
+        if not path.exists():  # written whole, then linked in place: two processes at once, one id wins
+            tmp = self.root / f".workspace-id.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial"
+            with contextlib.suppress(OSError):
+                tmp.write_text(uuid.uuid4().hex + "\n", encoding="utf-8")
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, path)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            return None
+        return text if re.fullmatch(r"[0-9a-f]{32}", text) else None
 
     # ---------------------------------------------------------------- settings
     @property

@@ -45,7 +45,8 @@ Study attributes:
   after the pipeline is changed or deleted in a workspace, or on a machine that never saved it.
 - ``DATA_FINGERPRINT`` (``tl_data_fingerprint``): the fingerprint of the data its trials train on
   (``tlcore.search.fingerprint``: digest, image count, per split and class a count and a digest),
-  with ``host`` and ``root``, the machine and workspace it was taken in, ``recorded`` (ISO 8601)
+  with ``host``, ``root`` and ``workspace`` (``Workspace.identity``), the machine and workspace it was
+  taken in, ``recorded`` (ISO 8601)
   and, once that workspace's data changed, ``changed`` (``{"at", "lines"}``: when, and how the
   classes differ from before). ``study.create_study`` writes it and ``study.check_dataset_here``
   compares each worker's workspace with it (and updates it when the creating workspace changed).

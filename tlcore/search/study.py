@@ -187,7 +187,20 @@ def _now_iso() -> str:
 def _data_record(ws: Workspace, spec: StudySpec) -> dict[str, Any]:
     """``attrs.DATA_FINGERPRINT``'s value: the fingerprint of the study's data in ``ws`` and where it was taken."""
     here = fingerprint.dataset_fingerprint(ws, spec.dataset, _study_split(ws, spec))
-    return {**here, "host": socket.gethostname(), "root": str(ws.root), "recorded": _now_iso()}
+    return {**here, "host": socket.gethostname(), "root": str(ws.root), "workspace": ws.identity(),
+            "recorded": _now_iso()}
+
+
+def _creating_workspace(ws: Workspace, record: dict[str, Any]) -> bool:
+    """Whether ``ws`` is the workspace the study's data record was taken in: on the same host, with the same
+    id (``Workspace.identity``: the same after the workspace was moved) or, for a record without one, the
+    same root. A copy of the workspace on another machine is another machine's (its host differs)."""
+    if str(record.get("host") or "") != socket.gethostname():
+        return False
+    mine = record.get("workspace")
+    if isinstance(mine, str) and mine:
+        return mine == ws.identity()
+    return str(record.get("root") or "") == str(ws.root)
 
 
 def _augment_copy(ws: Workspace, spec: StudySpec) -> dict[str, Any] | None:
@@ -536,11 +549,12 @@ def check_dataset_here(ws: Workspace, name: str, storage: str | None = None, *,
 
     - none stored (a study created before it was kept): no check;
     - the same: nothing;
-    - different in the very workspace that created the study (same host, same root): its user changed the
-      data on purpose (relabels or exclusions after an audit, a rescan, another split). The worker starts,
-      the stored fingerprint becomes this one (so workers elsewhere with the old copy are refused from now
-      on), the change is noted in it (``changed``), and ``warn`` gets one line saying which classes
-      changed; without ``warn``, a ``DatasetChangedWarning`` is issued (``warnings.warn``);
+    - different in the very workspace that created the study (``_creating_workspace``: same host, same
+      workspace id, moved or not): its user changed the data on purpose (relabels or exclusions after an
+      audit, a rescan, another split). The worker starts, the stored fingerprint becomes this one (so
+      workers elsewhere with the old copy are refused from now on), the change is noted in it
+      (``changed``), and ``warn`` gets one line saying which classes changed; without ``warn``, a
+      ``DatasetChangedWarning`` is issued (``warnings.warn``);
     - different in another workspace: refused.
 
     Raises:
@@ -570,11 +584,11 @@ def check_dataset_here(ws: Workspace, name: str, storage: str | None = None, *,
     if fingerprint.same(stored, here):
         return dataset
     host, root = str(record.get("host") or "?"), str(record.get("root") or "?")
-    if host == socket.gethostname() and root == str(ws.root):
+    if _creating_workspace(ws, record):
         lines = fingerprint.compare(stored, here, here_word="now", stored_word="before")
         now = _now_iso()
         kept = lines[:_KEPT_LINES] + ([f"and {len(lines) - _KEPT_LINES} more"] if len(lines) > _KEPT_LINES else [])
-        st.set_study_user_attr(sid, attrs.DATA_FINGERPRINT, {**record, **here, "recorded": now,
+        st.set_study_user_attr(sid, attrs.DATA_FINGERPRINT, {**record, **here, "root": str(ws.root), "recorded": now,
                                                              "changed": {"at": now, "lines": kept}})
         since = f" ({record['recorded']})" if record.get("recorded") else ""
         message = (f"The dataset {dataset!r} of study {name!r} changed in this workspace since the study recorded "
