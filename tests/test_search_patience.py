@@ -167,3 +167,25 @@ def test_a_worker_whose_database_stays_away_ends_naming_what_the_driver_said(tmp
     assert text.startswith("The study storage stopped answering (OperationalError: "), text
     assert "did not answer again within 2 s; this worker stops." in text and "invalid data" not in text, text
     assert any(s.endswith("; giving up") for s in lines), lines
+
+
+def test_the_waiting_log_names_no_password():
+    """The driver's words are logged; a driver that quotes the URL must not put its password there."""
+    from tlcore.search.patience import _waited
+
+    calls = []
+
+    def flaky(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlalchemy.exc.OperationalError(
+                "SELECT 1", {}, Exception("could not connect to postgresql://tl:s3cr%40t@db/x (s3cr@t)"))
+        return "ok"
+
+    st = PatientRDBStorage.__new__(PatientRDBStorage)  # no engine: only its URL is read
+    st.url = "postgresql://tl:s3cr%40t@db/x"
+    lines: list[str] = []
+    with patient(30, lines.append):
+        assert _waited(flaky, "flaky")(st) == "ok"
+    assert len(lines) == 2 and "could not connect" in lines[0], lines
+    assert not any("s3cr" in line for line in lines), lines
