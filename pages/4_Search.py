@@ -98,6 +98,8 @@ def trials_section(s: StudySummary, snap: sw.Snapshot) -> None:
         st.caption("No trials yet: workers load TensorFlow first (up to a minute), then ask for a trial.")
         return
     st.dataframe(table, hide_index=True, column_config=sw.trial_table_config(table, s.objective), key="se_trials")
+    if s.data_note:
+        st.caption(md_escape(s.data_note))
     diverged = sw.diverged_table(snap.frame)
     if len(diverged):
         st.markdown(f"**Diverged trials** ({len(diverged)}): stopped at once, counted as pruned.")

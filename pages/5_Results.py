@@ -198,6 +198,8 @@ def overview(ts: TrialSet) -> None:
     st.caption(f"Dataset {md_escape(s.dataset)} · {md_escape(s.direction)} {md_escape(s.objective)}"
                + (f" · {diverged} of the pruned trials diverged" if diverged else "")
                + (" · stop requested" if s.stop_requested else ""))
+    if s.data_note:
+        st.warning(md_escape(s.data_note), icon=":material/difference:")
 
 
 def figures_section(ts: TrialSet) -> None:

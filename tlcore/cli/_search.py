@@ -162,6 +162,8 @@ def _status_lines(ws, name: str, storage: str | None, s=None) -> list[str]:
              f"{s.counts.get('INTERRUPTED', 0)} interrupted; "
              f"best {s.objective} {_fmt(s.best_value)}" + (f" (trial {s.best_trial})" if s.best_trial is not None else "")]
     lines += _stalled_lines(s)
+    if s.data_note:
+        lines.append(f"  {s.data_note}")
     past = []  # workers that crashed on a trial that has ended since (failed, run again): history, in one line
     for w in list_workers(ws, name):
         if not w.alive and w.state == WorkerState.FINISHED:

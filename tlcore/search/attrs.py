@@ -29,6 +29,10 @@ Trial attributes (written by ``worker`` unless noted):
   ``{"rung", "fraction", "epoch", "value", "promoted"}`` each (``pruners.RungPruner``);
 - ``SEEDED`` (``tl_seeded``): on a trial the scout queued (``seeding``), what queued it
   ("scout"); such a trial is never pruned at a rung, and a copy queued again keeps it.
+- ``DATA`` (``tl_data``): the data it trained on, ``{"digest", "images"}`` (the dataset's
+  fingerprint, ``tlcore.search.fingerprint``, as the trial began): trials of one study that
+  trained on different versions of its dataset (a relabel, an exclusion, a rescan between them)
+  are told apart (``data_versions``).
 
 Study attributes:
 
@@ -75,15 +79,16 @@ from optuna.trial import TrialState
 __all__ = [
     # trial keys
     "HISTORY", "METRICS", "ARTIFACTS", "WORKER", "ERROR", "INTERRUPTED", "RETRY_OF", "DIVERGED", "RUNGS",
-    "SEEDED", "TRIAL_KEYS",
+    "SEEDED", "DATA", "TRIAL_KEYS",
     # study keys
     "SPEC", "CREATED", "STOP", "STARTED", "REQUEUED", "SCOUT", "AUGMENT", "DATA_FINGERPRINT", "STUDY_KEYS",
     # trial readers
     "history", "epochs", "best_val_accuracy", "metrics", "artifacts", "worker", "error", "interrupted",
     "failure_reason", "retries", "retry_of", "diverged", "rungs", "seeded", "duration_seconds", "requeue_attrs",
+    "data_digest", "data_versions",
     # trial writers
     "set_history", "set_metrics", "set_artifacts", "set_worker", "set_error", "mark_interrupted",
-    "set_diverged", "set_rungs",
+    "set_diverged", "set_rungs", "set_data",
     # study readers
     "stored_spec", "created_at", "stop_flag", "started_at", "requeued", "scout_record", "augment_copy",
     "data_fingerprint",
@@ -99,7 +104,8 @@ RETRY_OF = "tl_retry_of"
 DIVERGED = "tl_diverged"
 RUNGS = "tl_rungs"
 SEEDED = "tl_seeded"
-TRIAL_KEYS = (HISTORY, METRICS, ARTIFACTS, WORKER, ERROR, INTERRUPTED, RETRY_OF, DIVERGED, RUNGS, SEEDED)
+DATA = "tl_data"
+TRIAL_KEYS = (HISTORY, METRICS, ARTIFACTS, WORKER, ERROR, INTERRUPTED, RETRY_OF, DIVERGED, RUNGS, SEEDED, DATA)
 
 SPEC = "tl_spec"
 CREATED = "tl_created"
@@ -217,6 +223,31 @@ def seeded(t: _Attributed) -> str | None:
     return by if isinstance(by, str) and by else None
 
 
+def data_digest(t: _Attributed) -> str | None:
+    """The fingerprint digest of the data trial ``t`` trained on (``DATA``), or None (a trial from before
+    it was kept, or one that never began training)."""
+    raw = t.user_attrs.get(DATA)
+    digest = raw.get("digest") if isinstance(raw, dict) else None
+    return digest if isinstance(digest, str) and digest else None
+
+
+def data_versions(trials: Iterable[Any]) -> list[dict[str, Any]]:
+    """The versions of the dataset ``trials`` trained on, in the order they first appear:
+    ``{"digest", "images", "trials": [numbers]}`` each; trials without a record are left out. More than
+    one: the data changed between trials (a relabel, an exclusion, a rescan, another split), and their
+    scores are not measured on the same validation images."""
+    out: dict[str, dict[str, Any]] = {}
+    for t in sorted(trials, key=lambda t: t.number):
+        digest = data_digest(t)
+        if digest is None:
+            continue
+        images = t.user_attrs[DATA].get("images")
+        entry = out.setdefault(digest, {"digest": digest, "images": images if isinstance(images, int) else None,
+                                        "trials": []})
+        entry["trials"].append(t.number)
+    return list(out.values())
+
+
 def requeue_attrs(t: _Attributed, number: int) -> dict[str, Any]:
     """The user attributes of a copy of trial ``t`` (number ``number``) queued again: ``RETRY_OF``,
     and ``SEEDED`` when ``t`` was a seed (the copy is still the configuration asked for)."""
@@ -295,6 +326,11 @@ def mark_interrupted(trial: _Writable) -> None:
 def set_diverged(trial: _Writable, reason: str) -> None:
     """Record why the trial diverged (one sentence)."""
     trial.set_user_attr(DIVERGED, reason)
+
+
+def set_data(trial: _Writable, fingerprint: dict[str, Any]) -> None:
+    """Record the data the trial trains on: the fingerprint's digest (shortened) and image count."""
+    trial.set_user_attr(DATA, {"digest": str(fingerprint["digest"])[:16], "images": int(fingerprint["images"])})
 
 
 def set_rungs(trial: _Writable, records: list[dict[str, Any]]) -> None:

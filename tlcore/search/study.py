@@ -344,6 +344,19 @@ class StudySummary:
     created: str
     stop_requested: bool
     stalled: dict[int, str] = field(default_factory=dict)  # ``stalled_trials``: number -> why
+    data_versions: list[dict[str, Any]] = field(default_factory=list)  # ``attrs.data_versions`` of its trials
+
+    @property
+    def data_note(self) -> str | None:
+        """A sentence when its trials trained on more than one version of the dataset (``data_versions``):
+        which trials on which, and why that matters; None otherwise."""
+        if len(self.data_versions) < 2:
+            return None
+        parts = [f"trial{'s' if len(v['trials']) > 1 else ''} {_numbers_text(v['trials'])}"
+                 + (f" ({v['images']} images)" if v.get("images") is not None else "") for v in self.data_versions]
+        return (f"The trials trained on {len(self.data_versions)} versions of the dataset {self.dataset!r} (it "
+                f"changed between them: relabels, exclusions, a rescan or another split): {'; '.join(parts)}. "
+                "Their scores were measured on different validation images: compare across versions with care.")
 
     @property
     def finished(self) -> int:
@@ -375,6 +388,18 @@ class StudySummary:
         return {**self.__dict__, "finished": self.finished}
 
 
+def _numbers_text(numbers: list[int]) -> str:
+    """``[0, 1, 2, 3, 7, 9, 10]`` as "0-3, 7, 9, 10": runs of three or more as a range."""
+    out, i = [], 0
+    while i < len(numbers):
+        j = i
+        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1:
+            j += 1
+        out += [f"{numbers[i]}-{numbers[j]}"] if j - i >= 2 else [str(n) for n in numbers[i:j + 1]]
+        i = j + 1
+    return ", ".join(out)
+
+
 def list_studies(ws: Workspace, storage: str | None = None) -> list[StudySummary]:
     """Every study of this workbench in the storage, newest first (none when the storage's journal or
     SQLite file does not exist: listing does not create it)."""
@@ -398,6 +423,7 @@ def list_studies(ws: Workspace, storage: str | None = None) -> list[StudySummary
             best_value=best.value if best else None, best_trial=best.number if best else None,
             created=attrs.created_at(fs.user_attrs), stop_requested=attrs.stop_flag(fs.user_attrs),
             stalled=_stalled(ws, fs.study_name, st, fs._study_id, trials) if counts.get("RUNNING") else {},
+            data_versions=attrs.data_versions(trials),
         ))
     out.sort(key=lambda s: s.created, reverse=True)
     return out

@@ -362,6 +362,18 @@ def _study_augmentation(st: Any, study: optuna.Study, spec: StudySpec) -> Any:
     return AugmentSpec.from_dict(raw)
 
 
+def _record_data(ws: Workspace, trial: optuna.Trial, tspec: Any) -> None:
+    """Record which version of its dataset the trial trains on (``attrs.DATA``: the fingerprint of the split
+    the trainer reads), so that trials trained before and after a change of the data are told apart."""
+    from tlcore.datasets import load_split_spec
+    from tlcore.search.fingerprint import dataset_fingerprint
+
+    try:
+        attrs.set_data(trial, dataset_fingerprint(ws, tspec.dataset, tspec.split_spec(load_split_spec(ws, tspec.dataset))))
+    except TLCoreError:
+        pass  # a dataset that cannot be read: the trainer says so, as the trial's error
+
+
 def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, trial: optuna.Trial, store: Any,
                worker_id: str, state: _State, stop_wanted: Callable[[], bool], study_stopped: Callable[[], bool],
                log: Callable[[str], None], augmentation: Any = None) -> str:
@@ -390,6 +402,7 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
         log(f"trial {trial.number}: failed: {exc}")
         return "error"
     attrs.set_worker(trial, worker_id)
+    _record_data(ws, trial, tspec)
     attrs.set_history(trial, [])
     shown = {k: (f"{v:.2e}" if isinstance(v, float) else v) for k, v in params.items()}
     log(f"trial {trial.number}: {shown}")
