@@ -20,7 +20,8 @@ Every image offers *Keep*, *Relabel as …* and *Exclude* (``tlcore.datasets.add
 the image files are never touched; the split, training, search and evaluation read the
 manifest), or, once decided, what was decided and *Undo*. The lists are filtered by kind and
 class and drawn ``PER_PAGE`` at a time, so a large audit stays fast. A saved audit is read
-once (``saved_audit``, cached: it never changes); the decisions are read on every run.
+once (``saved_audit``, cached: it never changes; the key holds the dataset's folder, where its images'
+paths are joined to); the decisions are read on every run.
 
 Session keys: ``aud_*``, per dataset (``aud_lab_cls::<name>``, ...); ``RUN_OPEN`` and ``TAB``
 keep the run expander and the open list (``tlui.place``). The settings, the audit picked, the filters,
@@ -91,10 +92,17 @@ _BADGES = {"leakage": ":red-badge[Leakage]", "cross_class": ":orange-badge[Diffe
 
 
 # ------------------------------------------------------------------ reading
-@st.cache_data(show_spinner="Reading the audit…", max_entries=8)
 def saved_audit(ws_root: str, name: str, audit_id: str) -> ta.AuditResult:
-    """``tlcore.audit.load_audit``, once per audit (a saved audit never changes). Its ``decision``
-    columns are those of the first read: the page reads the decisions itself, on every run."""
+    """``tlcore.audit.load_audit``, once per audit and dataset folder (a saved audit never changes; its
+    images' ``path`` is where the dataset is registered now, so a dataset registered again at another
+    folder reads the audit again). Its ``decision`` columns are those of the first read: the page reads
+    the decisions itself, on every run."""
+    return _read_audit(ws_root, name, audit_id, Workspace(ws_root).get_dataset(name).path)
+
+
+@st.cache_data(show_spinner="Reading the audit…", max_entries=8)
+def _read_audit(ws_root: str, name: str, audit_id: str, dataset_folder: str) -> ta.AuditResult:
+    # dataset_folder: only the cache's key (load_audit reads the registry itself)
     return ta.load_audit(Workspace(ws_root), name, audit_id)
 
 

@@ -29,7 +29,13 @@ Everything is written, atomically, to ``<workspace>/datasets/<name>/audits/<id>/
 ``probabilities.npy``), ``<id>`` being the start time and a random suffix, so two audits of
 one dataset at once each write their own folder and neither reads half of the other's.
 ``list_audits`` / ``load_audit`` read them back, with each image's current decision
-(``decision`` column) from the override manifest.
+(``decision`` column) from the override manifest. The tables record each image by its
+``relpath`` inside the dataset's folder, never by an absolute path: ``load_audit`` joins it to
+the folder the dataset is registered at now (``ws.get_dataset(name).path``, as ``load_index``
+does), so an audit still shows and acts on the right images after the workspace is moved or
+copied, or the dataset is registered again at another folder (``--overwrite``). Audits an older
+version saved hold a ``path`` column too: it is read the same way, never as it was written
+(it named the workspace or folder the audit ran in).
 
 Example:
 
@@ -213,7 +219,8 @@ class AuditResult:
         id, dataset: which audit of which dataset.
         summary: everything in ``summary.json``: the spec, counts, timings, the confident joint,
             the confused classes, notes.
-        labels: one row per audited image: ``relpath``, ``path``, ``split``, ``label`` (as
+        labels: one row per audited image: ``relpath``, ``path`` (absolute: the dataset's folder now, see
+            the module docstring), ``split``, ``label`` (as
             trained: after relabel decisions), ``suggested`` (the most probable other class),
             ``self_confidence``, ``normalized_margin``, ``score`` (the spec's ranking; lower is
             more suspicious), ``issue`` (flagged), ``rank`` (1 = most suspicious), ``decision``;
@@ -223,7 +230,7 @@ class AuditResult:
             (pHash), ``near_duplicate`` (at the audit's threshold), ``kind`` ("leakage", "cross_class", "within_class"), ``group``,
             ``leakage_after`` (still across splits once the groups are kept together),
             ``decision_a``, ``decision_b``.
-        quality: one row per image: the measures (``sharpness``, ``highlights``, ``shadows``,
+        quality: one row per image: ``relpath``, ``path``, ``split``, ``label``, the measures (``sharpness``, ``highlights``, ``shadows``,
             ``entropy``, ``brightness``), the flags (``blurry``, ``dark``, ``bright``, ``uniform``,
             ``flags``), ``decision``.
         probabilities: the out-of-fold probabilities, one row per row of ``labels`` (same order),
@@ -627,12 +634,14 @@ def _parquet_bytes(df: pd.DataFrame) -> bytes:
 
 
 def _save(ws: Workspace, result: AuditResult) -> Path:
+    """Write ``result``'s folder; the tables without the ``decision`` columns (read from the manifest on
+    load) and without ``path`` (absolute: rebuilt from ``relpath`` on load, ``_with_paths``)."""
     target = audits_dir(ws, result.dataset) / result.id
     with atomic_directory(target) as tmp:
         for table in _TABLES:
             df = getattr(result, table)
             atomic_write_bytes(tmp / f"{table}.parquet", _parquet_bytes(df.drop(columns=[
-                c for c in df.columns if c.startswith("decision")])))
+                c for c in df.columns if c.startswith("decision") or c == "path"])))
         buf = io.BytesIO()
         np.save(buf, result.probabilities, allow_pickle=False)
         atomic_write_bytes(tmp / "probabilities.npy", buf.getvalue())
@@ -650,6 +659,17 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+def _with_paths(table: pd.DataFrame, dataset_folder: str | os.PathLike[str]) -> pd.DataFrame:
+    """``table`` with its ``path`` column (right after ``relpath``) joined from ``relpath`` and the dataset's
+    folder now, as ``load_index`` joins them; a ``path`` an older version saved is replaced: it named where
+    the images were when the audit ran (another workspace, once the workspace is moved or copied)."""
+    paths = os.path.join(str(dataset_folder), "") + table["relpath"].astype(str)
+    if "path" in table:
+        table = table.drop(columns=["path"])
+    table.insert(int(table.columns.get_loc("relpath")) + 1, "path", paths.to_numpy(dtype=object))
+    return table
 
 
 def list_audits(ws: Workspace, name: str) -> list[dict[str, Any]]:
@@ -692,12 +712,18 @@ def load_audit(ws: Workspace, name: str, audit_id: str | None = None) -> AuditRe
                                 fix=f"See the audits with 'python -m tlcore datasets audit {name} --list'.")
         summary = found[0]
     folder = audits_dir(ws, name) / summary["id"]
+    damaged = dict(received=str(folder),
+                   fix=f"Delete that folder and audit again ('python -m tlcore datasets audit {name}').")
     try:
         tables = {t: pd.read_parquet(folder / f"{t}.parquet") for t in _TABLES}
         probs = np.load(folder / "probabilities.npy", allow_pickle=False)
     except Exception as exc:  # pyarrow and numpy raise their own types for damaged files
-        raise WorkspaceError("The saved audit is damaged.", received=str(folder),
-                             fix=f"Delete that folder and audit again ('python -m tlcore datasets audit {name}').") from exc
+        raise WorkspaceError("The saved audit is damaged.", **damaged) from exc
+    if any("relpath" not in tables[t] for t in ("labels", "quality")):
+        raise WorkspaceError("The saved audit is damaged: a table lacks its relpath column.", **damaged)
+    dataset_folder = ws.get_dataset(name).path
+    for t in ("labels", "quality"):
+        tables[t] = _with_paths(tables[t], dataset_folder)
     result = AuditResult(id=summary["id"], dataset=name, summary=summary, probabilities=probs, folder=folder, **tables)
     _annotate(result, _decisions(ws, name))
     return result
