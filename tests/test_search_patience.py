@@ -115,26 +115,34 @@ def test_a_database_url_opens_a_patient_storage(tmp_path, link):
     assert isinstance(open_storage(Workspace(tmp_path / "ws"), link.url, create=True), PatientRDBStorage)
 
 
+def _study_losing_its_database(tmp_path, link: FlakyLink, monkeypatch, *, n_trials: int) -> Workspace:
+    """A workspace with the tiny study "far" in the database behind ``link``, whose trials cut the link as
+    they start training (the test restores it, or not)."""
+    ws = Workspace(tmp_path / "ws")
+    add_tiny_dataset(ws)
+    create_study(ws, tiny_spec("far", n_trials=n_trials), link.url)
+    real_train = tlcore.trainer.train
+
+    def train_then_lose_the_database(*args, **kwargs):
+        link.cut()
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(tlcore.trainer, "train", train_then_lose_the_database)
+    return ws
+
+
 @pytest.mark.slow
 def test_a_worker_trains_through_a_database_restart(tmp_path, link, monkeypatch):
     """The link is cut as each trial starts training and comes back 2 s after the worker first finds it
     gone: every trial completes, with its epochs reported while the database was away, and the worker says
     it waited."""
-    ws = Workspace(tmp_path / "ws")
-    add_tiny_dataset(ws)
-    create_study(ws, tiny_spec("far", n_trials=2), link.url)
-    real_train = tlcore.trainer.train
-
-    def train_across_an_outage(*args, **kwargs):
-        link.cut()
-        return real_train(*args, **kwargs)
+    ws = _study_losing_its_database(tmp_path, link, monkeypatch, n_trials=2)
 
     def log(line: str) -> None:
         lines.append(line)
         if line.startswith("study storage: not answering"):
             link.restore_after(2.0)
 
-    monkeypatch.setattr(tlcore.trainer, "train", train_across_an_outage)
     lines: list[str] = []
     result = run_worker(ws, "far", link.url, log=log)
     trials = optuna.load_study(study_name="far", storage=link.url).get_trials()
@@ -150,16 +158,7 @@ def test_a_worker_whose_database_stays_away_ends_naming_what_the_driver_said(tmp
     """It had named Optuna's wrapper ("invalid data in the commit"): the driver's words were its context."""
     from tlcore.errors import StorageUnavailable
 
-    ws = Workspace(tmp_path / "ws")
-    add_tiny_dataset(ws)
-    create_study(ws, tiny_spec("far", n_trials=1), link.url)
-    real_train = tlcore.trainer.train
-
-    def train_then_lose_the_database(*args, **kwargs):
-        link.cut()
-        return real_train(*args, **kwargs)
-
-    monkeypatch.setattr(tlcore.trainer, "train", train_then_lose_the_database)
+    ws = _study_losing_its_database(tmp_path, link, monkeypatch, n_trials=1)
     lines: list[str] = []
     with pytest.raises(StorageUnavailable) as err:
         run_worker(ws, "far", link.url, log=lines.append, storage_patience=2)
