@@ -183,21 +183,34 @@ def test_the_creating_workspace_moved_is_still_the_creating_one(tmp_path, journa
     assert _record(moved, journal)["root"] == str(moved.root)
 
 
-def test_a_copy_of_the_creating_workspace_on_another_machine_is_another_machine_s(tmp_path, journal, first,
-                                                                                   monkeypatch):
+def test_a_copy_of_the_creating_workspace_is_another_workspace(tmp_path, journal, first, monkeypatch):
+    """``cp -a`` of the creating workspace, made to serve as a second worker's, kept its id: the copy was
+    taken for the creating workspace, its changed data accepted and the study's fingerprint switched to it
+    (and back when the original's worker started): one study trained on several versions of its data."""
     import shutil
-    import socket
 
-    from tlcore.search import study as study_mod
-
-    copy = Workspace(shutil.copytree(first.root, tmp_path / "copied"))
-    assert copy.identity() == first.identity()  # cp -a keeps the id
-    elsewhere = "another-" + socket.gethostname()
-    monkeypatch.setattr(study_mod.socket, "gethostname", lambda: elsewhere)
+    first_id = first.identity()
+    copy = Workspace(shutil.copytree(first.root, tmp_path / "copied", symlinks=True))
+    assert copy.identity() != first_id and copy.identity() == copy.identity()  # its own, stable
+    assert first.identity() == first_id
     assert check_dataset_here(copy, STUDY, journal) == "tiny"  # the same data: fine anywhere
     add_overrides(copy, "tiny", ["cat/cat_003.png"], "exclude")
     with pytest.raises(DatasetError, match="differs from the one study"):
         check_dataset_here(copy, STUDY, journal)
+
+
+def test_a_workspace_keeps_its_id_when_moved_and_a_copy_of_a_copy_gets_another(tmp_path):
+    import shutil
+
+    ws = Workspace(tmp_path / "a")
+    ws.root.mkdir(parents=True)
+    made = ws.identity()
+    assert made and ws.identity() == made
+    moved = Workspace(shutil.move(str(ws.root), str(tmp_path / "b")))
+    assert moved.identity() == made
+    copies = [Workspace(shutil.copytree(moved.root, tmp_path / f"c{i}")) for i in range(2)]
+    ids = {c.identity() for c in copies}
+    assert len(ids) == 2 and made not in ids
 
 
 def test_without_a_callback_the_change_is_a_warning_and_the_cli_worker_prints_it(tmp_path, capsys, monkeypatch,

@@ -21,7 +21,7 @@ Layout::
                                 (``search.artifacts``), local worker files (``search.worker_state``)
       .locks/                   inter-process locks (``Workspace.lock``)
       .workspace-id             a random name made on first use (``Workspace.identity``): the
-                                same workspace after a move or a copy, where its root differs
+                                same workspace after a move, another one after a copy
 
 The root is, in order: the ``root`` argument (the CLI's ``--workspace``), the
 ``TLCORE_HOME`` environment variable, ``./workspace``. Every write is atomic and
@@ -60,6 +60,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import fcntl
+import hashlib
 import os
 import re
 import uuid
@@ -229,26 +230,47 @@ class Workspace:
 
     # ---------------------------------------------------------------- identity
     def identity(self) -> str | None:
-        """This workspace's id: a random name written to ``<root>/.workspace-id`` the first time it is
-        asked for, then read; a workspace moved or copied keeps it (its root does not). None when the
-        file can be neither read nor made (a read-only workspace) or holds no id.
+        """This workspace's id, ``<root>/.workspace-id``: made (random) the first time it is asked for,
+        then read. A workspace moved keeps it; a copy gets its own: the file also records the root
+        folder's inode, which ``mv`` keeps and ``cp -a`` does not, and a copy's first read derives a new id
+        from the old one and the new inode (so every process of the copy derives the same one) and writes
+        it. None when the file can be neither read nor made (a read-only workspace).
 
         A study records the workspace it was created in with it (``tlcore.search.study``), to tell its own
-        workspace, moved since, from another machine's."""
+        workspace, moved since, from a copy or another machine's. (A move to another file system is a copy
+        here: the folder gets a new inode.)"""
         path = self.root / ".workspace-id"
-        if not path.exists():  # written whole, then linked in place: two processes at once, one id wins
-            tmp = self.root / f".workspace-id.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial"
-            with contextlib.suppress(OSError):
-                tmp.write_text(uuid.uuid4().hex + "\n", encoding="utf-8")
-                with contextlib.suppress(FileExistsError):
-                    os.link(tmp, path)
-            with contextlib.suppress(OSError):
-                tmp.unlink()
         try:
-            text = path.read_text(encoding="utf-8", errors="replace").strip()
+            here = os.stat(self.root)
         except OSError:
             return None
-        return text if re.fullmatch(r"[0-9a-f]{32}", text) else None
+        inode = f"{here.st_dev}:{here.st_ino}"
+        try:
+            words = path.read_text(encoding="utf-8", errors="replace").split()
+        except FileNotFoundError:
+            words = []
+        except OSError:
+            return None
+        if len(words) == 2 and re.fullmatch(r"[0-9a-f]{32}", words[0]) and words[1] == inode:
+            return words[0]
+        if words and re.fullmatch(r"[0-9a-f]{32}", words[0]):  # a copy (or an id without its inode)
+            new_id = hashlib.sha256(f"{words[0]} {inode}".encode()).hexdigest()[:32]
+        else:
+            new_id = uuid.uuid4().hex
+        tmp = self.root / f".workspace-id.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial"
+        try:
+            tmp.write_text(f"{new_id} {inode}\n", encoding="utf-8")
+            if words:
+                os.replace(tmp, path)  # a copy: every process derives the same id, so any writer wins
+            else:
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, path)  # the first: two processes at once, one random id wins
+        except OSError:
+            return None
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        return self.identity() if not words else new_id
 
     # ---------------------------------------------------------------- settings
     @property
