@@ -227,7 +227,7 @@ def test_the_rung_pruner_keeps_the_better_value_by_direction():
 
 # ------------------------------------------------------------- worker state
 WRITTEN_BY_A_TRAINING_WORKER = {
-    "worker_id": "host-12-ab12", "pid": 12, "host": "host", "dataset": "pets", "started": 1.5e9, "updated": 1.5e9 + 60,
+    "worker_id": "host-12-ab12", "pid": 12, "host": "host", "dataset": "pets", "root": "/ws", "started": 1.5e9, "updated": 1.5e9 + 60,
     "state": "training", "trials_done": 2, "trial": 5, "params": {"learning_rate": 0.001, "freeze_depth": 9},
     "epoch": 2, "epochs": 4, "batch": 5, "batches": 10, "rung": 1, "train_fraction": 0.333,
     "loss": 0.9, "accuracy": 0.6, "status": TRAINING_STATUS,

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tlcore.appfiles import PACKAGE_ROOT
 
@@ -114,6 +115,18 @@ def pid_alive(pid: int) -> bool:
         return b"tlcore" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return True  # no /proc: trust the signal check
+
+
+def works_elsewhere(recorded_root: Any, root: str | os.PathLike[str]) -> str | None:
+    """The other workspace a record's process works in, or None when it works in ``root`` (or the record
+    names no root: written before roots were recorded).
+
+    A workspace copied or moved while a job, worker, scout or audit ran holds that job's record, pid and
+    all; its process still works in the old folder. Such a record is never this workspace's to show as
+    running, to wait for, or to stop: stopping the copy's job had killed the original's."""
+    if not isinstance(recorded_root, str) or not recorded_root:
+        return None
+    return None if Path(recorded_root) == Path(root) else recorded_root
 
 
 def log_tail(path: str | os.PathLike[str], lines: int = 20, *, max_bytes: int = 64 * 1024) -> str:

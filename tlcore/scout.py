@@ -788,7 +788,11 @@ def _read_run(path: Any) -> dict[str, Any] | None:
     if not ok:
         return None
     here = Path(path).parent
-    return {**rec, **{k: str(here / rec[k]) for k in ("status", "log") if not Path(rec[k]).is_absolute()}}
+    rec = {**rec, **{k: str(here / rec[k]) for k in ("status", "log") if not Path(rec[k]).is_absolute()}}
+    root = rec.get("root")  # the workspace its process works in: another one when this was copied or moved since
+    if isinstance(root, str) and root and not Path(path).is_relative_to(root):
+        rec["elsewhere"] = root
+    return rec
 
 
 def running_scouts(ws: Any, dataset: str, *, image_size: int | None = None,
@@ -914,7 +918,7 @@ def _claim_run(ws: Any, dataset: str, *, backbones: Sequence[str], image_size: i
         log = folder / f"{run_id}.log"
         atomic_write_json(status, {"state": "starting", "started": time.time(), "done": 0, "total": 0, "text": ""})
         pid = start(status, log)
-        state = {"pid": pid, "host": socket.gethostname(), "log": str(log), "status": str(status),
+        state = {"pid": pid, "host": socket.gethostname(), "root": str(ws.root), "log": str(log), "status": str(status),
                  "started": time.time(), "dataset": dataset, "backbones": backbones, "image_size": int(image_size),
                  "images": int(images), "weights": weights, "resize_mode": resize_mode}
         record = folder / f"{run_id}{RUN_SUFFIX}"
@@ -964,6 +968,10 @@ def scout_status(state: dict[str, Any]) -> dict[str, Any]:
     info, problem = _read_status(state["status"])
     if info.get("state") in ("finished", "failed"):
         return info
+    if state.get("elsewhere"):  # this workspace was copied or moved while it ran (``_read_run``)
+        return {**info, "state": "failed",
+                "error": f"This scout was running in {state['elsewhere']} when this workspace was copied or moved "
+                         "from there: its result is saved there, not here. Run it again here."}
     if state.get("host") not in (None, socket.gethostname()):
         return {**info, "state": "running"}  # another machine's process: nothing to check from here
     if not pid_alive(int(state["pid"])):

@@ -19,7 +19,9 @@ restarted server sees the same thing::
       log.txt          the process's output (jobs launch_training started)
       stop             a stop request (stop_job)
 
-``state.json`` keys: ``id``, ``source`` ("page" or "cli"), ``status``, ``pid``, ``host``,
+``state.json`` keys: ``id``, ``source`` ("page" or "cli"), ``status``, ``pid``, ``host``, ``root``
+(the workspace its process works in: a copy of the workspace made while it ran reads the job as
+``crashed`` there, saying where it runs, and never signals it: ``background.works_elsewhere``),
 ``created`` / ``started`` / ``ended`` (seconds since the epoch), ``epochs`` (planned),
 ``epoch`` (the last one finished), ``running_epoch`` with ``batch`` / ``batches`` (the
 epoch under way),
@@ -225,7 +227,7 @@ def _new_job(ws: Workspace, spec: TrainSpec, source: str) -> TrainJob:
     if pipeline is not None:
         atomic_write_yaml(job.augment_file, {"name": spec.augment, "spec": pipeline.to_dict()})
     _update(job, id=job.id, source=source, status="queued", created=time.time(), host=socket.gethostname(),
-            epochs=spec.epochs + len(spec.subset_rungs or []))
+            root=str(ws.root), epochs=spec.epochs + len(spec.subset_rungs or []))
     return job
 
 
@@ -397,9 +399,19 @@ def job_status(job: TrainJob, *, log_lines: int = LOG_TAIL_LINES) -> JobStatus:
     error = state.get("error") if isinstance(state.get("error"), str) else None
     pid, here = _pid(state), state.get("host") == socket.gethostname()
     alive = False
+    elsewhere = background.works_elsewhere(state.get("root"), job.workspace.root) if here else None
     if status in ACTIVE:
-        if pid is None and here and status == "queued" and background.launch_overdue(state.get("created"),
-                                                                                     job.state_file):
+        if elsewhere is not None:  # a copy (or a move) of the workspace made while it ran: never ours to stop
+            status = "crashed"
+            runs = pid is not None and background.pid_alive(pid)
+            error = error or (f"This job was running in {elsewhere} when this workspace was copied or moved from "
+                              "there. " + (f"Its process (pid {pid}) goes on there: nothing it saves appears here, "
+                                           "and it cannot be stopped from here." if runs else
+                                           "Its process has ended; what it saved, if anything, is there.")
+                              + " Train again here if you need the run in this workspace; stop jobs before moving "
+                                "or copying a workspace.")
+        elif pid is None and here and status == "queued" and background.launch_overdue(state.get("created"),
+                                                                                       job.state_file):
             status = "crashed"  # a launch takes a second or two: this one's launcher died before its process started
             error = error or ("The training process never started: what launched it (the dashboard's server, or "
                               "the train command) stopped before it could, killed or restarted. Nothing was "
@@ -543,7 +555,8 @@ class JobReporter:
         self._last_write = 0.0
 
     def start(self) -> None:
-        _update(self.job, status="running", pid=os.getpid(), host=socket.gethostname(), started=time.time())
+        _update(self.job, status="running", pid=os.getpid(), host=socket.gethostname(),
+                root=str(self.job.workspace.root), started=time.time())
         _append(self.job, {"type": "status", "text": f"Started (process {os.getpid()})"})
 
     def should_stop(self) -> bool:

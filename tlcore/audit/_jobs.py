@@ -7,8 +7,10 @@ server finds it again::
 
     <workspace>/datasets/<name>/audits/jobs/<job id>/
       spec.yaml      the AuditSpec
-      status.json    {"state", "started", "ended", "done", "total", "text", "audit", "error", "pid"},
-                     written atomically by the audit process as it goes
+      status.json    {"state", "started", "ended", "done", "total", "text", "audit", "error", "pid", "file"},
+                     written atomically by the audit process as it goes (``file``: the status
+                     file it writes, which a copy or a move of the workspace made while it ran
+                     does not hold: the job reads there as failed, never as running)
       log.txt        the process's output
 
 States: ``queued`` (launched; the process starts), ``running``, ``finished`` (``audit`` is
@@ -84,6 +86,12 @@ def audit_status(ws: Workspace, name: str, job_id: str) -> dict[str, Any]:
     if info.get("state") in ("finished", "failed"):
         return info
     pid = info.get("pid")
+    writes = info.get("file")
+    if isinstance(writes, str) and writes and Path(writes) != folder / "status.json":
+        # this workspace was copied or moved while the audit ran: its process writes the old one's file
+        return {**info, "state": "failed",
+                "error": f"This audit was running in another workspace ({writes}) when this one was copied or "
+                         "moved from there: its result is saved there, not here. Start the audit again here."}
     if pid is None and info.get("state") in (None, "queued") and launch_overdue(info.get("started"), folder):
         # a launch takes a second (the audit process then writes its own pid): its launcher died first
         return {**info, "state": "failed",
@@ -123,7 +131,7 @@ class StatusWriter:
         if self.path is not None:
             # its own process number: the launcher's record of it may not be written yet, and a status
             # without one reads as a launch that never started (``audit_status``)
-            self._base = {"pid": os.getpid()}
+            self._base = {"pid": os.getpid(), "file": str(self.path.absolute())}  # where it writes: ``audit_status``
             self._write({"state": "running", "done": 0, "total": 0, "text": "Starting"})
 
     def _write(self, data: dict[str, Any]) -> None:

@@ -112,7 +112,7 @@ def launch_workers(
             cmd += ["--artifacts", str(artifacts)]
         proc = background.spawn(cmd, log_path(ws, name, wid), cwd=ws.root, env=child_env)
         now = time.time()
-        WorkerRecord(worker_id=wid, pid=proc.pid, host=socket.gethostname(), dataset=dataset, started=now,
+        WorkerRecord(worker_id=wid, pid=proc.pid, host=socket.gethostname(), dataset=dataset, root=str(ws.root), started=now,
                      updated=now, state=WorkerState.STARTING, trials_done=0).write(state_path(ws, name, wid))
         ids.append(wid)
     return ids

@@ -209,8 +209,8 @@ def run_worker(
     augmentation = _study_augmentation(st, study, spec)
     store = artifact_store(ws, artifacts)
     state = _State(state_path(ws, name, worker_id),
-                   WorkerRecord(worker_id=worker_id, pid=os.getpid(), host=socket.gethostname(),
-                                dataset=spec.dataset, started=time.time(), state=WorkerState.STARTING, trials_done=0))
+                   WorkerRecord(worker_id=worker_id, pid=os.getpid(), host=socket.gethostname(), dataset=spec.dataset,
+                                root=str(ws.root), started=time.time(), state=WorkerState.STARTING, trials_done=0))
     state.update(force=True)
     if swept := _sweep_dead_trial_folders(ws):
         log(f"worker {worker_id}: deleted {swept} trial folder(s) that killed workers left in {ws.cache_dir}")

@@ -19,7 +19,8 @@ and the file:
   worker whose process is gone without having finished read as ``CRASHED``.
 
 Keys: ``worker_id``, ``pid``, ``host``, ``dataset`` (the study's: what a dataset's removal
-checks, ``tlcore.dataset_users``), ``started`` and ``updated`` (seconds since the epoch),
+checks, ``tlcore.dataset_users``), ``root`` (the workspace it works in, ``list_workers``),
+``started`` and ``updated`` (seconds since the epoch),
 ``state``, ``trials_done``; while a trial trains ``trial``, ``params``,
 ``epoch`` / ``epochs`` (1-based, rung epochs included), ``batch`` / ``batches``,
 ``rung`` and ``train_fraction`` (the data subset of a successive-halving rung),
@@ -53,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from tlcore._fsutil import atomic_write_json, read_json
-from tlcore.background import pid_alive
+from tlcore.background import pid_alive, works_elsewhere
 from tlcore.search.storage import study_local_dir
 from tlcore.workspace import Workspace
 
@@ -149,7 +150,7 @@ _FIELDS: dict[str, Callable[[Any], Any]] = {
     "state": WorkerState.parse, "trials_done": lambda v: _int(v) or 0, "trial": _int,
     "params": lambda v: dict(v) if isinstance(v, dict) else None, "epoch": _int, "epochs": _int,
     "batch": _int, "batches": _int, "rung": _int, "train_fraction": _float, "loss": _float,
-    "accuracy": _float, "status": _str, "reason": _str, "finished": _float, "dataset": _str,
+    "accuracy": _float, "status": _str, "reason": _str, "finished": _float, "dataset": _str, "root": _str,
 }
 
 
@@ -165,6 +166,7 @@ class WorkerRecord:
     pid: int | None = None
     host: str = ""
     dataset: str | None = None
+    root: str | None = None
     started: float | None = None
     updated: float | None = None
     state: WorkerState | str = WorkerState.STARTING
@@ -262,13 +264,21 @@ class WorkerInfo:
 
 
 def list_workers(ws: Workspace, name: str) -> list[WorkerInfo]:
-    """This machine's workers of study ``name`` (running or not), newest first."""
+    """This machine's workers of study ``name`` (running or not), newest first.
+
+    A record of a worker that was running in another workspace (``root``: this one was copied or moved
+    from there while it ran, ``background.works_elsewhere``) is left out: its process is not this
+    workspace's to show, wait for or stop (stopping a copy's study had signalled the original's workers),
+    and its trial, if it is in this workspace's storage, is failed and retried once its heartbeat is missed.
+    Such a record that says the worker ended stays, as history."""
     wdir = workers_dir(ws, name)
     out = []
     here = socket.gethostname()
     for path in sorted(wdir.glob("*.json")) if wdir.is_dir() else []:
         rec = WorkerRecord.read(path)
         if rec is None or rec.pid is None:
+            continue
+        if rec.state not in (WorkerState.FINISHED, WorkerState.CRASHED) and works_elsewhere(rec.root, ws.root):
             continue
         same_host = rec.host == here
         alive = same_host and rec.state != WorkerState.FINISHED and pid_alive(rec.pid)
