@@ -118,3 +118,28 @@ def test_an_audit_of_the_original_reads_as_ended_in_the_copy(original, tmp_path,
     there = audit_status(copy, "tiny", folder.name)
     assert there["state"] == "failed" and "when this one was copied or moved" in there["error"], there
     assert dataset_users(copy, "tiny") == []
+
+
+@pytest.mark.slow
+def test_a_worker_whose_workspace_is_moved_away_stops_instead_of_failing_trials(original, tmp_path, monkeypatch):
+    """It went on in a new, empty folder of the old name (its writes made one): the next trials found no
+    dataset there and failed one after another, spending the study's budget."""
+    import tlcore.trainer
+    from tlcore.search import load_study, run_worker
+
+    journal = str(tmp_path / "shared.log")  # outside the workspace, as a shared study's storage is
+    create_study(original, tiny_spec("s", n_trials=3), journal)
+    real_train = tlcore.trainer.train
+
+    def train_then_move_the_workspace(*args, **kwargs):
+        res = real_train(*args, **kwargs)
+        if not (tmp_path / "moved").exists():
+            shutil.move(str(original.root), str(tmp_path / "moved"))
+        return res
+
+    monkeypatch.setattr(tlcore.trainer, "train", train_then_move_the_workspace)
+    result = run_worker(original, "s", journal, log=lambda s: None)
+    assert result.trials == [0], result
+    assert result.reason.startswith(f"its workspace {original.root} was moved or deleted while it ran"), result
+    states = [t.state.name for t in load_study(Workspace(tmp_path / "moved"), "s", journal).trials]
+    assert "FAIL" not in states, states

@@ -229,6 +229,7 @@ def run_worker(
 
     final = WorkerState.CRASHED  # until the loop ends as planned
     scouted = False
+    folder = _folder_identity(ws)
     try:
         with patient(storage_patience, log, stop_event):  # a database restart is waited out
             while True:
@@ -238,6 +239,10 @@ def run_worker(
                 running = sum(t.state == TrialState.RUNNING for t in trials)
                 if stop_wanted():
                     result.reason = "stop requested"
+                    break
+                if _folder_identity(ws) != folder:
+                    result.reason = (f"its workspace {ws.root} was moved or deleted while it ran; start workers in "
+                                     "the workspace where it is now")
                     break
                 spent = budget_spent(spec, finished, started, time.time())
                 if spent is not None:
@@ -287,6 +292,17 @@ def run_worker(
         state.update(force=True, state=final, trial=None, reason=result.reason, finished=time.time())
     log(f"worker {worker_id}: stopped: {result.reason}; ran trials {result.trials}")
     return result
+
+
+def _folder_identity(ws: Workspace) -> tuple[int, int] | None:
+    """The workspace folder's (device, inode), None when it is gone. Another value than at the start: the
+    workspace was moved away (or deleted) while the worker ran, and what it wrote since went to a new, empty
+    folder of the old name: its next trial would find no dataset there and fail."""
+    try:
+        st = os.stat(ws.root)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _storage_down(exc: BaseException) -> bool:
