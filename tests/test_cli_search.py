@@ -614,6 +614,14 @@ def test_worker_runs_until_the_budget_is_met(fresh, capsys, signal_handlers_kept
     assert (worker.worker_id, worker.state, worker.alive) == ("w1", WorkerState.FINISHED, False)
 
 
+def test_a_patience_given_for_a_journal_is_said_to_do_nothing(fresh, capsys, signal_handlers_kept):
+    hand_study(fresh, "s")
+    code, out, err = cli(capsys, fresh.root, "worker", "--study", "s", "--max-trials", "0", "--storage-patience", "60")
+    assert code == 0 and "note: --storage-patience is for a database storage" in err, err
+    code, out, err = cli(capsys, fresh.root, "worker", "--study", "s", "--max-trials", "0")
+    assert "note:" not in err
+
+
 def test_worker_stops_after_its_max_trials(fresh, capsys, signal_handlers_kept):
     hand_study(fresh, "s")
     code, out, err = cli(capsys, fresh.root, "worker", "--study", "s", "--max-trials", "0")

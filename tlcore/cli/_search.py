@@ -361,8 +361,13 @@ def _cmd_worker(args: argparse.Namespace) -> int:
                          heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
                          storage_patience=args.storage_patience)
     from tlcore.datasets import ensure_demo
+    from tlcore.search.patience import DEFAULT_PATIENCE_S
+    from tlcore.search.storage import is_journal_path
     from tlcore.search.study import check_dataset_here
 
+    if args.storage_patience != DEFAULT_PATIENCE_S and (args.storage is None or is_journal_path(args.storage)):
+        print("note: --storage-patience is for a database storage (postgresql://...); this study's storage is a "
+              "journal file, which is not waited for.", file=sys.stderr, flush=True)
     ws = _ws(args)
     ensure_demo(ws)  # a study of the demo on a fresh workspace: registered here, as search create does
     # else each trial it took would fail (and count), or train on other data than the study's other trials;

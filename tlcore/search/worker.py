@@ -330,7 +330,7 @@ def _unavailable(exc: BaseException, storage: str | None, patience: float = 0) -
         detail = scrub_secrets(detail, storage)
     return StorageUnavailable(
         f"The study storage stopped answering ({detail})"
-        + (f" and did not answer again within {patience:.0f} s" if patience > 0 else "") + "; this worker stops.",
+        + (f" and did not answer again within {patience:.3g} s" if patience > 0 else "") + "; this worker stops.",
         received=redact_url(storage) if storage else "the study storage",
         fix="The trial it was running stays running until its heartbeat is missed, then the next worker fails it "
             "and queues it again; start workers again once the database answers (python -m tlcore search status "
