@@ -162,3 +162,22 @@ def test_an_empty_image_argument_is_refused_not_read_as_the_current_folder(ws, c
     monkeypatch.chdir(photos)  # images under the current folder: the old code predicted all of them
     code, out, err = run(capsys, "--workspace", workspace.root, "predict", model, "")
     assert code == 2 and "An image argument is empty" in err and out == ""
+
+
+def test_export_reads_a_trial_from_the_storage_it_is_given(ws, capsys, tmp_path, monkeypatch):
+    """``export`` had no ``--storage`` (predict and models list have): a trial of a study in another storage
+    was "No study named ..." unless $TLCORE_STORAGE was set."""
+    from tlcore.search import storage as storage_mod
+
+    workspace, model, _ = ws
+    ids = upload_trial_run(workspace, model, "a")
+    t0 = __import__("datetime").datetime(2026, 1, 1)
+    hand_study(workspace, "hs", [hand_trial(t0, 0, 5, value=0.9, history=[epoch_record(1, 0.9)], tl_artifacts=ids)])
+    shared = tmp_path / "shared.log"
+    (workspace.root / "studies" / "journal.log").rename(shared)
+    monkeypatch.setattr(storage_mod, "_OPEN", {})
+    monkeypatch.delenv("TLCORE_STORAGE", raising=False)
+    code, out, err = run(capsys, "--workspace", workspace.root, "export", "trial:hs:0", "--format", "keras",
+                         "--storage", shared)
+    assert code == 0, err
+    assert (workspace.root / "exports" / "hs-trial-0" / "model_card.json").is_file()

@@ -343,7 +343,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from tlcore.export import DEFAULT_FORMATS, check_formats, export_model
 
     ws = _ws(args)
-    path = resolve(ws, args.model, storage=os.environ.get("TLCORE_STORAGE") or None)
+    path = resolve(ws, args.model, storage=args.storage)
     formats = DEFAULT_FORMATS if args.format is None else check_formats(args.format)
     start_backend_quietly()
     out = args.out or ws.exports_dir / export_name(args.model, path)  # where the Predict page lists exports
@@ -475,9 +475,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="tflite_int8: round the weights on training images before conversion (data_aware, the "
                    "default) or leave TFLite's nearest rounding")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=_cmd_export)
-
     from tlcore.cli._predict import add_storage_flag, cmd_models_list
+
+    add_storage_flag(p)  # trial:STUDY:N of a study in a database, as predict and models list read it
+    p.set_defaults(handler=_cmd_export)
 
     p = sub.add_parser("models", help="the models of the workspace: runs, search trials, exports")
     g = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
