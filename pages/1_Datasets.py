@@ -126,8 +126,11 @@ def registered_section(ws: Workspace, records: list[DatasetRecord], names: list[
         dw.rescan(ws, name)
     with place.expander("Remove this dataset", key=dw.REMOVE_OPEN, where=c2):
         owned = rec.source in tds.OWNED_SOURCES
+        kept = tds.kept_with_dataset(ws, name)
         st.caption(
-            "Removing forgets the dataset's index, problem report and split settings. "
+            "Removing forgets the dataset's index, problem report and split settings"
+            + (f", and deletes its {md_escape(kept)} (to point it at a moved folder and keep them: "
+               f"python -m tlcore datasets add {md_escape(name)} NEW_PATH --overwrite). " if kept else ". ")
             + ("The workbench created its files; tick below to delete them too."
                if owned else "Its image folder is not touched.")
             + (" The demo stays removed from this workspace; bring it back with "

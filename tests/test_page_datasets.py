@@ -549,3 +549,18 @@ def test_the_open_tab_and_the_remove_expander_stay_as_left(workspace, tiny_datas
     _ok(at)
     assert not is_open(at, "Remove this dataset")  # closed once the dataset is gone
     assert open_tab(at, "Split") == "Split"  # the tab stays for the dataset selected now
+
+
+def test_the_remove_section_names_the_decisions_it_deletes(workspace, tiny_dataset):
+    """The CLI's remove says what goes with a dataset; the page's Remove said only "the index, problem
+    report and split settings", and the user's relabels and exclusions went without a word."""
+    from tlcore.datasets import add_overrides, load_index
+
+    name = "tiny"
+    add_dataset(workspace, name, tiny_dataset)
+    rel = load_index(workspace, name)["relpath"].iloc[0]
+    add_overrides(workspace, name, [rel], "exclude")
+    at = _page(name)
+    _ok(at)
+    text = " ".join(c.value for c in at.caption).replace("\\", "")
+    assert "deletes its 1 keep/relabel/exclude decision" in text and "--overwrite" in text, text

@@ -57,12 +57,26 @@ class TLCoreError(Exception):
         super().__init__(self._render())
 
     def _render(self) -> str:
-        parts = [self.message.rstrip()]
+        message = self.message.rstrip()
+        if (self.received is not None or self.fix) and not _ends_sentence(message):
+            message += "."  # "Connection refused Received: ..." read as one run-on sentence
+        parts = [message]
         if self.received is not None:
             parts.append(f"Received: {self.received!s}.")
         if self.fix:
             parts.append(self.fix.rstrip())
         return " ".join(parts)
+
+
+# What may end a message already, before "Received: ..." or the fix follows: a sentence's end, or a
+# colon (the value follows). Closing brackets and quotes after it are looked through: "(see the log.)"
+_SENTENCE_ENDS = (".", "!", "?", ":", "\u2026")
+_CLOSERS = ")]}\"'\u2019\u201d"
+
+
+def _ends_sentence(message: str) -> bool:
+    """Whether ``message`` ends a sentence (or with a colon), so no full stop is to be added after it."""
+    return not message or message.rstrip(_CLOSERS).endswith(_SENTENCE_ENDS)
 
 
 class ConfigError(TLCoreError, ValueError):

@@ -228,10 +228,22 @@ def _relpaths_from_audit(ws, name: str, which: str) -> list[str]:
 
 
 def _decide(args: argparse.Namespace, action: str) -> int:
-    from tlcore.datasets import add_overrides
+    """Record ``action`` for the images named (an absolute path inside the dataset's folder is taken too)
+    and those ``--from-audit`` adds. An image the decision leaves as it is (already excluded, already
+    labelled so) gets a line and is not recorded again; when every image named is so, nothing is recorded
+    and the exit status is 0."""
+    from tlcore.datasets import add_overrides, dataset_relpath, unchanged_decisions
 
     ws = _ws(args)
-    rels = list(args.relpaths or [])
+    rels = list(dict.fromkeys(dataset_relpath(ws, args.name, r) for r in args.relpaths or []))
+    same = unchanged_decisions(ws, args.name, rels, action, label=getattr(args, "to", "") or "") if rels else {}
+    for rel, why in same.items():
+        print(f"{rel} {why}; skipped.")
+    rels = [r for r in rels if r not in same]
+    if same and not rels and not getattr(args, "from_audit", None):
+        print(f"Nothing recorded in {args.name!r}: {'that image' if len(same) == 1 else 'those images'} would "
+              "not change.")
+        return 0
     if getattr(args, "from_audit", None):
         rels += _relpaths_from_audit(ws, args.name, args.from_audit)
         if not rels:
@@ -243,8 +255,9 @@ def _decide(args: argparse.Namespace, action: str) -> int:
                         note=args.note or "")
     verb = {"relabel": f"relabelled as {args.to!r}" if action == "relabel" else "", "exclude": "excluded",
             "keep": "kept (reviewed)"}[action]
-    print(f"{len(new)} image{'s' if len(new) != 1 else ''} {verb} in {args.name!r} (decisions "
-          f"{new[0].seq}-{new[-1].seq}); undo with 'python -m tlcore datasets overrides {args.name} --undo RELPATH'.")
+    seqs = f"decision {new[0].seq}" if len(new) == 1 else f"decisions {new[0].seq}-{new[-1].seq}"
+    print(f"{len(new)} image{'s' if len(new) != 1 else ''} {verb} in {args.name!r} ({seqs}); undo with "
+          f"'python -m tlcore datasets overrides {args.name} --undo RELPATH'.")
     return 0
 
 

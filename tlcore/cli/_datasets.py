@@ -11,6 +11,11 @@ removes anyway); ``import-idx`` and
 ``restore-demo`` registers the demo dataset again. Zip uploads are the
 Datasets page's alone. ``audit``, ``relabel``, ``exclude``, ``keep`` and ``overrides``
 (trust the data: ``tlcore.audit`` and the override manifest) are ``cli._audit``'s.
+
+What a dataset holds besides its images (decisions, split settings, saved audits:
+``kept_with_dataset``) is named where it matters: ``add`` with a taken name offers ``--overwrite``
+first (it keeps them), ``remove`` says they go with it, before asking and after. ``list`` marks a
+dataset whose folder is gone ("[folder missing]"; ``folder_problem`` in ``--json``).
 """
 
 from __future__ import annotations
@@ -129,7 +134,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 def _cmd_add(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tlcore.datasets import add_dataset, add_zip_dataset, dataset_summary, problems_advice
+    from tlcore.datasets import add_dataset, add_zip_dataset, check_name_free, dataset_summary, problems_advice
     from tlcore.errors import ConfigError
 
     ws = _ws(args)
@@ -137,7 +142,11 @@ def _cmd_add(args: argparse.Namespace) -> int:
     if archive and (args.overwrite or args.allow_root):
         raise ConfigError("--overwrite and --allow-root apply to folders, not to a zip file, which is extracted "
                           "into the workspace's data folder.", received=args.path,
-                          fix="Remove the flag (to replace a dataset: 'datasets remove NAME' first).")
+                          fix="Remove the flag. To replace a registered dataset by a zip file, remove it first "
+                              "('datasets remove NAME'), which also deletes its decisions, split settings and "
+                              "saved audits.")
+    if not (archive or args.overwrite):  # before --allow-root adds a root, so the advice names the flag it needs
+        check_name_free(ws, args.name, args.path)
     new_root = None
     if args.allow_root:
         allowed = set(ws.data_roots)
@@ -167,21 +176,31 @@ def _cmd_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from tlcore.datasets import ensure_demo
+    from tlcore.datasets import ensure_demo, folder_problem
 
     ws = _ws(args)
     ensure_demo(ws)
     recs = ws.list_datasets()
+    problems = {r.name: folder_problem(r) for r in recs}  # as the Datasets page warns: not a dataset like the others
     if args.json:
-        print(json.dumps([r.to_dict() for r in recs], indent=2))
+        print(json.dumps([{**r.to_dict(), "folder_problem": problems[r.name]} for r in recs], indent=2))
         return 0
     if not recs:
         print("No datasets registered. Add one with: python -m tlcore datasets add NAME PATH")
         return 0
     width = max(len(r.name) for r in recs)
     for r in recs:
+        mark = f"  [{problems[r.name]}]" if problems[r.name] else ""
         print(f"{r.name:<{width}}  {r.num_images:>7} images  {r.num_classes:>4} classes  "
-              f"{r.num_problems:>5} problems  {r.source:<6}  {r.path}")
+              f"{r.num_problems:>5} problems  {r.source:<6}  {r.path}{mark}")
+    gone = [r.name for r in recs if problems[r.name]]
+    if gone:
+        one = len(gone) == 1
+        print(f"The folder of {'dataset' if one else 'datasets'} {', '.join(repr(n) for n in gone)} is not there "
+              f"(marked above): the numbers shown are from the last scan, and nothing can train on "
+              f"{'it' if one else 'them'} now. "
+              f"'python -m tlcore datasets inspect {gone[0]}' says why and the ways out (put the folder back, or "
+              f"register a moved one with 'python -m tlcore datasets add {gone[0]} NEW_PATH --overwrite').")
     return 0
 
 
@@ -201,9 +220,11 @@ def _cmd_rescan(args: argparse.Namespace) -> int:
 
 def _cmd_remove(args: argparse.Namespace) -> int:
     from tlcore.dataset_users import in_use_error, remove_if_unused
+    from tlcore.datasets import kept_with_dataset
 
     ws = _ws(args)
     ws.get_dataset(args.name)
+    kept = kept_with_dataset(ws, args.name)  # deleted with it: say so before, and after
     if not (args.force or args.yes):  # before asking: a removal that will be refused is not worth a confirmation
         busy = in_use_error(ws, args.name)
         if busy is not None:
@@ -212,12 +233,16 @@ def _cmd_remove(args: argparse.Namespace) -> int:
         if not sys.stdin.isatty():
             raise DatasetError("Refusing to remove without confirmation.", received=args.name,
                                fix="Add --yes to confirm.")
-        answer = input(f"Remove dataset {args.name!r}{' and its files' if args.delete_files else ''}? [y/N] ")
+        if kept:
+            print(f"Removing {args.name!r} also deletes its {kept}. To point it at another folder instead and keep "
+                  f"them: 'python -m tlcore datasets add {args.name} NEW_PATH --overwrite'.")
+        answer = input(f"Remove dataset {args.name!r}{' and its files' if args.delete_files else ''}"
+                       f"{', with its ' + kept if kept else ''}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("Cancelled.")
             return 1
     remove_if_unused(ws, args.name, delete_files=args.delete_files, force=args.force)
-    print(f"Removed {args.name!r}.")
+    print(f"Removed {args.name!r}" + (f", with its {kept}." if kept else "."))
     return 0
 
 

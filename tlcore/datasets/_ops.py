@@ -15,7 +15,9 @@ Each file is written atomically and the registry entry last, so a crash leaves
 the previous registration intact. Images are never modified; removing a dataset
 deletes image files only when the workbench made them (uploads and imports) and no
 other registered dataset uses them. A dataset whose folder is gone is never rescanned
-(it would find nothing and empty the dataset); its last scan is kept.
+(it would find nothing and empty the dataset); its last scan is kept. Registering a name again with
+``overwrite`` (a moved folder) keeps the split settings, decisions, groups and audits; removing the
+dataset deletes them (``kept_with_dataset`` says what there is, for the messages that warn).
 
 Entry points: ``add_dataset`` (path checked against the data roots), ``rescan_dataset``
 (only changed files are read again), ``add_zip_dataset``, ``add_idx_dataset``,
@@ -32,6 +34,7 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import os
+import shlex
 import shutil
 import stat
 from collections.abc import Callable
@@ -42,6 +45,7 @@ import pandas as pd
 import yaml
 
 from tlcore._fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from tlcore._usertext import counted
 from tlcore.config import SplitSpec
 from tlcore.datasets._archive import extract_zip
 from tlcore.datasets._groups import group_keys, load_split_groups
@@ -57,6 +61,10 @@ __all__ = [
     "add_zip_dataset",
     "add_idx_dataset",
     "add_fashion_mnist",
+    "check_name_free",
+    "folder_missing",
+    "folder_problem",
+    "kept_with_dataset",
     "rescan_dataset",
     "remove_dataset",
     "load_index",
@@ -170,8 +178,9 @@ def add_dataset(
         DatasetError: the folder cannot be used as a dataset at all; nothing is registered.
     """
     validate_name(name, "dataset name")
+    folder = None if source in OWNED_SOURCES else path  # an upload's or import's folder is not one to name again
     if not overwrite:
-        _check_name_free(ws, name)
+        check_name_free(ws, name, folder)
     root = ws.check_data_path(path)
     result = scan_dataset(root, options=options, allowed_roots=ws.data_roots, progress=progress)
     if not result.usable:
@@ -185,20 +194,68 @@ def add_dataset(
         )
     with ws.lock(f"dataset-{name}"):
         if not overwrite:  # again: another process may have added the name while this one scanned
-            _check_name_free(ws, name)
+            check_name_free(ws, name, folder)
         _save_scan(ws, name, result)
         ws.put_dataset(_record_from(name, result, source=source), overwrite=overwrite)
     return result
 
 
-def _check_name_free(ws: Workspace, name: str) -> None:
-    if ws.has_dataset(name):
-        raise ConfigError(
-            "A dataset with that name is already registered.",
-            received=repr(name),
-            fix="Choose another name, or remove the registered dataset first "
-            f"('python -m tlcore datasets remove {name}').",
-        )
+def check_name_free(ws: Workspace, name: str, path: str | os.PathLike[str] | None = None) -> None:
+    """Refuse ``name`` when a dataset is registered under it. The way out the message offers first,
+    for a folder ``path`` (not an upload or import, which make a folder of their own), keeps what the
+    registered dataset holds beside its images (``kept_with_dataset``): ``add NAME PATH --overwrite``
+    (with ``--allow-root`` when PATH lies outside the data roots); removing the dataset first, which
+    deletes those, comes last and says so.
+
+    Raises:
+        ConfigError: the name is taken.
+    """
+    if not ws.has_dataset(name):
+        return
+    kept = kept_with_dataset(ws, name)
+    remove = f"'python -m tlcore datasets remove {name}'"
+    if kept:
+        remove += f", which also deletes its {kept}"
+    if path is None:
+        fix = f"Choose another name, or remove the registered dataset first ({remove})."
+    else:
+        allow = "" if ws.is_within_data_roots(path) else " --allow-root"
+        command = f"python -m tlcore datasets add {name} {shlex.quote(os.fspath(path))} --overwrite{allow}"
+        keeps = f": its {kept} stay, only the folder changes" if kept else ""
+        fix = (f"To point {name!r} at this folder, register it again with --overwrite ('{command}'){keeps}. "
+               f"Or choose another name; or remove the registered dataset first ({remove}).")
+    raise ConfigError("A dataset with that name is already registered.", received=repr(name), fix=fix)
+
+
+def kept_with_dataset(ws: Workspace, name: str) -> str:
+    """What a dataset holds besides its images and its scan, which removing it deletes and registering
+    it again with ``overwrite`` keeps, in words ("3 keep/relabel/exclude decisions, split settings and
+    1 saved audit"); "" when it holds none of those."""
+    folder = ws.dataset_dir(name, create=False)
+    parts = []
+    manifest = folder / "overrides.jsonl"
+    if manifest.is_file():
+        try:
+            n = len(load_overrides(ws, name))
+        except TLCoreError:  # a damaged manifest is still lost with the dataset: count its lines
+            try:
+                n = sum(1 for line in manifest.read_text(encoding="utf-8", errors="replace").splitlines()
+                        if line.strip())
+            except OSError:
+                n = 0
+        if n:
+            parts.append(counted(n, "keep/relabel/exclude decision"))
+    if (folder / "split.yaml").is_file() or (folder / "split_groups.json").is_file():
+        parts.append("split settings")
+    audits = folder / "audits"
+    try:
+        n = sum(1 for d in audits.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name != "jobs"
+                and (d / "summary.json").is_file()) if audits.is_dir() else 0
+    except OSError:
+        n = 0
+    if n:
+        parts.append(counted(n, "saved audit"))
+    return ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else "".join(parts)
 
 
 def rescan_dataset(
@@ -253,15 +310,10 @@ def folder_missing(rec: DatasetRecord, *, then: str = "", root: Path | None = No
         root: the folder to look at (the dataset's path resolved), when not ``rec.path``.
     """
     root = Path(rec.path) if root is None else root
-    try:
-        problem = None if stat.S_ISDIR(os.stat(root).st_mode) else "is a file now, not a folder"
-    except (FileNotFoundError, NotADirectoryError):
-        problem = ("is missing: it was moved or deleted, or the drive or network share it is on is not "
-                   "connected")
-    except OSError as exc:  # a stale network mount, an I/O error, no permission to look
-        problem = f"cannot be reached ({exc.strerror or exc})"
-    if problem is None:
+    state = _folder_state(root)
+    if state is None:
         return None
+    problem = state[1]
     shown = rec.path if str(root) == rec.path else f"{rec.path} (resolves to {root})"
     return DatasetError(
         f"The folder of dataset {rec.name!r} {problem}." + (f" {then}" if then else ""),
@@ -270,6 +322,25 @@ def folder_missing(rec: DatasetRecord, *, then: str = "", root: Path | None = No
         f"register its new place with 'python -m tlcore datasets add {rec.name} NEW_PATH --overwrite'; or remove "
         f"the dataset ('python -m tlcore datasets remove {rec.name}').",
     )
+
+
+def _folder_state(root: Path) -> tuple[str, str] | None:
+    """None while ``root`` is a folder; else a short word for lists ("folder missing") and what follows
+    "The folder of dataset 'x'" in a sentence."""
+    try:
+        return None if stat.S_ISDIR(os.stat(root).st_mode) else ("not a folder", "is a file now, not a folder")
+    except (FileNotFoundError, NotADirectoryError):
+        return ("folder missing", "is missing: it was moved or deleted, or the drive or network share it is on is "
+                "not connected")
+    except OSError as exc:  # a stale network mount, an I/O error, no permission to look
+        return "folder unreachable", f"cannot be reached ({exc.strerror or exc})"
+
+
+def folder_problem(rec: DatasetRecord) -> str | None:
+    """A few words for a list of datasets when ``rec``'s folder is not there ("folder missing", "not a
+    folder", "folder unreachable"; ``folder_missing`` says it in full); None while it is a folder."""
+    state = _folder_state(Path(rec.path))
+    return None if state is None else state[0]
 
 
 def _owned_folder(ws: Workspace, rec: DatasetRecord) -> bool:
@@ -321,7 +392,7 @@ def add_zip_dataset(
     scan and of every rescan, and empty class folders are kept (``empty_class``).
     """
     validate_name(name, "dataset name")
-    _check_name_free(ws, name)
+    check_name_free(ws, name)
     folder = extract_zip(archive, _new_data_folder(ws, name), **limits)
     shown = getattr(archive, "name", archive)  # a path, or a file object's name (the page's upload has one)
     origin = Path(shown).name if isinstance(shown, (str, os.PathLike)) and str(shown) else "the uploaded zip file"
@@ -340,7 +411,7 @@ def add_idx_dataset(
 ) -> ScanResult:
     """Import an IDX image/label pair into ``<workspace>/data/<name>`` and register it."""
     validate_name(name, "dataset name")
-    _check_name_free(ws, name)
+    check_name_free(ws, name)
     folder = import_idx({"all": (images, labels)}, _new_data_folder(ws, name), class_names=class_names,
                         per_class=per_class)
     return _register_new_folder(ws, name, folder, "idx", progress)
@@ -352,7 +423,7 @@ def add_fashion_mnist(
 ) -> ScanResult:
     """Import Fashion-MNIST (Debian's dataset-fashion-mnist) as a pre-split dataset and register it."""
     validate_name(name, "dataset name")
-    _check_name_free(ws, name)
+    check_name_free(ws, name)
     folder = import_fashion_mnist(_new_data_folder(ws, name), per_class=per_class)
     return _register_new_folder(ws, name, folder, "idx", progress)
 

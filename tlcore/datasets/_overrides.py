@@ -7,14 +7,18 @@ overrides lock (``Workspace.lock``): read, change, write atomically. Two process
 deciding at once therefore both land, one after the other, and a crash leaves the old
 manifest or the new one, never half of either.
 
-- ``add_overrides(ws, name, relpaths, action, label=..., flag=..., note=...)``
+- ``add_overrides(ws, name, relpaths, action, label=..., flag=..., note=...)``: a decision that
+  changes nothing (excluding an excluded image, relabelling one to the label it has) is skipped,
+  ``unchanged_decisions`` says which and why; an absolute path inside the dataset's folder names
+  the image too (``dataset_relpath``), one outside it is refused
 - ``undo_overrides(ws, name, relpaths=... | seqs=... | last=True)``: the latest decision of
   an image goes, its earlier one (if any) counts again
 - ``import_overrides_csv(ws, name, text, replace=False)``: every row checked first; one bad
   row refuses the whole file, naming its line, and the manifest stays as it was
   (``overrides_csv`` in ``_manifest`` writes the same format)
 
-Users: ``python -m tlcore datasets relabel | exclude | keep | overrides`` (``cli._datasets``),
+Users: ``python -m tlcore datasets relabel | exclude | keep | overrides`` (``cli._audit``; ``cli._datasets``
+says which images were skipped),
 the Datasets page's Audit tab.
 
 Example:
@@ -29,7 +33,9 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from tlcore.datasets._manifest import (
     OVERRIDE_ACTIONS,
@@ -45,7 +51,7 @@ from tlcore.datasets._ops import load_index, load_scan_info
 from tlcore.errors import ConfigError
 from tlcore.workspace import Workspace
 
-__all__ = ["add_overrides", "undo_overrides", "import_overrides_csv"]
+__all__ = ["add_overrides", "dataset_relpath", "import_overrides_csv", "unchanged_decisions", "undo_overrides"]
 
 
 def _classes(ws: Workspace, name: str) -> list[str]:
@@ -53,27 +59,37 @@ def _classes(ws: Workspace, name: str) -> list[str]:
     return classes or sorted(load_index(ws, name)["label"].astype(str).unique())
 
 
-def add_overrides(ws: Workspace, name: str, relpaths: Iterable[str], action: str, *, label: str = "",
-                  flag: str = "", note: str = "") -> list[Override]:
-    """Record one decision for each image of ``relpaths`` (paths inside the dataset folder, as in
-    the index's ``relpath`` column).
-
-    Args:
-        ws: the workspace.
-        name: a registered dataset.
-        relpaths: the images.
-        action: "keep", "relabel" or "exclude".
-        label: the new label (relabel only): one of the dataset's classes.
-        flag: which flag the decision answers ("label_issue", "near_duplicate", "blurry", ...).
-        note: free text.
-
-    Returns:
-        The new decisions.
+def dataset_relpath(ws: Workspace, name: str, path: str | os.PathLike[str]) -> str:
+    """``path`` as the index of dataset ``name`` names an image: a relative path as it is (relative to
+    the dataset's folder); an absolute one (``~`` expanded) inside the dataset's folder, its folders'
+    links followed, relative to that folder.
 
     Raises:
-        ConfigError: an unknown action or class, no images, or images the index does not hold.
+        ConfigError: an absolute path outside the dataset's folder.
     """
-    rels = list(dict.fromkeys(str(r) for r in relpaths))
+    text = os.fspath(path)
+    given = Path(text).expanduser()
+    if not given.is_absolute():
+        return text
+    root = Path(ws.get_dataset(name).path).expanduser()
+    # as typed first; then with the folders' links followed (the image itself may be a link the scan follows)
+    for base, image in ((Path(os.path.normpath(root)), Path(os.path.normpath(given))),
+                        (Path(os.path.realpath(root)), Path(os.path.realpath(given.parent)) / given.name)):
+        if image != base and image.is_relative_to(base):
+            return image.relative_to(base).as_posix()
+    raise ConfigError(f"This image is not inside the folder of dataset {name!r}, {root}.", received=text,
+                      fix=f"Name images inside {root}: relative to it, as 'python -m tlcore datasets audit {name}' "
+                          "lists them (e.g. cat/1.jpg), or as absolute paths inside it.")
+
+
+def _checked_relpaths(ws: Workspace, name: str, relpaths: Iterable[str], action: str, label: str) -> list[str]:
+    """``relpaths`` (absolute ones made relative: ``dataset_relpath``), once each, after checking the
+    decision: a known action, a label only for relabel (and one of the classes), images of the index.
+
+    Raises:
+        ConfigError: as ``add_overrides``.
+    """
+    rels = list(dict.fromkeys(dataset_relpath(ws, name, str(r)) for r in relpaths))
     if not rels:
         raise ConfigError("Name at least one image to decide about.", received="no images",
                           fix="Give the image paths as the audit lists them (relative to the dataset folder).")
@@ -91,16 +107,91 @@ def add_overrides(ws: Workspace, name: str, relpaths: Iterable[str], action: str
     unknown = [r for r in rels if r not in known]
     if unknown:
         more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
-        raise ConfigError(f"{len(unknown)} of these images are not in the dataset's index.",
+        which = ("This image is" if len(rels) == 1 else
+                 f"{len(unknown)} of these images {'is' if len(unknown) == 1 else 'are'}")
+        raise ConfigError(f"{which} not in the dataset's index.",
                           received=", ".join(unknown[:3]) + more,
                           fix=f"Use paths relative to the dataset folder, as 'python -m tlcore datasets audit {name}' "
                               "lists them; rescan the dataset if the files are new.")
+    return rels
+
+
+def _unchanged(ws: Workspace, name: str, rels: list[str], action: str, label: str,
+               decisions: list[Override]) -> dict[str, str]:
+    """The images of ``rels`` that the decision would leave as they are, each with why ("is already
+    excluded"): an exclusion of an excluded image; a relabel to the label an image has now (its
+    own, or the one a relabel gave it; an excluded image is not unchanged: the relabel brings it back)."""
+    if action not in ("exclude", "relabel"):
+        return {}
+    cur = current_overrides(decisions)
+    if action == "exclude":
+        return {r: "is already excluded" for r in rels if r in cur and cur[r].action == "exclude"}
+    index = load_index(ws, name)
+    own = dict(zip(index["relpath"].astype(str), index["label"].astype(str)))
+    out = {}
+    for r in rels:
+        d = cur.get(r)
+        if d is not None and d.action == "relabel":
+            if d.label == label:
+                out[r] = f"is already relabelled as {label!r}"
+        elif (d is None or d.action == "keep") and own.get(r) == label:
+            out[r] = f"already has the label {label!r}"
+    return out
+
+
+def unchanged_decisions(ws: Workspace, name: str, relpaths: Iterable[str], action: str, *,
+                        label: str = "") -> dict[str, str]:
+    """The images of ``relpaths`` that ``add_overrides`` would skip, as the index names them, each with
+    why, to follow the path in a sentence ("is already excluded", "already has the label 'Bag'"), for a
+    caller to say so.
+
+    Raises:
+        ConfigError: as ``add_overrides`` (an unknown action or class, no images, unknown images).
+    """
+    rels = _checked_relpaths(ws, name, relpaths, action, label)
+    return _unchanged(ws, name, rels, action, label, load_overrides(ws, name))
+
+
+def add_overrides(ws: Workspace, name: str, relpaths: Iterable[str], action: str, *, label: str = "",
+                  flag: str = "", note: str = "") -> list[Override]:
+    """Record one decision for each image of ``relpaths`` (paths inside the dataset folder, as in
+    the index's ``relpath`` column; an absolute path inside the folder is taken too: ``dataset_relpath``).
+
+    A decision that would change nothing is not recorded (``unchanged_decisions`` says which and
+    why): excluding an image already excluded, relabelling one to the label it has.
+
+    Args:
+        ws: the workspace.
+        name: a registered dataset.
+        relpaths: the images.
+        action: "keep", "relabel" or "exclude".
+        label: the new label (relabel only): one of the dataset's classes.
+        flag: which flag the decision answers ("label_issue", "near_duplicate", "blurry", ...).
+        note: free text.
+
+    Returns:
+        The new decisions (fewer than the images when some were unchanged).
+
+    Raises:
+        ConfigError: an unknown action or class, no images, images the index does not hold, an
+            absolute path outside the dataset's folder; or every image would be unchanged (nothing is
+            recorded; the message says why).
+    """
+    rels = _checked_relpaths(ws, name, relpaths, action, label)
     with ws.lock(f"overrides-{name}"):
         decisions = load_overrides(ws, name)
+        same = _unchanged(ws, name, rels, action, label, decisions)
+        if same and len(same) == len(rels):
+            shown = "; ".join(f"{r} {why}" for r, why in list(same.items())[:3])
+            more = f"; and {len(same) - 3} more images would not change either" if len(same) > 3 else ""
+            raise ConfigError(f"Nothing was recorded: {shown}{more}.", received=", ".join(list(same)[:3]) + (" …" if more else ""),
+                              fix=f"See the decisions with 'python -m tlcore datasets overrides {name} --list'.")
         seq = max((d.seq for d in decisions), default=0)
         at = _now()
         new = []
         for r in rels:
+            if r in same:
+                continue
             seq += 1
             try:
                 item = Override.from_dict({"seq": seq, "relpath": r, "action": action, "label": label,
@@ -138,7 +229,7 @@ def undo_overrides(ws: Workspace, name: str, *, relpaths: Iterable[str] | None =
             drop |= wanted
         if relpaths is not None:
             cur = current_overrides(decisions)
-            rels = [str(r) for r in relpaths]
+            rels = [dataset_relpath(ws, name, str(r)) for r in relpaths]
             none = [r for r in rels if r not in cur]
             if none:
                 raise ConfigError("These images have no decision to undo.", received=", ".join(none[:3]),

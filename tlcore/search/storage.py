@@ -151,20 +151,36 @@ def check_storage_location(ws: Workspace, storage: str | None) -> str | None:
     Pages call this before ``open_storage`` with a storage a visitor typed: opening a
     journal creates the file (and its folders), so an unchecked path would let a page
     create files anywhere the server may write. Database servers and the workspace's own
-    journal (None) pass. The command line does not need it: its user owns the shell.
+    journal (None) pass. The command line does not need it: its user owns the shell. A
+    relative path is read from the current folder, as the command line's ``--storage`` reads
+    it; the message names the file it read, why the page refuses it, the ``allow-root`` command
+    for its folder, and that the command line is not limited.
 
     Raises:
         PathNotAllowedError: the journal or SQLite file lies outside the data roots.
     """
+    import shlex
+
     path = None if storage is None else _storage_file(storage)
     if path is None or ws.is_within_data_roots(path):
         return storage
-    real = os.path.realpath(Path(path).expanduser())
+    typed = Path(path).expanduser()
+    real = Path(os.path.realpath(typed))
+    # A relative path is read from the process's current folder, as the command line's --storage reads
+    # it: the message says which file that is, so a surprise shows.
+    received = (f"{path} (a relative path, read from the current folder {os.getcwd()}: {real})"
+                if not typed.is_absolute() else f"{path}" if str(real) == str(typed) else f"{path} (resolves to {real})")
+    folder = real.parent
+    create = "" if folder.is_dir() else f" (create the folder {folder} first)"
     raise PathNotAllowedError(
-        "The study storage file is outside the allowed data roots.",
-        received=f"{path} (resolves to {real})",
-        fix="Put the journal under one of: " + ", ".join(str(r) for r in ws.data_roots)
-            + "; or allow its folder with 'python -m tlcore datasets allow-root PATH'.",
+        "This page opens study journal and SQLite files only inside the allowed data roots, and may create "
+        "one there, so that a visitor cannot make it read or create files anywhere on this machine: the "
+        "path given is outside the allowed data roots.",
+        received=received,
+        fix=f"To open it here, allow its folder: 'python -m tlcore datasets allow-root {shlex.quote(str(folder))}'"
+            f"{create}; the page then accepts any journal in that folder (allowed now: "
+            + ", ".join(str(r) for r in ws.data_roots) + "). The command line is not limited: "
+            f"'python -m tlcore search list --storage {shlex.quote(storage)}' reads it as it is.",
     )
 
 
