@@ -17,8 +17,8 @@ manifest or the new one, never half of either.
   row refuses the whole file, naming its line, and the manifest stays as it was
   (``overrides_csv`` in ``_manifest`` writes the same format)
 
-Users: ``python -m tlcore datasets relabel | exclude | keep | overrides`` (``cli._audit``; ``cli._datasets``
-says which images were skipped),
+Users: ``python -m tlcore datasets relabel | exclude | keep | overrides`` (``cli._audit``, which says
+which images were skipped),
 the Datasets page's Audit tab.
 
 Example:
