@@ -235,3 +235,29 @@ def test_the_next_commands_paste_as_they_are_for_a_run_folder_with_spaces(worksp
     predict, export = hint.removeprefix("Next: ").split("   |   ")
     assert shlex.split(predict)[:5] == ["python", "-m", "tlcore", "predict", str(out_dir)]
     assert shlex.split(export)[:5] == ["python", "-m", "tlcore", "export", str(out_dir)]
+
+
+def test_a_workspace_moved_while_training_ends_the_run_in_one_line(workspace, capsys, tmp_path, monkeypatch):
+    """The job's next state write found its folder gone and the process died in a FileNotFoundError traceback
+    (".state.lock"), which the Train page then blamed on memory."""
+    import shutil
+
+    import tlcore.trainer
+
+    real_train = tlcore.trainer.train
+
+    def train_then_move(spec, ws, *a, hooks=None, **kw):
+        def on_epoch(rec):
+            if workspace.root.exists():
+                shutil.move(str(workspace.root), str(tmp_path / "moved"))
+            hooks_on_epoch(rec)
+
+        hooks_on_epoch = hooks.on_epoch
+        hooks.on_epoch = on_epoch
+        return real_train(spec, ws, *a, hooks=hooks, **kw)
+
+    monkeypatch.setattr(tlcore.trainer, "train", train_then_move)
+    code, out, err = run(capsys, "--workspace", workspace.root, "train", "--data", "demo", "--weights", "none",
+                         "--epochs", "2", "--image-size", "32")
+    assert code != 0 and "Traceback" not in err, err
+    assert "The training job's folder is gone: its workspace was moved or deleted while the job ran." in err

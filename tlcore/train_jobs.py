@@ -77,7 +77,7 @@ from typing import Any
 from tlcore import background
 from tlcore._fsutil import atomic_write_json, atomic_write_text, atomic_write_yaml, read_json
 from tlcore.config import TrainSpec
-from tlcore.errors import ConfigError, NotFoundError, TLCoreError
+from tlcore.errors import ConfigError, NotFoundError, TLCoreError, WorkspaceError
 from tlcore.workspace import Workspace
 
 __all__ = ["TrainJob", "JobStatus", "JobProgress", "JobReporter", "JobStopped", "check_spec", "launch_training",
@@ -181,12 +181,25 @@ def _locked(job: TrainJob) -> Iterator[None]:
     both update it; each update is read, change, atomic write)."""
     import fcntl
 
-    with open(job.folder / ".state.lock", "a+b") as fh:
+    try:
+        fh = open(job.folder / ".state.lock", "a+b")
+    except FileNotFoundError as exc:
+        raise _folder_gone(job) from exc
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _folder_gone(job: TrainJob) -> WorkspaceError:
+    """The error of a training process whose job folder has gone while it ran: its workspace was moved or
+    deleted (a raw ``FileNotFoundError`` on ``.state.lock`` had ended it in a traceback)."""
+    return WorkspaceError("The training job's folder is gone: its workspace was moved or deleted while the job "
+                          "ran. Nothing more can be saved there.", received=str(job.folder),
+                          fix="Train again in the workspace where it is now; stop training jobs before moving or "
+                              "copying a workspace.")
 
 
 def _update(job: TrainJob, **changes: Any) -> dict[str, Any]:
@@ -205,7 +218,11 @@ def _update(job: TrainJob, **changes: Any) -> dict[str, Any]:
 def _append(job: TrainJob, record: dict[str, Any]) -> None:
     """Append one line to ``progress.jsonl`` (one write of one line: readers skip a torn last line)."""
     line = json.dumps({**record, "time": time.time()}, default=str, allow_nan=True) + "\n"
-    with open(job.progress_file, "a", encoding="utf-8") as fh:
+    try:
+        fh = open(job.progress_file, "a", encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise _folder_gone(job) from exc
+    with fh:
         fh.write(line)
 
 
@@ -619,5 +636,7 @@ class JobReporter:
                 note="Interrupted (Ctrl-C in its terminal): nothing was saved.")
 
     def crashed(self, error: str) -> None:
+        if not self.job.folder.is_dir():
+            return  # moved or deleted while it ran (``_folder_gone``): there is nowhere to say so
         _update(self.job, status="crashed", ended=time.time(), error=error or "unknown error")
         _append(self.job, {"type": "status", "text": f"Error: {error}"})
