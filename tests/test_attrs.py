@@ -290,7 +290,8 @@ def test_update_sets_known_fields_only():
         rec.update(epoc=1)
     # every field but ``extra`` is a key of the file, and from_dict reads every one of them
     names = {f.name for f in fields(WorkerRecord)} - {"extra"}
-    full = WorkerRecord.from_dict({**WRITTEN_BY_A_TRAINING_WORKER, "reason": "stop requested", "finished": 2e9})
+    full = WorkerRecord.from_dict({**WRITTEN_BY_A_TRAINING_WORKER, "reason": "stop requested", "finished": 2e9,
+                                     "cause": "storage"})
     assert set(full.to_dict()) == names and full.extra == {}
     assert WorkerRecord.from_dict(full.to_dict()) == full
 

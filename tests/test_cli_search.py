@@ -278,6 +278,30 @@ def test_status_folds_a_crashed_worker_whose_trial_has_ended_into_one_line(fresh
     assert f"1 worker(s) crashed earlier, on trials that have ended since (1); their logs are in {wdir}" in out
 
 
+def test_status_says_a_worker_lost_the_database_rather_than_crashed(fresh, capsys):
+    """A worker the study database's outage ended (``cause: storage``) was folded into "crashed earlier", as
+    if it had failed; the status says what ended it and how to go on."""
+    import socket
+    import subprocess
+    import sys
+
+    from tlcore.search.worker_state import workers_dir
+
+    hand_study(fresh, "s", [hand_trial(T0, 0, 30, value=0.5, freeze_depth=14)], n_trials=4)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    wdir = workers_dir(fresh, "s")
+    wdir.mkdir(parents=True)
+    (wdir / "w.json").write_text(json.dumps({"worker_id": "w", "pid": gone.pid, "host": socket.gethostname(),
+                                             "state": "crashed", "cause": "storage", "started": 2.0}))
+    code, out, err = cli(capsys, fresh.root, "search", "status", "--study", "s")
+    assert code == 0, err
+    assert "crashed" not in out, out
+    assert ("1 worker(s) stopped when the study database stopped answering for longer than their patience "
+            "(--storage-patience); it answers now, so start workers again: python -m tlcore search run --study s"
+            in out), out
+
+
 def test_status_of_an_unknown_study(finished, capsys):
     assert_error(cli(capsys, finished, "search", "status", "--study", "nope"),
                  "No study named 'nope'.", "Studies there: tiny-study.", "search create --spec FILE")

@@ -166,6 +166,13 @@ def test_a_worker_whose_database_stays_away_ends_naming_what_the_driver_said(tmp
     assert text.startswith("The study storage stopped answering (OperationalError: "), text
     assert "did not answer again within 2 s; this worker stops." in text and "invalid data" not in text, text
     assert any(s.endswith("; giving up") for s in lines), lines
+    # its state file says what ended it and keeps the trial that waits on it (it had written trial None, so
+    # the status called it "crashed earlier ... none left running" while trial 0 still ran in the storage)
+    from tlcore.search.worker_state import WorkerState, list_workers
+
+    (w,) = list_workers(ws, "far")
+    assert w.state == WorkerState.CRASHED and w.lost_storage and w.trial == 0, w.data
+    assert w.state_text == "lost the database"
 
 
 def test_the_waiting_log_names_no_password():
@@ -188,3 +195,4 @@ def test_the_waiting_log_names_no_password():
         assert _waited(flaky, "flaky")(st) == "ok"
     assert len(lines) == 2 and "could not connect" in lines[0], lines
     assert not any("s3cr" in line for line in lines), lines
+

@@ -203,7 +203,7 @@ def trial_table_config(table: pd.DataFrame, objective: str) -> dict[str, Any]:
 
 def workers_table(workers: list[WorkerInfo]) -> pd.DataFrame:
     """One row per local worker: id, state, alive, trial, pid, trials done, why it stopped."""
-    return pd.DataFrame([{"worker": w.worker_id, "state": w.state, "alive": w.alive, "trial": w.trial, "pid": w.pid,
+    return pd.DataFrame([{"worker": w.worker_id, "state": w.state_text, "alive": w.alive, "trial": w.trial, "pid": w.pid,
                           "trials done": w.record.trials_done, "why it stopped": w.record.reason or ""}
                          for w in workers])
 
@@ -220,6 +220,13 @@ def crash_text(w: WorkerInfo, tail: str, *, ended: bool = False) -> str:
     nothing waits on it any more, and the text says so instead of asking to start workers."""
     last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
     quoted = f"The last line of its log: {md_escape(last)} " if last else "Its log is empty. "
+    if w.lost_storage:  # not the worker's fault: nothing to fix but the database, which answers again now
+        what = (f"; trial {w.trial}, which it was running, " + ("has been run again since" if ended else
+                "is run again once its heartbeat is missed (60 s by default) and a worker starts")
+                if w.trial is not None else "")
+        return (f"Worker {md_escape(w.worker_id)} stopped when the study database stopped answering for longer "
+                f"than its patience (pid {w.pid}){what}. {quoted}The database answers again now: start workers "
+                "below (Add workers, or Resume after a stop) to go on.")
     if ended:
         what = (f"while running trial {w.trial}, which has ended since (failed, and run again as another trial)"
                 if w.trial is not None else "between trials; no trial is left running")

@@ -165,17 +165,22 @@ def _status_lines(ws, name: str, storage: str | None, s=None) -> list[str]:
     if s.data_note:
         lines.append(f"  {s.data_note}")
     past = []  # workers that crashed on a trial that has ended since (failed, run again): history, in one line
+    lost = []  # workers the study database's outage ended (no fault of theirs), likewise
     for w in list_workers(ws, name):
         if not w.alive and w.state == WorkerState.FINISHED:
             continue
         if not w.alive and w.state == WorkerState.CRASHED and not s.crash_pending(w.trial):
-            past.append(w)
+            (lost if w.lost_storage else past).append(w)
             continue
         rec = w.record
         p = w.progress
         bar = f" {int(100 * p):3d}%" if p is not None else ""
-        lines.append(f"  worker {w.worker_id} [{w.state}] trial {_fmt(w.trial)}"
+        lines.append(f"  worker {w.worker_id} [{w.state_text}] trial {_fmt(w.trial)}"
                      f" epoch {rec.epoch or '-'}/{rec.epochs or '-'}{bar} {rec.status or ''}")
+    if lost:
+        lines.append(f"  {len(lost)} worker(s) stopped when the study database stopped answering for longer than "
+                     "their patience (--storage-patience); it answers now, so start workers again: python -m tlcore "
+                     f"search run --study {name}{_storage_arg(storage)}")
     if past:
         logs = past[-1].log_path.parent
         named = ", ".join(_fmt(w.trial) for w in past if w.trial is not None)

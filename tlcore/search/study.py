@@ -436,8 +436,9 @@ def _stalled(ws: Workspace, name: str, st: optuna.storages.BaseStorage, study_id
     out: dict[int, str] = {}
     for w in list_workers(ws, name):
         if w.state == WorkerState.CRASHED and w.trial in running:
-            out[int(w.trial)] = (f"its worker {w.worker_id} (pid {w.pid}, on this machine) stopped without "
-                                 "finishing")
+            out[int(w.trial)] = (f"its worker {w.worker_id} (pid {w.pid}, on this machine) stopped "
+                                 + ("when the study database stopped answering" if w.lost_storage
+                                    else "without finishing"))
     by_id = {t._trial_id: t.number for t in running.values()}
     stale = [by_id[i] for i in stale_trial_ids(st, study_id) if i in by_id]
     for number in stale:

@@ -63,7 +63,15 @@ from tlcore.search.patience import DEFAULT_PATIENCE_S, PatientRDBStorage, driver
 from tlcore.search.spec import StudySpec
 from tlcore.search.storage import check_heartbeat, open_storage
 from tlcore.search.study import FINISHED, budget_spent, load_spec, load_study, make_sampler, study_started
-from tlcore.search.worker_state import GAVE_UP, TRAINING_STATUS, WorkerRecord, WorkerState, new_worker_id, state_path
+from tlcore.search.worker_state import (
+    GAVE_UP,
+    STORAGE_LOST,
+    TRAINING_STATUS,
+    WorkerRecord,
+    WorkerState,
+    new_worker_id,
+    state_path,
+)
 from tlcore.workspace import Workspace
 
 __all__ = ["run_worker", "WorkerResult", "RUN_FILES"]
@@ -228,6 +236,7 @@ def run_worker(
         return stop_event.is_set() or study_stopped()
 
     final = WorkerState.CRASHED  # until the loop ends as planned
+    cause = None  # what ended it, when that is no fault of its own (``STORAGE_LOST``)
     scouted = False
     folder = _folder_identity(ws)
     try:
@@ -284,12 +293,14 @@ def run_worker(
     except BaseException as exc:  # the storage went away, the disk filled up...: the state file says so
         if _storage_down(exc) and not isinstance(exc, StorageUnavailable):
             down = _unavailable(exc, storage, storage_patience if isinstance(st, PatientRDBStorage) else 0)
-            result.reason = str(down)
+            result.reason, cause = str(down), STORAGE_LOST
             raise down from exc
         result.reason = str(exc) if isinstance(exc, TLCoreError) else f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        state.update(force=True, state=final, trial=None, reason=result.reason, finished=time.time())
+        # a crash keeps the trial it was running: that trial waits on it (``StudySummary.crash_pending``)
+        state.update(force=True, state=final, reason=result.reason, finished=time.time(), cause=cause,
+                     **({"trial": None} if final == WorkerState.FINISHED else {}))
     log(f"worker {worker_id}: stopped: {result.reason}; ran trials {result.trials}")
     return result
 

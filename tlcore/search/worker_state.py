@@ -26,7 +26,9 @@ checks, ``tlcore.dataset_users``), ``root`` (the workspace it works in, ``list_w
 ``rung`` and ``train_fraction`` (the data subset of a successive-halving rung),
 ``loss`` / ``accuracy`` (of the last batch) and ``status`` (a few words: "preparing",
 "training", "saving the trial's files", ...); when it stops ``reason`` and
-``finished`` (seconds since the epoch).
+``finished`` (seconds since the epoch); a worker that crashed keeps the ``trial`` it was running,
+and ``cause`` says ``"storage"`` when what ended it was the study database not answering
+(``STORAGE_LOST``: nothing to fix in the worker; start workers again once the database answers).
 
 Writer: ``worker.run_worker`` (through ``WorkerRecord.update`` and ``write``) and
 ``local.launch_workers``. Readers: ``list_workers`` (``WorkerInfo.record``; used by
@@ -151,7 +153,10 @@ _FIELDS: dict[str, Callable[[Any], Any]] = {
     "params": lambda v: dict(v) if isinstance(v, dict) else None, "epoch": _int, "epochs": _int,
     "batch": _int, "batches": _int, "rung": _int, "train_fraction": _float, "loss": _float,
     "accuracy": _float, "status": _str, "reason": _str, "finished": _float, "dataset": _str, "root": _str,
+    "cause": _str,
 }
+
+STORAGE_LOST = "storage"  # ``cause`` of a worker ended by its study database not answering (past its patience)
 
 
 @dataclass
@@ -184,6 +189,7 @@ class WorkerRecord:
     status: str | None = None
     reason: str | None = None
     finished: float | None = None
+    cause: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------ reading
@@ -262,6 +268,17 @@ class WorkerInfo:
         """Fraction of the current trial done (epochs and batches), or None."""
         return self.record.progress
 
+    @property
+    def lost_storage(self) -> bool:
+        """It ended because the study database stopped answering (for longer than its patience), not
+        through a fault of its own (``STORAGE_LOST``)."""
+        return self.state == WorkerState.CRASHED and self.record.cause == STORAGE_LOST
+
+    @property
+    def state_text(self) -> str:
+        """Its state in a word or three, for tables: the state's word, "lost the database" for ``lost_storage``."""
+        return "lost the database" if self.lost_storage else str(self.state)
+
 
 def list_workers(ws: Workspace, name: str) -> list[WorkerInfo]:
     """This machine's workers of study ``name`` (running or not), newest first.
@@ -281,7 +298,9 @@ def list_workers(ws: Workspace, name: str) -> list[WorkerInfo]:
         if rec.state not in (WorkerState.FINISHED, WorkerState.CRASHED) and works_elsewhere(rec.root, ws.root):
             continue
         same_host = rec.host == here
-        alive = same_host and rec.state != WorkerState.FINISHED and pid_alive(rec.pid)
+        # a file that says it ended is not alive, whatever its pid: a crashed worker's process may outlive its
+        # last write for a moment (or for good: a worker run in the caller's own process)
+        alive = same_host and rec.state not in (WorkerState.FINISHED, WorkerState.CRASHED) and pid_alive(rec.pid)
         state = rec.state
         if not alive and state != WorkerState.FINISHED and same_host:
             state = WorkerState.CRASHED  # gone without saying it finished: killed, out of memory, or a bug
