@@ -196,3 +196,58 @@ def test_the_waiting_log_names_no_password():
     assert len(lines) == 2 and "could not connect" in lines[0], lines
     assert not any("s3cr" in line for line in lines), lines
 
+
+def test_a_running_trial_that_never_beat_is_judged_stale_after_the_grace(fresh_postgres_url):
+    """Optuna's RDB storage judged only trials with a heartbeat, so a trial taken by a worker killed before its
+    first beat (or created twice by a retried commit) stayed RUNNING for good. The grace counts from when the
+    storage first saw it without one; a trial that beats is judged by its beat."""
+    st = PatientRDBStorage(fresh_postgres_url, heartbeat_interval=1, grace_period=2)
+    study = optuna.create_study(study_name="s", storage=st)
+    silent = st.create_new_trial(study._study_id)
+    beating = st.create_new_trial(study._study_id)
+    st.record_heartbeat(beating)
+    assert st._get_stale_trial_ids(study._study_id) == []  # first seen now
+    time.sleep(1.0)
+    st.record_heartbeat(beating)
+    assert st._get_stale_trial_ids(study._study_id) == []
+    time.sleep(1.5)
+    st.record_heartbeat(beating)
+    assert st._get_stale_trial_ids(study._study_id) == [silent]
+    optuna.storages.fail_stale_trials(study)
+    states = {t._trial_id: t.state for t in study.get_trials()}
+    assert states[silent] == TrialState.FAIL and states[beating] == TrialState.RUNNING, states
+
+
+@pytest.mark.slow
+def test_a_trial_created_twice_by_a_lost_answer_does_not_hold_the_study(tmp_path, fresh_postgres_url, monkeypatch):
+    """A commit that reached the server but whose answer was lost: the patient retry created the trial again,
+    and the first stayed RUNNING with no worker and no heartbeat, so a study whose budget counted it waited on
+    it for good ("waiting for 1 running trial(s) of other workers"). Now it is failed after the grace period and
+    queued again, and the study finishes."""
+    from tlcore.search import patience
+
+    ws = Workspace(tmp_path / "ws")
+    add_tiny_dataset(ws)
+    create_study(ws, tiny_spec("lossy", n_trials=2, epochs=1), fresh_postgres_url)
+    real = RDBStorage._create_new_trial
+    lost = []
+
+    def answer_lost_once(self, study_id, template_trial=None):
+        made = real(self, study_id, template_trial)
+        if not lost:
+            lost.append(made.number)
+            raise sqlalchemy.exc.OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+        return made
+
+    monkeypatch.setattr(PatientRDBStorage, "_create_new_trial", patience._waited(answer_lost_once, "_create_new_trial"))
+    stop = threading.Event()
+    timer = threading.Timer(120, stop.set)  # before: the worker waited for the lost trial until stopped
+    timer.start()
+    try:
+        result = run_worker(ws, "lossy", fresh_postgres_url, heartbeat_interval=1, grace_period=2, stop_event=stop)
+    finally:
+        timer.cancel()
+    trials = optuna.load_study(study_name="lossy", storage=fresh_postgres_url).get_trials()
+    assert lost == [0] and result.reason.startswith("budget met"), result
+    assert trials[0].state == TrialState.FAIL, [t.state for t in trials]
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 2, [t.state for t in trials]

@@ -15,9 +15,17 @@ thread does not wait either: a missed beat is retried at the next one.
 
 What is tried again is the whole call, which runs in one transaction that the failure rolled back.
 The one case a retry repeats work is a commit that reached the server but whose answer was lost
-with the connection: a trial created twice (the second waits as RUNNING without a heartbeat, so no
-worker fails it; ``search fail-trial`` ends it), or a trial's end told twice (the second is refused
-as "already finished" and the worker moves on).
+with the connection: a trial created twice, or a queued trial taken twice (the first of each then
+shows as RUNNING with no worker, and no heartbeat ever), or a trial's end told twice (the second is
+refused as "already finished" and the worker moves on).
+
+Such a trial, and the trial of a worker killed between taking it and its first heartbeat, would
+stay RUNNING for good: Optuna's RDB storage judges only trials that have a heartbeat (the journal
+storage here counts from the trial's start, ``heartbeat.HeartbeatJournalStorage``), and a study
+whose budget counts it waited on it forever. ``PatientRDBStorage`` also judges a RUNNING trial that
+has had no heartbeat for the grace period since this storage first saw it so (its own clock: a
+trial's start time is another machine's local time), so a worker fails it and queues it again as
+it does a dead worker's.
 """
 
 from __future__ import annotations
@@ -138,7 +146,21 @@ def _waited(method: Callable[..., Any], name: str) -> Callable[..., Any]:
 
 
 class PatientRDBStorage(RDBStorage):
-    """``RDBStorage`` whose calls wait out a lost connection inside ``patient`` (module docstring)."""
+    """``RDBStorage`` whose calls wait out a lost connection inside ``patient``, and that judges a running
+    trial that never had a heartbeat as it does one whose heartbeat stopped (module docstring)."""
+
+    def _silent_running(self, study_id: int) -> set[int]:
+        """The ids of study ``study_id``'s RUNNING trials that have no heartbeat at all."""
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+        from optuna.trial import TrialState
+
+        with _create_scoped_session(self.scoped_session) as session:
+            rows = (session.query(models.TrialModel.trial_id)
+                    .filter(models.TrialModel.study_id == study_id, models.TrialModel.state == TrialState.RUNNING,
+                            ~models.TrialModel.heartbeats.any())
+                    .all())
+        return {int(r[0]) for r in rows}
 
     def scrub(self, text: str) -> str:
         """``text`` (a driver's error) without the URL's password, for the log."""
@@ -147,6 +169,21 @@ class PatientRDBStorage(RDBStorage):
         return scrub_secrets(text, self.url)
 
 
+def _stale_or_silent(self: PatientRDBStorage, study_id: int) -> list[int]:
+    """Optuna's stale trials (a heartbeat older than the grace period) and the RUNNING trials that have had
+    no heartbeat for the grace period since this storage first saw them without one."""
+    stale = RDBStorage._get_stale_trial_ids(self, study_id)
+    grace = self.grace_period if self.grace_period is not None else 2 * (self.heartbeat_interval or 0)
+    silent = self._silent_running(study_id)
+    now = time.monotonic()
+    seen: dict[int, float] = self.__dict__.setdefault("_silent_since", {}).setdefault(study_id, {})
+    for tid in [t for t in seen if t not in silent]:
+        del seen[tid]
+    stale += sorted(tid for tid in silent if now - seen.setdefault(tid, now) > grace and tid not in stale)
+    return stale
+
+
 for _name in WAITED_METHODS:
-    setattr(PatientRDBStorage, _name, _waited(getattr(RDBStorage, _name), _name))
+    setattr(PatientRDBStorage, _name, _waited(_stale_or_silent if _name == "_get_stale_trial_ids"
+                                              else getattr(RDBStorage, _name), _name))
 del _name
