@@ -213,6 +213,36 @@ def test_a_workspace_keeps_its_id_when_moved_and_a_copy_of_a_copy_gets_another(t
     assert len(ids) == 2 and made not in ids
 
 
+def test_a_workspace_moved_to_another_file_system_or_restored_keeps_its_id(tmp_path):
+    """A move across file systems copies and deletes, so the folder's inode changes as a copy's does: the
+    moved workspace got a new id and no longer passed for the study's creating workspace. The id file now
+    records the root's path too: when the folder there is gone, this is the workspace itself, moved."""
+    import shutil
+
+    ws = Workspace(tmp_path / "a")
+    ws.root.mkdir(parents=True)
+    made = ws.identity()
+    elsewhere = Workspace(shutil.copytree(ws.root, tmp_path / "disk2" / "a"))
+    shutil.rmtree(ws.root)  # what mv does across file systems
+    assert elsewhere.identity() == made and elsewhere.identity() == made
+    backup = shutil.copytree(elsewhere.root, tmp_path / "backup")
+    shutil.rmtree(elsewhere.root)
+    restored = Workspace(shutil.copytree(backup, elsewhere.root))  # restored in place: a new inode, same path
+    assert restored.identity() == made
+    copy = Workspace(shutil.copytree(restored.root, tmp_path / "copy"))  # the original is still there
+    assert copy.identity() not in (None, made) and restored.identity() == made
+
+
+def test_an_id_file_without_the_path_still_counts_a_new_inode_as_a_copy(tmp_path):
+    ws = Workspace(tmp_path / "a")
+    ws.root.mkdir(parents=True)
+    made = ws.identity()
+    (ws.root / ".workspace-id").write_text((ws.root / ".workspace-id").read_text().splitlines()[0] + "\n")
+    assert ws.identity() == made and len((ws.root / ".workspace-id").read_text().splitlines()) == 2  # upgraded
+    (ws.root / ".workspace-id").write_text(f"{made} 0:1\n")  # an older file, another folder's inode
+    assert ws.identity() not in (None, made)
+
+
 def test_without_a_callback_the_change_is_a_warning_and_the_cli_worker_prints_it(tmp_path, capsys, monkeypatch,
                                                                                 journal, first):
     add_overrides(first, "tiny", ["bird/bird_000.png"], "exclude")

@@ -231,14 +231,17 @@ class Workspace:
     # ---------------------------------------------------------------- identity
     def identity(self) -> str | None:
         """This workspace's id, ``<root>/.workspace-id``: made (random) the first time it is asked for,
-        then read. A workspace moved keeps it; a copy gets its own: the file also records the root
-        folder's inode, which ``mv`` keeps and ``cp -a`` does not, and a copy's first read derives a new id
-        from the old one and the new inode (so every process of the copy derives the same one) and writes
-        it. None when the file can be neither read nor made (a read-only workspace).
+        then read. A workspace moved keeps it; a copy gets its own. The file's first line is the id and
+        the root folder's inode, its second line the root's path. The inode is what ``mv`` keeps and
+        ``cp -a`` does not; when it differs, the path tells the two apart: if the recorded folder is still
+        there with this id, this is a copy, which derives a new id from the old one and its own inode (so
+        every process of the copy derives the same one); if it is gone (a move to another file system,
+        which copies and deletes, or a restore from a backup), this is the workspace itself, moved. A file
+        written before the path was recorded counts as a copy. None when the file can be neither read nor
+        made (a read-only workspace).
 
         A study records the workspace it was created in with it (``tlcore.search.study``), to tell its own
-        workspace, moved since, from a copy or another machine's. (A move to another file system is a copy
-        here: the folder gets a new inode.)"""
+        workspace, moved since, from a copy or another machine's."""
         path = self.root / ".workspace-id"
         try:
             here = os.stat(self.root)
@@ -246,31 +249,50 @@ class Workspace:
             return None
         inode = f"{here.st_dev}:{here.st_ino}"
         try:
-            words = path.read_text(encoding="utf-8", errors="replace").split()
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
         except FileNotFoundError:
-            words = []
+            lines = []
         except OSError:
             return None
-        if len(words) == 2 and re.fullmatch(r"[0-9a-f]{32}", words[0]) and words[1] == inode:
-            return words[0]
-        if words and re.fullmatch(r"[0-9a-f]{32}", words[0]):  # a copy (or an id without its inode)
-            new_id = hashlib.sha256(f"{words[0]} {inode}".encode()).hexdigest()[:32]
+        words = lines[0].split() if lines else []
+        recorded = lines[1] if len(lines) > 1 and lines[1] else None
+        old_id = words[0] if words and re.fullmatch(r"[0-9a-f]{32}", words[0]) else None
+        if old_id and len(words) == 2 and words[1] == inode:
+            if recorded == str(self.root):
+                return old_id
+            new_id = old_id  # moved within its file system (or a file without the path): record where it is
+        elif old_id and recorded is not None and not self._id_still_at(recorded, old_id):
+            new_id = old_id  # the recorded folder is gone: moved across file systems, or restored
+        elif old_id:  # a copy (or an id without its inode or path)
+            new_id = hashlib.sha256(f"{old_id} {inode}".encode()).hexdigest()[:32]
         else:
             new_id = uuid.uuid4().hex
         tmp = self.root / f".workspace-id.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial"
         try:
-            tmp.write_text(f"{new_id} {inode}\n", encoding="utf-8")
-            if words:
-                os.replace(tmp, path)  # a copy: every process derives the same id, so any writer wins
+            tmp.write_text(f"{new_id} {inode}\n{self.root}\n", encoding="utf-8")
+            if lines:
+                os.replace(tmp, path)  # every process derives the same id, so any writer wins
             else:
                 with contextlib.suppress(FileExistsError):
                     os.link(tmp, path)  # the first: two processes at once, one random id wins
         except OSError:
-            return None
+            return None if new_id != old_id else old_id  # read-only: a moved workspace still knows its id
         finally:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-        return self.identity() if not words else new_id
+        return self.identity() if not lines else new_id
+
+    def _id_still_at(self, folder: str, the_id: str) -> bool:
+        """Whether ``folder`` (another path than this root) is a workspace folder whose id file holds
+        ``the_id``: the original this workspace was copied from is still there."""
+        other = Path(folder)
+        try:
+            if other.resolve() == self.root:
+                return False  # the path is this root's own (restored in place): nothing else holds the id
+            first = (other / ".workspace-id").read_text(encoding="utf-8", errors="replace").split()
+        except OSError:
+            return False
+        return bool(first) and first[0] == the_id
 
     # ---------------------------------------------------------------- settings
     @property
