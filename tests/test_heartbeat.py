@@ -88,3 +88,26 @@ def test_a_beating_trial_is_left_running(tmp_path):
     assert t.state == TrialState.RUNNING
     assert abs(t.system_attrs[HEARTBEAT_ATTR] - time.time()) < 60
     assert storage._get_stale_trial_ids(study._study_id) == []
+
+
+def test_a_worker_beats_as_soon_as_it_takes_a_trial(tmp_path, monkeypatch):
+    """The beat thread starts with the training; before it, a taken trial had no heartbeat, which a database
+    storage now reads as a trial nobody took (``patience.PatientRDBStorage``). The first beat comes first."""
+    import tlcore.search.worker as worker
+    from tests.helpers.searchfix import add_tiny_dataset, tiny_spec
+    from tlcore.search import create_study, run_worker
+    from tlcore.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws")
+    add_tiny_dataset(ws)
+    create_study(ws, tiny_spec("beat", n_trials=1, epochs=1))
+    seen = []
+    real = worker._record_data
+
+    def look(ws_, trial, tspec):
+        seen.append(HEARTBEAT_ATTR in trial.storage.get_trial(trial._trial_id).system_attrs)
+        return real(ws_, trial, tspec)
+
+    monkeypatch.setattr(worker, "_record_data", look)
+    run_worker(ws, "beat")
+    assert seen == [True]

@@ -251,3 +251,25 @@ def test_a_trial_created_twice_by_a_lost_answer_does_not_hold_the_study(tmp_path
     assert lost == [0] and result.reason.startswith("budget met"), result
     assert trials[0].state == TrialState.FAIL, [t.state for t in trials]
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 2, [t.state for t in trials]
+
+
+def test_a_storage_that_lost_its_connection_watches_silent_trials_afresh(link):
+    """What a storage saw before its connection was cut is no watch: a trial taken just before a database
+    outage longer than the grace period was failed by another worker the moment the database came back, before
+    its own worker, still waiting to reconnect, could send its first beat."""
+    st = _storage_beating(link.url)
+    study = optuna.create_study(study_name="s", storage=st)
+    silent = st.create_new_trial(study._study_id)
+    assert st._get_stale_trial_ids(study._study_id) == []  # first seen now
+    link.cut()
+    with pytest.raises(Exception):
+        st.get_all_studies()
+    time.sleep(2.5)  # longer than the grace period, while the database is away
+    link.restore()
+    assert st._get_stale_trial_ids(study._study_id) == []  # seen afresh
+    time.sleep(2.5)
+    assert st._get_stale_trial_ids(study._study_id) == [silent]
+
+
+def _storage_beating(url: str) -> PatientRDBStorage:
+    return PatientRDBStorage(url, engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=1, grace_period=2)

@@ -42,7 +42,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 __all__ = [
     "HeartbeatJournalStorage", "HeartbeatThread", "DEFAULT_HEARTBEAT_INTERVAL", "DEFAULT_GRACE_PERIOD",
-    "MAX_RETRY", "HEARTBEAT_ATTR", "stale_trial_ids", "grace_period",
+    "MAX_RETRY", "HEARTBEAT_ATTR", "stale_trial_ids", "grace_period", "heartbeat_enabled",
 ]
 
 DEFAULT_HEARTBEAT_INTERVAL = 10
@@ -94,10 +94,15 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
 def grace_period(storage: BaseStorage) -> int | None:
     """The seconds without a heartbeat after which ``storage`` judges a running trial dead; None
     without heartbeats. (Optuna's RDB storage defaults to twice the interval.)"""
-    if not isinstance(storage, BaseHeartbeat) or not storage.get_heartbeat_interval():
+    if not heartbeat_enabled(storage):
         return None
     grace = getattr(storage, "grace_period", None)
     return int(grace) if grace else 2 * int(storage.get_heartbeat_interval() or 0)
+
+
+def heartbeat_enabled(storage: BaseStorage) -> bool:
+    """Whether ``storage`` keeps heartbeats (a ``BaseHeartbeat`` with an interval)."""
+    return isinstance(storage, BaseHeartbeat) and bool(storage.get_heartbeat_interval())
 
 
 def stale_trial_ids(storage: BaseStorage, study_id: int) -> list[int]:
@@ -130,7 +135,7 @@ class HeartbeatThread:
                 return
 
     def __enter__(self) -> HeartbeatThread:
-        if isinstance(self._storage, BaseHeartbeat) and self._storage.get_heartbeat_interval():
+        if heartbeat_enabled(self._storage):
             interval = float(self._storage.get_heartbeat_interval() or DEFAULT_HEARTBEAT_INTERVAL)
             self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True,
                                             name=f"heartbeat-{self._trial_id}")

@@ -25,7 +25,9 @@ storage here counts from the trial's start, ``heartbeat.HeartbeatJournalStorage`
 whose budget counts it waited on it forever. ``PatientRDBStorage`` also judges a RUNNING trial that
 has had no heartbeat for the grace period since this storage first saw it so (its own clock: a
 trial's start time is another machine's local time), so a worker fails it and queues it again as
-it does a dead worker's.
+it does a dead worker's. A worker beats once as soon as it takes a trial (``worker._first_beat``),
+so a live trial is silent only for that moment; and a storage that lost its connection starts
+those clocks again, since it did not watch while the database was away.
 """
 
 from __future__ import annotations
@@ -113,13 +115,20 @@ def _waited(method: Callable[..., Any], name: str) -> Callable[..., Any]:
     def call(self: PatientRDBStorage, *args: Any, **kwargs: Any) -> Any:
         wait = _PATIENCE.get()
         if wait is None or getattr(_INSIDE, "depth", 0):
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as exc:
+                if connection_lost(exc):
+                    self.__dict__.pop("_silent_since", None)  # what it saw before the cut is not a watch
+                raise
         began, tries = time.monotonic(), 0
         while True:
             _INSIDE.depth = 1
             try:
                 result = method(self, *args, **kwargs)
             except Exception as exc:
+                if connection_lost(exc):
+                    self.__dict__.pop("_silent_since", None)
                 waited = time.monotonic() - began
                 left = wait.seconds - waited
                 if not connection_lost(exc) or left <= 0 or (wait.stop is not None and wait.stop.is_set()):

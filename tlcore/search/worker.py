@@ -58,7 +58,7 @@ from tlcore.errors import ConfigError, StorageUnavailable, TLCoreError, Training
 from tlcore.runfolder import RUN_FILES
 from tlcore.search import attrs
 from tlcore.search.artifacts import artifact_store
-from tlcore.search.heartbeat import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, HeartbeatThread
+from tlcore.search.heartbeat import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, HeartbeatThread, heartbeat_enabled
 from tlcore.search.patience import DEFAULT_PATIENCE_S, PatientRDBStorage, driver_error, patient
 from tlcore.search.spec import StudySpec
 from tlcore.search.storage import check_heartbeat, open_storage
@@ -305,6 +305,14 @@ def run_worker(
     return result
 
 
+def _first_beat(st: Any, trial_id: int) -> None:
+    """The trial's first heartbeat, as soon as it is taken (the beat thread starts only with the training): a
+    RUNNING trial without one is judged from when a worker first sees it (``patience.PatientRDBStorage``),
+    so a live trial never looks like one nobody took."""
+    if heartbeat_enabled(st):
+        st.record_heartbeat(trial_id)
+
+
 def _folder_identity(ws: Workspace) -> tuple[int, int] | None:
     """The workspace folder's (device, inode), None when it is gone. Another value than at the start: the
     workspace was moved away (or deleted) while the worker ran, and what it wrote since went to a new, empty
@@ -417,6 +425,7 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
     from tlcore.trainer import ProgressHooks, train
 
     tid = trial._trial_id
+    _first_beat(st, tid)
     history: list[dict[str, Any]] = []
     rungs: list[dict[str, Any]] = []
     last_check = [time.time()]
