@@ -90,6 +90,25 @@ def test_a_beating_trial_is_left_running(tmp_path):
     assert storage._get_stale_trial_ids(study._study_id) == []
 
 
+def test_a_trial_whose_beats_stopped_is_stale_whatever_its_start_time_says(tmp_path):
+    """A trial's start is its creating machine's local time, without a zone: on a shared journal, a trial
+    started on a machine east of this one read as starting in the future, and as the later of its start and
+    its last beat counted, its worker's death went unnoticed for hours. A trial that beat is judged by its beat."""
+    import datetime as dt
+
+    from optuna.distributions import FloatDistribution
+
+    storage = _journal(tmp_path, grace_period=5)
+    study = optuna.create_study(storage=storage)
+    ahead = optuna.trial.create_trial(state=TrialState.RUNNING, params={"x": 0.5},
+                                      distributions={"x": FloatDistribution(0, 1)})
+    ahead.datetime_start = dt.datetime.now() + dt.timedelta(hours=3)  # started "in 3 h": a zone east
+    study.add_trial(ahead)
+    (t,) = study.get_trials(deepcopy=False)
+    storage.set_trial_system_attr(t._trial_id, HEARTBEAT_ATTR, time.time() - 60)  # its last beat: 60 s ago
+    assert storage._get_stale_trial_ids(study._study_id) == [t._trial_id]
+
+
 def test_a_worker_beats_as_soon_as_it_takes_a_trial(tmp_path, monkeypatch):
     """The beat thread starts with the training; before it, a taken trial had no heartbeat, which a database
     storage now reads as a trial nobody took (``patience.PatientRDBStorage``). The first beat comes first."""

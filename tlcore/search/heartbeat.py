@@ -73,8 +73,11 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         now = time.time()
         stale = []
         for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-            started = t.datetime_start.timestamp() if t.datetime_start else now
-            last = max(float(t.system_attrs.get(HEARTBEAT_ATTR, 0.0)), started)
+            beat = t.system_attrs.get(HEARTBEAT_ATTR)
+            if isinstance(beat, (int, float)):
+                last = float(beat)  # seconds since the epoch: the same on every machine
+            else:  # never beat (a worker beats as it takes a trial): from its start, in this machine's local time
+                last = t.datetime_start.timestamp() if t.datetime_start else now
             if now - last > self._grace:
                 stale.append(t._trial_id)
         return stale
