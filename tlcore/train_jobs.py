@@ -72,7 +72,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tlcore import background
 from tlcore._fsutil import atomic_write_json, atomic_write_text, atomic_write_yaml, read_json
@@ -181,11 +181,7 @@ def _locked(job: TrainJob) -> Iterator[None]:
     both update it; each update is read, change, atomic write)."""
     import fcntl
 
-    try:
-        fh = open(job.folder / ".state.lock", "a+b")
-    except FileNotFoundError as exc:
-        raise _folder_gone(job) from exc
-    with fh:
+    with _open_in(job, job.folder / ".state.lock", "a+b") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -193,13 +189,17 @@ def _locked(job: TrainJob) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _folder_gone(job: TrainJob) -> WorkspaceError:
-    """The error of a training process whose job folder has gone while it ran: its workspace was moved or
-    deleted (a raw ``FileNotFoundError`` on ``.state.lock`` had ended it in a traceback)."""
-    return WorkspaceError("The training job's folder is gone: its workspace was moved or deleted while the job "
-                          "ran. Nothing more can be saved there.", received=str(job.folder),
-                          fix="Train again in the workspace where it is now; stop training jobs before moving or "
-                              "copying a workspace.")
+def _open_in(job: TrainJob, path: Path, mode: str, **kw: Any) -> IO[Any]:
+    """``open(path, mode)`` for a file of ``job``'s folder; a ``WorkspaceError`` when the folder has gone
+    while the job ran: its workspace was moved or deleted (a raw ``FileNotFoundError`` on ``.state.lock``
+    had ended it in a traceback)."""
+    try:
+        return open(path, mode, **kw)
+    except FileNotFoundError as exc:
+        raise WorkspaceError("The training job's folder is gone: its workspace was moved or deleted while the job "
+                             "ran. Nothing more can be saved there.", received=str(job.folder),
+                             fix="Train again in the workspace where it is now; stop training jobs before moving "
+                                 "or copying a workspace.") from exc
 
 
 def _update(job: TrainJob, **changes: Any) -> dict[str, Any]:
@@ -218,11 +218,7 @@ def _update(job: TrainJob, **changes: Any) -> dict[str, Any]:
 def _append(job: TrainJob, record: dict[str, Any]) -> None:
     """Append one line to ``progress.jsonl`` (one write of one line: readers skip a torn last line)."""
     line = json.dumps({**record, "time": time.time()}, default=str, allow_nan=True) + "\n"
-    try:
-        fh = open(job.progress_file, "a", encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise _folder_gone(job) from exc
-    with fh:
+    with _open_in(job, job.progress_file, "a", encoding="utf-8") as fh:
         fh.write(line)
 
 
@@ -637,6 +633,6 @@ class JobReporter:
 
     def crashed(self, error: str) -> None:
         if not self.job.folder.is_dir():
-            return  # moved or deleted while it ran (``_folder_gone``): there is nowhere to say so
+            return  # moved or deleted while it ran (``_open_in``): there is nowhere to say so
         _update(self.job, status="crashed", ended=time.time(), error=error or "unknown error")
         _append(self.job, {"type": "status", "text": f"Error: {error}"})

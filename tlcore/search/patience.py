@@ -44,6 +44,8 @@ from typing import Any
 from optuna.exceptions import StorageInternalError
 from optuna.storages import RDBStorage
 
+from tlcore.search.heartbeat import grace_period
+
 __all__ = ["DEFAULT_PATIENCE_S", "PatientRDBStorage", "connection_lost", "driver_error", "patient", "WAITED_METHODS"]
 
 DEFAULT_PATIENCE_S = 300.0
@@ -119,7 +121,7 @@ def _waited(method: Callable[..., Any], name: str) -> Callable[..., Any]:
                 return method(self, *args, **kwargs)
             except Exception as exc:
                 if connection_lost(exc):
-                    self.__dict__.pop("_silent_since", None)  # what it saw before the cut is not a watch
+                    self.forget_silent()
                 raise
         began, tries = time.monotonic(), 0
         while True:
@@ -127,12 +129,13 @@ def _waited(method: Callable[..., Any], name: str) -> Callable[..., Any]:
             try:
                 result = method(self, *args, **kwargs)
             except Exception as exc:
-                if connection_lost(exc):
-                    self.__dict__.pop("_silent_since", None)
+                lost = connection_lost(exc)
+                if lost:
+                    self.forget_silent()
                 waited = time.monotonic() - began
                 left = wait.seconds - waited
-                if not connection_lost(exc) or left <= 0 or (wait.stop is not None and wait.stop.is_set()):
-                    if tries and connection_lost(exc):
+                if not lost or left <= 0 or (wait.stop is not None and wait.stop.is_set()):
+                    if tries and lost:
                         wait.log(f"study storage: still not answering after {waited:.0f} s; giving up")
                     raise
                 if not tries:
@@ -171,6 +174,11 @@ class PatientRDBStorage(RDBStorage):
                     .all())
         return {int(r[0]) for r in rows}
 
+    def forget_silent(self) -> None:
+        """Start the clocks of heartbeat-less trials again: what it saw before its connection was cut is no
+        watch (``_stale_or_silent``)."""
+        self.__dict__.pop("_silent_since", None)
+
     def scrub(self, text: str) -> str:
         """``text`` (a driver's error) without the URL's password, for the log."""
         from tlcore.search._urls import scrub_secrets
@@ -182,7 +190,7 @@ def _stale_or_silent(self: PatientRDBStorage, study_id: int) -> list[int]:
     """Optuna's stale trials (a heartbeat older than the grace period) and the RUNNING trials that have had
     no heartbeat for the grace period since this storage first saw them without one."""
     stale = RDBStorage._get_stale_trial_ids(self, study_id)
-    grace = self.grace_period if self.grace_period is not None else 2 * (self.heartbeat_interval or 0)
+    grace = grace_period(self) or 0
     silent = self._silent_running(study_id)
     now = time.monotonic()
     seen: dict[int, float] = self.__dict__.setdefault("_silent_since", {}).setdefault(study_id, {})
