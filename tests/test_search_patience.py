@@ -273,3 +273,30 @@ def test_a_storage_that_lost_its_connection_watches_silent_trials_afresh(link):
 
 def _storage_beating(url: str) -> PatientRDBStorage:
     return PatientRDBStorage(url, engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=1, grace_period=2)
+
+
+def test_a_storage_that_lost_its_connection_judges_no_beat_until_a_grace_after_it_is_back(link, fresh_postgres_url):
+    """After an outage longer than the grace period every live trial's last beat is old: a worker whose storage
+    had lost its connection (here its own heartbeat failed) failed a trial still training the moment the database
+    answered it again, before that trial's beat thread had reached the database. It now waits a grace period
+    from then; a trial whose beats do not come back is still judged, one grace period later."""
+    from tlcore.search.heartbeat import HeartbeatThread
+
+    judge = _storage_beating(link.url)
+    worker = _storage_beating(fresh_postgres_url)  # the trial's own worker, on another route to the database
+    study = optuna.create_study(study_name="s", storage=judge)
+    mine, live = judge.create_new_trial(study._study_id), worker.create_new_trial(study._study_id)
+    judge.record_heartbeat(mine)
+    worker.record_heartbeat(live)
+    link.cut()
+    with pytest.raises((optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError)):
+        judge.record_heartbeat(mine)  # the judge's beat thread meets the outage
+    time.sleep(2.5)  # longer than the grace period: both trials' last beats are old now
+    link.restore()
+    assert judge._get_stale_trial_ids(study._study_id) == []  # before: [mine, live], failing a live trial
+    judge.set_trial_state_values(mine, TrialState.COMPLETE, [0.5])  # the judge's own trial ends
+    with HeartbeatThread(worker, live):  # its worker reaches the database again and beats each second
+        time.sleep(2.5)
+        assert judge._get_stale_trial_ids(study._study_id) == []
+    time.sleep(2.5)  # its worker has stopped beating: judged by Optuna's rule again
+    assert judge._get_stale_trial_ids(study._study_id) == [live]

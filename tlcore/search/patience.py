@@ -28,6 +28,14 @@ trial's start time is another machine's local time), so a worker fails it and qu
 it does a dead worker's. A worker beats once as soon as it takes a trial (``worker._first_beat``),
 so a live trial is silent only for that moment; and a storage that lost its connection starts
 those clocks again, since it did not watch while the database was away.
+
+For the same reason a storage that lost its connection (in any call, its heartbeats included) judges
+no trial by its heartbeat until the grace period has passed since the database answered it again.
+After an outage longer than the grace period every live trial's last beat is old, and Optuna's rule
+(a beat older than the grace period, by the database's clock) failed the trial of a worker still
+training the moment another worker asked, before its beat thread had reached the database again;
+its worker then stopped it and the trial started over. A worker that is dead is still judged, one
+grace period later.
 """
 
 from __future__ import annotations
@@ -121,7 +129,7 @@ def _waited(method: Callable[..., Any], name: str) -> Callable[..., Any]:
                 return method(self, *args, **kwargs)
             except Exception as exc:
                 if connection_lost(exc):
-                    self.forget_silent()
+                    self.lost_sight()
                 raise
         began, tries = time.monotonic(), 0
         while True:
@@ -131,7 +139,7 @@ def _waited(method: Callable[..., Any], name: str) -> Callable[..., Any]:
             except Exception as exc:
                 lost = connection_lost(exc)
                 if lost:
-                    self.forget_silent()
+                    self.lost_sight()
                 waited = time.monotonic() - began
                 left = wait.seconds - waited
                 if not lost or left <= 0 or (wait.stop is not None and wait.stop.is_set()):
@@ -174,10 +182,21 @@ class PatientRDBStorage(RDBStorage):
                     .all())
         return {int(r[0]) for r in rows}
 
-    def forget_silent(self) -> None:
-        """Start the clocks of heartbeat-less trials again: what it saw before its connection was cut is no
-        watch (``_stale_or_silent``)."""
+    def lost_sight(self) -> None:
+        """Its connection was cut: what it saw before is no watch. The clocks of heartbeat-less trials start
+        again, and no trial is judged by its heartbeat until a grace period after the database answers again
+        (``_stale_or_silent``)."""
         self.__dict__.pop("_silent_since", None)
+        self.__dict__["_lost"] = True
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        """Optuna's, noting a lost connection (the beat thread does not wait: its next beat tries again)."""
+        try:
+            super().record_heartbeat(trial_id)
+        except Exception as exc:
+            if connection_lost(exc):
+                self.lost_sight()
+            raise
 
     def scrub(self, text: str) -> str:
         """``text`` (a driver's error) without the URL's password, for the log."""
@@ -187,12 +206,17 @@ class PatientRDBStorage(RDBStorage):
 
 
 def _stale_or_silent(self: PatientRDBStorage, study_id: int) -> list[int]:
-    """Optuna's stale trials (a heartbeat older than the grace period) and the RUNNING trials that have had
-    no heartbeat for the grace period since this storage first saw them without one."""
+    """Optuna's stale trials (a heartbeat older than the grace period), unless this storage lost its connection
+    less than a grace period before the database answered this, and the RUNNING trials that have had no
+    heartbeat for the grace period since this storage first saw them without one."""
     stale = RDBStorage._get_stale_trial_ids(self, study_id)
     grace = grace_period(self) or 0
     silent = self._silent_running(study_id)
     now = time.monotonic()
+    if self.__dict__.pop("_lost", False):
+        self.__dict__["_back_since"] = now
+    if now - self.__dict__.get("_back_since", -float("inf")) <= grace:
+        stale = []  # its workers' beats may not have reached the database again yet
     seen: dict[int, float] = self.__dict__.setdefault("_silent_since", {}).setdefault(study_id, {})
     for tid in [t for t in seen if t not in silent]:
         del seen[tid]
