@@ -30,7 +30,8 @@ so a live trial is silent only for that moment; and a storage that lost its conn
 those clocks again, since it did not watch while the database was away.
 
 For the same reason a storage that lost its connection (in any call, its heartbeats included) judges
-no trial by its heartbeat until the grace period has passed since the database answered it again.
+no trial by its heartbeat until the grace period has passed since the database answered it again
+(counted from its first look at the study's trials after that).
 After an outage longer than the grace period every live trial's last beat is old, and Optuna's rule
 (a beat older than the grace period, by the database's clock) failed the trial of a worker still
 training the moment another worker asked, before its beat thread had reached the database again;
@@ -206,9 +207,10 @@ class PatientRDBStorage(RDBStorage):
 
 
 def _stale_or_silent(self: PatientRDBStorage, study_id: int) -> list[int]:
-    """Optuna's stale trials (a heartbeat older than the grace period), unless this storage lost its connection
-    less than a grace period before the database answered this, and the RUNNING trials that have had no
-    heartbeat for the grace period since this storage first saw them without one."""
+    """Optuna's stale trials (a heartbeat older than the grace period), none of them while less than a grace
+    period has passed since the first of these calls the database answered after this storage lost its
+    connection, and the RUNNING trials that have had no heartbeat for the grace period since this storage
+    first saw them without one."""
     stale = RDBStorage._get_stale_trial_ids(self, study_id)
     grace = grace_period(self) or 0
     silent = self._silent_running(study_id)
