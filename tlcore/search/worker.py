@@ -58,7 +58,7 @@ from tlcore.errors import ConfigError, StorageUnavailable, TLCoreError, Training
 from tlcore.runfolder import RUN_FILES
 from tlcore.search import attrs
 from tlcore.search.artifacts import artifact_store
-from tlcore.search.heartbeat import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, HeartbeatThread, heartbeat_enabled
+from tlcore.search.heartbeat import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, HeartbeatThread
 from tlcore.search.patience import DEFAULT_PATIENCE_S, PatientRDBStorage, driver_error, patient
 from tlcore.search.spec import StudySpec
 from tlcore.search.storage import check_heartbeat, open_storage
@@ -273,8 +273,11 @@ def run_worker(
                     warnings.simplefilter("ignore", UserWarning)
                     trial = study.ask()
                 result.trials.append(trial.number)
-                outcome = _run_trial(ws, study, st, spec, trial, store, worker_id, state, stop_wanted, study_stopped, log,
-                                     augmentation)
+                # beating from the moment it is taken: a RUNNING trial without a heartbeat is judged from when a
+                # worker first sees it (``patience.PatientRDBStorage``), so a live trial never looks like one nobody took
+                with HeartbeatThread(st, trial._trial_id):
+                    outcome = _run_trial(ws, study, st, spec, trial, store, worker_id, state, stop_wanted, study_stopped,
+                                         log, augmentation)
                 state.update(force=True, trials_done=len(result.trials), state=WorkerState.BETWEEN_TRIALS, trial=None)
                 if outcome == "error":
                     errors += 1
@@ -303,14 +306,6 @@ def run_worker(
                      **({"trial": None} if final == WorkerState.FINISHED else {}))
     log(f"worker {worker_id}: stopped: {result.reason}; ran trials {result.trials}")
     return result
-
-
-def _first_beat(st: Any, trial_id: int) -> None:
-    """The trial's first heartbeat, as soon as it is taken (the beat thread starts only with the training): a
-    RUNNING trial without one is judged from when a worker first sees it (``patience.PatientRDBStorage``),
-    so a live trial never looks like one nobody took."""
-    if heartbeat_enabled(st):
-        st.record_heartbeat(trial_id)
 
 
 def _folder_identity(ws: Workspace) -> tuple[int, int] | None:
@@ -425,7 +420,6 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
     from tlcore.trainer import ProgressHooks, train
 
     tid = trial._trial_id
-    _first_beat(st, tid)
     history: list[dict[str, Any]] = []
     rungs: list[dict[str, Any]] = []
     last_check = [time.time()]
@@ -498,65 +492,63 @@ def _run_trial(ws: Workspace, study: optuna.Study, st: Any, spec: StudySpec, tri
 
     tmp = Path(tempfile.mkdtemp(prefix=f"trial-{trial.number}-{socket.gethostname()}-{os.getpid()}-", dir=ws.cache_dir))
     try:
-        with HeartbeatThread(st, tid):
-            try:
-                res = train(tspec, ws, run_dir=tmp / "run", augmentation=augmentation,
-                            hooks=ProgressHooks(on_batch=on_batch, on_epoch=on_epoch, on_status=on_status,
-                                                    on_stage=on_stage))
-                still_mine()
-                state.update(force=True, status="saving the trial's files")
-                ids = {}
-                for fname in RUN_FILES:
-                    path = res.run_dir / fname
-                    if path.exists():
-                        ids[fname] = optuna.artifacts.upload_artifact(
-                            artifact_store=store, file_path=str(path), study_or_trial=trial)
-                attrs.set_artifacts(trial, ids)
-                attrs.set_metrics(trial, _summary_metrics(res.metrics))
-                value = _objective_value(spec, res.history)
-                study.tell(trial, value)
-                log(f"trial {trial.number}: complete, {spec.objective} {value:.4f}")
-                return "complete"
-            except optuna.TrialPruned as exc:
-                study.tell(trial, state=TrialState.PRUNED)
-                log(f"trial {trial.number}: {exc}")
-                return "pruned"
-            except TrainingDiverged as exc:  # stopped at once; pruned, so the sampler learns the region is bad
-                # The epoch the guard stopped never reached on_epoch: record it here, and on a rung as not
-                # promoted, so later trials are judged against it like any other.
-                if exc.history and record(exc.history[-1]):
-                    rungs[-1]["promoted"] = False
-                    attrs.set_rungs(trial, rungs)
-                attrs.set_diverged(trial, exc.reason)
-                study.tell(trial, state=TrialState.PRUNED)
-                log(f"trial {trial.number}: diverged: {exc.reason}")
-                return "pruned"
-            except _Interrupted:
-                if not study_stopped():
-                    _hand_back(st, study, trial)
-                    log(f"trial {trial.number}: interrupted (this worker was told to stop); handed back to the "
-                        "queue with the same parameters for another worker")
-                    return "handed back"
-                attrs.mark_interrupted(trial)
-                study.tell(trial, state=TrialState.FAIL)
-                log(f"trial {trial.number}: interrupted (study stopped); it is queued again on resume")
-                return "interrupted"
-            except (_Abandoned, optuna.exceptions.UpdateFinishedTrialError):
-                log(f"trial {trial.number}: ended from outside (marked failed); moving on")
-                return "abandoned"
-            except Exception as exc:  # one bad trial must not end the search
-                if _storage_down(exc):  # nothing can be written there (no error attribute, no tell): the
-                    raise  # worker ends, saying so (run_worker)
-                msg = str(exc) if isinstance(exc, TLCoreError) else f"{type(exc).__name__}: {exc}"
-                # a TLCoreError says what is wrong and how to fix it; a traceback is for the unexpected
-                log(f"trial {trial.number}: failed: {msg}"
-                    + ("" if isinstance(exc, TLCoreError) else f"\n{traceback.format_exc()}"))
-                try:
-                    attrs.set_error(trial, msg[:2000])
-                    study.tell(trial, state=TrialState.FAIL)
-                except optuna.exceptions.UpdateFinishedTrialError:
-                    pass
-                return "error"
+        res = train(tspec, ws, run_dir=tmp / "run", augmentation=augmentation,
+                    hooks=ProgressHooks(on_batch=on_batch, on_epoch=on_epoch, on_status=on_status,
+                                        on_stage=on_stage))
+        still_mine()
+        state.update(force=True, status="saving the trial's files")
+        ids = {}
+        for fname in RUN_FILES:
+            path = res.run_dir / fname
+            if path.exists():
+                ids[fname] = optuna.artifacts.upload_artifact(
+                    artifact_store=store, file_path=str(path), study_or_trial=trial)
+        attrs.set_artifacts(trial, ids)
+        attrs.set_metrics(trial, _summary_metrics(res.metrics))
+        value = _objective_value(spec, res.history)
+        study.tell(trial, value)
+        log(f"trial {trial.number}: complete, {spec.objective} {value:.4f}")
+        return "complete"
+    except optuna.TrialPruned as exc:
+        study.tell(trial, state=TrialState.PRUNED)
+        log(f"trial {trial.number}: {exc}")
+        return "pruned"
+    except TrainingDiverged as exc:  # stopped at once; pruned, so the sampler learns the region is bad
+        # The epoch the guard stopped never reached on_epoch: record it here, and on a rung as not
+        # promoted, so later trials are judged against it like any other.
+        if exc.history and record(exc.history[-1]):
+            rungs[-1]["promoted"] = False
+            attrs.set_rungs(trial, rungs)
+        attrs.set_diverged(trial, exc.reason)
+        study.tell(trial, state=TrialState.PRUNED)
+        log(f"trial {trial.number}: diverged: {exc.reason}")
+        return "pruned"
+    except _Interrupted:
+        if not study_stopped():
+            _hand_back(st, study, trial)
+            log(f"trial {trial.number}: interrupted (this worker was told to stop); handed back to the "
+                "queue with the same parameters for another worker")
+            return "handed back"
+        attrs.mark_interrupted(trial)
+        study.tell(trial, state=TrialState.FAIL)
+        log(f"trial {trial.number}: interrupted (study stopped); it is queued again on resume")
+        return "interrupted"
+    except (_Abandoned, optuna.exceptions.UpdateFinishedTrialError):
+        log(f"trial {trial.number}: ended from outside (marked failed); moving on")
+        return "abandoned"
+    except Exception as exc:  # one bad trial must not end the search
+        if _storage_down(exc):  # nothing can be written there (no error attribute, no tell): the
+            raise  # worker ends, saying so (run_worker)
+        msg = str(exc) if isinstance(exc, TLCoreError) else f"{type(exc).__name__}: {exc}"
+        # a TLCoreError says what is wrong and how to fix it; a traceback is for the unexpected
+        log(f"trial {trial.number}: failed: {msg}"
+            + ("" if isinstance(exc, TLCoreError) else f"\n{traceback.format_exc()}"))
+        try:
+            attrs.set_error(trial, msg[:2000])
+            study.tell(trial, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass
+        return "error"
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         keras.backend.clear_session()
