@@ -25,9 +25,9 @@ storage here counts from the trial's start, ``heartbeat.HeartbeatJournalStorage`
 whose budget counts it waited on it forever. ``PatientRDBStorage`` also judges a RUNNING trial that
 has had no heartbeat for the grace period since this storage first saw it so (its own clock: a
 trial's start time is another machine's local time), so a worker fails it and queues it again as
-it does a dead worker's. A worker beats once as soon as it takes a trial (``worker._first_beat``),
-so a live trial is silent only for that moment; and a storage that lost its connection starts
-those clocks again, since it did not watch while the database was away.
+it does a dead worker's. A worker's beat thread starts as soon as it takes a trial
+(``worker.run_worker``), so a live trial is silent only for that moment; and a storage that lost
+its connection starts those clocks again, since it did not watch while the database was away.
 
 For the same reason a storage that lost its connection (in any call, its heartbeats included) judges
 no trial by its heartbeat until the grace period has passed since the database answered it again
@@ -121,17 +121,22 @@ def driver_error(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {(str(cause).strip().splitlines() or [type(cause).__name__])[0]}"
 
 
+def _noting_loss(storage: PatientRDBStorage, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``method(storage, ...)`` without waiting; a lost connection is noted (``lost_sight``) before it goes on."""
+    try:
+        return method(storage, *args, **kwargs)
+    except Exception as exc:
+        if connection_lost(exc):
+            storage.lost_sight()
+        raise
+
+
 def _waited(method: Callable[..., Any], name: str) -> Callable[..., Any]:
     @functools.wraps(method)
     def call(self: PatientRDBStorage, *args: Any, **kwargs: Any) -> Any:
         wait = _PATIENCE.get()
         if wait is None or getattr(_INSIDE, "depth", 0):
-            try:
-                return method(self, *args, **kwargs)
-            except Exception as exc:
-                if connection_lost(exc):
-                    self.lost_sight()
-                raise
+            return _noting_loss(self, method, *args, **kwargs)
         began, tries = time.monotonic(), 0
         while True:
             _INSIDE.depth = 1
@@ -192,12 +197,7 @@ class PatientRDBStorage(RDBStorage):
 
     def record_heartbeat(self, trial_id: int) -> None:
         """Optuna's, noting a lost connection (the beat thread does not wait: its next beat tries again)."""
-        try:
-            super().record_heartbeat(trial_id)
-        except Exception as exc:
-            if connection_lost(exc):
-                self.lost_sight()
-            raise
+        _noting_loss(self, RDBStorage.record_heartbeat, trial_id)
 
     def scrub(self, text: str) -> str:
         """``text`` (a driver's error) without the URL's password, for the log."""
