@@ -38,6 +38,7 @@ from tlcore.search import (
     open_storage,
     study_frame,
 )
+from tlcore.search.heartbeat import DEFAULT_GRACE_PERIOD
 from tlcore.search.results import best_so_far, fraction_text, with_outcomes, with_stalled
 from tlcore.search.worker_state import GAVE_UP, TRAINING_STATUS, WorkerState
 from tlcore.workspace import Workspace
@@ -222,7 +223,7 @@ def crash_text(w: WorkerInfo, tail: str, *, ended: bool = False) -> str:
     quoted = f"The last line of its log: {md_escape(last)} " if last else "Its log is empty. "
     if w.lost_storage:  # not the worker's fault: nothing to fix but the database, which answers again now
         what = (f"; trial {w.trial}, which it was running, " + ("has been run again since" if ended else
-                "is run again once its heartbeat is missed (60 s by default) and a worker starts")
+                f"is run again once its heartbeat is missed ({DEFAULT_GRACE_PERIOD} s by default) and a worker starts")
                 if w.trial is not None else "")
         return (f"Worker {md_escape(w.worker_id)} stopped when the study database stopped answering for longer "
                 f"than its patience (pid {w.pid}){what}. {quoted}The database answers again now: start workers "
@@ -244,7 +245,7 @@ def stalled_text(stalled: dict[int, str]) -> str:
     return (f"{'A trial shows' if len(stalled) == 1 else 'Trials show'} as running, but no worker trains "
             f"{'it' if len(stalled) == 1 else 'them'} any more ({which}). A worker of this study marks such a "
             "trial failed and runs it again with the same parameters when it next looks for a trial, once the "
-            "trial has had no heartbeat for the grace period (60 s by default): press Add workers below to "
+            f"trial has had no heartbeat for the grace period ({DEFAULT_GRACE_PERIOD} s by default): press Add workers below to "
             "continue, or Mark failed to give it up.")
 
 
