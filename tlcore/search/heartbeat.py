@@ -118,7 +118,8 @@ def stale_trial_ids(storage: BaseStorage, study_id: int) -> list[int]:
 
 
 class HeartbeatThread:
-    """Records a trial's heartbeat every interval until stopped (a context manager).
+    """Records a trial's heartbeat every interval until stopped (a context manager): the first on entering,
+    before it returns (so the trial has one from then on), the next ones from a thread.
 
     Does nothing for a storage without heartbeats (not a ``BaseHeartbeat``, or no interval).
     """
@@ -128,17 +129,19 @@ class HeartbeatThread:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def _beat(self) -> None:
+        try:
+            self._storage.record_heartbeat(self._trial_id)  # type: ignore[attr-defined]
+        except Exception:  # a transient storage error must not kill training; the next beat retries
+            pass
+
     def _run(self, interval: float) -> None:
-        while True:
-            try:
-                self._storage.record_heartbeat(self._trial_id)  # type: ignore[attr-defined]
-            except Exception:  # a transient storage error must not kill training; the next beat retries
-                pass
-            if self._stop.wait(interval):
-                return
+        while not self._stop.wait(interval):
+            self._beat()
 
     def __enter__(self) -> HeartbeatThread:
         if heartbeat_enabled(self._storage):
+            self._beat()
             interval = float(self._storage.get_heartbeat_interval() or DEFAULT_HEARTBEAT_INTERVAL)
             self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True,
                                             name=f"heartbeat-{self._trial_id}")
